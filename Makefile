@@ -1,0 +1,35 @@
+# The two commands a newcomer needs:  `make up`  and  `make test`.
+PY := .venv/bin/python
+export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup up test gen check-gen lint bench clean
+
+# Installs everything (Python venv, Node tooling, generated code) from the package registries.
+setup:
+	bash scripts/setup.sh
+
+up: setup
+	$(PY) -m services.cli.main up
+
+test: setup
+	bash scripts/test.sh
+
+# Regenerates gen/ (Python, TypeScript, descriptor set) from proto/.
+gen:
+	bash scripts/generate.sh
+
+# Fails when the committed generated code differs from what proto/ generates.
+check-gen: gen
+	git diff --exit-code --stat -- gen/ || (echo "gen/ is stale: run 'make gen' and commit" && exit 1)
+
+lint:
+	node_modules/.bin/buf lint
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+bench:
+	$(PY) -m bench
+
+clean:
+	rm -rf .venv node_modules build

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerates everything under gen/ from proto/ (the one command: `make gen`).
+#   gen/python      protobuf messages, gRPC stubs and .pyi type stubs (grpcio-tools, mypy-protobuf)
+#   gen/ts          TypeScript messages and service descriptors (protoc-gen-es via buf)
+#   gen/descriptor  the descriptor set Envoy's gRPC-JSON transcoder loads
+# Python goes through grpcio-tools directly because its gRPC generator is built into its protoc
+# and buf cannot call it as a plugin. The Google API protos come from the installed
+# googleapis-common-protos package (no remote registry is reachable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+BUF=node_modules/.bin/buf
+
+deps=build/proto-deps
+site=$("$PY" -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')
+rm -rf "$deps" && mkdir -p "$deps/google/api" "$deps/google/rpc"
+for f in annotations http httpbody field_behavior; do cp "$site/google/api/$f.proto" "$deps/google/api/"; done
+for f in status error_details code; do cp "$site/google/rpc/$f.proto" "$deps/google/rpc/"; done
+
+rm -rf gen && mkdir -p gen/python gen/descriptor
+mapfile -t protos < <(cd proto && find exness -name '*.proto' | sort)
+"$PY" -m grpc_tools.protoc -Iproto -I"$deps" \
+  --python_out=gen/python --grpc_python_out=gen/python \
+  --plugin=protoc-gen-mypy="$(dirname "$PY")/protoc-gen-mypy" --plugin=protoc-gen-mypy_grpc="$(dirname "$PY")/protoc-gen-mypy_grpc" \
+  --mypy_out=quiet:gen/python --mypy_grpc_out=quiet:gen/python \
+  "${protos[@]}"
+# Make every generated directory a regular package (mypy and setuptools both want that).
+find gen/python/exness -type d -exec touch {}/__init__.py \;
+
+"$BUF" generate --path proto/exness
+# Our services plus google.rpc error details, so the transcoder can render Status.details.
+"$BUF" build -o gen/descriptor/exness.binpb
+echo "generated: $(find gen -type f | wc -l) files"

@@ -1,0 +1,35 @@
+"""Decimal numbers on the wire: plain-notation strings, never floats."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+_DECIMAL_RE = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parses "12.50"-style text; raises ValueError on anything else (exponents, "NaN",
+    "1,000", spaces, leading "+", leading zeros)."""
+    if not _DECIMAL_RE.match(text):
+        raise ValueError(f"not a plain decimal number: {text[:40]!r}")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex rules this out
+        raise ValueError(str(exc)) from exc
+
+
+def scale_of(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def format_decimal(value: Decimal, places: int | None = None) -> str:
+    """Plain notation, no exponent; quantized to `places` when given."""
+    if places is not None:
+        value = value.quantize(Decimal(1).scaleb(-places))
+    text = format(value, "f")
+    if places is None and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

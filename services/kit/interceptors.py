@@ -1,0 +1,239 @@
+"""The request pipeline every service runs before and around its handlers:
+
+1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential;
+   the verified caller is put in a context variable (services never trust ids in bodies);
+2. validation of the request against the rules declared in the .proto;
+3. error mapping: ServiceError -> its google.rpc.Status; anything else -> INTERNAL, logged;
+4. one structured log line per call (method, code, duration).
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from services.kit import validation
+from services.kit.errors import (
+    ServiceError,
+    internal_status,
+    invalid_argument,
+    permission_denied,
+    unauthenticated,
+)
+from services.kit.identity import (
+    TokenVerifier,
+    bearer_token,
+    reset_current_caller,
+    set_current_caller,
+)
+
+log = logging.getLogger("exness.rpc")
+
+SERVICE_TOKEN_HEADER = "x-service-token"
+_ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    USER = "user"
+    SERVICE = "service"
+
+
+class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Methods not named in `access` need a USER token (deny by default), except gRPC health
+    and reflection, which are always public."""
+
+    def __init__(
+        self,
+        access: Mapping[str, Access],
+        verifier: TokenVerifier | None,
+        service_token: str | None = None,
+    ) -> None:
+        self._access = dict(access)
+        self._verifier = verifier
+        self._service_token = service_token
+
+    def access_of(self, method: str) -> Access:
+        if method.startswith(_ALWAYS_PUBLIC):
+            return Access.PUBLIC
+        return self._access.get(method, Access.USER)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method
+        access = self.access_of(method)
+        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        guard = _Guard(self, method, access, metadata)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                guard.unary_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                guard.unary_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                guard.stream_unary(handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            guard.stream_stream(handler.stream_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def authenticate(self, access: Access, metadata: Mapping[str, str]) -> Any:
+        """The caller for USER methods, None otherwise; raises for a missing/bad credential."""
+        if access is Access.PUBLIC:
+            return None
+        if access is Access.SERVICE:
+            presented = metadata.get(SERVICE_TOKEN_HEADER)
+            if presented is None:
+                if "authorization" in metadata:
+                    raise permission_denied("this method is internal: user tokens may not call it")
+                raise unauthenticated("this method needs the service credential")
+            if not self._service_token or not hmac.compare_digest(
+                presented.encode(), self._service_token.encode()
+            ):
+                raise unauthenticated("the service credential is wrong")
+            return None
+        token = bearer_token(metadata)
+        if token is None:
+            raise unauthenticated("this method needs an access token (authorization: Bearer ...)")
+        if self._verifier is None:  # pragma: no cover - a wiring mistake, not a user error
+            raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "no token verifier")
+        return await self._verifier.verify(token)
+
+
+class _Guard:
+    """Wraps one call's behaviour with the pipeline steps."""
+
+    def __init__(
+        self, pipeline: RequestPipeline, method: str, access: Access, metadata: Mapping[str, str]
+    ) -> None:
+        self.pipeline = pipeline
+        self.method = method
+        self.access = access
+        self.metadata = metadata
+
+    async def _enter(self, request: Any | None) -> Any:
+        caller = await self.pipeline.authenticate(self.access, self.metadata)
+        if request is not None:
+            found = validation.violations(request)
+            if found:
+                raise invalid_argument(found)
+        return set_current_caller(caller)
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, ServiceError):
+            status = exc.to_status()
+            level = logging.INFO
+        else:
+            status = internal_status()
+            level = logging.ERROR
+        log.log(
+            level,
+            "rpc failed",
+            extra={"method": self.method, "code": status.code, "error": str(exc)},
+            exc_info=exc if level == logging.ERROR else None,
+        )
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    def _done(self, started: float) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("rpc ok", extra={"method": self.method,
+                                       "ms": round((time.perf_counter() - started) * 1000, 3)})
+
+    def unary_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            token = None
+            try:
+                token = await self._enter(request)
+                response = await inner(request, context)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, exc)
+            finally:
+                if token is not None:
+                    reset_current_caller(token)
+            self._done(started)
+            return response
+
+        return behaviour
+
+    def unary_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            token = None
+            try:
+                token = await self._enter(request)
+                result = inner(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:
+                    await result
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, exc)
+            finally:
+                if token is not None:
+                    reset_current_caller(token)
+
+        return behaviour
+
+    def stream_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            token = None
+            try:
+                token = await self._enter(None)
+                response = await inner(requests, context)
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, exc)
+            finally:
+                if token is not None:
+                    reset_current_caller(token)
+            return response
+
+        return behaviour
+
+    def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
+        async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            token = None
+            try:
+                token = await self._enter(None)
+                async for item in inner(requests, context):
+                    yield item
+            except Exception as exc:
+                if isinstance(exc, grpc.aio.AbortError):
+                    raise
+                await self._fail(context, exc)
+            finally:
+                if token is not None:
+                    reset_current_caller(token)
+
+        return behaviour

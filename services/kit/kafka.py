@@ -1,0 +1,86 @@
+"""Kafka clients with the settings this platform relies on, and explicit topic creation.
+
+The embedded broker (Tansu) rejects idempotent and transactional producers, so delivery is
+at-least-once with acks=all and consumers dedupe by sequence numbers carried in the payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+QUOTES_TOPIC = "market.quotes"  # key: symbol; value: exness.market.v1.QuoteEvent
+EVENTS_TOPIC = "trading.events"  # key: account id; value: exness.trading.v1.AccountEvent
+
+TOPIC_PARTITIONS: Mapping[str, int] = {QUOTES_TOPIC: 4, EVENTS_TOPIC: 4}
+
+# Tansu holds JoinGroup for half the session timeout: a short one makes group start-up fast.
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1000
+
+
+def make_producer(bootstrap: str, *, linger_ms: int = 2, client_id: str = "exness") -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=linger_ms,
+        request_timeout_ms=15000,
+        retry_backoff_ms=200,
+    )
+
+
+def make_consumer(
+    bootstrap: str,
+    *topics: str,
+    group_id: str | None,
+    auto_offset_reset: str = "latest",
+    enable_auto_commit: bool = True,
+    client_id: str = "exness",
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        group_id=group_id,
+        auto_offset_reset=auto_offset_reset,
+        enable_auto_commit=enable_auto_commit,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        retry_backoff_ms=200,
+        metadata_max_age_ms=30000,
+    )
+
+
+async def ensure_topics(
+    bootstrap: str, topics: Mapping[str, int] = TOPIC_PARTITIONS, *, timeout_s: float = 30.0
+) -> None:
+    """Creates the topics that do not exist yet (never relies on auto-creation)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+                log.info("created topics", extra={"topics": [t.name for t in missing]})
+            return
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()

@@ -1,0 +1,110 @@
+"""Settings from the environment, read once at start-up.
+
+Every knob has a default that works on one machine (`exness up`); production overrides them
+with environment variables (see docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where embedded PostgreSQL, signing keys and the service token live.
+    data_dir: Path = field(default_factory=lambda: Path(".data").resolve())
+    # External infrastructure; empty means the embedded defaults.
+    database_url: str = ""
+    kafka_bootstrap_servers: str = ""
+    bind_host: str = "127.0.0.1"
+    auth_port: int = 50051
+    market_port: int = 50052
+    trading_port: int = 50053
+    # Where services find each other.
+    auth_addr: str = "127.0.0.1:50051"
+    market_addr: str = "127.0.0.1:50052"
+    trading_addr: str = "127.0.0.1:50053"
+    # Access tokens.
+    jwt_issuer: str = "exness-auth"
+    jwt_audience: str = "exness-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Signing keys: a PEM file or directory of PEM files; empty means data_dir/keys (made on
+    # first run).
+    signing_keys_path: str = ""
+    # Shared secret of internal callers (the poller); empty means data_dir/service-token.
+    service_token: str = ""
+    # Engine sharding: this instance's shard and how many shards exist.
+    shard_id: int = 0
+    shard_count: int = 1
+    # Seconds after which a quote is too old to trade on.
+    max_quote_age_s: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "json"
+    # Seconds to let in-flight calls finish on SIGTERM.
+    shutdown_grace_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            data_dir=Path(env("EXNESS_DATA_DIR", ".data")).resolve(),
+            database_url=env("DATABASE_URL", ""),
+            kafka_bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS", ""),
+            bind_host=env("EXNESS_BIND_HOST", "127.0.0.1"),
+            auth_port=_env_int("EXNESS_AUTH_PORT", 50051),
+            market_port=_env_int("EXNESS_MARKET_PORT", 50052),
+            trading_port=_env_int("EXNESS_TRADING_PORT", 50053),
+            auth_addr=env("EXNESS_AUTH_ADDR", "127.0.0.1:50051"),
+            market_addr=env("EXNESS_MARKET_ADDR", "127.0.0.1:50052"),
+            trading_addr=env("EXNESS_TRADING_ADDR", "127.0.0.1:50053"),
+            jwt_issuer=env("EXNESS_JWT_ISSUER", "exness-auth"),
+            jwt_audience=env("EXNESS_JWT_AUDIENCE", "exness-api"),
+            access_token_ttl_s=_env_int("EXNESS_ACCESS_TOKEN_TTL", 900),
+            refresh_token_ttl_s=_env_int("EXNESS_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+            signing_keys_path=env("EXNESS_SIGNING_KEYS", ""),
+            service_token=env("EXNESS_SERVICE_TOKEN", ""),
+            shard_id=_env_int("EXNESS_SHARD_ID", 0),
+            shard_count=_env_int("EXNESS_SHARD_COUNT", 1),
+            max_quote_age_s=_env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
+            log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
+            log_format=env("EXNESS_LOG_FORMAT", "json"),
+            shutdown_grace_s=_env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
+        )
+
+    def resolved_service_token(self) -> str:
+        """The internal service credential: from the environment, or a random secret kept in
+        the data directory (created on first use, readable by the owner only)."""
+        if self.service_token:
+            return self.service_token
+        path = self.data_dir / "service-token"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(32))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip()

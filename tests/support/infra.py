@@ -1,0 +1,35 @@
+"""Real infrastructure for the test session: embedded PostgreSQL and the embedded
+Kafka-protocol broker, each started once per session on free ports."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from pathlib import Path
+
+from services.kit.broker import EmbeddedBroker
+from services.kit.migrations import migrate
+from services.kit.postgres import EmbeddedPostgres
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_postgres(root: Path) -> EmbeddedPostgres:
+    server = EmbeddedPostgres(root / "pgdata", port=free_port())
+    server.start()
+    migrate(server.url)
+    return server
+
+
+def start_broker(root: Path) -> EmbeddedBroker:
+    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
+    broker.start()
+    return broker
+
+
+def session_root() -> Path:
+    return Path(tempfile.mkdtemp(prefix="exness-test-"))
