@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from services.kit.errors import StartupError
+
 
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, name: str = "") -> AsyncConnectionPool:
     """An open pool; waits until the first connection works, so a wrong DATABASE_URL fails at
@@ -23,7 +25,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, name: st
         await pool.open(wait=True, timeout=30)
     except Exception as exc:
         await pool.close()
-        raise RuntimeError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        raise StartupError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
     return pool
 
 

@@ -15,6 +15,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 ERROR_DOMAIN = "exness.com"
 
 
+class StartupError(RuntimeError):
+    """A service cannot start for a reason the operator can fix (port taken, database down);
+    reported as one line, not a stack trace."""
+
+
 @dataclass(frozen=True)
 class FieldViolation:
     field: str

@@ -14,6 +14,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.kit.errors import StartupError
+
 log = logging.getLogger(__name__)
 
 # Large enough for any legitimate request, small enough that a flood of megabyte bodies
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
-class PortInUseError(RuntimeError):
+class PortInUseError(StartupError):
     pass
 
 
@@ -113,7 +115,7 @@ def run(main: Callable[[], Awaitable[Any]]) -> None:
     start-up failures."""
     try:
         asyncio.run(main())
-    except PortInUseError as exc:
+    except StartupError as exc:
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:
         pass

@@ -1,0 +1,82 @@
+"""`exness auth`: the Auth service process."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+
+from exness.auth.v1 import auth_pb2_grpc
+from services.auth.keys import Keyring, new_key_file
+from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
+from services.auth.store import AuthStore
+from services.auth.tokens import AccessTokenIssuer
+from services.kit import server as kit_server
+from services.kit.db import open_pool
+from services.kit.identity import StaticKeySource, TokenVerifier
+from services.kit.interceptors import RequestPipeline
+from services.kit.logs import setup_logging
+from services.kit.server import GrpcServer, ServiceSpec
+from services.kit.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, help="gRPC port (default: $EXNESS_AUTH_PORT or 50051)")
+    parser.add_argument("--new-key", action="store_true",
+                        help="add a fresh signing key (key rotation) and exit; restart to sign with it")
+
+
+def keys_path(settings: Settings) -> Path:
+    return Path(settings.signing_keys_path) if settings.signing_keys_path else settings.data_dir / "keys"
+
+
+@dataclass
+class AuthApp:
+    """The Auth service's parts, wired; tests build it in-process the same way."""
+
+    server: GrpcServer
+    keyring: Keyring
+    verifier: TokenVerifier
+
+
+def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None) -> AuthApp:
+    keyring = Keyring.load(keys_path(settings))
+    issuer = AccessTokenIssuer(keyring, settings.jwt_issuer, settings.jwt_audience,
+                               settings.access_token_ttl_s)
+    servicer = AuthServicer(AuthStore(pool), keyring, issuer, settings.refresh_token_ttl_s,
+                            settings.shard_count)
+    # Auth verifies its own tokens with its own keyring: no network hop to itself.
+    verifier = TokenVerifier(StaticKeySource(keyring.public_keys()), settings.jwt_issuer,
+                             settings.jwt_audience)
+    server = GrpcServer(
+        services=[ServiceSpec(SERVICE_NAME,
+                              lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s))],
+        interceptors=[RequestPipeline(METHOD_ACCESS, verifier)],
+        host=settings.bind_host,
+        port=settings.auth_port if port is None else port,
+        grace_s=settings.shutdown_grace_s,
+    )
+    return AuthApp(server, keyring, verifier)
+
+
+async def serve(settings: Settings, port: int | None) -> None:
+    setup_logging("auth", settings.log_level, settings.log_format)
+    if not settings.database_url:
+        raise SystemExit("exness auth: DATABASE_URL is not set (`exness up` sets it for you)")
+    pool = await open_pool(settings.database_url, name="auth")
+    app = build(settings, pool, port)
+    app.server.on_stop.append(pool.close)
+    await app.server.serve_until_signalled()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.new_key:
+        path = new_key_file(keys_path(settings))
+        print(f"new signing key: {path} (restart Auth to sign with it; keep the old key listed "
+              "until tokens it signed have expired)")
+        return 0
+    kit_server.run(lambda: serve(settings, args.port))
+    return 0

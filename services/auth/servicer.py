@@ -1,0 +1,129 @@
+"""AuthService: register, login, refresh, logout, me, JWKS."""
+
+from __future__ import annotations
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import timestamp_pb2
+
+from exness.auth.v1 import auth_pb2, auth_pb2_grpc
+from services.auth import credentials
+from services.auth.keys import Keyring
+from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
+from services.auth.tokens import AccessTokenIssuer, new_refresh_token, refresh_token_hash
+from services.kit.errors import ServiceError, not_found, unauthenticated
+from services.kit.identity import current_caller
+from services.kit.interceptors import Access
+
+SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+
+METHOD_ACCESS: dict[str, Access] = {
+    f"/{SERVICE_NAME}/Register": Access.PUBLIC,
+    f"/{SERVICE_NAME}/Login": Access.PUBLIC,
+    f"/{SERVICE_NAME}/Refresh": Access.PUBLIC,
+    f"/{SERVICE_NAME}/Logout": Access.PUBLIC,
+    f"/{SERVICE_NAME}/GetJwks": Access.PUBLIC,
+    f"/{SERVICE_NAME}/GetMe": Access.USER,
+}
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(
+        self,
+        store: AuthStore,
+        keyring: Keyring,
+        issuer: AccessTokenIssuer,
+        refresh_ttl_s: int,
+        shard_count: int,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.issuer = issuer
+        self.refresh_ttl_s = refresh_ttl_s
+        self.shard_count = shard_count
+
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RegisterResponse:
+        email = credentials.normalise_email(request.email)
+        credentials.check_password_policy(request.password)
+        password_hash = await credentials.hash_password(request.password)
+        try:
+            user = await self.store.create_user(email, password_hash, self.shard_count)
+        except EmailTaken:
+            raise ServiceError(
+                grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN", "this email is already registered"
+            ) from None
+        access, refresh = await self._new_session(user)
+        return auth_pb2.RegisterResponse(
+            user=_user_message(user),
+            tokens=auth_pb2.TokenPair(
+                access_token=access, refresh_token=refresh,
+                expires_in=self.issuer.ttl_s, token_type="Bearer",
+            ),
+        )
+
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.LoginResponse:
+        user = await self.store.user_by_email(credentials.normalise_email(request.email))
+        # Unknown email and wrong password fail alike, in time too (a dummy hash is verified).
+        ok = await credentials.verify_password(user.password_hash if user else None, request.password)
+        if user is None or not ok:
+            raise unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
+        access, refresh = await self._new_session(user)
+        return auth_pb2.LoginResponse(
+            access_token=access, refresh_token=refresh,
+            expires_in=self.issuer.ttl_s, token_type="Bearer",
+        )
+
+    async def Refresh(
+        self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.RefreshResponse:
+        successor = new_refresh_token()
+        outcome, user = await self.store.rotate(
+            refresh_token_hash(request.refresh_token), refresh_token_hash(successor),
+            self.refresh_ttl_s,
+        )
+        if outcome is RefreshOutcome.REUSED:
+            raise unauthenticated(
+                "this refresh token was already used; every session of this login is revoked",
+                reason="REFRESH_TOKEN_REUSED",
+            )
+        if outcome is RefreshOutcome.INVALID or user is None:
+            raise unauthenticated("refresh token is unknown, expired or revoked",
+                                  reason="REFRESH_TOKEN_INVALID")
+        return auth_pb2.RefreshResponse(
+            access_token=self.issuer.issue(user.user_id, user.shard), refresh_token=successor,
+            expires_in=self.issuer.ttl_s, token_type="Bearer",
+        )
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.LogoutResponse:
+        await self.store.revoke_family_of(refresh_token_hash(request.refresh_token))
+        return auth_pb2.LogoutResponse()
+
+    async def GetMe(
+        self, request: auth_pb2.GetMeRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.GetMeResponse:
+        user = await self.store.user_by_id(current_caller().user_id)
+        if user is None:
+            raise not_found("NOT_FOUND", "the user of this token no longer exists")
+        return auth_pb2.GetMeResponse(user=_user_message(user))
+
+    async def GetJwks(
+        self, request: auth_pb2.GetJwksRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        return httpbody_pb2.HttpBody(content_type="application/json", data=self.keyring.jwks_json())
+
+    async def _new_session(self, user: UserRow) -> tuple[str, str]:
+        refresh = new_refresh_token()
+        await self.store.start_family(user.user_id, refresh_token_hash(refresh), self.refresh_ttl_s)
+        return self.issuer.issue(user.user_id, user.shard), refresh
+
+
+def _user_message(user: UserRow) -> auth_pb2.User:
+    created = timestamp_pb2.Timestamp()
+    created.FromDatetime(user.created_at)
+    return auth_pb2.User(user_id=user.user_id, email=user.email, create_time=created, shard=user.shard)
