@@ -17,17 +17,20 @@ rm -rf "$deps" && mkdir -p "$deps/google/api" "$deps/google/rpc"
 for f in annotations http httpbody field_behavior; do cp "$site/google/api/$f.proto" "$deps/google/api/"; done
 for f in status error_details code; do cp "$site/google/rpc/$f.proto" "$deps/google/rpc/"; done
 
-rm -rf gen && mkdir -p gen/python gen/descriptor
+# Generate into a scratch directory and swap it in at the end: a failed run leaves gen/ intact.
+out=build/gen.new
+rm -rf "$out" && mkdir -p "$out/python" "$out/descriptor"
 mapfile -t protos < <(cd proto && find exness -name '*.proto' | sort)
 "$PY" -m grpc_tools.protoc -Iproto -I"$deps" \
-  --python_out=gen/python --grpc_python_out=gen/python \
+  --python_out="$out/python" --grpc_python_out="$out/python" \
   --plugin=protoc-gen-mypy="$(dirname "$PY")/protoc-gen-mypy" --plugin=protoc-gen-mypy_grpc="$(dirname "$PY")/protoc-gen-mypy_grpc" \
-  --mypy_out=quiet:gen/python --mypy_grpc_out=quiet:gen/python \
+  --mypy_out=quiet:"$out/python" --mypy_grpc_out=quiet:"$out/python" \
   "${protos[@]}"
 # Make every generated directory a regular package (mypy and setuptools both want that).
-find gen/python/exness -type d -exec touch {}/__init__.py \;
+find "$out/python/exness" -type d -exec touch {}/__init__.py \;
 
-"$BUF" generate --path proto/exness
+"$BUF" generate --path proto/exness -o "$out"
 # Our services plus google.rpc error details, so the transcoder can render Status.details.
-"$BUF" build -o gen/descriptor/exness.binpb
+"$BUF" build -o "$out/descriptor/exness.binpb"
+rm -rf gen && mv "$out" gen
 echo "generated: $(find gen -type f | wc -l) files"
