@@ -4,7 +4,6 @@ users, accounts and symbols rather than by restarting servers."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -61,8 +60,3 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("EXNESS_TEST_ARTIFACTS", "test-artifacts")).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="session")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    return asyncio.DefaultEventLoopPolicy()
