@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup up test gen check-gen lint bench clean
+.PHONY: setup up test gen check-gen lint lock bench clean
 
 # Installs everything (Python venv, Node tooling, generated code) from the package registries.
 setup:
@@ -27,6 +27,10 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+# Re-pins constraints.txt to what is installed in .venv (after changing dependencies).
+lock:
+	.venv/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 bench:
 	$(PY) -m bench

