@@ -1,0 +1,111 @@
+"""The request pipeline (access, validation, error mapping) in a real grpc.aio server.
+
+The servicer here is the kit's test subject: it exercises each pipeline path with the
+MarketData contract's method shapes (unary, server stream, client stream)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from exness.market.v1 import market_pb2, market_pb2_grpc
+from services.kit.errors import not_found
+from services.kit.identity import StaticKeySource, TokenVerifier, current_caller
+from services.kit.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
+from services.kit.server import GrpcServer, ServiceSpec
+from tests.support.grpc_errors import failure_of
+
+SERVICE = "exness.market.v1.MarketDataService"
+
+
+class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
+    async def GetQuote(self, request: market_pb2.GetQuoteRequest, context: Any) -> market_pb2.GetQuoteResponse:
+        if request.symbol == "BOOM":
+            raise RuntimeError("secret internal detail")
+        if request.symbol == "MISSING":
+            raise not_found("UNKNOWN_SYMBOL", "no such instrument", symbol=request.symbol)
+        return market_pb2.GetQuoteResponse(quote=market_pb2.Quote(symbol=request.symbol, bid="1"))
+
+    async def StreamQuotes(self, request: market_pb2.StreamQuotesRequest, context: Any) -> AsyncIterator[market_pb2.StreamQuotesResponse]:
+        caller = current_caller()
+        for symbol in request.symbols:
+            yield market_pb2.StreamQuotesResponse(quote=market_pb2.Quote(symbol=symbol, bid=caller.user_id))
+
+    async def PublishQuotes(self, requests: Any, context: Any) -> market_pb2.PublishQuotesResponse:
+        count = 0
+        async for _ in requests:
+            count += 1
+        return market_pb2.PublishQuotesResponse(accepted=count)
+
+
+@pytest.fixture(scope="module")
+async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
+    verifier = TokenVerifier(StaticKeySource({}), "iss", "aud")
+    pipeline = RequestPipeline(
+        {f"/{SERVICE}/GetQuote": Access.PUBLIC, f"/{SERVICE}/PublishQuotes": Access.SERVICE},
+        verifier, service_token="s3cret")
+    server = GrpcServer(
+        [ServiceSpec(SERVICE, lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(ProbeServicer(), s))],
+        [pipeline])
+    port = await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop()
+
+
+async def test_public_method_and_validation(probe_channel: grpc.aio.Channel) -> None:
+    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+    reply = await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="BTCUSD"))
+    assert reply.quote.symbol == "BTCUSD"
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="not a symbol"))
+    failure = failure_of(raised.value)
+    assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert set(failure.fields) == {"symbol"}
+
+
+async def test_domain_errors_carry_their_reason(probe_channel: grpc.aio.Channel) -> None:
+    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="MISSING"))
+    failure = failure_of(raised.value)
+    assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_SYMBOL")
+
+
+async def test_unexpected_errors_are_internal_and_leak_nothing(probe_channel: grpc.aio.Channel) -> None:
+    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="BOOM"))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (raised.value.details() or "")
+
+
+async def test_user_methods_are_denied_by_default(probe_channel: grpc.aio.Channel) -> None:
+    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+    call = stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=["BTCUSD"]))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call:
+            pass
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_service_methods_need_the_service_credential(probe_channel: grpc.aio.Channel) -> None:
+    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+
+    async def two() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
+        for _ in range(2):
+            yield market_pb2.PublishQuotesRequest()
+
+    reply = await stub.PublishQuotes(two(), metadata=((SERVICE_TOKEN_HEADER, "s3cret"),))
+    assert reply.accepted == 2
+    for metadata, code in [
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (((SERVICE_TOKEN_HEADER, "wrong"),), grpc.StatusCode.UNAUTHENTICATED),
+        ((("authorization", "Bearer a.user.token"),), grpc.StatusCode.PERMISSION_DENIED),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.PublishQuotes(two(), metadata=metadata)
+        assert raised.value.code() == code
