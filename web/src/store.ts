@@ -1,0 +1,170 @@
+// Application state and change notification. One store, plain data, small typed topics:
+// panels subscribe to what they show and re-render only that.
+import type { Instrument, Quote } from "../../gen/ts/exness/market/v1/market_pb";
+import type { Account, Order, Position, Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
+import type { StreamState } from "./api/stream";
+import { dec } from "./decimal";
+
+export type Topic =
+  | "instruments"
+  | "quotes"
+  | "selected"
+  | "account"
+  | "positions"
+  | "orders"
+  | "trades"
+  | "connection"
+  | "marginCall";
+
+export interface QuoteView {
+  quote: Quote;
+  /** Direction of the last bid move, for flashing. */
+  dir: -1 | 0 | 1;
+  /** Increases on every quote of the symbol, so a view can tell a new tick from a re-render. */
+  tick: number;
+}
+
+export class Store {
+  instruments: Instrument[] = [];
+  bySymbol = new Map<string, Instrument>();
+  quotes = new Map<string, QuoteView>();
+  selected = "";
+  account: Account | null = null;
+  positions = new Map<string, Position>();
+  orders = new Map<string, Order>();
+  trades: Trade[] = [];
+  tradesSeen = new Set<string>();
+  streams: Record<"quotes" | "account", StreamState> = { quotes: "stopped", account: "stopped" };
+  marginCallAt: number | null = null;
+  lastSequence = 0n;
+
+  private subs = new Map<Topic, Set<() => void>>();
+  private pending = new Set<Topic>();
+  private frame = 0;
+
+  on(topic: Topic, fn: () => void): () => void {
+    let set = this.subs.get(topic);
+    if (!set) this.subs.set(topic, (set = new Set()));
+    set.add(fn);
+    return () => set.delete(fn);
+  }
+
+  /** Coalesces notifications to one per animation frame: quotes can arrive many per frame. */
+  emit(...topics: Topic[]): void {
+    for (const t of topics) this.pending.add(t);
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  /** Notifies now (used where the next step reads the DOM, e.g. after a click). */
+  flush(): void {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    const topics = [...this.pending];
+    this.pending.clear();
+    for (const t of topics) for (const fn of this.subs.get(t) ?? []) fn();
+  }
+
+  setInstruments(list: Instrument[]): void {
+    this.instruments = list;
+    this.bySymbol = new Map(list.map((i) => [i.symbol, i]));
+    if (!this.selected || !this.bySymbol.has(this.selected)) this.selected = list[0]?.symbol ?? "";
+    this.emit("instruments", "selected");
+  }
+
+  select(symbol: string): void {
+    if (symbol === this.selected || !this.bySymbol.has(symbol)) return;
+    this.selected = symbol;
+    this.emit("selected");
+  }
+
+  applyQuote(q: Quote): void {
+    const prev = this.quotes.get(q.symbol);
+    let dir: -1 | 0 | 1 = 0;
+    if (prev) {
+      const a = dec(prev.quote.bid);
+      const b = dec(q.bid);
+      if (a && b) dir = b.gt(a) ? 1 : b.lt(a) ? -1 : 0;
+    }
+    if (!this.firstBid.has(q.symbol)) this.firstBid.set(q.symbol, q.bid);
+    this.quotes.set(q.symbol, { quote: q, dir, tick: (prev?.tick ?? 0) + 1 });
+    this.emit("quotes");
+  }
+
+  /** Opening bid of the current day (from the 1d candle), the base of the change column. */
+  dayOpen = new Map<string, string>();
+  private firstBid = new Map<string, string>();
+
+  setDayOpen(symbol: string, price: string): void {
+    this.dayOpen.set(symbol, price);
+    this.emit("quotes");
+  }
+
+  /** Base of the change column: the day's open, else the first bid this page saw. */
+  referenceOf(symbol: string): string | null {
+    return this.dayOpen.get(symbol) ?? this.firstBid.get(symbol) ?? null;
+  }
+
+  setAccount(a: Account | undefined): void {
+    if (!a) return;
+    this.account = a;
+    this.emit("account");
+  }
+
+  upsertPosition(p: Position | undefined): void {
+    if (!p) return;
+    this.positions.set(p.positionId, p);
+    this.emit("positions");
+  }
+
+  removePosition(id: string): void {
+    if (this.positions.delete(id)) this.emit("positions");
+  }
+
+  setPositions(list: Position[]): void {
+    this.positions = new Map(list.map((p) => [p.positionId, p]));
+    this.emit("positions");
+  }
+
+  upsertOrder(o: Order | undefined): void {
+    if (!o) return;
+    // Only pending orders are listed; any other status removes it from the list.
+    if (o.status === 1 /* ORDER_STATUS_PENDING */) this.orders.set(o.orderId, o);
+    else this.orders.delete(o.orderId);
+    this.emit("orders");
+  }
+
+  setOrders(list: Order[]): void {
+    this.orders = new Map(list.map((o) => [o.orderId, o]));
+    this.emit("orders");
+  }
+
+  addTrade(t: Trade | undefined): void {
+    if (!t || this.tradesSeen.has(t.tradeId)) return;
+    this.tradesSeen.add(t.tradeId);
+    this.trades.unshift(t);
+    this.emit("trades");
+  }
+
+  setTrades(list: Trade[]): void {
+    this.trades = [...list];
+    this.tradesSeen = new Set(list.map((t) => t.tradeId));
+    this.emit("trades");
+  }
+
+  setStream(name: "quotes" | "account", state: StreamState): void {
+    this.streams[name] = state;
+    this.emit("connection");
+  }
+
+  reset(): void {
+    this.account = null;
+    this.positions.clear();
+    this.orders.clear();
+    this.trades = [];
+    this.tradesSeen.clear();
+    this.marginCallAt = null;
+    this.lastSequence = 0n;
+    this.emit("account", "positions", "orders", "trades", "marginCall");
+  }
+}

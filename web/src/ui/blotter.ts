@@ -1,0 +1,251 @@
+// The bottom panel: open positions (live P&L, modify SL/TP, close whole or part), pending
+// orders (cancel) and trade history, as tabs.
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { OrderSide, type Order, type Position, type Trade } from "../../../gen/ts/exness/trading/v1/trading_pb";
+import { describeError } from "../api/errors";
+import { dec, fmtMoney, fmtPrice, fmtVolume, isPositiveDecimal, signOf } from "../decimal";
+import { fmtTime, h, setText } from "../dom";
+import { closePrice, livePnl } from "../trading";
+import type { Ctx } from "./context";
+import { field, formDialog } from "./dialogs";
+import { closeReasonWord, orderTypeWord, sideWord } from "./labels";
+
+type TabName = "positions" | "orders" | "history";
+
+export function blotterPanel(ctx: Ctx): HTMLElement {
+  const { store } = ctx;
+  let active: TabName = "positions";
+
+  const decimalsOf = (symbol: string): number => store.bySymbol.get(symbol)?.priceDecimals ?? 2;
+  const px = (symbol: string, v: string): string => (v ? fmtPrice(v, decimalsOf(symbol)) : "—");
+
+  // ---- positions -------------------------------------------------------------------------
+  const posBody = h("tbody", { testid: "positions-body" });
+  const posCells = new Map<string, { current: HTMLElement; pnl: HTMLElement }>();
+
+  const renderPositions = (): void => {
+    posCells.clear();
+    const rows = [...store.positions.values()].sort((a, b) => tsOf(b.openTime) - tsOf(a.openTime));
+    if (rows.length === 0) {
+      posBody.replaceChildren(emptyRow(10, "No open positions", "positions-empty"));
+    } else {
+      posBody.replaceChildren(...rows.map(positionRow));
+    }
+    updatePnl();
+    setText(tabPositions.querySelector(".count")!, String(rows.length));
+  };
+
+  const positionRow = (p: Position): HTMLTableRowElement => {
+    const current = h("td", { class: "num", testid: "position-current" }, "—");
+    const pnl = h("td", { class: "num pnl", testid: "position-pnl" }, "—");
+    posCells.set(p.positionId, { current, pnl });
+    const modify = h("button", { type: "button", class: "btn btn-xs", testid: "position-modify", title: "Set stop loss / take profit" }, "SL/TP");
+    const close = h("button", { type: "button", class: "btn btn-xs btn-danger", testid: "position-close" }, "Close");
+    modify.addEventListener("click", () => openModify(p));
+    close.addEventListener("click", () => openClose(p));
+    return h("tr", { testid: "position-row", "data-position-id": p.positionId, "data-symbol": p.symbol },
+      h("td", { class: "sym" }, p.symbol),
+      h("td", { class: p.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "position-side" }, sideWord(p.side)),
+      h("td", { class: "num", testid: "position-volume" }, fmtVolume(p.volume)),
+      h("td", { class: "num", testid: "position-open" }, px(p.symbol, p.openPrice)),
+      current,
+      h("td", { class: "num", testid: "position-sl" }, px(p.symbol, p.stopLoss)),
+      h("td", { class: "num", testid: "position-tp" }, px(p.symbol, p.takeProfit)),
+      h("td", { class: "num", testid: "position-margin" }, fmtMoney(p.margin)),
+      pnl,
+      h("td", { class: "actions" }, modify, close));
+  };
+
+  const updatePnl = (): void => {
+    for (const [id, cells] of posCells) {
+      const p = store.positions.get(id);
+      if (!p) continue;
+      const c = closePrice(store, p);
+      setText(cells.current, c ? fmtPrice(c, decimalsOf(p.symbol)) : px(p.symbol, p.currentPrice));
+      const pnl = livePnl(store, p);
+      setText(cells.pnl, fmtMoney(pnl, true));
+      const s = signOf(pnl);
+      cells.pnl.classList.toggle("up", s > 0);
+      cells.pnl.classList.toggle("down", s < 0);
+    }
+  };
+
+  const openModify = (p: Position): void => {
+    const d = decimalsOf(p.symbol);
+    const sl = h("input", { inputmode: "decimal", autocomplete: "off", testid: "modify-sl", value: p.stopLoss, placeholder: "None" });
+    const tp = h("input", { inputmode: "decimal", autocomplete: "off", testid: "modify-tp", value: p.takeProfit, placeholder: "None" });
+    const q = store.quotes.get(p.symbol)?.quote;
+    const hint = q ? `Now: bid ${fmtPrice(q.bid, d)} / ask ${fmtPrice(q.ask, d)}. Empty removes the level.` : "Empty removes the level.";
+    const dlg = formDialog(`${sideWord(p.side)} ${fmtVolume(p.volume)} ${p.symbol} — stop loss / take profit`, "modify-dialog",
+      [field("modify-sl", "Stop loss", sl), field("modify-tp", "Take profit", tp, hint)], "Save");
+    sl.focus();
+    dlg.form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      for (const [input, name] of [[sl, "Stop loss"], [tp, "Take profit"]] as const) {
+        if (input.value.trim() && !isPositiveDecimal(input.value)) {
+          dlg.error.textContent = `${name} must be a price or empty.`;
+          input.focus();
+          return;
+        }
+      }
+      dlg.submit.disabled = true;
+      try {
+        const res = await ctx.clients.trading.modifyPosition({
+          positionId: p.positionId, stopLoss: sl.value.trim(), takeProfit: tp.value.trim(),
+        });
+        store.upsertPosition(res.position);
+        ctx.notify(`${p.symbol}: stop loss ${sl.value.trim() || "none"}, take profit ${tp.value.trim() || "none"}`, "success");
+        dlg.close();
+      } catch (e) {
+        dlg.error.textContent = describeError(e);
+        dlg.submit.disabled = false;
+      }
+    });
+  };
+
+  const openClose = (p: Position): void => {
+    const vol = h("input", { inputmode: "decimal", autocomplete: "off", testid: "close-volume", value: p.volume });
+    const inst = store.bySymbol.get(p.symbol);
+    const dlg = formDialog(`Close ${sideWord(p.side)} ${p.symbol}`, "close-dialog",
+      [field("close-volume", "Volume to close (lots)", vol,
+        `Open: ${fmtVolume(p.volume)} lots${inst ? ` · step ${inst.volumeStep}` : ""}. Less than all closes part of it.`)],
+      "Close position");
+    vol.select();
+    dlg.form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const v = vol.value.trim();
+      if (!isPositiveDecimal(v)) {
+        dlg.error.textContent = "Enter the volume to close.";
+        return;
+      }
+      const whole = dec(v)!.gte(dec(p.volume)!);
+      dlg.submit.disabled = true;
+      try {
+        const res = await ctx.clients.trading.closePosition({ positionId: p.positionId, volume: whole ? "" : v });
+        store.addTrade(res.trade);
+        if (res.position && !dec(res.position.volume)?.isZero()) store.upsertPosition(res.position);
+        else store.removePosition(p.positionId);
+        store.setAccount(res.account);
+        const t = res.trade;
+        if (t) ctx.notify(`Closed ${fmtVolume(t.volume)} ${t.symbol} at ${px(t.symbol, t.closePrice)}: ${fmtMoney(t.realizedPnl, true)} USD`, "success");
+        dlg.close();
+      } catch (e) {
+        dlg.error.textContent = describeError(e);
+        dlg.submit.disabled = false;
+      }
+    });
+  };
+
+  // ---- pending orders --------------------------------------------------------------------
+  const ordBody = h("tbody", { testid: "orders-body" });
+  const renderOrders = (): void => {
+    const rows = [...store.orders.values()].sort((a, b) => tsOf(b.createTime) - tsOf(a.createTime));
+    ordBody.replaceChildren(...(rows.length ? rows.map(orderRow) : [emptyRow(9, "No pending orders", "orders-empty")]));
+    setText(tabOrders.querySelector(".count")!, String(rows.length));
+  };
+  const orderRow = (o: Order): HTMLTableRowElement => {
+    const cancel = h("button", { type: "button", class: "btn btn-xs btn-danger", testid: "order-cancel" }, "Cancel");
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try {
+        const res = await ctx.clients.trading.cancelOrder({ orderId: o.orderId });
+        store.upsertOrder(res.order);
+        ctx.notify(`${orderTypeWord(o.side, o.type)} ${o.symbol} cancelled`, "success");
+      } catch (e) {
+        ctx.notify(describeError(e), "error");
+        cancel.disabled = false;
+      }
+    });
+    return h("tr", { testid: "order-row", "data-order-id": o.orderId, "data-symbol": o.symbol },
+      h("td", { class: "sym" }, o.symbol),
+      h("td", { class: o.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "order-type" }, orderTypeWord(o.side, o.type)),
+      h("td", { class: "num", testid: "order-volume" }, fmtVolume(o.volume)),
+      h("td", { class: "num", testid: "order-price" }, px(o.symbol, o.price)),
+      h("td", { class: "num" }, px(o.symbol, o.stopLoss)),
+      h("td", { class: "num" }, px(o.symbol, o.takeProfit)),
+      h("td", { class: "num" }, o.leverage ? `1:${o.leverage}` : "—"),
+      h("td", { class: "num time" }, fmtTime(o.createTime ? timestampMs(o.createTime) : null)),
+      h("td", { class: "actions" }, cancel));
+  };
+
+  // ---- history ---------------------------------------------------------------------------
+  const histBody = h("tbody", { testid: "history-body" });
+  const renderHistory = (): void => {
+    const rows = store.trades.slice(0, 200);
+    histBody.replaceChildren(...(rows.length ? rows.map(tradeRow) : [emptyRow(9, "No closed trades yet", "history-empty")]));
+  };
+  const tradeRow = (t: Trade): HTMLTableRowElement => {
+    const pnl = h("td", { class: "num pnl", testid: "trade-pnl" }, fmtMoney(t.realizedPnl, true));
+    const s = signOf(t.realizedPnl);
+    pnl.classList.toggle("up", s > 0);
+    pnl.classList.toggle("down", s < 0);
+    return h("tr", { testid: "trade-row", "data-trade-id": t.tradeId, "data-position-id": t.positionId, "data-reason": String(t.closeReason) },
+      h("td", { class: "num time" }, fmtTime(t.closeTime ? timestampMs(t.closeTime) : null)),
+      h("td", { class: "sym" }, t.symbol),
+      h("td", { class: t.side === OrderSide.BUY ? "side-buy" : "side-sell" }, sideWord(t.side)),
+      h("td", { class: "num", testid: "trade-volume" }, fmtVolume(t.volume)),
+      h("td", { class: "num" }, px(t.symbol, t.openPrice)),
+      h("td", { class: "num", testid: "trade-close-price" }, px(t.symbol, t.closePrice)),
+      pnl,
+      h("td", { class: "reason", testid: "trade-reason" }, closeReasonWord(t.closeReason)));
+  };
+
+  // ---- tabs ------------------------------------------------------------------------------
+  const tab = (name: TabName, label: string, withCount: boolean): HTMLButtonElement => {
+    const b = h("button", { type: "button", role: "tab", class: "tab", testid: `tab-${name}`, "aria-controls": `pane-${name}` },
+      label, withCount ? h("span", { class: "count" }, "0") : null);
+    b.addEventListener("click", () => show(name));
+    return b;
+  };
+  const tabPositions = tab("positions", "Positions", true);
+  const tabOrders = tab("orders", "Pending orders", true);
+  const tabHistory = tab("history", "History", false);
+
+  const table = (heads: [string, boolean][], body: HTMLElement): HTMLTableElement =>
+    h("table", { class: "grid-table" },
+      h("thead", {}, h("tr", {}, heads.map(([t, num]) => h("th", { class: num ? "num" : "" }, t)))), body);
+
+  const panes: Record<TabName, HTMLElement> = {
+    positions: h("div", { class: "pane scroll", id: "pane-positions", role: "tabpanel", testid: "positions" },
+      table([["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Current", true], ["S/L", true],
+        ["T/P", true], ["Margin", true], ["P&L (USD)", true], ["", false]], posBody)),
+    orders: h("div", { class: "pane scroll", id: "pane-orders", role: "tabpanel", testid: "orders" },
+      table([["Symbol", false], ["Type", false], ["Volume", true], ["Price", true], ["S/L", true], ["T/P", true],
+        ["Leverage", true], ["Placed", true], ["", false]], ordBody)),
+    history: h("div", { class: "pane scroll", id: "pane-history", role: "tabpanel", testid: "history" },
+      table([["Closed", true], ["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Close", true],
+        ["P&L (USD)", true], ["Reason", false]], histBody)),
+  };
+  const tabs: Record<TabName, HTMLButtonElement> = { positions: tabPositions, orders: tabOrders, history: tabHistory };
+
+  function show(name: TabName): void {
+    active = name;
+    for (const n of Object.keys(panes) as TabName[]) {
+      panes[n].hidden = n !== active;
+      tabs[n].setAttribute("aria-selected", String(n === active));
+    }
+  }
+
+  store.on("positions", renderPositions);
+  store.on("quotes", updatePnl);
+  store.on("instruments", renderPositions);
+  store.on("orders", renderOrders);
+  store.on("trades", renderHistory);
+
+  const panel = h("section", { class: "panel blotter", "aria-label": "Positions, orders and history" },
+    h("header", { class: "panel-head tabs", role: "tablist" }, tabPositions, tabOrders, tabHistory),
+    h("div", { class: "panel-body" }, panes.positions, panes.orders, panes.history));
+  renderPositions();
+  renderOrders();
+  renderHistory();
+  show("positions");
+  return panel;
+}
+
+function tsOf(t: Parameters<typeof timestampMs>[0] | undefined): number {
+  return t ? timestampMs(t) : 0;
+}
+
+function emptyRow(cols: number, text: string, testid: string): HTMLTableRowElement {
+  return h("tr", { class: "empty", testid }, h("td", { colspan: cols }, text));
+}

@@ -1,0 +1,11 @@
+// What every panel gets: the API clients, the shared state and a way to tell the trader things.
+import type { Clients } from "../api/clients";
+import type { Session } from "../session";
+import type { Store } from "../store";
+
+export interface Ctx {
+  clients: Clients;
+  store: Store;
+  session: Session;
+  notify: (text: string, kind?: "info" | "success" | "error" | "warning") => void;
+}

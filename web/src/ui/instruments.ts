@@ -1,0 +1,100 @@
+// Market watch: every instrument with live bid/ask and change since the day's open.
+// Cells flash green/red when the bid moves; click or Enter selects the chart and ticket symbol.
+import { Decimal, dec, fmtPrice, signOf } from "../decimal";
+import { flash, h, setText } from "../dom";
+import type { Ctx } from "./context";
+
+interface Row {
+  tr: HTMLTableRowElement;
+  bid: HTMLElement;
+  ask: HTMLElement;
+  change: HTMLElement;
+  tick: number;
+}
+
+export function instrumentsPanel(ctx: Ctx): HTMLElement {
+  const { store } = ctx;
+  const tbody = h("tbody");
+  const rows = new Map<string, Row>();
+
+  const build = (): void => {
+    tbody.replaceChildren();
+    rows.clear();
+    for (const inst of store.instruments) {
+      const bid = h("td", { class: "num", testid: `bid-${inst.symbol}` }, "—");
+      const ask = h("td", { class: "num", testid: `ask-${inst.symbol}` }, "—");
+      const change = h("td", { class: "num change", testid: `change-${inst.symbol}` }, "—");
+      const tr = h("tr", {
+        class: "instrument-row", tabindex: 0, testid: `instrument-${inst.symbol}`,
+        "data-symbol": inst.symbol, title: inst.description, role: "row",
+      },
+        h("td", { class: "sym" }, h("span", { class: "sym-code" }, inst.symbol),
+          h("span", { class: "sym-desc" }, inst.description)),
+        bid, ask, change);
+      const choose = (): void => store.select(inst.symbol);
+      tr.addEventListener("click", choose);
+      tr.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") {
+          ev.preventDefault();
+          choose();
+        } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+          ev.preventDefault();
+          const next = (ev.key === "ArrowDown" ? tr.nextElementSibling : tr.previousElementSibling) as HTMLElement | null;
+          next?.focus();
+        }
+      });
+      rows.set(inst.symbol, { tr, bid, ask, change, tick: 0 });
+      tbody.appendChild(tr);
+    }
+    markSelected();
+    update();
+  };
+
+  const markSelected = (): void => {
+    for (const [sym, row] of rows) row.tr.setAttribute("aria-selected", String(sym === store.selected));
+  };
+
+  const update = (): void => {
+    for (const [sym, row] of rows) {
+      const view = store.quotes.get(sym);
+      const inst = store.bySymbol.get(sym);
+      if (!view || !inst) continue;
+      const d = inst.priceDecimals;
+      setText(row.bid, fmtPrice(view.quote.bid, d));
+      setText(row.ask, fmtPrice(view.quote.ask, d));
+      const ref = dec(store.referenceOf(sym));
+      const bid = dec(view.quote.bid);
+      if (ref && bid && ref.gt(0)) {
+        const pct = bid.minus(ref).div(ref).times(100);
+        const text = (pct.gt(0) ? "+" : pct.lt(0) ? "−" : "") + pct.abs().toFixed(2, Decimal.ROUND_HALF_UP) + "%";
+        setText(row.change, text);
+        const s = signOf(pct);
+        row.change.classList.toggle("up", s > 0);
+        row.change.classList.toggle("down", s < 0);
+      }
+      if (view.tick !== row.tick) {
+        if (row.tick !== 0 && view.dir !== 0) {
+          const cls = view.dir > 0 ? "flash-up" : "flash-down";
+          flash(row.bid, cls);
+          flash(row.ask, cls);
+        }
+        row.tick = view.tick;
+      }
+    }
+  };
+
+  store.on("instruments", build);
+  store.on("selected", markSelected);
+  store.on("quotes", update);
+
+  const panel = h("section", { class: "panel instruments", testid: "instruments", "aria-label": "Instruments" },
+    h("header", { class: "panel-head" }, h("h2", {}, "Market watch")),
+    h("div", { class: "panel-body scroll" },
+      h("table", { class: "grid-table" },
+        h("thead", {}, h("tr", {},
+          h("th", {}, "Symbol"), h("th", { class: "num" }, "Bid"), h("th", { class: "num" }, "Ask"),
+          h("th", { class: "num" }, "Chg"))),
+        tbody)));
+  build();
+  return panel;
+}

@@ -1,0 +1,140 @@
+// The account bar: balance, equity, margin, free margin, margin level and floating P&L, live
+// between StreamAccount events; deposit, leverage, connection indicator and log out; plus the
+// margin-call banner under it.
+import { describeError } from "../api/errors";
+import { dec, fmtMoney, isPositiveDecimal, signOf } from "../decimal";
+import { h, setText } from "../dom";
+import { liveAccount } from "../trading";
+import type { Ctx } from "./context";
+import { field, formDialog } from "./dialogs";
+
+const LEVERAGES = [1, 2, 5, 10, 20, 50, 100, 200, 400, 500, 1000, 2000];
+
+export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
+  const { store } = ctx;
+  const metric = (label: string, testid: string): [HTMLElement, HTMLElement] => {
+    const value = h("span", { class: "metric-value num", testid }, "—");
+    return [h("div", { class: "metric" }, h("span", { class: "metric-label" }, label), value), value];
+  };
+  const [mBalance, balance] = metric("Balance", "account-balance");
+  const [mEquity, equity] = metric("Equity", "account-equity");
+  const [mMargin, margin] = metric("Margin", "account-margin");
+  const [mFree, free] = metric("Free margin", "account-free-margin");
+  const [mLevel, level] = metric("Margin level", "account-margin-level");
+  const [mPnl, pnl] = metric("Floating P&L", "account-pnl");
+
+  const leverage = h("select", { id: "account-leverage", testid: "account-leverage", "aria-label": "Account leverage" },
+    ...LEVERAGES.map((l) => h("option", { value: String(l) }, `1:${l}`)));
+  leverage.addEventListener("change", async () => {
+    const wanted = Number(leverage.value);
+    try {
+      const res = await ctx.clients.trading.setLeverage({ leverage: wanted });
+      store.setAccount(res.account);
+      ctx.notify(`Account leverage set to 1:${wanted}`, "success");
+    } catch (e) {
+      ctx.notify(describeError(e), "error");
+      if (store.account) leverage.value = String(store.account.leverage);
+    }
+  });
+
+  const depositBtn = h("button", { type: "button", class: "btn btn-sm", testid: "deposit-open" }, "Deposit");
+  depositBtn.addEventListener("click", () => {
+    const amount = h("input", { inputmode: "decimal", autocomplete: "off", testid: "deposit-amount", value: "10000" });
+    const dlg = formDialog("Deposit demo funds (USD)", "deposit-dialog",
+      [field("deposit-amount", "Amount (USD)", amount, "Up to 1,000,000.00 per deposit, 2 decimals.")], "Deposit");
+    amount.select();
+    dlg.form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!isPositiveDecimal(amount.value) || (dec(amount.value)?.decimalPlaces() ?? 0) > 2) {
+        dlg.error.textContent = "Enter an amount in USD, e.g. 10000 or 250.50.";
+        return;
+      }
+      dlg.submit.disabled = true;
+      try {
+        const res = await ctx.clients.trading.deposit({ amount: amount.value.trim() });
+        store.setAccount(res.account);
+        ctx.notify(`Deposited ${fmtMoney(amount.value)} USD`, "success");
+        dlg.close();
+      } catch (e) {
+        dlg.error.textContent = describeError(e);
+        dlg.submit.disabled = false;
+      }
+    });
+  });
+
+  const connDot = h("span", { class: "conn-dot" });
+  const connText = h("span", { class: "conn-text" }, "Connecting…");
+  const conn = h("div", { class: "conn", testid: "conn-status", "data-state": "connecting", role: "status", "aria-live": "polite" }, connDot, connText);
+
+  const user = h("span", { class: "user", testid: "user-email" }, ctx.session.email ?? "");
+  const logout = h("button", { type: "button", class: "btn btn-sm btn-ghost", testid: "logout" }, "Log out");
+  logout.addEventListener("click", () => void ctx.session.logout());
+
+  const bar = h("header", { class: "topbar", testid: "account-bar" },
+    h("div", { class: "brand" }, h("span", { class: "brand-mark" }, "exness"), h("span", { class: "brand-sub" }, "terminal")),
+    h("div", { class: "metrics" }, mBalance, mEquity, mMargin, mFree, mLevel, mPnl),
+    h("div", { class: "account-actions" },
+      depositBtn,
+      h("label", { class: "inline-label", for: "account-leverage" }, "Leverage"), leverage,
+      conn, user, logout));
+
+  const bannerText = h("span", { testid: "margin-call-text" }, "");
+  const banner = h("div", { class: "margin-call", role: "alert", testid: "margin-call-warning", hidden: true },
+    h("strong", {}, "Margin call"), bannerText);
+
+  const render = (): void => {
+    const a = store.account;
+    const live = liveAccount(store, a);
+    setText(balance, fmtMoney(live.balance));
+    setText(equity, fmtMoney(live.equity));
+    setText(margin, fmtMoney(live.margin));
+    setText(free, fmtMoney(live.freeMargin));
+    setText(level, live.marginLevel ? `${fmtMoney(live.marginLevel)}%` : "—");
+    setText(pnl, fmtMoney(live.floatingPnl, true));
+    const s = signOf(live.floatingPnl);
+    pnl.classList.toggle("up", s > 0);
+    pnl.classList.toggle("down", s < 0);
+    level.classList.toggle("down", live.marginCall);
+    if (a && document.activeElement !== leverage) leverage.value = String(a.leverage);
+    // The banner shows while the live level is at or below the call level; a MARGIN_CALL event
+    // shows it at once even before the next quote.
+    const recentEvent = store.marginCallAt !== null && Date.now() - store.marginCallAt < 5_000;
+    const show = live.marginCall || recentEvent;
+    banner.hidden = !show;
+    if (show && a) {
+      setText(bannerText,
+        ` Margin level ${live.marginLevel ? fmtMoney(live.marginLevel) + "%" : "—"} is at or below ${a.marginCallLevel || "60"}%. ` +
+        `At ${a.stopOutLevel || "0"}% positions are closed automatically (stop out). Deposit funds or close positions.`);
+    }
+  };
+
+  const renderConn = (): void => {
+    const q = store.streams.quotes;
+    const acc = store.streams.account;
+    const states = [q, acc].filter((s) => s !== "stopped");
+    let state = "live";
+    let text = "Live";
+    if (states.some((s) => s === "retrying")) {
+      state = "down";
+      text = "Reconnecting…";
+    } else if (states.some((s) => s === "connecting") || states.length === 0) {
+      state = "connecting";
+      text = "Connecting…";
+    }
+    conn.dataset.state = state;
+    conn.dataset.quotes = q;
+    conn.dataset.account = acc;
+    conn.title = `Prices: ${q}; account: ${acc}`;
+    setText(connText, text);
+  };
+
+  store.on("account", render);
+  store.on("quotes", render);
+  store.on("positions", render);
+  store.on("marginCall", render);
+  store.on("connection", renderConn);
+  ctx.session.onChange(() => setText(user, ctx.session.email ?? ""));
+  render();
+  renderConn();
+  return { bar, banner };
+}
