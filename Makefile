@@ -25,7 +25,6 @@ check-gen: gen
 lint:
 	node_modules/.bin/buf lint
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
 # Re-pins constraints.txt to what is installed in .venv (after changing dependencies).

@@ -24,14 +24,17 @@ def normalise_email(email: str) -> str:
 
 def check_password_policy(password: str) -> None:
     if len(password) < PASSWORD_MIN_LEN:
-        raise invalid_field("password", f"must be at least {PASSWORD_MIN_LEN} characters",
-                            reason="WEAK_PASSWORD")
+        raise invalid_field(
+            "password", f"must be at least {PASSWORD_MIN_LEN} characters", reason="WEAK_PASSWORD"
+        )
     if not any(c.isalpha() for c in password) or not any(c.isdigit() for c in password):
-        raise invalid_field("password", "must contain at least one letter and one digit",
-                            reason="WEAK_PASSWORD")
+        raise invalid_field(
+            "password", "must contain at least one letter and one digit", reason="WEAK_PASSWORD"
+        )
     if password != password.strip():
-        raise invalid_field("password", "must not start or end with white space",
-                            reason="WEAK_PASSWORD")
+        raise invalid_field(
+            "password", "must not start or end with white space", reason="WEAK_PASSWORD"
+        )
 
 
 async def hash_password(password: str) -> str:
@@ -42,7 +45,10 @@ async def hash_password(password: str) -> str:
 async def verify_password(password_hash: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return bool(_hasher.verify(password_hash or _DUMMY_HASH, password)) and password_hash is not None
+            return (
+                bool(_hasher.verify(password_hash or _DUMMY_HASH, password))
+                and password_hash is not None
+            )
         except (VerificationError, InvalidHashError):
             return False
 

@@ -34,16 +34,25 @@ class SigningKey:
         return self.private_key.public_key()
 
     def jwk(self) -> dict[str, str]:
-        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": self.kid,
-                "alg": "EdDSA", "use": "sig"}
+        raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": _b64url(raw),
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        }
 
 
 def thumbprint(public_key: Ed25519PublicKey) -> str:
     """RFC 7638 JWK thumbprint: a key id derived from the key itself, stable across restarts."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)},
-                           separators=(",", ":"), sort_keys=True)
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}, separators=(",", ":"), sort_keys=True
+    )
     return _b64url(hashlib.sha256(canonical.encode()).digest())[:16]
 
 
@@ -61,7 +70,9 @@ class Keyring:
         return {key.kid: key.public_key for key in self.keys}
 
     def jwks_json(self) -> bytes:
-        return json.dumps({"keys": [key.jwk() for key in self.keys]}, separators=(",", ":")).encode()
+        return json.dumps(
+            {"keys": [key.jwk() for key in self.keys]}, separators=(",", ":")
+        ).encode()
 
     @classmethod
     def load(cls, path: Path, *, create: bool = True) -> Keyring:
@@ -90,9 +101,13 @@ def new_key_file(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    path = directory / f"ed25519-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{thumbprint(key.public_key())}.pem"
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = (
+        directory
+        / f"ed25519-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{thumbprint(key.public_key())}.pem"
+    )
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(pem)
     tmp.chmod(0o600)

@@ -6,9 +6,9 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from exness.auth.v1 import auth_pb2_grpc
 from services.auth.keys import Keyring, new_key_file
 from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
@@ -24,12 +24,19 @@ from services.kit.settings import Settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="gRPC port (default: $EXNESS_AUTH_PORT or 50051)")
-    parser.add_argument("--new-key", action="store_true",
-                        help="add a fresh signing key (key rotation) and exit; restart to sign with it")
+    parser.add_argument(
+        "--new-key",
+        action="store_true",
+        help="add a fresh signing key (key rotation) and exit; restart to sign with it",
+    )
 
 
 def keys_path(settings: Settings) -> Path:
-    return Path(settings.signing_keys_path) if settings.signing_keys_path else settings.data_dir / "keys"
+    return (
+        Path(settings.signing_keys_path)
+        if settings.signing_keys_path
+        else settings.data_dir / "keys"
+    )
 
 
 @dataclass
@@ -43,16 +50,22 @@ class AuthApp:
 
 def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None) -> AuthApp:
     keyring = Keyring.load(keys_path(settings))
-    issuer = AccessTokenIssuer(keyring, settings.jwt_issuer, settings.jwt_audience,
-                               settings.access_token_ttl_s)
-    servicer = AuthServicer(AuthStore(pool), keyring, issuer, settings.refresh_token_ttl_s,
-                            settings.shard_count)
+    issuer = AccessTokenIssuer(
+        keyring, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
+    )
+    servicer = AuthServicer(
+        AuthStore(pool), keyring, issuer, settings.refresh_token_ttl_s, settings.shard_count
+    )
     # Auth verifies its own tokens with its own keyring: no network hop to itself.
-    verifier = TokenVerifier(StaticKeySource(keyring.public_keys()), settings.jwt_issuer,
-                             settings.jwt_audience)
+    verifier = TokenVerifier(
+        StaticKeySource(keyring.public_keys()), settings.jwt_issuer, settings.jwt_audience
+    )
     server = GrpcServer(
-        services=[ServiceSpec(SERVICE_NAME,
-                              lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s))],
+        services=[
+            ServiceSpec(
+                SERVICE_NAME, lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s)
+            )
+        ],
         interceptors=[RequestPipeline(METHOD_ACCESS, verifier)],
         host=settings.bind_host,
         port=settings.auth_port if port is None else port,
@@ -75,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.new_key:
         path = new_key_file(keys_path(settings))
-        print(f"new signing key: {path} (restart Auth to sign with it; keep the old key listed "
-              "until tokens it signed have expired)")
+        print(
+            f"new signing key: {path} (restart Auth to sign with it; keep the old key listed "
+            "until tokens it signed have expired)"
+        )
         return 0
     kit_server.run(lambda: serve(settings, args.port))
     return 0

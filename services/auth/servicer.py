@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import grpc
+from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
 
-from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from services.auth import credentials
 from services.auth.keys import Keyring
 from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
@@ -58,8 +58,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RegisterResponse(
             user=_user_message(user),
             tokens=auth_pb2.TokenPair(
-                access_token=access, refresh_token=refresh,
-                expires_in=self.issuer.ttl_s, token_type="Bearer",
+                access_token=access,
+                refresh_token=refresh,
+                expires_in=self.issuer.ttl_s,
+                token_type="Bearer",
             ),
         )
 
@@ -68,13 +70,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.LoginResponse:
         user = await self.store.user_by_email(credentials.normalise_email(request.email))
         # Unknown email and wrong password fail alike, in time too (a dummy hash is verified).
-        ok = await credentials.verify_password(user.password_hash if user else None, request.password)
+        ok = await credentials.verify_password(
+            user.password_hash if user else None, request.password
+        )
         if user is None or not ok:
             raise unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
         access, refresh = await self._new_session(user)
         return auth_pb2.LoginResponse(
-            access_token=access, refresh_token=refresh,
-            expires_in=self.issuer.ttl_s, token_type="Bearer",
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=self.issuer.ttl_s,
+            token_type="Bearer",
         )
 
     async def Refresh(
@@ -82,7 +88,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RefreshResponse:
         successor = new_refresh_token()
         outcome, user = await self.store.rotate(
-            refresh_token_hash(request.refresh_token), refresh_token_hash(successor),
+            refresh_token_hash(request.refresh_token),
+            refresh_token_hash(successor),
             self.refresh_ttl_s,
         )
         if outcome is RefreshOutcome.REUSED:
@@ -91,11 +98,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 reason="REFRESH_TOKEN_REUSED",
             )
         if outcome is RefreshOutcome.INVALID or user is None:
-            raise unauthenticated("refresh token is unknown, expired or revoked",
-                                  reason="REFRESH_TOKEN_INVALID")
+            raise unauthenticated(
+                "refresh token is unknown, expired or revoked", reason="REFRESH_TOKEN_INVALID"
+            )
         return auth_pb2.RefreshResponse(
-            access_token=self.issuer.issue(user.user_id, user.shard), refresh_token=successor,
-            expires_in=self.issuer.ttl_s, token_type="Bearer",
+            access_token=self.issuer.issue(user.user_id, user.shard),
+            refresh_token=successor,
+            expires_in=self.issuer.ttl_s,
+            token_type="Bearer",
         )
 
     async def Logout(
@@ -126,4 +136,6 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 def _user_message(user: UserRow) -> auth_pb2.User:
     created = timestamp_pb2.Timestamp()
     created.FromDatetime(user.created_at)
-    return auth_pb2.User(user_id=user.user_id, email=user.email, create_time=created, shard=user.shard)
+    return auth_pb2.User(
+        user_id=user.user_id, email=user.email, create_time=created, shard=user.shard
+    )

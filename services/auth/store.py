@@ -56,7 +56,9 @@ class AuthStore:
 
     async def user_by_email(self, email: str) -> UserRow | None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE email = %s", (email,))
+            cur = await conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE email = %s", (email,)
+            )
             row = await cur.fetchone()
         return UserRow(*row) if row else None
 
@@ -66,7 +68,9 @@ class AuthStore:
         except ValueError:
             return None
         async with self.pool.connection() as conn:
-            cur = await conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (parsed,))
+            cur = await conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (parsed,)
+            )
             row = await cur.fetchone()
         return UserRow(*row) if row else None
 
@@ -111,7 +115,9 @@ class AuthStore:
                 " VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
                 (new_hash, user_id, family_id, ttl_s),
             )
-            cur = await conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,))
+            cur = await conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,)
+            )
             user = await cur.fetchone()
         return RefreshOutcome.ROTATED, UserRow(*user) if user else None
 

@@ -33,7 +33,9 @@ class AccessTokenIssuer:
             "shard": shard,
         }
         signer = self.keyring.signer
-        return jwt.encode(claims, signer.private_key, algorithm="EdDSA", headers={"kid": signer.kid})
+        return jwt.encode(
+            claims, signer.private_key, algorithm="EdDSA", headers={"kid": signer.kid}
+        )
 
 
 def new_refresh_token() -> str:

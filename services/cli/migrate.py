@@ -15,8 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     url = args.database_url or Settings.from_env().database_url
     if not url:
-        print("exness migrate: set DATABASE_URL or pass --database-url "
-              "(`exness up` migrates the embedded database itself)")
+        print(
+            "exness migrate: set DATABASE_URL or pass --database-url "
+            "(`exness up` migrates the embedded database itself)"
+        )
         return 2
     applied = migrate(url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
+
 from services.kit.identity import JwksKeySource, TokenVerifier
 from services.kit.settings import Settings
 

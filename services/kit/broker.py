@@ -17,7 +17,9 @@ def tansu_binary() -> Path:
 
 
 class EmbeddedBroker:
-    def __init__(self, port: int = 9092, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int = 9092, host: str = "127.0.0.1", log_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.log_path = log_path
@@ -35,18 +37,34 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/", "--cluster-id", "exness"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "exness",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the embedded broker exited at start-up (code {self.process.returncode})")
+                raise RuntimeError(
+                    f"the embedded broker exited at start-up (code {self.process.returncode})"
+                )
             if _listening(self.host, self.port):
                 return self.bootstrap
             time.sleep(0.1)
-        raise RuntimeError(f"the embedded broker did not listen on {self.bootstrap} in {timeout_s}s")
+        raise RuntimeError(
+            f"the embedded broker did not listen on {self.bootstrap} in {timeout_s}s"
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

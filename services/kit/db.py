@@ -8,7 +8,9 @@ from psycopg_pool import AsyncConnectionPool
 from services.kit.errors import StartupError
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10, name: str = "") -> AsyncConnectionPool:
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, name: str = ""
+) -> AsyncConnectionPool:
     """An open pool; waits until the first connection works, so a wrong DATABASE_URL fails at
     start-up with a clear message rather than on the first request."""
     pool: AsyncConnectionPool = AsyncConnectionPool(

@@ -52,9 +52,7 @@ class ServiceError(Exception):
                 ]
             )
             details.append(_pack(bad_request))
-        return status_pb2.Status(
-            code=self.code.value[0], message=self.message, details=details
-        )
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=details)
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
@@ -68,12 +66,16 @@ def invalid_argument(
 ) -> ServiceError:
     summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
     return ServiceError(
-        grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid request: {summary}",
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+        f"invalid request: {summary}",
         violations=violations,
     )
 
 
-def invalid_field(field_name: str, description: str, reason: str = "INVALID_ARGUMENT") -> ServiceError:
+def invalid_field(
+    field_name: str, description: str, reason: str = "INVALID_ARGUMENT"
+) -> ServiceError:
     return invalid_argument([FieldViolation(field_name, description)], reason)
 
 

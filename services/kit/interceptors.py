@@ -161,8 +161,13 @@ class _Guard:
 
     def _done(self, started: float) -> None:
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("rpc ok", extra={"method": self.method,
-                                       "ms": round((time.perf_counter() - started) * 1000, 3)})
+            log.debug(
+                "rpc ok",
+                extra={
+                    "method": self.method,
+                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                },
+            )
 
     def unary_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:

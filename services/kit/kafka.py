@@ -7,6 +7,7 @@ at-least-once with acks=all and consumers dedupe by sequence numbers carried in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -26,7 +27,9 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
 
 
-def make_producer(bootstrap: str, *, linger_ms: int = 2, client_id: str = "exness") -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, *, linger_ms: int = 2, client_id: str = "exness"
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
@@ -72,10 +75,9 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
             if missing:
-                try:
+                # Another process may have created them meanwhile.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
                 log.info("created topics", extra={"topics": [t.name for t in missing]})
             return
         except (KafkaConnectionError, KafkaError, OSError) as exc:

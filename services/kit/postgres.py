@@ -37,8 +37,11 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     return SYSTEM_USER
 
 
@@ -86,14 +89,29 @@ class EmbeddedPostgres:
         if self._user:
             _open_up(_bin_dir().parent)
             for sub in _bin_dir().parent.rglob("*"):
-                sub.chmod(sub.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if sub.is_dir() or os.access(sub, os.X_OK) else 0))
+                sub.chmod(
+                    sub.stat().st_mode
+                    | stat.S_IROTH
+                    | (stat.S_IXOTH if sub.is_dir() or os.access(sub, os.X_OK) else 0)
+                )
             _open_up(self.data_dir.parent)
             shutil.chown(self.data_dir, self._user, self._user)
         self.data_dir.chmod(0o700)
         result = subprocess.run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
-            capture_output=True, cwd=self.data_dir, **self._identity(),
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            cwd=self.data_dir,
+            **self._identity(),
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr.decode(errors='replace')[-2000:]}")
@@ -117,9 +135,19 @@ class EmbeddedPostgres:
             log.info("found a stale postmaster.pid", extra={"path": str(stale_pid)})
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(_bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                 "-h", self.host],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **self._identity(),
+                [
+                    str(_bin_dir() / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    self.host,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._identity(),
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -136,7 +164,15 @@ class EmbeddedPostgres:
 
     def _ready(self) -> bool:
         result = subprocess.run(
-            [str(_bin_dir() / "pg_isready"), "-h", self.host, "-p", str(self.port), "-U", "postgres"],
+            [
+                str(_bin_dir() / "pg_isready"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+            ],
             capture_output=True,
         )
         return result.returncode == 0
@@ -147,7 +183,9 @@ class EmbeddedPostgres:
         with psycopg.connect(
             f"postgresql://postgres@{self.host}:{self.port}/postgres", autocommit=True
         ) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
 

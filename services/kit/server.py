@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,9 @@ class GrpcServer:
                 log.exception("error while stopping")
         log.info("stopped")
 
-    async def serve_until_signalled(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    async def serve_until_signalled(
+        self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)
+    ) -> None:
         loop = asyncio.get_running_loop()
         for sig in signals:
             loop.add_signal_handler(sig, self.request_stop)
@@ -110,7 +112,7 @@ class GrpcServer:
         await self.stop()
 
 
-def run(main: Callable[[], Awaitable[Any]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> None:
     """Runs a service's async main; a clear message instead of a stack trace for known
     start-up failures."""
     try:

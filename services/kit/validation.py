@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from exness.common.v1 import validate_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf.message import Message
 
-from exness.common.v1 import validate_pb2
 from services.kit.decimals import parse_decimal, scale_of
 from services.kit.errors import FieldViolation
 
@@ -50,11 +50,7 @@ def _checks_for(desc: _descriptor.Descriptor) -> tuple[_FieldCheck, ...]:
             if options.HasExtension(validate_pb2.rules)
             else None
         )
-        nested = (
-            fd.type == FD.TYPE_MESSAGE
-            and not _is_repeated(fd)
-            and _has_rules(fd.message_type)
-        )
+        nested = fd.type == FD.TYPE_MESSAGE and not _is_repeated(fd) and _has_rules(fd.message_type)
         if rules is not None or nested:
             checks.append(_FieldCheck(fd, rules, nested))
     return tuple(checks)
@@ -92,6 +88,7 @@ def _apply(
     if fd.type == FD.TYPE_STRING:
         yield from _check_string(value, rules, name)
     elif fd.type == FD.TYPE_ENUM:
+        assert fd.enum_type is not None
         defined = fd.enum_type.values_by_number
         if rules.enum_defined_only and value not in defined:
             yield FieldViolation(name, f"unknown value {value}")
@@ -100,15 +97,23 @@ def _apply(
     elif fd.type == FD.TYPE_MESSAGE:
         if rules.required and not message.HasField(fd.name):
             yield FieldViolation(name, "is required")
-    elif fd.type in (FD.TYPE_INT32, FD.TYPE_INT64, FD.TYPE_UINT32, FD.TYPE_UINT64,
-                     FD.TYPE_SINT32, FD.TYPE_SINT64):
+    elif fd.type in (
+        FD.TYPE_INT32,
+        FD.TYPE_INT64,
+        FD.TYPE_UINT32,
+        FD.TYPE_UINT64,
+        FD.TYPE_SINT32,
+        FD.TYPE_SINT64,
+    ):
         if rules.required and value == 0:
             yield FieldViolation(name, "is required")
         elif rules.int_range_set and value != 0 and not rules.int_min <= value <= rules.int_max:
             yield FieldViolation(name, f"must be between {rules.int_min} and {rules.int_max}")
 
 
-def _check_string(value: str, rules: validate_pb2.FieldRules, name: str) -> Iterator[FieldViolation]:
+def _check_string(
+    value: str, rules: validate_pb2.FieldRules, name: str
+) -> Iterator[FieldViolation]:
     if value == "":
         if rules.required:
             yield FieldViolation(name, "is required")
@@ -125,7 +130,9 @@ def _check_string(value: str, rules: validate_pb2.FieldRules, name: str) -> Iter
         yield from _check_decimal(value, rules.decimal, name)
 
 
-def _check_decimal(text: str, rules: validate_pb2.DecimalRules, name: str) -> Iterator[FieldViolation]:
+def _check_decimal(
+    text: str, rules: validate_pb2.DecimalRules, name: str
+) -> Iterator[FieldViolation]:
     if len(text) > 64:
         yield FieldViolation(name, "is too long for a decimal number")
         return

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from exness.auth.v1 import auth_pb2_grpc
 from services.auth.main import AuthApp, build
 from services.kit.settings import Settings
 from tests.support.infra import free_port

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.auth.helpers import PASSWORD, bearer, fresh_email, register
 from tests.support.grpc_errors import failure_of
 

@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import grpc_testing
 import pytest
-
 from exness.auth.v1 import auth_pb2
+
 from services.auth.keys import Keyring
 from services.auth.servicer import AuthServicer
 from services.auth.store import AuthStore
@@ -71,39 +71,54 @@ def auth_testing_server(session_dir: Path, database_url: str) -> Iterator[grpc_t
     pool = loop.run(open_pool(database_url, max_size=2))
     keyring = Keyring.load(settings.data_dir / "keys")
     servicer = AuthServicer(
-        AuthStore(pool), keyring,
+        AuthStore(pool),
+        keyring,
         AccessTokenIssuer(keyring, settings.jwt_issuer, settings.jwt_audience, 60),
-        refresh_ttl_s=3600, shard_count=4)
+        refresh_ttl_s=3600,
+        shard_count=4,
+    )
     yield grpc_testing.server_from_dictionary(
-        {AUTH_SERVICE: SyncFacade(servicer, loop)}, grpc_testing.strict_real_time())
+        {AUTH_SERVICE: SyncFacade(servicer, loop)}, grpc_testing.strict_real_time()
+    )
     loop.run(pool.close())
     loop.close()
 
 
-def invoke(server: grpc_testing.Server, method: str, request: Any) -> tuple[Any, grpc.StatusCode, str]:
+def invoke(
+    server: grpc_testing.Server, method: str, request: Any
+) -> tuple[Any, grpc.StatusCode, str]:
     rpc = server.invoke_unary_unary(AUTH_SERVICE.methods_by_name[method], (), request, None)
     response, _, code, details = rpc.termination()
     return response, code, details
 
 
-def test_register_assigns_a_shard_and_issues_tokens(auth_testing_server: grpc_testing.Server) -> None:
-    response, code, _ = invoke(auth_testing_server, "Register",
-                               auth_pb2.RegisterRequest(email=fresh_email(), password=PASSWORD))
+def test_register_assigns_a_shard_and_issues_tokens(
+    auth_testing_server: grpc_testing.Server,
+) -> None:
+    response, code, _ = invoke(
+        auth_testing_server,
+        "Register",
+        auth_pb2.RegisterRequest(email=fresh_email(), password=PASSWORD),
+    )
     assert code == grpc.StatusCode.OK
     assert 0 <= response.user.shard < 4
     assert response.tokens.expires_in == 60
 
 
 def test_weak_password_is_invalid_argument(auth_testing_server: grpc_testing.Server) -> None:
-    _, code, details = invoke(auth_testing_server, "Register",
-                              auth_pb2.RegisterRequest(email=fresh_email(), password="abcdefghij"))
+    _, code, details = invoke(
+        auth_testing_server,
+        "Register",
+        auth_pb2.RegisterRequest(email=fresh_email(), password="abcdefghij"),
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "password" in details
 
 
 def test_login_failure_is_unauthenticated(auth_testing_server: grpc_testing.Server) -> None:
-    _, code, _ = invoke(auth_testing_server, "Login",
-                        auth_pb2.LoginRequest(email=fresh_email(), password=PASSWORD))
+    _, code, _ = invoke(
+        auth_testing_server, "Login", auth_pb2.LoginRequest(email=fresh_email(), password=PASSWORD)
+    )
     assert code == grpc.StatusCode.UNAUTHENTICATED
 
 

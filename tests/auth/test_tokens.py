@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -14,8 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
+
 from services.auth.keys import Keyring, new_key_file
 from services.kit.identity import StaticKeySource, TokenVerifier, parse_jwks
 from services.kit.settings import Settings
@@ -30,8 +31,13 @@ def _b64(data: bytes) -> str:
 def claims_for(settings: Settings, user_id: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": user_id,
-        "iat": now, "exp": now + 300, "jti": str(uuid.uuid4()), "shard": 0,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": user_id,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+        "shard": 0,
     }
     claims.update(overrides)
     return claims
@@ -50,8 +56,12 @@ Forger = Callable[[Keyring, Settings, str], str]
 
 def signed_by_another_key(keyring: Keyring, settings: Settings, user_id: str) -> str:
     # Claims and kid are right; only the signature comes from a key Auth never had.
-    return jwt.encode(claims_for(settings, user_id), Ed25519PrivateKey.generate(),
-                      algorithm="EdDSA", headers={"kid": keyring.signer.kid})
+    return jwt.encode(
+        claims_for(settings, user_id),
+        Ed25519PrivateKey.generate(),
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid},
+    )
 
 
 def alg_none(keyring: Keyring, settings: Settings, user_id: str) -> str:
@@ -61,7 +71,8 @@ def alg_none(keyring: Keyring, settings: Settings, user_id: str) -> str:
 
 def hs256_with_public_key(keyring: Keyring, settings: Settings, user_id: str) -> str:
     public_pem = keyring.signer.public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": keyring.signer.kid}).encode())
     payload = _b64(json.dumps(claims_for(settings, user_id)).encode())
     import hashlib
@@ -73,38 +84,56 @@ def hs256_with_public_key(keyring: Keyring, settings: Settings, user_id: str) ->
 
 def expired(keyring: Keyring, settings: Settings, user_id: str) -> str:
     past = int(time.time()) - 3600
-    return jwt.encode(claims_for(settings, user_id, iat=past - 300, exp=past),
-                      keyring.signer.private_key, algorithm="EdDSA",
-                      headers={"kid": keyring.signer.kid})
+    return jwt.encode(
+        claims_for(settings, user_id, iat=past - 300, exp=past),
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid},
+    )
 
 
 def wrong_audience(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(claims_for(settings, user_id, aud="someone-else"),
-                      keyring.signer.private_key, algorithm="EdDSA",
-                      headers={"kid": keyring.signer.kid})
+    return jwt.encode(
+        claims_for(settings, user_id, aud="someone-else"),
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid},
+    )
 
 
 def wrong_issuer(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(claims_for(settings, user_id, iss="https://evil.example"),
-                      keyring.signer.private_key, algorithm="EdDSA",
-                      headers={"kid": keyring.signer.kid})
+    return jwt.encode(
+        claims_for(settings, user_id, iss="https://evil.example"),
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid},
+    )
 
 
 def unknown_kid(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(claims_for(settings, user_id), keyring.signer.private_key,
-                      algorithm="EdDSA", headers={"kid": "no-such-key"})
+    return jwt.encode(
+        claims_for(settings, user_id),
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": "no-such-key"},
+    )
 
 
 def missing_jti(keyring: Keyring, settings: Settings, user_id: str) -> str:
     claims = claims_for(settings, user_id)
     del claims["jti"]
-    return jwt.encode(claims, keyring.signer.private_key, algorithm="EdDSA",
-                      headers={"kid": keyring.signer.kid})
+    return jwt.encode(
+        claims, keyring.signer.private_key, algorithm="EdDSA", headers={"kid": keyring.signer.kid}
+    )
 
 
 def tampered_payload(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    good = jwt.encode(claims_for(settings, user_id), keyring.signer.private_key,
-                      algorithm="EdDSA", headers={"kid": keyring.signer.kid})
+    good = jwt.encode(
+        claims_for(settings, user_id),
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid},
+    )
     header, _, signature = good.split(".")
     other = _b64(json.dumps(claims_for(settings, str(uuid.uuid4()))).encode())
     return f"{header}.{other}.{signature}"
@@ -112,11 +141,22 @@ def tampered_payload(keyring: Keyring, settings: Settings, user_id: str) -> str:
 
 @pytest.mark.parametrize(
     "forge",
-    [signed_by_another_key, alg_none, hs256_with_public_key, expired, wrong_audience,
-     wrong_issuer, unknown_kid, missing_jti, tampered_payload],
+    [
+        signed_by_another_key,
+        alg_none,
+        hs256_with_public_key,
+        expired,
+        wrong_audience,
+        wrong_issuer,
+        unknown_kid,
+        missing_jti,
+        tampered_payload,
+    ],
 )
 async def test_forged_or_misused_access_tokens_are_rejected(
-    auth_stub: auth_pb2_grpc.AuthServiceStub, auth_app: Any, auth_settings: Settings,
+    auth_stub: auth_pb2_grpc.AuthServiceStub,
+    auth_app: Any,
+    auth_settings: Settings,
     forge: Forger,
 ) -> None:
     user = (await register(auth_stub)).user
@@ -147,16 +187,20 @@ async def test_access_token_claims(
     assert 0 < claims["exp"] - claims["iat"] <= auth_settings.access_token_ttl_s
 
 
-async def test_jwks_verifies_issued_tokens(auth_stub: auth_pb2_grpc.AuthServiceStub,
-                                           auth_settings: Settings) -> None:
+async def test_jwks_verifies_issued_tokens(
+    auth_stub: auth_pb2_grpc.AuthServiceStub, auth_settings: Settings
+) -> None:
     body = await auth_stub.GetJwks(auth_pb2.GetJwksRequest())
     assert body.content_type == "application/json"
     document = json.loads(body.data)
-    assert all(k["kty"] == "OKP" and k["crv"] == "Ed25519" and k["alg"] == "EdDSA"
-               for k in document["keys"])
+    assert all(
+        k["kty"] == "OKP" and k["crv"] == "Ed25519" and k["alg"] == "EdDSA"
+        for k in document["keys"]
+    )
     assert all("d" not in k for k in document["keys"]), "private key material published"
-    verifier = TokenVerifier(StaticKeySource(parse_jwks(body.data)), auth_settings.jwt_issuer,
-                             auth_settings.jwt_audience)
+    verifier = TokenVerifier(
+        StaticKeySource(parse_jwks(body.data)), auth_settings.jwt_issuer, auth_settings.jwt_audience
+    )
     reply = await register(auth_stub)
     caller = await verifier.verify(reply.tokens.access_token)
     assert caller.user_id == reply.user.user_id
@@ -167,18 +211,23 @@ async def test_key_rotation_keeps_old_tokens_valid(tmp_path: Any, auth_settings:
 
     keys_dir = tmp_path / "keys"
     old_ring = Keyring.load(keys_dir)
-    old_token = AccessTokenIssuer(old_ring, auth_settings.jwt_issuer,
-                                  auth_settings.jwt_audience, 300).issue("user-1", 0)
-    time.sleep(1.1)  # key files are ordered by their creation time in the name
+    old_token = AccessTokenIssuer(
+        old_ring, auth_settings.jwt_issuer, auth_settings.jwt_audience, 300
+    ).issue("user-1", 0)
+    await asyncio.sleep(1.1)  # key files are ordered by their creation time in the name
     new_key_file(keys_dir)
     rotated = Keyring.load(keys_dir)
     assert len(rotated.keys) == 2
     assert rotated.signer.kid != old_ring.signer.kid
-    new_token = AccessTokenIssuer(rotated, auth_settings.jwt_issuer,
-                                  auth_settings.jwt_audience, 300).issue("user-2", 0)
+    new_token = AccessTokenIssuer(
+        rotated, auth_settings.jwt_issuer, auth_settings.jwt_audience, 300
+    ).issue("user-2", 0)
     assert jwt.get_unverified_header(new_token)["kid"] == rotated.signer.kid
-    verifier = TokenVerifier(StaticKeySource(parse_jwks(rotated.jwks_json())),
-                             auth_settings.jwt_issuer, auth_settings.jwt_audience)
+    verifier = TokenVerifier(
+        StaticKeySource(parse_jwks(rotated.jwks_json())),
+        auth_settings.jwt_issuer,
+        auth_settings.jwt_audience,
+    )
     assert (await verifier.verify(old_token)).user_id == "user-1"
     assert (await verifier.verify(new_token)).user_id == "user-2"
 
@@ -197,7 +246,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=first))
     failure = failure_of(raised.value)
-    assert (failure.code, failure.reason) == (grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_REUSED")
+    assert (failure.code, failure.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "REFRESH_TOKEN_REUSED",
+    )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=third.refresh_token))
     assert failure_of(raised.value).reason == "REFRESH_TOKEN_INVALID"
@@ -215,7 +267,8 @@ async def test_other_logins_survive_a_family_revocation(
     with pytest.raises(grpc.aio.AioRpcError):
         await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=stolen))
     still_fine = await auth_stub.Refresh(
-        auth_pb2.RefreshRequest(refresh_token=other_device.refresh_token))
+        auth_pb2.RefreshRequest(refresh_token=other_device.refresh_token)
+    )
     assert still_fine.access_token
 
 
@@ -227,7 +280,10 @@ async def test_logout_revokes_and_is_idempotent(auth_stub: auth_pb2_grpc.AuthSer
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=token))
     failure = failure_of(raised.value)
-    assert (failure.code, failure.reason) == (grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_INVALID")
+    assert (failure.code, failure.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "REFRESH_TOKEN_INVALID",
+    )
 
 
 async def test_unknown_refresh_token_is_rejected(auth_stub: auth_pb2_grpc.AuthServiceStub) -> None:

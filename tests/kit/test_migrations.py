@@ -19,7 +19,9 @@ def test_rerunning_applies_nothing(database_url: str) -> None:
 
 def test_new_files_apply_in_order_and_once(database_url: str, tmp_path: Path) -> None:
     schema = f"m_{tmp_path.name[-8:].lower().replace('-', '_')}"
-    (tmp_path / "a_first.sql").write_text(f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (x int);")
+    (tmp_path / "a_first.sql").write_text(
+        f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (x int);"
+    )
     (tmp_path / "b_second.sql").write_text(f"INSERT INTO {schema}.t VALUES (1), (2);")
     assert migrate(database_url, tmp_path) == ["a_first", "b_second"]
     assert migrate(database_url, tmp_path) == []
@@ -34,7 +36,10 @@ def test_a_failing_migration_applies_nothing_of_itself(database_url: str, tmp_pa
         migrate(database_url, tmp_path)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,)
-        assert conn.execute("SELECT 1 FROM schema_migrations WHERE version = 'a_bad'").fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM schema_migrations WHERE version = 'a_bad'").fetchone()
+            is None
+        )
 
 
 def test_editing_an_applied_migration_is_refused(database_url: str, tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 import pytest
-
 from exness.market.v1 import market_pb2, market_pb2_grpc
+
 from services.kit.errors import not_found
 from services.kit.identity import StaticKeySource, TokenVerifier, current_caller
 from services.kit.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
@@ -21,18 +21,24 @@ from tests.support.grpc_errors import failure_of
 SERVICE = "exness.market.v1.MarketDataService"
 
 
-class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
-    async def GetQuote(self, request: market_pb2.GetQuoteRequest, context: Any) -> market_pb2.GetQuoteResponse:
+class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):  # only the methods probed
+    async def GetQuote(
+        self, request: market_pb2.GetQuoteRequest, context: Any
+    ) -> market_pb2.GetQuoteResponse:
         if request.symbol == "BOOM":
             raise RuntimeError("secret internal detail")
         if request.symbol == "MISSING":
             raise not_found("UNKNOWN_SYMBOL", "no such instrument", symbol=request.symbol)
         return market_pb2.GetQuoteResponse(quote=market_pb2.Quote(symbol=request.symbol, bid="1"))
 
-    async def StreamQuotes(self, request: market_pb2.StreamQuotesRequest, context: Any) -> AsyncIterator[market_pb2.StreamQuotesResponse]:
+    async def StreamQuotes(
+        self, request: market_pb2.StreamQuotesRequest, context: Any
+    ) -> AsyncIterator[market_pb2.StreamQuotesResponse]:
         caller = current_caller()
         for symbol in request.symbols:
-            yield market_pb2.StreamQuotesResponse(quote=market_pb2.Quote(symbol=symbol, bid=caller.user_id))
+            yield market_pb2.StreamQuotesResponse(
+                quote=market_pb2.Quote(symbol=symbol, bid=caller.user_id)
+            )
 
     async def PublishQuotes(self, requests: Any, context: Any) -> market_pb2.PublishQuotesResponse:
         count = 0
@@ -46,10 +52,20 @@ async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
     verifier = TokenVerifier(StaticKeySource({}), "iss", "aud")
     pipeline = RequestPipeline(
         {f"/{SERVICE}/GetQuote": Access.PUBLIC, f"/{SERVICE}/PublishQuotes": Access.SERVICE},
-        verifier, service_token="s3cret")
+        verifier,
+        service_token="s3cret",
+    )
     server = GrpcServer(
-        [ServiceSpec(SERVICE, lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(ProbeServicer(), s))],
-        [pipeline])
+        [
+            ServiceSpec(
+                SERVICE,
+                lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(
+                    ProbeServicer(), s  # type: ignore[abstract]
+                ),
+            )
+        ],
+        [pipeline],
+    )
     port = await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield channel
@@ -75,7 +91,9 @@ async def test_domain_errors_carry_their_reason(probe_channel: grpc.aio.Channel)
     assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_SYMBOL")
 
 
-async def test_unexpected_errors_are_internal_and_leak_nothing(probe_channel: grpc.aio.Channel) -> None:
+async def test_unexpected_errors_are_internal_and_leak_nothing(
+    probe_channel: grpc.aio.Channel,
+) -> None:
     stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="BOOM"))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from exness.market.v1 import market_pb2
+from exness.trading.v1 import trading_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exness.market.v1 import market_pb2
-from exness.trading.v1 import trading_pb2
 from services.kit.decimals import format_decimal, parse_decimal
 from services.kit.validation import violations
 
@@ -18,23 +18,44 @@ def fields(message: object) -> dict[str, str]:
 
 def test_a_valid_order_has_no_violations() -> None:
     order = trading_pb2.PlaceOrderRequest(
-        symbol="BTCUSD", side=trading_pb2.ORDER_SIDE_BUY, type=trading_pb2.ORDER_TYPE_MARKET,
-        volume="0.01", stop_loss="60000.5", client_order_id="abc-1")
+        symbol="BTCUSD",
+        side=trading_pb2.ORDER_SIDE_BUY,
+        type=trading_pb2.ORDER_TYPE_MARKET,
+        volume="0.01",
+        stop_loss="60000.5",
+        client_order_id="abc-1",
+    )
     assert fields(order) == {}
 
 
 def test_every_broken_rule_is_named() -> None:
     order = trading_pb2.PlaceOrderRequest(
-        symbol="btc usd", side=7, volume="1e3", leverage=5000, price="-1",
-        take_profit="0.123456789", client_order_id="has space")
-    assert set(fields(order)) == {"symbol", "side", "type", "volume", "leverage", "price",
-                                  "take_profit", "client_order_id"}
+        symbol="btc usd",
+        side=7,  # type: ignore[arg-type]
+        volume="1e3",
+        leverage=5000,
+        price="-1",
+        take_profit="0.123456789",
+        client_order_id="has space",
+    )
+    assert set(fields(order)) == {
+        "symbol",
+        "side",
+        "type",
+        "volume",
+        "leverage",
+        "price",
+        "take_profit",
+        "client_order_id",
+    }
     assert fields(order)["side"] == "unknown value 7"
     assert "greater than zero" in fields(order)["price"]
     assert "decimal places" in fields(order)["take_profit"]
 
 
-@pytest.mark.parametrize("amount", ["NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"])
+@pytest.mark.parametrize(
+    "amount", ["NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"]
+)
 def test_decimal_strings_must_be_plain(amount: str) -> None:
     assert "amount" in fields(trading_pb2.DepositRequest(amount=amount))
 
@@ -52,7 +73,11 @@ def test_overlong_strings_are_not_pattern_matched() -> None:
     assert found == {"order_id": "must be at most 64 characters"}
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-10**12, max_value=10**12))
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=8, min_value=-(10**12), max_value=10**12
+    )
+)
 def test_decimal_text_round_trips(value: object) -> None:
     from decimal import Decimal
 

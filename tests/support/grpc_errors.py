@@ -20,7 +20,7 @@ class RpcFailure:
 def failure_of(error: grpc.aio.AioRpcError) -> RpcFailure:
     reason = ""
     fields: dict[str, str] = {}
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

@@ -23,17 +23,26 @@ def grpcurl_binary() -> Path:
     return binary
 
 
-def start_exness(args: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_exness(
+    args: list[str], env: Mapping[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     """`exness ARGS...` as a child process with its output in `log_path`."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", *args],
-            cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
-def wait_healthy(address: str, service: str = "", timeout_s: float = 30.0,
-                 process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_healthy(
+    address: str,
+    service: str = "",
+    timeout_s: float = 30.0,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -42,7 +51,8 @@ def wait_healthy(address: str, service: str = "", timeout_s: float = 30.0,
         try:
             with grpc.insecure_channel(address) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=1)
+                    health_pb2.HealthCheckRequest(service=service), timeout=1
+                )
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
                 return
         except grpc.RpcError as exc:
