@@ -5,6 +5,7 @@ MarketData contract's method shapes (unary, server stream, client stream)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,8 @@ class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):  # only the meth
     ) -> market_pb2.GetQuoteResponse:
         if request.symbol == "BOOM":
             raise RuntimeError("secret internal detail")
+        if request.symbol == "SLOW":
+            await asyncio.sleep(1.0)
         if request.symbol == "MISSING":
             raise not_found("UNKNOWN_SYMBOL", "no such instrument", symbol=request.symbol)
         return market_pb2.GetQuoteResponse(quote=market_pb2.Quote(symbol=request.symbol, bid="1"))
@@ -60,7 +63,8 @@ async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
             ServiceSpec(
                 SERVICE,
                 lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(
-                    ProbeServicer(), s  # type: ignore[abstract]
+                    ProbeServicer(),
+                    s,  # type: ignore[abstract]
                 ),
             )
         ],
@@ -127,3 +131,40 @@ async def test_service_methods_need_the_service_credential(probe_channel: grpc.a
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.PublishQuotes(two(), metadata=metadata)
         assert raised.value.code() == code
+
+
+async def test_stop_drains_in_flight_calls_and_reports_not_serving() -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server = GrpcServer(
+        [
+            ServiceSpec(
+                SERVICE,
+                lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(
+                    ProbeServicer(),
+                    s,  # type: ignore[abstract]
+                ),
+            )
+        ],
+        [RequestPipeline({f"/{SERVICE}/GetQuote": Access.PUBLIC}, None)],
+        grace_s=5.0,
+    )
+    port = await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = market_pb2_grpc.MarketDataServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (await health.Check(health_pb2.HealthCheckRequest(service=SERVICE))).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
+        in_flight = asyncio.ensure_future(stub.GetQuote(market_pb2.GetQuoteRequest(symbol="SLOW")))
+        await asyncio.sleep(0.2)
+        stopping = asyncio.ensure_future(server.stop())
+        reply = await in_flight  # started before the stop: allowed to finish
+        assert reply.quote.symbol == "SLOW"
+        await stopping
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="BTCUSD"), timeout=2)
+        assert raised.value.code() in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
