@@ -1,0 +1,90 @@
+"""The engine and its companions, started and stopped together: group-commit writer, outbox
+relay, quote consumer, StreamAccount fan-out. Used by `exness engine` and by in-process tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from services.trading.committer import Committer
+from services.trading.engine import Engine
+from services.trading.quotes import consume_quotes
+from services.trading.relay import OutboxRelay
+from services.trading.servicer import TradingServicer
+from services.trading.store import load_engine
+from services.trading.streams import AccountStreams
+
+log = logging.getLogger(__name__)
+
+EXPIRY_TICK_S = 1.0
+
+
+class TradingApp:
+    def __init__(self, engine: Engine, committer: Committer, relay: OutboxRelay | None,
+                 streams: AccountStreams, servicer: TradingServicer) -> None:
+        self.engine = engine
+        self.committer = committer
+        self.relay = relay
+        self.streams = streams
+        self.servicer = servicer
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def start(
+        cls, pool: AsyncConnectionPool, *, shard_id: int, max_quote_age_s: float,
+        kafka_bootstrap: str | None, on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> TradingApp:
+        """Rebuilds the engine from the database, then starts the background tasks. Without
+        `kafka_bootstrap` there is no relay and no quote consumer (quotes are fed directly)."""
+        engine = await load_engine(pool, shard_id=shard_id,
+                                   max_quote_age=timedelta(seconds=max_quote_age_s))
+        streams = AccountStreams()
+        relay = OutboxRelay(pool, kafka_bootstrap, shard_id) if kafka_bootstrap else None
+        listeners = [streams.publish] + ([relay.wake] if relay else [])
+        committer = Committer(engine, pool, on_committed=listeners, on_fatal=on_fatal)
+        servicer = TradingServicer(engine, committer, pool, streams, shard_id)
+        app = cls(engine, committer, relay, streams, servicer)
+        app._spawn(committer.run(), "committer")
+        app._spawn(app._expire_loop(), "expiry")
+        if relay is not None and kafka_bootstrap:
+            app._spawn(relay.run(), "relay")
+            app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake), "quotes")
+        log.info("engine ready", extra={
+            "shard": shard_id, "accounts": len(engine.accounts),
+            "positions": len(engine.positions), "pending_orders": len(engine.pending),
+            "sequence": engine.last_sequence})
+        return app
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"trading-{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task died", exc_info=task.exception(),
+                      extra={"task": task.get_name()})
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_TICK_S)
+            self.engine.expire(datetime.now(UTC))
+            self.committer.wake()
+
+    async def stop(self) -> None:
+        """Commits what is emitted, then stops the background tasks."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.committer.barrier(), timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,141 @@
+"""Domain objects -> exness.trading.v1 messages (decimal strings, Timestamps)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from exness.trading.v1 import trading_pb2 as pb
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.kit.decimals import format_decimal
+from services.trading.model import (
+    AccountView,
+    Event,
+    LedgerEntry,
+    Order,
+    Position,
+    Quote,
+    Trade,
+)
+
+
+def dec(value: Decimal | None, places: int | None = None) -> str:
+    return "" if value is None else format_decimal(value, places)
+
+
+def ts(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def account_pb(view: AccountView) -> pb.Account:
+    level = view.margin_level
+    return pb.Account(
+        account_id=str(view.account_id),
+        currency="USD",
+        balance=dec(view.balance, 2),
+        equity=dec(view.equity, 2),
+        margin=dec(view.margin, 2),
+        free_margin=dec(view.free_margin, 2),
+        margin_level="" if level is None else dec(level, 2),
+        leverage=view.leverage,
+        floating_pnl=dec(view.floating_pnl, 2),
+        shard=view.shard,
+        margin_call_level=dec(view.margin_call_level),
+        stop_out_level=dec(view.stop_out_level),
+    )
+
+
+def order_pb(order: Order) -> pb.Order:
+    message = pb.Order(
+        order_id=str(order.order_id),
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=int(order.side),  # type: ignore[arg-type]
+        type=int(order.type),  # type: ignore[arg-type]
+        status=int(order.status),  # type: ignore[arg-type]
+        volume=dec(order.volume),
+        price=dec(order.price),
+        stop_loss=dec(order.stop_loss),
+        take_profit=dec(order.take_profit),
+        leverage=order.leverage,
+        fill_price=dec(order.fill_price),
+        position_id="" if order.position_id is None else str(order.position_id),
+        reject_reason=order.reject_reason,
+        create_time=ts(order.created_at),
+        update_time=ts(order.updated_at),
+    )
+    if order.expire_at is not None:
+        message.expire_time.CopyFrom(ts(order.expire_at))
+    return message
+
+
+def position_pb(position: Position, quote: Quote | None) -> pb.Position:
+    current = position.close_price(quote) if quote is not None else None
+    pnl = position.pnl_at(current) if current is not None else None
+    return pb.Position(
+        position_id=str(position.position_id),
+        symbol=position.symbol,
+        side=int(position.side),  # type: ignore[arg-type]
+        volume=dec(position.volume),
+        open_price=dec(position.open_price),
+        current_price=dec(current),
+        stop_loss=dec(position.stop_loss),
+        take_profit=dec(position.take_profit),
+        leverage=position.leverage,
+        margin=dec(position.margin, 2),
+        unrealized_pnl=dec(pnl, 2),
+        order_id=str(position.order_id),
+        open_time=ts(position.opened_at),
+    )
+
+
+def trade_pb(trade: Trade) -> pb.Trade:
+    return pb.Trade(
+        trade_id=str(trade.trade_id),
+        position_id=str(trade.position_id),
+        symbol=trade.symbol,
+        side=int(trade.side),  # type: ignore[arg-type]
+        volume=dec(trade.volume),
+        open_price=dec(trade.open_price),
+        close_price=dec(trade.close_price),
+        realized_pnl=dec(trade.realized_pnl, 2),
+        close_reason=int(trade.close_reason),  # type: ignore[arg-type]
+        open_time=ts(trade.opened_at),
+        close_time=ts(trade.closed_at),
+    )
+
+
+def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
+    return pb.LedgerEntry(
+        entry_id=str(entry.entry_id),
+        kind=int(entry.kind),  # type: ignore[arg-type]
+        amount=dec(entry.amount, 2),
+        balance_after=dec(entry.balance_after, 2),
+        reference_id=entry.reference_id,
+        create_time=ts(entry.created_at),
+    )
+
+
+def event_pb(event: Event, quotes: dict[str, Quote]) -> pb.AccountEvent:
+    assert event.account is not None
+    message = pb.AccountEvent(
+        sequence=event.sequence,
+        account_id=str(event.account.account_id),
+        user_id=event.account.user_id,
+        type=int(event.type),  # type: ignore[arg-type]
+        time=ts(event.time),
+        account=account_pb(event.account),
+    )
+    if event.order is not None:
+        message.order.CopyFrom(order_pb(event.order))
+    # A closed position travels as the trade only; `position` is what stays open.
+    if event.position is not None and event.position.closed_at is None:
+        message.position.CopyFrom(position_pb(event.position, quotes.get(event.position.symbol)))
+    if event.trade is not None:
+        message.trade.CopyFrom(trade_pb(event.trade))
+    if event.ledger is not None:
+        message.ledger_entry.CopyFrom(ledger_pb(event.ledger))
+    return message

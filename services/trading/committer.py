@@ -1,0 +1,235 @@
+"""Group commit: everything the engine emitted since the last transaction goes into the next one.
+
+Commands are applied in memory at once and answered only after `barrier()` resolves, i.e. after
+the transaction holding their effects (and everything emitted before them) has committed. While
+one transaction is in flight, new commands pile up and share the next one, so durability costs
+one round trip per batch, not per command.
+
+If a write fails for a reason other than a lost connection, memory and database have diverged:
+the committer stops the process (fail-stop) and the restart rebuilds memory from the database,
+where nothing unacknowledged can have been promised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from exness.trading.v1 import trading_pb2 as pb
+from psycopg_pool import AsyncConnectionPool
+
+from services.trading.codec import event_pb
+from services.trading.engine import Engine
+from services.trading.model import AccountView, Event
+
+log = logging.getLogger(__name__)
+
+_UPSERT_ACCOUNT = (
+    "INSERT INTO trading_accounts (account_id, user_id, shard, balance, leverage, margin_call,"
+    " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance,"
+    " leverage = excluded.leverage, margin_call = excluded.margin_call,"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_ORDER = (
+    "INSERT INTO trading_orders (order_id, account_id, client_order_id, fingerprint, symbol,"
+    " side, type, status, volume, price, stop_loss, take_profit, leverage, fill_price,"
+    " position_id, reject_reason, created_at, updated_at, expire_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
+    " fill_price = excluded.fill_price, position_id = excluded.position_id,"
+    " reject_reason = excluded.reject_reason, updated_at = excluded.updated_at"
+)
+_UPSERT_POSITION = (
+    "INSERT INTO trading_positions (position_id, account_id, order_id, symbol, side, volume,"
+    " open_price, stop_loss, take_profit, leverage, margin, opened_at, closed_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (position_id) DO UPDATE SET volume = excluded.volume,"
+    " stop_loss = excluded.stop_loss, take_profit = excluded.take_profit,"
+    " margin = excluded.margin, closed_at = excluded.closed_at"
+)
+_COPY_TRADES = (
+    "COPY trading_trades (trade_id, account_id, position_id, symbol, side, volume, open_price,"
+    " close_price, realized_pnl, close_reason, opened_at, closed_at) FROM STDIN"
+)
+_COPY_LEDGER = (
+    "COPY trading_ledger (entry_id, account_id, kind, amount, balance_after, reference_id,"
+    " created_at) FROM STDIN"
+)
+_COPY_JOURNAL = (
+    "COPY trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
+    " FROM STDIN"
+)
+
+
+class Committer:
+    def __init__(
+        self,
+        engine: Engine,
+        pool: AsyncConnectionPool,
+        *,
+        on_committed: Sequence[Callable[[list[pb.AccountEvent]], None]] = (),
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.on_committed = list(on_committed)
+        self.on_fatal = on_fatal
+        self._wake = asyncio.Event()
+        self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
+        self.batches = 0
+        self.items = 0
+
+    def barrier(self) -> asyncio.Future[None]:
+        """Resolves when everything the engine has emitted so far is committed."""
+        if self._failed is not None:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(RuntimeError("the engine stopped: state could not be saved"))
+            return failed
+        if self.engine.outbox:
+            self._wake.set()
+            return self._next
+        if self._in_flight is not None:
+            return self._in_flight
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def wake(self) -> None:
+        """Ticks emit without a waiting caller: nudge the writer."""
+        if self.engine.outbox:
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            items = self.engine.drain()
+            if not items:
+                continue
+            future, self._next = self._next, asyncio.get_running_loop().create_future()
+            self._in_flight = future
+            try:
+                events = await self._write(items)
+            except BaseException as exc:
+                self._failed = exc
+                future.set_exception(RuntimeError("the engine stopped: state could not be saved"))
+                future.exception()  # retrieved: callers see their own copy of the failure
+                self._next.set_exception(RuntimeError("the engine stopped"))
+                self._next.exception()
+                log.critical("group commit failed; stopping", exc_info=exc)
+                if self.on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
+                    self.on_fatal(exc)
+                raise
+            finally:
+                self._in_flight = None
+            future.set_result(None)
+            self.batches += 1
+            self.items += len(items)
+            for listener in self.on_committed:
+                try:
+                    listener(events)
+                except Exception:
+                    log.exception("commit listener failed")
+
+    async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
+        rows = _Rows(self.engine, items)
+        delay = 0.05
+        retry = False
+        while True:
+            try:
+                async with self.pool.connection() as conn:
+                    if retry and rows.last_sequence and await _already_committed(
+                            conn, self.engine.shard_id, rows.last_sequence):
+                        return rows.protos  # the commit went through before the link broke
+                    async with conn.transaction(), conn.cursor() as cur:
+                        if rows.accounts:
+                            await cur.executemany(_UPSERT_ACCOUNT, rows.accounts)
+                        if rows.orders:
+                            await cur.executemany(_UPSERT_ORDER, list(rows.orders.values()))
+                        if rows.positions:
+                            await cur.executemany(_UPSERT_POSITION,
+                                                  list(rows.positions.values()))
+                        for statement, data in ((_COPY_TRADES, rows.trades),
+                                                (_COPY_LEDGER, rows.ledger),
+                                                (_COPY_JOURNAL, rows.journal)):
+                            if data:
+                                async with cur.copy(statement) as copy:
+                                    for record in data:
+                                        await copy.write_row(record)
+                return rows.protos
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
+                retry = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM trading_journal WHERE shard = %s AND sequence = %s", (shard, sequence))
+    found = await cur.fetchone() is not None
+    await conn.rollback()
+    return found
+
+
+class _Rows:
+    """One batch as table rows; the last state of each account/order/position wins."""
+
+    def __init__(self, engine: Engine, items: list[Event | AccountView]) -> None:
+        account_rows: dict[int, tuple[Any, ...]] = {}
+        self.orders: dict[int, tuple[Any, ...]] = {}
+        self.positions: dict[int, tuple[Any, ...]] = {}
+        self.trades: list[tuple[Any, ...]] = []
+        self.ledger: list[tuple[Any, ...]] = []
+        self.journal: list[tuple[Any, ...]] = []
+        self.protos: list[pb.AccountEvent] = []
+        self.last_sequence = 0
+        shard = engine.shard_id
+        quotes = engine.quotes
+        for item in items:
+            if isinstance(item, AccountView):
+                account_rows[item.account_id] = _account_row(item)
+                continue
+            view = item.account
+            assert view is not None
+            account_rows[view.account_id] = _account_row(view)
+            if (o := item.order) is not None:
+                self.orders[o.order_id] = (
+                    o.order_id, o.account_id, o.client_order_id or None, o.fingerprint, o.symbol,
+                    int(o.side), int(o.type), int(o.status), o.volume, o.price, o.stop_loss,
+                    o.take_profit, o.leverage, o.fill_price, o.position_id, o.reject_reason,
+                    o.created_at, o.updated_at, o.expire_at,
+                )
+            if (p := item.position) is not None:
+                self.positions[p.position_id] = (
+                    p.position_id, p.account_id, p.order_id, p.symbol, int(p.side), p.volume,
+                    p.open_price, p.stop_loss, p.take_profit, p.leverage, p.margin, p.opened_at,
+                    p.closed_at,
+                )
+            if (t := item.trade) is not None:
+                self.trades.append((
+                    t.trade_id, t.account_id, t.position_id, t.symbol, int(t.side), t.volume,
+                    t.open_price, t.close_price, t.realized_pnl, int(t.close_reason),
+                    t.opened_at, t.closed_at,
+                ))
+            if (e := item.ledger) is not None:
+                self.ledger.append((e.entry_id, e.account_id, int(e.kind), e.amount,
+                                    e.balance_after, e.reference_id, e.created_at))
+            message = event_pb(item, quotes)
+            self.protos.append(message)
+            self.journal.append((shard, item.sequence, view.account_id, int(item.type),
+                                 message.SerializeToString(), item.time))
+            self.last_sequence = item.sequence
+        # Accounts first: everything else references them.
+        self.accounts = list(account_rows.values())
+
+
+def _account_row(view: AccountView) -> tuple[Any, ...]:
+    return (view.account_id, view.user_id, view.shard, view.balance, view.leverage,
+            view.margin_call, view.created_at, view.updated_at)

@@ -1,0 +1,81 @@
+"""`exness engine`: the Trading engine as a gRPC service (default port 50053).
+
+Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (`exness up` provides both). The engine owns the
+accounts of shard EXNESS_SHARD_ID (of EXNESS_SHARD_COUNT) and refuses callers of other shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+from exness.trading.v1 import trading_pb2_grpc
+
+from services.kit.auth_keys import auth_service_verifier
+from services.kit.db import open_pool
+from services.kit.interceptors import Access, RequestPipeline
+from services.kit.kafka import ensure_topics
+from services.kit.logs import setup_logging
+from services.kit.server import GrpcServer, ServiceSpec
+from services.kit.server import run as run_server
+from services.kit.settings import Settings
+from services.trading.app import TradingApp
+from services.trading.servicer import SERVICE_NAME
+
+log = logging.getLogger(__name__)
+
+# Every TradingService method acts on the caller's own account.
+ACCESS = {
+    f"/{SERVICE_NAME}/{name}": Access.USER
+    for name in ("GetAccount", "Deposit", "SetLeverage", "PlaceOrder", "ListOrders",
+                 "CancelOrder", "ListPositions", "ModifyPosition", "ClosePosition",
+                 "ListTrades", "StreamAccount")
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=None,
+                        help="gRPC port (default: EXNESS_TRADING_PORT or 50053)")
+
+
+async def main(settings: Settings, port: int) -> None:
+    setup_logging("trading", settings.log_level, settings.log_format)
+    pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
+    await ensure_topics(settings.kafka_bootstrap_servers)
+
+    def fatal(exc: BaseException) -> None:  # memory and database diverged: restart clean
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    app = await TradingApp.start(
+        pool, shard_id=settings.shard_id, max_quote_age_s=settings.max_quote_age_s,
+        kafka_bootstrap=settings.kafka_bootstrap_servers, on_fatal=fatal)
+    pipeline = RequestPipeline(ACCESS, auth_service_verifier(settings))
+    server = GrpcServer(
+        services=[ServiceSpec(SERVICE_NAME, lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s))],
+        interceptors=[pipeline],
+        host=settings.bind_host,
+        port=port,
+        grace_s=settings.shutdown_grace_s,
+        on_stop=[pool.close, app.stop],
+    )
+    await server.serve_until_signalled()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    missing = [name for name, value in (("DATABASE_URL", settings.database_url),
+                                        ("KAFKA_BOOTSTRAP_SERVERS",
+                                         settings.kafka_bootstrap_servers)) if not value]
+    if missing:
+        raise SystemExit(f"exness engine: set {' and '.join(missing)} (or run `exness up`)")
+    port = args.port if getattr(args, "port", None) is not None else settings.trading_port
+    run_server(lambda: main(settings, port))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m services.trading.main")
+    add_arguments(parser)
+    raise SystemExit(run(parser.parse_args()))

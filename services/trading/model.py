@@ -1,0 +1,321 @@
+"""The engine's domain objects: plain classes with __slots__ (millions of positions fit in memory),
+Decimal for every amount, price and volume, enum values equal to the proto enum numbers.
+
+Mutable objects (Account, Order, Position) belong to the engine; events carry `snapshot()` copies
+so what was journaled never changes afterwards.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+class Side(enum.IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(enum.IntEnum):
+    MARKET = 1
+    LIMIT = 2
+    STOP = 3
+
+
+class OrderStatus(enum.IntEnum):
+    PENDING = 1
+    FILLED = 2
+    CANCELLED = 3
+    REJECTED = 4
+    EXPIRED = 5
+
+
+class CloseReason(enum.IntEnum):
+    CLIENT = 1
+    STOP_LOSS = 2
+    TAKE_PROFIT = 3
+    STOP_OUT = 4
+
+
+class LedgerKind(enum.IntEnum):
+    DEPOSIT = 1
+    REALIZED_PNL = 2
+    NEGATIVE_BALANCE_RESET = 3
+
+
+class EventType(enum.IntEnum):
+    ACCOUNT_SNAPSHOT = 1
+    ORDER_PLACED = 2
+    ORDER_FILLED = 3
+    ORDER_CANCELLED = 4
+    ORDER_REJECTED = 5
+    ORDER_EXPIRED = 6
+    POSITION_OPENED = 7
+    POSITION_MODIFIED = 8
+    POSITION_CLOSED = 9
+    BALANCE_CHANGED = 10
+    LEVERAGE_CHANGED = 11
+    MARGIN_CALL = 12
+    STOP_OUT = 13
+
+
+def money(value: Decimal) -> Decimal:
+    """Realised amounts settle in cents (half up), so the ledger sums exactly to the balance."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def margin_of(volume: Decimal, contract_size: Decimal, price: Decimal, leverage: int) -> Decimal:
+    """Margin = volume x contract size x price / leverage, rounded UP to the cent (the broker
+    never holds less than the formula asks)."""
+    return (volume * contract_size * price / leverage).quantize(CENT, rounding=ROUND_CEILING)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    symbol: str
+    category: str
+    price_decimals: int
+    contract_size: Decimal
+    volume_min: Decimal
+    volume_step: Decimal
+    volume_max: Decimal
+    max_leverage: int
+    margin_call_level: Decimal  # percent
+    stop_out_level: Decimal  # percent
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    time: datetime
+
+
+class Order:
+    __slots__ = (
+        "account_id", "client_order_id", "created_at", "expire_at", "fill_price", "fingerprint",
+        "handle", "leverage", "order_id", "position_id", "price", "reject_reason", "side", "status",
+        "stop_loss", "symbol", "take_profit", "type", "updated_at", "volume",
+    )
+
+    def __init__(
+        self, order_id: int, account_id: int, symbol: str, side: Side, type: OrderType,
+        volume: Decimal, leverage: int, created_at: datetime, *,
+        client_order_id: str = "", fingerprint: str = "", price: Decimal | None = None,
+        stop_loss: Decimal | None = None, take_profit: Decimal | None = None,
+        expire_at: datetime | None = None, status: OrderStatus = OrderStatus.PENDING,
+        fill_price: Decimal | None = None, position_id: int | None = None,
+        reject_reason: str = "", updated_at: datetime | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.account_id = account_id
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.volume = volume
+        self.leverage = leverage
+        self.created_at = created_at
+        self.updated_at = updated_at or created_at
+        self.client_order_id = client_order_id
+        self.fingerprint = fingerprint
+        self.price = price
+        self.stop_loss = stop_loss
+        self.take_profit = take_profit
+        self.expire_at = expire_at
+        self.status = status
+        self.fill_price = fill_price
+        self.position_id = position_id
+        self.reject_reason = reject_reason
+        self.handle = 0  # trigger-index handle while pending
+
+    def snapshot(self) -> Order:
+        return Order(
+            self.order_id, self.account_id, self.symbol, self.side, self.type, self.volume,
+            self.leverage, self.created_at, client_order_id=self.client_order_id,
+            fingerprint=self.fingerprint, price=self.price, stop_loss=self.stop_loss,
+            take_profit=self.take_profit, expire_at=self.expire_at, status=self.status,
+            fill_price=self.fill_price, position_id=self.position_id,
+            reject_reason=self.reject_reason, updated_at=self.updated_at,
+        )
+
+
+class Position:
+    __slots__ = (
+        "account_id", "closed_at", "leverage", "margin", "open_price", "opened_at", "order_id",
+        "position_id", "side", "sl_handle", "stop_loss", "symbol", "take_profit", "tp_handle",
+        "units", "volume",
+    )
+
+    def __init__(
+        self, position_id: int, account_id: int, order_id: int, symbol: str, side: Side,
+        volume: Decimal, open_price: Decimal, leverage: int, margin: Decimal, units: Decimal,
+        opened_at: datetime, stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None, closed_at: datetime | None = None,
+    ) -> None:
+        self.position_id = position_id
+        self.account_id = account_id
+        self.order_id = order_id
+        self.symbol = symbol
+        self.side = side
+        self.volume = volume
+        self.open_price = open_price
+        self.leverage = leverage
+        self.margin = margin
+        self.units = units  # volume x contract size, cached for P&L
+        self.opened_at = opened_at
+        self.stop_loss = stop_loss
+        self.take_profit = take_profit
+        self.closed_at = closed_at
+        self.sl_handle = 0  # trigger-index handles; 0 means not indexed
+        self.tp_handle = 0
+
+    def snapshot(self) -> Position:
+        return Position(
+            self.position_id, self.account_id, self.order_id, self.symbol, self.side,
+            self.volume, self.open_price, self.leverage, self.margin, self.units,
+            self.opened_at, self.stop_loss, self.take_profit, self.closed_at,
+        )
+
+    def close_price(self, quote: Quote) -> Decimal:
+        return quote.bid if self.side is Side.BUY else quote.ask
+
+    def pnl_at(self, price: Decimal) -> Decimal:
+        """Unrounded floating P&L if closed at `price`."""
+        if self.side is Side.BUY:
+            return self.units * (price - self.open_price)
+        return self.units * (self.open_price - price)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: int
+    account_id: int
+    position_id: int
+    symbol: str
+    side: Side
+    volume: Decimal
+    open_price: Decimal
+    close_price: Decimal
+    realized_pnl: Decimal
+    close_reason: CloseReason
+    opened_at: datetime
+    closed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    entry_id: int
+    account_id: int
+    kind: LedgerKind
+    amount: Decimal
+    balance_after: Decimal
+    reference_id: str
+    created_at: datetime
+
+
+class Exposure:
+    """An account's open positions in one symbol, aggregated so equity is O(symbols):
+    floating P&L = long_units x bid - long_cost + short_cost - short_units x ask."""
+
+    __slots__ = ("count", "long_cost", "long_units", "short_cost", "short_units")
+
+    def __init__(self) -> None:
+        self.long_units = ZERO
+        self.long_cost = ZERO
+        self.short_units = ZERO
+        self.short_cost = ZERO
+        self.count = 0
+
+    def add(self, position: Position, sign: int) -> None:
+        units = position.units if sign > 0 else -position.units
+        cost = units * position.open_price
+        if position.side is Side.BUY:
+            self.long_units += units
+            self.long_cost += cost
+        else:
+            self.short_units += units
+            self.short_cost += cost
+        self.count += sign
+
+    def pnl(self, quote: Quote) -> Decimal:
+        return (self.long_units * quote.bid - self.long_cost
+                + self.short_cost - self.short_units * quote.ask)
+
+
+class Account:
+    __slots__ = (
+        "account_id", "balance", "created_at", "exposure", "leverage", "margin",
+        "margin_call", "orders", "positions", "requests", "shard", "updated_at", "user_id",
+        "watch",
+    )
+
+    def __init__(
+        self, account_id: int, user_id: str, shard: int, leverage: int, balance: Decimal,
+        created_at: datetime, margin_call: bool = False, updated_at: datetime | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.user_id = user_id
+        self.shard = shard
+        self.leverage = leverage
+        self.balance = balance
+        self.created_at = created_at
+        self.updated_at = updated_at or created_at
+        self.margin_call = margin_call  # in margin call until the level recovers
+        self.margin = ZERO  # sum of open positions' margin
+        self.positions: dict[int, Position] = {}
+        self.orders: dict[int, Order] = {}  # pending only
+        # client_order_id -> (order id, request fingerprint): idempotent retries
+        self.requests: dict[str, tuple[int, str]] = {}
+        self.exposure: dict[str, Exposure] = {}
+        self.watch: list[int] = []  # trigger-index handles of the margin watch
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account's figures at one moment (the `account` of events and responses)."""
+
+    account_id: int
+    user_id: str
+    shard: int
+    balance: Decimal
+    equity: Decimal
+    margin: Decimal
+    floating_pnl: Decimal
+    leverage: int
+    margin_call_level: Decimal
+    stop_out_level: Decimal
+    margin_call: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def free_margin(self) -> Decimal:
+        return self.equity - self.margin
+
+    @property
+    def margin_level(self) -> Decimal | None:
+        """Percent; None when no margin is used."""
+        if self.margin == 0:
+            return None
+        return self.equity / self.margin * HUNDRED
+
+
+@dataclass(slots=True)
+class Event:
+    """A journaled account event; `sequence` is strictly increasing across the shard."""
+
+    sequence: int
+    type: EventType
+    account: AccountView | None
+    time: datetime
+    order: Order | None = None
+    position: Position | None = None
+    trade: Trade | None = None
+    ledger: LedgerEntry | None = None

@@ -1,0 +1,56 @@
+"""Feeds `market.quotes` into the engine: each quote is a tick (SL/TP, pending orders, margin)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaError
+from exness.market.v1 import market_pb2
+from google.protobuf.message import DecodeError
+
+from services.kit.decimals import parse_decimal
+from services.kit.kafka import QUOTES_TOPIC, make_consumer
+from services.trading.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+def apply_quote(engine: Engine, value: bytes, now: datetime) -> bool:
+    """Decodes one QuoteEvent and applies it; False (logged) for a malformed one."""
+    try:
+        event = market_pb2.QuoteEvent.FromString(value)
+        quote = event.quote
+        bid, ask = parse_decimal(quote.bid), parse_decimal(quote.ask)
+        time = quote.time.ToDatetime(tzinfo=UTC)
+    except (DecodeError, ValueError) as exc:
+        log.warning("ignoring a malformed quote", extra={"error": str(exc)})
+        return False
+    return engine.on_quote(quote.symbol, bid, ask, time, now)
+
+
+async def consume_quotes(engine: Engine, bootstrap: str, after_batch: Callable[[], None],
+                         topic: str = QUOTES_TOPIC) -> None:
+    """Reads from the latest offset (an old quote is no basis for a fill after a restart)."""
+    while True:
+        consumer = make_consumer(bootstrap, topic, group_id=None, auto_offset_reset="latest",
+                                 client_id="exness-engine-quotes")
+        try:
+            await consumer.start()
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                if not batches:
+                    continue
+                now = datetime.now(UTC)
+                for messages in batches.values():
+                    for message in messages:
+                        if message.value is not None:
+                            apply_quote(engine, message.value, now)
+                after_batch()
+        except KafkaError as exc:
+            log.warning("quote consumer lost Kafka, retrying", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,126 @@
+"""Outbox relay: trading_journal -> Kafka `trading.events`, in sequence, at least once.
+
+The relay reads committed journal rows after its watermark, produces them (key = account id,
+acks=all), waits for the acknowledgements and only then advances the watermark in the database.
+A crash anywhere re-publishes from the last saved watermark (consumers dedupe by sequence).
+
+The embedded broker keeps records in memory, so it can lose them all on a restart. The relay
+remembers the end offset the broker acknowledged per partition; when the broker reports a lower
+end offset, records were lost and the relay publishes the whole journal again from the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit.kafka import EVENTS_TOPIC, make_producer
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 2000
+LOSS_CHECK_INTERVAL_S = 5.0
+
+
+class OutboxRelay:
+    def __init__(self, pool: AsyncConnectionPool, bootstrap: str, shard: int,
+                 topic: str = EVENTS_TOPIC) -> None:
+        self.pool = pool
+        self.bootstrap = bootstrap
+        self.shard = shard
+        self.topic = topic
+        self.published = 0
+        self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
+        self._wake = asyncio.Event()
+
+    def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        await self._load_state()
+        while True:
+            producer = make_producer(self.bootstrap, linger_ms=5, client_id="exness-relay")
+            offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                       client_id="exness-relay-offsets")
+            try:
+                await producer.start()
+                await offsets.start()
+                await self._pump(producer, offsets)
+            except KafkaError as exc:
+                log.warning("Kafka unavailable, the relay retries", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+            finally:
+                await producer.stop()
+                await offsets.stop()
+
+    async def _pump(self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        await self._check_loss(producer, offsets)
+        checked_at = loop.time()
+        while True:
+            self._wake.clear()  # before the read, so a commit during it is not missed
+            rows = await self._fetch()
+            if rows:
+                futures = [
+                    await producer.send(self.topic, key=str(account_id).encode(), value=payload)
+                    for _, account_id, payload in rows
+                ]
+                for metadata in await asyncio.gather(*futures):
+                    end = metadata.offset + 1
+                    if end > self._acked.get(metadata.partition, 0):
+                        self._acked[metadata.partition] = end
+                self.published = rows[-1][0]
+                await self._save_state()
+            if loop.time() - checked_at > LOSS_CHECK_INTERVAL_S:
+                await self._check_loss(producer, offsets)
+                checked_at = loop.time()
+            if len(rows) < BATCH_ROWS:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def _check_loss(self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer) -> None:
+        partitions = await producer.partitions_for(self.topic)
+        ends = await offsets.end_offsets([TopicPartition(self.topic, p) for p in partitions])
+        lost = [tp.partition for tp, end in ends.items() if end < self._acked.get(tp.partition, 0)]
+        if lost:
+            log.warning("the broker lost trading.events records; publishing the journal again",
+                        extra={"partitions": lost})
+            self.published = 0
+            self._acked = {}
+            await self._save_state()
+
+    async def _fetch(self) -> list[tuple[int, int, bytes]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT sequence, account_id, payload FROM trading_journal"
+                " WHERE shard = %s AND sequence > %s ORDER BY sequence LIMIT %s",
+                (self.shard, self.published, BATCH_ROWS))
+            return [(int(s), int(a), bytes(p)) for s, a, p in await cur.fetchall()]
+
+    async def _load_state(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO trading_outbox (shard) VALUES (%s) ON CONFLICT DO NOTHING",
+                (self.shard,))
+            cur = await conn.execute(
+                "SELECT published_sequence, partition_offsets FROM trading_outbox"
+                " WHERE shard = %s", (self.shard,))
+            row = await cur.fetchone()
+        assert row is not None
+        self.published = int(row[0])
+        self._acked = {int(k): int(v) for k, v in (row[1] or {}).items()}
+
+    async def _save_state(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE trading_outbox SET published_sequence = %s, partition_offsets = %s,"
+                " updated_at = now() WHERE shard = %s",
+                (self.published, json.dumps(self._acked), self.shard))
