@@ -1,0 +1,149 @@
+"""What the edge needs to know (where it listens, where the services are, what it serves) and
+the one function that turns envoy/envoy.yaml.tmpl into a config Envoy can load."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from string import Template
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
+DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
+WEB_DIST = REPO_ROOT / "web" / "dist"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, address: str) -> Upstream:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {address!r}")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    auth: Upstream = Upstream("127.0.0.1", 50051)
+    market: Upstream = Upstream("127.0.0.1", 50052)
+    trading: Upstream = Upstream("127.0.0.1", 50053)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9901
+    descriptor_path: Path = DESCRIPTOR_PATH
+    web_dir: Path = WEB_DIST
+    # Browser origins allowed to call the API cross-origin; the edge's own origin is always
+    # allowed (the web terminal is served from it).
+    cors_origins: tuple[str, ...] = ()
+    jwt_issuer: str = "exness-auth"
+    jwt_audience: str = "exness-api"
+    # Login and register: at most `auth_rate_burst` calls per client address per window.
+    auth_rate_burst: int = 20
+    auth_rate_window_s: int = 60
+    # Request bodies above this are refused with 413 before they reach a service.
+    max_request_bytes: int = 64 * 1024
+    max_static_bytes: int = 16 * 1024 * 1024
+    jwks_cache_s: int = 300
+    health_interval_s: float = 2.0
+    access_log_path: str = "/dev/stdout"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> EdgeConfig:
+        """Addresses from the same EXNESS_* variables the services read (services/kit/settings.py),
+        plus the edge's own EXNESS_EDGE_* knobs."""
+        env = os.environ.get
+        origins = tuple(o.strip() for o in env("EXNESS_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            auth=Upstream.parse(env("EXNESS_AUTH_ADDR", "127.0.0.1:50051")),
+            market=Upstream.parse(env("EXNESS_MARKET_ADDR", "127.0.0.1:50052")),
+            trading=Upstream.parse(env("EXNESS_TRADING_ADDR", "127.0.0.1:50053")),
+            listen_host=env("EXNESS_EDGE_HOST", "127.0.0.1"),
+            listen_port=_env_int("EXNESS_EDGE_PORT", 8080),
+            admin_host=env("EXNESS_EDGE_ADMIN_HOST", "127.0.0.1"),
+            admin_port=_env_int("EXNESS_EDGE_ADMIN_PORT", 9901),
+            descriptor_path=Path(env("EXNESS_DESCRIPTOR", str(DESCRIPTOR_PATH))),
+            web_dir=Path(env("EXNESS_WEB_DIR", str(WEB_DIST))),
+            cors_origins=origins,
+            jwt_issuer=env("EXNESS_JWT_ISSUER", "exness-auth"),
+            jwt_audience=env("EXNESS_JWT_AUDIENCE", "exness-api"),
+            auth_rate_burst=_env_int("EXNESS_EDGE_AUTH_RATE_BURST", 20),
+            auth_rate_window_s=_env_int("EXNESS_EDGE_AUTH_RATE_WINDOW", 60),
+            max_request_bytes=_env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
+            access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
+        )
+
+    def with_(self, **changes: object) -> EdgeConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.listen_host in ("0.0.0.0", "127.0.0.1", "::") else self.listen_host
+        return f"http://{host}:{self.listen_port}"
+
+    @property
+    def self_host(self) -> str:
+        """Where Envoy reaches its own listener (for the JWKS fetch)."""
+        return "127.0.0.1" if self.listen_host in ("0.0.0.0", "::") else self.listen_host
+
+    def allowed_origins(self) -> list[str]:
+        own = [f"http://localhost:{self.listen_port}", f"http://127.0.0.1:{self.listen_port}"]
+        return list(dict.fromkeys([*own, *self.cors_origins]))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def render(config: EdgeConfig, template: str | None = None) -> str:
+    """The Envoy config for `config`. Every placeholder must be filled: a missing one raises
+    KeyError rather than producing a config with a hole in it."""
+    text = TEMPLATE_PATH.read_text() if template is None else template
+    values = {
+        "LISTEN_HOST": config.listen_host,
+        "LISTEN_PORT": str(config.listen_port),
+        "SELF_HOST": config.self_host,
+        "ADMIN_HOST": config.admin_host,
+        "ADMIN_PORT": str(config.admin_port),
+        "AUTH_HOST": config.auth.host,
+        "AUTH_PORT": str(config.auth.port),
+        "MARKET_HOST": config.market.host,
+        "MARKET_PORT": str(config.market.port),
+        "TRADING_HOST": config.trading.host,
+        "TRADING_PORT": str(config.trading.port),
+        "DESCRIPTOR_PATH": str(config.descriptor_path),
+        "WEB_DIR": str(config.web_dir),
+        # JSON is YAML: a flow sequence of exact-match string matchers.
+        "CORS_ORIGIN_MATCHERS": json.dumps([{"exact": o} for o in config.allowed_origins()]),
+        "JWT_ISSUER": config.jwt_issuer,
+        "JWT_AUDIENCE": config.jwt_audience,
+        "AUTH_RATE_BURST": str(config.auth_rate_burst),
+        "AUTH_RATE_WINDOW": _duration(config.auth_rate_window_s),
+        "MAX_REQUEST_BYTES": str(config.max_request_bytes),
+        "MAX_STATIC_BYTES": str(config.max_static_bytes),
+        "JWKS_CACHE": _duration(config.jwks_cache_s),
+        "HEALTH_INTERVAL": _duration(config.health_interval_s),
+        "ACCESS_LOG_PATH": config.access_log_path,
+        **config.extra,
+    }
+    return Template(text).substitute(values)

