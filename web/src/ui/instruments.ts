@@ -83,8 +83,27 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
     }
   };
 
+  // Trading conditions of the selected instrument, under the list.
+  const specList = h("dl", { testid: "instrument-spec" });
+  const specTitle = h("h2", {}, "Specification");
+  const renderSpec = (): void => {
+    const i = store.bySymbol.get(store.selected);
+    if (!i) return void specList.replaceChildren();
+    const row = (k: string, v: string): HTMLElement[] => [h("dt", {}, k), h("dd", { class: "num" }, v)];
+    setText(specTitle, `${i.symbol} specification`);
+    specList.replaceChildren(
+      ...row("Contract size", i.contractSize),
+      ...row("Volume min / step", `${i.volumeMin} / ${i.volumeStep}`),
+      ...row("Volume max", i.volumeMax),
+      ...row("Max leverage", `1:${i.maxLeverage}`),
+      ...row("Spread markup", i.spreadMarkup || "0"),
+      ...row("Digits", String(i.priceDecimals)));
+  };
+
   store.on("instruments", build);
+  store.on("instruments", renderSpec);
   store.on("selected", markSelected);
+  store.on("selected", renderSpec);
   store.on("quotes", update);
 
   const panel = h("section", { class: "panel instruments", testid: "instruments", "aria-label": "Instruments" },
@@ -94,7 +113,9 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
         h("thead", {}, h("tr", {},
           h("th", {}, "Symbol"), h("th", { class: "num" }, "Bid"), h("th", { class: "num" }, "Ask"),
           h("th", { class: "num" }, "Chg"))),
-        tbody)));
+        tbody)),
+    h("div", { class: "spec" }, specTitle, specList));
   build();
+  renderSpec();
   return panel;
 }

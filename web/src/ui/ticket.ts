@@ -149,7 +149,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     const current = leverage.value;
     const acct = store.account?.leverage;
     const max = i.maxLeverage || 2000;
-    const opts = [h("option", { value: "0" }, acct ? `Account (1:${Math.min(acct, max)})` : "Account")];
+    const opts = [h("option", { value: "0" }, acct ? `Acct 1:${Math.min(acct, max)}` : "Account")];
     for (const l of LEVERAGES) if (l <= max) opts.push(h("option", { value: String(l) }, `1:${l}`));
     leverage.replaceChildren(...opts);
     leverage.value = [...leverage.options].some((o) => o.value === current) ? current : "0";
