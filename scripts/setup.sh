@@ -9,10 +9,15 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+pip_install() {
+  # This machine's pip configuration names local mirrors that may be absent: drop that noise.
+  .venv/bin/python -m pip install --quiet "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+  return "${PIPESTATUS[0]}"
+}
+pip_install --upgrade pip
 # constraints.txt pins every Python package to the versions the generated code and tests were
 # made with (regenerate it with `make lock`).
-.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+pip_install -c constraints.txt -e '.[dev]'
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund --loglevel=error

@@ -22,7 +22,13 @@ from tests.support.grpc_errors import failure_of
 SERVICE = "exness.market.v1.MarketDataService"
 
 
-class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):  # only the methods probed
+class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
+    async def ListInstruments(self, request: Any, context: Any) -> Any:
+        raise NotImplementedError  # not probed
+
+    async def GetCandles(self, request: Any, context: Any) -> Any:
+        raise NotImplementedError  # not probed
+
     async def GetQuote(
         self, request: market_pb2.GetQuoteRequest, context: Any
     ) -> market_pb2.GetQuoteResponse:
@@ -64,7 +70,7 @@ async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
                 SERVICE,
                 lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(
                     ProbeServicer(),
-                    s,  # type: ignore[abstract]
+                    s,
                 ),
             )
         ],
@@ -142,7 +148,7 @@ async def test_stop_drains_in_flight_calls_and_reports_not_serving() -> None:
                 SERVICE,
                 lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(
                     ProbeServicer(),
-                    s,  # type: ignore[abstract]
+                    s,
                 ),
             )
         ],
