@@ -11,6 +11,7 @@ from string import Template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
+LUA_SOURCES = REPO_ROOT / "envoy" / "lua"
 DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
 WEB_DIST = REPO_ROOT / "web" / "dist"
 
@@ -66,6 +67,8 @@ class EdgeConfig:
     jwks_cache_s: int = 300
     health_interval_s: float = 2.0
     access_log_path: str = "/dev/stdout"
+    # Where the Lua modules are (written by gateway.bundle next to the rendered config).
+    lua_dir: Path = Path("lua")
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -144,6 +147,7 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "JWKS_CACHE": _duration(config.jwks_cache_s),
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
+        "LUA_DIR": str(config.lua_dir),
         **config.extra,
     }
     return Template(text).substitute(values)

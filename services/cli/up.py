@@ -1,0 +1,416 @@
+"""`exness up`: the whole platform on this machine, in one command.
+
+PostgreSQL and the Kafka-protocol broker are embedded unless DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
+(or --database-url / --kafka) point elsewhere. Then migrations, the services as child processes
+(Auth, MarketData, the Trading engine, the synthetic price feed) and Envoy in front of them.
+Each is waited for until healthy; Ctrl-C or SIGTERM stops everything, newest first, and leaves no
+process behind (every child runs in its own process group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import WEB_DIST, EdgeConfig, Upstream
+from gateway.process import EdgeError, EnvoyProcess
+from services.cli.children import REPO_ROOT, Child, StartError, log_tail, port_is_free
+from services.kit.settings import Settings
+
+console = Console(highlight=False)
+STATE_FILE = "up.json"
+HEALTH_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.isdigit() else default
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--data-dir", help="where data, logs and keys live (default: $EXNESS_DATA_DIR or ./.data)")
+    add("--database-url", help="use this PostgreSQL/TimescaleDB instead of the embedded one "
+        "(default: $DATABASE_URL)")
+    add("--kafka", help="use these Kafka bootstrap servers instead of the embedded broker "
+        "(default: $KAFKA_BOOTSTRAP_SERVERS)")
+    add("--host", default=os.environ.get("EXNESS_BIND_HOST", "127.0.0.1"),
+        help="address the services listen on (default 127.0.0.1)")
+    add("--edge-host", default=os.environ.get("EXNESS_EDGE_HOST", "127.0.0.1"),
+        help="address Envoy listens on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    add("--edge-port", type=int, default=_env_int("EXNESS_EDGE_PORT", 8080))
+    add("--admin-port", type=int, default=_env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
+    add("--auth-port", type=int, default=_env_int("EXNESS_AUTH_PORT", 50051))
+    add("--market-port", type=int, default=_env_int("EXNESS_MARKET_PORT", 50052))
+    add("--engine-port", type=int, default=_env_int("EXNESS_TRADING_PORT", 50053))
+    add("--postgres-port", type=int, default=_env_int("EXNESS_POSTGRES_PORT", 5433),
+        help="port of the embedded PostgreSQL (default 5433)")
+    add("--kafka-port", type=int, default=_env_int("EXNESS_KAFKA_PORT", 9092),
+        help="port of the embedded broker (default 9092)")
+    add("--feed", default=os.environ.get("EXNESS_FEED", "synthetic"),
+        help="price feed for the poller: synthetic (default), backpack, binance, replay, "
+        "or none for no poller")
+
+
+@dataclass
+class Platform:
+    """What `exness up` started, in start order, so it can be stopped in reverse."""
+
+    data_dir: Path
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    stoppers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    edge: EnvoyProcess | None = None
+
+    def stop(self) -> None:
+        for name, stop in reversed(self.stoppers):
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the rest
+                console.print(f"[yellow]while stopping {name}: {exc}[/]")
+        self.stoppers.clear()
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@contextmanager
+def _single_instance(data_dir: Path) -> Iterator[None]:
+    """One `exness up` per data directory: an advisory lock that dies with its process (a
+    killed run leaves no stale lock behind)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir / "up.lock"
+    handle: IO[str] = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StartError(
+            f"exness up is already running with data directory {data_dir} (pid {holder}); "
+            "stop it first (Ctrl-C in its terminal), or use another --data-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def _check_ports(host: str, edge_host: str, wanted: list[tuple[str, int, str]]) -> None:
+    taken = [(what, port, flag) for what, port, flag in wanted
+             if not port_is_free(edge_host if what.startswith("Envoy") else host, port)]
+    if taken:
+        lines = [f"  port {port} ({what}) is already taken: free it or pass {flag} PORT"
+                 for what, port, flag in taken]
+        raise StartError("cannot start: ports in use\n" + "\n".join(lines))
+
+
+def _web_dir(data_dir: Path) -> Path:
+    """web/dist when it is built (building it if Node tooling is present), else a placeholder
+    page that says how to build it, so the edge still starts."""
+    needed = ("index.html", "app.js", "app.css")
+    if all((WEB_DIST / name).exists() for name in needed):
+        return WEB_DIST
+    npm = shutil.which("npm")
+    if npm and (REPO_ROOT / "node_modules" / ".bin" / "esbuild").exists():
+        console.print("building the web terminal (npm run build:web) ...")
+        log = data_dir / "logs" / "web-build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            result = subprocess.run([npm, "run", "build:web"], cwd=REPO_ROOT, stdout=out,
+                                    stderr=subprocess.STDOUT, timeout=180, check=False)
+        if result.returncode == 0 and all((WEB_DIST / name).exists() for name in needed):
+            return WEB_DIST
+        console.print(f"[yellow]the web terminal did not build; see {log}[/]")
+    placeholder = data_dir / "web-placeholder"
+    placeholder.mkdir(parents=True, exist_ok=True)
+    (placeholder / "index.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>Exness</title><link rel=stylesheet "
+        "href=/app.css><h1>The web terminal is not built</h1><p>Run <code>npm run build:web"
+        "</code> and restart <code>exness up</code>. The API is up: try <a href=/v1/instruments>"
+        "/v1/instruments</a>.</p>\n"
+    )
+    (placeholder / "app.js").write_text("// the web terminal is not built: npm run build:web\n")
+    (placeholder / "app.css").write_text("body{font-family:sans-serif;margin:2rem}\n")
+    return placeholder
+
+
+def _edge_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _start_infrastructure(platform: Platform, args: argparse.Namespace, settings: Settings,
+                          env: dict[str, str]) -> None:
+    from services.kit.migrations import migrate
+
+    data_dir = platform.data_dir
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    database_url = args.database_url or settings.database_url
+    if not database_url:
+        from services.kit.postgres import EmbeddedPostgres
+
+        console.print(f"starting PostgreSQL on 127.0.0.1:{args.postgres_port} ...")
+        postgres = EmbeddedPostgres(data_dir / "pgdata", port=args.postgres_port)
+        try:
+            database_url = postgres.start()
+        except RuntimeError as exc:
+            raise StartError(f"PostgreSQL did not start: {exc}") from None
+        platform.stoppers.append(("PostgreSQL", postgres.stop))
+        platform.rows.append(("PostgreSQL (embedded)", f"127.0.0.1:{args.postgres_port}",
+                              str(postgres.process.pid if postgres.process else ""),
+                              str(postgres.log_path)))
+    else:
+        platform.rows.append(("PostgreSQL (external)", _redact(database_url), "", ""))
+    try:
+        applied = migrate(database_url)
+    except Exception as exc:
+        raise StartError(f"migrations failed: {exc}") from None
+    console.print(f"migrations: {len(applied)} applied now")
+
+    kafka = args.kafka or settings.kafka_bootstrap_servers
+    if not kafka:
+        from services.kit.broker import EmbeddedBroker
+
+        console.print(f"starting the Kafka-protocol broker on 127.0.0.1:{args.kafka_port} ...")
+        broker = EmbeddedBroker(port=args.kafka_port, log_path=logs / "broker.log")
+        try:
+            kafka = broker.start()
+        except RuntimeError as exc:
+            raise StartError(f"the broker did not start: {exc}") from None
+        platform.stoppers.append(("broker", broker.stop))
+        platform.rows.append(("Kafka (embedded Tansu)", kafka,
+                              str(broker.process.pid if broker.process else ""),
+                              str(logs / "broker.log")))
+    else:
+        platform.rows.append(("Kafka (external)", kafka, "", ""))
+    from services.kit.kafka import ensure_topics
+
+    try:
+        asyncio.run(asyncio.wait_for(ensure_topics(kafka), 30))
+    except Exception as exc:
+        raise StartError(f"cannot create the Kafka topics on {kafka}: {exc}") from None
+    env["DATABASE_URL"] = database_url
+    env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+def _stopper(child: Child) -> Callable[[], None]:
+    return lambda: child.stop(STOP_TIMEOUT_S)
+
+
+def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
+    logs = platform.data_dir / "logs"
+    host = args.host
+    specs = [
+        ("Auth", ["auth"], args.auth_port, "exness.auth.v1.AuthService"),
+        ("MarketData", ["market"], args.market_port, "exness.market.v1.MarketDataService"),
+        ("Trading engine", ["engine"], args.engine_port, "exness.trading.v1.TradingService"),
+    ]
+    started: list[Child] = []
+    for name, command, port, service in specs:
+        child = Child(name, command, env, logs / f"{command[0]}.log",
+                      address=f"{host}:{port}", health_service=service)
+        console.print(f"starting {name} on {host}:{port} ...")
+        child.start()
+        platform.children.append(child)
+        platform.stoppers.append((name, _stopper(child)))
+        started.append(child)
+    for child in started:  # they start side by side; wait for each in turn
+        child.wait_healthy(HEALTH_TIMEOUT_S)
+        platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
+    if args.feed != "none":
+        poller = Child(f"Poller ({args.feed})", ["poller", "--source", args.feed], env,
+                       logs / "poller.log")
+        console.print(f"starting the {args.feed} price feed ...")
+        poller.start()
+        platform.children.append(poller)
+        platform.stoppers.append(("poller", _stopper(poller)))
+        time.sleep(1.0)
+        poller.wait_healthy(5)
+        platform.rows.append((poller.name, f"-> {host}:{args.market_port}", str(poller.pid),
+                              str(poller.log_path)))
+
+
+def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings) -> EdgeConfig:
+    config = EdgeConfig.from_env().with_(
+        auth=Upstream(args.host, args.auth_port),
+        market=Upstream(args.host, args.market_port),
+        trading=Upstream(args.host, args.engine_port),
+        listen_host=args.edge_host,
+        listen_port=args.edge_port,
+        admin_port=args.admin_port,
+        web_dir=_web_dir(platform.data_dir),
+        jwt_issuer=settings.jwt_issuer,
+        jwt_audience=settings.jwt_audience,
+        access_log_path=str(platform.data_dir / "logs" / "edge-access.log"),
+    )
+    edge = EnvoyProcess(config, platform.data_dir / "edge")
+    console.print(f"starting Envoy on {config.listen_host}:{config.listen_port} ...")
+    try:
+        edge.start()
+        platform.edge = edge
+        platform.stoppers.append(("Envoy", edge.stop))
+        edge.wait_ready(30)
+    except EdgeError as exc:
+        raise StartError(str(exc)) from None
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    local = f"http://{config.self_host}:{config.listen_port}"
+    while not _edge_healthy(local):
+        if time.monotonic() > deadline:
+            raise StartError(f"Envoy does not see every service healthy; see {edge.log_path}:\n"
+                             f"{log_tail(edge.log_path)}")
+        time.sleep(0.2)
+    platform.rows.append(("Envoy edge", f"{config.url}  (admin {edge.admin_url})",
+                          str(edge.process.pid if edge.process else ""), str(edge.log_path)))
+    return config
+
+
+def _print_table(platform: Platform, config: EdgeConfig) -> None:
+    table = Table(title="exness platform", title_justify="left")
+    for column in ("component", "where", "pid", "log"):
+        table.add_column(column, overflow="fold")
+    for row in platform.rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"[bold]Web terminal:[/] {config.url}/")
+    console.print(f"REST: curl {config.url}/v1/instruments   gRPC: grpcurl -plaintext -protoset "
+                  f"gen/descriptor/exness.binpb {config.url.removeprefix('http://')} list")
+    console.print("Ctrl-C stops everything.")
+
+
+def _write_state(platform: Platform, config: EdgeConfig, env: dict[str, str],
+                 args: argparse.Namespace) -> None:
+    """Where everything runs, for scripts and tests (removed on stop)."""
+    state: dict[str, Any] = {
+        "pid": os.getpid(),
+        "edge_url": config.url,
+        "edge": f"{config.self_host}:{config.listen_port}",
+        "admin": f"{config.admin_host}:{config.admin_port}",
+        "auth": f"{args.host}:{args.auth_port}",
+        "market": f"{args.host}:{args.market_port}",
+        "trading": f"{args.host}:{args.engine_port}",
+        "database_url": env["DATABASE_URL"],
+        "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "children": {c.name: c.pid for c in platform.children},
+        "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
+    }
+    path = platform.data_dir / STATE_FILE
+    path.with_suffix(".tmp").write_text(json.dumps(state, indent=2))
+    path.with_suffix(".tmp").replace(path)
+
+
+def _watch(platform: Platform) -> int:
+    """Until a signal: a child that dies takes the platform down with a clear message."""
+    while True:
+        for child in platform.children:
+            code = child.exited()
+            if code is not None:
+                console.print(f"[red]{child.name} exited (code {code}); stopping everything. "
+                              f"The end of {child.log_path}:[/]\n{log_tail(child.log_path)}")
+                return 1
+        if platform.edge and platform.edge.process and platform.edge.process.poll() is not None:
+            console.print(f"[red]Envoy exited; stopping everything.[/]\n"
+                          f"{platform.edge.log_tail()}")
+            return 1
+        time.sleep(0.5)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir
+    env = dict(os.environ)
+    env.update({
+        "EXNESS_DATA_DIR": str(data_dir),
+        "EXNESS_BIND_HOST": args.host,
+        "EXNESS_AUTH_PORT": str(args.auth_port),
+        "EXNESS_MARKET_PORT": str(args.market_port),
+        "EXNESS_TRADING_PORT": str(args.engine_port),
+        "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
+        "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
+        "EXNESS_TRADING_ADDR": f"{args.host}:{args.engine_port}",
+        "PYTHONUNBUFFERED": "1",
+    })
+    platform = Platform(data_dir)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    try:
+        with _single_instance(data_dir):
+            wanted = [("Auth", args.auth_port, "--auth-port"),
+                      ("MarketData", args.market_port, "--market-port"),
+                      ("Trading engine", args.engine_port, "--engine-port"),
+                      ("Envoy edge", args.edge_port, "--edge-port"),
+                      ("Envoy admin", args.admin_port, "--admin-port")]
+            if not (args.database_url or settings.database_url):
+                wanted.append(("embedded PostgreSQL", args.postgres_port, "--postgres-port"))
+            if not (args.kafka or settings.kafka_bootstrap_servers):
+                wanted.append(("embedded broker", args.kafka_port, "--kafka-port"))
+            _check_ports(args.host, args.edge_host, wanted)
+            try:
+                _start_infrastructure(platform, args, settings, env)
+                _start_services(platform, args, env)
+                config = _start_edge(platform, args, settings)
+                _write_state(platform, config, env, args)
+                _print_table(platform, config)
+                code = _watch(platform)
+            finally:
+                # A second Ctrl-C must not interrupt the clean stop.
+                for sig in previous:
+                    signal.signal(sig, signal.SIG_IGN)
+                if platform.stoppers:
+                    console.print("stopping ...")
+                platform.stop()
+    except _Stop:
+        pass
+    except StartError as exc:
+        print(f"exness up: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code == 0:
+        console.print("stopped.")
+    return code
