@@ -19,9 +19,9 @@ pip_install --upgrade pip
 # made with (regenerate it with `make lock`).
 pip_install -c constraints.txt -e '.[dev]'
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund --loglevel=error
-fi
+# `npm install` rather than `npm ci`: npm 11 records only this platform's optional buf binary
+# in the lock file and `npm ci` then refuses it; install still follows the lock exactly.
+npm install --no-audit --no-fund --loglevel=error
 
 if grep -q '"build:web"' package.json; then
   npm run --silent build:web
