@@ -12,6 +12,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from services.kit.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from services.trading.committer import Committer
 from services.trading.engine import Engine
 from services.trading.quotes import consume_quotes
@@ -39,13 +40,14 @@ class TradingApp:
     async def start(
         cls, pool: AsyncConnectionPool, *, shard_id: int, max_quote_age_s: float,
         kafka_bootstrap: str | None, on_fatal: Callable[[BaseException], None] | None = None,
+        quotes_topic: str = QUOTES_TOPIC, events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks. Without
         `kafka_bootstrap` there is no relay and no quote consumer (quotes are fed directly)."""
         engine = await load_engine(pool, shard_id=shard_id,
                                    max_quote_age=timedelta(seconds=max_quote_age_s))
         streams = AccountStreams()
-        relay = OutboxRelay(pool, kafka_bootstrap, shard_id) if kafka_bootstrap else None
+        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic) if kafka_bootstrap else None
         listeners = [streams.publish] + ([relay.wake] if relay else [])
         committer = Committer(engine, pool, on_committed=listeners, on_fatal=on_fatal)
         servicer = TradingServicer(engine, committer, pool, streams, shard_id)
@@ -54,7 +56,8 @@ class TradingApp:
         app._spawn(app._expire_loop(), "expiry")
         if relay is not None and kafka_bootstrap:
             app._spawn(relay.run(), "relay")
-            app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake), "quotes")
+            app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic),
+                       "quotes")
         log.info("engine ready", extra={
             "shard": shard_id, "accounts": len(engine.accounts),
             "positions": len(engine.positions), "pending_orders": len(engine.pending),

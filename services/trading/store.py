@@ -99,16 +99,16 @@ async def load_engine(
         async for row in cur:
             engine.restore_account(Account(*row))
         await cur.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM trading_orders o"
-            " JOIN trading_accounts a USING (account_id)"
-            " WHERE a.shard = %s AND (o.status = 1 OR o.client_order_id IS NOT NULL)",
+            f"SELECT {_ORDER_COLUMNS} FROM trading_orders WHERE account_id IN"
+            " (SELECT account_id FROM trading_accounts WHERE shard = %s)"
+            " AND (status = 1 OR client_order_id IS NOT NULL)",
             (shard_id,))
         async for row in cur:
             engine.restore_order(order_from_row(row))
         await cur.execute(
-            f"SELECT {_POSITION_COLUMNS} FROM trading_positions p"
-            " JOIN trading_accounts a USING (account_id)"
-            " WHERE a.shard = %s AND p.closed_at IS NULL ORDER BY p.position_id", (shard_id,))
+            f"SELECT {_POSITION_COLUMNS} FROM trading_positions WHERE account_id IN"
+            " (SELECT account_id FROM trading_accounts WHERE shard = %s)"
+            " AND closed_at IS NULL ORDER BY position_id", (shard_id,))
         async for row in cur:
             size = instruments[row[3]].contract_size
             engine.restore_position(position_from_row(row, size))
