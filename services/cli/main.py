@@ -20,6 +20,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "market": ("services.market.main", "run the MarketData service and its tick writer"),
     "poller": ("services.poller.main", "run the price feed poller"),
     "engine": ("services.trading.main", "run the Trading engine"),
+    # Trader and operator commands, through the Python SDK (services/client) and the edge.
+    "register": ("services.cli.trader", "create a user and sign in"),
+    "login": ("services.cli.trader", "sign in (tokens are kept in the data directory)"),
+    "logout": ("services.cli.trader", "sign out"),
+    "account": ("services.cli.trader", "show balance, equity, margin and levels"),
+    "deposit": ("services.cli.trader", "add demo funds"),
+    "leverage": ("services.cli.trader", "set the account leverage"),
+    "order": ("services.cli.trader", "place an order: exness order buy BTCUSD 0.01 --sl .. --tp .."),
+    "orders": ("services.cli.trader", "list pending orders"),
+    "cancel": ("services.cli.trader", "cancel a pending order"),
+    "positions": ("services.cli.trader", "list open positions"),
+    "modify": ("services.cli.trader", "set a position's stop-loss and take-profit"),
+    "close": ("services.cli.trader", "close a position, whole or in part"),
+    "trades": ("services.cli.trader", "list closed trades"),
+    "instruments": ("services.cli.trader", "list instruments and trading conditions"),
+    "quotes": ("services.cli.trader", "show quotes; --follow streams them"),
+    "status": ("services.cli.trader", "health of every service of a running `exness up`"),
 }
 
 
@@ -43,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     module_name, help_text = SUBCOMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"exness {name}", description=help_text)
+    parser.set_defaults(command=name)  # for modules that serve several commands
     if hasattr(module, "add_arguments"):
         module.add_arguments(parser)
     args = parser.parse_args(args_in[1:])

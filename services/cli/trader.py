@@ -1,0 +1,340 @@
+"""Trader and operator commands (`exness account`, `exness order buy BTCUSD 0.01`, ...): the
+Python SDK (services/client) through the edge, with rich tables (or --json for scripts).
+
+The edge is --edge, else $EXNESS_EDGE, else the one a running `exness up` with the same data
+directory recorded, else localhost:8080. The session (tokens) is kept in the data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from exness.market.v1 import market_pb2
+from exness.trading.v1 import trading_pb2
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from services.cli.children import grpc_serving
+from services.client import ExnessClient, ExnessError, SessionStore
+
+console = Console(highlight=False)
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("EXNESS_DATA_DIR", ".data")).resolve()
+
+
+def _up_state() -> dict[str, Any]:
+    path = _data_dir() / "up.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return state
+
+
+def _edge(args: argparse.Namespace) -> str:
+    return str(args.edge or os.environ.get("EXNESS_EDGE") or _up_state().get("edge")
+               or "localhost:8080")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    command = parser.get_default("command")
+    parser.add_argument("--edge", help="host:port of the edge (default: see `exness --help`)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add = parser.add_argument
+    if command in ("register", "login"):
+        add("email")
+        add("--password", help="default: $EXNESS_PASSWORD, else asked for")
+    elif command == "deposit":
+        add("amount", help="USD, e.g. 1000 or 250.50")
+    elif command == "leverage":
+        add("leverage", type=int, help="e.g. 100 for 1:100")
+    elif command == "order":
+        add("side", choices=["buy", "sell"])
+        add("symbol")
+        add("volume", nargs="?", help="lots (or give --margin)")
+        add("--margin", help="USD of margin to commit instead of a volume")
+        add("--leverage", type=int, default=0, help="leverage for this order")
+        kind = parser.add_mutually_exclusive_group()
+        kind.add_argument("--limit", metavar="PRICE", help="a pending LIMIT order at PRICE")
+        kind.add_argument("--stop", metavar="PRICE", help="a pending STOP order at PRICE")
+        add("--sl", help="stop-loss price")
+        add("--tp", help="take-profit price")
+        add("--id", help="idempotency key (default: generated, reused on retries)")
+    elif command in ("cancel",):
+        add("order_id")
+    elif command == "modify":
+        add("position_id")
+        add("--sl", default="", help="stop-loss price (omit to remove)")
+        add("--tp", default="", help="take-profit price (omit to remove)")
+    elif command == "close":
+        add("position_id")
+        add("--volume", help="lots to close (default: all)")
+    elif command == "trades":
+        add("--symbol", default="")
+        add("--limit", type=int, default=20)
+    elif command == "quotes":
+        add("symbols", nargs="*", help="default: every instrument")
+        add("--follow", "-f", action="store_true", help="keep streaming")
+
+
+# --- output -------------------------------------------------------------------------------
+
+_SIDE = {trading_pb2.ORDER_SIDE_BUY: "BUY", trading_pb2.ORDER_SIDE_SELL: "SELL"}
+
+
+def _enum(value: int, enum: Any, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)
+
+
+def _print_json(items: Message | Iterable[Message]) -> None:
+    if isinstance(items, Message):
+        print(json.dumps(MessageToDict(items), indent=2))
+    else:
+        print(json.dumps([MessageToDict(item) for item in items], indent=2))
+
+
+def _table(title: str, columns: list[str], rows: Iterable[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in _NUMERIC else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+_NUMERIC = {"balance", "equity", "margin", "free margin", "level %", "volume", "price", "open",
+            "current", "SL", "TP", "P&L", "bid", "ask", "close", "leverage", "floating P&L"}
+
+
+def _account_table(account: trading_pb2.Account) -> Table:
+    return _table("account", ["balance", "equity", "margin", "free margin", "level %",
+                              "floating P&L", "leverage"],
+                  [[account.balance, account.equity, account.margin, account.free_margin,
+                    account.margin_level or "-", account.floating_pnl,
+                    f"1:{account.leverage}"]])
+
+
+def _positions_table(positions: list[trading_pb2.Position]) -> Table:
+    return _table("open positions", ["id", "symbol", "side", "volume", "open", "current", "SL",
+                                     "TP", "margin", "P&L"],
+                  [[p.position_id, p.symbol, _SIDE.get(p.side, "?"), p.volume, p.open_price,
+                    p.current_price, p.stop_loss or "-", p.take_profit or "-", p.margin,
+                    p.unrealized_pnl] for p in positions])
+
+
+def _orders_table(orders: list[trading_pb2.Order], title: str = "orders") -> Table:
+    return _table(title, ["id", "symbol", "side", "type", "status", "volume", "price", "SL",
+                          "TP"],
+                  [[o.order_id, o.symbol, _SIDE.get(o.side, "?"),
+                    _enum(o.type, trading_pb2.OrderType, "ORDER_TYPE_"),
+                    _enum(o.status, trading_pb2.OrderStatus, "ORDER_STATUS_"), o.volume,
+                    o.price or o.fill_price or "-", o.stop_loss or "-", o.take_profit or "-"]
+                   for o in orders])
+
+
+def _quotes_table(quotes: dict[str, market_pb2.Quote]) -> Table:
+    return _table("quotes", ["symbol", "bid", "ask", "time"],
+                  [[q.symbol, q.bid, q.ask, q.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]]
+                   for _, q in sorted(quotes.items())])
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _password(args: argparse.Namespace) -> str:
+    return str(args.password or os.environ.get("EXNESS_PASSWORD") or getpass.getpass())
+
+
+async def _register(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.register(args.email, _password(args))
+    console.print(f"registered and signed in as {reply.user.email} (user {reply.user.user_id})")
+
+
+async def _login(client: ExnessClient, args: argparse.Namespace) -> None:
+    await client.login(args.email, _password(args))
+    console.print(f"signed in as {args.email.strip().lower()}")
+
+
+async def _logout(client: ExnessClient, args: argparse.Namespace) -> None:
+    await client.logout()
+    console.print("signed out")
+
+
+async def _account(client: ExnessClient, args: argparse.Namespace) -> None:
+    account = await client.account()
+    _print_json(account) if args.json else console.print(_account_table(account))
+
+
+async def _deposit(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.deposit(args.amount)
+    _print_json(reply) if args.json else console.print(_account_table(reply.account))
+
+
+async def _leverage(client: ExnessClient, args: argparse.Namespace) -> None:
+    account = await client.set_leverage(args.leverage)
+    _print_json(account) if args.json else console.print(_account_table(account))
+
+
+async def _order(client: ExnessClient, args: argparse.Namespace) -> None:
+    if not args.volume and not args.margin:
+        raise SystemExit("exness order: give a volume (lots) or --margin")
+    kind, price = ("limit", args.limit) if args.limit else (
+        ("stop", args.stop) if args.stop else ("market", None))
+    reply = await client.place_order(
+        args.symbol, args.side, volume=args.volume, margin=args.margin, leverage=args.leverage,
+        order_type=kind, price=price, stop_loss=args.sl, take_profit=args.tp,
+        client_order_id=args.id)
+    if args.json:
+        _print_json(reply)
+        return
+    console.print(_orders_table([reply.order], "order"))
+    if reply.HasField("position"):
+        console.print(_positions_table([reply.position]))
+
+
+async def _orders(client: ExnessClient, args: argparse.Namespace) -> None:
+    orders = await client.orders()
+    _print_json(orders) if args.json else console.print(_orders_table(orders, "pending orders"))
+
+
+async def _cancel(client: ExnessClient, args: argparse.Namespace) -> None:
+    order = await client.cancel_order(args.order_id)
+    _print_json(order) if args.json else console.print(_orders_table([order], "cancelled"))
+
+
+async def _positions(client: ExnessClient, args: argparse.Namespace) -> None:
+    positions = await client.positions()
+    _print_json(positions) if args.json else console.print(_positions_table(positions))
+
+
+async def _modify(client: ExnessClient, args: argparse.Namespace) -> None:
+    position = await client.modify_position(args.position_id, args.sl, args.tp)
+    _print_json(position) if args.json else console.print(_positions_table([position]))
+
+
+async def _close(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.close_position(args.position_id, args.volume)
+    if args.json:
+        _print_json(reply)
+        return
+    trade = reply.trade
+    console.print(f"closed {trade.volume} {trade.symbol} at {trade.close_price}: "
+                  f"P&L {trade.realized_pnl}")
+    console.print(_account_table(reply.account))
+
+
+async def _trades(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.trades(page_size=args.limit, symbol=args.symbol)
+    if args.json:
+        _print_json(reply.trades)
+        return
+    console.print(_table("closed trades", ["id", "symbol", "side", "volume", "open", "close",
+                                           "P&L", "reason"],
+                         [[t.trade_id, t.symbol, _SIDE.get(t.side, "?"), t.volume, t.open_price,
+                           t.close_price, t.realized_pnl,
+                           _enum(t.close_reason, trading_pb2.CloseReason, "CLOSE_REASON_")]
+                          for t in reply.trades]))
+
+
+async def _instruments(client: ExnessClient, args: argparse.Namespace) -> None:
+    instruments = await client.instruments()
+    if args.json:
+        _print_json(instruments)
+        return
+    console.print(_table("instruments", ["symbol", "description", "contract", "volume min/step/max",
+                                         "max leverage"],
+                         [[i.symbol, i.description, i.contract_size,
+                           f"{i.volume_min} / {i.volume_step} / {i.volume_max}",
+                           f"1:{i.max_leverage}"] for i in instruments]))
+
+
+async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
+    symbols = [s.upper() for s in args.symbols] or [i.symbol for i in await client.instruments()]
+    if not args.follow:
+        quotes: dict[str, market_pb2.Quote] = {}
+        for symbol in symbols:
+            try:
+                quotes[symbol] = await client.quote(symbol)
+            except ExnessError as exc:
+                if exc.reason != "NO_QUOTE":
+                    raise
+        _print_json(quotes.values()) if args.json else console.print(_quotes_table(quotes))
+        return
+    latest: dict[str, market_pb2.Quote] = {}
+    if args.json:
+        async for quote in client.stream_quotes(symbols):
+            print(json.dumps(MessageToDict(quote)), flush=True)
+        return
+    with Live(_quotes_table(latest), console=console, refresh_per_second=8) as live:
+        async for quote in client.stream_quotes(symbols):
+            latest[quote.symbol] = quote
+            live.update(_quotes_table(latest))
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = _up_state()
+    if not state:
+        console.print(f"no running `exness up` recorded in {_data_dir()}")
+        return 1
+    rows = []
+    for name, service in (("auth", "exness.auth.v1.AuthService"),
+                          ("market", "exness.market.v1.MarketDataService"),
+                          ("trading", "exness.trading.v1.TradingService")):
+        ok = grpc_serving(state[name], service)
+        rows.append([name, state[name], "SERVING" if ok else "NOT SERVING"])
+    try:
+        with urllib.request.urlopen(f"http://{state['edge']}/healthz", timeout=2) as reply:
+            edge_ok = reply.status == 200
+    except (urllib.error.URLError, OSError):
+        edge_ok = False
+    rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING"])
+    console.print(_table("status", ["component", "where", "health"], rows))
+    return 0 if all(row[2] == "SERVING" for row in rows) else 1
+
+
+COMMANDS: dict[str, Callable[[ExnessClient, argparse.Namespace], Awaitable[None]]] = {
+    "register": _register, "login": _login, "logout": _logout, "account": _account,
+    "deposit": _deposit, "leverage": _leverage, "order": _order, "orders": _orders,
+    "cancel": _cancel, "positions": _positions, "modify": _modify, "close": _close,
+    "trades": _trades, "instruments": _instruments, "quotes": _quotes,
+}
+
+
+async def _run(args: argparse.Namespace) -> None:
+    store = SessionStore(_data_dir() / "session.json")
+    async with ExnessClient(_edge(args), store=store) as client:
+        await COMMANDS[args.command](client, args)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        return _status(args)
+    try:
+        asyncio.run(_run(args))
+    except ExnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for field, problem in exc.fields.items():
+            print(f"  {field}: {problem}", file=sys.stderr)
+        if exc.code == grpc.StatusCode.UNAVAILABLE and not exc.reason:
+            print(f"  (is the platform running? edge: {_edge(args)}; start it with `exness up`)",
+                  file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,16 @@
+"""A typed, async Python SDK for the platform, over the generated gRPC stubs.
+
+    async with ExnessClient("localhost:8080") as client:      # Envoy, or a service directly
+        await client.login("me@example.com", "secret-pass-1")
+        placed = await client.place_order("BTCUSD", "buy", volume="0.01", stop_loss="60000")
+
+Access tokens are refreshed before they expire (and once more on UNAUTHENTICATED); calls that
+are safe to repeat are retried on UNAVAILABLE with backoff; PlaceOrder is made safe to repeat by
+an idempotency key (client_order_id) generated once per logical order and reused on each retry.
+"""
+
+from services.client.client import ExnessClient, Targets
+from services.client.errors import ExnessError
+from services.client.session import Session, SessionStore
+
+__all__ = ["ExnessClient", "ExnessError", "Session", "SessionStore", "Targets"]
