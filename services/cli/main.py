@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "instruments": ("services.cli.trader", "list instruments and trading conditions"),
     "quotes": ("services.cli.trader", "show quotes; --follow streams them"),
     "status": ("services.cli.trader", "health of every service of a running `exness up`"),
+    "probe": ("services.cli.probe", "gRPC health check of one server (exit code 0 = SERVING)"),
+    "edge": ("gateway.cli", "render, validate or run the Envoy edge config"),
 }
 
 

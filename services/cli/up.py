@@ -304,8 +304,9 @@ def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings
             raise StartError(f"Envoy does not see every service healthy; see {edge.log_path}:\n"
                              f"{log_tail(edge.log_path)}")
         time.sleep(0.2)
-    platform.rows.append(("Envoy edge", f"{config.url}  (admin {edge.admin_url})",
+    platform.rows.append(("Envoy edge", config.url,
                           str(edge.process.pid if edge.process else ""), str(edge.log_path)))
+    platform.rows.append(("Envoy admin", edge.admin_url, "", ""))
     return config
 
 
@@ -313,9 +314,11 @@ def _print_table(platform: Platform, config: EdgeConfig) -> None:
     table = Table(title="exness platform", title_justify="left")
     for column in ("component", "where", "pid", "log"):
         table.add_column(column, overflow="fold")
-    for row in platform.rows:
-        table.add_row(*row)
+    for what, where, pid, log in platform.rows:
+        short = log.removeprefix(str(platform.data_dir) + "/")
+        table.add_row(what, where, pid, short)
     console.print(table)
+    console.print(f"data and logs: {platform.data_dir}")
     console.print(f"[bold]Web terminal:[/] {config.url}/")
     console.print(f"REST: curl {config.url}/v1/instruments   gRPC: grpcurl -plaintext -protoset "
                   f"gen/descriptor/exness.binpb {config.url.removeprefix('http://')} list")
