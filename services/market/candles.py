@@ -1,0 +1,182 @@
+"""Candles: OHLC of the bid per interval, aligned to the UTC epoch (so 1d starts at 00:00 UTC
+and 4h at 00/04/08/... UTC).
+
+The tick writer folds each batch of ticks into per-interval aggregates here and merges them
+into the `candles` table in the batch's transaction; GetCandles then reads finished rows, so
+its cost depends on the number of candles returned, never on the number of ticks behind them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from exness.market.v1 import market_pb2
+from psycopg import AsyncConnection
+
+CI = market_pb2.CandleInterval
+INTERVAL_SECONDS: dict[int, int] = {
+    CI.CANDLE_INTERVAL_1M: 60,
+    CI.CANDLE_INTERVAL_5M: 300,
+    CI.CANDLE_INTERVAL_15M: 900,
+    CI.CANDLE_INTERVAL_1H: 3600,
+    CI.CANDLE_INTERVAL_4H: 14400,
+    CI.CANDLE_INTERVAL_1D: 86400,
+}
+WIDTHS = sorted(INTERVAL_SECONDS.values())
+BASE_WIDTH = WIDTHS[0]
+
+
+@dataclass
+class Agg:
+    """One candle's worth of ticks: open/close by quote time, high/low, count."""
+
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    count: int
+    first_ns: int
+    last_ns: int
+
+    def add(self, price: Decimal, when_ns: int) -> None:
+        if when_ns < self.first_ns:
+            self.open, self.first_ns = price, when_ns
+        if when_ns >= self.last_ns:
+            self.close, self.last_ns = price, when_ns
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
+        self.count += 1
+
+    def merge(self, other: Agg) -> None:
+        if other.first_ns < self.first_ns:
+            self.open, self.first_ns = other.open, other.first_ns
+        if other.last_ns >= self.last_ns:
+            self.close, self.last_ns = other.close, other.last_ns
+        self.high = max(self.high, other.high)
+        self.low = min(self.low, other.low)
+        self.count += other.count
+
+
+def bucket_start(seconds: int, width: int) -> int:
+    return seconds - seconds % width
+
+
+class CandleFolder:
+    """Aggregates ticks of one batch: one dict update per tick (the 1m bucket); wider
+    intervals are rolled up from the 1m aggregates at the end."""
+
+    def __init__(self) -> None:
+        self._base: dict[tuple[str, int], Agg] = {}
+
+    def add(self, symbol: str, bid: Decimal, when_ns: int) -> None:
+        key = (symbol, bucket_start(when_ns // 1_000_000_000, BASE_WIDTH))
+        agg = self._base.get(key)
+        if agg is None:
+            self._base[key] = Agg(bid, bid, bid, bid, 1, when_ns, when_ns)
+        else:
+            agg.add(bid, when_ns)
+
+    def rows(self) -> list[tuple[str, int, int, Agg]]:
+        """(symbol, interval_s, open_time epoch seconds, aggregate) for every interval."""
+        out: list[tuple[str, int, int, Agg]] = []
+        for width in WIDTHS:
+            if width == BASE_WIDTH:
+                out.extend((s, width, start, agg) for (s, start), agg in self._base.items())
+                continue
+            wide: dict[tuple[str, int], Agg] = {}
+            for (symbol, start), agg in self._base.items():
+                key = (symbol, bucket_start(start, width))
+                have = wide.get(key)
+                if have is None:
+                    wide[key] = Agg(
+                        agg.open, agg.high, agg.low, agg.close, agg.count, agg.first_ns, agg.last_ns
+                    )
+                else:
+                    have.merge(agg)
+            out.extend((s, width, start, agg) for (s, start), agg in wide.items())
+        return out
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+# One statement per batch: the aggregates travel as arrays and are merged row by row into
+# what earlier batches stored (earliest open, latest close, extremes, summed counts).
+_UPSERT_SQL = """
+INSERT INTO candles AS c
+    (symbol, interval_s, open_time, open, high, low, close, tick_count, first_time, last_time)
+SELECT * FROM unnest(%s::text[], %s::int[], %s::timestamptz[], %s::numeric[], %s::numeric[],
+                     %s::numeric[], %s::numeric[], %s::bigint[], %s::timestamptz[],
+                     %s::timestamptz[])
+ON CONFLICT (symbol, interval_s, open_time) DO UPDATE SET
+    open = CASE WHEN excluded.first_time < c.first_time THEN excluded.open ELSE c.open END,
+    first_time = LEAST(c.first_time, excluded.first_time),
+    close = CASE WHEN excluded.last_time >= c.last_time THEN excluded.close ELSE c.close END,
+    last_time = GREATEST(c.last_time, excluded.last_time),
+    high = GREATEST(c.high, excluded.high),
+    low = LEAST(c.low, excluded.low),
+    tick_count = c.tick_count + excluded.tick_count
+"""
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ns_to_datetime(epoch_ns: int) -> datetime:
+    """Exact to the microsecond (PostgreSQL's precision), no float rounding."""
+    return EPOCH + timedelta(microseconds=epoch_ns // 1000)
+
+
+async def upsert_candles(conn: AsyncConnection, folder: CandleFolder) -> int:
+    rows = folder.rows()
+    if not rows:
+        return 0
+    columns: list[list[object]] = [[] for _ in range(10)]
+    for symbol, width, start, agg in rows:
+        values = (
+            symbol,
+            width,
+            datetime.fromtimestamp(start, UTC),
+            agg.open,
+            agg.high,
+            agg.low,
+            agg.close,
+            agg.count,
+            ns_to_datetime(agg.first_ns),
+            ns_to_datetime(agg.last_ns),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    await conn.execute(_UPSERT_SQL, columns)
+    return len(rows)
+
+
+_SELECT_SQL = """
+SELECT open_time, open, high, low, close, tick_count FROM candles
+WHERE symbol = %s AND interval_s = %s AND open_time >= %s AND open_time < %s
+ORDER BY open_time DESC LIMIT %s
+"""
+
+
+@dataclass(frozen=True)
+class CandleRow:
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    tick_count: int
+
+
+async def read_candles(
+    conn: AsyncConnection, symbol: str, width: int, start: datetime, end: datetime, limit: int
+) -> list[CandleRow]:
+    """Candles whose interval overlaps [start, end), newest `limit` of them, oldest first."""
+    first_open = datetime.fromtimestamp(bucket_start(int(start.timestamp()), width), UTC)
+    cur = await conn.execute(_SELECT_SQL, (symbol, width, first_open, end, limit))
+    rows = await cur.fetchall()
+    return [CandleRow(*row) for row in reversed(rows)]

@@ -1,0 +1,114 @@
+"""Feeds the QuoteHub from Kafka `market.quotes`.
+
+Every MarketData instance reads every partition itself (no consumer group: each instance
+serves its own StreamQuotes subscribers), starting at the end of the topic. Before that, the
+latest stored tick of each instrument seeds the hub, so GetQuote and new subscribers have a
+price right after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from exness.market.v1 import market_pb2
+from google.protobuf.message import DecodeError
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit.decimals import format_decimal
+from services.kit.kafka import HEARTBEAT_INTERVAL_MS, QUOTES_TOPIC, SESSION_TIMEOUT_MS
+from services.market.fanout import QuoteHub
+
+log = logging.getLogger(__name__)
+
+_LATEST_TICK_SQL = "SELECT bid, ask, time FROM ticks WHERE symbol = %s ORDER BY time DESC LIMIT 1"
+
+
+def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AIOKafkaConsumer:
+    # A short fetch wait: quotes are latency-sensitive and the topic is never idle for long.
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=50,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        retry_backoff_ms=200,
+    )
+
+
+async def seed_from_ticks(
+    hub: QuoteHub, pool: AsyncConnectionPool, symbols: list[str], decimals: dict[str, int]
+) -> int:
+    """Puts the newest stored tick of each symbol into the hub; returns how many it found."""
+    found = 0
+    async with pool.connection() as conn:
+        for symbol in symbols:
+            cur = await conn.execute(_LATEST_TICK_SQL, (symbol,))
+            row = await cur.fetchone()
+            if row is None:
+                continue
+            bid, ask, when = row
+            quote = market_pb2.Quote(
+                symbol=symbol,
+                bid=format_decimal(bid, decimals[symbol]),
+                ask=format_decimal(ask, decimals[symbol]),
+            )
+            quote.time.FromDatetime(when)
+            hub.publish(quote)
+            found += 1
+    return found
+
+
+class QuoteFeed:
+    def __init__(self, hub: QuoteHub, bootstrap: str, topic: str = QUOTES_TOPIC) -> None:
+        self._hub = hub
+        self._topic = topic
+        self._consumer = make_fanout_consumer(bootstrap)
+        self._task: asyncio.Task[None] | None = None
+        self.malformed = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.topics()  # loads metadata for every topic
+        partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        if not partitions:
+            raise RuntimeError(f"Kafka topic {self._topic} has no partitions (was it created?)")
+        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_end(*assigned)
+        # Resolve the end offsets now, so quotes produced after start() returns are seen.
+        for tp in assigned:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run(), name="quote-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        publish = self._hub.publish
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the client reconnects by itself; keep going
+                log.warning("quote feed fetch failed", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for records in batches.values():
+                for record in records:
+                    try:
+                        event = market_pb2.QuoteEvent.FromString(record.value)
+                    except DecodeError:
+                        self.malformed += 1
+                        continue
+                    publish(event.quote)

@@ -1,0 +1,197 @@
+"""`exness market`: the MarketData service process.
+
+By default one process runs the gRPC API (ListInstruments, GetQuote, GetCandles,
+StreamQuotes, PublishQuotes), the Kafka fan-out that feeds StreamQuotes, and the tick writer
+(ticks + candles). `--role api` and `--role tick-writer` split them across processes: API
+instances scale with subscribers, while tick writers share the consumer group's partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from exness.market.v1 import market_pb2_grpc
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit import server as kit_server
+from services.kit.auth_keys import auth_service_verifier
+from services.kit.db import open_pool
+from services.kit.interceptors import RequestPipeline
+from services.kit.kafka import ensure_topics
+from services.kit.logs import setup_logging
+from services.kit.server import GrpcServer, ServiceSpec
+from services.kit.settings import Settings
+from services.market.fanout import QuoteHub
+from services.market.feed import QuoteFeed, seed_from_ticks
+from services.market.instruments import InstrumentCatalog
+from services.market.publisher import QuotePublisher
+from services.market.servicer import METHOD_ACCESS, SERVICE_NAME, MarketDataServicer
+from services.market.tick_writer import TICK_WRITER_GROUP, TickWriter
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "api", "tick-writer")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", type=int, help="gRPC port (default: $EXNESS_MARKET_PORT or 50052)"
+    )
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all (default): API, fan-out and tick writer in one process; "
+        "api: without the tick writer; tick-writer: only the tick writer",
+    )
+
+
+@dataclass
+class MarketApp:
+    """The MarketData parts, wired; tests build it in-process the same way."""
+
+    pool: AsyncConnectionPool
+    catalog: InstrumentCatalog
+    hub: QuoteHub
+    servicer: MarketDataServicer | None
+    server: GrpcServer | None
+    feed: QuoteFeed | None
+    publisher: QuotePublisher | None
+    tick_writer: TickWriter | None
+    _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start_components(self) -> None:
+        """Everything except the gRPC server, in dependency order."""
+        await self.catalog.refresh()
+        if self.publisher is not None:
+            await self.publisher.start()
+            self._stops.append(self.publisher.stop)
+        if self.feed is not None:
+            specs = self.catalog.all()
+            seeded = await seed_from_ticks(
+                self.hub,
+                self.pool,
+                [s.symbol for s in specs],
+                {s.symbol: s.price_decimals for s in specs},
+            )
+            log.info("latest quotes loaded from ticks", extra={"symbols": seeded})
+            await self.feed.start()
+            self._stops.append(self.feed.stop)
+        if self.tick_writer is not None:
+            await self.tick_writer.start()
+            self._stops.append(self.tick_writer.stop)
+
+    async def stop_components(self) -> None:
+        while self._stops:
+            stop = self._stops.pop()
+            try:
+                await stop()
+            except Exception:
+                log.exception("error while stopping")
+
+    async def start(self) -> int:
+        """Components, then the server; returns the bound port (0 without a server)."""
+        await self.start_components()
+        return await self.server.start() if self.server is not None else 0
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        await self.stop_components()
+
+
+def build(
+    settings: Settings,
+    pool: AsyncConnectionPool,
+    *,
+    port: int | None = None,
+    role: str = "all",
+    bootstrap: str | None = None,
+    tick_writer_group: str | None = None,
+) -> MarketApp:
+    bootstrap = bootstrap or settings.kafka_bootstrap_servers
+    catalog = InstrumentCatalog(pool)
+    hub = QuoteHub()
+    writer = None
+    if role in ("all", "tick-writer"):
+        writer = TickWriter(pool, bootstrap, consumer_name=tick_writer_group or TICK_WRITER_GROUP)
+    if role == "tick-writer":
+        return MarketApp(pool, catalog, hub, None, None, None, None, writer)
+    publisher = QuotePublisher(bootstrap)
+    feed = QuoteFeed(hub, bootstrap)
+    servicer = MarketDataServicer(pool, catalog, hub, publisher)
+    pipeline = RequestPipeline(
+        METHOD_ACCESS, auth_service_verifier(settings), settings.resolved_service_token()
+    )
+    server = GrpcServer(
+        services=[
+            ServiceSpec(
+                SERVICE_NAME,
+                lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, s),
+            )
+        ],
+        interceptors=[pipeline],
+        host=settings.bind_host,
+        port=settings.market_port if port is None else port,
+        grace_s=settings.shutdown_grace_s,
+    )
+    return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer)
+
+
+def require_infrastructure(settings: Settings, command: str) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+        )
+        if not value
+    ]
+    if missing:
+        raise SystemExit(
+            f"exness {command}: {' and '.join(missing)} not set (`exness up` sets them for you)"
+        )
+
+
+async def serve(settings: Settings, port: int | None, role: str) -> None:
+    setup_logging("market", settings.log_level, settings.log_format)
+    try:
+        pool = await open_pool(settings.database_url, name="market", max_size=8)
+    except RuntimeError as exc:
+        raise SystemExit(f"exness market: {exc}") from None
+    try:
+        try:
+            await ensure_topics(settings.kafka_bootstrap_servers)
+        except RuntimeError as exc:
+            raise SystemExit(f"exness market: {exc}") from None
+        app = build(settings, pool, port=port, role=role)
+        await app.start_components()
+        if app.server is not None:
+            app.server.on_stop.append(app.stop_components)
+            await app.server.serve_until_signalled()
+        else:
+            await _wait_for_signal()
+            await app.stop_components()
+    finally:
+        await pool.close()
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("tick writer running")
+    await stop.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    require_infrastructure(settings, "market")
+    kit_server.run(lambda: serve(settings, args.port, args.role))
+    return 0

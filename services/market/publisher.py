@@ -1,0 +1,73 @@
+"""Produces accepted quotes to Kafka `market.quotes` (key: symbol, value: QuoteEvent).
+
+Sends are not awaited one by one (that would cost a broker round trip per quote); delivery
+results are collected as they complete, and a failed delivery fails the PublishQuotes call
+with UNAVAILABLE so the poller reconnects instead of losing quotes silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from exness.market.v1 import market_pb2
+
+from services.kit.errors import ServiceError, unavailable
+from services.kit.kafka import QUOTES_TOPIC, make_producer
+
+log = logging.getLogger(__name__)
+
+# Undelivered sends allowed in flight before the next send waits for the oldest.
+MAX_IN_FLIGHT = 5000
+
+
+def broker_unavailable(exc: BaseException) -> ServiceError:
+    return unavailable("BROKER_UNAVAILABLE", f"the quote broker is unavailable: {exc}")
+
+
+class QuotePublisher:
+    def __init__(self, bootstrap: str, topic: str = QUOTES_TOPIC) -> None:
+        self._producer: AIOKafkaProducer = make_producer(
+            bootstrap, linger_ms=1, client_id="market-publisher"
+        )
+        self._topic = topic
+        self._in_flight: deque[asyncio.Future[object]] = deque()
+        self.published = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        try:
+            await self.flush()
+        except ServiceError:
+            log.warning("quotes still in flight were lost at shutdown")
+        await self._producer.stop()
+
+    async def publish(self, event: market_pb2.QuoteEvent) -> None:
+        while self._in_flight and (
+            self._in_flight[0].done() or len(self._in_flight) >= MAX_IN_FLIGHT
+        ):
+            await self._settle(self._in_flight.popleft())
+        try:
+            future = await self._producer.send(
+                self._topic, event.SerializeToString(), key=event.quote.symbol.encode()
+            )
+        except KafkaError as exc:
+            raise broker_unavailable(exc) from exc
+        self._in_flight.append(future)
+        self.published += 1
+
+    async def flush(self) -> None:
+        """Waits until everything sent so far is acknowledged by the broker."""
+        while self._in_flight:
+            await self._settle(self._in_flight.popleft())
+
+    async def _settle(self, future: asyncio.Future[object]) -> None:
+        try:
+            await future
+        except KafkaError as exc:
+            raise broker_unavailable(exc) from exc

@@ -1,0 +1,285 @@
+"""The tick writer: a Kafka consumer group on `market.quotes` that stores every quote in
+`ticks` (COPY, in batches) and folds it into `candles`, exactly once.
+
+Exactly once into PostgreSQL: each batch's transaction also advances the writer's offsets in
+`market_consumer_offsets`, fenced on the offsets it started from. A retried batch whose first
+attempt did commit, or a batch written by a member that lost its partitions in a rebalance,
+fails the fence, rolls back, and the writer re-seeks from the stored offsets. Kafka's own
+committed offsets are not used.
+
+Reading/decoding the next batch overlaps with writing the previous one (a queue of two), so the
+Python side and PostgreSQL work in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from exness.market.v1 import market_pb2
+from google.protobuf.message import DecodeError
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit.kafka import HEARTBEAT_INTERVAL_MS, QUOTES_TOPIC, SESSION_TIMEOUT_MS
+from services.market.candles import CandleFolder, ns_to_datetime, upsert_candles
+
+log = logging.getLogger(__name__)
+
+TICK_WRITER_GROUP = "market-tick-writer"
+COPY_SQL = "COPY ticks (symbol, time, bid, ask, source, publish_time) FROM STDIN"
+
+_FENCE_SQL = """
+INSERT INTO market_consumer_offsets (consumer, topic, partition, next_offset)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (consumer, topic, partition) DO UPDATE
+    SET next_offset = excluded.next_offset, updated_at = now()
+    WHERE market_consumer_offsets.next_offset = %s
+RETURNING 1
+"""
+_OFFSETS_SQL = (
+    "SELECT partition, next_offset FROM market_consumer_offsets WHERE consumer = %s AND topic = %s"
+)
+
+TickRow = tuple[str, object, str, str, str, object]
+
+
+class _Fenced(Exception):
+    """Another attempt or another member already advanced these offsets."""
+
+
+@dataclass
+class Batch:
+    epoch: int
+    # partition -> offset after its last record in this batch
+    next_offsets: dict[int, int]
+    rows: list[TickRow] = field(default_factory=list)
+    folder: CandleFolder = field(default_factory=CandleFolder)
+    malformed: int = 0
+
+
+def decode_records(epoch: int, records_by_tp: dict[TopicPartition, list[object]]) -> Batch:
+    batch = Batch(epoch, {})
+    rows = batch.rows
+    add_candle = batch.folder.add
+    from_string = market_pb2.QuoteEvent.FromString
+    for tp, records in records_by_tp.items():
+        if not records:
+            continue
+        for record in records:
+            try:
+                event = from_string(record.value)  # type: ignore[attr-defined]
+                quote = event.quote
+                bid = Decimal(quote.bid)
+                Decimal(quote.ask)
+            except (DecodeError, InvalidOperation, TypeError):
+                batch.malformed += 1
+                continue
+            if not quote.symbol or not bid.is_finite():
+                batch.malformed += 1
+                continue
+            when_ns = quote.time.seconds * 1_000_000_000 + quote.time.nanos
+            publish = event.publish_time
+            rows.append(
+                (
+                    quote.symbol,
+                    ns_to_datetime(when_ns),
+                    quote.bid,
+                    quote.ask,
+                    event.source,
+                    ns_to_datetime(publish.seconds * 1_000_000_000 + publish.nanos),
+                )
+            )
+            add_candle(quote.symbol, bid, when_ns)
+        batch.next_offsets[tp.partition] = records[-1].offset + 1  # type: ignore[attr-defined]
+    return batch
+
+
+async def copy_ticks(conn: AsyncConnection, rows: Iterable[TickRow]) -> None:
+    async with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, writer: TickWriter) -> None:
+        self._writer = writer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._writer.drain(timeout_s=10.0)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._writer.resync(assigned)
+
+
+class TickWriter:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        bootstrap: str,
+        *,
+        consumer_name: str = TICK_WRITER_GROUP,
+        topic: str = QUOTES_TOPIC,
+        max_batch: int = 5000,
+        batch_wait_ms: int = 100,
+    ) -> None:
+        self._pool = pool
+        self._topic = topic
+        self.consumer_name = consumer_name
+        self._max_batch = max_batch
+        self._batch_wait_ms = batch_wait_ms
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=consumer_name,
+            group_id=consumer_name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            retry_backoff_ms=200,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
+        self._expected: dict[int, int | None] = {}
+        self._epoch = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.assigned = asyncio.Event()
+        # Counters, for logs, tests and benchmarks.
+        self.rows_written = 0
+        self.batches_written = 0
+        self.candle_rows_written = 0
+        self.malformed = 0
+        self.fence_conflicts = 0
+        self.db_retries = 0
+
+    async def start(self) -> None:
+        self._consumer.subscribe([self._topic], listener=_Listener(self))
+        await self._consumer.start()
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="tick-writer-read"),
+            asyncio.create_task(self._write_loop(), name="tick-writer-write"),
+        ]
+
+    async def stop(self) -> None:
+        """Stops reading, writes what was already read, then leaves the group."""
+        reader, writer = self._tasks or (None, None)
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        await self.drain(timeout_s=10.0)
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        await self._consumer.stop()
+
+    async def drain(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+        except TimeoutError:
+            log.warning("tick writer: batches still queued after %.0fs", timeout_s)
+
+    async def resync(self, partitions: Iterable[TopicPartition]) -> None:
+        """Positions the consumer at the offsets stored with the data; batches read before
+        are dropped (a new epoch)."""
+        partitions = [tp for tp in partitions if tp.topic == self._topic]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_OFFSETS_SQL, (self.consumer_name, self._topic))
+            stored: dict[int, int] = dict(await cur.fetchall())
+        self._epoch += 1
+        self._expected = {}
+        for tp in partitions:
+            offset = stored.get(tp.partition)
+            self._expected[tp.partition] = offset
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        log.info(
+            "tick writer positioned",
+            extra={
+                "partitions": sorted(tp.partition for tp in partitions),
+                "offsets": {p: o for p, o in self._expected.items()},
+            },
+        )
+        self.assigned.set()
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                records = await self._consumer.getmany(
+                    timeout_ms=self._batch_wait_ms, max_records=self._max_batch
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("tick writer fetch failed", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if records:
+                await self._queue.put(decode_records(self._epoch, records))
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                # Epoch 0: read before the first assignment was positioned from the database.
+                if batch.epoch == self._epoch and self._epoch > 0:
+                    await self._write_with_retry(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tick writer: batch dropped after an unexpected error")
+            finally:
+                self._queue.task_done()
+
+    async def _write_with_retry(self, batch: Batch) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.write(batch)
+                return
+            except _Fenced as exc:
+                self.fence_conflicts += 1
+                log.warning("tick writer: offsets moved under us (%s); re-seeking", exc)
+                await self.resync(self._consumer.assignment())
+                return
+            except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+                # The database restarted or the connection broke: the fence makes the retry
+                # safe even if the first attempt had committed.
+                self.db_retries += 1
+                log.warning("tick writer: database error, retrying: %s", exc)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+
+    async def write(self, batch: Batch) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            for partition, next_offset in batch.next_offsets.items():
+                expected = self._expected.get(partition)
+                cur = await conn.execute(
+                    _FENCE_SQL,
+                    (
+                        self.consumer_name,
+                        self._topic,
+                        partition,
+                        next_offset,
+                        -1 if expected is None else expected,
+                    ),
+                )
+                if await cur.fetchone() is None:
+                    raise _Fenced(f"partition {partition}: expected {expected}")
+            if batch.rows:
+                await copy_ticks(conn, batch.rows)
+                self.candle_rows_written += await upsert_candles(conn, batch.folder)
+        self._expected.update(batch.next_offsets)
+        self.rows_written += len(batch.rows)
+        self.malformed += batch.malformed
+        self.batches_written += 1
