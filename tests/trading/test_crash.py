@@ -107,12 +107,12 @@ async def _read_events_with_kcat(bootstrap: str) -> list[tuple[bytes, pb.Account
     for tp, end in sorted(ends.items()):
         if end == 0:
             continue
-        done = subprocess.run(
-            [kcat, "-b", bootstrap, *KCAT_COMPAT, "-C", "-t", EVENTS_TOPIC, "-p",
-             str(tp.partition), "-o", "0", "-c", str(end), "-q", "-f", "%k|%S|%s"],
-            capture_output=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
-        out = done.stdout
+        process = await asyncio.create_subprocess_exec(
+            kcat, "-b", bootstrap, *KCAT_COMPAT, "-C", "-t", EVENTS_TOPIC, "-p",
+            str(tp.partition), "-o", "0", "-c", str(end), "-q", "-f", "%k|%S|%s",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()[-2000:]
         pos = 0
         while pos < len(out):
             bar = out.index(b"|", pos)
@@ -150,7 +150,9 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
             for u in users:
                 reply = await stub.Deposit(pb.DepositRequest(amount="100000"), metadata=metadata[u])
                 acked_deposits[u].append(reply.entry.entry_id)
-            while quotes.done() is False and "XAUUSD" not in await _quoted(stub, metadata[users[0]]):
+            for _ in range(200):  # until the engine has a fresh XAUUSD quote
+                if await _quoted(stub, metadata[users[0]]):
+                    break
                 await asyncio.sleep(0.1)
 
             async def client(n: int) -> None:
@@ -239,7 +241,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
             cur = await conn.execute(
                 "SELECT sequence, account_id::text FROM trading_journal WHERE shard = %s",
                 (SHARD,))
-            journal = dict(await cur.fetchall())
+            journal: dict[int, str] = dict(await cur.fetchall())
         deadline = time.monotonic() + 60
         while True:
             seen = [(k, e) for k, e in await _read_events_with_kcat(kafka_bootstrap)
@@ -252,14 +254,14 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         assert not missing, f"{len(missing)} journal events never reached trading.events"
         first_seen: dict[bytes, list[int]] = defaultdict(list)
         dedup: set[int] = set()
-        for key, event in seen:
-            assert key == event.account_id.encode()
+        for raw_key, event in seen:
+            assert raw_key == event.account_id.encode()
             assert journal.get(event.sequence) == event.account_id
             if event.sequence not in dedup:
                 dedup.add(event.sequence)
-                first_seen[key].append(event.sequence)
-        for key, sequence_list in first_seen.items():
-            assert sequence_list == sorted(sequence_list), f"account {key!r} out of order"
+                first_seen[raw_key].append(event.sequence)
+        for raw_key, sequence_list in first_seen.items():
+            assert sequence_list == sorted(sequence_list), f"account {raw_key!r} out of order"
     finally:
         stop_quotes.set()
         await quotes
