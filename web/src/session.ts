@@ -139,9 +139,10 @@ export class Session {
   private schedule(delayMs?: number): void {
     window.clearTimeout(this.timer);
     if (!this.state) return;
-    const left = this.state.expiresAt - Date.now();
-    const lifetime = Math.max(left, 0);
-    const wait = delayMs ?? Math.max(1_000, Math.min(lifetime - REFRESH_MARGIN_S * 1000, lifetime * 0.8));
+    const left = Math.max(this.state.expiresAt - Date.now(), 0);
+    // Long-lived tokens: renew REFRESH_MARGIN_S before expiry; short ones at 80 % of what is left.
+    const ahead = left > 2 * REFRESH_MARGIN_S * 1000 ? left - REFRESH_MARGIN_S * 1000 : left * 0.8;
+    const wait = delayMs ?? Math.max(1_000, ahead);
     this.timer = window.setTimeout(() => void this.refresh(), wait);
   }
 

@@ -1,0 +1,134 @@
+"""A page object for the web terminal: what a trader does, in the terminal's own words, found by
+the stable data-testid attributes."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
+
+from playwright.sync_api import Locator, Page, expect
+
+PASSWORD = "correct-horse-42"
+T = TypeVar("T")
+
+
+def number(text: str) -> Decimal:
+    """Reads a number as the terminal shows it: '−1,234.56', '+3.10', '12.5%', '65.20 USD'."""
+    cleaned = re.sub(r"[^0-9.+\-]", "", text.replace("−", "-"))
+    return Decimal(cleaned)
+
+
+def fresh_email() -> str:
+    return f"web-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def wait_for(fn: Callable[[], T | None], timeout_s: float = 15.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.2)
+
+
+class Terminal:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    def tid(self, testid: str) -> Locator:
+        return self.page.get_by_test_id(testid)
+
+    # --- session ---------------------------------------------------------------------------
+    def sign_up(self, email: str, password: str = PASSWORD) -> None:
+        self.tid("auth-tab-signup").click()
+        self.tid("auth-email").fill(email)
+        self.tid("auth-password").fill(password)
+        self.tid("auth-password").press("Enter")
+
+    def log_in(self, email: str, password: str = PASSWORD) -> None:
+        self.tid("auth-tab-login").click()
+        self.tid("auth-email").fill(email)
+        self.tid("auth-password").fill(password)
+        self.tid("auth-password").press("Enter")
+
+    def expect_terminal(self) -> None:
+        expect(self.tid("terminal")).to_be_visible()
+        expect(self.tid("conn-status")).to_have_attribute("data-state", "live", timeout=20_000)
+
+    def new_trader(self, deposit: str | None = "10000") -> str:
+        email = fresh_email()
+        self.sign_up(email)
+        self.expect_terminal()
+        if deposit:
+            self.deposit(deposit)
+        return email
+
+    def deposit(self, amount: str) -> None:
+        before = self.balance()
+        self.tid("deposit-open").click()
+        self.tid("deposit-amount").fill(amount)
+        self.tid("deposit-amount").press("Enter")
+        expect(self.tid("deposit-dialog")).to_have_count(0)
+        wait_for(lambda: self.balance() == (before or 0) + Decimal(amount), what=f"balance after depositing {amount}")
+
+    # --- account bar -----------------------------------------------------------------------
+    def metric(self, testid: str) -> Decimal | None:
+        text = self.tid(testid).inner_text()
+        return None if text.strip() in ("—", "") else number(text)
+
+    def balance(self) -> Decimal | None:
+        return self.metric("account-balance")
+
+    def equity(self) -> Decimal | None:
+        return self.metric("account-equity")
+
+    # --- market ----------------------------------------------------------------------------
+    def select(self, symbol: str) -> None:
+        self.tid(f"instrument-{symbol}").click()
+        expect(self.tid("ticket-symbol")).to_have_text(symbol)
+        expect(self.tid("chart-symbol")).to_have_text(symbol)
+
+    def bid(self, symbol: str) -> str:
+        return self.tid(f"bid-{symbol}").inner_text()
+
+    # --- ticket ----------------------------------------------------------------------------
+    def fill_ticket(self, side: str = "buy", volume: str = "0.10", order_type: str = "Market",
+                    price: str = "", sl: str = "", tp: str = "") -> None:
+        self.tid(f"ticket-side-{side}").click()
+        self.tid("ticket-type").select_option(label=order_type)
+        if price:
+            self.tid("ticket-price").fill(price)
+        self.tid("ticket-volume").fill(volume)
+        self.tid("ticket-sl").fill(sl)
+        self.tid("ticket-tp").fill(tp)
+
+    def submit_ticket(self) -> None:
+        self.tid("ticket-volume").press("Enter")
+
+    # --- positions -------------------------------------------------------------------------
+    def position_rows(self) -> Locator:
+        return self.page.locator("[data-testid=position-row]")
+
+    def position_pnl(self, row: Locator) -> Decimal:
+        return number(row.get_by_test_id("position-pnl").inner_text())
+
+    def show_tab(self, name: str) -> None:
+        self.tid(f"tab-{name}").click()
+
+
+def wait_distinct(fn: Callable[[], T], count: int, timeout_s: float = 15.0, what: str = "values") -> set[T]:
+    """Samples `fn` until it has returned `count` different values (e.g. a moving P&L)."""
+    seen: set[T] = set()
+
+    def enough() -> bool:
+        seen.add(fn())
+        return len(seen) >= count
+
+    wait_for(enough, timeout_s, what)
+    return seen
