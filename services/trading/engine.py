@@ -130,9 +130,11 @@ class Engine:
         self._position_ids = count(base + 1)
         self._trade_ids = count(base + 1)
         self._ledger_ids = count(base + 1)
-        self._open_events: dict[int, list[Event]] = {}
         self._recheck: set[int] = set()
         self._default_levels = _max_levels(self.instruments.values())
+        # Usually every group has the same levels: then no per-account lookup is needed.
+        self._uniform_levels = len({(i.margin_call_level, i.stop_out_level)
+                                    for i in self.instruments.values()}) <= 1
 
     # ---------------------------------------------------------------- restore (from the DB)
 
@@ -189,7 +191,7 @@ class Engine:
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
         """(margin call, stop-out) levels in percent: the strictest of the groups of the
         instruments the account holds, or of all groups when it holds none."""
-        if not account.exposure:
+        if self._uniform_levels or not account.exposure:
             return self._default_levels
         return _max_levels(self.instruments[s] for s in account.exposure)
 
@@ -210,7 +212,16 @@ class Engine:
         return position
 
     def drain(self) -> list[Event | AccountView]:
+        """Hands over what was emitted. Each event gets the account's figures as they are now,
+        at commit time, computed once per account per batch."""
         out, self.outbox = self.outbox, []
+        views: dict[int, AccountView] = {}
+        for item in out:
+            if isinstance(item, Event) and item.account is None:
+                view = views.get(item.account_id)
+                if view is None:
+                    view = views[item.account_id] = self.view(self.accounts[item.account_id])
+                item.account = view
         return out
 
     # ---------------------------------------------------------------- account commands
@@ -220,7 +231,6 @@ class Engine:
             raise invalid_field("amount", "must be > 0, at most 1000000 and have at most 2 decimals")
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
-        self._finish()
         return entry
 
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
@@ -230,12 +240,11 @@ class Engine:
         account.leverage = leverage
         account.updated_at = now
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
-        self._finish()
 
     # ---------------------------------------------------------------- orders
 
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
-        fingerprint = req.fingerprint()
+        fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
             seen = account.requests.get(req.client_order_id)
             if seen is not None:
@@ -290,14 +299,18 @@ class Engine:
         position: Position | None = None
         if req.type is OrderType.MARKET:
             position = self._fill(account, order, quote, now)  # raises on insufficient margin
+            filled = self.outbox[-2]  # the ORDER_FILLED event's copy
+            assert isinstance(filled, Event)
+            snapshot = filled.order
         else:
             self._index_order(account, order)
-            self._emit(account, EventType.ORDER_PLACED, now, order=order.snapshot())
+            snapshot = order.snapshot()
+            self._emit(account, EventType.ORDER_PLACED, now, order=snapshot)
         if req.client_order_id:
             account.requests[req.client_order_id] = (order.order_id, fingerprint)
         self._check_risk(account, now)
-        self._finish()
-        return PlaceResult(order.snapshot(), position.snapshot() if position else None)
+        assert isinstance(snapshot, Order)
+        return PlaceResult(snapshot, position)
 
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
         order = account.orders.get(order_id)
@@ -306,7 +319,6 @@ class Engine:
                             order_id=str(order_id))
         self._end_order(account, order, OrderStatus.CANCELLED, now)
         self._emit(account, EventType.ORDER_CANCELLED, now, order=order.snapshot())
-        self._finish()
         return order.snapshot()
 
     def expire(self, now: datetime) -> None:
@@ -319,7 +331,6 @@ class Engine:
             account = self.accounts[order.account_id]
             self._end_order(account, order, OrderStatus.EXPIRED, now)
             self._emit(account, EventType.ORDER_EXPIRED, now, order=order.snapshot())
-        self._finish()
 
     # ---------------------------------------------------------------- positions
 
@@ -341,7 +352,6 @@ class Engine:
         position.take_profit = take_profit
         self._index_levels(position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
-        self._finish()
         return position.snapshot()
 
     def close_position(
@@ -368,7 +378,6 @@ class Engine:
         trade = self._close(account, position, volume or position.volume, quote,
                             CloseReason.CLIENT, now)
         self._check_risk(account, now)
-        self._finish()
         rest_open = account.positions.get(position_id)
         return CloseResult(trade, rest_open.snapshot() if rest_open else None)
 
@@ -398,7 +407,6 @@ class Engine:
                 break
             for kind, handle, ref in fired:
                 self._on_trigger(kind, handle, ref, quote, now, checked)
-        self._finish()
         return True
 
     def _on_trigger(self, kind: Kind, handle: int, ref: int, quote: Quote, now: datetime,
@@ -491,7 +499,8 @@ class Engine:
 
     def _fill(self, account: Account, order: Order, quote: Quote, now: datetime) -> Position:
         """Opens the order's position at `quote`, if free margin covers it (including the
-        spread the position starts with); raises INSUFFICIENT_MARGIN otherwise."""
+        spread the position starts with); raises INSUFFICIENT_MARGIN otherwise. Returns a
+        snapshot of the new position."""
         inst = self.instruments[order.symbol]
         price = quote.ask if order.side is Side.BUY else quote.bid
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
@@ -517,9 +526,10 @@ class Engine:
         order.fill_price = price
         order.position_id = position.position_id
         self._add_position(account, position)
+        opened = position.snapshot()
         self._emit(account, EventType.ORDER_FILLED, now, order=order.snapshot())
-        self._emit(account, EventType.POSITION_OPENED, now, position=position.snapshot())
-        return position
+        self._emit(account, EventType.POSITION_OPENED, now, position=opened)
+        return opened
 
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
@@ -710,24 +720,10 @@ class Engine:
 
     def _emit(self, account: Account, type: EventType, now: datetime, **parts: object) -> Event:
         self.last_sequence += 1
-        event = Event(self.last_sequence, type, None, now, **parts)  # type: ignore[arg-type]
+        event = Event(self.last_sequence, type, None, now, account_id=account.account_id,
+                      **parts)  # type: ignore[arg-type]
         self.outbox.append(event)
-        pending = self._open_events.get(account.account_id)
-        if pending is None:
-            self._open_events[account.account_id] = [event]
-        else:
-            pending.append(event)
         return event
-
-    def _finish(self) -> None:
-        """Gives every event of the step just applied the account figures after it."""
-        if not self._open_events:
-            return
-        for account_id, events in self._open_events.items():
-            view = self.view(self.accounts[account_id])
-            for event in events:
-                event.account = view
-        self._open_events = {}
 
 
 def _max_levels(instruments: Iterable[Instrument]) -> tuple[Decimal, Decimal]:

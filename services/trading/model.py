@@ -309,7 +309,8 @@ class AccountView:
 
 @dataclass(slots=True)
 class Event:
-    """A journaled account event; `sequence` is strictly increasing across the shard."""
+    """A journaled account event; `sequence` is strictly increasing across the shard.
+    `account` (the figures after it) is filled in when the event is drained for commit."""
 
     sequence: int
     type: EventType
@@ -319,3 +320,4 @@ class Event:
     position: Position | None = None
     trade: Trade | None = None
     ledger: LedgerEntry | None = None
+    account_id: int = 0
