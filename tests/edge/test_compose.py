@@ -111,15 +111,15 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
     for name, service in _ours(compose).items():
         for variable, value in service.get("environment", {}).items():
             if variable.endswith("_ADDR"):
-                host, port = str(value).rsplit(":", 1)
+                host, at = str(value).rsplit(":", 1)
                 assert host in services, (name, variable, value)
-                assert listens[host] == int(port), (name, variable, value)
+                assert listens[host] == int(at), (name, variable, value)
     env = services["edge-config"]["environment"]
     published = services["envoy"]["ports"][0]
     assert _interpolate(published).split(":")[-1] == str(env["EXNESS_EDGE_PORT"])
     kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    for service in ("market", "engine"):
-        assert services[service]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] in kafka
+    for client in ("market", "engine"):
+        assert services[client]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] in kafka
 
 
 def test_dependencies_and_volumes_exist(compose: dict[str, Any]) -> None:
