@@ -214,16 +214,26 @@ def test_streams_reconnect_after_envoy_and_market_restarts_without_reload(
     t.new_trader(deposit="10000")
     page.evaluate("window.__sameDocument = true")
     token_before = page.evaluate("window.__terminal.session.accessToken")
+    # Record every state the connection indicator shows.
+    page.evaluate("""() => {
+        const el = document.querySelector('[data-testid=conn-status]');
+        window.__connStates = [];
+        new MutationObserver(() => window.__connStates.push(el.dataset.state))
+            .observe(el, { attributes: true, attributeFilter: ['data-state'] });
+    }""")
 
     # Envoy goes away: both streams drop, the indicator says so, then they come back.
     platform.restart_envoy(down_s=2.0)
     expect(t.tid("conn-status")).to_have_attribute("data-state", "live", timeout=30_000)
+    assert "down" in page.evaluate("window.__connStates"), "the indicator never showed the drop"
+    page.evaluate("window.__connStates = []")
     before = t.bid("BTCUSD")
     wait_for(lambda: t.bid("BTCUSD") != before, what="quotes after the Envoy restart")
 
     # MarketData restarts: the quote stream resumes on its own.
     platform.restart_service("market")
     expect(t.tid("conn-status")).to_have_attribute("data-state", "live", timeout=30_000)
+    assert "down" in page.evaluate("window.__connStates"), "the quote stream never dropped"
     before = t.bid("BTCUSD")
     wait_for(lambda: t.bid("BTCUSD") != before, timeout_s=30, what="quotes after the MarketData restart")
 
