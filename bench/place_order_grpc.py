@@ -162,8 +162,11 @@ async def run(clients: int, seconds: float) -> None:
         log = workdir / "servers.log"
         processes.append(spawn(["-m", "services.cli.main", "auth", "--port", str(auth_port)],
                                env, log))
-        processes.append(spawn(["-m", "services.trading.main", "--port", str(engine_port)],
-                               env, log))
+        # BENCH_PROFILE_ENGINE=<file> runs the engine under cProfile (written on exit).
+        profile = os.environ.get("BENCH_PROFILE_ENGINE")
+        prefix = ["-m", "cProfile", "-o", profile] if profile else []
+        processes.append(spawn([*prefix, "-m", "services.trading.main", "--port",
+                                str(engine_port)], env, log))
         processes.append(spawn(["-m", "bench.place_order_grpc", "--serve-echo",
                                 str(echo_port)], env, log))
         await wait_healthy(auth_port, processes[0], log)
