@@ -190,7 +190,7 @@ async def run_exchange_feed(
                         if parsed == ERROR:
                             log.warning(
                                 "feed error reply",
-                                extra={"feed": feed.name, "message": str(raw)[:300]},
+                                extra={"feed": feed.name, "reply": str(raw)[:300]},
                             )
                         continue
                     # Receive-time stamps may step back with the wall clock; never send that.
@@ -203,6 +203,8 @@ async def run_exchange_feed(
                     backoff.reset()
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             log.warning("feed connection failed", extra={"feed": feed.name, "error": repr(exc)})
+        except Exception:  # a bug must not stop the feed for good: log it and reconnect
+            log.exception("feed failed unexpectedly", extra={"feed": feed.name})
         stats.disconnects += 1
         delay = await backoff.sleep()
         log.info("feed reconnecting", extra={"feed": feed.name, "after_s": round(delay, 2)})
