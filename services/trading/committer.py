@@ -13,6 +13,7 @@ where nothing unacknowledged can have been promised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,42 +28,63 @@ from services.trading.model import AccountView, Event
 
 log = logging.getLogger(__name__)
 
-_UPSERT_ACCOUNT = (
+# One statement per table per batch: the rows travel as one array per column and are expanded by
+# unnest(), so a batch of any size costs the server a handful of statements, not one per row.
+# The rows of accounts, orders and positions are unique per batch (keyed by id in _Rows), as
+# ON CONFLICT DO UPDATE requires. Binary parameters (%b) are several times cheaper to dump than
+# text arrays.
+_UPSERT_ACCOUNTS = (
     "INSERT INTO trading_accounts (account_id, user_id, shard, balance, leverage, margin_call,"
-    " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    " created_at, updated_at) SELECT * FROM unnest(%b::bigint[], %b::text[], %b::int[],"
+    " %b::numeric[], %b::int[], %b::bool[], %b::timestamptz[], %b::timestamptz[])"
     " ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance,"
     " leverage = excluded.leverage, margin_call = excluded.margin_call,"
     " updated_at = excluded.updated_at"
 )
-_UPSERT_ORDER = (
+_UPSERT_ORDERS = (
     "INSERT INTO trading_orders (order_id, account_id, client_order_id, fingerprint, symbol,"
     " side, type, status, volume, price, stop_loss, take_profit, leverage, fill_price,"
     " position_id, reject_reason, created_at, updated_at, expire_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],"
+    " %b::smallint[], %b::smallint[], %b::smallint[], %b::numeric[], %b::numeric[],"
+    " %b::numeric[], %b::numeric[], %b::int[], %b::numeric[], %b::bigint[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])"
     " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
     " fill_price = excluded.fill_price, position_id = excluded.position_id,"
     " reject_reason = excluded.reject_reason, updated_at = excluded.updated_at"
 )
-_UPSERT_POSITION = (
+_UPSERT_POSITIONS = (
     "INSERT INTO trading_positions (position_id, account_id, order_id, symbol, side, volume,"
     " open_price, stop_loss, take_profit, leverage, margin, opened_at, closed_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[],"
+    " %b::smallint[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::int[],"
+    " %b::numeric[], %b::timestamptz[], %b::timestamptz[])"
     " ON CONFLICT (position_id) DO UPDATE SET volume = excluded.volume,"
     " stop_loss = excluded.stop_loss, take_profit = excluded.take_profit,"
     " margin = excluded.margin, closed_at = excluded.closed_at"
 )
-_COPY_TRADES = (
-    "COPY trading_trades (trade_id, account_id, position_id, symbol, side, volume, open_price,"
-    " close_price, realized_pnl, close_reason, opened_at, closed_at) FROM STDIN"
+_INSERT_TRADES = (
+    "INSERT INTO trading_trades (trade_id, account_id, position_id, symbol, side, volume,"
+    " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[],"
+    " %b::smallint[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[],"
+    " %b::smallint[], %b::timestamptz[], %b::timestamptz[])"
 )
-_COPY_LEDGER = (
-    "COPY trading_ledger (entry_id, account_id, kind, amount, balance_after, reference_id,"
-    " created_at) FROM STDIN"
+_INSERT_LEDGER = (
+    "INSERT INTO trading_ledger (entry_id, account_id, kind, amount, balance_after,"
+    " reference_id, created_at) SELECT * FROM unnest(%b::bigint[], %b::bigint[],"
+    " %b::smallint[], %b::numeric[], %b::numeric[], %b::text[], %b::timestamptz[])"
 )
-_COPY_JOURNAL = (
-    "COPY trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
-    " FROM STDIN"
+_INSERT_JOURNAL = (
+    "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
+    " SELECT * FROM unnest(%b::int[], %b::bigint[], %b::bigint[], %b::smallint[],"
+    " %b::bytea[], %b::timestamptz[])"
 )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows -> one list per column (the array parameters of the statements above)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class Committer:
@@ -82,6 +104,7 @@ class Committer:
         self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight: asyncio.Future[None] | None = None
         self._failed: BaseException | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
         self.batches = 0
         self.items = 0
 
@@ -106,6 +129,12 @@ class Committer:
             self._wake.set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            await self._release()
+
+    async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -139,35 +168,43 @@ class Committer:
 
     async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
         rows = _Rows(self.engine, items)
+        statements = rows.statements()
         delay = 0.05
         retry = False
         while True:
             try:
-                async with self.pool.connection() as conn:
-                    if retry and rows.last_sequence and await _already_committed(
-                            conn, self.engine.shard_id, rows.last_sequence):
-                        return rows.protos  # the commit went through before the link broke
-                    async with conn.transaction(), conn.cursor() as cur:
-                        if rows.accounts:
-                            await cur.executemany(_UPSERT_ACCOUNT, rows.accounts)
-                        if rows.orders:
-                            await cur.executemany(_UPSERT_ORDER, list(rows.orders.values()))
-                        if rows.positions:
-                            await cur.executemany(_UPSERT_POSITION,
-                                                  list(rows.positions.values()))
-                        for statement, data in ((_COPY_TRADES, rows.trades),
-                                                (_COPY_LEDGER, rows.ledger),
-                                                (_COPY_JOURNAL, rows.journal)):
-                            if data:
-                                async with cur.copy(statement) as copy:
-                                    for record in data:
-                                        await copy.write_row(record)
+                conn = await self._connection()
+                if retry and rows.last_sequence and await _already_committed(
+                        conn, self.engine.shard_id, rows.last_sequence):
+                    return rows.protos  # the commit went through before the link broke
+                # One round trip: the statements and the COMMIT go out together; the pipeline
+                # returns only once the server has answered all of them.
+                async with conn.pipeline(), conn.transaction():
+                    for statement, params in statements:
+                        await conn.execute(statement, params)
                 return rows.protos
             except psycopg.OperationalError as exc:
                 log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
+                await self._release(broken=True)
                 retry = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        """The writer keeps one connection across batches: taking it from the pool each time
+        would cost a health-check round trip per commit."""
+        if self._conn is None or self._conn.closed:
+            self._conn = await self.pool.getconn()
+        return self._conn
+
+    async def _release(self, *, broken: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:
+                await conn.close()  # the pool replaces a closed connection
+            await self.pool.putconn(conn)
 
 
 async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
@@ -192,6 +229,7 @@ class _Rows:
         self.last_sequence = 0
         shard = engine.shard_id
         quotes = engine.quotes
+        account_messages: dict[int, pb.Account] = {}
         for item in items:
             if isinstance(item, AccountView):
                 account_rows[item.account_id] = _account_row(item)
@@ -221,13 +259,21 @@ class _Rows:
             if (e := item.ledger) is not None:
                 self.ledger.append((e.entry_id, e.account_id, int(e.kind), e.amount,
                                     e.balance_after, e.reference_id, e.created_at))
-            message = event_pb(item, quotes)
+            message = event_pb(item, quotes, account_messages)
             self.protos.append(message)
             self.journal.append((shard, item.sequence, view.account_id, int(item.type),
                                  message.SerializeToString(), item.time))
             self.last_sequence = item.sequence
         # Accounts first: everything else references them.
         self.accounts = list(account_rows.values())
+
+    def statements(self) -> list[tuple[str, list[list[Any]]]]:
+        """(statement, column arrays) for each table with rows, accounts first."""
+        return [(statement, _columns(rows)) for statement, rows in (
+            (_UPSERT_ACCOUNTS, self.accounts), (_UPSERT_ORDERS, list(self.orders.values())),
+            (_UPSERT_POSITIONS, list(self.positions.values())), (_INSERT_TRADES, self.trades),
+            (_INSERT_LEDGER, self.ledger), (_INSERT_JOURNAL, self.journal),
+        ) if rows]
 
 
 def _account_row(view: AccountView) -> tuple[Any, ...]:
