@@ -23,6 +23,7 @@ from services.kit.server import run as run_server
 from services.kit.settings import Settings
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
+from services.trading.token_cache import CachingTokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ ACCESS = {
                  "CancelOrder", "ListPositions", "ModifyPosition", "ClosePosition",
                  "ListTrades", "StreamAccount")
 }
+
+
+def request_pipeline(settings: Settings) -> RequestPipeline:
+    """Access rules and token checks for TradingService (verified tokens are cached)."""
+    return RequestPipeline(ACCESS, CachingTokenVerifier(auth_service_verifier(settings)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +57,7 @@ async def main(settings: Settings, port: int) -> None:
     app = await TradingApp.start(
         pool, shard_id=settings.shard_id, max_quote_age_s=settings.max_quote_age_s,
         kafka_bootstrap=settings.kafka_bootstrap_servers, on_fatal=fatal)
-    pipeline = RequestPipeline(ACCESS, auth_service_verifier(settings))
+    pipeline = request_pipeline(settings)
     server = GrpcServer(
         services=[ServiceSpec(SERVICE_NAME, lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s))],
         interceptors=[pipeline],

@@ -23,14 +23,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.auth.main import build as build_auth
 from services.auth.tokens import AccessTokenIssuer
-from services.kit.auth_keys import auth_service_verifier
 from services.kit.db import open_pool
-from services.kit.interceptors import RequestPipeline
 from services.kit.kafka import ensure_topics, make_producer
 from services.kit.server import GrpcServer, ServiceSpec
 from services.kit.settings import Settings
 from services.trading.app import TradingApp
-from services.trading.main import ACCESS
+from services.trading.main import request_pipeline
 from services.trading.servicer import SERVICE_NAME
 from tests.support.infra import free_port
 
@@ -123,7 +121,7 @@ async def start_trading(
         app = await TradingApp.start(pool, shard_id=shard, max_quote_age_s=10,
                                      kafka_bootstrap=kafka_bootstrap, quotes_topic=quotes_topic,
                                      events_topic=events_topic)
-        pipeline = RequestPipeline(ACCESS, auth_service_verifier(auth.settings))
+        pipeline = request_pipeline(auth.settings)  # as the engine process wires it
         server = GrpcServer(
             services=[ServiceSpec(SERVICE_NAME, lambda s: trading_pb2_grpc
                                   .add_TradingServiceServicer_to_server(app.servicer, s))],
