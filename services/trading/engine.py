@@ -131,6 +131,11 @@ class Engine:
         self._trade_ids = count(base + 1)
         self._ledger_ids = count(base + 1)
         self._recheck: set[int] = set()
+        # Accounts whose margin watch is out of date: commands only mark them, the next tick
+        # re-arms them first (only ticks consume watches), so an open+close pair or a burst of
+        # orders costs no index work. During a tick watches are re-armed at once.
+        self._stale: dict[int, Account] = {}
+        self._ticking = False
         self._default_levels = _max_levels(self.instruments.values())
         # Usually every group has the same levels: then no per-account lookup is needed.
         self._uniform_levels = len({(i.margin_call_level, i.stop_out_level)
@@ -268,8 +273,9 @@ class Engine:
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        for name in ("price", "stop_loss", "take_profit"):
-            _check_tick(inst, name, getattr(req, name))
+        if req.price is not None or req.stop_loss is not None or req.take_profit is not None:
+            for name in ("price", "stop_loss", "take_profit"):
+                _check_tick(inst, name, getattr(req, name))
 
         if req.type is OrderType.MARKET:
             if req.price is not None:
@@ -393,6 +399,23 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return False
+        self.settle_watches()  # at the quotes the accounts were last checked at
+        self._ticking = True
+        try:
+            return self._on_quote(symbol, bid, ask, time, now, previous)
+        finally:
+            self._ticking = False
+
+    def settle_watches(self) -> None:
+        """Re-arms the margin watch of every account a command has changed since the last
+        tick, exactly as if it had been re-armed by the command."""
+        stale, self._stale = self._stale, {}
+        for account in stale.values():
+            mc, so = self.levels(account)
+            self._rearm(account, self.equity(account), mc, so)
+
+    def _on_quote(self, symbol: str, bid: Decimal, ask: Decimal, time: datetime,
+                  now: datetime, previous: Quote | None) -> bool:
         quote = self.quotes[symbol] = Quote(symbol, bid, ask, time)
         recheck, self._recheck = self._recheck, set()
         if previous is None:  # first quote since start: accounts holding it get their watch
@@ -527,7 +550,8 @@ class Engine:
         order.position_id = position.position_id
         self._add_position(account, position)
         opened = position.snapshot()
-        self._emit(account, EventType.ORDER_FILLED, now, order=order.snapshot())
+        # A filled order never changes again (it is in no book), so it is its own snapshot.
+        self._emit(account, EventType.ORDER_FILLED, now, order=order)
         self._emit(account, EventType.POSITION_OPENED, now, position=opened)
         return opened
 
@@ -563,6 +587,7 @@ class Engine:
             position.closed_at = now
             if exposure.count == 0:
                 del account.exposure[position.symbol]
+            snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
             position.volume -= volume
             position.units = position.volume * inst.contract_size
@@ -570,8 +595,9 @@ class Engine:
                                         position.open_price, position.leverage)
             account.margin += position.margin
             exposure.add(position, 1)
+            snapshot = position.snapshot()
         kind = EventType.STOP_OUT if reason is CloseReason.STOP_OUT else EventType.POSITION_CLOSED
-        self._emit(account, kind, now, position=position.snapshot(), trade=trade)
+        self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
             self._change_balance(account, LedgerKind.REALIZED_PNL, pnl, str(trade.trade_id), now)
         return trade
@@ -589,7 +615,7 @@ class Engine:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
         if account.margin == 0:
             account.margin_call = False
-            self._rearm(account)
+            self._disarm(account)
             return
         mc, so = self.levels(account)
         equity = self.equity(account)
@@ -597,7 +623,7 @@ class Engine:
             self._stop_out(account, so, now)
             if account.margin == 0:
                 account.margin_call = False
-                self._rearm(account)
+                self._disarm(account)
                 return
             mc, so = self.levels(account)
             equity = self.equity(account)
@@ -607,7 +633,10 @@ class Engine:
                 self._emit(account, EventType.MARGIN_CALL, now)
         else:
             account.margin_call = False
-        self._rearm(account)
+        if self._ticking:
+            self._rearm(account, equity, mc, so)
+        else:
+            self._stale[account.account_id] = account
 
     def _stop_out(self, account: Account, so: Decimal, now: datetime) -> None:
         """Closes the least profitable position, again and again, until the margin level is
@@ -628,7 +657,15 @@ class Engine:
             self._change_balance(account, LedgerKind.NEGATIVE_BALANCE_RESET, -account.balance,
                                  "", now)
 
-    def _rearm(self, account: Account) -> None:
+    def _disarm(self, account: Account) -> None:
+        self._stale.pop(account.account_id, None)
+        if account.watch:
+            remove = self.index.remove
+            for handle in account.watch:
+                remove(handle)
+            account.watch = []
+
+    def _rearm(self, account: Account, equity: Decimal, mc: Decimal, so: Decimal) -> None:
         """Indexes the prices at which this account must be looked at again.
 
         The headroom (equity minus the equity at the next threshold) is split evenly over the
@@ -637,14 +674,11 @@ class Engine:
         share / units; until one of those prices is crossed the account cannot have reached the
         threshold, so ticks elsewhere never touch it. In margin call, a second set of watches
         in the other direction notices the recovery.
+        `equity`, `mc` and `so` are the account's figures now (see _check_risk).
         """
-        for handle in account.watch:
-            self.index.remove(handle)
-        account.watch = []
+        self._disarm(account)
         if account.margin == 0:
             return
-        mc, so = self.levels(account)
-        equity = self.equity(account)
         sides: list[tuple[str, Quote, Decimal, bool]] = []
         for symbol, exposure in account.exposure.items():
             quote = self.quotes.get(symbol)
@@ -718,10 +752,12 @@ class Engine:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
 
-    def _emit(self, account: Account, type: EventType, now: datetime, **parts: object) -> Event:
+    def _emit(self, account: Account, type: EventType, now: datetime, *,
+              order: Order | None = None, position: Position | None = None,
+              trade: Trade | None = None, ledger: LedgerEntry | None = None) -> Event:
         self.last_sequence += 1
-        event = Event(self.last_sequence, type, None, now, account_id=account.account_id,
-                      **parts)  # type: ignore[arg-type]
+        event = Event(self.last_sequence, type, None, now, order, position, trade, ledger,
+                      account.account_id)
         self.outbox.append(event)
         return event
 
