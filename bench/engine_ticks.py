@@ -12,30 +12,45 @@ import gc
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import count
 
-from services.trading.engine import Engine, OrderRequest
-from services.trading.model import Instrument, OrderType, Side
+from services.trading.engine import Engine
+from services.trading.model import Account, Instrument, Position, Side, margin_of
 
 PER_ACCOUNT = 100
 TARGET_RATIO = 2.0
 
 
 def build(positions: int) -> Engine:
+    """An engine holding `positions` open positions, built the way a restart rebuilds one from
+    the database (store.load_engine: restore_account / restore_position, then the first quote
+    arms every account's margin watch): bulk, without a command and its events per position."""
     btc = Instrument("BTCUSD", "crypto", 2, Decimal(1), Decimal("0.01"), Decimal("0.01"),
                      Decimal(100), 400, Decimal(60), Decimal(0))
     engine = Engine({"BTCUSD": btc})
     now = datetime.now(UTC)
-    engine.on_quote("BTCUSD", Decimal("65000.00"), Decimal("65010.00"), now, now)
-    buy = OrderRequest("BTCUSD", Side.BUY, OrderType.MARKET, volume=Decimal("0.01"),
-                       stop_loss=Decimal("30000"), take_profit=Decimal("130000"))
-    sell = OrderRequest("BTCUSD", Side.SELL, OrderType.MARKET, volume=Decimal("0.01"),
-                        stop_loss=Decimal("130000"), take_profit=Decimal("30000"))
+    bid, ask = Decimal("65000.00"), Decimal("65010.00")
+    volume, leverage = Decimal("0.01"), 100
+    units = volume * btc.contract_size
+    far_low, far_high = Decimal("30000"), Decimal("130000")
+    # Same open prices, margins and levels as market orders at this quote would give.
+    buy = (Side.BUY, ask, margin_of(volume, btc.contract_size, ask, leverage), far_low, far_high)
+    sell = (Side.SELL, bid, margin_of(volume, btc.contract_size, bid, leverage), far_high,
+            far_low)
+    ids = count(1)
     for a in range(positions // PER_ACCOUNT):
-        account = engine.account_of(f"user-{a}", now)
-        engine.deposit(account, Decimal(1_000_000), now)
+        account = Account(a + 1, f"user-{a}", 0, leverage, Decimal(1_000_000), now)
+        engine.restore_account(account)
         for n in range(PER_ACCOUNT):
-            engine.place_order(account, buy if n % 2 else sell, now)
-        engine.drain()
+            side, price, margin, stop_loss, take_profit = buy if n % 2 else sell
+            position_id = next(ids)
+            engine.restore_position(Position(
+                position_id, account.account_id, position_id, "BTCUSD", side, volume, price,
+                leverage, margin, units, now, stop_loss, take_profit))
+    engine.restore_counters(sequence=0, account=positions // PER_ACCOUNT, order=positions,
+                            position=positions, trade=0, ledger=0)
+    engine.on_quote("BTCUSD", bid, ask, now, now)
+    assert not engine.outbox, "building triggered something"
     assert len(engine.positions) == positions
     return engine
 
