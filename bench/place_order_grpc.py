@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import psycopg
 from exness.market.v1 import market_pb2
 from exness.trading.v1 import trading_pb2 as pb
 from exness.trading.v1 import trading_pb2_grpc
@@ -109,6 +110,16 @@ async def drive(call: Callable[[int], Awaitable[object]], clients: int,
     started = time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
     return len(latencies) / (time.perf_counter() - started), latencies
+
+
+async def commit_counts(database_url: str) -> tuple[int, int]:
+    """(orders stored, transactions that stored them): each row's xmin is its transaction."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM trading_orders")
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -203,7 +214,10 @@ async def run(clients: int, seconds: float) -> None:
             await drive(bounce, clients, 1.0)  # warm-up
             await drive(place, clients, 1.0)
             echo_rate, echo_lat = await drive(bounce, clients, seconds)
+            committed = await commit_counts(database_url)
             engine_rate, engine_lat = await drive(place, clients, seconds)
+            orders, commits = (a - b for a, b in zip(await commit_counts(database_url),
+                                                      committed, strict=True))
         stop_quotes.set()
         await quotes
         ratio = engine_rate / echo_rate
@@ -212,6 +226,8 @@ async def run(clients: int, seconds: float) -> None:
               f"p50 {pct(echo_lat, 50):.2f} ms  p99 {pct(echo_lat, 99):.2f} ms")
         print(f"PlaceOrder (durable):       {engine_rate:,.0f} orders/s "
               f"p50 {pct(engine_lat, 50):.2f} ms  p99 {pct(engine_lat, 99):.2f} ms")
+        print(f"group commit: {orders:,} orders in {commits:,} transactions "
+              f"({orders / max(commits, 1):.1f} per commit)")
         print(f"ratio engine/echo: {ratio:.2f} (target >= {TARGET_RATIO}: "
               f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'})")
     finally:

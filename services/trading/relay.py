@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
 LOSS_CHECK_INTERVAL_S = 5.0
+# The relay gathers what several group commits wrote into one read and one produce round, rather
+# than competing with the writer for the database after every commit.
+MIN_PUMP_INTERVAL_S = 0.05
+# The watermark is saved at most this often: after a crash the relay publishes again from the
+# last saved one, which at-least-once delivery allows (consumers dedupe by sequence).
+SAVE_INTERVAL_S = 1.0
 
 
 class OutboxRelay:
@@ -40,6 +46,7 @@ class OutboxRelay:
         self.published = 0
         self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
         self._wake = asyncio.Event()
+        self._more = False  # the last read was a full batch: read again at once
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -64,27 +71,45 @@ class OutboxRelay:
     async def _pump(self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
         await self._check_loss(producer, offsets)
-        checked_at = loop.time()
-        while True:
-            self._wake.clear()  # before the read, so a commit during it is not missed
-            rows = await self._fetch()
-            if rows:
-                futures = [
-                    await producer.send(self.topic, key=str(account_id).encode(), value=payload)
-                    for _, account_id, payload in rows
-                ]
-                for metadata in await asyncio.gather(*futures):
-                    end = metadata.offset + 1
-                    if end > self._acked.get(metadata.partition, 0):
-                        self._acked[metadata.partition] = end
-                self.published = rows[-1][0]
-                await self._save_state()
-            if loop.time() - checked_at > LOSS_CHECK_INTERVAL_S:
-                await self._check_loss(producer, offsets)
-                checked_at = loop.time()
-            if len(rows) < BATCH_ROWS:
+        checked_at = saved_at = loop.time()
+        saved = self.published
+        try:
+            while True:
+                pumped_at = loop.time()
+                await self._pump_once(producer)
+                if self.published != saved and loop.time() - saved_at >= SAVE_INTERVAL_S:
+                    await self._save_state()
+                    saved, saved_at = self.published, loop.time()
+                if loop.time() - checked_at > LOSS_CHECK_INTERVAL_S:
+                    await self._check_loss(producer, offsets)
+                    checked_at = loop.time()
+                if self._more:
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                pause = MIN_PUMP_INTERVAL_S - (loop.time() - pumped_at)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            if self.published != saved:  # stopping (or Kafka failed): keep what was acknowledged
+                with contextlib.suppress(Exception):
+                    await self._save_state()
+
+    async def _pump_once(self, producer: AIOKafkaProducer) -> None:
+        """Publishes the next journal rows; waits for their acknowledgements."""
+        self._wake.clear()  # before the read, so a commit during it is not missed
+        rows = await self._fetch()
+        self._more = len(rows) >= BATCH_ROWS
+        if rows:
+            futures = [
+                await producer.send(self.topic, key=str(account_id).encode(), value=payload)
+                for _, account_id, payload in rows
+            ]
+            for metadata in await asyncio.gather(*futures):
+                end = metadata.offset + 1
+                if end > self._acked.get(metadata.partition, 0):
+                    self._acked[metadata.partition] = end
+            self.published = rows[-1][0]
 
     async def _check_loss(self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer) -> None:
         partitions = await producer.partitions_for(self.topic)
