@@ -65,12 +65,19 @@ class Batch:
     malformed: int = 0
 
 
-def decode_records(epoch: int, records_by_tp: dict[TopicPartition, list[object]]) -> Batch:
+def decode_records(
+    epoch: int, records_by_tp: dict[TopicPartition, list[object]], positions: dict[int, int]
+) -> Batch:
+    """Decodes a fetch into rows and candle aggregates. `positions` (partition -> next offset
+    to apply) is advanced; records below it are re-deliveries (a fetch that was in flight
+    while the consumer was re-positioned) and are skipped."""
     batch = Batch(epoch, {})
     rows = batch.rows
     add_candle = batch.folder.add
     from_string = market_pb2.QuoteEvent.FromString
     for tp, records in records_by_tp.items():
+        floor = positions.get(tp.partition, 0)
+        records = [r for r in records if r.offset >= floor]  # type: ignore[attr-defined]
         if not records:
             continue
         for record in records:
@@ -99,6 +106,7 @@ def decode_records(epoch: int, records_by_tp: dict[TopicPartition, list[object]]
             )
             add_candle(quote.symbol, bid, when_ns)
         batch.next_offsets[tp.partition] = records[-1].offset + 1  # type: ignore[attr-defined]
+        positions[tp.partition] = batch.next_offsets[tp.partition]
     return batch
 
 
@@ -148,6 +156,8 @@ class TickWriter:
         )
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
         self._expected: dict[int, int | None] = {}
+        # Next offset the reader will decode, per partition (see decode_records).
+        self._read_positions: dict[int, int] = {}
         self._epoch = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.assigned = asyncio.Event()
@@ -194,15 +204,18 @@ class TickWriter:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_OFFSETS_SQL, (self.consumer_name, self._topic))
             stored: dict[int, int] = dict(await cur.fetchall())
-        self._epoch += 1
-        self._expected = {}
+        expected: dict[int, int | None] = {}
         for tp in partitions:
             offset = stored.get(tp.partition)
-            self._expected[tp.partition] = offset
-            if offset is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, offset)
+            expected[tp.partition] = offset
+            # Nothing stored: from offset 0, i.e. the earliest record (below the log start,
+            # the consumer resets to earliest by itself). seek() does not await, so no fetch
+            # is decoded between here and the epoch change below.
+            self._consumer.seek(tp, offset or 0)
+        # No awaits from here on: the reader must never see a new epoch with old positions.
+        self._epoch += 1
+        self._expected = expected
+        self._read_positions = {p: o or 0 for p, o in expected.items()}
         log.info(
             "tick writer positioned",
             extra={
@@ -225,7 +238,9 @@ class TickWriter:
                 await asyncio.sleep(0.5)
                 continue
             if records:
-                await self._queue.put(decode_records(self._epoch, records))
+                batch = decode_records(self._epoch, records, self._read_positions)
+                if batch.next_offsets:
+                    await self._queue.put(batch)
 
     async def _write_loop(self) -> None:
         while True:
