@@ -67,6 +67,8 @@ class EdgeConfig:
     jwks_cache_s: int = 300
     health_interval_s: float = 2.0
     access_log_path: str = "/dev/stdout"
+    # Envoy worker threads; 0 lets Envoy use one per core.
+    concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
     extra: dict[str, str] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class EdgeConfig:
             auth_rate_window_s=_env_int("EXNESS_EDGE_AUTH_RATE_WINDOW", 60),
             max_request_bytes=_env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
+            concurrency=_env_int("EXNESS_EDGE_CONCURRENCY", 0),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:

@@ -69,7 +69,9 @@ class EnvoyProcess:
                 [str(envoy_binary()), "-c", str(self.config_path), "--log-level", "warn",
                  "--base-id", str(self.config.admin_port),  # shared memory name: one per instance
                  "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
-                 "--file-flush-interval-msec", "1000"],  # access log lines within a second
+                 "--file-flush-interval-msec", "1000",  # access log lines within a second
+                 *(["--concurrency", str(self.config.concurrency)]
+                   if self.config.concurrency else [])],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
