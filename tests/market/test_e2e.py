@@ -190,7 +190,8 @@ async def test_synthetic_feed_through_the_poller(
         "--seed",
         "7",
     )
-    assert summary["accepted"] == 200 and summary["rejected"] == {}
+    assert summary["accepted"] == 200
+    assert summary["rejected"] == {}
 
     async def stored() -> int:
         async with db_pool.connection() as conn:
@@ -210,7 +211,8 @@ async def test_synthetic_feed_through_the_poller(
             " bool_and(ask - bid >= 0.20) FROM ticks WHERE symbol = 'ZTSYN'"
         )
         low, high, ordered, marked_up = await cur.fetchone()  # type: ignore[misc]
-    assert ordered and marked_up
+    assert ordered
+    assert marked_up
     # A walk starting at 250 with 0.2 %/s volatility stays near it over half a second.
     assert Decimal(200) < low <= high < Decimal(300)
     quote = (await market_stub.GetQuote(market_pb2.GetQuoteRequest(symbol="ZTSYN"))).quote

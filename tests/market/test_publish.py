@@ -3,6 +3,7 @@ Kafka `market.quotes` (read back with aiokafka and with kcat, an independent cli
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -234,7 +235,8 @@ async def test_kcat_reads_what_was_published(
     assert len(positions) == 3
     seen = []
     for partition, offset in positions:
-        out = subprocess.run(
+        done = await asyncio.to_thread(
+            subprocess.run,
             [
                 "kcat",
                 "-b",
@@ -256,8 +258,8 @@ async def test_kcat_reads_what_was_published(
             capture_output=True,
             timeout=30,
             check=True,
-        ).stdout
-        key, _, value = out.partition(b"|")
+        )
+        key, _, value = done.stdout.partition(b"|")
         event = market_pb2.QuoteEvent.FromString(value)
         assert key == b"ZTKCT" == event.quote.symbol.encode()
         assert event.source == marker

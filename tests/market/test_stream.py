@@ -49,8 +49,8 @@ async def test_first_message_is_the_latest_quote(
 async def test_stream_rejects_unknown_and_missing_symbols(
     market_stub: market_pb2_grpc.MarketDataServiceStub,
 ) -> None:
+    call = market_stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=["ZZNOSUCH"]))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        call = market_stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=["ZZNOSUCH"]))
         await call.read()
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -126,13 +126,13 @@ async def test_a_subscriber_that_never_reads_stays_bounded(
             for i in range(2000)
         ]
         total += (await publish(market_stub, batch)).accepted
-        await eventually(
-            lambda: (
-                hub.received >= 0
-                and hub.latest("ZTS8") is not None
-                and hub.latest("ZTS8").time.ToNanoseconds() >= t0 + chunk * 10_000 + 1999
-            )
-        )  # type: ignore[union-attr]
+        last_ns = t0 + chunk * 10_000 + 1999
+
+        def caught_up(last_ns: int = last_ns) -> bool:
+            quote = hub.latest("ZTS8")
+            return quote is not None and quote.time.ToNanoseconds() >= last_ns
+
+        await eventually(caught_up)
         assert subscription.pending_count <= 2
     assert total == 12_000
     # The server stopped delivering and conflated instead of buffering without bound.
