@@ -53,6 +53,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: no quote has arrived for the symbol yet."""
     ERROR_REASON_BAD_QUOTE: _ErrorReason.ValueType  # 22
     """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
+    ERROR_REASON_BROKER_UNAVAILABLE: _ErrorReason.ValueType  # 23
+    """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
     ERROR_REASON_INSUFFICIENT_MARGIN: _ErrorReason.ValueType  # 30
     """Trading.
     FAILED_PRECONDITION: free margin does not cover the margin the order requires.
@@ -78,6 +80,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+    ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
+    """Streams.
+    RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
+    account stream starts again with a snapshot).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable reasons for failed calls.
@@ -122,6 +129,8 @@ ERROR_REASON_NO_QUOTE: ErrorReason.ValueType  # 21
 """UNAVAILABLE: no quote has arrived for the symbol yet."""
 ERROR_REASON_BAD_QUOTE: ErrorReason.ValueType  # 22
 """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
+ERROR_REASON_BROKER_UNAVAILABLE: ErrorReason.ValueType  # 23
+"""UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
 ERROR_REASON_INSUFFICIENT_MARGIN: ErrorReason.ValueType  # 30
 """Trading.
 FAILED_PRECONDITION: free margin does not cover the margin the order requires.
@@ -147,4 +156,9 @@ FAILED_PRECONDITION: the same client_order_id was reused with different order pa
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
+"""Streams.
+RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
+account stream starts again with a snapshot).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
