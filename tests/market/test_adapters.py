@@ -229,7 +229,7 @@ async def test_binance_through_a_poller_process(
                     reply = await market_stub.GetQuote(market_pb2.GetQuoteRequest(symbol="ZTBIN"))
                 except Exception:
                     return False
-                return reply.quote.bid == "100.15"
+                return bool(reply.quote.bid == "100.15")
 
             await eventually(last_quote, 30)
         finally:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -141,7 +142,7 @@ def _error_reason(exc: grpc.aio.AioRpcError) -> str:
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
-            return info.reason
+            return str(info.reason)
     return ""
 
 
@@ -151,7 +152,7 @@ async def test_publish_needs_the_service_credential(
     request = [quote_request("ZTBAD", "100.00", "100.10")]
 
     async def stream(metadata: tuple[tuple[str, str], ...]) -> grpc.aio.AioRpcError:
-        async def requests():  # type: ignore[no-untyped-def]
+        async def requests() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
             for r in request:
                 yield r
 
@@ -188,7 +189,7 @@ async def test_user_token_cannot_publish(
     assert market_app.servicer is not None
     accepted_before = market_app.servicer.publish_stats.accepted
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
         yield quote_request("ZTBAD", "100.00", "100.10")
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
