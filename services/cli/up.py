@@ -396,8 +396,8 @@ def run(args: argparse.Namespace) -> int:
                 _start_infrastructure(platform, args, settings, env)
                 _start_services(platform, args, env)
                 config = _start_edge(platform, args, settings)
-                _write_state(platform, config, env, args)
                 _print_table(platform, config)
+                _write_state(platform, config, env, args)  # last: "up and announced"
                 code = _watch(platform)
             finally:
                 # A second Ctrl-C must not interrupt the clean stop.

@@ -158,7 +158,10 @@ async def test_pending_order_is_triggered_by_the_feed(api: httpx.AsyncClient, us
             assert positions[0]["orderId"] in ids
             return
         await asyncio.sleep(0.5)
-    raise AssertionError("no pending order was triggered by the feed in 45 s")
+    orders = (await api.get("/v1/orders", headers=user.auth)).json()["orders"]
+    latest = await _quote(api)
+    raise AssertionError(f"no pending order was triggered by the feed in 45 s: {orders}; "
+                         f"latest quote {latest}")
 
 
 async def _sse_events(api: httpx.AsyncClient, path: str, count: int,
