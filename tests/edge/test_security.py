@@ -139,6 +139,20 @@ async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient)
     assert fine.status_code == 200
 
 
+async def test_rate_limit_ignores_forwarded_for(stack: Stack) -> None:
+    """A client cannot get a fresh bucket per request by writing x-forwarded-for."""
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.10")
+    attempts = AUTH_RATE_BURST + 20
+    async with httpx.AsyncClient(base_url=stack.url, transport=transport, trust_env=False,
+                                 timeout=60) as other:
+        replies = await asyncio.gather(*[
+            other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"},
+                       headers={"x-forwarded-for": f"10.1.{n // 250}.{n % 250 + 1}"})
+            for n in range(attempts)])
+    statuses = [reply.status_code for reply in replies]
+    assert statuses.count(429) >= attempts - AUTH_RATE_BURST - 2, statuses
+
+
 async def test_publish_quotes_is_not_routable(stack: Stack, api: httpx.AsyncClient,
                                               user: User) -> None:
     rest = await api.post("/exness.market.v1.MarketDataService/PublishQuotes", json={})
