@@ -22,6 +22,7 @@ import psycopg
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
+from services.trading import pgarrays
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Event
@@ -36,12 +37,11 @@ GATHER_S = 0.002
 # One statement per table per batch: the rows travel as one array per column and are expanded by
 # unnest(), so a batch of any size costs the server a handful of statements, not one per row.
 # The rows of accounts, orders and positions are unique per batch (keyed by id in _Rows), as
-# ON CONFLICT DO UPDATE requires. Binary parameters (%b) are several times cheaper to dump than
-# text arrays.
+# ON CONFLICT DO UPDATE requires. Each array travels as one text literal (see pgarrays).
 _UPSERT_ACCOUNTS = (
     "INSERT INTO trading_accounts (account_id, user_id, shard, balance, leverage, margin_call,"
-    " created_at, updated_at) SELECT * FROM unnest(%b::bigint[], %b::text[], %b::int[],"
-    " %b::numeric[], %b::int[], %b::bool[], %b::timestamptz[], %b::timestamptz[])"
+    " created_at, updated_at) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::int[],"
+    " %s::numeric[], %s::int[], %s::bool[], %s::timestamptz[], %s::timestamptz[])"
     " ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance,"
     " leverage = excluded.leverage, margin_call = excluded.margin_call,"
     " updated_at = excluded.updated_at"
@@ -50,10 +50,10 @@ _UPSERT_ORDERS = (
     "INSERT INTO trading_orders (order_id, account_id, client_order_id, fingerprint, symbol,"
     " side, type, status, volume, price, stop_loss, take_profit, leverage, fill_price,"
     " position_id, reject_reason, created_at, updated_at, expire_at)"
-    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[],"
-    " %b::smallint[], %b::smallint[], %b::smallint[], %b::numeric[], %b::numeric[],"
-    " %b::numeric[], %b::numeric[], %b::int[], %b::numeric[], %b::bigint[], %b::text[],"
-    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[])"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
+    " %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], %s::numeric[],"
+    " %s::numeric[], %s::numeric[], %s::int[], %s::numeric[], %s::bigint[], %s::text[],"
+    " %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
     " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
     " fill_price = excluded.fill_price, position_id = excluded.position_id,"
     " reject_reason = excluded.reject_reason, updated_at = excluded.updated_at"
@@ -61,9 +61,9 @@ _UPSERT_ORDERS = (
 _UPSERT_POSITIONS = (
     "INSERT INTO trading_positions (position_id, account_id, order_id, symbol, side, volume,"
     " open_price, stop_loss, take_profit, leverage, margin, opened_at, closed_at)"
-    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[],"
-    " %b::smallint[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[], %b::int[],"
-    " %b::numeric[], %b::timestamptz[], %b::timestamptz[])"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
+    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int[],"
+    " %s::numeric[], %s::timestamptz[], %s::timestamptz[])"
     " ON CONFLICT (position_id) DO UPDATE SET volume = excluded.volume,"
     " stop_loss = excluded.stop_loss, take_profit = excluded.take_profit,"
     " margin = excluded.margin, closed_at = excluded.closed_at"
@@ -71,25 +71,39 @@ _UPSERT_POSITIONS = (
 _INSERT_TRADES = (
     "INSERT INTO trading_trades (trade_id, account_id, position_id, symbol, side, volume,"
     " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at)"
-    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::text[],"
-    " %b::smallint[], %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[],"
-    " %b::smallint[], %b::timestamptz[], %b::timestamptz[])"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
+    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],"
+    " %s::smallint[], %s::timestamptz[], %s::timestamptz[])"
 )
 _INSERT_LEDGER = (
     "INSERT INTO trading_ledger (entry_id, account_id, kind, amount, balance_after,"
-    " reference_id, created_at) SELECT * FROM unnest(%b::bigint[], %b::bigint[],"
-    " %b::smallint[], %b::numeric[], %b::numeric[], %b::text[], %b::timestamptz[])"
+    " reference_id, created_at) SELECT * FROM unnest(%s::bigint[], %s::bigint[],"
+    " %s::smallint[], %s::numeric[], %s::numeric[], %s::text[], %s::timestamptz[])"
 )
 _INSERT_JOURNAL = (
     "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
-    " SELECT * FROM unnest(%b::int[], %b::bigint[], %b::bigint[], %b::smallint[],"
-    " %b::bytea[], %b::timestamptz[])"
+    " SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::smallint[],"
+    " %s::bytea[], %s::timestamptz[])"
 )
 
 
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows -> one list per column (the array parameters of the statements above)."""
-    return [list(column) for column in zip(*rows, strict=True)]
+# Per statement, the encoder of each column (in the order of the statement's parameters).
+_I, _N, _T, _S, _B, _X = (pgarrays.ints, pgarrays.numerics, pgarrays.timestamps, pgarrays.texts,
+                          pgarrays.bools, pgarrays.byteas)
+_ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
+    _UPSERT_ACCOUNTS: (_I, _S, _I, _N, _I, _B, _T, _T),
+    _UPSERT_ORDERS: (_I, _I, _S, _S, _S, _I, _I, _I, _N, _N, _N, _N, _I, _N, _I, _S, _T, _T, _T),
+    _UPSERT_POSITIONS: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _N, _T, _T),
+    _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T),
+    _INSERT_LEDGER: (_I, _I, _I, _N, _N, _S, _T),
+    _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T),
+}
+
+
+def _params(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Rows -> one array literal per column (the parameters of `statement`)."""
+    return [encode(column) for encode, column in zip(
+        _ENCODERS[statement], zip(*rows, strict=True), strict=True)]
 
 
 class Committer:
@@ -278,9 +292,9 @@ class _Rows:
         # Accounts first: everything else references them.
         self.accounts = list(account_rows.values())
 
-    def statements(self) -> list[tuple[str, list[list[Any]]]]:
+    def statements(self) -> list[tuple[str, list[str]]]:
         """(statement, column arrays) for each table with rows, accounts first."""
-        return [(statement, _columns(rows)) for statement, rows in (
+        return [(statement, _params(statement, rows)) for statement, rows in (
             (_UPSERT_ACCOUNTS, self.accounts), (_UPSERT_ORDERS, list(self.orders.values())),
             (_UPSERT_POSITIONS, list(self.positions.values())), (_INSERT_TRADES, self.trades),
             (_INSERT_LEDGER, self.ledger), (_INSERT_JOURNAL, self.journal),
