@@ -66,29 +66,56 @@ def bucket_start(seconds: int, width: int) -> int:
 
 
 class CandleFolder:
-    """Aggregates ticks of one batch: one dict update per tick (the 1m bucket); wider
-    intervals are rolled up from the 1m aggregates at the end."""
+    """Aggregates ticks of one batch. Per tick only its time and bid text are appended to the
+    tick's 1m bucket (the tick writer does that inline, see `bucket`); the aggregates are
+    computed per bucket at the end with C-level min/max, and wider intervals are rolled up
+    from the 1m aggregates."""
 
     def __init__(self) -> None:
-        self._base: dict[tuple[str, int], Agg] = {}
+        # (symbol, 1m open in epoch seconds) -> (quote times in ns, bids as decimal text)
+        self.buckets: dict[tuple[str, int], tuple[list[int], list[str]]] = {}
 
-    def add(self, symbol: str, bid: Decimal, when_ns: int) -> None:
-        key = (symbol, bucket_start(when_ns // 1_000_000_000, BASE_WIDTH))
-        agg = self._base.get(key)
-        if agg is None:
-            self._base[key] = Agg(bid, bid, bid, bid, 1, when_ns, when_ns)
-        else:
-            agg.add(bid, when_ns)
+    def bucket(self, symbol: str, seconds: int) -> tuple[list[int], list[str]]:
+        key = (symbol, seconds - seconds % BASE_WIDTH)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = ([], [])
+        return bucket
+
+    def add(self, symbol: str, bid: str, when_ns: int) -> None:
+        times, bids = self.bucket(symbol, when_ns // 1_000_000_000)
+        times.append(when_ns)
+        bids.append(bid)
+
+    def _base(self) -> dict[tuple[str, int], Agg]:
+        out: dict[tuple[str, int], Agg] = {}
+        for key, (times, bids) in self.buckets.items():
+            prices = list(map(Decimal, bids))
+            first_ns, last_ns = min(times), max(times)
+            # Ties: the first tick of the earliest time opens, the last of the latest closes.
+            first = times.index(first_ns)
+            last = len(times) - 1 - times[::-1].index(last_ns)
+            out[key] = Agg(
+                prices[first],
+                max(prices),
+                min(prices),
+                prices[last],
+                len(prices),
+                first_ns,
+                last_ns,
+            )
+        return out
 
     def rows(self) -> list[tuple[str, int, int, Agg]]:
         """(symbol, interval_s, open_time epoch seconds, aggregate) for every interval."""
         out: list[tuple[str, int, int, Agg]] = []
+        base = self._base()
         for width in WIDTHS:
             if width == BASE_WIDTH:
-                out.extend((s, width, start, agg) for (s, start), agg in self._base.items())
+                out.extend((s, width, start, agg) for (s, start), agg in base.items())
                 continue
             wide: dict[tuple[str, int], Agg] = {}
-            for (symbol, start), agg in self._base.items():
+            for (symbol, start), agg in base.items():
                 key = (symbol, bucket_start(start, width))
                 have = wide.get(key)
                 if have is None:
@@ -101,7 +128,7 @@ class CandleFolder:
         return out
 
     def __len__(self) -> int:
-        return len(self._base)
+        return len(self.buckets)
 
 
 # One statement per batch: the aggregates travel as arrays and are merged row by row into

@@ -19,22 +19,21 @@ import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.kafka import HEARTBEAT_INTERVAL_MS, QUOTES_TOPIC, SESSION_TIMEOUT_MS
-from services.market.candles import CandleFolder, ns_to_datetime, upsert_candles
+from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
 log = logging.getLogger(__name__)
 
 TICK_WRITER_GROUP = "market-tick-writer"
-COPY_SQL = "COPY ticks (symbol, time, bid, ask, source, publish_time) FROM STDIN"
 
 _FENCE_SQL = """
 INSERT INTO market_consumer_offsets (consumer, topic, partition, next_offset)
@@ -47,8 +46,8 @@ RETURNING 1
 _OFFSETS_SQL = (
     "SELECT partition, next_offset FROM market_consumer_offsets WHERE consumer = %s AND topic = %s"
 )
-
-TickRow = tuple[str, object, str, str, str, object]
+# Distinct sources/symbols remembered between batches (there are a handful in practice).
+_CACHE_LIMIT = 1024
 
 
 class _Fenced(Exception):
@@ -60,60 +59,99 @@ class Batch:
     epoch: int
     # partition -> offset after its last record in this batch
     next_offsets: dict[int, int]
-    rows: list[TickRow] = field(default_factory=list)
+    # The rows as one buffer of COPY text (see tick_rows).
+    payload: bytes = b""
+    rows: int = 0
     folder: CandleFolder = field(default_factory=CandleFolder)
     malformed: int = 0
 
 
-def decode_records(
-    epoch: int, records_by_tp: dict[TopicPartition, list[object]], positions: dict[int, int]
-) -> Batch:
-    """Decodes a fetch into rows and candle aggregates. `positions` (partition -> next offset
-    to apply) is advanced; records below it are re-deliveries (a fetch that was in flight
-    while the consumer was re-positioned) and are skipped."""
-    batch = Batch(epoch, {})
-    rows = batch.rows
-    add_candle = batch.folder.add
-    from_string = market_pb2.QuoteEvent.FromString
-    for tp, records in records_by_tp.items():
-        floor = positions.get(tp.partition, 0)
-        records = [r for r in records if r.offset >= floor]  # type: ignore[attr-defined]
-        if not records:
-            continue
-        for record in records:
-            try:
-                event = from_string(record.value)  # type: ignore[attr-defined]
+class RecordDecoder:
+    """Kafka records of QuoteEvents -> a Batch. Keeps small caches across batches (formatted
+    seconds, escaped sources, checked symbols)."""
+
+    def __init__(self) -> None:
+        self._stamps = StampCache()
+        self._sources: dict[str, str] = {}
+        self._symbols: set[str] = set()
+
+    def decode(
+        self, epoch: int, records_by_tp: dict[TopicPartition, list[Any]], positions: dict[int, int]
+    ) -> Batch:
+        """`positions` (partition -> next offset to apply) is advanced; records below it are
+        re-deliveries (a fetch that was in flight while the consumer was re-positioned) and
+        are skipped."""
+        batch = Batch(epoch, {})
+        lines: list[str] = []
+        append = lines.append
+        buckets = batch.folder.buckets
+        get_bucket = buckets.get
+        minute = BASE_WIDTH
+        from_string = market_pb2.QuoteEvent.FromString
+        prefix = self._stamps.prefix
+        cached_prefix = self._stamps.cached.get
+        sources = self._sources
+        symbols = self._symbols
+        malformed = 0
+        for tp, records in records_by_tp.items():
+            floor = positions.get(tp.partition, 0)
+            if records and records[0].offset < floor:
+                records = [r for r in records if r.offset >= floor]
+            if not records:
+                continue
+            for record in records:
+                try:
+                    event = from_string(record.value)
+                except (DecodeError, TypeError):
+                    malformed += 1
+                    continue
                 quote = event.quote
-                bid = Decimal(quote.bid)
-                Decimal(quote.ask)
-            except (DecodeError, InvalidOperation, TypeError):
-                batch.malformed += 1
-                continue
-            if not quote.symbol or not bid.is_finite():
-                batch.malformed += 1
-                continue
-            when_ns = quote.time.seconds * 1_000_000_000 + quote.time.nanos
-            publish = event.publish_time
-            rows.append(
-                (
-                    quote.symbol,
-                    ns_to_datetime(when_ns),
-                    quote.bid,
-                    quote.ask,
-                    event.source,
-                    ns_to_datetime(publish.seconds * 1_000_000_000 + publish.nanos),
+                symbol, bid, ask = quote.symbol, quote.bid, quote.ask
+                when, published = quote.time, event.publish_time
+                seconds, nanos = when.seconds, when.nanos
+                p_nanos = published.nanos
+                time_prefix = cached_prefix(seconds) or prefix(seconds)
+                p_seconds = published.seconds
+                publish_prefix = cached_prefix(p_seconds) or prefix(p_seconds)
+                if (
+                    time_prefix is None
+                    or publish_prefix is None
+                    or not 0 <= nanos < 1_000_000_000
+                    or not 0 <= p_nanos < 1_000_000_000
+                    or not price_ok(bid)
+                    or not price_ok(ask)
+                ):
+                    malformed += 1
+                    continue
+                if symbol not in symbols:
+                    if not symbol_ok(symbol):
+                        malformed += 1
+                        continue
+                    if len(symbols) >= _CACHE_LIMIT:
+                        symbols.clear()
+                    symbols.add(symbol)
+                source = sources.get(event.source)
+                if source is None:
+                    if len(sources) >= _CACHE_LIMIT:
+                        sources.clear()
+                    source = sources[event.source] = copy_escape(event.source)
+                append(
+                    f"{symbol}\t{time_prefix}.{nanos // 1000:06d}+00\t{bid}\t{ask}\t{source}"
+                    f"\t{publish_prefix}.{p_nanos // 1000:06d}+00\n"
                 )
-            )
-            add_candle(quote.symbol, bid, when_ns)
-        batch.next_offsets[tp.partition] = records[-1].offset + 1  # type: ignore[attr-defined]
-        positions[tp.partition] = batch.next_offsets[tp.partition]
-    return batch
-
-
-async def copy_ticks(conn: AsyncConnection, rows: Iterable[TickRow]) -> None:
-    async with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-        for row in rows:
-            await copy.write_row(row)
+                # CandleFolder.bucket/add, inlined: this loop runs once per tick.
+                key = (symbol, seconds - seconds % minute)
+                bucket = get_bucket(key)
+                if bucket is None:
+                    bucket = buckets[key] = ([], [])
+                bucket[0].append(seconds * 1_000_000_000 + nanos)
+                bucket[1].append(bid)
+            next_offset = records[-1].offset + 1
+            batch.next_offsets[tp.partition] = positions[tp.partition] = next_offset
+        batch.payload = "".join(lines).encode()
+        batch.rows = len(lines)
+        batch.malformed = malformed
+        return batch
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -158,6 +196,7 @@ class TickWriter:
         self._expected: dict[int, int | None] = {}
         # Next offset the reader will decode, per partition (see decode_records).
         self._read_positions: dict[int, int] = {}
+        self._decoder = RecordDecoder()
         self._epoch = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.assigned = asyncio.Event()
@@ -238,7 +277,7 @@ class TickWriter:
                 await asyncio.sleep(0.5)
                 continue
             if records:
-                batch = decode_records(self._epoch, records, self._read_positions)
+                batch = self._decoder.decode(self._epoch, records, self._read_positions)
                 if batch.next_offsets:
                     await self._queue.put(batch)
 
@@ -276,25 +315,33 @@ class TickWriter:
                 delay = min(delay * 2, 5.0)
 
     async def write(self, batch: Batch) -> None:
+        """One transaction: the offset fences and the candle merge in one pipelined round
+        trip, then the rows in one COPY buffer."""
         async with self._pool.connection() as conn, conn.transaction():
-            for partition, next_offset in batch.next_offsets.items():
-                expected = self._expected.get(partition)
-                cur = await conn.execute(
-                    _FENCE_SQL,
-                    (
-                        self.consumer_name,
-                        self._topic,
-                        partition,
-                        next_offset,
-                        -1 if expected is None else expected,
-                    ),
-                )
+            fences = []
+            async with conn.pipeline():
+                for partition, next_offset in batch.next_offsets.items():
+                    expected = self._expected.get(partition)
+                    cur = await conn.execute(
+                        _FENCE_SQL,
+                        (
+                            self.consumer_name,
+                            self._topic,
+                            partition,
+                            next_offset,
+                            -1 if expected is None else expected,
+                        ),
+                    )
+                    fences.append((partition, expected, cur))
+                candle_rows = await upsert_candles(conn, batch.folder)
+            for partition, expected, cur in fences:
                 if await cur.fetchone() is None:
                     raise _Fenced(f"partition {partition}: expected {expected}")
             if batch.rows:
-                await copy_ticks(conn, batch.rows)
-                self.candle_rows_written += await upsert_candles(conn, batch.folder)
+                async with conn.cursor() as copy_cur, copy_cur.copy(COPY_SQL) as copy:
+                    await copy.write(batch.payload)
         self._expected.update(batch.next_offsets)
-        self.rows_written += len(batch.rows)
+        self.rows_written += batch.rows
+        self.candle_rows_written += candle_rows
         self.malformed += batch.malformed
         self.batches_written += 1
