@@ -616,6 +616,11 @@ class Engine:
         if account.margin == 0:
             account.margin_call = False
             self._disarm(account)
+            if account.balance < 0 and not account.positions:
+                # A close at a gap (e.g. SL or TP filled past stop-out): negative balance
+                # protection as after a stop-out.
+                self._change_balance(account, LedgerKind.NEGATIVE_BALANCE_RESET,
+                                     -account.balance, "", now)
             return
         mc, so = self.levels(account)
         equity = self.equity(account)

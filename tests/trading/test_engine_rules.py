@@ -510,3 +510,24 @@ def test_deposit_limits_and_ledger() -> None:
     entry = engine.deposit(account, D("1000000"), clock.now)
     assert entry.kind is LedgerKind.DEPOSIT
     assert entry.balance_after == D("1000000")
+
+
+def test_stop_loss_filled_past_zero_equity_gets_negative_balance_protection() -> None:
+    """A gap through the SL (which fires before the margin watch) loses more than the balance:
+    the account ends flat at zero, as after a stop-out (found by the property test)."""
+    engine, clock = new_engine()
+    account = funded(engine, clock, amount="1000")
+    quote(engine, clock, "BTCUSD", "65000", "65010")
+    engine.place_order(account, market("BTCUSD", BUY, "1", stop_loss=D("64000")), clock.now)
+    all_events = events(engine)
+    quote(engine, clock, "BTCUSD", "63000", "63010")  # gap through the SL: -2010 on 1000
+    out = events(engine)
+    all_events += out
+    assert account.positions == {}
+    closes = [e.trade for e in out if e.trade]
+    assert [t.close_reason for t in closes] == [CloseReason.STOP_LOSS]
+    resets = [e.ledger for e in out if e.ledger and e.ledger.kind is LedgerKind.NEGATIVE_BALANCE_RESET]
+    assert len(resets) == 1
+    assert resets[0].amount == D("1010.00")
+    assert account.balance == 0
+    assert ledger_sum(engine, account.account_id, all_events) == account.balance
