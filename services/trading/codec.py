@@ -38,11 +38,23 @@ def dec(value: Decimal | None, places: int | None = None) -> str:
     return "0" if text == "-0" or not text else text
 
 
+_last_stamp: tuple[datetime, Timestamp] = (_EPOCH, Timestamp())
+
+
 def ts(value: datetime) -> Timestamp:
+    """The Timestamp of `value`. The one of the last value is reused (the fields of a command's
+    events all carry the same time): use it as a field value or CopyFrom source, never modify
+    it."""
+    global _last_stamp
+    last, stamp = _last_stamp
+    if value == last and value.tzinfo is not None:
+        return stamp
     if value.tzinfo is None:  # as Timestamp.FromDatetime: naive means UTC
         value = value.replace(tzinfo=UTC)
     delta = value - _EPOCH
-    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+    stamp = Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+    _last_stamp = (value, stamp)
+    return stamp
 
 
 def account_pb(view: AccountView) -> pb.Account:
@@ -61,6 +73,26 @@ def account_pb(view: AccountView) -> pb.Account:
         margin_call_level=dec(view.margin_call_level),
         stop_out_level=dec(view.stop_out_level),
     )
+
+
+# Messages of orders that can no longer change (snapshots and filled orders), by id(order): the
+# PlaceOrder answer and the journal event of a fill format the same order. The entry holds the
+# order itself, so its id cannot be reused while the entry lives.
+_FINAL_ORDERS: dict[int, tuple[Order, pb.Order]] = {}
+_FINAL_ORDERS_MAX = 4096
+
+
+def final_order_pb(order: Order) -> pb.Order:
+    """order_pb for an order object that never changes again; the message is shared (use it as
+    a field value or CopyFrom source, never modify it)."""
+    hit = _FINAL_ORDERS.get(id(order))
+    if hit is not None and hit[0] is order:
+        return hit[1]
+    message = order_pb(order)
+    if len(_FINAL_ORDERS) >= _FINAL_ORDERS_MAX:
+        _FINAL_ORDERS.pop(next(iter(_FINAL_ORDERS)))
+    _FINAL_ORDERS[id(order)] = (order, message)
+    return message
 
 
 def order_pb(order: Order) -> pb.Order:
@@ -154,8 +186,8 @@ def event_pb(event: Event, quotes: dict[str, Quote],
         time=ts(event.time),
         account=account,
     )
-    if event.order is not None:
-        message.order.CopyFrom(order_pb(event.order))
+    if event.order is not None:  # events carry orders that never change (snapshots or fills)
+        message.order.CopyFrom(final_order_pb(event.order))
     # A closed position travels as the trade only; `position` is what stays open.
     if event.position is not None and event.position.closed_at is None:
         message.position.CopyFrom(position_pb(event.position, quotes.get(event.position.symbol)))

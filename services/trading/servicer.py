@@ -112,7 +112,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             expire_at=expire_at,
         )
         result = self.engine.place_order(account, order_request, _now())
-        response = pb.PlaceOrderResponse(order=codec.order_pb(result.order))
+        # result.order is a snapshot or a filled order: it never changes again.
+        response = pb.PlaceOrderResponse(order=codec.final_order_pb(result.order))
         if result.position is not None:
             response.position.CopyFrom(self._position(result.position))
         await self.committer.barrier()
