@@ -44,19 +44,35 @@ def _free_port() -> int:
 
 
 def start_platform(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    ports = {flag: _free_port() for flag in ("--edge-port", "--admin-port", "--auth-port",
-                                             "--market-port", "--engine-port",
-                                             "--postgres-port", "--kafka-port")}
+    ports = {
+        flag: _free_port()
+        for flag in (
+            "--edge-port",
+            "--admin-port",
+            "--auth-port",
+            "--market-port",
+            "--engine-port",
+            "--postgres-port",
+            "--kafka-port",
+        )
+    }
     command = [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir)]
     for flag, port in ports.items():
         command += [flag, str(port)]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update({"EXNESS_EDGE_AUTH_RATE_BURST": "100000", "EXNESS_LOG_LEVEL": "WARNING",
-                "EXNESS_EDGE_ACCESS_LOG": "/dev/null"})
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    }
+    env.update(
+        {
+            "EXNESS_EDGE_AUTH_RATE_BURST": "100000",
+            "EXNESS_LOG_LEVEL": "WARNING",
+            "EXNESS_EDGE_ACCESS_LOG": "/dev/null",
+        }
+    )
     log = (data_dir.parent / "up.out").open("wb")
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -70,6 +86,7 @@ def start_platform(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, A
 async def make_users(edge_url: str, count: int) -> list[str]:
     gate = asyncio.Semaphore(4)  # password hashing is deliberately slow: not all at once
     async with httpx.AsyncClient(base_url=edge_url, trust_env=False, timeout=60) as api:
+
         async def one() -> str:
             async with gate:
                 return await _register(api)
@@ -82,8 +99,11 @@ async def _register(api: httpx.AsyncClient) -> str:
     reply = await api.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
     reply.raise_for_status()
     token = str(reply.json()["tokens"]["accessToken"])
-    funded = await api.post("/v1/account:deposit", json={"amount": "1000000"},
-                            headers={"authorization": f"Bearer {token}"})
+    funded = await api.post(
+        "/v1/account:deposit",
+        json={"amount": "1000000"},
+        headers={"authorization": f"Bearer {token}"},
+    )
     funded.raise_for_status()
     return token
 
@@ -99,7 +119,10 @@ async def _wait_for_quote(edge_url: str) -> None:
 
 # --- the load, in worker processes ------------------------------------------------------------
 
-async def _rest_clients(edge_url: str, tokens: list[str], seconds: float) -> tuple[int, list[float], int]:
+
+async def _rest_clients(
+    edge_url: str, tokens: list[str], seconds: float
+) -> tuple[int, list[float], int]:
     # aiohttp: a client cheap enough per request that the edge, not the client, is measured
     # (httpx costs several times more CPU per request than grpc.aio on this machine).
     latencies: list[float] = []
@@ -112,8 +135,13 @@ async def _rest_clients(edge_url: str, tokens: list[str], seconds: float) -> tup
             nonlocal errors
             headers = {"authorization": f"Bearer {token}"}
             while time.perf_counter() < stop_at:
-                body = {"symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-                        "volume": "0.01", "clientOrderId": uuid.uuid4().hex}
+                body = {
+                    "symbol": "BTCUSD",
+                    "side": "ORDER_SIDE_BUY",
+                    "type": "ORDER_TYPE_MARKET",
+                    "volume": "0.01",
+                    "clientOrderId": uuid.uuid4().hex,
+                }
                 started = time.perf_counter()
                 async with api.post("/v1/orders", json=body, headers=headers) as reply:
                     await reply.read()
@@ -127,13 +155,17 @@ async def _rest_clients(edge_url: str, tokens: list[str], seconds: float) -> tup
     return len(latencies), latencies, errors
 
 
-async def _grpc_clients(target: str, tokens: list[str], seconds: float) -> tuple[int, list[float], int]:
+async def _grpc_clients(
+    target: str, tokens: list[str], seconds: float
+) -> tuple[int, list[float], int]:
     latencies: list[float] = []
     errors = 0
     # A few connections, as a pool of clients would open (one HTTP/2 connection each is what
     # a real fleet of 64 clients would be; 8 keeps the client process's own cost down).
-    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(8)]
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(8)
+    ]
     stubs = [trading_pb2_grpc.TradingServiceStub(c) for c in channels]
     stop_at = time.perf_counter() + seconds
 
@@ -143,9 +175,12 @@ async def _grpc_clients(target: str, tokens: list[str], seconds: float) -> tuple
         metadata = (("authorization", f"Bearer {token}"),)
         while time.perf_counter() < stop_at:
             request = trading_pb2.PlaceOrderRequest(
-                symbol="BTCUSD", side=trading_pb2.ORDER_SIDE_BUY,
-                type=trading_pb2.ORDER_TYPE_MARKET, volume="0.01",
-                client_order_id=uuid.uuid4().hex)
+                symbol="BTCUSD",
+                side=trading_pb2.ORDER_SIDE_BUY,
+                type=trading_pb2.ORDER_TYPE_MARKET,
+                volume="0.01",
+                client_order_id=uuid.uuid4().hex,
+            )
             started = time.perf_counter()
             try:
                 await stub.PlaceOrder(request, metadata=metadata, timeout=30)
@@ -160,8 +195,7 @@ async def _grpc_clients(target: str, tokens: list[str], seconds: float) -> tuple
     return len(latencies), latencies, errors
 
 
-def _worker(mode: str, target: str, tokens: list[str], seconds: float,
-            out: Any) -> None:
+def _worker(mode: str, target: str, tokens: list[str], seconds: float, out: Any) -> None:
     if mode == "rest":
         result = asyncio.run(_rest_clients(target, tokens, seconds))
     else:
@@ -169,31 +203,43 @@ def _worker(mode: str, target: str, tokens: list[str], seconds: float,
     out.put(result)
 
 
-def run_mode(mode: str, target: str, tokens: list[str], seconds: float,
-             workers: int) -> dict[str, Any]:
+def run_mode(
+    mode: str, target: str, tokens: list[str], seconds: float, workers: int
+) -> dict[str, Any]:
     queue: Any = multiprocessing.get_context("spawn").Queue()
     shares = [tokens[n::workers] for n in range(workers)]
-    processes = [multiprocessing.get_context("spawn").Process(
-        target=_worker, args=(mode, target, share, seconds, queue)) for share in shares]
+    processes = [
+        multiprocessing.get_context("spawn").Process(
+            target=_worker, args=(mode, target, share, seconds, queue)
+        )
+        for share in shares
+    ]
     for process in processes:
         process.start()
     results = [queue.get(timeout=seconds + 120) for _ in processes]
     for process in processes:
         process.join()
-    return {"latencies": [lat for _, lats, _ in results for lat in lats],
-            "errors": sum(err for _, _, err in results)}
+    return {
+        "latencies": [lat for _, lats, _ in results for lat in lats],
+        "errors": sum(err for _, _, err in results),
+    }
 
 
 def _combine(parts: list[dict[str, Any]], seconds: float) -> dict[str, float]:
     latencies = sorted(lat for part in parts for lat in part["latencies"])
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 100 else [0.0] * 99
-    return {"rps": len(latencies) / seconds, "p50_ms": quantiles[49] * 1000,
-            "p99_ms": quantiles[98] * 1000, "errors": sum(p["errors"] for p in parts)}
+    return {
+        "rps": len(latencies) / seconds,
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "errors": sum(p["errors"] for p in parts),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="per mode, in total")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
@@ -209,33 +255,42 @@ def main() -> None:
         warm = asyncio.run(make_users(edge_url, args.clients))
         run_mode("grpc", state["trading"], warm, 2, args.workers)
         run_mode("rest", edge_url, warm, 2, args.workers)
-        modes = [("REST/JSON via Envoy", "rest", edge_url),
-                 ("direct gRPC (engine)", "grpc", state["trading"]),
-                 ("gRPC via Envoy", "grpc", state["edge"])]
+        modes = [
+            ("REST/JSON via Envoy", "rest", edge_url),
+            ("direct gRPC (engine)", "grpc", state["trading"]),
+            ("gRPC via Envoy", "grpc", state["edge"]),
+        ]
         # Accounts of their own per mode; rounds interleave the modes so that drift on a
         # shared, noisy machine (other load, a growing book) falls on all of them alike.
         users = {label: asyncio.run(make_users(edge_url, args.clients)) for label, _, _ in modes}
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in modes}
         for _ in range(args.rounds):
             for label, mode, target in modes:
-                runs[label].append(run_mode(mode, target, users[label],
-                                            args.seconds / args.rounds, args.workers))
+                runs[label].append(
+                    run_mode(mode, target, users[label], args.seconds / args.rounds, args.workers)
+                )
         results = {label: _combine(parts, args.seconds) for label, parts in runs.items()}
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
 
-    print(f"PlaceOrder (market, durable), {args.clients} concurrent clients, "
-          f"{args.seconds:g} s per mode in {args.rounds} interleaved rounds, "
-          f"{args.workers} client processes")
+    print(
+        f"PlaceOrder (market, durable), {args.clients} concurrent clients, "
+        f"{args.seconds:g} s per mode in {args.rounds} interleaved rounds, "
+        f"{args.workers} client processes"
+    )
     for label, result in results.items():
-        print(f"  {label:<22} {result['rps']:8,.0f} orders/s   p50 {result['p50_ms']:6.1f} ms   "
-              f"p99 {result['p99_ms']:6.1f} ms   errors {result['errors']:.0f}")
+        print(
+            f"  {label:<22} {result['rps']:8,.0f} orders/s   p50 {result['p50_ms']:6.1f} ms   "
+            f"p99 {result['p99_ms']:6.1f} ms   errors {result['errors']:.0f}"
+        )
     direct = results["direct gRPC (engine)"]["rps"]
     ratio = results["REST/JSON via Envoy"]["rps"] / direct if direct else 0.0
     proxied = results["gRPC via Envoy"]["rps"] / direct if direct else 0.0
-    print(f"  REST via Envoy / direct gRPC = {ratio:.2f}  (target >= {TARGET})   "
-          f"gRPC via Envoy / direct = {proxied:.2f}")
+    print(
+        f"  REST via Envoy / direct gRPC = {ratio:.2f}  (target >= {TARGET})   "
+        f"gRPC via Envoy / direct = {proxied:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,12 @@ from gateway.process import envoy_binary, validate
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["render", "validate", "run"])
     parser.add_argument("--out", help="directory for envoy.yaml and its Lua modules")
-    parser.add_argument("--copy-assets", action="store_true",
-                        help="also copy the descriptor set and the web bundle into --out and "
-                        "point the config there (for a container that mounts only --out)")
+    parser.add_argument(
+        "--copy-assets",
+        action="store_true",
+        help="also copy the descriptor set and the web bundle into --out and "
+        "point the config there (for a container that mounts only --out)",
+    )
 
 
 def _copy_assets(config: EdgeConfig, out: Path) -> EdgeConfig:
@@ -38,9 +41,12 @@ def _copy_assets(config: EdgeConfig, out: Path) -> EdgeConfig:
         if source.exists():
             shutil.copyfile(source, web / name)
         else:  # the edge still starts; the page says what is missing
-            (web / name).write_text("" if name != "index.html" else
-                                    "<!doctype html><p>The web terminal was not built into "
-                                    "this image (npm run build:web).</p>\n")
+            (web / name).write_text(
+                ""
+                if name != "index.html"
+                else "<!doctype html><p>The web terminal was not built into "
+                "this image (npm run build:web).</p>\n"
+            )
     return config.with_(descriptor_path=out / "exness.binpb", web_dir=web)
 
 

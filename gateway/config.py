@@ -104,7 +104,9 @@ class EdgeConfig:
 
     @property
     def url(self) -> str:
-        host = "localhost" if self.listen_host in ("0.0.0.0", "127.0.0.1", "::") else self.listen_host
+        host = (
+            "localhost" if self.listen_host in ("0.0.0.0", "127.0.0.1", "::") else self.listen_host
+        )
         return f"http://{host}:{self.listen_port}"
 
     @property

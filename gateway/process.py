@@ -43,7 +43,9 @@ def validate(config_path: Path) -> Validation:
     """`envoy --mode validate`: loads the config (descriptor, files and all) without serving."""
     result = subprocess.run(
         [str(envoy_binary()), "--mode", "validate", "-c", str(config_path), "--log-level", "warn"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return Validation(result.returncode == 0, (result.stdout + result.stderr).strip())
 
@@ -62,17 +64,35 @@ class EnvoyProcess:
         write_bundle(self.config, self.run_dir)
         checked = validate(self.config_path)
         if not checked.ok:
-            raise EdgeError(f"the rendered Envoy config is invalid ({self.config_path}):\n"
-                            f"{checked.output[-2000:]}")
+            raise EdgeError(
+                f"the rendered Envoy config is invalid ({self.config_path}):\n"
+                f"{checked.output[-2000:]}"
+            )
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(envoy_binary()), "-c", str(self.config_path), "--log-level", "warn",
-                 "--base-id", str(self.config.admin_port),  # shared memory name: one per instance
-                 "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
-                 "--file-flush-interval-msec", "1000",  # access log lines within a second
-                 *(["--concurrency", str(self.config.concurrency)]
-                   if self.config.concurrency else [])],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(envoy_binary()),
+                    "-c",
+                    str(self.config_path),
+                    "--log-level",
+                    "warn",
+                    "--base-id",
+                    str(self.config.admin_port),  # shared memory name: one per instance
+                    "--drain-time-s",
+                    "1",
+                    "--parent-shutdown-time-s",
+                    "2",
+                    "--file-flush-interval-msec",
+                    "1000",  # access log lines within a second
+                    *(
+                        ["--concurrency", str(self.config.concurrency)]
+                        if self.config.concurrency
+                        else []
+                    ),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     @property
@@ -91,8 +111,9 @@ class EnvoyProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise EdgeError(f"Envoy exited at start-up (code {self.process.returncode}):\n"
-                                f"{self.log_tail()}")
+                raise EdgeError(
+                    f"Envoy exited at start-up (code {self.process.returncode}):\n{self.log_tail()}"
+                )
             if self.ready():
                 return
             time.sleep(0.1)

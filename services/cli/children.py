@@ -76,8 +76,12 @@ class Child:
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", *self.command],
-                env=dict(self.env), cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(self.env),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def exited(self) -> int | None:
@@ -93,13 +97,17 @@ class Child:
         while time.monotonic() < deadline:
             code = self.exited()
             if code is not None:
-                raise StartError(f"{self.name} exited at start-up (code {code}); "
-                                 f"the end of {self.log_path}:\n{log_tail(self.log_path)}")
+                raise StartError(
+                    f"{self.name} exited at start-up (code {code}); "
+                    f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
             if self.healthy():
                 return
             time.sleep(0.2)
-        raise StartError(f"{self.name} was not healthy after {timeout_s:g}s; "
-                         f"the end of {self.log_path}:\n{log_tail(self.log_path)}")
+        raise StartError(
+            f"{self.name} was not healthy after {timeout_s:g}s; "
+            f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
+        )
 
     def signal_group(self, sig: int) -> None:
         if self.process is None:

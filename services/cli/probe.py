@@ -10,8 +10,9 @@ from services.cli.children import grpc_serving
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("address", help="host:port of a gRPC server")
-    parser.add_argument("service", nargs="?", default="",
-                        help="service name to check (default: the whole server)")
+    parser.add_argument(
+        "service", nargs="?", default="", help="service name to check (default: the whole server)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -48,8 +48,9 @@ def _up_state() -> dict[str, Any]:
 
 
 def _edge(args: argparse.Namespace) -> str:
-    return str(args.edge or os.environ.get("EXNESS_EDGE") or _up_state().get("edge")
-               or "localhost:8080")
+    return str(
+        args.edge or os.environ.get("EXNESS_EDGE") or _up_state().get("edge") or "localhost:8080"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,40 +119,97 @@ def _table(title: str, columns: list[str], rows: Iterable[list[str]]) -> Table:
     return table
 
 
-_NUMERIC = {"balance", "equity", "margin", "free margin", "level %", "volume", "price", "open",
-            "current", "SL", "TP", "P&L", "bid", "ask", "close", "leverage", "floating P&L"}
+_NUMERIC = {
+    "balance",
+    "equity",
+    "margin",
+    "free margin",
+    "level %",
+    "volume",
+    "price",
+    "open",
+    "current",
+    "SL",
+    "TP",
+    "P&L",
+    "bid",
+    "ask",
+    "close",
+    "leverage",
+    "floating P&L",
+}
 
 
 def _account_table(account: trading_pb2.Account) -> Table:
-    return _table("account", ["balance", "equity", "margin", "free margin", "level %",
-                              "floating P&L", "leverage"],
-                  [[account.balance, account.equity, account.margin, account.free_margin,
-                    account.margin_level or "-", account.floating_pnl,
-                    f"1:{account.leverage}"]])
+    return _table(
+        "account",
+        ["balance", "equity", "margin", "free margin", "level %", "floating P&L", "leverage"],
+        [
+            [
+                account.balance,
+                account.equity,
+                account.margin,
+                account.free_margin,
+                account.margin_level or "-",
+                account.floating_pnl,
+                f"1:{account.leverage}",
+            ]
+        ],
+    )
 
 
 def _positions_table(positions: list[trading_pb2.Position]) -> Table:
-    return _table("open positions", ["id", "symbol", "side", "volume", "open", "current", "SL",
-                                     "TP", "margin", "P&L"],
-                  [[p.position_id, p.symbol, _SIDE.get(p.side, "?"), p.volume, p.open_price,
-                    p.current_price, p.stop_loss or "-", p.take_profit or "-", p.margin,
-                    p.unrealized_pnl] for p in positions])
+    return _table(
+        "open positions",
+        ["id", "symbol", "side", "volume", "open", "current", "SL", "TP", "margin", "P&L"],
+        [
+            [
+                p.position_id,
+                p.symbol,
+                _SIDE.get(p.side, "?"),
+                p.volume,
+                p.open_price,
+                p.current_price,
+                p.stop_loss or "-",
+                p.take_profit or "-",
+                p.margin,
+                p.unrealized_pnl,
+            ]
+            for p in positions
+        ],
+    )
 
 
 def _orders_table(orders: list[trading_pb2.Order], title: str = "orders") -> Table:
-    return _table(title, ["id", "symbol", "side", "type", "status", "volume", "price", "SL",
-                          "TP"],
-                  [[o.order_id, o.symbol, _SIDE.get(o.side, "?"),
-                    _enum(o.type, trading_pb2.OrderType, "ORDER_TYPE_"),
-                    _enum(o.status, trading_pb2.OrderStatus, "ORDER_STATUS_"), o.volume,
-                    o.price or o.fill_price or "-", o.stop_loss or "-", o.take_profit or "-"]
-                   for o in orders])
+    return _table(
+        title,
+        ["id", "symbol", "side", "type", "status", "volume", "price", "SL", "TP"],
+        [
+            [
+                o.order_id,
+                o.symbol,
+                _SIDE.get(o.side, "?"),
+                _enum(o.type, trading_pb2.OrderType, "ORDER_TYPE_"),
+                _enum(o.status, trading_pb2.OrderStatus, "ORDER_STATUS_"),
+                o.volume,
+                o.price or o.fill_price or "-",
+                o.stop_loss or "-",
+                o.take_profit or "-",
+            ]
+            for o in orders
+        ],
+    )
 
 
 def _quotes_table(quotes: dict[str, market_pb2.Quote]) -> Table:
-    return _table("quotes", ["symbol", "bid", "ask", "time"],
-                  [[q.symbol, q.bid, q.ask, q.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]]
-                   for _, q in sorted(quotes.items())])
+    return _table(
+        "quotes",
+        ["symbol", "bid", "ask", "time"],
+        [
+            [q.symbol, q.bid, q.ask, q.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]]
+            for _, q in sorted(quotes.items())
+        ],
+    )
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -194,12 +252,23 @@ async def _leverage(client: ExnessClient, args: argparse.Namespace) -> None:
 async def _order(client: ExnessClient, args: argparse.Namespace) -> None:
     if not args.volume and not args.margin:
         raise SystemExit("exness order: give a volume (lots) or --margin")
-    kind, price = ("limit", args.limit) if args.limit else (
-        ("stop", args.stop) if args.stop else ("market", None))
+    kind, price = (
+        ("limit", args.limit)
+        if args.limit
+        else (("stop", args.stop) if args.stop else ("market", None))
+    )
     reply = await client.place_order(
-        args.symbol, args.side, volume=args.volume, margin=args.margin, leverage=args.leverage,
-        order_type=kind, price=price, stop_loss=args.sl, take_profit=args.tp,
-        client_order_id=args.id)
+        args.symbol,
+        args.side,
+        volume=args.volume,
+        margin=args.margin,
+        leverage=args.leverage,
+        order_type=kind,
+        price=price,
+        stop_loss=args.sl,
+        take_profit=args.tp,
+        client_order_id=args.id,
+    )
     if args.json:
         _print_json(reply)
         return
@@ -234,8 +303,9 @@ async def _close(client: ExnessClient, args: argparse.Namespace) -> None:
         _print_json(reply)
         return
     trade = reply.trade
-    console.print(f"closed {trade.volume} {trade.symbol} at {trade.close_price}: "
-                  f"P&L {trade.realized_pnl}")
+    console.print(
+        f"closed {trade.volume} {trade.symbol} at {trade.close_price}: P&L {trade.realized_pnl}"
+    )
     console.print(_account_table(reply.account))
 
 
@@ -244,12 +314,25 @@ async def _trades(client: ExnessClient, args: argparse.Namespace) -> None:
     if args.json:
         _print_json(reply.trades)
         return
-    console.print(_table("closed trades", ["id", "symbol", "side", "volume", "open", "close",
-                                           "P&L", "reason"],
-                         [[t.trade_id, t.symbol, _SIDE.get(t.side, "?"), t.volume, t.open_price,
-                           t.close_price, t.realized_pnl,
-                           _enum(t.close_reason, trading_pb2.CloseReason, "CLOSE_REASON_")]
-                          for t in reply.trades]))
+    console.print(
+        _table(
+            "closed trades",
+            ["id", "symbol", "side", "volume", "open", "close", "P&L", "reason"],
+            [
+                [
+                    t.trade_id,
+                    t.symbol,
+                    _SIDE.get(t.side, "?"),
+                    t.volume,
+                    t.open_price,
+                    t.close_price,
+                    t.realized_pnl,
+                    _enum(t.close_reason, trading_pb2.CloseReason, "CLOSE_REASON_"),
+                ]
+                for t in reply.trades
+            ],
+        )
+    )
 
 
 async def _instruments(client: ExnessClient, args: argparse.Namespace) -> None:
@@ -257,11 +340,22 @@ async def _instruments(client: ExnessClient, args: argparse.Namespace) -> None:
     if args.json:
         _print_json(instruments)
         return
-    console.print(_table("instruments", ["symbol", "description", "contract", "volume min/step/max",
-                                         "max leverage"],
-                         [[i.symbol, i.description, i.contract_size,
-                           f"{i.volume_min} / {i.volume_step} / {i.volume_max}",
-                           f"1:{i.max_leverage}"] for i in instruments]))
+    console.print(
+        _table(
+            "instruments",
+            ["symbol", "description", "contract", "volume min/step/max", "max leverage"],
+            [
+                [
+                    i.symbol,
+                    i.description,
+                    i.contract_size,
+                    f"{i.volume_min} / {i.volume_step} / {i.volume_max}",
+                    f"1:{i.max_leverage}",
+                ]
+                for i in instruments
+            ],
+        )
+    )
 
 
 async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
@@ -293,9 +387,11 @@ def _status(args: argparse.Namespace) -> int:
         console.print(f"no running `exness up` recorded in {_data_dir()}")
         return 1
     rows = []
-    for name, service in (("auth", "exness.auth.v1.AuthService"),
-                          ("market", "exness.market.v1.MarketDataService"),
-                          ("trading", "exness.trading.v1.TradingService")):
+    for name, service in (
+        ("auth", "exness.auth.v1.AuthService"),
+        ("market", "exness.market.v1.MarketDataService"),
+        ("trading", "exness.trading.v1.TradingService"),
+    ):
         ok = grpc_serving(state[name], service)
         rows.append([name, state[name], "SERVING" if ok else "NOT SERVING"])
     try:
@@ -309,10 +405,21 @@ def _status(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[ExnessClient, argparse.Namespace], Awaitable[None]]] = {
-    "register": _register, "login": _login, "logout": _logout, "account": _account,
-    "deposit": _deposit, "leverage": _leverage, "order": _order, "orders": _orders,
-    "cancel": _cancel, "positions": _positions, "modify": _modify, "close": _close,
-    "trades": _trades, "instruments": _instruments, "quotes": _quotes,
+    "register": _register,
+    "login": _login,
+    "logout": _logout,
+    "account": _account,
+    "deposit": _deposit,
+    "leverage": _leverage,
+    "order": _order,
+    "orders": _orders,
+    "cancel": _cancel,
+    "positions": _positions,
+    "modify": _modify,
+    "close": _close,
+    "trades": _trades,
+    "instruments": _instruments,
+    "quotes": _quotes,
 }
 
 
@@ -332,8 +439,10 @@ def run(args: argparse.Namespace) -> int:
         for field, problem in exc.fields.items():
             print(f"  {field}: {problem}", file=sys.stderr)
         if exc.code == grpc.StatusCode.UNAVAILABLE and not exc.reason:
-            print(f"  (is the platform running? edge: {_edge(args)}; start it with `exness up`)",
-                  file=sys.stderr)
+            print(
+                f"  (is the platform running? edge: {_edge(args)}; start it with `exness up`)",
+                file=sys.stderr,
+            )
         return 1
     except KeyboardInterrupt:
         return 130

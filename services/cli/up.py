@@ -50,26 +50,48 @@ def _env_int(name: str, default: int) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--data-dir", help="where data, logs and keys live (default: $EXNESS_DATA_DIR or ./.data)")
-    add("--database-url", help="use this PostgreSQL/TimescaleDB instead of the embedded one "
-        "(default: $DATABASE_URL)")
-    add("--kafka", help="use these Kafka bootstrap servers instead of the embedded broker "
-        "(default: $KAFKA_BOOTSTRAP_SERVERS)")
-    add("--host", default=os.environ.get("EXNESS_BIND_HOST", "127.0.0.1"),
-        help="address the services listen on (default 127.0.0.1)")
-    add("--edge-host", default=os.environ.get("EXNESS_EDGE_HOST", "127.0.0.1"),
-        help="address Envoy listens on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    add(
+        "--database-url",
+        help="use this PostgreSQL/TimescaleDB instead of the embedded one (default: $DATABASE_URL)",
+    )
+    add(
+        "--kafka",
+        help="use these Kafka bootstrap servers instead of the embedded broker "
+        "(default: $KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    add(
+        "--host",
+        default=os.environ.get("EXNESS_BIND_HOST", "127.0.0.1"),
+        help="address the services listen on (default 127.0.0.1)",
+    )
+    add(
+        "--edge-host",
+        default=os.environ.get("EXNESS_EDGE_HOST", "127.0.0.1"),
+        help="address Envoy listens on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
     add("--edge-port", type=int, default=_env_int("EXNESS_EDGE_PORT", 8080))
     add("--admin-port", type=int, default=_env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
     add("--auth-port", type=int, default=_env_int("EXNESS_AUTH_PORT", 50051))
     add("--market-port", type=int, default=_env_int("EXNESS_MARKET_PORT", 50052))
     add("--engine-port", type=int, default=_env_int("EXNESS_TRADING_PORT", 50053))
-    add("--postgres-port", type=int, default=_env_int("EXNESS_POSTGRES_PORT", 5433),
-        help="port of the embedded PostgreSQL (default 5433)")
-    add("--kafka-port", type=int, default=_env_int("EXNESS_KAFKA_PORT", 9092),
-        help="port of the embedded broker (default 9092)")
-    add("--feed", default=os.environ.get("EXNESS_FEED", "synthetic"),
+    add(
+        "--postgres-port",
+        type=int,
+        default=_env_int("EXNESS_POSTGRES_PORT", 5433),
+        help="port of the embedded PostgreSQL (default 5433)",
+    )
+    add(
+        "--kafka-port",
+        type=int,
+        default=_env_int("EXNESS_KAFKA_PORT", 9092),
+        help="port of the embedded broker (default 9092)",
+    )
+    add(
+        "--feed",
+        default=os.environ.get("EXNESS_FEED", "synthetic"),
         help="price feed for the poller: synthetic (default), backpack, binance, replay, "
-        "or none for no poller")
+        "or none for no poller",
+    )
 
 
 @dataclass
@@ -128,11 +150,16 @@ def _single_instance(data_dir: Path) -> Iterator[None]:
 
 
 def _check_ports(host: str, edge_host: str, wanted: list[tuple[str, int, str]]) -> None:
-    taken = [(what, port, flag) for what, port, flag in wanted
-             if not port_is_free(edge_host if what.startswith("Envoy") else host, port)]
+    taken = [
+        (what, port, flag)
+        for what, port, flag in wanted
+        if not port_is_free(edge_host if what.startswith("Envoy") else host, port)
+    ]
     if taken:
-        lines = [f"  port {port} ({what}) is already taken: free it or pass {flag} PORT"
-                 for what, port, flag in taken]
+        lines = [
+            f"  port {port} ({what}) is already taken: free it or pass {flag} PORT"
+            for what, port, flag in taken
+        ]
         raise StartError("cannot start: ports in use\n" + "\n".join(lines))
 
 
@@ -148,8 +175,14 @@ def _web_dir(data_dir: Path) -> Path:
         log = data_dir / "logs" / "web-build.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
-            result = subprocess.run([npm, "run", "build:web"], cwd=REPO_ROOT, stdout=out,
-                                    stderr=subprocess.STDOUT, timeout=180, check=False)
+            result = subprocess.run(
+                [npm, "run", "build:web"],
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=180,
+                check=False,
+            )
         if result.returncode == 0 and all((WEB_DIST / name).exists() for name in needed):
             return WEB_DIST
         console.print(f"[yellow]the web terminal did not build; see {log}[/]")
@@ -174,8 +207,9 @@ def _edge_healthy(url: str) -> bool:
         return False
 
 
-def _start_infrastructure(platform: Platform, args: argparse.Namespace, settings: Settings,
-                          env: dict[str, str]) -> None:
+def _start_infrastructure(
+    platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
+) -> None:
     from services.kit.migrations import migrate
 
     data_dir = platform.data_dir
@@ -192,9 +226,14 @@ def _start_infrastructure(platform: Platform, args: argparse.Namespace, settings
         except RuntimeError as exc:
             raise StartError(f"PostgreSQL did not start: {exc}") from None
         platform.stoppers.append(("PostgreSQL", postgres.stop))
-        platform.rows.append(("PostgreSQL (embedded)", f"127.0.0.1:{args.postgres_port}",
-                              str(postgres.process.pid if postgres.process else ""),
-                              str(postgres.log_path)))
+        platform.rows.append(
+            (
+                "PostgreSQL (embedded)",
+                f"127.0.0.1:{args.postgres_port}",
+                str(postgres.process.pid if postgres.process else ""),
+                str(postgres.log_path),
+            )
+        )
     else:
         platform.rows.append(("PostgreSQL (external)", _redact(database_url), "", ""))
     try:
@@ -214,9 +253,14 @@ def _start_infrastructure(platform: Platform, args: argparse.Namespace, settings
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
-        platform.rows.append(("Kafka (embedded Tansu)", kafka,
-                              str(broker.process.pid if broker.process else ""),
-                              str(logs / "broker.log")))
+        platform.rows.append(
+            (
+                "Kafka (embedded Tansu)",
+                kafka,
+                str(broker.process.pid if broker.process else ""),
+                str(logs / "broker.log"),
+            )
+        )
     else:
         platform.rows.append(("Kafka (external)", kafka, "", ""))
     from services.kit.kafka import ensure_topics
@@ -252,8 +296,14 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
     ]
     started: list[Child] = []
     for name, command, port, service in specs:
-        child = Child(name, command, env, logs / f"{command[0]}.log",
-                      address=f"{host}:{port}", health_service=service)
+        child = Child(
+            name,
+            command,
+            env,
+            logs / f"{command[0]}.log",
+            address=f"{host}:{port}",
+            health_service=service,
+        )
         console.print(f"starting {name} on {host}:{port} ...")
         child.start()
         platform.children.append(child)
@@ -263,16 +313,18 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         child.wait_healthy(HEALTH_TIMEOUT_S)
         platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
     if args.feed != "none":
-        poller = Child(f"Poller ({args.feed})", ["poller", "--source", args.feed], env,
-                       logs / "poller.log")
+        poller = Child(
+            f"Poller ({args.feed})", ["poller", "--source", args.feed], env, logs / "poller.log"
+        )
         console.print(f"starting the {args.feed} price feed ...")
         poller.start()
         platform.children.append(poller)
         platform.stoppers.append(("poller", _stopper(poller)))
         time.sleep(1.0)
         poller.wait_healthy(5)
-        platform.rows.append((poller.name, f"-> {host}:{args.market_port}", str(poller.pid),
-                              str(poller.log_path)))
+        platform.rows.append(
+            (poller.name, f"-> {host}:{args.market_port}", str(poller.pid), str(poller.log_path))
+        )
 
 
 def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings) -> EdgeConfig:
@@ -301,11 +353,19 @@ def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings
     local = f"http://{config.self_host}:{config.listen_port}"
     while not _edge_healthy(local):
         if time.monotonic() > deadline:
-            raise StartError(f"Envoy does not see every service healthy; see {edge.log_path}:\n"
-                             f"{log_tail(edge.log_path)}")
+            raise StartError(
+                f"Envoy does not see every service healthy; see {edge.log_path}:\n"
+                f"{log_tail(edge.log_path)}"
+            )
         time.sleep(0.2)
-    platform.rows.append(("Envoy edge", config.url,
-                          str(edge.process.pid if edge.process else ""), str(edge.log_path)))
+    platform.rows.append(
+        (
+            "Envoy edge",
+            config.url,
+            str(edge.process.pid if edge.process else ""),
+            str(edge.log_path),
+        )
+    )
     platform.rows.append(("Envoy admin", edge.admin_url, "", ""))
     return config
 
@@ -320,13 +380,16 @@ def _print_table(platform: Platform, config: EdgeConfig) -> None:
     console.print(table)
     console.print(f"data and logs: {platform.data_dir}")
     console.print(f"[bold]Web terminal:[/] {config.url}/")
-    console.print(f"REST: curl {config.url}/v1/instruments   gRPC: grpcurl -plaintext -protoset "
-                  f"gen/descriptor/exness.binpb {config.url.removeprefix('http://')} list")
+    console.print(
+        f"REST: curl {config.url}/v1/instruments   gRPC: grpcurl -plaintext -protoset "
+        f"gen/descriptor/exness.binpb {config.url.removeprefix('http://')} list"
+    )
     console.print("Ctrl-C stops everything.")
 
 
-def _write_state(platform: Platform, config: EdgeConfig, env: dict[str, str],
-                 args: argparse.Namespace) -> None:
+def _write_state(
+    platform: Platform, config: EdgeConfig, env: dict[str, str], args: argparse.Namespace
+) -> None:
     """Where everything runs, for scripts and tests (removed on stop)."""
     state: dict[str, Any] = {
         "pid": os.getpid(),
@@ -352,12 +415,13 @@ def _watch(platform: Platform) -> int:
         for child in platform.children:
             code = child.exited()
             if code is not None:
-                console.print(f"[red]{child.name} exited (code {code}); stopping everything. "
-                              f"The end of {child.log_path}:[/]\n{log_tail(child.log_path)}")
+                console.print(
+                    f"[red]{child.name} exited (code {code}); stopping everything. "
+                    f"The end of {child.log_path}:[/]\n{log_tail(child.log_path)}"
+                )
                 return 1
         if platform.edge and platform.edge.process and platform.edge.process.poll() is not None:
-            console.print(f"[red]Envoy exited; stopping everything.[/]\n"
-                          f"{platform.edge.log_tail()}")
+            console.print(f"[red]Envoy exited; stopping everything.[/]\n{platform.edge.log_tail()}")
             return 1
         time.sleep(0.5)
 
@@ -366,27 +430,31 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir
     env = dict(os.environ)
-    env.update({
-        "EXNESS_DATA_DIR": str(data_dir),
-        "EXNESS_BIND_HOST": args.host,
-        "EXNESS_AUTH_PORT": str(args.auth_port),
-        "EXNESS_MARKET_PORT": str(args.market_port),
-        "EXNESS_TRADING_PORT": str(args.engine_port),
-        "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
-        "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
-        "EXNESS_TRADING_ADDR": f"{args.host}:{args.engine_port}",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "EXNESS_DATA_DIR": str(data_dir),
+            "EXNESS_BIND_HOST": args.host,
+            "EXNESS_AUTH_PORT": str(args.auth_port),
+            "EXNESS_MARKET_PORT": str(args.market_port),
+            "EXNESS_TRADING_PORT": str(args.engine_port),
+            "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
+            "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
+            "EXNESS_TRADING_ADDR": f"{args.host}:{args.engine_port}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     platform = Platform(data_dir)
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         with _single_instance(data_dir):
-            wanted = [("Auth", args.auth_port, "--auth-port"),
-                      ("MarketData", args.market_port, "--market-port"),
-                      ("Trading engine", args.engine_port, "--engine-port"),
-                      ("Envoy edge", args.edge_port, "--edge-port"),
-                      ("Envoy admin", args.admin_port, "--admin-port")]
+            wanted = [
+                ("Auth", args.auth_port, "--auth-port"),
+                ("MarketData", args.market_port, "--market-port"),
+                ("Trading engine", args.engine_port, "--engine-port"),
+                ("Envoy edge", args.edge_port, "--edge-port"),
+                ("Envoy admin", args.admin_port, "--admin-port"),
+            ]
             if not (args.database_url or settings.database_url):
                 wanted.append(("embedded PostgreSQL", args.postgres_port, "--postgres-port"))
             if not (args.kafka or settings.kafka_bootstrap_servers):

@@ -21,8 +21,9 @@ class Session:
     email: str = ""
 
     @classmethod
-    def issued(cls, access_token: str, refresh_token: str, expires_in: int,
-               email: str = "") -> Session:
+    def issued(
+        cls, access_token: str, refresh_token: str, expires_in: int, email: str = ""
+    ) -> Session:
         return cls(access_token, refresh_token, time.time() + expires_in, email)
 
     def needs_refresh(self, now: float | None = None) -> bool:

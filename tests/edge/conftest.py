@@ -49,35 +49,67 @@ class Stack:
 
 
 def up_command(data_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir),
-            "--edge-port", str(free_port()), "--admin-port", str(free_port()),
-            "--auth-port", str(free_port()), "--market-port", str(free_port()),
-            "--engine-port", str(free_port()), "--postgres-port", str(free_port()),
-            "--kafka-port", str(free_port()), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--edge-port",
+        str(free_port()),
+        "--admin-port",
+        str(free_port()),
+        "--auth-port",
+        str(free_port()),
+        "--market-port",
+        str(free_port()),
+        "--engine-port",
+        str(free_port()),
+        "--postgres-port",
+        str(free_port()),
+        "--kafka-port",
+        str(free_port()),
+        *extra,
+    ]
 
 
 def up_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update({"EXNESS_EDGE_AUTH_RATE_BURST": str(AUTH_RATE_BURST), "EXNESS_LOG_LEVEL": "INFO",
-                "COLUMNS": "160", **extra})
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    }
+    env.update(
+        {
+            "EXNESS_EDGE_AUTH_RATE_BURST": str(AUTH_RATE_BURST),
+            "EXNESS_LOG_LEVEL": "INFO",
+            "COLUMNS": "160",
+            **extra,
+        }
+    )
     return env
 
 
-def wait_for_state(data_dir: Path, process: subprocess.Popen[bytes], output: Path,
-                   timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
+def wait_for_state(
+    data_dir: Path,
+    process: subprocess.Popen[bytes],
+    output: Path,
+    timeout_s: float = START_TIMEOUT_S,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     state_path = data_dir / "up.json"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"exness up exited ({process.returncode}):\n"
-                                 f"{output.read_text(errors='replace')[-4000:]}")
+            raise AssertionError(
+                f"exness up exited ({process.returncode}):\n"
+                f"{output.read_text(errors='replace')[-4000:]}"
+            )
         if state_path.exists():
             state: dict[str, Any] = json.loads(state_path.read_text())
             return state
         time.sleep(0.2)
-    raise AssertionError(f"exness up not ready in {timeout_s}s:\n"
-                         f"{output.read_text(errors='replace')[-4000:]}")
+    raise AssertionError(
+        f"exness up not ready in {timeout_s}s:\n{output.read_text(errors='replace')[-4000:]}"
+    )
 
 
 def stop_up(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
@@ -96,9 +128,14 @@ def stack(session_dir: Path) -> Iterator[Stack]:
     data_dir.mkdir()
     output = session_dir / "edge-platform.out"
     with output.open("wb") as out:
-        process = subprocess.Popen(up_command(data_dir), cwd=REPO, env=up_env(),
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            up_command(data_dir),
+            cwd=REPO,
+            env=up_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         state = wait_for_state(data_dir, process, output)
         yield Stack(data_dir, process, output, state)
@@ -132,11 +169,11 @@ async def register(api: httpx.AsyncClient, deposit: str | None = "10000") -> Use
     reply = await api.post("/v1/auth/register", json={"email": email, "password": PASSWORD})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    user = User(email, body["user"]["userId"], body["tokens"]["accessToken"],
-                body["tokens"]["refreshToken"])
+    user = User(
+        email, body["user"]["userId"], body["tokens"]["accessToken"], body["tokens"]["refreshToken"]
+    )
     if deposit:
-        funded = await api.post("/v1/account:deposit", json={"amount": deposit},
-                                headers=user.auth)
+        funded = await api.post("/v1/account:deposit", json={"amount": deposit}, headers=user.auth)
         assert funded.status_code == 200, funded.text
     return user
 

@@ -16,10 +16,22 @@ from tests.edge.conftest import PASSWORD, REPO, Stack
 
 
 def _exness(stack: Stack, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EXNESS_DATA_DIR": str(home), "EXNESS_EDGE": stack.edge,
-           "EXNESS_PASSWORD": PASSWORD, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "services.cli.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "EXNESS_DATA_DIR": str(home),
+        "EXNESS_EDGE": stack.edge,
+        "EXNESS_PASSWORD": PASSWORD,
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _json(result: subprocess.CompletedProcess[str]) -> Any:
@@ -43,8 +55,21 @@ def test_trader_commands(stack: Stack, tmp_path: Path) -> None:
     assert "BTCUSD" in table.stdout
     assert "ETHUSD" in table.stdout
 
-    placed = _json(_exness(stack, tmp_path, "order", "buy", "BTCUSD", "0.01", "--sl", "1000",
-                           "--tp", "10000000", "--json"))
+    placed = _json(
+        _exness(
+            stack,
+            tmp_path,
+            "order",
+            "buy",
+            "BTCUSD",
+            "0.01",
+            "--sl",
+            "1000",
+            "--tp",
+            "10000000",
+            "--json",
+        )
+    )
     assert placed["order"]["status"] == "ORDER_STATUS_FILLED"
     assert placed["position"]["stopLoss"] == "1000"
     position_id = placed["position"]["positionId"]
@@ -74,9 +99,14 @@ def test_trader_commands(stack: Stack, tmp_path: Path) -> None:
 
 def test_quotes_follow_streams(stack: Stack, tmp_path: Path) -> None:
     env = {**os.environ, "EXNESS_DATA_DIR": str(tmp_path), "EXNESS_EDGE": stack.edge}
-    with subprocess.Popen([sys.executable, "-m", "services.cli.main", "quotes", "SOLUSD",
-                           "--follow", "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as follow:
+    with subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "quotes", "SOLUSD", "--follow", "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follow:
         assert follow.stdout is not None
         lines = [json.loads(follow.stdout.readline()) for _ in range(3)]
         follow.terminate()
@@ -85,8 +115,15 @@ def test_quotes_follow_streams(stack: Stack, tmp_path: Path) -> None:
 
 def test_status_reports_every_component(stack: Stack) -> None:
     env = {**os.environ, "EXNESS_DATA_DIR": str(stack.data_dir)}
-    result = subprocess.run([sys.executable, "-m", "services.cli.main", "status"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "status"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SERVING") >= 4
     assert "NOT SERVING" not in result.stdout

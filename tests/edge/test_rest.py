@@ -79,9 +79,17 @@ async def test_trading_round_trip(api: httpx.AsyncClient, user: User) -> None:
     account = (await api.get("/v1/account", headers=user.auth)).json()["account"]
     assert Decimal(account["balance"]) == Decimal("10000")
 
-    placed = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-        "volume": "0.01", "clientOrderId": "rest-1"})
+    placed = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "ORDER_SIDE_BUY",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "0.01",
+            "clientOrderId": "rest-1",
+        },
+    )
     assert placed.status_code == 200, placed.text
     order = placed.json()["order"]
     position = placed.json()["position"]
@@ -90,16 +98,25 @@ async def test_trading_round_trip(api: httpx.AsyncClient, user: User) -> None:
     assert position["side"] == "ORDER_SIDE_BUY"
 
     # A retry with the same key returns the first result, not a second position.
-    retried = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-        "volume": "0.01", "clientOrderId": "rest-1"})
+    retried = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "ORDER_SIDE_BUY",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "0.01",
+            "clientOrderId": "rest-1",
+        },
+    )
     assert retried.json()["order"]["orderId"] == order["orderId"]
 
     positions = (await api.get("/v1/positions", headers=user.auth)).json()["positions"]
     assert [p["positionId"] for p in positions] == [position["positionId"]]
 
-    closed = await api.post(f"/v1/positions/{position['positionId']}:close", headers=user.auth,
-                            json={})
+    closed = await api.post(
+        f"/v1/positions/{position['positionId']}:close", headers=user.auth, json={}
+    )
     assert closed.status_code == 200, closed.text
     trade = closed.json()["trade"]
     assert trade["closeReason"] == "CLOSE_REASON_CLIENT"
@@ -110,25 +127,41 @@ async def test_trading_round_trip(api: httpx.AsyncClient, user: User) -> None:
     assert [t["tradeId"] for t in history] == [trade["tradeId"]]
     assert (await api.get("/v1/positions", headers=user.auth)).json()["positions"] == []
 
-    gone = await api.post(f"/v1/positions/{position['positionId']}:close", headers=user.auth,
-                          json={})
+    gone = await api.post(
+        f"/v1/positions/{position['positionId']}:close", headers=user.auth, json={}
+    )
     assert gone.status_code == 404
     assert gone.json()["details"][0]["reason"] == "POSITION_NOT_FOUND"
 
 
-async def test_errors_map_to_http_status_with_status_body(api: httpx.AsyncClient,
-                                                          user: User) -> None:
-    too_big = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-        "volume": "100"})
+async def test_errors_map_to_http_status_with_status_body(
+    api: httpx.AsyncClient, user: User
+) -> None:
+    too_big = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "ORDER_SIDE_BUY",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "100",
+        },
+    )
     assert too_big.status_code == 400, too_big.text  # FAILED_PRECONDITION -> 400
     body = too_big.json()
     assert body["code"] == 9
     assert body["details"][0]["reason"] == "INSUFFICIENT_MARGIN"
 
-    bad_volume = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-        "volume": "-1"})
+    bad_volume = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "ORDER_SIDE_BUY",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "-1",
+        },
+    )
     assert bad_volume.status_code == 400
     violations = [d for d in bad_volume.json()["details"] if "fieldViolations" in d]
     assert violations[0]["fieldViolations"][0]["field"] == "volume"
@@ -142,9 +175,17 @@ async def test_pending_order_is_triggered_by_the_feed(api: httpx.AsyncClient, us
         for _ in range(10):  # the market may cross the level between reading and placing
             ask = Decimal((await _quote(api))["ask"])
             price = ask + direction * (ask * Decimal("0.0001")).quantize(Decimal("0.01"))
-            placed = await api.post("/v1/orders", headers=user.auth, json={
-                "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": kind, "volume": "0.01",
-                "price": str(price)})
+            placed = await api.post(
+                "/v1/orders",
+                headers=user.auth,
+                json={
+                    "symbol": "BTCUSD",
+                    "side": "ORDER_SIDE_BUY",
+                    "type": kind,
+                    "volume": "0.01",
+                    "price": str(price),
+                },
+            )
             if placed.status_code == 200:
                 break
             assert placed.json()["details"][0]["reason"] == "INVALID_PRICE_LEVEL", placed.text
@@ -160,16 +201,19 @@ async def test_pending_order_is_triggered_by_the_feed(api: httpx.AsyncClient, us
         await asyncio.sleep(0.5)
     orders = (await api.get("/v1/orders", headers=user.auth)).json()["orders"]
     latest = await _quote(api)
-    raise AssertionError(f"no pending order was triggered by the feed in 45 s: {orders}; "
-                         f"latest quote {latest}")
+    raise AssertionError(
+        f"no pending order was triggered by the feed in 45 s: {orders}; latest quote {latest}"
+    )
 
 
-async def _sse_events(api: httpx.AsyncClient, path: str, count: int,
-                      headers: dict[str, str] | None = None) -> tuple[httpx.Headers, list[str]]:
+async def _sse_events(
+    api: httpx.AsyncClient, path: str, count: int, headers: dict[str, str] | None = None
+) -> tuple[httpx.Headers, list[str]]:
     """Reads raw SSE frames: each is `data: <json>` followed by a blank line."""
     frames: list[str] = []
-    async with api.stream("GET", path, headers={"accept": "text/event-stream", **(headers or {})},
-                          timeout=20) as reply:
+    async with api.stream(
+        "GET", path, headers={"accept": "text/event-stream", **(headers or {})}, timeout=20
+    ) as reply:
         assert reply.status_code == 200
         buffer = ""
         async for chunk in reply.aiter_text():
@@ -196,8 +240,9 @@ async def test_quotes_as_server_sent_events(api: httpx.AsyncClient) -> None:
 
 async def test_quotes_as_ndjson(api: httpx.AsyncClient) -> None:
     lines: list[dict[str, Any]] = []
-    async with api.stream("GET", "/v1/quotes:stream", params={"symbols": "BTCUSD"},
-                          timeout=20) as reply:
+    async with api.stream(
+        "GET", "/v1/quotes:stream", params={"symbols": "BTCUSD"}, timeout=20
+    ) as reply:
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("application/json")
         async for line in reply.aiter_lines():
@@ -219,10 +264,15 @@ async def test_account_stream_as_sse_needs_a_token(api: httpx.AsyncClient, user:
     assert Decimal(event["account"]["balance"]) == Decimal("10000")
 
 
-async def test_web_terminal_is_served_from_the_same_origin(stack: Stack,
-                                                          api: httpx.AsyncClient) -> None:
-    for path, kind in (("/", "text/html"), ("/index.html", "text/html"),
-                       ("/app.js", "text/javascript"), ("/app.css", "text/css")):
+async def test_web_terminal_is_served_from_the_same_origin(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    for path, kind in (
+        ("/", "text/html"),
+        ("/index.html", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+    ):
         reply = await api.get(path)
         assert reply.status_code == 200, path
         assert reply.headers["content-type"].startswith(kind), path

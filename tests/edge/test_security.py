@@ -34,8 +34,16 @@ def _signing_key(stack: Stack) -> tuple[str, Ed25519PrivateKey]:
 
 def _claims(user: User, **overrides: object) -> dict[str, object]:
     now = int(time.time())
-    return {"iss": "exness-auth", "aud": "exness-api", "sub": user.user_id, "iat": now,
-            "exp": now + 300, "jti": str(uuid.uuid4()), "shard": 0, **overrides}
+    return {
+        "iss": "exness-auth",
+        "aud": "exness-api",
+        "sub": user.user_id,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+        "shard": 0,
+        **overrides,
+    }
 
 
 async def _balance(api: httpx.AsyncClient, user: User) -> Decimal:
@@ -45,16 +53,21 @@ async def _balance(api: httpx.AsyncClient, user: User) -> Decimal:
 
 
 async def test_no_token_is_401_json(api: httpx.AsyncClient) -> None:
-    for method, path in (("GET", "/v1/account"), ("POST", "/v1/orders"), ("GET", "/v1/me"),
-                         ("GET", "/v1/positions")):
+    for method, path in (
+        ("GET", "/v1/account"),
+        ("POST", "/v1/orders"),
+        ("GET", "/v1/me"),
+        ("GET", "/v1/positions"),
+    ):
         reply = await api.request(method, path, json={} if method == "POST" else None)
         assert reply.status_code == 401, (path, reply.text)
         assert reply.headers["content-type"] == "application/json"
         assert reply.json()["code"] == 16
 
 
-async def test_a_valid_token_signed_by_auth_passes(stack: Stack, api: httpx.AsyncClient,
-                                                   user: User) -> None:
+async def test_a_valid_token_signed_by_auth_passes(
+    stack: Stack, api: httpx.AsyncClient, user: User
+) -> None:
     """The control for the refusals below: a token made the same way with Auth's real key."""
     kid, key = _signing_key(stack)
     token = jwt.encode(_claims(user), key, algorithm="EdDSA", headers={"kid": kid})
@@ -64,18 +77,24 @@ async def test_a_valid_token_signed_by_auth_passes(stack: Stack, api: httpx.Asyn
 
 async def test_expired_token(stack: Stack, api: httpx.AsyncClient, user: User) -> None:
     kid, key = _signing_key(stack)
-    expired = jwt.encode(_claims(user, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
-                         key, algorithm="EdDSA", headers={"kid": kid})
+    expired = jwt.encode(
+        _claims(user, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
+        key,
+        algorithm="EdDSA",
+        headers={"kid": kid},
+    )
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {expired}"})
     assert reply.status_code == 401
     assert "expired" in reply.json()["message"].lower()
 
 
-async def test_token_signed_by_another_key(api: httpx.AsyncClient, stack: Stack,
-                                           user: User) -> None:
+async def test_token_signed_by_another_key(
+    api: httpx.AsyncClient, stack: Stack, user: User
+) -> None:
     kid, _ = _signing_key(stack)
-    forged = jwt.encode(_claims(user), Ed25519PrivateKey.generate(), algorithm="EdDSA",
-                        headers={"kid": kid})
+    forged = jwt.encode(
+        _claims(user), Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+    )
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {forged}"})
     assert reply.status_code == 401
     assert reply.json()["code"] == 16
@@ -92,8 +111,9 @@ async def test_alg_none_token(api: httpx.AsyncClient, user: User) -> None:
 
 async def test_wrong_audience(stack: Stack, api: httpx.AsyncClient, user: User) -> None:
     kid, key = _signing_key(stack)
-    token = jwt.encode(_claims(user, aud="someone-else"), key, algorithm="EdDSA",
-                       headers={"kid": kid})
+    token = jwt.encode(
+        _claims(user, aud="someone-else"), key, algorithm="EdDSA", headers={"kid": kid}
+    )
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {token}"})
     assert reply.status_code == 403  # Envoy: a valid signature, but not for this API
     assert reply.json()["code"] == 7
@@ -120,13 +140,17 @@ async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient)
     JSON status) while this test session's usual address keeps logging in."""
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.9")
     attempts = AUTH_RATE_BURST + 20
-    async with httpx.AsyncClient(base_url=stack.url, transport=transport, trust_env=False,
-                                 timeout=60) as other:
+    async with httpx.AsyncClient(
+        base_url=stack.url, transport=transport, trust_env=False, timeout=60
+    ) as other:
         # All at once: the bucket refills continuously (burst per window), and each login
         # costs a password hash, so one at a time would never run it dry.
-        replies = await asyncio.gather(*[
-            other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
-            for _ in range(attempts)])
+        replies = await asyncio.gather(
+            *[
+                other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
+                for _ in range(attempts)
+            ]
+        )
     statuses = [reply.status_code for reply in replies]
     assert set(statuses) == {401, 429}
     assert statuses.count(401) <= AUTH_RATE_BURST + 2  # + what refilled meanwhile
@@ -143,18 +167,26 @@ async def test_rate_limit_ignores_forwarded_for(stack: Stack) -> None:
     """A client cannot get a fresh bucket per request by writing x-forwarded-for."""
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.10")
     attempts = AUTH_RATE_BURST + 20
-    async with httpx.AsyncClient(base_url=stack.url, transport=transport, trust_env=False,
-                                 timeout=60) as other:
-        replies = await asyncio.gather(*[
-            other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"},
-                       headers={"x-forwarded-for": f"10.1.{n // 250}.{n % 250 + 1}"})
-            for n in range(attempts)])
+    async with httpx.AsyncClient(
+        base_url=stack.url, transport=transport, trust_env=False, timeout=60
+    ) as other:
+        replies = await asyncio.gather(
+            *[
+                other.post(
+                    "/v1/auth/login",
+                    json={"email": "nobody@example.com", "password": "x"},
+                    headers={"x-forwarded-for": f"10.1.{n // 250}.{n % 250 + 1}"},
+                )
+                for n in range(attempts)
+            ]
+        )
     statuses = [reply.status_code for reply in replies]
     assert statuses.count(429) >= attempts - AUTH_RATE_BURST - 2, statuses
 
 
-async def test_publish_quotes_is_not_routable(stack: Stack, api: httpx.AsyncClient,
-                                              user: User) -> None:
+async def test_publish_quotes_is_not_routable(
+    stack: Stack, api: httpx.AsyncClient, user: User
+) -> None:
     rest = await api.post("/exness.market.v1.MarketDataService/PublishQuotes", json={})
     assert rest.status_code == 404
     service_token = (stack.data_dir / "service-token").read_text().strip()
@@ -162,15 +194,19 @@ async def test_publish_quotes_is_not_routable(stack: Stack, api: httpx.AsyncClie
         stub = market_pb2_grpc.MarketDataServiceStub(channel)
         quote = market_pb2.Quote(symbol="BTCUSD", bid="1.00", ask="1.01")
         quote.time.GetCurrentTime()
-        for metadata in ((("x-service-token", service_token),),
-                         (("authorization", f"Bearer {user.access_token}"),
-                          ("x-service-token", service_token))):
-            call = stub.PublishQuotes(iter([market_pb2.PublishQuotesRequest(quote=quote)]),
-                                      metadata=metadata)
+        for metadata in (
+            (("x-service-token", service_token),),
+            (("authorization", f"Bearer {user.access_token}"), ("x-service-token", service_token)),
+        ):
+            call = stub.PublishQuotes(
+                iter([market_pb2.PublishQuotesRequest(quote=quote)]), metadata=metadata
+            )
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await call
-            assert refused.value.code() in (grpc.StatusCode.UNAUTHENTICATED,
-                                            grpc.StatusCode.UNIMPLEMENTED)
+            assert refused.value.code() in (
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.UNIMPLEMENTED,
+            )
     # Nothing was published: BTCUSD still trades far from 1.00.
     latest = (await api.get("/v1/quotes/BTCUSD")).json()["quote"]
     assert Decimal(latest["bid"]) > 100
@@ -178,14 +214,17 @@ async def test_publish_quotes_is_not_routable(stack: Stack, api: httpx.AsyncClie
 
 async def test_cors_preflight(api: httpx.AsyncClient, stack: Stack) -> None:
     own = f"http://localhost:{stack.edge.rsplit(':', 1)[1]}"
-    request = {"access-control-request-method": "POST",
-               "access-control-request-headers": "authorization,content-type"}
+    request = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+    }
     allowed = await api.options("/v1/orders", headers={"origin": own, **request})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == own
     assert "authorization" in allowed.headers["access-control-allow-headers"]
-    grpc_web = await api.options("/exness.trading.v1.TradingService/PlaceOrder",
-                                 headers={"origin": own, **request})
+    grpc_web = await api.options(
+        "/exness.trading.v1.TradingService/PlaceOrder", headers={"origin": own, **request}
+    )
     assert "grpc-status" in grpc_web.headers["access-control-expose-headers"]
 
     other = await api.options("/v1/orders", headers={"origin": "https://evil.example", **request})
@@ -204,22 +243,42 @@ async def test_bad_json_changes_nothing(api: httpx.AsyncClient, user: User) -> N
         ('{"amount": "5.123"}', "too many decimals"),
     ]
     for body, why in cases:
-        reply = await api.post("/v1/account:deposit", content=body,
-                               headers={**user.auth, "content-type": "application/json"})
+        reply = await api.post(
+            "/v1/account:deposit",
+            content=body,
+            headers={**user.auth, "content-type": "application/json"},
+        )
         assert 400 <= reply.status_code < 500, (why, reply.status_code, reply.text)
         assert reply.headers["content-type"] == "application/json", why
         assert reply.json()["code"] == 3, (why, reply.text)
-    unknown = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET",
-        "volume": "0.01", "stopLos": "1"})
+    unknown = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "ORDER_SIDE_BUY",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "0.01",
+            "stopLos": "1",
+        },
+    )
     assert unknown.status_code == 400
     assert "stopLos" in unknown.json()["message"]
-    oversized = await api.post("/v1/orders", headers=user.auth,
-                               content='{"symbol": "' + "A" * 200_000 + '"}')
+    oversized = await api.post(
+        "/v1/orders", headers=user.auth, content='{"symbol": "' + "A" * 200_000 + '"}'
+    )
     assert oversized.status_code == 413
     assert oversized.json()["code"] == 8
-    wrong_enum = await api.post("/v1/orders", headers=user.auth, json={
-        "symbol": "BTCUSD", "side": "SIDEWAYS", "type": "ORDER_TYPE_MARKET", "volume": "0.01"})
+    wrong_enum = await api.post(
+        "/v1/orders",
+        headers=user.auth,
+        json={
+            "symbol": "BTCUSD",
+            "side": "SIDEWAYS",
+            "type": "ORDER_TYPE_MARKET",
+            "volume": "0.01",
+        },
+    )
     assert wrong_enum.status_code == 400
     unknown_param = await api.get("/v1/positions", params={"evil": "1"}, headers=user.auth)
     assert unknown_param.status_code == 400

@@ -33,23 +33,46 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _run_up(tmp_path: Path, *extra: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(up_command(tmp_path / "data", *extra), cwd=REPO, env=up_env(),
-                          capture_output=True, text=True, timeout=timeout_s, check=False)
+def _run_up(
+    tmp_path: Path, *extra: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        up_command(tmp_path / "data", *extra),
+        cwd=REPO,
+        env=up_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def test_up_prints_where_everything_runs(stack: Stack) -> None:
     out = stack.output_text()
-    for component in ("PostgreSQL (embedded)", "Kafka (embedded Tansu)", "Auth", "MarketData",
-                      "Trading engine", "Poller (synthetic)", "Envoy edge"):
+    for component in (
+        "PostgreSQL (embedded)",
+        "Kafka (embedded Tansu)",
+        "Auth",
+        "MarketData",
+        "Trading engine",
+        "Poller (synthetic)",
+        "Envoy edge",
+    ):
         assert component in out, component
     assert f"Web terminal: http://localhost:{stack.edge.rsplit(':', 1)[1]}/" in out
     assert "Traceback" not in out
 
 
 def test_started_twice_is_refused(stack: Stack) -> None:
-    second = subprocess.run(up_command(stack.data_dir), cwd=REPO, env=up_env(),
-                            capture_output=True, text=True, timeout=60, check=False)
+    second = subprocess.run(
+        up_command(stack.data_dir),
+        cwd=REPO,
+        env=up_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert second.returncode == 1
     assert "already running" in second.stderr
     assert str(stack.state["pid"]) in second.stderr
@@ -69,12 +92,14 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_a_component_that_fails_shows_its_log(tmp_path: Path, database_url: str,
-                                              kafka_bootstrap: str) -> None:
+def test_a_component_that_fails_shows_its_log(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str
+) -> None:
     """The replay feed without a tape cannot start: the message names the component and shows
     the end of its log, and nothing started before it is left running."""
-    result = _run_up(tmp_path, "--database-url", database_url, "--kafka", kafka_bootstrap,
-                     "--feed", "replay")
+    result = _run_up(
+        tmp_path, "--database-url", database_url, "--kafka", kafka_bootstrap, "--feed", "replay"
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Poller (replay) exited at start-up" in result.stderr
     assert "poller.log" in result.stderr
@@ -82,8 +107,9 @@ def test_a_component_that_fails_shows_its_log(tmp_path: Path, database_url: str,
     assert "Traceback (most recent call last)" not in result.stderr.split("poller.log")[0]
 
 
-def test_stop_leaves_no_process_behind(tmp_path: Path, database_url: str,
-                                       kafka_bootstrap: str) -> None:
+def test_stop_leaves_no_process_behind(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str
+) -> None:
     """External PostgreSQL and Kafka (--database-url / --kafka); SIGTERM stops every child and
     every process those children started."""
     data_dir = tmp_path / "data"
@@ -91,7 +117,12 @@ def test_stop_leaves_no_process_behind(tmp_path: Path, database_url: str,
     with output.open("wb") as out:
         process = subprocess.Popen(
             up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
-            cwd=REPO, env=up_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=REPO,
+            env=up_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         state = wait_for_state(data_dir, process, output)
     except BaseException:
