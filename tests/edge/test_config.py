@@ -185,3 +185,19 @@ def test_upstreams_are_http2_with_grpc_health_checks(tmp_path: Path) -> None:
         assert cluster["health_checks"][0]["grpc_health_check"]["service_name"].startswith(
             "exness."
         )
+
+
+def test_up_serves_a_placeholder_when_the_web_bundle_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without web/dist and without Node tooling `exness up` still starts the edge, with a page
+    that says how to build the terminal."""
+    from services.cli import up
+
+    monkeypatch.setattr(up, "WEB_DIST", tmp_path / "no-dist")
+    monkeypatch.setattr(up.shutil, "which", lambda name: None)
+    web = up._web_dir(tmp_path)
+    assert "npm run build:web" in (web / "index.html").read_text()
+    config = EdgeConfig(web_dir=web)
+    checked = validate(write_bundle(config, tmp_path / "edge"))
+    assert checked.ok, checked.output
