@@ -195,7 +195,7 @@ def test_up_serves_a_placeholder_when_the_web_bundle_is_missing(
     from services.cli import up
 
     monkeypatch.setattr(up, "WEB_DIST", tmp_path / "no-dist")
-    monkeypatch.setattr(up.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     web = up._web_dir(tmp_path)
     assert "npm run build:web" in (web / "index.html").read_text()
     config = EdgeConfig(web_dir=web)
