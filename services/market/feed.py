@@ -26,15 +26,21 @@ log = logging.getLogger(__name__)
 _LATEST_TICK_SQL = "SELECT bid, ask, time FROM ticks WHERE symbol = %s ORDER BY time DESC LIMIT 1"
 
 
+# The embedded broker (Tansu) answers a fetch only when its max wait expires, even when data
+# arrives earlier (measured: p50 delivery 16 ms at 50 ms, 5 ms at 20 ms or less), so the wait
+# bounds quote latency. A real Kafka answers as soon as data arrives; there the short wait
+# only costs idle fetch requests (100/s per broker connection).
+FEED_FETCH_MAX_WAIT_MS = 10
+
+
 def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AIOKafkaConsumer:
-    # A short fetch wait: quotes are latency-sensitive and the topic is never idle for long.
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="latest",
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=FEED_FETCH_MAX_WAIT_MS,
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         retry_backoff_ms=200,
