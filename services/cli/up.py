@@ -409,20 +409,62 @@ def _write_state(
     path.with_suffix(".tmp").replace(path)
 
 
-def _watch(platform: Platform) -> int:
-    """Until a signal: a child that dies takes the platform down with a clear message."""
+# A component that crashes is restarted, like a process supervisor would; one that keeps
+# crashing (RESTART_LIMIT times within RESTART_WINDOW_S) takes the platform down instead of
+# flapping forever.
+RESTART_LIMIT = 3
+RESTART_WINDOW_S = 60.0
+
+
+@dataclass
+class RestartBudget:
+    recent: dict[str, list[float]] = field(default_factory=dict)
+
+    def allow(self, name: str) -> bool:
+        now = time.monotonic()
+        times = [t for t in self.recent.get(name, []) if now - t < RESTART_WINDOW_S]
+        if len(times) >= RESTART_LIMIT:
+            return False
+        self.recent[name] = [*times, now]
+        return True
+
+
+def _watch(platform: Platform, announce: Callable[[], None]) -> int:
+    """Until a signal: restarts what crashes (the engine rebuilds its state from PostgreSQL,
+    clients reconnect); gives up with a clear message when a component keeps crashing."""
+    budget = RestartBudget()
     while True:
         for child in platform.children:
             code = child.exited()
-            if code is not None:
+            if code is None:
+                continue
+            if not budget.allow(child.name):
                 console.print(
-                    f"[red]{child.name} exited (code {code}); stopping everything. "
-                    f"The end of {child.log_path}:[/]\n{log_tail(child.log_path)}"
+                    f"[red]{child.name} keeps exiting (code {code}, {RESTART_LIMIT} restarts in "
+                    f"{RESTART_WINDOW_S:g}s); stopping everything. The end of {child.log_path}:[/]"
+                    f"\n{log_tail(child.log_path)}"
                 )
                 return 1
-        if platform.edge and platform.edge.process and platform.edge.process.poll() is not None:
-            console.print(f"[red]Envoy exited; stopping everything.[/]\n{platform.edge.log_tail()}")
-            return 1
+            console.print(f"[yellow]{child.name} exited (code {code}); restarting it[/]")
+            child.signal_group(signal.SIGKILL)  # anything it left behind
+            child.start()
+            announce()
+        edge = platform.edge
+        if edge and edge.process and edge.process.poll() is not None:
+            if not budget.allow("Envoy"):
+                console.print(
+                    f"[red]Envoy keeps exiting; stopping everything.[/]\n{edge.log_tail()}"
+                )
+                return 1
+            console.print(
+                f"[yellow]Envoy exited (code {edge.process.returncode}); restarting it[/]"
+            )
+            try:
+                edge.start()
+            except EdgeError as exc:
+                console.print(f"[red]Envoy cannot restart: {exc}[/]")
+                return 1
+            announce()
         time.sleep(0.5)
 
 
@@ -466,7 +508,7 @@ def run(args: argparse.Namespace) -> int:
                 config = _start_edge(platform, args, settings)
                 _print_table(platform, config)
                 _write_state(platform, config, env, args)  # last: "up and announced"
-                code = _watch(platform)
+                code = _watch(platform, lambda: _write_state(platform, config, env, args))
             finally:
                 # A second Ctrl-C must not interrupt the clean stop.
                 for sig in previous:

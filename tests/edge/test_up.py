@@ -140,3 +140,50 @@ def test_stop_leaves_no_process_behind(
     assert not left, f"still running after exness up stopped: {left}"
     assert not (data_dir / "up.json").exists()
     assert "stopped." in output.read_text()
+
+
+def test_crashed_components_are_restarted(
+    tmp_path: Path, database_url: str, kafka_bootstrap: str
+) -> None:
+    """SIGKILL MarketData and Envoy under `exness up`: both come back on their own, and the
+    edge reports every upstream healthy again."""
+    import http.client
+    import json
+    import urllib.request
+
+    data_dir = tmp_path / "data"
+    output = tmp_path / "up.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
+            cwd=REPO,
+            env=up_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        state = wait_for_state(data_dir, process, output)
+        killed = {"MarketData": state["children"]["MarketData"], "Envoy": state["edge_pid"]}
+        for pid in killed.values():
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        healthy = False
+        while time.monotonic() < deadline and not healthy:
+            time.sleep(0.5)
+            assert process.poll() is None, output.read_text()[-3000:]
+            state = json.loads((data_dir / "up.json").read_text())
+            new = {"MarketData": state["children"]["MarketData"], "Envoy": state["edge_pid"]}
+            if any(new[name] == killed[name] or not _alive(new[name]) for name in new):
+                continue
+            try:
+                with urllib.request.urlopen(f"{state['edge_url']}/healthz", timeout=2) as reply:
+                    healthy = reply.status == 200
+            except (OSError, http.client.HTTPException):
+                healthy = False  # Envoy still starting
+        text = output.read_text()
+        assert healthy, text[-3000:]
+        assert "MarketData exited" in text
+        assert "Envoy exited" in text
+    finally:
+        assert stop_up(process) == 0, output.read_text()[-3000:]
