@@ -39,7 +39,11 @@ def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AI
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
-        auto_offset_reset="latest",
+        # Only for a position the broker no longer has (start-up seeks to the end itself):
+        # after the embedded broker restarts, its logs begin again at 0 and our position is
+        # past their end; reading the new log from its start loses none of the quotes sent
+        # since (older ones, e.g. after retention, are dropped by the hub as stale).
+        auto_offset_reset="earliest",
         fetch_max_wait_ms=FEED_FETCH_MAX_WAIT_MS,
         session_timeout_ms=SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
@@ -76,7 +80,10 @@ class QuoteFeed:
         self._topic = topic
         self._consumer = make_fanout_consumer(bootstrap)
         self._task: asyncio.Task[None] | None = None
+        # Offset after the last record seen, per partition (see _check_resets).
+        self._next: dict[TopicPartition, int] = {}
         self.malformed = 0
+        self.log_resets = 0
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -89,7 +96,7 @@ class QuoteFeed:
         await self._consumer.seek_to_end(*assigned)
         # Resolve the end offsets now, so quotes produced after start() returns are seen.
         for tp in assigned:
-            await self._consumer.position(tp)
+            self._next[tp] = await self._consumer.position(tp)
         self._task = asyncio.create_task(self._run(), name="quote-feed")
 
     async def stop(self) -> None:
@@ -98,6 +105,24 @@ class QuoteFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
+
+    def _check_resets(self) -> None:
+        """After the embedded broker restarts, its logs begin again at 0: a position past the
+        log end gets no records (no error either), so such a partition is read again from its
+        start instead of waiting until the new log grows past our old position."""
+        for tp, next_offset in self._next.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and highwater < next_offset:
+                log.warning(
+                    "quote feed: %s was reset by the broker (log end %d < %d); reading it"
+                    " from its start",
+                    tp,
+                    highwater,
+                    next_offset,
+                )
+                self.log_resets += 1
+                self._consumer.seek(tp, 0)
+                self._next[tp] = 0
 
     async def _run(self) -> None:
         publish = self._hub.publish
@@ -110,7 +135,10 @@ class QuoteFeed:
                 log.warning("quote feed fetch failed", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            for records in batches.values():
+            self._check_resets()
+            for tp, records in batches.items():
+                if records:
+                    self._next[tp] = records[-1].offset + 1
                 for record in records:
                     try:
                         event = market_pb2.QuoteEvent.FromString(record.value)

@@ -32,6 +32,7 @@ from services.market.instruments import InstrumentCatalog
 from services.market.publisher import QuotePublisher
 from services.market.servicer import METHOD_ACCESS, SERVICE_NAME, MarketDataServicer
 from services.market.tick_writer import TICK_WRITER_GROUP, TickWriter
+from services.market.topics import TopicGuard
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,15 @@ class MarketApp:
     feed: QuoteFeed | None
     publisher: QuotePublisher | None
     tick_writer: TickWriter | None
+    topic_guard: TopicGuard | None = None
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start_components(self) -> None:
         """Everything except the gRPC server, in dependency order."""
         await self.catalog.refresh()
+        if self.topic_guard is not None:
+            await self.topic_guard.start()
+            self._stops.append(self.topic_guard.stop)
         if self.publisher is not None:
             await self.publisher.start()
             self._stops.append(self.publisher.stop)
@@ -120,8 +125,9 @@ def build(
     writer = None
     if role in ("all", "tick-writer"):
         writer = TickWriter(pool, bootstrap, consumer_name=tick_writer_group or TICK_WRITER_GROUP)
+    guard = TopicGuard(bootstrap)
     if role == "tick-writer":
-        return MarketApp(pool, catalog, hub, None, None, None, None, writer)
+        return MarketApp(pool, catalog, hub, None, None, None, None, writer, guard)
     publisher = QuotePublisher(bootstrap)
     feed = QuoteFeed(hub, bootstrap)
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
@@ -140,7 +146,7 @@ def build(
         port=settings.market_port if port is None else port,
         grace_s=settings.shutdown_grace_s,
     )
-    return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer)
+    return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer, guard)
 
 
 def require_infrastructure(settings: Settings, command: str) -> None:

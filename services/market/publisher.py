@@ -13,6 +13,7 @@ from collections import deque
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from exness.common.v1 import errors_pb2
 from exness.market.v1 import market_pb2
 
 from services.kit.errors import ServiceError, unavailable
@@ -24,8 +25,14 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 5000
 
 
+# exness.common.v1.ERROR_REASON_BROKER_UNAVAILABLE, named the way ErrorInfo.reason carries it.
+BROKER_UNAVAILABLE = errors_pb2.ErrorReason.Name(
+    errors_pb2.ERROR_REASON_BROKER_UNAVAILABLE
+).removeprefix("ERROR_REASON_")
+
+
 def broker_unavailable(exc: BaseException) -> ServiceError:
-    return unavailable("BROKER_UNAVAILABLE", f"the quote broker is unavailable: {exc}")
+    return unavailable(BROKER_UNAVAILABLE, f"the quote broker is unavailable: {exc}")
 
 
 class QuotePublisher:

@@ -19,7 +19,7 @@ from services.kit.interceptors import Access
 from services.market.candles import INTERVAL_SECONDS, read_candles
 from services.market.fanout import QuoteHub
 from services.market.instruments import InstrumentCatalog, InstrumentSpec
-from services.market.publisher import QuotePublisher
+from services.market.publisher import BROKER_UNAVAILABLE, QuotePublisher
 from services.market.quotes import QuoteValidator
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> market_pb2.PublishQuotesResponse:
         if self._publisher is None:
-            raise unavailable("BROKER_UNAVAILABLE", "this instance does not publish quotes")
+            raise unavailable(BROKER_UNAVAILABLE, "this instance does not publish quotes")
         accepted = 0
         rejected: Counter[str] = Counter()
         stats = self.publish_stats

@@ -207,6 +207,7 @@ class TickWriter:
         self.malformed = 0
         self.fence_conflicts = 0
         self.db_retries = 0
+        self.log_resets = 0
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Listener(self))
@@ -236,17 +237,46 @@ class TickWriter:
         except TimeoutError:
             log.warning("tick writer: batches still queued after %.0fs", timeout_s)
 
-    async def resync(self, partitions: Iterable[TopicPartition]) -> None:
+    async def resync(
+        self, partitions: Iterable[TopicPartition], lost: Iterable[int] = ()
+    ) -> None:
         """Positions the consumer at the offsets stored with the data; batches read before
-        are dropped (a new epoch)."""
+        are dropped (a new epoch).
+
+        The embedded broker keeps records in memory: after it restarts, every partition starts
+        again at offset 0, below what we stored. A partition whose log end is below its stored
+        offset (or one the reader saw going back, `lost`) is read from its log start instead;
+        the fence still expects the stored offset, so the next batch replaces it."""
         partitions = [tp for tp in partitions if tp.topic == self._topic]
         async with self._pool.connection() as conn:
             cur = await conn.execute(_OFFSETS_SQL, (self.consumer_name, self._topic))
             stored: dict[int, int] = dict(await cur.fetchall())
+        lost = set(lost)
+        ends: dict[TopicPartition, int] = {}
+        starts: dict[TopicPartition, int] = {}
+        if partitions and any(tp.partition in stored for tp in partitions):
+            try:
+                ends = await self._consumer.end_offsets(partitions)
+                starts = await self._consumer.beginning_offsets(partitions)
+            except Exception as exc:  # broker unreachable: positions are checked again later
+                log.warning("tick writer: log end offsets unavailable: %s", exc)
         expected: dict[int, int | None] = {}
+        positions: dict[int, int] = {}
         for tp in partitions:
             offset = stored.get(tp.partition)
             expected[tp.partition] = offset
+            end = ends.get(tp)
+            if offset is not None and (tp.partition in lost or (end is not None and end < offset)):
+                log.warning(
+                    "tick writer: %s was reset by the broker (log end %s < stored offset %d);"
+                    " reading it from its start",
+                    tp,
+                    end,
+                    offset,
+                )
+                self.log_resets += 1
+                offset = starts.get(tp, 0)
+            positions[tp.partition] = offset or 0
             # Nothing stored: from offset 0, i.e. the earliest record (below the log start,
             # the consumer resets to earliest by itself). seek() does not await, so no fetch
             # is decoded between here and the epoch change below.
@@ -254,15 +284,28 @@ class TickWriter:
         # No awaits from here on: the reader must never see a new epoch with old positions.
         self._epoch += 1
         self._expected = expected
-        self._read_positions = {p: o or 0 for p, o in expected.items()}
+        self._read_positions = positions
         log.info(
             "tick writer positioned",
             extra={
                 "partitions": sorted(tp.partition for tp in partitions),
-                "offsets": {p: o for p, o in self._expected.items()},
+                "offsets": positions,
+                "stored": {p: o for p, o in self._expected.items()},
             },
         )
         self.assigned.set()
+
+    def _reset_partitions(self) -> set[int]:
+        """Partitions whose log end, as the broker last reported it, is below our read
+        position: the log was reset (a broker restart). The embedded broker answers a fetch
+        past the end with no records rather than an error, so this is checked after every
+        fetch, with or without records."""
+        lost = set()
+        for partition, floor in self._read_positions.items():
+            highwater = self._consumer.highwater(TopicPartition(self._topic, partition))
+            if highwater is not None and highwater < floor:
+                lost.add(partition)
+        return lost
 
     async def _read_loop(self) -> None:
         while True:
@@ -275,6 +318,10 @@ class TickWriter:
             except Exception:
                 log.warning("tick writer fetch failed", exc_info=True)
                 await asyncio.sleep(0.5)
+                continue
+            if lost := self._reset_partitions():
+                await self.drain(timeout_s=10.0)
+                await self.resync(self._consumer.assignment(), lost)
                 continue
             if records:
                 batch = self._decoder.decode(self._epoch, records, self._read_positions)

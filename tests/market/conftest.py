@@ -38,6 +38,7 @@ TEST_INSTRUMENTS: list[tuple[str, str, int, str, str, str]] = [
     ("ZTNOQ", "crypto", 2, "0", "10", "0.001"),  # never quoted
     ("ZTBIN", "crypto", 2, "0.50", "100", "0.001"),  # binance adapter through the poller
     ("ZTKCT", "crypto", 2, "0", "100", "0.001"),  # kcat
+    ("ZTRST", "crypto", 2, "0", "100", "0.001"),  # broker restart
     *[(f"ZTS{i}", "crypto", 2, "0", "100", "0.001") for i in range(10)],  # streaming
 ]
 

@@ -1,0 +1,169 @@
+"""A broker restart: the embedded broker keeps records in memory, so it comes back empty, its
+topics forgotten and every partition's offsets starting again at 0, below the offsets the
+tick writer stored with its data. Runs on a broker of its own (not the session's) and a
+MarketData of its own on it.
+
+While the broker is down PublishQuotes fails with UNAVAILABLE / BROKER_UNAVAILABLE; once it is
+back, MarketData re-creates the topics, the tick writer notices the reset log and reads it
+from the start (no quote is skipped or stored twice), the fan-out feed resumes, and an open
+StreamQuotes call keeps receiving quotes without reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from exness.market.v1 import market_pb2, market_pb2_grpc
+from psycopg_pool import AsyncConnectionPool
+
+from services.kit.broker import EmbeddedBroker
+from services.kit.kafka import QUOTES_TOPIC, TOPIC_PARTITIONS, ensure_topics, make_consumer
+from services.kit.settings import Settings
+from services.market.main import MarketApp, build
+from services.market.publisher import BROKER_UNAVAILABLE
+from tests.market.conftest import SERVICE_METADATA, eventually, quote_request
+from tests.market.test_publish import _error_reason
+from tests.support.infra import free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SYMBOL = "ZTRST"
+GROUP = "market-restart-tick-writer"
+
+
+@pytest.fixture(scope="module")
+def own_broker(session_dir: Path) -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(port=free_port(), log_path=session_dir / "restart-broker.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def restart_app(
+    market_settings: Settings,
+    db_pool: AsyncConnectionPool,
+    test_instruments: list[str],
+    own_broker: EmbeddedBroker,
+) -> AsyncIterator[MarketApp]:
+    await ensure_topics(own_broker.bootstrap)
+    async with db_pool.connection() as conn:
+        await conn.execute("DELETE FROM market_consumer_offsets WHERE consumer = %s", (GROUP,))
+    settings = dataclasses.replace(market_settings, kafka_bootstrap_servers=own_broker.bootstrap)
+    app = build(settings, db_pool, port=0, tick_writer_group=GROUP)
+    await app.start()
+    assert app.tick_writer is not None
+    await asyncio.wait_for(app.tick_writer.assigned.wait(), 30)
+    yield app
+    await app.stop()
+
+
+async def publish_all(
+    stub: market_pb2_grpc.MarketDataServiceStub, requests: list[market_pb2.PublishQuotesRequest]
+) -> market_pb2.PublishQuotesResponse:
+    async def stream() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
+        for request in requests:
+            yield request
+
+    response: market_pb2.PublishQuotesResponse = await stub.PublishQuotes(
+        stream(), metadata=SERVICE_METADATA, timeout=60
+    )
+    return response
+
+
+async def stored_bids(pool: AsyncConnectionPool) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT bid::text FROM ticks WHERE symbol = %s ORDER BY time", (SYMBOL,)
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_ticks_and_streams_survive_a_broker_restart(
+    restart_app: MarketApp, own_broker: EmbeddedBroker, db_pool: AsyncConnectionPool
+) -> None:
+    assert restart_app.server is not None
+    assert restart_app.tick_writer is not None
+    writer = restart_app.tick_writer
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{restart_app.server.bound_port}") as channel:
+        stub = market_pb2_grpc.MarketDataServiceStub(channel)
+        t0 = time.time_ns()
+        before = [f"{100 + i}.00" for i in range(30)]
+        response = await publish_all(
+            stub, [quote_request(SYMBOL, bid, bid, t0 + i) for i, bid in enumerate(before)]
+        )
+        assert response.accepted == 30
+        async def stored_end_with(expected: list[str]) -> bool:
+            return (await stored_bids(db_pool))[-len(expected) :] == expected
+
+        await eventually(lambda: stored_end_with(before), 30)
+
+        stream = stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=[SYMBOL]))
+        streamed: list[str] = []
+
+        async def read_stream() -> None:
+            async for message in stream:
+                streamed.append(message.quote.bid)
+
+        reader = asyncio.create_task(read_stream())
+        await eventually(lambda: streamed == [before[-1]], 10)
+
+        own_broker.stop()
+        # Down: the quote cannot be delivered; the caller is told why and can retry.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await publish_all(stub, [quote_request(SYMBOL, "1.00", "1.00", t0 + 100)])
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert _error_reason(caught.value) == BROKER_UNAVAILABLE
+
+        own_broker.start()
+        # MarketData re-creates the topics with their partitions (nobody else does).
+        await eventually(lambda: _topic_partitions(own_broker.bootstrap), 30, 0.5)
+
+        # Fewer records than before the restart: the new log ends below the stored offset.
+        after = [f"{200 + i}.00" for i in range(5)]
+        t1 = time.time_ns()
+        response = await publish_all(
+            stub, [quote_request(SYMBOL, bid, bid, t1 + i) for i, bid in enumerate(after)]
+        )
+        assert response.accepted == 5
+
+        # Every quote once: the 30 from before (plus the undeliverable one if the producer
+        # did get it out before failing) and the 5 from after.
+        await eventually(lambda: stored_end_with(after), 30)
+        bids = await stored_bids(db_pool)
+        assert bids[:30] == before
+        assert bids[-5:] == after
+        assert len(bids) in (35, 36)
+        assert writer.log_resets >= 1
+
+        # The open stream got the new quotes (the newest at least; a slow reader may skip
+        # some), in order, without reconnecting.
+        await eventually(lambda: streamed[-1] == after[-1], 30)
+        assert not reader.done()
+        assert streamed[0] == before[-1]
+        assert set(streamed[1:]) <= set(after)
+        assert streamed[1:] == sorted(streamed[1:])
+        reply = await stub.GetQuote(market_pb2.GetQuoteRequest(symbol=SYMBOL))
+        assert reply.quote.bid == after[-1]
+        stream.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _topic_partitions(bootstrap: str) -> bool:
+    consumer = make_consumer(bootstrap, group_id=None)
+    try:
+        await consumer.start()
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(QUOTES_TOPIC) or set()
+        return len(partitions) == TOPIC_PARTITIONS[QUOTES_TOPIC]
+    except Exception:
+        return False
+    finally:
+        await consumer.stop()
