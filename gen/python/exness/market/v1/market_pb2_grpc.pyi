@@ -63,7 +63,9 @@ class MarketDataServiceStub:
     instrument's spread markup and is published to Kafka `market.quotes`. Rejected quotes are
     counted and dropped; the call does not fail for them. Needs the service credential
     (`x-service-token` metadata); never routed at the edge.
-    Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE (broker down).
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE with reason
+    BROKER_UNAVAILABLE (the broker cannot take or acknowledge the quotes now: reconnect with
+    backoff; quotes of the failed call may or may not have been published).
     """
 
 @_typing.type_check_only
@@ -101,7 +103,9 @@ class MarketDataServiceAsyncStub(MarketDataServiceStub):
     instrument's spread markup and is published to Kafka `market.quotes`. Rejected quotes are
     counted and dropped; the call does not fail for them. Needs the service credential
     (`x-service-token` metadata); never routed at the edge.
-    Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE (broker down).
+    Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE with reason
+    BROKER_UNAVAILABLE (the broker cannot take or acknowledge the quotes now: reconnect with
+    backoff; quotes of the failed call may or may not have been published).
     """
 
 class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -166,7 +170,9 @@ class MarketDataServiceServicer(metaclass=_abc_1.ABCMeta):
         instrument's spread markup and is published to Kafka `market.quotes`. Rejected quotes are
         counted and dropped; the call does not fail for them. Needs the service credential
         (`x-service-token` metadata); never routed at the edge.
-        Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE (broker down).
+        Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE with reason
+        BROKER_UNAVAILABLE (the broker cannot take or acknowledge the quotes now: reconnect with
+        backoff; quotes of the failed call may or may not have been published).
         """
 
 def add_MarketDataServiceServicer_to_server(servicer: MarketDataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

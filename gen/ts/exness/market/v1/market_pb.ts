@@ -603,7 +603,9 @@ export const MarketDataService: GenService<{
    * instrument's spread markup and is published to Kafka `market.quotes`. Rejected quotes are
    * counted and dropped; the call does not fail for them. Needs the service credential
    * (`x-service-token` metadata); never routed at the edge.
-   * Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE (broker down).
+   * Errors: UNAUTHENTICATED, PERMISSION_DENIED (a user token), UNAVAILABLE with reason
+   * BROKER_UNAVAILABLE (the broker cannot take or acknowledge the quotes now: reconnect with
+   * backoff; quotes of the failed call may or may not have been published).
    *
    * @generated from rpc exness.market.v1.MarketDataService.PublishQuotes
    */
