@@ -24,6 +24,7 @@ from services.trading.streams import AccountStreams
 log = logging.getLogger(__name__)
 
 EXPIRY_TICK_S = 1.0
+STOP_TIMEOUT_S = 10.0
 
 
 class TradingApp:
@@ -88,6 +89,8 @@ class TradingApp:
             await asyncio.wait_for(self.committer.barrier(), timeout=10)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Bounded: a task stuck in a client library's shutdown (e.g. a broker that does not
+        # answer) must not keep the process from stopping.
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+        for task in stuck:
+            log.warning("background task did not stop in time", extra={"task": task.get_name()})
