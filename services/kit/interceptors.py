@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hmac
 import inspect
@@ -159,86 +160,61 @@ class _Guard:
         )
         await context.abort_with_status(rpc_status.to_status(status))
 
-    def _done(self, started: float) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "rpc ok",
-                extra={
-                    "method": self.method,
-                    "ms": round((time.perf_counter() - started) * 1000, 3),
-                },
-            )
+    @contextlib.asynccontextmanager
+    async def _scope(
+        self, context: grpc.aio.ServicerContext, request: Any | None
+    ) -> AsyncIterator[None]:
+        """Authenticates and validates on entry; maps whatever the handler raises to a status;
+        logs the call's duration."""
+        started = time.perf_counter()
+        token = None
+        try:
+            token = await self._enter(request)
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await self._fail(context, exc)  # aborts the call: raises AbortError
+        finally:
+            if token is not None:
+                reset_current_caller(token)
+            if log.isEnabledFor(logging.DEBUG):
+                elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+                log.debug("rpc done", extra={"method": self.method, "ms": elapsed_ms})
 
     def unary_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = time.perf_counter()
-            token = None
-            try:
-                token = await self._enter(request)
-                response = await inner(request, context)
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    raise
-                await self._fail(context, exc)
-            finally:
-                if token is not None:
-                    reset_current_caller(token)
-            self._done(started)
-            return response
+            async with self._scope(context, request):
+                return await inner(request, context)
+            raise AssertionError("unreachable: a failed call was aborted")
 
         return behaviour
 
     def unary_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = None
-            try:
-                token = await self._enter(request)
+            async with self._scope(context, request):
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
                         yield item
-                else:
+                else:  # a handler that writes with context.write()
                     await result
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    raise
-                await self._fail(context, exc)
-            finally:
-                if token is not None:
-                    reset_current_caller(token)
 
         return behaviour
 
     def stream_unary(self, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        # Streamed requests are validated by their handler, message by message.
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = None
-            try:
-                token = await self._enter(None)
-                response = await inner(requests, context)
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    raise
-                await self._fail(context, exc)
-            finally:
-                if token is not None:
-                    reset_current_caller(token)
-            return response
+            async with self._scope(context, None):
+                return await inner(requests, context)
+            raise AssertionError("unreachable: a failed call was aborted")
 
         return behaviour
 
     def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = None
-            try:
-                token = await self._enter(None)
+            async with self._scope(context, None):
                 async for item in inner(requests, context):
                     yield item
-            except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
-                    raise
-                await self._fail(context, exc)
-            finally:
-                if token is not None:
-                    reset_current_caller(token)
 
         return behaviour
