@@ -7,11 +7,13 @@ from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.kit.identity import JwksKeySource, TokenVerifier
 from services.kit.settings import Settings
+from services.kit.token_cache import CachingTokenVerifier
 
 
 def auth_service_verifier(settings: Settings) -> TokenVerifier:
     """Verifies access tokens with the public keys the Auth service publishes (GetJwks);
-    an unknown key id triggers a refetch, so keys rotate without restarts here."""
+    an unknown key id triggers a refetch, so keys rotate without restarts here. Verified
+    tokens are remembered until they expire (at most a minute)."""
     channel: grpc.aio.Channel | None = None
 
     async def fetch() -> bytes:
@@ -22,4 +24,6 @@ def auth_service_verifier(settings: Settings) -> TokenVerifier:
         body = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=5)
         return bytes(body.data)
 
-    return TokenVerifier(JwksKeySource(fetch), settings.jwt_issuer, settings.jwt_audience)
+    return CachingTokenVerifier(
+        TokenVerifier(JwksKeySource(fetch), settings.jwt_issuer, settings.jwt_audience)
+    )

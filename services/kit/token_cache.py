@@ -1,8 +1,8 @@
 """A cache in front of the access-token verifier.
 
-Checking an Ed25519 signature and the claims costs more than the engine's whole command, and a
-client sends the same token with every call until it refreshes it. A verified token's claims
-never change, so the engine remembers the caller per token until the token expires (or for
+Checking an Ed25519 signature and the claims costs more than a trading command, and a client
+sends the same token with every call until it refreshes it. A verified token's claims never
+change, so a service remembers the caller per token until the token expires (or for
 MAX_AGE_S at most, so a key withdrawn from the JWKS stops being honoured soon after). Only
 successes are cached: a bad token is judged afresh every time.
 """

@@ -23,7 +23,6 @@ from services.kit.server import run as run_server
 from services.kit.settings import Settings
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
-from services.trading.token_cache import CachingTokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ ACCESS = {
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
     """Access rules and token checks for TradingService (verified tokens are cached)."""
-    return RequestPipeline(ACCESS, CachingTokenVerifier(auth_service_verifier(settings)))
+    return RequestPipeline(ACCESS, auth_service_verifier(settings))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

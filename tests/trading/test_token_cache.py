@@ -1,4 +1,4 @@
-"""The engine's token cache: one signature check per token, never a cached failure, and a
+"""The token cache every non-Auth service verifies through: one signature check per token, never a cached failure, and a
 cached token stops being honoured when its entry's time is up."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from services.kit.auth_keys import auth_service_verifier
 from services.kit.errors import ServiceError
 from services.kit.identity import Caller, TokenVerifier
-from services.trading.token_cache import CachingTokenVerifier
+from services.kit.token_cache import CachingTokenVerifier
 from tests.trading.conftest import AuthHandle
 
 
