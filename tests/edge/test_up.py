@@ -3,11 +3,14 @@ left behind, and clear messages (not stack traces) when it cannot start."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.edge.conftest import REPO, Stack, stop_up, up_command, up_env, wait_for_state
@@ -45,6 +48,21 @@ def _run_up(
         timeout=timeout_s,
         check=False,
     )
+
+
+def _start_up_external(
+    data_dir: Path, output: Path, database_url: str, kafka_bootstrap: str
+) -> subprocess.Popen[bytes]:
+    """`exness up` in the background on the session's PostgreSQL and broker."""
+    with output.open("wb") as out:
+        return subprocess.Popen(
+            up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
+            cwd=REPO,
+            env=up_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def test_up_prints_where_everything_runs(stack: Stack) -> None:
@@ -112,17 +130,8 @@ def test_stop_leaves_no_process_behind(
 ) -> None:
     """External PostgreSQL and Kafka (--database-url / --kafka); SIGTERM stops every child and
     every process those children started."""
-    data_dir = tmp_path / "data"
-    output = tmp_path / "up.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
-            cwd=REPO,
-            env=up_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    data_dir, output = tmp_path / "data", tmp_path / "up.out"
+    process = _start_up_external(data_dir, output, database_url, kafka_bootstrap)
     try:
         state = wait_for_state(data_dir, process, output)
     except BaseException:
@@ -147,21 +156,8 @@ def test_crashed_components_are_restarted(
 ) -> None:
     """SIGKILL MarketData and Envoy under `exness up`: both come back on their own, and the
     edge reports every upstream healthy again."""
-    import http.client
-    import json
-    import urllib.request
-
-    data_dir = tmp_path / "data"
-    output = tmp_path / "up.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
-            cwd=REPO,
-            env=up_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    data_dir, output = tmp_path / "data", tmp_path / "up.out"
+    process = _start_up_external(data_dir, output, database_url, kafka_bootstrap)
     try:
         state = wait_for_state(data_dir, process, output)
         killed = {"MarketData": state["children"]["MarketData"], "Envoy": state["edge_pid"]}
