@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from google.api import httpbody_pb2
@@ -54,15 +56,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             raise ServiceError(
                 grpc.StatusCode.ALREADY_EXISTS, "EMAIL_TAKEN", "this email is already registered"
             ) from None
-        access, refresh = await self._new_session(user)
         return auth_pb2.RegisterResponse(
-            user=_user_message(user),
-            tokens=auth_pb2.TokenPair(
-                access_token=access,
-                refresh_token=refresh,
-                expires_in=self.issuer.ttl_s,
-                token_type="Bearer",
-            ),
+            user=_user_message(user), tokens=auth_pb2.TokenPair(**await self._new_session(user))
         )
 
     async def Login(
@@ -75,13 +70,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
         if user is None or not ok:
             raise unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
-        access, refresh = await self._new_session(user)
-        return auth_pb2.LoginResponse(
-            access_token=access,
-            refresh_token=refresh,
-            expires_in=self.issuer.ttl_s,
-            token_type="Bearer",
-        )
+        return auth_pb2.LoginResponse(**await self._new_session(user))
 
     async def Refresh(
         self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
@@ -102,10 +91,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "refresh token is unknown, expired or revoked", reason="REFRESH_TOKEN_INVALID"
             )
         return auth_pb2.RefreshResponse(
-            access_token=self.issuer.issue(user.user_id, user.shard),
-            refresh_token=successor,
-            expires_in=self.issuer.ttl_s,
-            token_type="Bearer",
+            **self._token_fields(self.issuer.issue(user.user_id, user.shard), successor)
         )
 
     async def Logout(
@@ -127,10 +113,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> httpbody_pb2.HttpBody:
         return httpbody_pb2.HttpBody(content_type="application/json", data=self.keyring.jwks_json())
 
-    async def _new_session(self, user: UserRow) -> tuple[str, str]:
+    async def _new_session(self, user: UserRow) -> dict[str, Any]:
+        """Starts a refresh-token family for a fresh login; the fields of a token response."""
         refresh = new_refresh_token()
         await self.store.start_family(user.user_id, refresh_token_hash(refresh), self.refresh_ttl_s)
-        return self.issuer.issue(user.user_id, user.shard), refresh
+        return self._token_fields(self.issuer.issue(user.user_id, user.shard), refresh)
+
+    def _token_fields(self, access: str, refresh: str) -> dict[str, Any]:
+        """Login, Refresh and Register's TokenPair carry the same four fields."""
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": self.issuer.ttl_s,
+            "token_type": "Bearer",
+        }
 
 
 def _user_message(user: UserRow) -> auth_pb2.User:
