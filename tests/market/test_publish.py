@@ -4,7 +4,6 @@ Kafka `market.quotes` (read back with aiokafka and with kcat, an independent cli
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 import uuid
@@ -213,7 +212,6 @@ async def test_user_token_cannot_publish(
 KCAT_COMPAT = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
 
 
-@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat (Debian package) is not installed")
 async def test_kcat_reads_what_was_published(
     market_stub: market_pb2_grpc.MarketDataServiceStub, kafka_bootstrap: str
 ) -> None:
