@@ -94,10 +94,12 @@ async def test_ticks_and_streams_survive_a_broker_restart(
     writer = restart_app.tick_writer
     async with grpc.aio.insecure_channel(f"127.0.0.1:{restart_app.server.bound_port}") as channel:
         stub = market_pb2_grpc.MarketDataServiceStub(channel)
+        # Quote times a microsecond apart: PostgreSQL keeps microseconds, and ORDER BY time must
+        # give back the publishing order.
         t0 = time.time_ns()
         before = [f"{100 + i}.00" for i in range(30)]
         response = await publish_all(
-            stub, [quote_request(SYMBOL, bid, bid, t0 + i) for i, bid in enumerate(before)]
+            stub, [quote_request(SYMBOL, bid, bid, t0 + i * 1000) for i, bid in enumerate(before)]
         )
         assert response.accepted == 30
         async def stored_end_with(expected: list[str]) -> bool:
@@ -118,7 +120,7 @@ async def test_ticks_and_streams_survive_a_broker_restart(
         own_broker.stop()
         # Down: the quote cannot be delivered; the caller is told why and can retry.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await publish_all(stub, [quote_request(SYMBOL, "1.00", "1.00", t0 + 100)])
+            await publish_all(stub, [quote_request(SYMBOL, "1.00", "1.00", t0 + 100_000)])
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert _error_reason(caught.value) == BROKER_UNAVAILABLE
 
@@ -130,7 +132,7 @@ async def test_ticks_and_streams_survive_a_broker_restart(
         after = [f"{200 + i}.00" for i in range(5)]
         t1 = time.time_ns()
         response = await publish_all(
-            stub, [quote_request(SYMBOL, bid, bid, t1 + i) for i, bid in enumerate(after)]
+            stub, [quote_request(SYMBOL, bid, bid, t1 + i * 1000) for i, bid in enumerate(after)]
         )
         assert response.accepted == 5
 
