@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -48,19 +49,23 @@ def make_consumer(
     auto_offset_reset: str = "latest",
     enable_auto_commit: bool = True,
     client_id: str = "exness",
+    **overrides: Any,
 ) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        client_id=client_id,
-        group_id=group_id,
-        auto_offset_reset=auto_offset_reset,
-        enable_auto_commit=enable_auto_commit,
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        retry_backoff_ms=200,
-        metadata_max_age_ms=30000,
-    )
+    """A consumer with the platform's timeouts; `overrides` are further aiokafka settings
+    (e.g. fetch_max_wait_ms) for what one client needs differently."""
+    settings: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "group_id": group_id,
+        "auto_offset_reset": auto_offset_reset,
+        "enable_auto_commit": enable_auto_commit,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        "retry_backoff_ms": 200,
+        "metadata_max_age_ms": 30000,
+    }
+    settings.update(overrides)
+    return AIOKafkaConsumer(*topics, **settings)
 
 
 async def ensure_topics(

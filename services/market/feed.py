@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.decimals import format_decimal
-from services.kit.kafka import HEARTBEAT_INTERVAL_MS, QUOTES_TOPIC, SESSION_TIMEOUT_MS
+from services.kit.kafka import QUOTES_TOPIC, make_consumer
 from services.market.fanout import QuoteHub
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ FEED_FETCH_MAX_WAIT_MS = 10
 
 
 def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    return make_consumer(
+        bootstrap,
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
@@ -45,9 +45,6 @@ def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AI
         # since (older ones, e.g. after retention, are dropped by the hub as stale).
         auto_offset_reset="earliest",
         fetch_max_wait_ms=FEED_FETCH_MAX_WAIT_MS,
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        retry_backoff_ms=200,
     )
 
 

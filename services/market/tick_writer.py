@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import HEARTBEAT_INTERVAL_MS, QUOTES_TOPIC, SESSION_TIMEOUT_MS
+from services.kit.kafka import QUOTES_TOPIC, make_consumer
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
@@ -181,15 +181,12 @@ class TickWriter:
         self.consumer_name = consumer_name
         self._max_batch = max_batch
         self._batch_wait_ms = batch_wait_ms
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._consumer = make_consumer(
+            bootstrap,
             client_id=consumer_name,
             group_id=consumer_name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-            retry_backoff_ms=200,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)

@@ -24,7 +24,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import EVENTS_TOPIC, make_producer
+from services.kit.kafka import EVENTS_TOPIC, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ class OutboxRelay:
         await self._load_state()
         while True:
             producer = make_producer(self.bootstrap, linger_ms=5, client_id="exness-relay")
-            offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                       client_id="exness-relay-offsets")
+            # Only asks the broker for log end offsets: no group, nothing to commit.
+            offsets = make_consumer(self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    client_id="exness-relay-offsets")
             try:
                 await producer.start()
                 await offsets.start()
