@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from services.kit.probes import grpc_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,28 +28,6 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
     text = path.read_text(errors="replace").splitlines()[-lines:]
     return "\n".join(f"    {line}" for line in text) or "(empty log)"
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def grpc_serving(address: str, service: str, timeout_s: float = 1.0) -> bool:
-    """True when `address` answers grpc.health.v1 Check(service) with SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
-            )
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 @dataclass

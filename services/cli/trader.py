@@ -28,8 +28,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli.children import grpc_serving
 from services.client import ExnessClient, ExnessError, SessionStore
+from services.kit.probes import grpc_serving
 
 console = Console(highlight=False)
 

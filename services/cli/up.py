@@ -33,7 +33,8 @@ from rich.table import Table
 
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
-from services.cli.children import REPO_ROOT, Child, StartError, log_tail, port_is_free
+from services.cli.children import REPO_ROOT, Child, StartError, log_tail
+from services.kit.probes import port_is_free
 from services.kit.settings import Settings
 
 console = Console(highlight=False)

@@ -4,10 +4,11 @@ truth and the outbox relay re-publishes what the broker lost."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from services.kit.probes import is_listening
 
 
 def tansu_binary() -> Path:
@@ -30,7 +31,7 @@ class EmbeddedBroker:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> str:
-        if _listening(self.host, self.port):
+        if is_listening(self.host, self.port):
             raise RuntimeError(f"Kafka port {self.bootstrap} is already taken")
         binary = tansu_binary()
         binary.chmod(binary.stat().st_mode | 0o111)
@@ -59,7 +60,7 @@ class EmbeddedBroker:
                 raise RuntimeError(
                     f"the embedded broker exited at start-up (code {self.process.returncode})"
                 )
-            if _listening(self.host, self.port):
+            if is_listening(self.host, self.port):
                 return self.bootstrap
             time.sleep(0.1)
         raise RuntimeError(
@@ -75,9 +76,3 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0

@@ -11,7 +11,6 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -19,6 +18,8 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from services.kit.probes import port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,6 @@ def _open_up(path: Path) -> None:
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class EmbeddedPostgres:

@@ -9,8 +9,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from services.kit.probes import grpc_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,18 +43,10 @@ def wait_healthy(
     process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before it was healthy")
-        try:
-            with grpc.insecure_channel(address) as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=1
-                )
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError as exc:
-            last_error = exc
+        if grpc_serving(address, service):
+            return
         time.sleep(0.2)
-    raise TimeoutError(f"{address} not healthy in {timeout_s}s: {last_error}")
+    raise TimeoutError(f"{address} not healthy in {timeout_s}s")

@@ -1,0 +1,39 @@
+"""Is a port free, is something listening, is a gRPC service SERVING: the checks that start-up
+code (embedded infrastructure, `exness up`, the CLI) and the tests share."""
+
+from __future__ import annotations
+
+import socket
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when a server could bind `host:port` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def is_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when something accepts TCP connections on `host:port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout_s)
+        return probe.connect_ex((host, port)) == 0
+
+
+def grpc_serving(address: str, service: str, timeout_s: float = 1.0) -> bool:
+    """True when `address` answers grpc.health.v1 Check(service) with SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
