@@ -11,12 +11,11 @@ from decimal import Decimal
 import grpc
 import pytest
 from exness.trading.v1 import trading_pb2 as pb
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.db import open_pool
 from services.kit.kafka import make_consumer
+from tests.support.grpc_errors import failure_of
 from tests.trading.conftest import StartTrading, Trading
 
 BUY, SELL = pb.ORDER_SIDE_BUY, pb.ORDER_SIDE_SELL
@@ -29,18 +28,8 @@ def user() -> str:
 
 def error_of(exc: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str, list[str]]:
     """(code, ErrorInfo reason, BadRequest field names) of a failed call."""
-    status = rpc_status.from_call(exc)
-    reason, fields = "", []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields = [v.field for v in bad.field_violations]
-    return exc.code(), reason, fields
+    failure = failure_of(exc)
+    return failure.code, failure.reason, list(failure.fields)
 
 
 async def fails(call: object) -> tuple[grpc.StatusCode, str, list[str]]:
