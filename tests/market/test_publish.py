@@ -14,11 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
-from grpc_status import rpc_status
 
 from services.kit.kafka import QUOTES_TOPIC
 from services.market.main import MarketApp
 from tests.market.conftest import eventually, publish, quote_request
+from tests.support.grpc_errors import failure_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -134,15 +134,7 @@ async def test_markup_rounds_away_from_the_mid(
 
 
 def _error_reason(exc: grpc.aio.AioRpcError) -> str:
-    from google.rpc import error_details_pb2
-
-    status = rpc_status.from_call(exc)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
+    return failure_of(exc).reason
 
 
 async def test_publish_needs_the_service_credential(
