@@ -6,11 +6,17 @@ Two bare COPYs run: the rows already encoded as COPY text, one buffer per batch 
 database's own cost: the ratio is taken against this one, the stricter), and psycopg
 `write_row` of ready tuples (what a plain client does; shown for reference).
 
-Where the writer's time goes (quiet machine, per row): aiokafka fetch and ConsumerRecord
-building ~4 us, protobuf decode + COPY text + candle buckets ~5-6 us, both in the writer's one
-Python process, while PostgreSQL's COPY (~3.7 us) runs in its own. The writer is bound by the
-Python side (~0.35 of the text COPY, ~0.43 of write_row); more would need the decode spread
-over processes (more tick-writer members share the partitions) or a C Kafka client.
+The writer runs twice: one member in this process, and `--members` members in as many
+processes (the TickWriter of `exness market --role tick-writer`, one consumer group sharing
+the partitions: the way the writer scales out). The processes are timed from the first batch
+any of them commits to the last row, counting only rows written after that first batch; a
+rebalance while they join falls inside the timing (it can only lower the figure).
+
+Where one writer's time goes (quiet 2-core machine, per row): aiokafka fetch and
+ConsumerRecord building ~2 us, protobuf decode + COPY text + candle buckets ~4 us, in one
+Python process, while PostgreSQL's COPY (~3.4 us) runs in its own. One member is bound by its
+Python side; more members add Python processes, but on two cores they share the CPU with
+PostgreSQL, so the bench also prints the CPU count.
 
 Starts its own embedded PostgreSQL and broker. `python -m bench.ingest_ticks [--rows N]`
 """
@@ -19,25 +25,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from exness.market.v1 import market_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.db import open_pool
-from services.kit.kafka import ensure_topics, make_producer
+from services.kit.kafka import QUOTES_TOPIC, ensure_topics, make_producer
 from services.market.candles import ns_to_datetime
 from services.market.tick_rows import COPY_SQL
 from services.market.tick_writer import TickWriter
 from tests.support import infra
 
-TOPIC = "bench.ingest"
+# The topic the real tick-writer processes read (this broker is the bench's own).
+TOPIC = QUOTES_TOPIC
 SYMBOLS = ["BTCUSD", "ETHUSD", "SOLUSD", "EURUSD", "XAUUSD"]
 TARGET = 0.7
 BARE = "bare COPY (text)"
 WRITER = "tick writer"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_events(rows: int) -> list[market_pb2.QuoteEvent]:
@@ -143,12 +154,69 @@ async def tick_writer(
     return rows / elapsed
 
 
-async def main(rows: int, batch: int, runs: int) -> None:
+async def member(database_url: str, bootstrap: str, group: str, batch: int) -> None:
+    """One tick-writer member in its own process (the TickWriter `exness market --role
+    tick-writer` runs), until stdin closes."""
+    pool = await open_pool(database_url, max_size=2)
+    writer = TickWriter(pool, bootstrap, consumer_name=group, topic=TOPIC, max_batch=batch)
+    await writer.start()
+    await asyncio.to_thread(sys.stdin.read)
+    await writer.stop()
+    await pool.close()
+
+
+async def tick_writer_processes(
+    pool: AsyncConnectionPool, database_url: str, bootstrap: str, rows: int, batch: int, run: int,
+    members: int,
+) -> float:  # fmt: skip
+    """`members` processes in one fresh group, started together so they join in one
+    generation. (A fresh group per run: when several members re-join a group whose previous
+    members have all left, the embedded broker can keep a departed member as the leader and
+    the group stalls for minutes; observed with Tansu, not a Kafka behaviour.)"""
+    await reset(pool)
+    group = f"bench-members-{run}"
+    command = (sys.executable, "-m", "bench.ingest_ticks", "--member", database_url, bootstrap)
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command, group, str(batch), cwd=ROOT, stdin=asyncio.subprocess.PIPE
+        )
+        for _ in range(members)
+    ]
+    try:
+        first: tuple[float, int] | None = None
+        while True:
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT coalesce(sum(next_offset), 0)::bigint FROM market_consumer_offsets"
+                    " WHERE consumer = %s",
+                    (group,),
+                )
+                row = await cur.fetchone()
+            now, done = time.perf_counter(), int(row[0] if row else 0)
+            if done and first is None:
+                first = (now, done)
+            if done >= rows:
+                break
+            if any(p.returncode is not None for p in processes):
+                raise RuntimeError("a tick-writer member exited early")
+            await asyncio.sleep(0.005)
+    finally:
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()
+        for process in processes:
+            await process.wait()
+    assert first is not None
+    return (rows - first[1]) / (now - first[0])
+
+
+async def main(rows: int, batch: int, runs: int, members: int) -> None:
     root = infra.session_root()
     postgres = infra.start_postgres(root)
     broker = infra.start_broker(root)
+    members_path = f"{members} writer processes"
     try:
-        await ensure_topics(broker.bootstrap, {TOPIC: 4})
+        await ensure_topics(broker.bootstrap)
         events = make_events(rows)
         producer = make_producer(broker.bootstrap, linger_ms=20)
         await producer.start()
@@ -160,26 +228,40 @@ async def main(rows: int, batch: int, runs: int) -> None:
         payloads = as_payloads(table_rows, batch)
         pool = await open_pool(postgres.url, max_size=4)
         results: dict[str, list[float]] = {BARE: [], "COPY write_row": [], WRITER: []}
+        if members > 1:
+            results[members_path] = []
         # Interleaved, so load from other processes hits every path alike.
         for run in range(runs):
             results[BARE].append(await bare_copy_text(pool, payloads, rows))
             results[WRITER].append(await tick_writer(pool, broker.bootstrap, rows, batch, run))
+            if members > 1:
+                results[members_path].append(
+                    await tick_writer_processes(
+                        pool, postgres.url, broker.bootstrap, rows, batch, run, members
+                    )
+                )
             results["COPY write_row"].append(await bare_copy_rows(pool, table_rows, batch))
         await pool.close()
     finally:
         broker.stop()
         postgres.stop()
     best = {name: max(values) for name, values in results.items()}
-    ratio = best[WRITER] / best[BARE]
-    per_run = [w / b for w, b in zip(results[WRITER], results[BARE], strict=True)]
-    print(f"tick ingest, {rows} rows, batches of {batch} (best of {runs} runs each)")
+    print(
+        f"tick ingest, {rows} rows, batches of {batch} (best of {runs} runs each),"
+        f" {os.cpu_count()} CPUs"
+    )
     print(f"{'path':<22}{'rows/s':>10}   runs")
     for name, values in results.items():
         print(f"{name:<22}{best[name]:>10,.0f}   {'  '.join(f'{v:,.0f}' for v in values)}")
-    verdict = "meets" if ratio >= TARGET else "MISSES"
-    print(f"ratio writer/{BARE} (best/best): {ratio:.2f} ({verdict} the target of >= {TARGET})")
-    print(f"per-run ratios: {'  '.join(f'{r:.2f}' for r in per_run)}")
-    print(f"ratio writer/COPY write_row: {best[WRITER] / best['COPY write_row']:.2f}")
+    for name in (WRITER, members_path) if members > 1 else (WRITER,):
+        ratio = best[name] / best[BARE]
+        verdict = "meets" if ratio >= TARGET else "MISSES"
+        per_run = [w / b for w, b in zip(results[name], results[BARE], strict=True)]
+        print(
+            f"{name}: ratio to {BARE} (best/best) {ratio:.2f} ({verdict} the target of"
+            f" >= {TARGET}); per run {'  '.join(f'{r:.2f}' for r in per_run)};"
+            f" to COPY write_row {best[name] / best['COPY write_row']:.2f}"
+        )
 
 
 if __name__ == "__main__":
@@ -187,5 +269,13 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--members", type=int, default=2, help="tick-writer processes in the second writer run"
+    )
+    parser.add_argument("--member", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.rows, args.batch, args.runs))
+    if args.member:
+        url, bootstrap, group, batch_size = args.member
+        asyncio.run(member(url, bootstrap, group, int(batch_size)))
+    else:
+        asyncio.run(main(args.rows, args.batch, args.runs, args.members))

@@ -46,6 +46,8 @@ RETURNING 1
 _OFFSETS_SQL = (
     "SELECT partition, next_offset FROM market_consumer_offsets WHERE consumer = %s AND topic = %s"
 )
+# Records decoded between two yields to the event loop (a few ms of work).
+DECODE_CHUNK = 500
 # Distinct sources/symbols remembered between batches (there are a handful in practice).
 _CACHE_LIMIT = 1024
 
@@ -59,11 +61,18 @@ class Batch:
     epoch: int
     # partition -> offset after its last record in this batch
     next_offsets: dict[int, int]
-    # The rows as one buffer of COPY text (see tick_rows).
+    # The rows as one buffer of COPY text (see tick_rows), built by `seal` from `lines`.
     payload: bytes = b""
     rows: int = 0
     folder: CandleFolder = field(default_factory=CandleFolder)
     malformed: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def seal(self) -> Batch:
+        self.payload = "".join(self.lines).encode()
+        self.rows = len(self.lines)
+        self.lines = []
+        return self
 
 
 class RecordDecoder:
@@ -78,12 +87,21 @@ class RecordDecoder:
     def decode(
         self, epoch: int, records_by_tp: dict[TopicPartition, list[Any]], positions: dict[int, int]
     ) -> Batch:
-        """`positions` (partition -> next offset to apply) is advanced; records below it are
-        re-deliveries (a fetch that was in flight while the consumer was re-positioned) and
-        are skipped."""
+        """One sealed batch of `records_by_tp` (see `extend`)."""
         batch = Batch(epoch, {})
-        lines: list[str] = []
-        append = lines.append
+        self.extend(batch, records_by_tp, positions)
+        return batch.seal()
+
+    def extend(
+        self,
+        batch: Batch,
+        records_by_tp: dict[TopicPartition, list[Any]],
+        positions: dict[int, int],
+    ) -> None:
+        """Adds records to an unsealed batch. `positions` (partition -> next offset to apply)
+        is advanced; records below it are re-deliveries (a fetch that was in flight while the
+        consumer was re-positioned) and are skipped."""
+        append = batch.lines.append
         buckets = batch.folder.buckets
         get_bucket = buckets.get
         minute = BASE_WIDTH
@@ -92,7 +110,7 @@ class RecordDecoder:
         cached_prefix = self._stamps.cached.get
         sources = self._sources
         symbols = self._symbols
-        malformed = 0
+        malformed = batch.malformed
         for tp, records in records_by_tp.items():
             floor = positions.get(tp.partition, 0)
             if records and records[0].offset < floor:
@@ -148,10 +166,7 @@ class RecordDecoder:
                 bucket[1].append(bid)
             next_offset = records[-1].offset + 1
             batch.next_offsets[tp.partition] = positions[tp.partition] = next_offset
-        batch.payload = "".join(lines).encode()
-        batch.rows = len(lines)
         batch.malformed = malformed
-        return batch
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -234,9 +249,7 @@ class TickWriter:
         except TimeoutError:
             log.warning("tick writer: batches still queued after %.0fs", timeout_s)
 
-    async def resync(
-        self, partitions: Iterable[TopicPartition], lost: Iterable[int] = ()
-    ) -> None:
+    async def resync(self, partitions: Iterable[TopicPartition], lost: Iterable[int] = ()) -> None:
         """Positions the consumer at the offsets stored with the data; batches read before
         are dropped (a new epoch).
 
@@ -305,10 +318,16 @@ class TickWriter:
         return lost
 
     async def _read_loop(self) -> None:
+        """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
+        up. Decoding a chunk takes a few milliseconds and the loop is released after each
+        one, so the writer's round trips to PostgreSQL are answered while the next batch is
+        being decoded (one decode of a whole batch would hold them up for tens of ms)."""
+        pending: Batch | None = None
         while True:
             try:
                 records = await self._consumer.getmany(
-                    timeout_ms=self._batch_wait_ms, max_records=self._max_batch
+                    timeout_ms=0 if pending is not None else self._batch_wait_ms,
+                    max_records=DECODE_CHUNK,
                 )
             except asyncio.CancelledError:
                 raise
@@ -319,11 +338,23 @@ class TickWriter:
             if lost := self._reset_partitions():
                 await self.drain(timeout_s=10.0)
                 await self.resync(self._consumer.assignment(), lost)
+                pending = None
                 continue
+            if pending is not None and pending.epoch != self._epoch:
+                pending = None  # read before a resync moved the positions: read again
+            fetched = 0
             if records:
-                batch = self._decoder.decode(self._epoch, records, self._read_positions)
-                if batch.next_offsets:
-                    await self._queue.put(batch)
+                if pending is None:
+                    pending = Batch(self._epoch, {})
+                self._decoder.extend(pending, records, self._read_positions)
+                fetched = sum(map(len, records.values()))
+            if pending is not None and (
+                len(pending.lines) >= self._max_batch or fetched < DECODE_CHUNK
+            ):
+                if pending.next_offsets:
+                    await self._queue.put(pending.seal())
+                pending = None
+            await asyncio.sleep(0)  # getmany returns buffered records without yielding
 
     async def _write_loop(self) -> None:
         while True:
