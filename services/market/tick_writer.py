@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.kafka import QUOTES_TOPIC, make_consumer
+from services.kit.kafka_probe import probe_offsets, record_digest
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
@@ -36,15 +37,17 @@ log = logging.getLogger(__name__)
 TICK_WRITER_GROUP = "market-tick-writer"
 
 _FENCE_SQL = """
-INSERT INTO market_consumer_offsets (consumer, topic, partition, next_offset)
-VALUES (%s, %s, %s, %s)
+INSERT INTO market_consumer_offsets (consumer, topic, partition, next_offset, last_record_digest)
+VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (consumer, topic, partition) DO UPDATE
-    SET next_offset = excluded.next_offset, updated_at = now()
+    SET next_offset = excluded.next_offset, last_record_digest = excluded.last_record_digest,
+        updated_at = now()
     WHERE market_consumer_offsets.next_offset = %s
 RETURNING 1
 """
 _OFFSETS_SQL = (
-    "SELECT partition, next_offset FROM market_consumer_offsets WHERE consumer = %s AND topic = %s"
+    "SELECT partition, next_offset, last_record_digest FROM market_consumer_offsets"
+    " WHERE consumer = %s AND topic = %s"
 )
 # Records decoded between two yields to the event loop (a few ms of work).
 DECODE_CHUNK = 500
@@ -67,6 +70,8 @@ class Batch:
     folder: CandleFolder = field(default_factory=CandleFolder)
     malformed: int = 0
     lines: list[str] = field(default_factory=list)
+    # partition -> value of its last record in this batch (see log_markers)
+    last_values: dict[int, bytes | None] = field(default_factory=dict)
 
     def seal(self) -> Batch:
         self.payload = "".join(self.lines).encode()
@@ -166,6 +171,7 @@ class RecordDecoder:
                 bucket[1].append(bid)
             next_offset = records[-1].offset + 1
             batch.next_offsets[tp.partition] = positions[tp.partition] = next_offset
+            batch.last_values[tp.partition] = records[-1].value
         batch.malformed = malformed
 
 
@@ -193,6 +199,7 @@ class TickWriter:
     ) -> None:
         self._pool = pool
         self._topic = topic
+        self._bootstrap = bootstrap
         self.consumer_name = consumer_name
         self._max_batch = max_batch
         self._batch_wait_ms = batch_wait_ms
@@ -254,38 +261,24 @@ class TickWriter:
         are dropped (a new epoch).
 
         The embedded broker keeps records in memory: after it restarts, every partition starts
-        again at offset 0, below what we stored. A partition whose log end is below its stored
-        offset (or one the reader saw going back, `lost`) is read from its log start instead;
-        the fence still expects the stored offset, so the next batch replaces it."""
+        again at offset 0. A stored position is not trusted when the log now ends below it,
+        when the reader saw the partition go back (`lost`), or when the record the broker now
+        holds just before it is not the one stored with it (the new log has already grown past
+        it; see kit.kafka_probe). Such a partition is read from its log start; the fence still
+        expects the stored offset, so the next batch replaces it."""
         partitions = [tp for tp in partitions if tp.topic == self._topic]
         async with self._pool.connection() as conn:
             cur = await conn.execute(_OFFSETS_SQL, (self.consumer_name, self._topic))
-            stored: dict[int, int] = dict(await cur.fetchall())
-        lost = set(lost)
-        ends: dict[TopicPartition, int] = {}
-        starts: dict[TopicPartition, int] = {}
-        if partitions and any(tp.partition in stored for tp in partitions):
-            try:
-                ends = await self._consumer.end_offsets(partitions)
-                starts = await self._consumer.beginning_offsets(partitions)
-            except Exception as exc:  # broker unreachable: positions are checked again later
-                log.warning("tick writer: log end offsets unavailable: %s", exc)
+            stored = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
+        reset = await self._replaced_logs(partitions, stored, set(lost))
         expected: dict[int, int | None] = {}
         positions: dict[int, int] = {}
         for tp in partitions:
-            offset = stored.get(tp.partition)
+            offset = stored[tp.partition][0] if tp.partition in stored else None
             expected[tp.partition] = offset
-            end = ends.get(tp)
-            if offset is not None and (tp.partition in lost or (end is not None and end < offset)):
-                log.warning(
-                    "tick writer: %s was reset by the broker (log end %s < stored offset %d);"
-                    " reading it from its start",
-                    tp,
-                    end,
-                    offset,
-                )
+            if tp.partition in reset:
                 self.log_resets += 1
-                offset = starts.get(tp, 0)
+                offset = reset[tp.partition]
             positions[tp.partition] = offset or 0
             # Nothing stored: from offset 0, i.e. the earliest record (below the log start,
             # the consumer resets to earliest by itself). seek() does not await, so no fetch
@@ -304,6 +297,63 @@ class TickWriter:
             },
         )
         self.assigned.set()
+
+    async def _replaced_logs(
+        self,
+        partitions: list[TopicPartition],
+        stored: dict[int, tuple[int, bytes | None]],
+        lost: set[int],
+    ) -> dict[int, int]:
+        """partition -> where to read it from instead (0: its start), for the assigned
+        partitions whose stored position is about a log the broker no longer has."""
+        reset = {p: 0 for p in lost if p in stored}
+        to_probe = {
+            tp.partition: stored[tp.partition][0] - 1
+            for tp in partitions
+            if tp.partition in stored and tp.partition not in reset and stored[tp.partition][0]
+        }
+        if not to_probe:
+            return reset
+        probe = make_consumer(
+            self._bootstrap, group_id=None, client_id=f"{self.consumer_name}-probe",
+            enable_auto_commit=False,
+        )  # fmt: skip
+        try:
+            await probe.start()
+            points = await probe_offsets(probe, self._topic, to_probe)
+        except Exception as exc:  # broker unreachable: positions are checked again later
+            log.warning("tick writer: cannot check stored positions: %s", exc)
+            points = {}
+        finally:
+            await probe.stop()
+        for partition, offset in to_probe.items():
+            point = points.get(partition)
+            expected_digest = stored[partition][1]
+            if point is None:
+                log.warning(
+                    "tick writer: %s[%d] did not answer; trusting the stored offset %d",
+                    self._topic, partition, offset + 1,
+                )  # fmt: skip
+            elif point.log_end <= offset:
+                log.warning(
+                    "tick writer: %s[%d] was reset by the broker (log end %d < stored offset"
+                    " %d); reading it from its start",
+                    self._topic, partition, point.log_end, offset + 1,
+                )  # fmt: skip
+                reset[partition] = 0
+            elif (
+                point.value is not None
+                and expected_digest is not None
+                and record_digest(point.value) != expected_digest
+            ):
+                log.warning(
+                    "tick writer: %s[%d] holds another record at offset %d than the one stored"
+                    " with the position (the broker's log was replaced); reading it from its"
+                    " start",
+                    self._topic, partition, offset,
+                )  # fmt: skip
+                reset[partition] = 0
+        return reset
 
     def _reset_partitions(self) -> set[int]:
         """Partitions whose log end, as the broker last reported it, is below our read
@@ -404,6 +454,7 @@ class TickWriter:
                             self._topic,
                             partition,
                             next_offset,
+                            record_digest(batch.last_values[partition]),
                             -1 if expected is None else expected,
                         ),
                     )

@@ -6,7 +6,9 @@ MarketData of its own on it.
 While the broker is down PublishQuotes fails with UNAVAILABLE / BROKER_UNAVAILABLE; once it is
 back, MarketData re-creates the topics, the tick writer notices the reset log and reads it
 from the start (no quote is skipped or stored twice), the fan-out feed resumes, and an open
-StreamQuotes call keeps receiving quotes without reconnecting.
+StreamQuotes call keeps receiving quotes without reconnecting. And when the broker restarts
+while a tick writer is down and the new log grows past the writer's stored position, the
+writer still notices (by the record digest stored with the position) and reads it all.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.broker import EmbeddedBroker
-from services.kit.kafka import QUOTES_TOPIC, TOPIC_PARTITIONS, ensure_topics, make_consumer
+from services.kit.kafka import (
+    QUOTES_TOPIC,
+    TOPIC_PARTITIONS,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from services.kit.settings import Settings
 from services.market.main import MarketApp, build
 from services.market.publisher import BROKER_UNAVAILABLE
+from services.market.tick_writer import TickWriter
 from tests.market.conftest import SERVICE_METADATA, eventually, quote_request
 from tests.market.test_publish import _error_reason
 from tests.support.infra import free_port
@@ -102,6 +111,7 @@ async def test_ticks_and_streams_survive_a_broker_restart(
             stub, [quote_request(SYMBOL, bid, bid, t0 + i * 1000) for i, bid in enumerate(before)]
         )
         assert response.accepted == 30
+
         async def stored_end_with(expected: list[str]) -> bool:
             return (await stored_bids(db_pool))[-len(expected) :] == expected
 
@@ -169,3 +179,84 @@ async def _topic_partitions(bootstrap: str) -> bool:
         return False
     finally:
         await consumer.stop()
+
+
+REPLACED_SYMBOL = "ZTRPL"
+REPLACED_TOPIC = "test.replaced-log"
+
+
+async def _produce_quotes(bootstrap: str, bids: list[int], t0: int) -> None:
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for i, bid in enumerate(bids):
+            event = market_pb2.QuoteEvent(source="test")
+            event.quote.symbol, event.quote.bid, event.quote.ask = (
+                REPLACED_SYMBOL,
+                str(bid),
+                str(bid),
+            )
+            event.quote.time.FromNanoseconds(t0 + i * 1000)
+            event.publish_time.FromNanoseconds(t0 + i * 1000)
+            await producer.send(REPLACED_TOPIC, event.SerializeToString(), key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _replaced_bids(pool: AsyncConnectionPool) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT bid::text FROM ticks WHERE symbol = %s ORDER BY time", (REPLACED_SYMBOL,)
+        )
+        return [row[0] for row in await cur.fetchall()]
+
+
+async def test_stored_positions_are_checked_against_the_log_itself(
+    restart_app: MarketApp, own_broker: EmbeddedBroker, db_pool: AsyncConnectionPool
+) -> None:
+    """A tick writer restarting on the same log resumes where it stopped, even though the
+    embedded broker under-reports the log end when the last batch holds several records. The
+    broker then restarts while the writer is down, and producers write more records than the
+    writer had stored: the stored offset now lies inside the new log, but the record there is
+    not the one stored with the position, so the writer reads the new log from offset 0
+    instead of skipping its first records."""
+    consumer = "test-replaced-log-writer"
+    async with db_pool.connection() as conn:
+        await conn.execute("DELETE FROM market_consumer_offsets WHERE consumer = %s", (consumer,))
+    await ensure_topics(own_broker.bootstrap, {REPLACED_TOPIC: 1})
+    t0 = time.time_ns()
+    await _produce_quotes(own_broker.bootstrap, list(range(1, 11)), t0)
+
+    def new_writer() -> TickWriter:
+        return TickWriter(
+            db_pool, own_broker.bootstrap, consumer_name=consumer, topic=REPLACED_TOPIC
+        )
+
+    writer = new_writer()
+    await writer.start()
+    await eventually(lambda: writer.rows_written == 10, 60)
+    await writer.stop()
+
+    writer = new_writer()
+    await writer.start()
+    try:
+        await asyncio.wait_for(writer.assigned.wait(), 60)
+        assert writer.log_resets == 0
+        assert writer._read_positions == {0: 10}
+    finally:
+        await writer.stop()
+
+    own_broker.stop()
+    own_broker.start()
+    await ensure_topics(own_broker.bootstrap, {REPLACED_TOPIC: 1})
+    await _produce_quotes(own_broker.bootstrap, list(range(101, 116)), t0 + 10**9)
+
+    writer = new_writer()
+    await writer.start()
+    try:
+        await eventually(lambda: writer.rows_written == 15, 60)
+        assert writer.log_resets == 1
+    finally:
+        await writer.stop()
+    assert await _replaced_bids(db_pool) == [str(b) for b in [*range(1, 11), *range(101, 116)]]
