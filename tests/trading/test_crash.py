@@ -21,7 +21,6 @@ from pathlib import Path
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 from exness.market.v1 import market_pb2
 from exness.trading.v1 import trading_pb2 as pb
 from exness.trading.v1 import trading_pb2_grpc
@@ -30,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.kafka import EVENTS_TOPIC, QUOTES_TOPIC, make_producer
+from services.kit.kafka_probe import probe_offsets
 from tests.support.infra import free_port
 from tests.trading.conftest import AuthHandle
 
@@ -96,20 +96,23 @@ KCAT_COMPAT = ["-X", "api.version.request=false", "-X", "broker.version.fallback
 async def _read_events_with_kcat(bootstrap: str) -> list[tuple[bytes, pb.AccountEvent]]:
     kcat = shutil.which("kcat")
     assert kcat, "kcat is needed (apt-get install kcat)"
+    # Log ends from a fetch: the embedded broker's ListOffsets under-reports them (see
+    # kit.kafka_probe), which would make kcat stop before the last batch's later records.
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await probe.start()
     try:
         partitions = probe.partitions_for_topic(EVENTS_TOPIC) or set()
-        ends = await probe.end_offsets([TopicPartition(EVENTS_TOPIC, p) for p in partitions])
+        points = await probe_offsets(probe, EVENTS_TOPIC, {p: 0 for p in partitions})
     finally:
         await probe.stop()
+    assert set(points) == set(partitions), "the broker did not report every log end"
     events = []
-    for tp, end in sorted(ends.items()):
-        if end == 0:
+    for partition, point in sorted(points.items()):
+        if point.log_end == 0:
             continue
         process = await asyncio.create_subprocess_exec(
             kcat, "-b", bootstrap, *KCAT_COMPAT, "-C", "-t", EVENTS_TOPIC, "-p",
-            str(tp.partition), "-o", "0", "-c", str(end), "-q", "-f", "%k|%S|%s",
+            str(partition), "-o", "0", "-c", str(point.log_end), "-q", "-f", "%k|%S|%s",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()[-2000:]
