@@ -87,10 +87,10 @@ async def publish_all(
     return response
 
 
-async def stored_bids(pool: AsyncConnectionPool) -> list[str]:
+async def stored_bids(pool: AsyncConnectionPool, symbol: str = SYMBOL) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT bid::text FROM ticks WHERE symbol = %s ORDER BY time", (SYMBOL,)
+            "SELECT bid::text FROM ticks WHERE symbol = %s ORDER BY time", (symbol,)
         )
         return [row[0] for row in await cur.fetchall()]
 
@@ -204,14 +204,6 @@ async def _produce_quotes(bootstrap: str, bids: list[int], t0: int) -> None:
         await producer.stop()
 
 
-async def _replaced_bids(pool: AsyncConnectionPool) -> list[str]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT bid::text FROM ticks WHERE symbol = %s ORDER BY time", (REPLACED_SYMBOL,)
-        )
-        return [row[0] for row in await cur.fetchall()]
-
-
 async def test_stored_positions_are_checked_against_the_log_itself(
     restart_app: MarketApp, own_broker: EmbeddedBroker, db_pool: AsyncConnectionPool
 ) -> None:
@@ -259,4 +251,6 @@ async def test_stored_positions_are_checked_against_the_log_itself(
         assert writer.log_resets == 1
     finally:
         await writer.stop()
-    assert await _replaced_bids(db_pool) == [str(b) for b in [*range(1, 11), *range(101, 116)]]
+    assert await stored_bids(db_pool, REPLACED_SYMBOL) == [
+        str(b) for b in [*range(1, 11), *range(101, 116)]
+    ]
