@@ -70,7 +70,8 @@ class Batch:
     folder: CandleFolder = field(default_factory=CandleFolder)
     malformed: int = 0
     lines: list[str] = field(default_factory=list)
-    # partition -> value of its last record in this batch (see log_markers)
+    # partition -> value of its last record in this batch (its digest is stored with the
+    # offsets; see kit.kafka_probe)
     last_values: dict[int, bytes | None] = field(default_factory=dict)
 
     def seal(self) -> Batch:
