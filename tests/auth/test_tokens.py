@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -54,6 +56,16 @@ async def expect_unauthenticated(stub: auth_pb2_grpc.AuthServiceStub, token: str
 Forger = Callable[[Keyring, Settings, str], str]
 
 
+def signed(keyring: Keyring, claims: dict[str, Any], kid: str | None = None) -> str:
+    """Claims signed with Auth's own key (EdDSA), under its kid unless another is given."""
+    return jwt.encode(
+        claims,
+        keyring.signer.private_key,
+        algorithm="EdDSA",
+        headers={"kid": keyring.signer.kid if kid is None else kid},
+    )
+
+
 def signed_by_another_key(keyring: Keyring, settings: Settings, user_id: str) -> str:
     # Claims and kid are right; only the signature comes from a key Auth never had.
     return jwt.encode(
@@ -75,65 +87,35 @@ def hs256_with_public_key(keyring: Keyring, settings: Settings, user_id: str) ->
     )
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": keyring.signer.kid}).encode())
     payload = _b64(json.dumps(claims_for(settings, user_id)).encode())
-    import hashlib
-    import hmac
-
     signature = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64(signature)}"
 
 
 def expired(keyring: Keyring, settings: Settings, user_id: str) -> str:
     past = int(time.time()) - 3600
-    return jwt.encode(
-        claims_for(settings, user_id, iat=past - 300, exp=past),
-        keyring.signer.private_key,
-        algorithm="EdDSA",
-        headers={"kid": keyring.signer.kid},
-    )
+    return signed(keyring, claims_for(settings, user_id, iat=past - 300, exp=past))
 
 
 def wrong_audience(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(
-        claims_for(settings, user_id, aud="someone-else"),
-        keyring.signer.private_key,
-        algorithm="EdDSA",
-        headers={"kid": keyring.signer.kid},
-    )
+    return signed(keyring, claims_for(settings, user_id, aud="someone-else"))
 
 
 def wrong_issuer(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(
-        claims_for(settings, user_id, iss="https://evil.example"),
-        keyring.signer.private_key,
-        algorithm="EdDSA",
-        headers={"kid": keyring.signer.kid},
-    )
+    return signed(keyring, claims_for(settings, user_id, iss="https://evil.example"))
 
 
 def unknown_kid(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    return jwt.encode(
-        claims_for(settings, user_id),
-        keyring.signer.private_key,
-        algorithm="EdDSA",
-        headers={"kid": "no-such-key"},
-    )
+    return signed(keyring, claims_for(settings, user_id), kid="no-such-key")
 
 
 def missing_jti(keyring: Keyring, settings: Settings, user_id: str) -> str:
     claims = claims_for(settings, user_id)
     del claims["jti"]
-    return jwt.encode(
-        claims, keyring.signer.private_key, algorithm="EdDSA", headers={"kid": keyring.signer.kid}
-    )
+    return signed(keyring, claims)
 
 
 def tampered_payload(keyring: Keyring, settings: Settings, user_id: str) -> str:
-    good = jwt.encode(
-        claims_for(settings, user_id),
-        keyring.signer.private_key,
-        algorithm="EdDSA",
-        headers={"kid": keyring.signer.kid},
-    )
+    good = signed(keyring, claims_for(settings, user_id))
     header, _, signature = good.split(".")
     other = _b64(json.dumps(claims_for(settings, str(uuid.uuid4()))).encode())
     return f"{header}.{other}.{signature}"

@@ -79,17 +79,14 @@ async def test_trading_round_trip(api: httpx.AsyncClient, user: User) -> None:
     account = (await api.get("/v1/account", headers=user.auth)).json()["account"]
     assert Decimal(account["balance"]) == Decimal("10000")
 
-    placed = await api.post(
-        "/v1/orders",
-        headers=user.auth,
-        json={
-            "symbol": "BTCUSD",
-            "side": "ORDER_SIDE_BUY",
-            "type": "ORDER_TYPE_MARKET",
-            "volume": "0.01",
-            "clientOrderId": "rest-1",
-        },
-    )
+    market_buy = {
+        "symbol": "BTCUSD",
+        "side": "ORDER_SIDE_BUY",
+        "type": "ORDER_TYPE_MARKET",
+        "volume": "0.01",
+        "clientOrderId": "rest-1",
+    }
+    placed = await api.post("/v1/orders", headers=user.auth, json=market_buy)
     assert placed.status_code == 200, placed.text
     order = placed.json()["order"]
     position = placed.json()["position"]
@@ -98,17 +95,7 @@ async def test_trading_round_trip(api: httpx.AsyncClient, user: User) -> None:
     assert position["side"] == "ORDER_SIDE_BUY"
 
     # A retry with the same key returns the first result, not a second position.
-    retried = await api.post(
-        "/v1/orders",
-        headers=user.auth,
-        json={
-            "symbol": "BTCUSD",
-            "side": "ORDER_SIDE_BUY",
-            "type": "ORDER_TYPE_MARKET",
-            "volume": "0.01",
-            "clientOrderId": "rest-1",
-        },
-    )
+    retried = await api.post("/v1/orders", headers=user.auth, json=market_buy)
     assert retried.json()["order"]["orderId"] == order["orderId"]
 
     positions = (await api.get("/v1/positions", headers=user.auth)).json()["positions"]

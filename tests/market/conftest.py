@@ -147,14 +147,16 @@ def quote_request(
 
 
 async def publish(
-    stub: market_pb2_grpc.MarketDataServiceStub, requests: Iterable[market_pb2.PublishQuotesRequest]
+    stub: market_pb2_grpc.MarketDataServiceStub,
+    requests: Iterable[market_pb2.PublishQuotesRequest],
+    timeout_s: float = 30,
 ) -> market_pb2.PublishQuotesResponse:
     async def stream() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
         for request in requests:
             yield request
 
     response: market_pb2.PublishQuotesResponse = await stub.PublishQuotes(
-        stream(), metadata=SERVICE_METADATA, timeout=30
+        stream(), metadata=SERVICE_METADATA, timeout=timeout_s
     )
     return response
 

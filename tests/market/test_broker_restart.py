@@ -37,7 +37,7 @@ from services.kit.settings import Settings
 from services.market.main import MarketApp, build
 from services.market.publisher import BROKER_UNAVAILABLE
 from services.market.tick_writer import TickWriter
-from tests.market.conftest import SERVICE_METADATA, eventually, quote_request
+from tests.market.conftest import eventually, publish, quote_request
 from tests.market.test_publish import _error_reason
 from tests.support.infra import free_port
 
@@ -74,19 +74,6 @@ async def restart_app(
     await app.stop()
 
 
-async def publish_all(
-    stub: market_pb2_grpc.MarketDataServiceStub, requests: list[market_pb2.PublishQuotesRequest]
-) -> market_pb2.PublishQuotesResponse:
-    async def stream() -> AsyncIterator[market_pb2.PublishQuotesRequest]:
-        for request in requests:
-            yield request
-
-    response: market_pb2.PublishQuotesResponse = await stub.PublishQuotes(
-        stream(), metadata=SERVICE_METADATA, timeout=60
-    )
-    return response
-
-
 async def stored_bids(pool: AsyncConnectionPool, symbol: str = SYMBOL) -> list[str]:
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -107,8 +94,10 @@ async def test_ticks_and_streams_survive_a_broker_restart(
         # give back the publishing order.
         t0 = time.time_ns()
         before = [f"{100 + i}.00" for i in range(30)]
-        response = await publish_all(
-            stub, [quote_request(SYMBOL, bid, bid, t0 + i * 1000) for i, bid in enumerate(before)]
+        response = await publish(
+            stub,
+            [quote_request(SYMBOL, bid, bid, t0 + i * 1000) for i, bid in enumerate(before)],
+            60,
         )
         assert response.accepted == 30
 
@@ -130,7 +119,7 @@ async def test_ticks_and_streams_survive_a_broker_restart(
         own_broker.stop()
         # Down: the quote cannot be delivered; the caller is told why and can retry.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await publish_all(stub, [quote_request(SYMBOL, "1.00", "1.00", t0 + 100_000)])
+            await publish(stub, [quote_request(SYMBOL, "1.00", "1.00", t0 + 100_000)], 60)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert _error_reason(caught.value) == BROKER_UNAVAILABLE
 
@@ -141,8 +130,10 @@ async def test_ticks_and_streams_survive_a_broker_restart(
         # Fewer records than before the restart: the new log ends below the stored offset.
         after = [f"{200 + i}.00" for i in range(5)]
         t1 = time.time_ns()
-        response = await publish_all(
-            stub, [quote_request(SYMBOL, bid, bid, t1 + i * 1000) for i, bid in enumerate(after)]
+        response = await publish(
+            stub,
+            [quote_request(SYMBOL, bid, bid, t1 + i * 1000) for i, bid in enumerate(after)],
+            60,
         )
         assert response.accepted == 5
 
