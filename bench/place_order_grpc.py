@@ -30,26 +30,18 @@ from exness.market.v1 import market_pb2
 from exness.trading.v1 import trading_pb2 as pb
 from exness.trading.v1 import trading_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.auth.keys import Keyring, new_key_file
 from services.auth.tokens import AccessTokenIssuer
-from services.kit.broker import EmbeddedBroker
 from services.kit.kafka import QUOTES_TOPIC, ensure_topics, make_producer
 from services.kit.migrations import migrate
-from services.kit.postgres import EmbeddedPostgres
+from services.kit.probes import grpc_serving
+from tests.support import infra
+from tests.support.infra import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_METHOD = "/bench.Echo/Echo"
 TARGET_RATIO = 0.5
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def serve_echo(port: int) -> None:
@@ -71,16 +63,12 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 async def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(300):
-            if process.poll() is not None:
-                raise SystemExit(f"a server exited; see {log}")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.2)
+    for _ in range(300):
+        if process.poll() is not None:
+            raise SystemExit(f"a server exited; see {log}")
+        if await asyncio.to_thread(grpc_serving, f"127.0.0.1:{port}", ""):
+            return
+        await asyncio.sleep(0.2)
     raise SystemExit("a server never became healthy")
 
 
@@ -151,15 +139,14 @@ async def run(clients: int, seconds: float) -> None:
     try:
         database_url = os.environ.get("DATABASE_URL", "")
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
-        if not database_url:
-            postgres = EmbeddedPostgres(workdir / "pgdata", port=free_port())
-            postgres.start()
+        if database_url:
+            migrate(database_url)
+        else:
+            postgres = infra.start_postgres(workdir)  # migrated
             owned.append(postgres)
             database_url = postgres.url
-        migrate(database_url)
         if not bootstrap:
-            broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
-            broker.start()
+            broker = infra.start_broker(workdir)
             owned.append(broker)
             bootstrap = broker.bootstrap
         await ensure_topics(bootstrap)

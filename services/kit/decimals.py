@@ -25,10 +25,15 @@ def scale_of(value: Decimal) -> int:
     return max(0, -exponent)
 
 
+# quantize() exponents by number of places, built once: this formats every field of every
+# quote and trading event.
+_EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(19)}
+
+
 def format_decimal(value: Decimal, places: int | None = None) -> str:
     """Plain notation, no exponent; quantized to `places` when given."""
     if places is not None:
-        value = value.quantize(Decimal(1).scaleb(-places))
+        value = value.quantize(_EXPONENTS.get(places) or Decimal(1).scaleb(-places))
     text = format(value, "f")
     if places is None and "." in text:
         text = text.rstrip("0").rstrip(".")

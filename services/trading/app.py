@@ -28,37 +28,32 @@ STOP_TIMEOUT_S = 10.0
 
 
 class TradingApp:
-    def __init__(self, engine: Engine, committer: Committer, relay: OutboxRelay | None,
-                 streams: AccountStreams, servicer: TradingServicer) -> None:
+    def __init__(self, engine: Engine, committer: Committer, servicer: TradingServicer) -> None:
         self.engine = engine
         self.committer = committer
-        self.relay = relay
-        self.streams = streams
         self.servicer = servicer
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def start(
         cls, pool: AsyncConnectionPool, *, shard_id: int, max_quote_age_s: float,
-        kafka_bootstrap: str | None, on_fatal: Callable[[BaseException], None] | None = None,
+        kafka_bootstrap: str, on_fatal: Callable[[BaseException], None] | None = None,
         quotes_topic: str = QUOTES_TOPIC, events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
-        """Rebuilds the engine from the database, then starts the background tasks. Without
-        `kafka_bootstrap` there is no relay and no quote consumer (quotes are fed directly)."""
+        """Rebuilds the engine from the database, then starts the background tasks."""
         engine = await load_engine(pool, shard_id=shard_id,
                                    max_quote_age=timedelta(seconds=max_quote_age_s))
         streams = AccountStreams()
-        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic) if kafka_bootstrap else None
-        listeners = [streams.publish] + ([relay.wake] if relay else [])
-        committer = Committer(engine, pool, on_committed=listeners, on_fatal=on_fatal)
-        servicer = TradingServicer(engine, committer, pool, streams, shard_id)
-        app = cls(engine, committer, relay, streams, servicer)
+        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
+        committer = Committer(engine, pool, on_committed=[streams.publish, relay.wake],
+                              on_fatal=on_fatal)
+        servicer = TradingServicer(engine, committer, pool, streams)
+        app = cls(engine, committer, servicer)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
-        if relay is not None and kafka_bootstrap:
-            app._spawn(relay.run(), "relay")
-            app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic),
-                       "quotes")
+        app._spawn(relay.run(), "relay")
+        app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic),
+                   "quotes")
         log.info("engine ready", extra={
             "shard": shard_id, "accounts": len(engine.accounts),
             "positions": len(engine.positions), "pending_orders": len(engine.pending),

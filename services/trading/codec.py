@@ -8,6 +8,7 @@ from decimal import Decimal
 from exness.trading.v1 import trading_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.kit.decimals import format_decimal
 from services.trading.model import (
     AccountView,
     Event,
@@ -19,23 +20,11 @@ from services.trading.model import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# quantize() exponents by number of places, built once (this runs for every field of every event).
-_EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(19)}
 
 
 def dec(value: Decimal | None, places: int | None = None) -> str:
-    """Plain notation, no exponent; quantized to `places` when given (as
-    services.kit.decimals.format_decimal, without its per-call allocations)."""
-    if value is None:
-        return ""
-    if places is not None:
-        value = value.quantize(_EXPONENTS[places])
-        text = format(value, "f")
-    else:
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" or not text else text
+    """format_decimal, with "" for an absent value."""
+    return "" if value is None else format_decimal(value, places)
 
 
 _last_stamp: tuple[datetime, Timestamp] = (_EPOCH, Timestamp())
@@ -167,17 +156,14 @@ def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
 
 
 def event_pb(event: Event, quotes: dict[str, Quote],
-             accounts: dict[int, pb.Account] | None = None) -> pb.AccountEvent:
+             accounts: dict[int, pb.Account]) -> pb.AccountEvent:
     """`accounts`: a cache of Account messages by id(view); the events of one account in one
     batch share their view, so its figures are formatted once."""
     view = event.account
     assert view is not None
-    if accounts is None:
-        account = account_pb(view)
-    else:
-        account = accounts.get(id(view))  # type: ignore[assignment]
-        if account is None:
-            account = accounts[id(view)] = account_pb(view)
+    account = accounts.get(id(view))
+    if account is None:
+        account = accounts[id(view)] = account_pb(view)
     message = pb.AccountEvent(
         sequence=event.sequence,
         account_id=str(view.account_id),

@@ -127,8 +127,6 @@ class Committer:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._callers = 0  # barrier() calls waiting for the next transaction
         self._last_callers = 0
-        self.batches = 0
-        self.items = 0
 
     def barrier(self) -> asyncio.Future[None]:
         """Resolves when everything the engine has emitted so far is committed."""
@@ -184,8 +182,6 @@ class Committer:
             finally:
                 self._in_flight = None
             future.set_result(None)
-            self.batches += 1
-            self.items += len(items)
             for listener in self.on_committed:
                 try:
                     listener(events)

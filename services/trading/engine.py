@@ -89,7 +89,8 @@ class OrderRequest:
 class PlaceResult:
     order: Order  # a snapshot
     position: Position | None  # a snapshot of the position a market order opened
-    # A retry: the first request's order id. The order may have moved on (filled, cancelled).
+    # A retry: `order` carries only the first request's order id (the order may have moved
+    # on since: filled, cancelled); the caller answers from what was committed.
     duplicate: bool = False
 
 
@@ -260,10 +261,10 @@ class Engine:
                         "client_order_id was already used with different order parameters",
                         client_order_id=req.client_order_id,
                     )
-                pending = account.orders.get(order_id)
-                stub = Order(order_id, account.account_id, req.symbol, req.side, req.type,
-                             ZERO, 0, now, client_order_id=req.client_order_id)
-                return PlaceResult(pending.snapshot() if pending else stub, None, duplicate=True)
+                # Only the id matters: the service answers a retry from what was committed.
+                first_order = Order(order_id, account.account_id, req.symbol, req.side, req.type,
+                                    ZERO, 0, now, client_order_id=req.client_order_id)
+                return PlaceResult(first_order, None, duplicate=True)
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
@@ -305,9 +306,7 @@ class Engine:
         position: Position | None = None
         if req.type is OrderType.MARKET:
             position = self._fill(account, order, quote, now)  # raises on insufficient margin
-            filled = self.outbox[-2]  # the ORDER_FILLED event's copy
-            assert isinstance(filled, Event)
-            snapshot = filled.order
+            snapshot = order  # filled: it never changes again (the ORDER_FILLED event holds it)
         else:
             self._index_order(account, order)
             snapshot = order.snapshot()
@@ -315,7 +314,6 @@ class Engine:
         if req.client_order_id:
             account.requests[req.client_order_id] = (order.order_id, fingerprint)
         self._check_risk(account, now)
-        assert isinstance(snapshot, Order)
         return PlaceResult(snapshot, position)
 
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
@@ -390,19 +388,19 @@ class Engine:
     # ---------------------------------------------------------------- ticks
 
     def on_quote(self, symbol: str, bid: Decimal, ask: Decimal, time: datetime,
-                 now: datetime) -> bool:
+                 now: datetime) -> None:
         """Applies a quote: fills triggered pending orders, closes positions whose SL/TP it
-        crosses (at this quote, not at the level), then margin calls and stop-outs. Returns
-        False for a quote that is ignored (unknown symbol, crossed, or older than the last)."""
+        crosses (at this quote, not at the level), then margin calls and stop-outs. A quote
+        for an unknown symbol, crossed, or older than the last is ignored."""
         if symbol not in self.instruments or bid <= 0 or ask < bid:
-            return False
+            return
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
-            return False
+            return
         self.settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
-            return self._on_quote(symbol, bid, ask, time, now, previous)
+            self._on_quote(symbol, bid, ask, time, now, previous)
         finally:
             self._ticking = False
 
@@ -415,7 +413,7 @@ class Engine:
             self._rearm(account, self.equity(account), mc, so)
 
     def _on_quote(self, symbol: str, bid: Decimal, ask: Decimal, time: datetime,
-                  now: datetime, previous: Quote | None) -> bool:
+                  now: datetime, previous: Quote | None) -> None:
         quote = self.quotes[symbol] = Quote(symbol, bid, ask, time)
         recheck, self._recheck = self._recheck, set()
         if previous is None:  # first quote since start: accounts holding it get their watch
@@ -430,7 +428,6 @@ class Engine:
                 break
             for kind, handle, ref in fired:
                 self._on_trigger(kind, handle, ref, quote, now, checked)
-        return True
 
     def _on_trigger(self, kind: Kind, handle: int, ref: int, quote: Quote, now: datetime,
                     checked: set[int]) -> None:
@@ -613,25 +610,22 @@ class Engine:
 
     def _check_risk(self, account: Account, now: datetime) -> None:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
-        if account.margin == 0:
+        if account.margin:
+            mc, so = self.levels(account)
+            equity = self.equity(account)
+            if equity * HUNDRED <= account.margin * so:
+                self._stop_out(account, so, now)
+                mc, so = self.levels(account)
+                equity = self.equity(account)
+        if account.margin == 0:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
             if account.balance < 0 and not account.positions:
-                # A close at a gap (e.g. SL or TP filled past stop-out): negative balance
-                # protection as after a stop-out.
+                # Negative balance protection, after a stop-out or a close at a gap (e.g. a
+                # stop-loss filled past zero equity).
                 self._change_balance(account, LedgerKind.NEGATIVE_BALANCE_RESET,
                                      -account.balance, "", now)
             return
-        mc, so = self.levels(account)
-        equity = self.equity(account)
-        if equity * HUNDRED <= account.margin * so:
-            self._stop_out(account, so, now)
-            if account.margin == 0:
-                account.margin_call = False
-                self._disarm(account)
-                return
-            mc, so = self.levels(account)
-            equity = self.equity(account)
         if equity * HUNDRED <= account.margin * mc:
             if not account.margin_call:
                 account.margin_call = True
@@ -645,7 +639,7 @@ class Engine:
 
     def _stop_out(self, account: Account, so: Decimal, now: datetime) -> None:
         """Closes the least profitable position, again and again, until the margin level is
-        above the stop-out level; then negative balance protection."""
+        above the stop-out level (negative balance protection follows in _check_risk)."""
         while account.positions:
             if self.equity(account) * HUNDRED > account.margin * so:
                 break
@@ -658,9 +652,6 @@ class Engine:
             _, _, worst = min(candidates, key=lambda c: (c[0], c[1]))
             self._close(account, worst, worst.volume, self.quotes[worst.symbol],
                         CloseReason.STOP_OUT, now)
-        if account.balance < 0 and not account.positions:
-            self._change_balance(account, LedgerKind.NEGATIVE_BALANCE_RESET, -account.balance,
-                                 "", now)
 
     def _disarm(self, account: Account) -> None:
         self._stale.pop(account.account_id, None)

@@ -18,8 +18,8 @@ from services.trading.engine import Engine
 log = logging.getLogger(__name__)
 
 
-def apply_quote(engine: Engine, value: bytes, now: datetime) -> bool:
-    """Decodes one QuoteEvent and applies it; False (logged) for a malformed one."""
+def apply_quote(engine: Engine, value: bytes, now: datetime) -> None:
+    """Decodes one QuoteEvent and applies it; a malformed one is logged and skipped."""
     try:
         event = market_pb2.QuoteEvent.FromString(value)
         quote = event.quote
@@ -27,8 +27,8 @@ def apply_quote(engine: Engine, value: bytes, now: datetime) -> bool:
         time = quote.time.ToDatetime(tzinfo=UTC)
     except (DecodeError, ValueError) as exc:
         log.warning("ignoring a malformed quote", extra={"error": str(exc)})
-        return False
-    return engine.on_quote(quote.symbol, bid, ask, time, now)
+        return
+    engine.on_quote(quote.symbol, bid, ask, time, now)
 
 
 async def consume_quotes(engine: Engine, bootstrap: str, after_batch: Callable[[], None],

@@ -50,18 +50,17 @@ def _id(text: str) -> int | None:
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def __init__(self, engine: Engine, committer: Committer, pool: AsyncConnectionPool,
-                 streams: AccountStreams, shard_id: int) -> None:
+                 streams: AccountStreams) -> None:
         self.engine = engine
         self.committer = committer
         self.pool = pool
         self.streams = streams
-        self.shard_id = shard_id
 
     def _account(self) -> Account:
         caller = current_caller()
-        if caller.shard != self.shard_id:
+        if caller.shard != self.engine.shard_id:
             raise unavailable("WRONG_SHARD",
-                              f"this engine is shard {self.shard_id}; your account is on shard "
+                              f"this engine is shard {self.engine.shard_id}; your account is on shard "
                               f"{caller.shard}", shard=str(caller.shard))
         return self.engine.account_of(caller.user_id, _now())
 
@@ -112,13 +111,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             expire_at=expire_at,
         )
         result = self.engine.place_order(account, order_request, _now())
+        if result.duplicate:
+            await self.committer.barrier()
+            return await self._first_result(account, result.order.order_id)
         # result.order is a snapshot or a filled order: it never changes again.
         response = pb.PlaceOrderResponse(order=codec.final_order_pb(result.order))
         if result.position is not None:
             response.position.CopyFrom(self._position(result.position))
         await self.committer.barrier()
-        if result.duplicate:
-            return await self._first_result(account, result.order.order_id)
         return response
 
     async def _first_result(self, account: Account, order_id: int) -> pb.PlaceOrderResponse:

@@ -83,14 +83,12 @@ def _shard_range(shard: int) -> tuple[int, int]:
 
 
 async def load_engine(
-    pool: AsyncConnectionPool, *, shard_id: int, max_quote_age: timedelta,
-    default_leverage: int = 100,
+    pool: AsyncConnectionPool, *, shard_id: int, max_quote_age: timedelta
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
     instruments = await load_instruments(pool)
-    engine = Engine(instruments, shard_id=shard_id, max_quote_age=max_quote_age,
-                    default_leverage=default_leverage)
+    engine = Engine(instruments, shard_id=shard_id, max_quote_age=max_quote_age)
     low, high = _shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(
@@ -138,17 +136,6 @@ async def find_order(pool: AsyncConnectionPool, account_id: int, order_id: int) 
             (order_id, account_id))
         row = await cur.fetchone()
     return order_from_row(row) if row else None
-
-
-async def find_position(
-    pool: AsyncConnectionPool, account_id: int, position_id: int, contract_size: Decimal
-) -> Position | None:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            f"SELECT {_POSITION_COLUMNS} FROM trading_positions"
-            " WHERE position_id = %s AND account_id = %s", (position_id, account_id))
-        row = await cur.fetchone()
-    return position_from_row(row, contract_size) if row else None
 
 
 async def list_trades(

@@ -157,6 +157,8 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
                 if await _quoted(stub, metadata[users[0]]):
                     break
                 await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the engine never got a fresh XAUUSD quote")
 
             async def client(n: int) -> None:
                 u = users[n % USERS]
@@ -273,14 +275,13 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
 
 
 async def _quoted(stub: trading_pb2_grpc.TradingServiceStub,
-                  md: tuple[tuple[str, str], ...]) -> set[str]:
-    """Symbols the engine can trade now (probed with an order it must refuse for size)."""
+                  md: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the engine has a fresh XAUUSD quote: probed with an order it must refuse for
+    its size (INVALID_ARGUMENT comes after the quote checks: NO_QUOTE / STALE_QUOTE)."""
     try:
         await stub.PlaceOrder(pb.PlaceOrderRequest(
             symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET,
             volume="0.001"), metadata=md)
     except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:
-            return set()
-        return {"XAUUSD"}
-    return {"XAUUSD"}
+        return bool(exc.code() == grpc.StatusCode.INVALID_ARGUMENT)
+    raise AssertionError("an order below the minimum volume was accepted")

@@ -188,14 +188,14 @@ def _check(engine: Engine, account: Account, ledger_total: Decimal) -> None:
         if p.take_profit is not None:
             assert close < p.take_profit if p.side is Side.BUY else close > p.take_profit
     view = engine.view(account)
-    assert view.balance == account.balance
-    assert view.equity == account.balance + floating
+    equity = account.balance + floating
+    assert view.equity == equity
     assert view.margin == margin
-    assert view.free_margin == view.equity - margin
+    assert view.free_margin == equity - margin
     if margin:
-        assert view.margin_level == view.equity / margin * HUNDRED
+        assert view.margin_level == equity / margin * HUNDRED
         # Stopped out down to above the stop-out level (0 %).
-        assert view.equity * HUNDRED > margin * view.stop_out_level
+        assert equity * HUNDRED > margin * view.stop_out_level
     else:
         assert view.margin_level is None
     assert account.balance >= 0 or positions

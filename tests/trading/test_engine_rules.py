@@ -60,10 +60,10 @@ def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     assert sell.position.margin == D("65.00")
     view = engine.view(account)
     # Both pay the spread: BUY closes at bid (-1), SELL closes at ask (-1).
-    assert view.equity == D("10000") - D("1") - D("1")
+    assert view.equity == D("9998")
     assert view.margin == D("130.01")
-    assert view.free_margin == view.equity - view.margin
-    assert view.margin_level == view.equity / view.margin * 100
+    assert view.free_margin == D("9867.99")
+    assert view.margin_level == D("9998") / D("130.01") * 100
 
 
 def test_contract_size_and_leverage_cap_for_forex() -> None:

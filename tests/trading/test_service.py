@@ -13,7 +13,6 @@ import pytest
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.db import open_pool
 from services.kit.kafka import make_consumer
 from tests.support.grpc_errors import failure_of
 from tests.trading.conftest import StartTrading, Trading
@@ -219,7 +218,7 @@ async def test_events_reach_kafka_in_sequence(trading: Trading, kafka_bootstrap:
 
 
 async def test_idempotent_retry_survives_a_restart(
-    start_trading: StartTrading, database_url: str
+    start_trading: StartTrading, db_pool: AsyncConnectionPool
 ) -> None:
     first_engine = await start_trading(1)
     md = first_engine.md(user())
@@ -247,12 +246,8 @@ async def test_idempotent_retry_survives_a_restart(
     positions = await second_engine.stub.ListPositions(pb.ListPositionsRequest(), metadata=md)
     assert [p.position_id for p in positions.positions] == [first.position.position_id]
     account = await second_engine.stub.GetAccount(pb.GetAccountRequest(), metadata=md)
-    pool = await open_pool(database_url)
-    try:
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT count(*) FROM trading_orders WHERE account_id = %s",
-                (int(account.account.account_id),))
-            assert await cur.fetchone() == (1,)
-    finally:
-        await pool.close()
+    async with db_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM trading_orders WHERE account_id = %s",
+            (int(account.account.account_id),))
+        assert await cur.fetchone() == (1,)
