@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc_testing
+import jwt
 import pytest
 from exness.auth.v1 import auth_pb2
 
@@ -95,14 +97,20 @@ def invoke(
 def test_register_assigns_a_shard_and_issues_tokens(
     auth_testing_server: grpc_testing.Server,
 ) -> None:
-    response, code, _ = invoke(
-        auth_testing_server,
-        "Register",
-        auth_pb2.RegisterRequest(email=fresh_email(), password=PASSWORD),
-    )
-    assert code == grpc.StatusCode.OK
-    assert 0 <= response.user.shard < 4
-    assert response.tokens.expires_in == 60
+    # Several users: with shard_count ignored, one alone would still pass a quarter of the time.
+    for _ in range(8):
+        response, code, _ = invoke(
+            auth_testing_server,
+            "Register",
+            auth_pb2.RegisterRequest(email=fresh_email(), password=PASSWORD),
+        )
+        assert code == grpc.StatusCode.OK
+        # The shard is the user id (a UUID) modulo shard_count; the access token carries it.
+        shard = uuid.UUID(response.user.user_id).int % 4
+        assert response.user.shard == shard
+        claims = jwt.decode(response.tokens.access_token, options={"verify_signature": False})
+        assert claims["shard"] == shard
+        assert response.tokens.expires_in == 60
 
 
 def test_weak_password_is_invalid_argument(auth_testing_server: grpc_testing.Server) -> None:

@@ -186,6 +186,8 @@ async def test_jwks_verifies_issued_tokens(
     reply = await register(auth_stub)
     caller = await verifier.verify(reply.tokens.access_token)
     assert caller.user_id == reply.user.user_id
+    exp = jwt.decode(reply.tokens.access_token, options={"verify_signature": False})["exp"]
+    assert caller.expires_at == exp
 
 
 async def test_key_rotation_keeps_old_tokens_valid(tmp_path: Any, auth_settings: Settings) -> None:
@@ -217,11 +219,12 @@ async def test_key_rotation_keeps_old_tokens_valid(tmp_path: Any, auth_settings:
 async def test_refresh_rotates_and_reuse_revokes_the_family(
     auth_stub: auth_pb2_grpc.AuthServiceStub,
 ) -> None:
-    first = (await register(auth_stub)).tokens.refresh_token
+    registered = await register(auth_stub)
+    first = registered.tokens.refresh_token
     second = await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=first))
     assert second.refresh_token != first
     me = await auth_stub.GetMe(auth_pb2.GetMeRequest(), metadata=bearer(second.access_token))
-    assert me.user.user_id
+    assert me.user == registered.user  # the rotated token names the same user and shard
     third = await auth_stub.Refresh(auth_pb2.RefreshRequest(refresh_token=second.refresh_token))
 
     # Replaying a used token: rejected, and the newest token of that login dies with it.
