@@ -17,16 +17,15 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_bundle(config: EdgeConfig, out_dir: Path, lua_dir: Path | None = None) -> Path:
-    """Renders into `out_dir` and returns the config's path. `lua_dir` is where Envoy will see
-    the Lua modules (it differs from out_dir/lua when the bundle is mounted elsewhere)."""
+def write_bundle(config: EdgeConfig, out_dir: Path) -> Path:
+    """Renders into `out_dir` and returns the config's path. Envoy must see the bundle at the
+    same path (docker-compose mounts its volume at /etc/envoy in both containers)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     lua_out = out_dir / "lua"
     lua_out.mkdir(exist_ok=True)
     for source in LUA_SOURCES.glob("*.lua"):
         shutil.copyfile(source, lua_out / source.name)
     _write(lua_out / "exness_rest_fields.lua", render_lua(config.descriptor_path))
-    seen_at = lua_dir if lua_dir is not None else lua_out.resolve()
     config_path = out_dir / "envoy.yaml"
-    _write(config_path, render(config.with_(lua_dir=seen_at)))
+    _write(config_path, render(config.with_(lua_dir=lua_out.resolve())))
     return config_path

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.copy_assets:
         config = _copy_assets(config, out)
-    path = write_bundle(config, out, lua_dir=out.resolve() / "lua")
+    path = write_bundle(config, out)
     if args.action == "render":
         print(f"wrote {path}")
         return 0

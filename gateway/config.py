@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
+
+from services.kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -30,16 +32,6 @@ class Upstream:
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -71,32 +63,32 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
-        """Addresses from the same EXNESS_* variables the services read (services/kit/settings.py),
-        plus the edge's own EXNESS_EDGE_* knobs."""
+        """Addresses and token claims from the services' own Settings (the same EXNESS_*
+        variables), plus the edge's own EXNESS_EDGE_* knobs."""
         env = os.environ.get
+        services = Settings.from_env()
         origins = tuple(o.strip() for o in env("EXNESS_CORS_ORIGINS", "").split(",") if o.strip())
         return cls(
-            auth=Upstream.parse(env("EXNESS_AUTH_ADDR", "127.0.0.1:50051")),
-            market=Upstream.parse(env("EXNESS_MARKET_ADDR", "127.0.0.1:50052")),
-            trading=Upstream.parse(env("EXNESS_TRADING_ADDR", "127.0.0.1:50053")),
+            auth=Upstream.parse(services.auth_addr),
+            market=Upstream.parse(services.market_addr),
+            trading=Upstream.parse(services.trading_addr),
             listen_host=env("EXNESS_EDGE_HOST", "127.0.0.1"),
-            listen_port=_env_int("EXNESS_EDGE_PORT", 8080),
+            listen_port=env_int("EXNESS_EDGE_PORT", 8080),
             admin_host=env("EXNESS_EDGE_ADMIN_HOST", "127.0.0.1"),
-            admin_port=_env_int("EXNESS_EDGE_ADMIN_PORT", 9901),
+            admin_port=env_int("EXNESS_EDGE_ADMIN_PORT", 9901),
             descriptor_path=Path(env("EXNESS_DESCRIPTOR", str(DESCRIPTOR_PATH))),
             web_dir=Path(env("EXNESS_WEB_DIR", str(WEB_DIST))),
             cors_origins=origins,
-            jwt_issuer=env("EXNESS_JWT_ISSUER", "exness-auth"),
-            jwt_audience=env("EXNESS_JWT_AUDIENCE", "exness-api"),
-            auth_rate_burst=_env_int("EXNESS_EDGE_AUTH_RATE_BURST", 20),
-            auth_rate_window_s=_env_int("EXNESS_EDGE_AUTH_RATE_WINDOW", 60),
-            max_request_bytes=_env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
+            jwt_issuer=services.jwt_issuer,
+            jwt_audience=services.jwt_audience,
+            auth_rate_burst=env_int("EXNESS_EDGE_AUTH_RATE_BURST", 20),
+            auth_rate_window_s=env_int("EXNESS_EDGE_AUTH_RATE_WINDOW", 60),
+            max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
-            concurrency=_env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:
@@ -153,6 +145,5 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
-        **config.extra,
     }
     return Template(text).substitute(values)
