@@ -34,7 +34,8 @@ class Caller:
 
     user_id: str
     shard: int
-    token_id: str
+    # The token's `exp` (Unix seconds): how long a cache may keep honouring it.
+    expires_at: float
 
 
 _current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
@@ -148,7 +149,7 @@ class TokenVerifier:
         shard = claims.get("shard", 0)
         if not isinstance(shard, int):
             raise unauthenticated("access token has an invalid shard claim")
-        return Caller(user_id=str(claims["sub"]), shard=shard, token_id=str(claims["jti"]))
+        return Caller(user_id=str(claims["sub"]), shard=shard, expires_at=float(claims["exp"]))
 
 
 def bearer_token(metadata: Mapping[str, str]) -> str | None:
