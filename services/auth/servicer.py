@@ -76,22 +76,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RefreshResponse:
         successor = new_refresh_token()
-        outcome, user = await self.store.rotate(
+        rotated = await self.store.rotate(
             refresh_token_hash(request.refresh_token),
             refresh_token_hash(successor),
             self.refresh_ttl_s,
         )
-        if outcome is RefreshOutcome.REUSED:
+        if rotated is RefreshOutcome.REUSED:
             raise unauthenticated(
                 "this refresh token was already used; every session of this login is revoked",
                 reason="REFRESH_TOKEN_REUSED",
             )
-        if outcome is RefreshOutcome.INVALID or user is None:
+        if rotated is RefreshOutcome.INVALID:
             raise unauthenticated(
                 "refresh token is unknown, expired or revoked", reason="REFRESH_TOKEN_INVALID"
             )
         return auth_pb2.RefreshResponse(
-            **self._token_fields(self.issuer.issue(user.user_id, user.shard), successor)
+            **self._token_fields(self.issuer.issue(rotated.user_id, rotated.shard), successor)
         )
 
     async def Logout(

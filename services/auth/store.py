@@ -25,12 +25,20 @@ class EmailTaken(Exception):
 
 
 class RefreshOutcome(Enum):
-    ROTATED = "rotated"
+    """Why a refresh token was not rotated."""
+
     INVALID = "invalid"  # unknown, expired or revoked
     REUSED = "reused"  # already used: the family is now revoked
 
 
-_USER_COLUMNS = "user_id::text, email, password_hash, shard, created_at"
+# Qualified, so they can be selected next to refresh_tokens (both tables have created_at).
+_USER_COLUMNS = (
+    "users.user_id::text, users.email, users.password_hash, users.shard, users.created_at"
+)
+_INSERT_REFRESH_TOKEN = (
+    "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)"
+    " VALUES (%s, %s, %s, now() + make_interval(secs => %s))"
+)
 
 
 class AuthStore:
@@ -77,49 +85,42 @@ class AuthStore:
     async def start_family(self, user_id: str, token_hash: bytes, ttl_s: int) -> None:
         """Stores the first refresh token of a new login."""
         async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)"
-                " VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
-                (token_hash, user_id, uuid.uuid4(), ttl_s),
-            )
+            await conn.execute(_INSERT_REFRESH_TOKEN, (token_hash, user_id, uuid.uuid4(), ttl_s))
 
     async def rotate(
         self, old_hash: bytes, new_hash: bytes, ttl_s: int
-    ) -> tuple[RefreshOutcome, UserRow | None]:
-        """Uses up `old_hash` and stores its successor, atomically. A used token presented
-        again revokes its whole family (someone replayed a stolen token)."""
+    ) -> UserRow | RefreshOutcome:
+        """Uses up `old_hash` and stores its successor, atomically: the token's user, or why
+        not. A used token presented again revokes its whole family (someone replayed a stolen
+        token)."""
         async with self.pool.connection() as conn, conn.transaction():
+            # user_id is a NOT NULL foreign key (ON DELETE CASCADE): the join always finds it.
             cur = await conn.execute(
-                "SELECT user_id, family_id, used_at IS NOT NULL, revoked_at IS NOT NULL,"
-                " expires_at <= now() FROM refresh_tokens WHERE token_hash = %s FOR UPDATE",
+                "SELECT refresh_tokens.family_id, refresh_tokens.used_at IS NOT NULL,"
+                " refresh_tokens.revoked_at IS NOT NULL, refresh_tokens.expires_at <= now(),"
+                f" {_USER_COLUMNS} FROM refresh_tokens JOIN users USING (user_id)"
+                " WHERE refresh_tokens.token_hash = %s FOR UPDATE OF refresh_tokens",
                 (old_hash,),
             )
             row = await cur.fetchone()
             if row is None:
-                return RefreshOutcome.INVALID, None
-            user_id, family_id, used, revoked, expired = row
+                return RefreshOutcome.INVALID
+            family_id, used, revoked, expired, *user_columns = row
             if revoked or expired:
-                return RefreshOutcome.INVALID, None
+                return RefreshOutcome.INVALID
             if used:
                 await conn.execute(
                     "UPDATE refresh_tokens SET revoked_at = now()"
                     " WHERE family_id = %s AND revoked_at IS NULL",
                     (family_id,),
                 )
-                return RefreshOutcome.REUSED, None
+                return RefreshOutcome.REUSED
+            user = UserRow(*user_columns)
             await conn.execute(
                 "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (old_hash,)
             )
-            await conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)"
-                " VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
-                (new_hash, user_id, family_id, ttl_s),
-            )
-            cur = await conn.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,)
-            )
-            user = await cur.fetchone()
-        return RefreshOutcome.ROTATED, UserRow(*user) if user else None
+            await conn.execute(_INSERT_REFRESH_TOKEN, (new_hash, user.user_id, family_id, ttl_s))
+        return user
 
     async def revoke_family_of(self, token_hash: bytes) -> None:
         async with self.pool.connection() as conn:
