@@ -13,7 +13,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -120,9 +119,10 @@ class EmbeddedPostgres:
             )
 
     def start(self, timeout_s: float = 30.0) -> str:
-        self._init()
+        # Checked first: a taken port should fail fast, before initdb and its chmods.
         if not port_is_free(self.host, self.port):
             raise RuntimeError(f"PostgreSQL port {self.host}:{self.port} is already taken")
+        self._init()
         if self._user:
             self.log_path.touch()
             shutil.chown(self.log_path, self._user, self._user)
@@ -195,7 +195,3 @@ class EmbeddedPostgres:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def scratch_data_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="exness-pg-")) / "pgdata"

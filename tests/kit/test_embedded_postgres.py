@@ -33,3 +33,4 @@ def test_a_taken_port_is_reported(tmp_path: Path, postgres: EmbeddedPostgres) ->
     clash = EmbeddedPostgres(tmp_path / "pgdata", port=postgres.port)
     with pytest.raises(RuntimeError, match="already taken"):
         clash.start()
+    assert not (tmp_path / "pgdata").exists()  # refused before initdb ran
