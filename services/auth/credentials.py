@@ -10,7 +10,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from services.kit.errors import invalid_field
 
 PASSWORD_MIN_LEN = 10
-PASSWORD_MAX_LEN = 128  # also declared in auth.proto; argon2 is not a place to feed megabytes
+# The maximum (128: argon2 is no place to feed megabytes) is a rule in auth.proto, enforced
+# by the request pipeline before a servicer runs.
 
 # argon2id with the library's RFC 9106 "low memory" defaults (t=3, m=64 MiB, p=4).
 _hasher = PasswordHasher()

@@ -9,7 +9,6 @@ access-token lifetime, remove the old file.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -18,10 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+from jwt.utils import base64url_encode
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class SigningKey:
         return {
             "kty": "OKP",
             "crv": "Ed25519",
-            "x": _b64url(raw),
+            "x": base64url_encode(raw).decode(),
             "kid": self.kid,
             "alg": "EdDSA",
             "use": "sig",
@@ -51,9 +47,11 @@ def thumbprint(public_key: Ed25519PublicKey) -> str:
     """RFC 7638 JWK thumbprint: a key id derived from the key itself, stable across restarts."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     canonical = json.dumps(
-        {"crv": "Ed25519", "kty": "OKP", "x": _b64url(raw)}, separators=(",", ":"), sort_keys=True
+        {"crv": "Ed25519", "kty": "OKP", "x": base64url_encode(raw).decode()},
+        separators=(",", ":"),
+        sort_keys=True,
     )
-    return _b64url(hashlib.sha256(canonical.encode()).digest())[:16]
+    return base64url_encode(hashlib.sha256(canonical.encode()).digest()).decode()[:16]
 
 
 class Keyring:

@@ -45,7 +45,6 @@ class AuthApp:
 
     server: GrpcServer
     keyring: Keyring
-    verifier: TokenVerifier
 
 
 def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None) -> AuthApp:
@@ -71,7 +70,7 @@ def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None
         port=settings.auth_port if port is None else port,
         grace_s=settings.shutdown_grace_s,
     )
-    return AuthApp(server, keyring, verifier)
+    return AuthApp(server, keyring)
 
 
 async def serve(settings: Settings, port: int | None) -> None:
