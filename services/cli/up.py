@@ -19,8 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,23 +31,19 @@ from rich.table import Table
 
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
-from services.cli.children import REPO_ROOT, Child, StartError, log_tail
-from services.kit.probes import port_is_free
-from services.kit.settings import Settings
+from services.cli.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
+from services.kit.probes import http_ok, port_is_free
+from services.kit.settings import Settings, env_int
 
 console = Console(highlight=False)
-STATE_FILE = "up.json"
 HEALTH_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    return int(raw) if raw.isdigit() else default
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
+    # The services' own variables (EXNESS_BIND_HOST, EXNESS_*_PORT) are read once, by Settings.
+    settings = Settings.from_env()
     add("--data-dir", help="where data, logs and keys live (default: $EXNESS_DATA_DIR or ./.data)")
     add(
         "--database-url",
@@ -62,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--host",
-        default=os.environ.get("EXNESS_BIND_HOST", "127.0.0.1"),
+        default=settings.bind_host,
         help="address the services listen on (default 127.0.0.1)",
     )
     add(
@@ -70,21 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("EXNESS_EDGE_HOST", "127.0.0.1"),
         help="address Envoy listens on (default 127.0.0.1; 0.0.0.0 for every interface)",
     )
-    add("--edge-port", type=int, default=_env_int("EXNESS_EDGE_PORT", 8080))
-    add("--admin-port", type=int, default=_env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
-    add("--auth-port", type=int, default=_env_int("EXNESS_AUTH_PORT", 50051))
-    add("--market-port", type=int, default=_env_int("EXNESS_MARKET_PORT", 50052))
-    add("--engine-port", type=int, default=_env_int("EXNESS_TRADING_PORT", 50053))
+    add("--edge-port", type=int, default=env_int("EXNESS_EDGE_PORT", 8080))
+    add("--admin-port", type=int, default=env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
+    add("--auth-port", type=int, default=settings.auth_port)
+    add("--market-port", type=int, default=settings.market_port)
+    add("--engine-port", type=int, default=settings.trading_port)
     add(
         "--postgres-port",
         type=int,
-        default=_env_int("EXNESS_POSTGRES_PORT", 5433),
+        default=env_int("EXNESS_POSTGRES_PORT", 5433),
         help="port of the embedded PostgreSQL (default 5433)",
     )
     add(
         "--kafka-port",
         type=int,
-        default=_env_int("EXNESS_KAFKA_PORT", 9092),
+        default=env_int("EXNESS_KAFKA_PORT", 9092),
         help="port of the embedded broker (default 9092)",
     )
     add(
@@ -200,17 +194,10 @@ def _web_dir(data_dir: Path) -> Path:
     return placeholder
 
 
-def _edge_healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _start_infrastructure(
     platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
 ) -> None:
+    from services.kit.db import redact
     from services.kit.migrations import migrate
 
     data_dir = platform.data_dir
@@ -236,7 +223,7 @@ def _start_infrastructure(
             )
         )
     else:
-        platform.rows.append(("PostgreSQL (external)", _redact(database_url), "", ""))
+        platform.rows.append(("PostgreSQL (external)", redact(database_url), "", ""))
     try:
         applied = migrate(database_url)
     except Exception as exc:
@@ -274,13 +261,9 @@ def _start_infrastructure(
     env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
 
 
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
-    return url
+def _service_ports(args: argparse.Namespace) -> dict[str, int]:
+    """The port of each of SERVICES, by its state key."""
+    return {"auth": args.auth_port, "market": args.market_port, "trading": args.engine_port}
 
 
 def _stopper(child: Child) -> Callable[[], None]:
@@ -290,25 +273,22 @@ def _stopper(child: Child) -> Callable[[], None]:
 def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
     logs = platform.data_dir / "logs"
     host = args.host
-    specs = [
-        ("Auth", ["auth"], args.auth_port, "exness.auth.v1.AuthService"),
-        ("MarketData", ["market"], args.market_port, "exness.market.v1.MarketDataService"),
-        ("Trading engine", ["engine"], args.engine_port, "exness.trading.v1.TradingService"),
-    ]
+    ports = _service_ports(args)
     started: list[Child] = []
-    for name, command, port, service in specs:
+    for spec in SERVICES:
+        port = ports[spec.state_key]
         child = Child(
-            name,
-            command,
+            spec.name,
+            [spec.command],
             env,
-            logs / f"{command[0]}.log",
+            logs / f"{spec.command}.log",
             address=f"{host}:{port}",
-            health_service=service,
+            health_service=spec.health_service,
         )
-        console.print(f"starting {name} on {host}:{port} ...")
+        console.print(f"starting {spec.name} on {host}:{port} ...")
         child.start()
         platform.children.append(child)
-        platform.stoppers.append((name, _stopper(child)))
+        platform.stoppers.append((spec.name, _stopper(child)))
         started.append(child)
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
@@ -352,7 +332,7 @@ def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings
         raise StartError(str(exc)) from None
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     local = f"http://{config.self_host}:{config.listen_port}"
-    while not _edge_healthy(local):
+    while not http_ok(f"{local}/healthz", timeout_s=1):
         if time.monotonic() > deadline:
             raise StartError(
                 f"Envoy does not see every service healthy; see {edge.log_path}:\n"
@@ -397,9 +377,7 @@ def _write_state(
         "edge_url": config.url,
         "edge": f"{config.self_host}:{config.listen_port}",
         "admin": f"{config.admin_host}:{config.admin_port}",
-        "auth": f"{args.host}:{args.auth_port}",
-        "market": f"{args.host}:{args.market_port}",
-        "trading": f"{args.host}:{args.engine_port}",
+        **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
         "database_url": env["DATABASE_URL"],
         "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
         "children": {c.name: c.pid for c in platform.children},

@@ -1,9 +1,12 @@
-"""Is a port free, is something listening, is a gRPC service SERVING: the checks that start-up
-code (embedded infrastructure, `exness up`, the CLI) and the tests share."""
+"""Is a port free, is something listening, is a gRPC service SERVING, does a URL answer 200: the
+checks that start-up code (embedded infrastructure, `exness up`, the CLI) and the tests share."""
 
 from __future__ import annotations
 
+import http.client
 import socket
+import urllib.error
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -37,3 +40,13 @@ def grpc_serving(address: str, service: str, timeout_s: float = 1.0) -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """True when GET `url` answers 200 (e.g. the edge's /healthz)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        # Refused, timed out, non-2xx (HTTPError) or a half-started server's broken reply.
+        return False

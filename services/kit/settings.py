@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -22,7 +22,7 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -75,24 +75,24 @@ class Settings:
             database_url=env("DATABASE_URL", ""),
             kafka_bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS", ""),
             bind_host=env("EXNESS_BIND_HOST", "127.0.0.1"),
-            auth_port=_env_int("EXNESS_AUTH_PORT", 50051),
-            market_port=_env_int("EXNESS_MARKET_PORT", 50052),
-            trading_port=_env_int("EXNESS_TRADING_PORT", 50053),
+            auth_port=env_int("EXNESS_AUTH_PORT", 50051),
+            market_port=env_int("EXNESS_MARKET_PORT", 50052),
+            trading_port=env_int("EXNESS_TRADING_PORT", 50053),
             auth_addr=env("EXNESS_AUTH_ADDR", "127.0.0.1:50051"),
             market_addr=env("EXNESS_MARKET_ADDR", "127.0.0.1:50052"),
             trading_addr=env("EXNESS_TRADING_ADDR", "127.0.0.1:50053"),
             jwt_issuer=env("EXNESS_JWT_ISSUER", "exness-auth"),
             jwt_audience=env("EXNESS_JWT_AUDIENCE", "exness-api"),
-            access_token_ttl_s=_env_int("EXNESS_ACCESS_TOKEN_TTL", 900),
-            refresh_token_ttl_s=_env_int("EXNESS_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+            access_token_ttl_s=env_int("EXNESS_ACCESS_TOKEN_TTL", 900),
+            refresh_token_ttl_s=env_int("EXNESS_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
             signing_keys_path=env("EXNESS_SIGNING_KEYS", ""),
             service_token=env("EXNESS_SERVICE_TOKEN", ""),
-            shard_id=_env_int("EXNESS_SHARD_ID", 0),
-            shard_count=_env_int("EXNESS_SHARD_COUNT", 1),
-            max_quote_age_s=_env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
+            shard_id=env_int("EXNESS_SHARD_ID", 0),
+            shard_count=env_int("EXNESS_SHARD_COUNT", 1),
+            max_quote_age_s=env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),
-            shutdown_grace_s=_env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
+            shutdown_grace_s=env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
         )
 
     def resolved_service_token(self) -> str:
