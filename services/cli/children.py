@@ -17,6 +17,25 @@ from pathlib import Path
 from services.kit.probes import grpc_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where `exness up` records what it started, in its data directory (read by `exness status`).
+STATE_FILE = "up.json"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One gRPC service `exness up` runs, as `exness up` and `exness status` both know it."""
+
+    name: str  # shown in tables and logs
+    command: str  # `exness <command>`; also the name of its log file
+    state_key: str  # key of its host:port in STATE_FILE
+    health_service: str  # grpc.health.v1 service name
+
+
+SERVICES = (
+    ServiceSpec("Auth", "auth", "auth", "exness.auth.v1.AuthService"),
+    ServiceSpec("MarketData", "market", "market", "exness.market.v1.MarketDataService"),
+    ServiceSpec("Trading engine", "engine", "trading", "exness.trading.v1.TradingService"),
+)
 
 
 class StartError(RuntimeError):

@@ -13,8 +13,6 @@ import getpass
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,18 +26,20 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from services.cli.children import SERVICES, STATE_FILE
 from services.client import ExnessClient, ExnessError, SessionStore
-from services.kit.probes import grpc_serving
+from services.kit.probes import grpc_serving, http_ok
+from services.kit.settings import Settings
 
 console = Console(highlight=False)
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("EXNESS_DATA_DIR", ".data")).resolve()
+    return Settings.from_env().data_dir
 
 
 def _up_state() -> dict[str, Any]:
-    path = _data_dir() / "up.json"
+    path = _data_dir() / STATE_FILE
     try:
         state: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -361,13 +361,17 @@ async def _instruments(client: ExnessClient, args: argparse.Namespace) -> None:
 async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
     symbols = [s.upper() for s in args.symbols] or [i.symbol for i in await client.instruments()]
     if not args.follow:
+        # One GetQuote per symbol, side by side; symbols without a quote yet are left out.
+        replies = await asyncio.gather(
+            *(client.quote(symbol) for symbol in symbols), return_exceptions=True
+        )
         quotes: dict[str, market_pb2.Quote] = {}
-        for symbol in symbols:
-            try:
-                quotes[symbol] = await client.quote(symbol)
-            except ExnessError as exc:
-                if exc.reason != "NO_QUOTE":
-                    raise
+        for symbol, reply in zip(symbols, replies, strict=True):
+            if isinstance(reply, ExnessError) and reply.reason == "NO_QUOTE":
+                continue
+            if isinstance(reply, BaseException):
+                raise reply
+            quotes[symbol] = reply
         _print_json(quotes.values()) if args.json else console.print(_quotes_table(quotes))
         return
     latest: dict[str, market_pb2.Quote] = {}
@@ -387,18 +391,11 @@ def _status(args: argparse.Namespace) -> int:
         console.print(f"no running `exness up` recorded in {_data_dir()}")
         return 1
     rows = []
-    for name, service in (
-        ("auth", "exness.auth.v1.AuthService"),
-        ("market", "exness.market.v1.MarketDataService"),
-        ("trading", "exness.trading.v1.TradingService"),
-    ):
-        ok = grpc_serving(state[name], service)
-        rows.append([name, state[name], "SERVING" if ok else "NOT SERVING"])
-    try:
-        with urllib.request.urlopen(f"http://{state['edge']}/healthz", timeout=2) as reply:
-            edge_ok = reply.status == 200
-    except (urllib.error.URLError, OSError):
-        edge_ok = False
+    for spec in SERVICES:
+        where = state[spec.state_key]
+        ok = grpc_serving(where, spec.health_service)
+        rows.append([spec.state_key, where, "SERVING" if ok else "NOT SERVING"])
+    edge_ok = http_ok(f"http://{state['edge']}/healthz", timeout_s=2)
     rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING"])
     console.print(_table("status", ["component", "where", "health"], rows))
     return 0 if all(row[2] == "SERVING" for row in rows) else 1
