@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,55 +27,25 @@ import grpc
 import httpx
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.processes import start_up, stop_up, up_env, wait_for_state
+
 PASSWORD = "bench-password-1"
 TARGET = 0.8
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def start_platform(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    ports = {
-        flag: _free_port()
-        for flag in (
-            "--edge-port",
-            "--admin-port",
-            "--auth-port",
-            "--market-port",
-            "--engine-port",
-            "--postgres-port",
-            "--kafka-port",
-        )
-    }
-    command = [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir)]
-    for flag, port in ports.items():
-        command += [flag, str(port)]
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-    }
-    env.update(
-        {
-            "EXNESS_EDGE_AUTH_RATE_BURST": "100000",
-            "EXNESS_LOG_LEVEL": "WARNING",
-            "EXNESS_EDGE_ACCESS_LOG": "/dev/null",
-        }
+    env = up_env(
+        EXNESS_EDGE_AUTH_RATE_BURST="100000",
+        EXNESS_LOG_LEVEL="WARNING",
+        EXNESS_EDGE_ACCESS_LOG="/dev/null",
     )
-    log = (data_dir.parent / "up.out").open("wb")
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"exness up failed; see {data_dir.parent / 'up.out'}")
-        if (data_dir / "up.json").exists():
-            return process, json.loads((data_dir / "up.json").read_text())
-        time.sleep(0.3)
-    raise SystemExit("exness up did not start in 180 s")
+    output = data_dir.parent / "up.out"
+    process = start_up(data_dir, output, env)
+    try:
+        return process, wait_for_state(data_dir, process, output, timeout_s=180)
+    except AssertionError as exc:  # a message, not a test failure
+        stop_up(process)
+        raise SystemExit(f"exness up did not start (see {output}): {exc}") from None
 
 
 async def make_users(edge_url: str, count: int) -> list[str]:
@@ -122,7 +87,7 @@ async def _wait_for_quote(edge_url: str) -> None:
 
 async def _rest_clients(
     edge_url: str, tokens: list[str], seconds: float
-) -> tuple[int, list[float], int]:
+) -> tuple[list[float], int]:
     # aiohttp: a client cheap enough per request that the edge, not the client, is measured
     # (httpx costs several times more CPU per request than grpc.aio on this machine).
     latencies: list[float] = []
@@ -152,12 +117,10 @@ async def _rest_clients(
                     errors += 1
 
         await asyncio.gather(*[client(t) for t in tokens])
-    return len(latencies), latencies, errors
+    return latencies, errors
 
 
-async def _grpc_clients(
-    target: str, tokens: list[str], seconds: float
-) -> tuple[int, list[float], int]:
+async def _grpc_clients(target: str, tokens: list[str], seconds: float) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     # A few connections, as a pool of clients would open (one HTTP/2 connection each is what
@@ -192,7 +155,7 @@ async def _grpc_clients(
     await asyncio.gather(*[client(n, t) for n, t in enumerate(tokens)])
     for channel in channels:
         await channel.close()
-    return len(latencies), latencies, errors
+    return latencies, errors
 
 
 def _worker(mode: str, target: str, tokens: list[str], seconds: float, out: Any) -> None:
@@ -220,8 +183,8 @@ def run_mode(
     for process in processes:
         process.join()
     return {
-        "latencies": [lat for _, lats, _ in results for lat in lats],
-        "errors": sum(err for _, _, err in results),
+        "latencies": [lat for lats, _ in results for lat in lats],
+        "errors": sum(err for _, err in results),
     }
 
 
@@ -271,8 +234,7 @@ def main() -> None:
                 )
         results = {label: _combine(parts, args.seconds) for label, parts in runs.items()}
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        stop_up(process)
 
     print(
         f"PlaceOrder (market, durable), {args.clients} concurrent clients, "

@@ -5,12 +5,7 @@ through the edge, as users do."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,13 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.infra import free_port
+from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 
-REPO = Path(__file__).resolve().parents[2]
 # Generous for the suite (many users register from 127.0.0.1); the rate-limit test exhausts
 # the bucket of another loopback address.
 AUTH_RATE_BURST = 40
-START_TIMEOUT_S = 150.0
 
 
 @dataclass
@@ -48,78 +41,14 @@ class Stack:
         return self.output.read_text(errors="replace")
 
 
-def up_command(data_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "services.cli.main",
-        "up",
-        "--data-dir",
-        str(data_dir),
-        "--edge-port",
-        str(free_port()),
-        "--admin-port",
-        str(free_port()),
-        "--auth-port",
-        str(free_port()),
-        "--market-port",
-        str(free_port()),
-        "--engine-port",
-        str(free_port()),
-        "--postgres-port",
-        str(free_port()),
-        "--kafka-port",
-        str(free_port()),
-        *extra,
-    ]
-
-
-def up_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-    }
-    env.update(
-        {
-            "EXNESS_EDGE_AUTH_RATE_BURST": str(AUTH_RATE_BURST),
-            "EXNESS_LOG_LEVEL": "INFO",
-            "COLUMNS": "160",
-            **extra,
-        }
+def edge_env(**extra: str) -> dict[str, str]:
+    """The environment of the `exness up` runs of tests/edge."""
+    return up_env(
+        EXNESS_EDGE_AUTH_RATE_BURST=str(AUTH_RATE_BURST),
+        EXNESS_LOG_LEVEL="INFO",
+        COLUMNS="160",  # wide enough that the table cells tests grep for are not wrapped
+        **extra,
     )
-    return env
-
-
-def wait_for_state(
-    data_dir: Path,
-    process: subprocess.Popen[bytes],
-    output: Path,
-    timeout_s: float = START_TIMEOUT_S,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    state_path = data_dir / "up.json"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"exness up exited ({process.returncode}):\n"
-                f"{output.read_text(errors='replace')[-4000:]}"
-            )
-        if state_path.exists():
-            state: dict[str, Any] = json.loads(state_path.read_text())
-            return state
-        time.sleep(0.2)
-    raise AssertionError(
-        f"exness up not ready in {timeout_s}s:\n{output.read_text(errors='replace')[-4000:]}"
-    )
-
-
-def stop_up(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -127,15 +56,7 @@ def stack(session_dir: Path) -> Iterator[Stack]:
     data_dir = session_dir / "edge-platform"
     data_dir.mkdir()
     output = session_dir / "edge-platform.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            up_command(data_dir),
-            cwd=REPO,
-            env=up_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_up(data_dir, output, edge_env())
     try:
         state = wait_for_state(data_dir, process, output)
         yield Stack(data_dir, process, output, state)

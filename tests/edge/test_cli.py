@@ -12,7 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.edge.conftest import PASSWORD, REPO, Stack
+from tests.edge.conftest import PASSWORD, Stack
+from tests.support.processes import REPO
 
 
 def _exness(stack: Stack, home: Path, *args: str) -> subprocess.CompletedProcess[str]:

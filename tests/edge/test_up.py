@@ -3,17 +3,18 @@ left behind, and clear messages (not stack traces) when it cannot start."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
-from tests.edge.conftest import REPO, Stack, stop_up, up_command, up_env, wait_for_state
+from services.cli.children import STATE_FILE
+from services.kit.probes import http_ok
+from tests.edge.conftest import Stack, edge_env
+from tests.support.processes import REPO, start_up, stop_up, up_command, wait_for_state
 
 
 def _alive(pid: int) -> bool:
@@ -42,7 +43,7 @@ def _run_up(
     return subprocess.run(
         up_command(tmp_path / "data", *extra),
         cwd=REPO,
-        env=up_env(),
+        env=edge_env(),
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -54,15 +55,9 @@ def _start_up_external(
     data_dir: Path, output: Path, database_url: str, kafka_bootstrap: str
 ) -> subprocess.Popen[bytes]:
     """`exness up` in the background on the session's PostgreSQL and broker."""
-    with output.open("wb") as out:
-        return subprocess.Popen(
-            up_command(data_dir, "--database-url", database_url, "--kafka", kafka_bootstrap),
-            cwd=REPO,
-            env=up_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_up(
+        data_dir, output, edge_env(), "--database-url", database_url, "--kafka", kafka_bootstrap
+    )
 
 
 def test_up_prints_where_everything_runs(stack: Stack) -> None:
@@ -85,7 +80,7 @@ def test_started_twice_is_refused(stack: Stack) -> None:
     second = subprocess.run(
         up_command(stack.data_dir),
         cwd=REPO,
-        env=up_env(),
+        env=edge_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -147,7 +142,7 @@ def test_stop_leaves_no_process_behind(
         time.sleep(0.1)
     left = [pid for pid in pids if _alive(pid) or _group_alive(pid)]
     assert not left, f"still running after exness up stopped: {left}"
-    assert not (data_dir / "up.json").exists()
+    assert not (data_dir / STATE_FILE).exists()
     assert "stopped." in output.read_text()
 
 
@@ -168,15 +163,11 @@ def test_crashed_components_are_restarted(
         while time.monotonic() < deadline and not healthy:
             time.sleep(0.5)
             assert process.poll() is None, output.read_text()[-3000:]
-            state = json.loads((data_dir / "up.json").read_text())
+            state = json.loads((data_dir / STATE_FILE).read_text())
             new = {"MarketData": state["children"]["MarketData"], "Envoy": state["edge_pid"]}
             if any(new[name] == killed[name] or not _alive(new[name]) for name in new):
                 continue
-            try:
-                with urllib.request.urlopen(f"{state['edge_url']}/healthz", timeout=2) as reply:
-                    healthy = reply.status == 200
-            except (OSError, http.client.HTTPException):
-                healthy = False  # Envoy still starting
+            healthy = http_ok(f"{state['edge_url']}/healthz", timeout_s=2)  # False while starting
         text = output.read_text()
         assert healthy, text[-3000:]
         assert "MarketData exited" in text

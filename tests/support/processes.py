@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from services.cli.children import STATE_FILE
 from services.kit.probes import grpc_serving
+from tests.support.infra import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,3 +55,86 @@ def wait_healthy(
             return
         time.sleep(0.2)
     raise TimeoutError(f"{address} not healthy in {timeout_s}s")
+
+
+# --- `exness up` as a whole, on free ports ----------------------------------------------------
+
+UP_START_TIMEOUT_S = 150.0
+UP_PORT_FLAGS = (
+    "--edge-port",
+    "--admin-port",
+    "--auth-port",
+    "--market-port",
+    "--engine-port",
+    "--postgres-port",
+    "--kafka-port",
+)
+
+
+def up_command(data_dir: Path, *extra: str) -> list[str]:
+    """`exness up` with its own data directory and every port free, so runs never collide."""
+    command = [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir)]
+    for flag in UP_PORT_FLAGS:
+        command += [flag, str(free_port())]
+    return [*command, *extra]
+
+
+def up_env(**extra: str) -> dict[str, str]:
+    """This environment without DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (so `exness up` embeds
+    its own PostgreSQL and broker unless told otherwise), plus `extra`."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    }
+    env.update(extra)
+    return env
+
+
+def start_up(
+    data_dir: Path, output: Path, env: Mapping[str, str], *extra: str
+) -> subprocess.Popen[bytes]:
+    """`exness up` in the background, output in `output`, in its own process group (so a stuck
+    run can be killed whole)."""
+    with output.open("wb") as out:
+        return subprocess.Popen(
+            up_command(data_dir, *extra),
+            cwd=REPO,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for_state(
+    data_dir: Path,
+    process: subprocess.Popen[bytes],
+    output: Path,
+    timeout_s: float = UP_START_TIMEOUT_S,
+) -> dict[str, Any]:
+    """What `exness up` recorded once everything is up and announced (its state file)."""
+    deadline = time.monotonic() + timeout_s
+    state_path = data_dir / STATE_FILE
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"exness up exited ({process.returncode}):\n"
+                f"{output.read_text(errors='replace')[-4000:]}"
+            )
+        if state_path.exists():
+            state: dict[str, Any] = json.loads(state_path.read_text())
+            return state
+        time.sleep(0.2)
+    raise AssertionError(
+        f"exness up not ready in {timeout_s}s:\n{output.read_text(errors='replace')[-4000:]}"
+    )
+
+
+def stop_up(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    """SIGTERM (a clean stop) and its exit code; the whole group is killed if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()

@@ -3,21 +3,14 @@ starts (embedded PostgreSQL and broker, services, the synthetic poller feed, Env
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.support.infra import free_port
-from tests.support.processes import REPO
+from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.web.terminal import Terminal, wait_for
 
@@ -27,36 +20,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def exness_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("exness-up")
-    ports = {flag: free_port() for flag in ("--edge-port", "--admin-port", "--auth-port",
-                                            "--market-port", "--engine-port", "--postgres-port",
-                                            "--kafka-port")}
-    args = [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir)]
-    for flag, port in ports.items():
-        args += [flag, str(port)]
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     log_path = data_dir / "up.out"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    state = data_dir / "up.json"
+    proc = start_up(data_dir, log_path, up_env())
     try:
-        deadline = time.monotonic() + 180
-        while not state.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"exness up did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        edge_url = json.loads(state.read_text())["edge_url"]
+        edge_url = wait_for_state(data_dir, proc, log_path, timeout_s=180)["edge_url"]
         # The one URL it prints is the terminal's.
         printed = wait_for(lambda: re.search(r"Web terminal:\s*(\S+)", log_path.read_text()),
                            timeout_s=10, what="the printed URL")
         assert printed.group(1).rstrip("/") == edge_url.rstrip("/")
         yield printed.group(1)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_up(proc)
 
 
 # Module-local browser: Playwright starts only after `exness up` is running (see conftest.py).
