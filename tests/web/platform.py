@@ -53,7 +53,6 @@ class SyntheticFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="synthetic-feed", daemon=True)
-        self.sent = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -85,8 +84,8 @@ class SyntheticFeed:
                         mid = mid * (Decimal(1) + Decimal(str(round(random.gauss(0, 0.0004), 6))))
                         self.mids[symbol] = mid
                     d = self.decimals[symbol]
-                    half = (mid * Decimal("0.00005")).quantize(Decimal(1).scaleb(-d)) or Decimal(1).scaleb(-d)
-                    q = Decimal(1).scaleb(-d)
+                    q = Decimal(1).scaleb(-d)  # one tick
+                    half = (mid * Decimal("0.00005")).quantize(q) or q
                     yield market_pb2.PublishQuotesRequest(
                         quote=market_pb2.Quote(
                             symbol=symbol,
@@ -96,7 +95,6 @@ class SyntheticFeed:
                         ),
                         source="synthetic",
                     )
-                    self.sent += 1
             self._stop.wait(self.period_s)
 
     def _run(self) -> None:

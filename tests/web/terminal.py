@@ -45,17 +45,17 @@ class Terminal:
         return self.page.get_by_test_id(testid)
 
     # --- session ---------------------------------------------------------------------------
-    def sign_up(self, email: str, password: str = PASSWORD) -> None:
-        self.tid("auth-tab-signup").click()
+    def _submit_auth(self, tab: str, email: str, password: str) -> None:
+        self.tid(f"auth-tab-{tab}").click()
         self.tid("auth-email").fill(email)
         self.tid("auth-password").fill(password)
         self.tid("auth-password").press("Enter")
 
+    def sign_up(self, email: str, password: str = PASSWORD) -> None:
+        self._submit_auth("signup", email, password)
+
     def log_in(self, email: str, password: str = PASSWORD) -> None:
-        self.tid("auth-tab-login").click()
-        self.tid("auth-email").fill(email)
-        self.tid("auth-password").fill(password)
-        self.tid("auth-password").press("Enter")
+        self._submit_auth("login", email, password)
 
     def expect_terminal(self) -> None:
         expect(self.tid("terminal")).to_be_visible()
@@ -84,9 +84,6 @@ class Terminal:
 
     def balance(self) -> Decimal | None:
         return self.metric("account-balance")
-
-    def equity(self) -> Decimal | None:
-        return self.metric("account-equity")
 
     # --- market ----------------------------------------------------------------------------
     def select(self, symbol: str) -> None:
