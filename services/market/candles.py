@@ -40,17 +40,6 @@ class Agg:
     first_ns: int
     last_ns: int
 
-    def add(self, price: Decimal, when_ns: int) -> None:
-        if when_ns < self.first_ns:
-            self.open, self.first_ns = price, when_ns
-        if when_ns >= self.last_ns:
-            self.close, self.last_ns = price, when_ns
-        if price > self.high:
-            self.high = price
-        elif price < self.low:
-            self.low = price
-        self.count += 1
-
     def merge(self, other: Agg) -> None:
         if other.first_ns < self.first_ns:
             self.open, self.first_ns = other.open, other.first_ns
@@ -67,7 +56,7 @@ def bucket_start(seconds: int, width: int) -> int:
 
 class CandleFolder:
     """Aggregates ticks of one batch. Per tick only its time and bid text are appended to the
-    tick's 1m bucket (the tick writer does that inline, see `bucket`); the aggregates are
+    tick's 1m bucket (the tick writer does that inline, see `add`); the aggregates are
     computed per bucket at the end with C-level min/max, and wider intervals are rolled up
     from the 1m aggregates."""
 
@@ -75,17 +64,14 @@ class CandleFolder:
         # (symbol, 1m open in epoch seconds) -> (quote times in ns, bids as decimal text)
         self.buckets: dict[tuple[str, int], tuple[list[int], list[str]]] = {}
 
-    def bucket(self, symbol: str, seconds: int) -> tuple[list[int], list[str]]:
+    def add(self, symbol: str, bid: str, when_ns: int) -> None:
+        seconds = when_ns // 1_000_000_000
         key = (symbol, seconds - seconds % BASE_WIDTH)
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = ([], [])
-        return bucket
-
-    def add(self, symbol: str, bid: str, when_ns: int) -> None:
-        times, bids = self.bucket(symbol, when_ns // 1_000_000_000)
-        times.append(when_ns)
-        bids.append(bid)
+        bucket[0].append(when_ns)
+        bucket[1].append(bid)
 
     def _base(self) -> dict[tuple[str, int], Agg]:
         out: dict[tuple[str, int], Agg] = {}
@@ -126,9 +112,6 @@ class CandleFolder:
                     have.merge(agg)
             out.extend((s, width, start, agg) for (s, start), agg in wide.items())
         return out
-
-    def __len__(self) -> int:
-        return len(self.buckets)
 
 
 # One statement per batch: the aggregates travel as arrays and are merged row by row into

@@ -24,11 +24,10 @@ class Subscription:
         self.delivered = 0
         # Quotes replaced before the reader took them (the reader was slower than the feed).
         self.conflated = 0
-        self.closed = False
 
-    @property
-    def pending_count(self) -> int:
-        return len(self._pending)
+    def pending(self) -> dict[str, market_pb2.StreamQuotesResponse]:
+        """The quotes waiting for the reader, by symbol (a copy)."""
+        return dict(self._pending)
 
     def offer(self, symbol: str, message: market_pb2.StreamQuotesResponse) -> None:
         if symbol in self._pending:
@@ -96,7 +95,6 @@ class QuoteHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        subscription.closed = True
         self._subscriptions.discard(subscription)
         for symbol in subscription.symbols:
             followers = self._by_symbol.get(symbol)

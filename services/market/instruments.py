@@ -65,13 +65,19 @@ class InstrumentCatalog:
         self._loaded_at = time.monotonic()
         log.debug("instruments loaded", extra={"count": len(self._by_symbol)})
 
+    async def refresh_if_stale(self) -> None:
+        """Reload unless the last load is under `min_refresh_s` old, so callers that want
+        fresh listings (any public request) cost at most one query per interval."""
+        if time.monotonic() - self._loaded_at >= self._min_refresh_s:
+            await self.refresh()
+
     def get(self, symbol: str) -> InstrumentSpec | None:
         return self._by_symbol.get(symbol)
 
     async def lookup(self, symbol: str) -> InstrumentSpec | None:
         spec = self._by_symbol.get(symbol)
-        if spec is None and time.monotonic() - self._loaded_at >= self._min_refresh_s:
-            await self.refresh()
+        if spec is None:
+            await self.refresh_if_stale()
             spec = self._by_symbol.get(symbol)
         return spec
 

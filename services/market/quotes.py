@@ -26,6 +26,9 @@ _MAX_PRICE_TEXT = 40
 
 
 def timestamp_ns(ts: Timestamp) -> int:
+    # Not Timestamp.ToNanoseconds(): on upb that is Python that also range-checks, raising
+    # ValueError past year 9999 (a quote check() must reject as TIME_IN_FUTURE), and it costs
+    # about 70% more on this per-quote path.
     return ts.seconds * 1_000_000_000 + ts.nanos
 
 

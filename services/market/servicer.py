@@ -19,7 +19,7 @@ from services.kit.interceptors import Access
 from services.market.candles import INTERVAL_SECONDS, read_candles
 from services.market.fanout import QuoteHub
 from services.market.instruments import InstrumentCatalog, InstrumentSpec
-from services.market.publisher import BROKER_UNAVAILABLE, QuotePublisher
+from services.market.publisher import QuotePublisher
 from services.market.quotes import QuoteValidator
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         pool: AsyncConnectionPool,
         catalog: InstrumentCatalog,
         hub: QuoteHub,
-        publisher: QuotePublisher | None,
+        publisher: QuotePublisher,
     ) -> None:
         self._pool = pool
         self._catalog = catalog
@@ -90,7 +90,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
     async def ListInstruments(
         self, request: market_pb2.ListInstrumentsRequest, context: grpc.aio.ServicerContext
     ) -> market_pb2.ListInstrumentsResponse:
-        await self._catalog.refresh()
+        await self._catalog.refresh_if_stale()  # new listings appear within min_refresh_s
         return market_pb2.ListInstrumentsResponse(
             instruments=[instrument_message(s) for s in self._catalog.all()]
         )
@@ -153,8 +153,6 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         request_iterator: AsyncIterator[market_pb2.PublishQuotesRequest],
         context: grpc.aio.ServicerContext,
     ) -> market_pb2.PublishQuotesResponse:
-        if self._publisher is None:
-            raise unavailable(BROKER_UNAVAILABLE, "this instance does not publish quotes")
         accepted = 0
         rejected: Counter[str] = Counter()
         stats = self.publish_stats

@@ -60,8 +60,3 @@ class StampCache:
             prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
             self.cached[seconds] = prefix
         return prefix
-
-
-def copy_line(symbol: str, time_text: str, bid: str, ask: str, source: str, publish: str) -> str:
-    """One row as COPY text; every argument must already be valid/escaped (see above)."""
-    return f"{symbol}\t{time_text}\t{bid}\t{ask}\t{source}\t{publish}\n"
