@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from services.kit.errors import StartupError
+
 log = logging.getLogger(__name__)
 
 QUOTES_TOPIC = "market.quotes"  # key: symbol; value: exness.market.v1.QuoteEvent
@@ -68,26 +70,42 @@ def make_consumer(
     return AIOKafkaConsumer(*topics, **settings)
 
 
+# What a broker that is down or restarting raises at an admin client.
+ADMIN_ERRORS = (KafkaConnectionError, KafkaError, OSError)
+
+
+def make_admin(bootstrap: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+
+
+async def create_missing_topics(
+    admin: AIOKafkaAdminClient, topics: Mapping[str, int] = TOPIC_PARTITIONS
+) -> None:
+    """Creates, through a started admin client, the topics that do not exist yet."""
+    existing = set(await admin.list_topics())
+    missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
+    if missing:
+        # Another process may have created them meanwhile.
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(missing)
+        log.info("created topics", extra={"topics": [t.name for t in missing]})
+
+
 async def ensure_topics(
     bootstrap: str, topics: Mapping[str, int] = TOPIC_PARTITIONS, *, timeout_s: float = 30.0
 ) -> None:
-    """Creates the topics that do not exist yet (never relies on auto-creation)."""
+    """Creates the topics that do not exist yet (never relies on auto-creation). Raises
+    StartupError when the broker stays unreachable for `timeout_s`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        admin = make_admin(bootstrap)
         try:
             await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
-            if missing:
-                # Another process may have created them meanwhile.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(missing)
-                log.info("created topics", extra={"topics": [t.name for t in missing]})
+            await create_missing_topics(admin, topics)
             return
-        except (KafkaConnectionError, KafkaError, OSError) as exc:
+        except ADMIN_ERRORS as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
+                raise StartupError(f"Kafka at {bootstrap} is not reachable: {exc}") from exc
             await asyncio.sleep(0.5)
         finally:
             await admin.close()

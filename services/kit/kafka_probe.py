@@ -36,6 +36,19 @@ class LogPoint:
     value: bytes | None
 
 
+def behind_log_end(consumer: AIOKafkaConsumer, topic: str, positions: dict[int, int]) -> set[int]:
+    """Partitions whose log end, as the consumer's last fetch reported it, is below our
+    position (partition -> next offset): the log was reset (an embedded broker restart). That
+    broker answers a fetch past the end with no records rather than an error, so callers check
+    this after every fetch, with or without records."""
+    behind = set()
+    for partition, position in positions.items():
+        log_end = consumer.highwater(TopicPartition(topic, partition))
+        if log_end is not None and log_end < position:
+            behind.add(partition)
+    return behind
+
+
 async def probe_offsets(
     consumer: AIOKafkaConsumer, topic: str, offsets: dict[int, int], timeout_s: float = 5.0
 ) -> dict[int, LogPoint]:

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.kit.decimals import format_decimal
 from services.kit.kafka import QUOTES_TOPIC, make_consumer
+from services.kit.kafka_probe import behind_log_end
 from services.market.fanout import QuoteHub
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ class QuoteFeed:
         self._topic = topic
         self._consumer = make_fanout_consumer(bootstrap)
         self._task: asyncio.Task[None] | None = None
-        # Offset after the last record seen, per partition (see _check_resets).
-        self._next: dict[TopicPartition, int] = {}
+        # Offset after the last record seen, by partition number (see _check_resets).
+        self._next: dict[int, int] = {}
         self.malformed = 0
         self.log_resets = 0
 
@@ -93,7 +94,7 @@ class QuoteFeed:
         await self._consumer.seek_to_end(*assigned)
         # Resolve the end offsets now, so quotes produced after start() returns are seen.
         for tp in assigned:
-            self._next[tp] = await self._consumer.position(tp)
+            self._next[tp.partition] = await self._consumer.position(tp)
         self._task = asyncio.create_task(self._run(), name="quote-feed")
 
     async def stop(self) -> None:
@@ -107,19 +108,18 @@ class QuoteFeed:
         """After the embedded broker restarts, its logs begin again at 0: a position past the
         log end gets no records (no error either), so such a partition is read again from its
         start instead of waiting until the new log grows past our old position."""
-        for tp, next_offset in self._next.items():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None and highwater < next_offset:
-                log.warning(
-                    "quote feed: %s was reset by the broker (log end %d < %d); reading it"
-                    " from its start",
-                    tp,
-                    highwater,
-                    next_offset,
-                )
-                self.log_resets += 1
-                self._consumer.seek(tp, 0)
-                self._next[tp] = 0
+        for partition in sorted(behind_log_end(self._consumer, self._topic, self._next)):
+            tp = TopicPartition(self._topic, partition)
+            log.warning(
+                "quote feed: %s was reset by the broker (log end %s < %d); reading it"
+                " from its start",
+                tp,
+                self._consumer.highwater(tp),
+                self._next[partition],
+            )
+            self.log_resets += 1
+            self._consumer.seek(tp, 0)
+            self._next[partition] = 0
 
     async def _run(self) -> None:
         publish = self._hub.publish
@@ -135,7 +135,7 @@ class QuoteFeed:
             self._check_resets()
             for tp, records in batches.items():
                 if records:
-                    self._next[tp] = records[-1].offset + 1
+                    self._next[tp.partition] = records[-1].offset + 1
                 for record in records:
                     try:
                         event = market_pb2.QuoteEvent.FromString(record.value)

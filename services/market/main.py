@@ -64,15 +64,14 @@ class MarketApp:
     feed: QuoteFeed | None
     publisher: QuotePublisher | None
     tick_writer: TickWriter | None
-    topic_guard: TopicGuard | None = None
+    topic_guard: TopicGuard
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start_components(self) -> None:
         """Everything except the gRPC server, in dependency order."""
         await self.catalog.refresh()
-        if self.topic_guard is not None:
-            await self.topic_guard.start()
-            self._stops.append(self.topic_guard.stop)
+        await self.topic_guard.start()
+        self._stops.append(self.topic_guard.stop)
         if self.publisher is not None:
             await self.publisher.start()
             self._stops.append(self.publisher.stop)
@@ -166,15 +165,10 @@ def require_infrastructure(settings: Settings, command: str) -> None:
 
 async def serve(settings: Settings, port: int | None, role: str) -> None:
     setup_logging("market", settings.log_level, settings.log_format)
+    # Both raise StartupError when PostgreSQL/Kafka is down: kit_server.run reports one line.
+    pool = await open_pool(settings.database_url, name="market", max_size=8)
     try:
-        pool = await open_pool(settings.database_url, name="market", max_size=8)
-    except RuntimeError as exc:
-        raise SystemExit(f"exness market: {exc}") from None
-    try:
-        try:
-            await ensure_topics(settings.kafka_bootstrap_servers)
-        except RuntimeError as exc:
-            raise SystemExit(f"exness market: {exc}") from None
+        await ensure_topics(settings.kafka_bootstrap_servers)
         app = build(settings, pool, port=port, role=role)
         await app.start_components()
         if app.server is not None:

@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
 from services.kit.kafka import QUOTES_TOPIC, make_consumer
-from services.kit.kafka_probe import probe_offsets, record_digest
+from services.kit.kafka_probe import behind_log_end, probe_offsets, record_digest
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
@@ -163,7 +163,7 @@ class RecordDecoder:
                     f"{symbol}\t{time_prefix}.{nanos // 1000:06d}+00\t{bid}\t{ask}\t{source}"
                     f"\t{publish_prefix}.{p_nanos // 1000:06d}+00\n"
                 )
-                # CandleFolder.bucket/add, inlined: this loop runs once per tick.
+                # CandleFolder.add, inlined: this loop runs once per tick.
                 key = (symbol, seconds - seconds % minute)
                 bucket = get_bucket(key)
                 if bucket is None:
@@ -214,7 +214,7 @@ class TickWriter:
         )
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
         self._expected: dict[int, int | None] = {}
-        # Next offset the reader will decode, per partition (see decode_records).
+        # Next offset the reader will decode, per partition (see RecordDecoder.extend).
         self._read_positions: dict[int, int] = {}
         self._decoder = RecordDecoder()
         self._epoch = 0
@@ -356,18 +356,6 @@ class TickWriter:
                 reset[partition] = 0
         return reset
 
-    def _reset_partitions(self) -> set[int]:
-        """Partitions whose log end, as the broker last reported it, is below our read
-        position: the log was reset (a broker restart). The embedded broker answers a fetch
-        past the end with no records rather than an error, so this is checked after every
-        fetch, with or without records."""
-        lost = set()
-        for partition, floor in self._read_positions.items():
-            highwater = self._consumer.highwater(TopicPartition(self._topic, partition))
-            if highwater is not None and highwater < floor:
-                lost.add(partition)
-        return lost
-
     async def _read_loop(self) -> None:
         """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
         up. Decoding a chunk takes a few milliseconds and the loop is released after each
@@ -386,7 +374,8 @@ class TickWriter:
                 log.warning("tick writer fetch failed", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            if lost := self._reset_partitions():
+            # A log that now ends below our read position was reset (a broker restart).
+            if lost := behind_log_end(self._consumer, self._topic, self._read_positions):
                 await self.drain(timeout_s=10.0)
                 await self.resync(self._consumer.assignment(), lost)
                 pending = None

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 
-from services.kit.kafka import ensure_topics
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.kit.kafka import ADMIN_ERRORS, create_missing_topics, make_admin
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,29 @@ class TopicGuard:
                 await self._task
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await ensure_topics(self._bootstrap, timeout_s=self._interval_s)
-            except RuntimeError as exc:  # broker down: the next round tries again
-                log.debug("topic check failed: %s", exc)
+        # One admin client for all rounds; after a failure it is replaced by a new one (the
+        # restarted broker may have forgotten our connection and its metadata).
+        admin: AIOKafkaAdminClient | None = None
+        try:
+            while True:
+                await asyncio.sleep(self._interval_s)
+                try:
+                    if admin is None:
+                        admin = make_admin(self._bootstrap)
+                        await asyncio.wait_for(admin.start(), self._interval_s)
+                    await asyncio.wait_for(create_missing_topics(admin), self._interval_s)
+                except (*ADMIN_ERRORS, TimeoutError) as exc:  # broker down: try next round
+                    log.debug("topic check failed: %s", exc)
+                    if admin is not None:
+                        await _close(admin)
+                        admin = None
+        finally:
+            if admin is not None:
+                await _close(admin)
+
+
+async def _close(admin: AIOKafkaAdminClient) -> None:
+    try:
+        await admin.close()
+    except Exception as exc:  # a client that never connected may fail to close cleanly
+        log.debug("closing the admin client failed: %s", exc)
