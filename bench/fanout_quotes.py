@@ -29,11 +29,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
+from services.kit.interceptors import SERVICE_TOKEN_HEADER
 from services.kit.kafka import QUOTES_TOPIC, ensure_topics
-from services.market.feed import FEED_FETCH_MAX_WAIT_MS
+from services.market.feed import make_fanout_consumer
 from tests.support import infra
 
 TARGET_P99_MS = 50.0
@@ -91,8 +92,7 @@ async def worker(address: str, first: int, count: int, per_subscriber: int) -> N
         seen_first = False
         async for message in stub.StreamQuotes(request):
             now = time.time_ns()
-            when = message.quote.time
-            quote_ns = when.seconds * 1_000_000_000 + when.nanos
+            quote_ns = message.quote.time.ToNanoseconds()
             if window[0] <= quote_ns < window[1]:
                 latencies.append(now - quote_ns)
             if not seen_first:
@@ -134,9 +134,7 @@ class BareConsumer:
     (with the feed's fetch wait, which bounds latency on the embedded broker)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=FEED_FETCH_MAX_WAIT_MS
-        )
+        self._consumer = make_fanout_consumer(bootstrap, client_id="bench-bare")
         self.latencies: list[int] = []
         self.publish_latencies: list[int] = []
         self.window = [sys.maxsize, sys.maxsize]
@@ -159,14 +157,10 @@ class BareConsumer:
         async for record in self._consumer:
             now = time.time_ns()
             event = market_pb2.QuoteEvent.FromString(record.value)
-            when = event.quote.time
-            quote_ns = when.seconds * 1_000_000_000 + when.nanos
+            quote_ns = event.quote.time.ToNanoseconds()
             if self.window[0] <= quote_ns < self.window[1]:
                 self.latencies.append(now - quote_ns)
-                published = event.publish_time
-                self.publish_latencies.append(
-                    now - (published.seconds * 1_000_000_000 + published.nanos)
-                )
+                self.publish_latencies.append(now - event.publish_time.ToNanoseconds())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -209,7 +203,7 @@ async def publish(
             yield walk.request(SYMBOLS[i % len(SYMBOLS)][0])
 
     response = await stub.PublishQuotes(
-        requests(), metadata=(("x-service-token", SERVICE_TOKEN),), timeout=seconds + 30
+        requests(), metadata=((SERVICE_TOKEN_HEADER, SERVICE_TOKEN),), timeout=seconds + 30
     )
     return int(response.accepted)
 

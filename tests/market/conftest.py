@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.auth.main import AuthApp
 from services.auth.main import build as build_auth
+from services.kit.interceptors import SERVICE_TOKEN_HEADER
 from services.kit.settings import Settings
 from services.market.main import MarketApp, build
 from tests.support.infra import free_port
@@ -132,7 +133,7 @@ async def market_stub(market_address: str) -> AsyncIterator[market_pb2_grpc.Mark
         yield market_pb2_grpc.MarketDataServiceStub(channel)
 
 
-SERVICE_METADATA = (("x-service-token", SERVICE_TOKEN),)
+SERVICE_METADATA = ((SERVICE_TOKEN_HEADER, SERVICE_TOKEN),)
 
 
 def quote_request(

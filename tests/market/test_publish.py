@@ -15,7 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from services.kit.kafka import QUOTES_TOPIC
+from services.kit.interceptors import SERVICE_TOKEN_HEADER
+from services.kit.kafka import QUOTES_TOPIC, make_consumer
+from services.kit.kafka_probe import probe_offsets
 from services.market.main import MarketApp
 from tests.market.conftest import eventually, publish, quote_request
 from tests.support.grpc_errors import failure_of
@@ -24,20 +26,19 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    """Where each partition's log ends now, from a fetch: the embedded broker under-reports
+    ListOffsets (`end_offsets`; see kit.kafka_probe)."""
+    consumer = make_consumer(
+        bootstrap, group_id=None, enable_auto_commit=False, client_id="tests-end-offsets"
+    )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(QUOTES_TOPIC, p)
-            for p in consumer.partitions_for_topic(QUOTES_TOPIC) or ()
-        ]
-        if not partitions:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(QUOTES_TOPIC, p)
-                for p in consumer.partitions_for_topic(QUOTES_TOPIC) or ()
-            ]
-        return dict(await consumer.end_offsets(partitions))
+        await consumer.topics()  # loads the metadata of every topic
+        partitions = consumer.partitions_for_topic(QUOTES_TOPIC) or set()
+        assert partitions, f"{QUOTES_TOPIC} has no partitions"
+        points = await probe_offsets(consumer, QUOTES_TOPIC, dict.fromkeys(partitions, 0))
+        assert points.keys() == partitions, "a partition did not answer"
+        return {TopicPartition(QUOTES_TOPIC, p): point.log_end for p, point in points.items()}
     finally:
         await consumer.stop()
 
@@ -154,7 +155,7 @@ async def test_publish_needs_the_service_credential(
     assert market_app.servicer is not None
     accepted_before = market_app.servicer.publish_stats.accepted
     assert (await stream(())).code() == grpc.StatusCode.UNAUTHENTICATED
-    wrong = await stream((("x-service-token", "not-the-token"),))
+    wrong = await stream(((SERVICE_TOKEN_HEADER, "not-the-token"),))
     assert wrong.code() == grpc.StatusCode.UNAUTHENTICATED
     assert _error_reason(wrong) == "TOKEN_INVALID"
     assert market_app.servicer.publish_stats.accepted == accepted_before
