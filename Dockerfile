@@ -1,4 +1,4 @@
-# One image for every service: `exness auth`, `exness market`, `exness engine`, `exness poller`,
+# One image for every service: `exness auth`, `exness market`, `exness trading`, `exness poller`,
 # `exness migrate` and `exness edge render` (which writes the Envoy config for the official
 # Envoy image from the same template `exness up` uses). See docker-compose.yml.
 
@@ -19,10 +19,12 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY gen/ gen/
 COPY services/ services/
+COPY kit/ kit/
+COPY cli/ cli/
+COPY clients/python/ clients/python/
 COPY gateway/ gateway/
-COPY envoy/ envoy/
 COPY migrations/ migrations/
-# Editable: the code finds envoy/, migrations/ and gen/ next to itself under /app.
+# Editable: the code finds migrations/ and gen/ next to itself under /app.
 RUN pip install --no-cache-dir -c constraints.txt -e . \
     && useradd --system --uid 10001 --home-dir /data exness \
     && mkdir -p /data /keys && chown exness:exness /data /keys

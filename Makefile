@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 up: setup
-	$(PY) -m services.cli.main up
+	$(PY) -m cli.main up
 
 test: setup
 	bash scripts/test.sh

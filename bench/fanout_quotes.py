@@ -32,9 +32,9 @@ import grpc
 from aiokafka import TopicPartition
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from services.kit.interceptors import SERVICE_TOKEN_HEADER
-from services.kit.kafka import QUOTES_TOPIC, ensure_topics
-from services.market.feed import make_fanout_consumer
+from kit.data.kafka import QUOTES_TOPIC, ensure_topics
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
+from services.market.hub_feed import make_fanout_consumer
 from tests.support import infra
 
 TARGET_P99_MS = 50.0
@@ -223,7 +223,7 @@ async def start_market(
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli.main",
+        "cli.main",
         "market",
         "--role",
         "api",

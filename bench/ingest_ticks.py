@@ -35,8 +35,8 @@ from pathlib import Path
 from exness.market.v1 import market_pb2
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.db import open_pool
-from services.kit.kafka import QUOTES_TOPIC, ensure_topics, make_producer
+from kit.data.db import open_pool
+from kit.data.kafka import QUOTES_TOPIC, ensure_topics, make_producer
 from services.market.candles import ns_to_datetime
 from services.market.tick_rows import COPY_SQL
 from services.market.tick_writer import TickWriter

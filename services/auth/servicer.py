@@ -9,13 +9,13 @@ from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
 
+from kit.rpc.errors import ServiceError, not_found, unauthenticated
+from kit.rpc.identity import current_caller
+from kit.rpc.interceptors import Access
 from services.auth import credentials
 from services.auth.keys import Keyring
 from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
 from services.auth.tokens import AccessTokenIssuer, new_refresh_token, refresh_token_hash
-from services.kit.errors import ServiceError, not_found, unauthenticated
-from services.kit.identity import current_caller
-from services.kit.interceptors import Access
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 

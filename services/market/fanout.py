@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from exness.market.v1 import market_pb2
 
-from services.market.quotes import timestamp_ns
+from services.market.quote_rules import timestamp_ns
 
 
 class Subscription:

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from exness.market.v1 import market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit import server as kit_server
-from services.kit.auth_keys import auth_service_verifier
-from services.kit.db import open_pool
-from services.kit.interceptors import RequestPipeline
-from services.kit.kafka import ensure_topics
-from services.kit.logs import setup_logging
-from services.kit.server import GrpcServer, ServiceSpec
-from services.kit.settings import Settings
+from kit.data.db import open_pool
+from kit.data.kafka import ensure_topics
+from kit.logs import setup_logging
+from kit.rpc import server as kit_server
+from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.interceptors import RequestPipeline
+from kit.rpc.server import GrpcServer, ServiceSpec
+from kit.settings import Settings
 from services.market.fanout import QuoteHub
-from services.market.feed import QuoteFeed, seed_from_ticks
+from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
-from services.market.publisher import QuotePublisher
+from services.market.quote_producer import QuotePublisher
 from services.market.servicer import METHOD_ACCESS, SERVICE_NAME, MarketDataServicer
 from services.market.tick_writer import TICK_WRITER_GROUP, TickWriter
 from services.market.topics import TopicGuard

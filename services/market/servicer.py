@@ -13,14 +13,14 @@ import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.decimals import format_decimal
-from services.kit.errors import invalid_field, not_found, unavailable
-from services.kit.interceptors import Access
+from kit.decimals import format_decimal
+from kit.rpc.errors import invalid_field, not_found, unavailable
+from kit.rpc.interceptors import Access
 from services.market.candles import INTERVAL_SECONDS, read_candles
 from services.market.fanout import QuoteHub
 from services.market.instruments import InstrumentCatalog, InstrumentSpec
-from services.market.publisher import QuotePublisher
-from services.market.quotes import QuoteValidator
+from services.market.quote_producer import QuotePublisher
+from services.market.quote_rules import QuoteValidator
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import QUOTES_TOPIC, make_consumer
-from services.kit.kafka_probe import behind_log_end, probe_offsets, record_digest
+from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 

@@ -14,7 +14,7 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.kit.kafka import ADMIN_ERRORS, create_missing_topics, make_admin
+from kit.data.kafka import ADMIN_ERRORS, create_missing_topics, make_admin
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 
-from services.kit.decimals import parse_decimal
-from services.poller.feed import Backoff, FeedStats, QuoteBuffer, RawQuote, now_ns
+from kit.decimals import parse_decimal
+from services.poller.sources import Backoff, FeedStats, QuoteBuffer, RawQuote, now_ns
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from services.kit.logs import setup_logging
-from services.kit.settings import Settings
+from kit.logs import setup_logging
+from kit.settings import Settings
 from services.poller.exchanges import (
     BACKPACK_SYMBOLS,
     BACKPACK_URL,
@@ -31,9 +31,9 @@ from services.poller.exchanges import (
     binance_feed,
     run_exchange_feed,
 )
-from services.poller.feed import FeedStats, QuoteBuffer, RawQuote
-from services.poller.publisher import FatalPublishError, MarketPublisher
+from services.poller.publish_stream import FatalPublishError, MarketPublisher
 from services.poller.replay import replay
+from services.poller.sources import FeedStats, QuoteBuffer, RawQuote
 from services.poller.synthetic import RandomWalk, WalkSpec
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.kit.decimals import parse_decimal
-from services.poller.feed import FeedStats, RawQuote
+from kit.decimals import parse_decimal
+from services.poller.sources import FeedStats, RawQuote
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from random import Random
 
-from services.kit.decimals import format_decimal
-from services.poller.feed import RawQuote
+from kit.decimals import format_decimal
+from services.poller.sources import RawQuote
 
 
 @dataclass(frozen=True)

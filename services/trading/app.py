@@ -1,5 +1,5 @@
 """The engine and its companions, started and stopped together: group-commit writer, outbox
-relay, quote consumer, StreamAccount fan-out. Used by `exness engine` and by in-process tests."""
+relay, quote consumer, StreamAccount fan-out. Used by `exness trading` and by in-process tests."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import EVENTS_TOPIC, QUOTES_TOPIC
+from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from services.trading.committer import Committer
 from services.trading.engine import Engine
-from services.trading.quotes import consume_quotes
 from services.trading.relay import OutboxRelay
 from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
 from services.trading.streams import AccountStreams
+from services.trading.tick_feed import consume_quotes
 
 log = logging.getLogger(__name__)
 

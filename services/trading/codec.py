@@ -8,7 +8,7 @@ from decimal import Decimal
 from exness.trading.v1 import trading_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.kit.decimals import format_decimal
+from kit.decimals import format_decimal
 from services.trading.model import (
     AccountView,
     Event,

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from itertools import count
 
-from services.kit.errors import (
+from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
     invalid_field,

@@ -1,4 +1,4 @@
-"""`exness engine`: the Trading engine as a gRPC service (default port 50053).
+"""`exness trading`: the Trading engine as a gRPC service (default port 50053).
 
 Needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (`exness up` provides both). The engine owns the
 accounts of shard EXNESS_SHARD_ID (of EXNESS_SHARD_COUNT) and refuses callers of other shards.
@@ -13,14 +13,14 @@ import signal
 
 from exness.trading.v1 import trading_pb2_grpc
 
-from services.kit.auth_keys import auth_service_verifier
-from services.kit.db import open_pool
-from services.kit.interceptors import Access, RequestPipeline
-from services.kit.kafka import ensure_topics
-from services.kit.logs import setup_logging
-from services.kit.server import GrpcServer, ServiceSpec
-from services.kit.server import run as run_server
-from services.kit.settings import Settings
+from kit.data.db import open_pool
+from kit.data.kafka import ensure_topics
+from kit.logs import setup_logging
+from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.interceptors import Access, RequestPipeline
+from kit.rpc.server import GrpcServer, ServiceSpec
+from kit.rpc.server import run as run_server
+from kit.settings import Settings
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 

@@ -24,8 +24,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import EVENTS_TOPIC, make_consumer, make_producer
-from services.kit.kafka_probe import probe_offsets
+from kit.data.kafka import EVENTS_TOPIC, make_consumer, make_producer
+from kit.data.kafka_probe import probe_offsets
 
 log = logging.getLogger(__name__)
 

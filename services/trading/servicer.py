@@ -16,15 +16,15 @@ from exness.trading.v1 import trading_pb2 as pb
 from exness.trading.v1 import trading_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.decimals import parse_decimal
-from services.kit.errors import (
+from kit.decimals import parse_decimal
+from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
     invalid_field,
     not_found,
     unavailable,
 )
-from services.kit.identity import current_caller
+from kit.rpc.identity import current_caller
 from services.trading import codec, store
 from services.trading.committer import Committer
 from services.trading.engine import Engine, OrderRequest

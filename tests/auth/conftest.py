@@ -11,8 +11,8 @@ import pytest
 from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from kit.settings import Settings
 from services.auth.main import AuthApp, build
-from services.kit.settings import Settings
 from tests.support.infra import free_port
 
 

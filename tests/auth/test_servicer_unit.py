@@ -21,13 +21,13 @@ import jwt
 import pytest
 from exness.auth.v1 import auth_pb2
 
+from kit.data.db import open_pool
+from kit.rpc.errors import ServiceError
+from kit.settings import Settings
 from services.auth.keys import Keyring
 from services.auth.servicer import AuthServicer
 from services.auth.store import AuthStore
 from services.auth.tokens import AccessTokenIssuer
-from services.kit.db import open_pool
-from services.kit.errors import ServiceError
-from services.kit.settings import Settings
 from tests.auth.helpers import PASSWORD, fresh_email
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]

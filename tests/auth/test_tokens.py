@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 
+from kit.rpc.identity import StaticKeySource, TokenVerifier, parse_jwks
+from kit.settings import Settings
 from services.auth.keys import Keyring, new_key_file
-from services.kit.identity import StaticKeySource, TokenVerifier, parse_jwks
-from services.kit.settings import Settings
 from tests.auth.helpers import bearer, register
 from tests.support.grpc_errors import failure_of
 

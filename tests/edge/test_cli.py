@@ -25,7 +25,7 @@ def _exness(stack: Stack, home: Path, *args: str) -> subprocess.CompletedProcess
         "COLUMNS": "200",
     }
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -101,7 +101,7 @@ def test_trader_commands(stack: Stack, tmp_path: Path) -> None:
 def test_quotes_follow_streams(stack: Stack, tmp_path: Path) -> None:
     env = {**os.environ, "EXNESS_DATA_DIR": str(tmp_path), "EXNESS_EDGE": stack.edge}
     with subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "quotes", "SOLUSD", "--follow", "--json"],
+        [sys.executable, "-m", "cli.main", "quotes", "SOLUSD", "--follow", "--json"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -117,7 +117,7 @@ def test_quotes_follow_streams(stack: Stack, tmp_path: Path) -> None:
 def test_status_reports_every_component(stack: Stack) -> None:
     env = {**os.environ, "EXNESS_DATA_DIR": str(stack.data_dir)}
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "status"],
+        [sys.executable, "-m", "cli.main", "status"],
         cwd=REPO,
         env=env,
         capture_output=True,

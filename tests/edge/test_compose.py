@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 import yaml
 
-from services.cli.main import SUBCOMMANDS
+from cli.main import SUBCOMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = (
@@ -55,7 +55,7 @@ def _interpolate(value: str) -> str:
 
 def _code_text() -> str:
     parts = []
-    for root in ("services", "gateway"):
+    for root in ("services", "kit", "cli", "gateway"):
         for path in (REPO / root).rglob("*.py"):
             parts.append(path.read_text())
     return "\n".join(parts)
@@ -80,7 +80,7 @@ def test_the_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
 
 
 def test_commands_are_exness_subcommands_that_parse(compose: dict[str, Any]) -> None:
-    assert set(_ours(compose)) >= {"migrate", "auth", "market", "engine", "poller", "edge-config"}
+    assert set(_ours(compose)) >= {"migrate", "auth", "market", "trading", "poller", "edge-config"}
     for name, service in _ours(compose).items():
         assert service["image"] == OUR_IMAGE or service.get("build") == ".", name
         command = [_interpolate(str(part)) for part in service["command"]]
@@ -114,7 +114,7 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
     for name, variable in (
         ("auth", "EXNESS_AUTH_PORT"),
         ("market", "EXNESS_MARKET_PORT"),
-        ("engine", "EXNESS_TRADING_PORT"),
+        ("trading", "EXNESS_TRADING_PORT"),
     ):
         port = int(services[name]["environment"][variable])
         listens[name] = port
@@ -130,7 +130,7 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
     published = services["envoy"]["ports"][0]
     assert _interpolate(published).split(":")[-1] == str(env["EXNESS_EDGE_PORT"])
     kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    for client in ("market", "engine"):
+    for client in ("market", "trading"):
         assert services[client]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] in kafka
 
 
@@ -172,7 +172,7 @@ def test_the_envoy_service_gets_the_same_template_rendered(
             patch.setenv(key, value)
         assert edge_cli.run(parser.parse_args(args)) == 0
     rendered = (out / "envoy.yaml").read_text()
-    assert "address: engine, port_value: 50053" in rendered
+    assert "address: trading, port_value: 50053" in rendered
     assert str(out / "exness.binpb") in rendered
     checked = validate(out / "envoy.yaml")
     assert checked.ok, checked.output

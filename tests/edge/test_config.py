@@ -15,7 +15,7 @@ from google.protobuf import descriptor_pb2
 from gateway.bundle import write_bundle
 from gateway.config import DESCRIPTOR_PATH, EdgeConfig, Upstream, render
 from gateway.process import validate
-from services.kit.interceptors import Access
+from kit.rpc.interceptors import Access
 
 CLUSTER_OF_PACKAGE = {
     "exness.auth.v1": "auth",
@@ -87,7 +87,7 @@ def test_compose_shaped_config_validates(tmp_path: Path) -> None:
     config = EdgeConfig(
         auth=Upstream("auth", 50051),
         market=Upstream("market", 50052),
-        trading=Upstream("engine", 50053),
+        trading=Upstream("trading", 50053),
         listen_host="0.0.0.0",
         web_dir=_web(tmp_path),
     )
@@ -192,7 +192,7 @@ def test_up_serves_a_placeholder_when_the_web_bundle_is_missing(
 ) -> None:
     """Without web/dist and without Node tooling `exness up` still starts the edge, with a page
     that says how to build the terminal."""
-    from services.cli import up
+    from cli.devstack import up
 
     monkeypatch.setattr(up, "WEB_DIST", tmp_path / "no-dist")
     monkeypatch.setattr("shutil.which", lambda name: None)

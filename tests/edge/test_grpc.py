@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from exness_client import ExnessClient, ExnessError, SessionStore
 
 from gateway.config import DESCRIPTOR_PATH
-from services.client import ExnessClient, ExnessError, SessionStore
 from tests.edge.conftest import PASSWORD, Stack
 from tests.support.processes import grpcurl_binary
 

@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.cli.children import STATE_FILE
-from services.kit.probes import http_ok
+from cli.devstack.children import STATE_FILE
+from kit.rpc.probes import http_ok
 from tests.edge.conftest import Stack, edge_env
 from tests.support.processes import REPO, start_up, stop_up, up_command, wait_for_state
 
@@ -67,7 +67,7 @@ def test_up_prints_where_everything_runs(stack: Stack) -> None:
         "Kafka (embedded Tansu)",
         "Auth",
         "MarketData",
-        "Trading engine",
+        "Trading",
         "Poller (synthetic)",
         "Envoy edge",
     ):

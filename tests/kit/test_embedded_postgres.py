@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from services.kit.postgres import EmbeddedPostgres
+from cli.devstack.postgres import EmbeddedPostgres
 from tests.support.infra import free_port
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from services.kit.migrations import DEFAULT_DIR, MigrationError, migrate
+from kit.data.migrations import DEFAULT_DIR, MigrationError, migrate
 
 
 def test_rerunning_applies_nothing(database_url: str) -> None:

@@ -13,10 +13,10 @@ import grpc
 import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from services.kit.errors import not_found
-from services.kit.identity import StaticKeySource, TokenVerifier, current_caller
-from services.kit.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
-from services.kit.server import GrpcServer, ServiceSpec
+from kit.rpc.errors import not_found
+from kit.rpc.identity import StaticKeySource, TokenVerifier, current_caller
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
+from kit.rpc.server import GrpcServer, ServiceSpec
 from tests.support.grpc_errors import failure_of
 
 SERVICE = "exness.market.v1.MarketDataService"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from services.kit.identity import Caller, TokenVerifier
-from services.kit.token_cache import CachingTokenVerifier
+from kit.rpc.identity import Caller, TokenVerifier
+from kit.rpc.token_cache import CachingTokenVerifier
 
 
 class Fixed(TokenVerifier):

@@ -8,8 +8,8 @@ from exness.trading.v1 import trading_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.kit.decimals import format_decimal, parse_decimal
-from services.kit.validation import violations
+from kit.decimals import format_decimal, parse_decimal
+from kit.rpc.validation import violations
 
 
 def fields(message: object) -> dict[str, str]:

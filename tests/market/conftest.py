@@ -21,10 +21,10 @@ import pytest_asyncio
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
+from kit.settings import Settings
 from services.auth.main import AuthApp
 from services.auth.main import build as build_auth
-from services.kit.interceptors import SERVICE_TOKEN_HEADER
-from services.kit.settings import Settings
 from services.market.main import MarketApp, build
 from tests.support.infra import free_port
 

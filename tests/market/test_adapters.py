@@ -14,9 +14,9 @@ import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from websockets.asyncio.server import ServerConnection, serve
 
-from services.kit.settings import Settings
+from kit.settings import Settings
 from services.poller.exchanges import backpack_feed, binance_feed, run_exchange_feed
-from services.poller.feed import Backoff, FeedStats, QuoteBuffer, RawQuote
+from services.poller.sources import Backoff, FeedStats, QuoteBuffer, RawQuote
 from tests.market.conftest import eventually
 from tests.market.test_e2e import ROOT, _env
 
@@ -206,7 +206,7 @@ async def test_binance_through_a_poller_process(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "services.cli.main",
+            "cli.main",
             "poller",
             "--source",
             "binance",

@@ -25,17 +25,17 @@ import pytest_asyncio
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.broker import EmbeddedBroker
-from services.kit.kafka import (
+from cli.devstack.broker import EmbeddedBroker
+from kit.data.kafka import (
     QUOTES_TOPIC,
     TOPIC_PARTITIONS,
     ensure_topics,
     make_consumer,
     make_producer,
 )
-from services.kit.settings import Settings
+from kit.settings import Settings
 from services.market.main import MarketApp, build
-from services.market.publisher import BROKER_UNAVAILABLE
+from services.market.quote_producer import BROKER_UNAVAILABLE
 from services.market.tick_writer import TickWriter
 from tests.market.conftest import eventually, publish, quote_request
 from tests.market.test_publish import _error_reason

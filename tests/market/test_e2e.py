@@ -19,7 +19,7 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.settings import Settings
+from kit.settings import Settings
 from tests.market.conftest import SERVICE_TOKEN, eventually
 from tests.support.infra import free_port
 
@@ -66,7 +66,7 @@ async def run_poller(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli.main",
+        "cli.main",
         "poller",
         "--market-addr",
         market_address,
@@ -224,7 +224,7 @@ async def test_market_process_serves_and_stops_cleanly(market_settings: Settings
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli.main",
+        "cli.main",
         "market",
         "--port",
         str(port),
@@ -265,7 +265,7 @@ async def test_market_without_infrastructure_says_so(market_settings: Settings) 
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli.main",
+        "cli.main",
         "market",
         env=env,
         cwd=ROOT,

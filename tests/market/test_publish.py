@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from services.kit.interceptors import SERVICE_TOKEN_HEADER
-from services.kit.kafka import QUOTES_TOPIC, make_consumer
-from services.kit.kafka_probe import probe_offsets
+from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka_probe import probe_offsets
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from services.market.main import MarketApp
 from tests.market.conftest import eventually, publish, quote_request
 from tests.support.grpc_errors import failure_of
@@ -166,7 +166,7 @@ async def test_user_token_cannot_publish(
     market_app: MarketApp,
     market_settings: object,
 ) -> None:
-    from services.kit.settings import Settings
+    from kit.settings import Settings
 
     assert isinstance(market_settings, Settings)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{market_settings.auth_port}") as channel:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import grpc
-
-from services.client.errors import ExnessError
+from exness_client.errors import ExnessError
 
 
 def failure_of(error: grpc.aio.AioRpcError) -> ExnessError:

@@ -7,9 +7,9 @@ import socket
 import tempfile
 from pathlib import Path
 
-from services.kit.broker import EmbeddedBroker
-from services.kit.migrations import migrate
-from services.kit.postgres import EmbeddedPostgres
+from cli.devstack.broker import EmbeddedBroker
+from cli.devstack.postgres import EmbeddedPostgres
+from kit.data.migrations import migrate
 
 
 def free_port() -> int:

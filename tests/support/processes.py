@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.cli.children import STATE_FILE
-from services.kit.probes import grpc_serving
+from cli.devstack.children import STATE_FILE
+from kit.rpc.probes import grpc_serving
 from tests.support.infra import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def start_exness(
     """`exness ARGS...` as a child process with its output in `log_path`."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", *args],
+            [sys.executable, "-m", "cli.main", *args],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=log,
@@ -65,7 +65,7 @@ UP_PORT_FLAGS = (
     "--admin-port",
     "--auth-port",
     "--market-port",
-    "--engine-port",
+    "--trading-port",
     "--postgres-port",
     "--kafka-port",
 )
@@ -73,7 +73,7 @@ UP_PORT_FLAGS = (
 
 def up_command(data_dir: Path, *extra: str) -> list[str]:
     """`exness up` with its own data directory and every port free, so runs never collide."""
-    command = [sys.executable, "-m", "services.cli.main", "up", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "cli.main", "up", "--data-dir", str(data_dir)]
     for flag in UP_PORT_FLAGS:
         command += [flag, str(free_port())]
     return [*command, *extra]

@@ -21,12 +21,12 @@ from exness.trading.v1 import trading_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.db import open_pool
+from kit.data.kafka import ensure_topics, make_producer
+from kit.rpc.server import GrpcServer, ServiceSpec
+from kit.settings import Settings
 from services.auth.main import build as build_auth
 from services.auth.tokens import AccessTokenIssuer
-from services.kit.db import open_pool
-from services.kit.kafka import ensure_topics, make_producer
-from services.kit.server import GrpcServer, ServiceSpec
-from services.kit.settings import Settings
 from services.trading.app import TradingApp
 from services.trading.main import request_pipeline
 from services.trading.servicer import SERVICE_NAME

@@ -28,8 +28,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import EVENTS_TOPIC, QUOTES_TOPIC, make_producer
-from services.kit.kafka_probe import probe_offsets
+from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC, make_producer
+from kit.data.kafka_probe import probe_offsets
 from tests.support.infra import free_port
 from tests.trading.conftest import AuthHandle
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.kit.errors import ServiceError
+from kit.rpc.errors import ServiceError
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import (
     HUNDRED,

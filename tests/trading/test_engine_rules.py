@@ -8,7 +8,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from services.kit.errors import ServiceError
+from kit.rpc.errors import ServiceError
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import (
     CloseReason,

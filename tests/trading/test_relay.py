@@ -13,7 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import ensure_topics, make_consumer
+from kit.data.kafka import ensure_topics, make_consumer
 from services.trading import relay as relay_module
 from services.trading.relay import OutboxRelay
 from tests.market.conftest import eventually

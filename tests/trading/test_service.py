@@ -13,7 +13,7 @@ import pytest
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.kafka import make_consumer
+from kit.data.kafka import make_consumer
 from tests.support.grpc_errors import failure_of
 from tests.trading.conftest import StartTrading, Trading
 

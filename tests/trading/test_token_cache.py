@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.kit.auth_keys import auth_service_verifier
-from services.kit.errors import ServiceError
-from services.kit.identity import Caller, TokenVerifier
-from services.kit.token_cache import CachingTokenVerifier
+from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.errors import ServiceError
+from kit.rpc.identity import Caller, TokenVerifier
+from kit.rpc.token_cache import CachingTokenVerifier
 from tests.trading.conftest import AuthHandle
 
 

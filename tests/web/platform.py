@@ -28,7 +28,7 @@ from tests.support.processes import start_exness, wait_healthy
 
 SERVICE_TOKEN = "web-tests-service-token"
 # name -> `exness` subcommand
-SERVICES = {"auth": "auth", "market": "market", "trading": "engine"}
+SERVICES = {"auth": "auth", "market": "market", "trading": "trading"}
 
 # Starting mid prices and decimals of the seeded instruments (migrations/0100_instruments.sql).
 START_MIDS = {

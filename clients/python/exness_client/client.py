@@ -17,8 +17,8 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 from google.protobuf import timestamp_pb2
 
-from services.client.errors import ExnessError
-from services.client.session import Session, SessionStore
+from exness_client.errors import ExnessError
+from exness_client.session import Session, SessionStore
 
 R = TypeVar("R")
 Number = str | Decimal | int

@@ -8,7 +8,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from exness.market.v1 import market_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.kit.decimals import format_decimal, parse_decimal
+from kit.decimals import format_decimal, parse_decimal
 from services.market.instruments import InstrumentCatalog, InstrumentSpec
 
 # Rejection reasons, as counted in PublishQuotesResponse.rejected.

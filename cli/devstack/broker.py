@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.kit.probes import is_listening
+from kit.rpc.probes import is_listening
 
 
 def tansu_binary() -> Path:

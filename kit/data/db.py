@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.errors import StartupError
+from kit.rpc.errors import StartupError
 
 
 async def open_pool(

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import jwt
 from jwt.algorithms import OKPAlgorithm
 
-from services.kit.errors import unauthenticated
+from kit.rpc.errors import unauthenticated
 
 log = logging.getLogger(__name__)
 

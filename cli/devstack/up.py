@@ -29,11 +29,11 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
+from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
-from services.cli.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
-from services.kit.probes import http_ok, port_is_free
-from services.kit.settings import Settings, env_int
+from kit.rpc.probes import http_ok, port_is_free
+from kit.settings import Settings, env_int
 
 console = Console(highlight=False)
 HEALTH_TIMEOUT_S = 90.0
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--admin-port", type=int, default=env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
     add("--auth-port", type=int, default=settings.auth_port)
     add("--market-port", type=int, default=settings.market_port)
-    add("--engine-port", type=int, default=settings.trading_port)
+    add("--trading-port", type=int, default=settings.trading_port)
     add(
         "--postgres-port",
         type=int,
@@ -197,15 +197,15 @@ def _web_dir(data_dir: Path) -> Path:
 def _start_infrastructure(
     platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
 ) -> None:
-    from services.kit.db import redact
-    from services.kit.migrations import migrate
+    from kit.data.db import redact
+    from kit.data.migrations import migrate
 
     data_dir = platform.data_dir
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     database_url = args.database_url or settings.database_url
     if not database_url:
-        from services.kit.postgres import EmbeddedPostgres
+        from cli.devstack.postgres import EmbeddedPostgres
 
         console.print(f"starting PostgreSQL on 127.0.0.1:{args.postgres_port} ...")
         postgres = EmbeddedPostgres(data_dir / "pgdata", port=args.postgres_port)
@@ -232,7 +232,7 @@ def _start_infrastructure(
 
     kafka = args.kafka or settings.kafka_bootstrap_servers
     if not kafka:
-        from services.kit.broker import EmbeddedBroker
+        from cli.devstack.broker import EmbeddedBroker
 
         console.print(f"starting the Kafka-protocol broker on 127.0.0.1:{args.kafka_port} ...")
         broker = EmbeddedBroker(port=args.kafka_port, log_path=logs / "broker.log")
@@ -251,7 +251,7 @@ def _start_infrastructure(
         )
     else:
         platform.rows.append(("Kafka (external)", kafka, "", ""))
-    from services.kit.kafka import ensure_topics
+    from kit.data.kafka import ensure_topics
 
     try:
         asyncio.run(asyncio.wait_for(ensure_topics(kafka), 30))
@@ -263,7 +263,7 @@ def _start_infrastructure(
 
 def _service_ports(args: argparse.Namespace) -> dict[str, int]:
     """The port of each of SERVICES, by its state key."""
-    return {"auth": args.auth_port, "market": args.market_port, "trading": args.engine_port}
+    return {"auth": args.auth_port, "market": args.market_port, "trading": args.trading_port}
 
 
 def _stopper(child: Child) -> Callable[[], None]:
@@ -312,7 +312,7 @@ def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings
     config = EdgeConfig.from_env().with_(
         auth=Upstream(args.host, args.auth_port),
         market=Upstream(args.host, args.market_port),
-        trading=Upstream(args.host, args.engine_port),
+        trading=Upstream(args.host, args.trading_port),
         listen_host=args.edge_host,
         listen_port=args.edge_port,
         admin_port=args.admin_port,
@@ -457,10 +457,10 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_BIND_HOST": args.host,
             "EXNESS_AUTH_PORT": str(args.auth_port),
             "EXNESS_MARKET_PORT": str(args.market_port),
-            "EXNESS_TRADING_PORT": str(args.engine_port),
+            "EXNESS_TRADING_PORT": str(args.trading_port),
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
             "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
-            "EXNESS_TRADING_ADDR": f"{args.host}:{args.engine_port}",
+            "EXNESS_TRADING_ADDR": f"{args.host}:{args.trading_port}",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
             wanted = [
                 ("Auth", args.auth_port, "--auth-port"),
                 ("MarketData", args.market_port, "--market-port"),
-                ("Trading engine", args.engine_port, "--engine-port"),
+                ("Trading", args.trading_port, "--trading-port"),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
             ]

@@ -20,16 +20,16 @@ from typing import Any
 import grpc
 from exness.market.v1 import market_pb2
 from exness.trading.v1 import trading_pb2
+from exness_client import ExnessClient, ExnessError, SessionStore
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli.children import SERVICES, STATE_FILE
-from services.client import ExnessClient, ExnessError, SessionStore
-from services.kit.probes import grpc_serving, http_ok
-from services.kit.settings import Settings
+from cli.devstack.children import SERVICES, STATE_FILE
+from kit.rpc.probes import grpc_serving, http_ok
+from kit.settings import Settings
 
 console = Console(highlight=False)
 

@@ -11,8 +11,8 @@ from aiokafka.errors import KafkaError
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 
-from services.kit.decimals import parse_decimal
-from services.kit.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.decimals import parse_decimal
 from services.trading.engine import Engine
 
 log = logging.getLogger(__name__)

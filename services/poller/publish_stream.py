@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from services.kit.interceptors import SERVICE_TOKEN_HEADER
-from services.poller.feed import Backoff, QuoteBuffer
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
+from services.poller.sources import Backoff, QuoteBuffer
 
 log = logging.getLogger(__name__)
 

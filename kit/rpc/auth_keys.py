@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 
-from services.kit.identity import JwksKeySource, TokenVerifier
-from services.kit.settings import Settings
-from services.kit.token_cache import CachingTokenVerifier
+from kit.rpc.identity import JwksKeySource, TokenVerifier
+from kit.rpc.token_cache import CachingTokenVerifier
+from kit.settings import Settings
 
 
 def auth_service_verifier(settings: Settings) -> TokenVerifier:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from services.kit.identity import Caller, TokenVerifier
+from kit.rpc.identity import Caller, TokenVerifier
 
 MAX_AGE_S = 60.0
 MAX_ENTRIES = 100_000

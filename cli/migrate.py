@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from services.kit.migrations import migrate
-from services.kit.settings import Settings
+from kit.data.migrations import migrate
+from kit.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from services.kit.probes import port_is_free
+from kit.rpc.probes import port_is_free
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ are safe to repeat are retried on UNAVAILABLE with backoff; PlaceOrder is made s
 an idempotency key (client_order_id) generated once per logical order and reused on each retry.
 """
 
-from services.client.client import ExnessClient, Targets
-from services.client.errors import ExnessError
-from services.client.session import Session, SessionStore
+from exness_client.client import ExnessClient, Targets
+from exness_client.errors import ExnessError
+from exness_client.session import Session, SessionStore
 
 __all__ = ["ExnessClient", "ExnessError", "Session", "SessionStore", "Targets"]

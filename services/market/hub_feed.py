@@ -17,9 +17,9 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
-from services.kit.decimals import format_decimal
-from services.kit.kafka import QUOTES_TOPIC, make_consumer
-from services.kit.kafka_probe import behind_log_end
+from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka_probe import behind_log_end
+from kit.decimals import format_decimal
 from services.market.fanout import QuoteHub
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Child processes of `exness up`: each service runs as `python -m services.cli.main NAME` in
+"""Child processes of `exness up`: each service runs as `python -m cli.main NAME` in
 its own process group (so stopping it also stops anything it started), with its output in a
 log file, and is judged healthy by the standard gRPC health check."""
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.kit.probes import grpc_serving
+from kit.rpc.probes import grpc_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `exness up` records what it started, in its data directory (read by `exness status`).
@@ -34,7 +34,7 @@ class ServiceSpec:
 SERVICES = (
     ServiceSpec("Auth", "auth", "auth", "exness.auth.v1.AuthService"),
     ServiceSpec("MarketData", "market", "market", "exness.market.v1.MarketDataService"),
-    ServiceSpec("Trading engine", "engine", "trading", "exness.trading.v1.TradingService"),
+    ServiceSpec("Trading", "trading", "trading", "exness.trading.v1.TradingService"),
 )
 
 
@@ -70,7 +70,7 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli.main", *self.command],
+                [sys.executable, "-m", "cli.main", *self.command],
                 env=dict(self.env),
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,

@@ -21,15 +21,15 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from services.kit import validation
-from services.kit.errors import (
+from kit.rpc import validation
+from kit.rpc.errors import (
     ServiceError,
     internal_status,
     invalid_argument,
     permission_denied,
     unauthenticated,
 )
-from services.kit.identity import (
+from kit.rpc.identity import (
     TokenVerifier,
     bearer_token,
     reset_current_caller,

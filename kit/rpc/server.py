@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.kit.errors import StartupError
+from kit.rpc.errors import StartupError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from aiokafka.errors import KafkaError
 from exness.common.v1 import errors_pb2
 from exness.market.v1 import market_pb2
 
-from services.kit.errors import ServiceError, unavailable
-from services.kit.kafka import QUOTES_TOPIC, make_producer
+from kit.data.kafka import QUOTES_TOPIC, make_producer
+from kit.rpc.errors import ServiceError, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from exness.common.v1 import validate_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf.message import Message
 
-from services.kit.decimals import parse_decimal, scale_of
-from services.kit.errors import FieldViolation
+from kit.decimals import parse_decimal, scale_of
+from kit.rpc.errors import FieldViolation
 
 FD = _descriptor.FieldDescriptor
 

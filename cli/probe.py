@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from services.kit.probes import grpc_serving
+from kit.rpc.probes import grpc_serving
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,1 @@
+"""Storage and streams shared by the services: the PostgreSQL pool, migrations and Kafka."""
