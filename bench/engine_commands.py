@@ -20,8 +20,18 @@ TARGET = 50_000
 
 
 def _engine() -> tuple[Engine, list[object]]:
-    btc = Instrument("BTCUSD", "crypto", 2, Decimal(1), Decimal("0.01"), Decimal("0.01"),
-                     Decimal(100), 400, Decimal(60), Decimal(0))
+    btc = Instrument(
+        "BTCUSD",
+        "crypto",
+        2,
+        Decimal(1),
+        Decimal("0.01"),
+        Decimal("0.01"),
+        Decimal(100),
+        400,
+        Decimal(60),
+        Decimal(0),
+    )
     engine = Engine({"BTCUSD": btc})
     now = datetime.now(UTC)
     engine.on_quote("BTCUSD", Decimal("65000.00"), Decimal("65010.00"), now, now)
@@ -37,8 +47,16 @@ def _engine() -> tuple[Engine, list[object]]:
 def engine_run(cycles: int) -> float:
     engine, accounts = _engine()
     now = engine.quotes["BTCUSD"].time
-    requests = [OrderRequest("BTCUSD", Side.BUY if n % 2 else Side.SELL, OrderType.MARKET,
-                             volume=Decimal("0.10"), stop_loss=None) for n in range(2)]
+    requests = [
+        OrderRequest(
+            "BTCUSD",
+            Side.BUY if n % 2 else Side.SELL,
+            OrderType.MARKET,
+            volume=Decimal("0.10"),
+            stop_loss=None,
+        )
+        for n in range(2)
+    ]
     started = time.perf_counter()
     for n in range(cycles):
         account = accounts[n % 100]

@@ -25,8 +25,18 @@ def build(positions: int) -> Engine:
     """An engine holding `positions` open positions, built the way a restart rebuilds one from
     the database (store.load_engine: restore_account / restore_position, then the first quote
     arms every account's margin watch): bulk, without a command and its events per position."""
-    btc = Instrument("BTCUSD", "crypto", 2, Decimal(1), Decimal("0.01"), Decimal("0.01"),
-                     Decimal(100), 400, Decimal(60), Decimal(0))
+    btc = Instrument(
+        "BTCUSD",
+        "crypto",
+        2,
+        Decimal(1),
+        Decimal("0.01"),
+        Decimal("0.01"),
+        Decimal(100),
+        400,
+        Decimal(60),
+        Decimal(0),
+    )
     engine = Engine({"BTCUSD": btc})
     now = datetime.now(UTC)
     bid, ask = Decimal("65000.00"), Decimal("65010.00")
@@ -35,8 +45,7 @@ def build(positions: int) -> Engine:
     far_low, far_high = Decimal("30000"), Decimal("130000")
     # Same open prices, margins and levels as market orders at this quote would give.
     buy = (Side.BUY, ask, margin_of(volume, btc.contract_size, ask, leverage), far_low, far_high)
-    sell = (Side.SELL, bid, margin_of(volume, btc.contract_size, bid, leverage), far_high,
-            far_low)
+    sell = (Side.SELL, bid, margin_of(volume, btc.contract_size, bid, leverage), far_high, far_low)
     ids = count(1)
     for a in range(positions // PER_ACCOUNT):
         account = Account(a + 1, f"user-{a}", 0, leverage, Decimal(1_000_000), now)
@@ -44,11 +53,31 @@ def build(positions: int) -> Engine:
         for n in range(PER_ACCOUNT):
             side, price, margin, stop_loss, take_profit = buy if n % 2 else sell
             position_id = next(ids)
-            engine.restore_position(Position(
-                position_id, account.account_id, position_id, "BTCUSD", side, volume, price,
-                leverage, margin, units, now, stop_loss, take_profit))
-    engine.restore_counters(sequence=0, account=positions // PER_ACCOUNT, order=positions,
-                            position=positions, trade=0, ledger=0)
+            engine.restore_position(
+                Position(
+                    position_id,
+                    account.account_id,
+                    position_id,
+                    "BTCUSD",
+                    side,
+                    volume,
+                    price,
+                    leverage,
+                    margin,
+                    units,
+                    now,
+                    stop_loss,
+                    take_profit,
+                )
+            )
+    engine.restore_counters(
+        sequence=0,
+        account=positions // PER_ACCOUNT,
+        order=positions,
+        position=positions,
+        trade=0,
+        ledger=0,
+    )
     engine.on_quote("BTCUSD", bid, ask, now, now)
     assert not engine.outbox, "building triggered something"
     assert len(engine.positions) == positions
@@ -81,16 +110,20 @@ def main() -> None:
     small = build(args.small)
     started = time.perf_counter()
     large = build(args.large)
-    print(f"built {args.large:,} positions in {time.perf_counter() - started:.1f}s "
-          f"({len(large.index):,} indexed triggers)")
+    print(
+        f"built {args.large:,} positions in {time.perf_counter() - started:.1f}s "
+        f"({len(large.index):,} indexed triggers)"
+    )
     # Interleave the measurements so machine noise hits both sizes alike.
     small_us = min(tick_cost_us(small, args.ticks) for _ in range(3))
     large_us = min(tick_cost_us(large, args.ticks) for _ in range(3))
     ratio = large_us / small_us
     print(f"tick cost, {args.small:,} open positions: {small_us:.2f} us")
     print(f"tick cost, {args.large:,} open positions: {large_us:.2f} us")
-    print(f"ratio large/small: {ratio:.2f} (target <= {TARGET_RATIO}: "
-          f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'})")
+    print(
+        f"ratio large/small: {ratio:.2f} (target <= {TARGET_RATIO}: "
+        f"{'MET' if ratio <= TARGET_RATIO else 'NOT MET'})"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ async def serve_echo(port: int) -> None:
     def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return request
 
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -58,8 +59,9 @@ async def serve_echo(port: int) -> None:
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 async def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -83,8 +85,9 @@ async def wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-async def drive(call: Callable[[int], Awaitable[object]], clients: int,
-                seconds: float) -> tuple[float, list[float]]:
+async def drive(
+    call: Callable[[int], Awaitable[object]], clients: int, seconds: float
+) -> tuple[float, list[float]]:
     """Each client calls in a loop for `seconds`; returns (calls/s, latencies in ms)."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -103,8 +106,7 @@ async def drive(call: Callable[[int], Awaitable[object]], clients: int,
 async def commit_counts(database_url: str) -> tuple[int, int]:
     """(orders stored, transactions that stored them): each row's xmin is its transaction."""
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        cur = await conn.execute(
-            "SELECT count(*), count(DISTINCT xmin::text) FROM trading_orders")
+        cur = await conn.execute("SELECT count(*), count(DISTINCT xmin::text) FROM trading_orders")
         row = await cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
@@ -121,10 +123,13 @@ async def publish_quotes(bootstrap: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             stamp = Timestamp()
             stamp.FromDatetime(datetime.now(UTC))
-            event = market_pb2.QuoteEvent(quote=market_pb2.Quote(
-                symbol="XAUUSD", bid="2400.00", ask="2400.20", time=stamp), source="bench")
-            await producer.send_and_wait(QUOTES_TOPIC, key=b"XAUUSD",
-                                         value=event.SerializeToString())
+            event = market_pb2.QuoteEvent(
+                quote=market_pb2.Quote(symbol="XAUUSD", bid="2400.00", ask="2400.20", time=stamp),
+                source="bench",
+            )
+            await producer.send_and_wait(
+                QUOTES_TOPIC, key=b"XAUUSD", value=event.SerializeToString()
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
     finally:
@@ -153,20 +158,27 @@ async def run(clients: int, seconds: float) -> None:
         keys = workdir / "keys"
         new_key_file(keys)
         auth_port, engine_port, echo_port = free_port(), free_port(), free_port()
-        env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "EXNESS_SIGNING_KEYS": str(keys), "EXNESS_DATA_DIR": str(workdir),
-               "EXNESS_AUTH_ADDR": f"127.0.0.1:{auth_port}", "EXNESS_LOG_LEVEL": "WARNING",
-               "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EXNESS_SIGNING_KEYS": str(keys),
+            "EXNESS_DATA_DIR": str(workdir),
+            "EXNESS_AUTH_ADDR": f"127.0.0.1:{auth_port}",
+            "EXNESS_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
+        }
         log = workdir / "servers.log"
-        processes.append(spawn(["-m", "cli.main", "auth", "--port", str(auth_port)],
-                               env, log))
+        processes.append(spawn(["-m", "cli.main", "auth", "--port", str(auth_port)], env, log))
         # BENCH_PROFILE_ENGINE=<file> runs the engine under cProfile (written on exit).
         profile = os.environ.get("BENCH_PROFILE_ENGINE")
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
-        processes.append(spawn([*prefix, "-m", "services.trading.main", "--port",
-                                str(engine_port)], env, log))
-        processes.append(spawn(["-m", "bench.place_order_grpc", "--serve-echo",
-                                str(echo_port)], env, log))
+        processes.append(
+            spawn([*prefix, "-m", "services.trading.main", "--port", str(engine_port)], env, log)
+        )
+        processes.append(
+            spawn(["-m", "bench.place_order_grpc", "--serve-echo", str(echo_port)], env, log)
+        )
         await wait_healthy(auth_port, processes[0], log)
         await wait_healthy(engine_port, processes[1], log)
         await wait_port(echo_port)
@@ -176,11 +188,14 @@ async def run(clients: int, seconds: float) -> None:
         issuer = AccessTokenIssuer(keyring, "exness-auth", "exness-api", 3600)
         users = [str(uuid.uuid4()) for _ in range(clients)]
         md = [(("authorization", f"Bearer {issuer.issue(u, 0)}"),) for u in users]
-        request = pb.PlaceOrderRequest(symbol="XAUUSD", side=pb.ORDER_SIDE_BUY,
-                                       type=pb.ORDER_TYPE_MARKET, volume="0.01")
+        request = pb.PlaceOrderRequest(
+            symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET, volume="0.01"
+        )
         payload = request.SerializeToString()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{engine_port}") as engine_channel, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{engine_port}") as engine_channel,
+            grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel,
+        ):
             stub = trading_pb2_grpc.TradingServiceStub(engine_channel)
             echo = echo_channel.unary_unary(ECHO_METHOD)
             for m in md:
@@ -203,20 +218,29 @@ async def run(clients: int, seconds: float) -> None:
             echo_rate, echo_lat = await drive(bounce, clients, seconds)
             committed = await commit_counts(database_url)
             engine_rate, engine_lat = await drive(place, clients, seconds)
-            orders, commits = (a - b for a, b in zip(await commit_counts(database_url),
-                                                      committed, strict=True))
+            orders, commits = (
+                a - b for a, b in zip(await commit_counts(database_url), committed, strict=True)
+            )
         stop_quotes.set()
         await quotes
         ratio = engine_rate / echo_rate
         print(f"{clients} concurrent clients, {seconds:.0f} s each")
-        print(f"echo (bare grpc.aio unary): {echo_rate:,.0f} calls/s  "
-              f"p50 {pct(echo_lat, 50):.2f} ms  p99 {pct(echo_lat, 99):.2f} ms")
-        print(f"PlaceOrder (durable):       {engine_rate:,.0f} orders/s "
-              f"p50 {pct(engine_lat, 50):.2f} ms  p99 {pct(engine_lat, 99):.2f} ms")
-        print(f"group commit: {orders:,} orders in {commits:,} transactions "
-              f"({orders / max(commits, 1):.1f} per commit)")
-        print(f"ratio engine/echo: {ratio:.2f} (target >= {TARGET_RATIO}: "
-              f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'})")
+        print(
+            f"echo (bare grpc.aio unary): {echo_rate:,.0f} calls/s  "
+            f"p50 {pct(echo_lat, 50):.2f} ms  p99 {pct(echo_lat, 99):.2f} ms"
+        )
+        print(
+            f"PlaceOrder (durable):       {engine_rate:,.0f} orders/s "
+            f"p50 {pct(engine_lat, 50):.2f} ms  p99 {pct(engine_lat, 99):.2f} ms"
+        )
+        print(
+            f"group commit: {orders:,} orders in {commits:,} transactions "
+            f"({orders / max(commits, 1):.1f} per commit)"
+        )
+        print(
+            f"ratio engine/echo: {ratio:.2f} (target >= {TARGET_RATIO}: "
+            f"{'MET' if ratio >= TARGET_RATIO else 'NOT MET'})"
+        )
     finally:
         stop_quotes.set()
         for process in processes:

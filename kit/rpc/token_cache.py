@@ -18,8 +18,9 @@ MAX_ENTRIES = 100_000
 
 
 class CachingTokenVerifier(TokenVerifier):
-    def __init__(self, inner: TokenVerifier, *, max_age_s: float = MAX_AGE_S,
-                 max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, inner: TokenVerifier, *, max_age_s: float = MAX_AGE_S, max_entries: int = MAX_ENTRIES
+    ) -> None:
         # Delegates instead of calling super().__init__: everything but the cache is `inner`'s.
         self._inner = inner
         self._max_age_s = max_age_s

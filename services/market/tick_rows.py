@@ -35,9 +35,7 @@ def symbol_ok(symbol: str) -> bool:
 
 def copy_escape(text: str) -> str:
     """COPY text format escaping for a free-text column (the event's source)."""
-    return (
-        text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    )
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class StampCache:

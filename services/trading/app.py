@@ -36,28 +36,41 @@ class TradingApp:
 
     @classmethod
     async def start(
-        cls, pool: AsyncConnectionPool, *, shard_id: int, max_quote_age_s: float,
-        kafka_bootstrap: str, on_fatal: Callable[[BaseException], None] | None = None,
-        quotes_topic: str = QUOTES_TOPIC, events_topic: str = EVENTS_TOPIC,
+        cls,
+        pool: AsyncConnectionPool,
+        *,
+        shard_id: int,
+        max_quote_age_s: float,
+        kafka_bootstrap: str,
+        on_fatal: Callable[[BaseException], None] | None = None,
+        quotes_topic: str = QUOTES_TOPIC,
+        events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
-        engine = await load_engine(pool, shard_id=shard_id,
-                                   max_quote_age=timedelta(seconds=max_quote_age_s))
+        engine = await load_engine(
+            pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
+        )
         streams = AccountStreams()
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
-        committer = Committer(engine, pool, on_committed=[streams.publish, relay.wake],
-                              on_fatal=on_fatal)
+        committer = Committer(
+            engine, pool, on_committed=[streams.publish, relay.wake], on_fatal=on_fatal
+        )
         servicer = TradingServicer(engine, committer, pool, streams)
         app = cls(engine, committer, servicer)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
-        app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic),
-                   "quotes")
-        log.info("engine ready", extra={
-            "shard": shard_id, "accounts": len(engine.accounts),
-            "positions": len(engine.positions), "pending_orders": len(engine.pending),
-            "sequence": engine.last_sequence})
+        app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic), "quotes")
+        log.info(
+            "engine ready",
+            extra={
+                "shard": shard_id,
+                "accounts": len(engine.accounts),
+                "positions": len(engine.positions),
+                "pending_orders": len(engine.pending),
+                "sequence": engine.last_sequence,
+            },
+        )
         return app
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -69,8 +82,9 @@ class TradingApp:
     @staticmethod
     def _task_done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task died", exc_info=task.exception(),
-                      extra={"task": task.get_name()})
+            log.error(
+                "background task died", exc_info=task.exception(), extra={"task": task.get_name()}
+            )
 
     async def _expire_loop(self) -> None:
         while True:

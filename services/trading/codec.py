@@ -155,8 +155,9 @@ def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
     )
 
 
-def event_pb(event: Event, quotes: dict[str, Quote],
-             accounts: dict[int, pb.Account]) -> pb.AccountEvent:
+def event_pb(
+    event: Event, quotes: dict[str, Quote], accounts: dict[int, pb.Account]
+) -> pb.AccountEvent:
     """`accounts`: a cache of Account messages by id(view); the events of one account in one
     batch share their view, so its figures are formatted once."""
     view = event.account

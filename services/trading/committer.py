@@ -89,8 +89,14 @@ _INSERT_JOURNAL = (
 
 
 # Per statement, the encoder of each column (in the order of the statement's parameters).
-_I, _N, _T, _S, _B, _X = (pgarrays.ints, pgarrays.numerics, pgarrays.timestamps, pgarrays.texts,
-                          pgarrays.bools, pgarrays.byteas)
+_I, _N, _T, _S, _B, _X = (
+    pgarrays.ints,
+    pgarrays.numerics,
+    pgarrays.timestamps,
+    pgarrays.texts,
+    pgarrays.bools,
+    pgarrays.byteas,
+)
 _ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
     _UPSERT_ACCOUNTS: (_I, _S, _I, _N, _I, _B, _T, _T),
     _UPSERT_ORDERS: (_I, _I, _S, _S, _S, _I, _I, _I, _N, _N, _N, _N, _I, _N, _I, _S, _T, _T, _T),
@@ -103,8 +109,10 @@ _ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
 
 def _params(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
     """Rows -> one array literal per column (the parameters of `statement`)."""
-    return [encode(column) for encode, column in zip(
-        _ENCODERS[statement], zip(*rows, strict=True), strict=True)]
+    return [
+        encode(column)
+        for encode, column in zip(_ENCODERS[statement], zip(*rows, strict=True), strict=True)
+    ]
 
 
 class Committer:
@@ -196,8 +204,11 @@ class Committer:
         while True:
             try:
                 conn = await self._connection()
-                if retry and rows.last_sequence and await _already_committed(
-                        conn, self.engine.shard_id, rows.last_sequence):
+                if (
+                    retry
+                    and rows.last_sequence
+                    and await _already_committed(conn, self.engine.shard_id, rows.last_sequence)
+                ):
                     return rows.protos  # the commit went through before the link broke
                 # One round trip: the statements and the COMMIT go out together; the pipeline
                 # returns only once the server has answered all of them.
@@ -231,7 +242,8 @@ class Committer:
 
 async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
     cur = await conn.execute(
-        "SELECT 1 FROM trading_journal WHERE shard = %s AND sequence = %s", (shard, sequence))
+        "SELECT 1 FROM trading_journal WHERE shard = %s AND sequence = %s", (shard, sequence)
+    )
     found = await cur.fetchone() is not None
     await conn.rollback()
     return found
@@ -261,43 +273,111 @@ class _Rows:
             account_rows[view.account_id] = _account_row(view)
             if (o := item.order) is not None:
                 self.orders[o.order_id] = (
-                    o.order_id, o.account_id, o.client_order_id or None, o.fingerprint, o.symbol,
-                    int(o.side), int(o.type), int(o.status), o.volume, o.price, o.stop_loss,
-                    o.take_profit, o.leverage, o.fill_price, o.position_id, o.reject_reason,
-                    o.created_at, o.updated_at, o.expire_at,
+                    o.order_id,
+                    o.account_id,
+                    o.client_order_id or None,
+                    o.fingerprint,
+                    o.symbol,
+                    int(o.side),
+                    int(o.type),
+                    int(o.status),
+                    o.volume,
+                    o.price,
+                    o.stop_loss,
+                    o.take_profit,
+                    o.leverage,
+                    o.fill_price,
+                    o.position_id,
+                    o.reject_reason,
+                    o.created_at,
+                    o.updated_at,
+                    o.expire_at,
                 )
             if (p := item.position) is not None:
                 self.positions[p.position_id] = (
-                    p.position_id, p.account_id, p.order_id, p.symbol, int(p.side), p.volume,
-                    p.open_price, p.stop_loss, p.take_profit, p.leverage, p.margin, p.opened_at,
+                    p.position_id,
+                    p.account_id,
+                    p.order_id,
+                    p.symbol,
+                    int(p.side),
+                    p.volume,
+                    p.open_price,
+                    p.stop_loss,
+                    p.take_profit,
+                    p.leverage,
+                    p.margin,
+                    p.opened_at,
                     p.closed_at,
                 )
             if (t := item.trade) is not None:
-                self.trades.append((
-                    t.trade_id, t.account_id, t.position_id, t.symbol, int(t.side), t.volume,
-                    t.open_price, t.close_price, t.realized_pnl, int(t.close_reason),
-                    t.opened_at, t.closed_at,
-                ))
+                self.trades.append(
+                    (
+                        t.trade_id,
+                        t.account_id,
+                        t.position_id,
+                        t.symbol,
+                        int(t.side),
+                        t.volume,
+                        t.open_price,
+                        t.close_price,
+                        t.realized_pnl,
+                        int(t.close_reason),
+                        t.opened_at,
+                        t.closed_at,
+                    )
+                )
             if (e := item.ledger) is not None:
-                self.ledger.append((e.entry_id, e.account_id, int(e.kind), e.amount,
-                                    e.balance_after, e.reference_id, e.created_at))
+                self.ledger.append(
+                    (
+                        e.entry_id,
+                        e.account_id,
+                        int(e.kind),
+                        e.amount,
+                        e.balance_after,
+                        e.reference_id,
+                        e.created_at,
+                    )
+                )
             message = event_pb(item, quotes, account_messages)
             self.protos.append(message)
-            self.journal.append((shard, item.sequence, view.account_id, int(item.type),
-                                 message.SerializeToString(), item.time))
+            self.journal.append(
+                (
+                    shard,
+                    item.sequence,
+                    view.account_id,
+                    int(item.type),
+                    message.SerializeToString(),
+                    item.time,
+                )
+            )
             self.last_sequence = item.sequence
         # Accounts first: everything else references them.
         self.accounts = list(account_rows.values())
 
     def statements(self) -> list[tuple[str, list[str]]]:
         """(statement, column arrays) for each table with rows, accounts first."""
-        return [(statement, _params(statement, rows)) for statement, rows in (
-            (_UPSERT_ACCOUNTS, self.accounts), (_UPSERT_ORDERS, list(self.orders.values())),
-            (_UPSERT_POSITIONS, list(self.positions.values())), (_INSERT_TRADES, self.trades),
-            (_INSERT_LEDGER, self.ledger), (_INSERT_JOURNAL, self.journal),
-        ) if rows]
+        return [
+            (statement, _params(statement, rows))
+            for statement, rows in (
+                (_UPSERT_ACCOUNTS, self.accounts),
+                (_UPSERT_ORDERS, list(self.orders.values())),
+                (_UPSERT_POSITIONS, list(self.positions.values())),
+                (_INSERT_TRADES, self.trades),
+                (_INSERT_LEDGER, self.ledger),
+                (_INSERT_JOURNAL, self.journal),
+            )
+            if rows
+        ]
 
 
 def _account_row(view: AccountView) -> tuple[Any, ...]:
-    return (view.account_id, view.user_id, view.shard, view.balance, view.leverage,
-            view.margin_call, view.created_at, view.updated_at)
+    return (
+        view.account_id,
+        view.user_id,
+        view.shard,
+        view.balance,
+        view.leverage,
+        view.margin_call,
+        view.created_at,
+        view.updated_at,
+    )

@@ -75,14 +75,25 @@ class OrderRequest:
 
     def fingerprint(self) -> str:
         """What a retry with the same client_order_id must repeat exactly."""
+
         def d(v: Decimal | None) -> str:
             return "" if v is None else format(v.normalize(), "f")
 
         expire = self.expire_at.isoformat() if self.expire_at else ""
-        return "|".join((
-            self.symbol, str(int(self.side)), str(int(self.type)), d(self.volume), d(self.margin),
-            str(self.leverage), d(self.price), d(self.stop_loss), d(self.take_profit), expire,
-        ))
+        return "|".join(
+            (
+                self.symbol,
+                str(int(self.side)),
+                str(int(self.type)),
+                d(self.volume),
+                d(self.margin),
+                str(self.leverage),
+                d(self.price),
+                d(self.stop_loss),
+                d(self.take_profit),
+                expire,
+            )
+        )
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -139,8 +150,9 @@ class Engine:
         self._ticking = False
         self._default_levels = _max_levels(self.instruments.values())
         # Usually every group has the same levels: then no per-account lookup is needed.
-        self._uniform_levels = len({(i.margin_call_level, i.stop_out_level)
-                                    for i in self.instruments.values()}) <= 1
+        self._uniform_levels = (
+            len({(i.margin_call_level, i.stop_out_level) for i in self.instruments.values()}) <= 1
+        )
 
     # ---------------------------------------------------------------- restore (from the DB)
 
@@ -205,16 +217,29 @@ class Engine:
         equity = self.equity(account)
         mc, so = self.levels(account)
         return AccountView(
-            account.account_id, account.user_id, account.shard, account.balance, equity,
-            account.margin, equity - account.balance, account.leverage, mc, so,
-            account.margin_call, account.created_at, account.updated_at,
+            account.account_id,
+            account.user_id,
+            account.shard,
+            account.balance,
+            equity,
+            account.margin,
+            equity - account.balance,
+            account.leverage,
+            mc,
+            so,
+            account.margin_call,
+            account.created_at,
+            account.updated_at,
         )
 
     def position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
         if position is None:
-            raise not_found("POSITION_NOT_FOUND", "no such open position on your account",
-                            position_id=str(position_id))
+            raise not_found(
+                "POSITION_NOT_FOUND",
+                "no such open position on your account",
+                position_id=str(position_id),
+            )
         return position
 
     def drain(self) -> list[Event | AccountView]:
@@ -234,15 +259,18 @@ class Engine:
 
     def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         if amount <= 0 or amount > MAX_DEPOSIT or amount != money(amount):
-            raise invalid_field("amount", "must be > 0, at most 1000000 and have at most 2 decimals")
+            raise invalid_field(
+                "amount", "must be > 0, at most 1000000 and have at most 2 decimals"
+            )
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
         return entry
 
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
         if not 1 <= leverage <= MAX_LEVERAGE:
-            raise invalid_field("leverage", f"must be between 1 and {MAX_LEVERAGE}",
-                                "INVALID_LEVERAGE")
+            raise invalid_field(
+                "leverage", f"must be between 1 and {MAX_LEVERAGE}", "INVALID_LEVERAGE"
+            )
         account.leverage = leverage
         account.updated_at = now
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
@@ -262,14 +290,24 @@ class Engine:
                         client_order_id=req.client_order_id,
                     )
                 # Only the id matters: the service answers a retry from what was committed.
-                first_order = Order(order_id, account.account_id, req.symbol, req.side, req.type,
-                                    ZERO, 0, now, client_order_id=req.client_order_id)
+                first_order = Order(
+                    order_id,
+                    account.account_id,
+                    req.symbol,
+                    req.side,
+                    req.type,
+                    ZERO,
+                    0,
+                    now,
+                    client_order_id=req.client_order_id,
+                )
                 return PlaceResult(first_order, None, duplicate=True)
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
-            raise not_found("UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument",
-                            symbol=req.symbol)
+            raise not_found(
+                "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
+            )
         leverage = self._order_leverage(account, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -298,9 +336,19 @@ class Engine:
         volume = self._order_volume(inst, req, leverage, entry)
 
         order = Order(
-            next(self._order_ids), account.account_id, req.symbol, req.side, req.type, volume,
-            leverage, now, client_order_id=req.client_order_id, fingerprint=fingerprint,
-            price=req.price, stop_loss=req.stop_loss, take_profit=req.take_profit,
+            next(self._order_ids),
+            account.account_id,
+            req.symbol,
+            req.side,
+            req.type,
+            volume,
+            leverage,
+            now,
+            client_order_id=req.client_order_id,
+            fingerprint=fingerprint,
+            price=req.price,
+            stop_loss=req.stop_loss,
+            take_profit=req.take_profit,
             expire_at=req.expire_at,
         )
         position: Position | None = None
@@ -319,8 +367,9 @@ class Engine:
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
         order = account.orders.get(order_id)
         if order is None:
-            raise not_found("ORDER_NOT_FOUND", "no such pending order on your account",
-                            order_id=str(order_id))
+            raise not_found(
+                "ORDER_NOT_FOUND", "no such pending order on your account", order_id=str(order_id)
+            )
         self._end_order(account, order, OrderStatus.CANCELLED, now)
         self._emit(account, EventType.ORDER_CANCELLED, now, order=order.snapshot())
         return order.snapshot()
@@ -339,8 +388,12 @@ class Engine:
     # ---------------------------------------------------------------- positions
 
     def modify_position(
-        self, account: Account, position_id: int, stop_loss: Decimal | None,
-        take_profit: Decimal | None, now: datetime,
+        self,
+        account: Account,
+        position_id: int,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+        now: datetime,
     ) -> Position:
         position = self.position_of(account, position_id)
         inst = self.instruments[position.symbol]
@@ -349,8 +402,9 @@ class Engine:
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        _check_levels(position.side, position.close_price(quote), stop_loss, take_profit,
-                      "the current price")
+        _check_levels(
+            position.side, position.close_price(quote), stop_loss, take_profit, "the current price"
+        )
         self._unindex_levels(position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
@@ -365,30 +419,36 @@ class Engine:
         inst = self.instruments[position.symbol]
         if volume is not None:
             if volume > position.volume:
-                raise invalid_field("volume", f"above the open volume {position.volume}",
-                                    "INVALID_VOLUME")
+                raise invalid_field(
+                    "volume", f"above the open volume {position.volume}", "INVALID_VOLUME"
+                )
             if volume % inst.volume_step != 0:
-                raise invalid_field("volume", f"must be a multiple of {inst.volume_step}",
-                                    "INVALID_VOLUME")
+                raise invalid_field(
+                    "volume", f"must be a multiple of {inst.volume_step}", "INVALID_VOLUME"
+                )
             rest = position.volume - volume
             if 0 < rest < inst.volume_min:
                 raise invalid_field(
-                    "volume", f"would leave less than the minimum {inst.volume_min} open",
-                    "INVALID_VOLUME")
+                    "volume",
+                    f"would leave less than the minimum {inst.volume_min} open",
+                    "INVALID_VOLUME",
+                )
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
         self._check_fresh(quote, now)
-        trade = self._close(account, position, volume or position.volume, quote,
-                            CloseReason.CLIENT, now)
+        trade = self._close(
+            account, position, volume or position.volume, quote, CloseReason.CLIENT, now
+        )
         self._check_risk(account, now)
         rest_open = account.positions.get(position_id)
         return CloseResult(trade, rest_open.snapshot() if rest_open else None)
 
     # ---------------------------------------------------------------- ticks
 
-    def on_quote(self, symbol: str, bid: Decimal, ask: Decimal, time: datetime,
-                 now: datetime) -> None:
+    def on_quote(
+        self, symbol: str, bid: Decimal, ask: Decimal, time: datetime, now: datetime
+    ) -> None:
         """Applies a quote: fills triggered pending orders, closes positions whose SL/TP it
         crosses (at this quote, not at the level), then margin calls and stop-outs. A quote
         for an unknown symbol, crossed, or older than the last is ignored."""
@@ -412,8 +472,15 @@ class Engine:
             mc, so = self.levels(account)
             self._rearm(account, self.equity(account), mc, so)
 
-    def _on_quote(self, symbol: str, bid: Decimal, ask: Decimal, time: datetime,
-                  now: datetime, previous: Quote | None) -> None:
+    def _on_quote(
+        self,
+        symbol: str,
+        bid: Decimal,
+        ask: Decimal,
+        time: datetime,
+        now: datetime,
+        previous: Quote | None,
+    ) -> None:
         quote = self.quotes[symbol] = Quote(symbol, bid, ask, time)
         recheck, self._recheck = self._recheck, set()
         if previous is None:  # first quote since start: accounts holding it get their watch
@@ -429,8 +496,9 @@ class Engine:
             for kind, handle, ref in fired:
                 self._on_trigger(kind, handle, ref, quote, now, checked)
 
-    def _on_trigger(self, kind: Kind, handle: int, ref: int, quote: Quote, now: datetime,
-                    checked: set[int]) -> None:
+    def _on_trigger(
+        self, kind: Kind, handle: int, ref: int, quote: Quote, now: datetime, checked: set[int]
+    ) -> None:
         if kind is Kind.ORDER:
             order = self.pending.get(ref)
             if order is None or order.handle != handle:
@@ -478,15 +546,20 @@ class Engine:
         if requested == 0:
             return min(account.leverage, inst.max_leverage)
         if requested < 0 or requested > inst.max_leverage:
-            raise invalid_field("leverage", f"{inst.symbol} allows at most 1:{inst.max_leverage}",
-                                "INVALID_LEVERAGE")
+            raise invalid_field(
+                "leverage",
+                f"{inst.symbol} allows at most 1:{inst.max_leverage}",
+                "INVALID_LEVERAGE",
+            )
         if requested > account.leverage:
-            raise invalid_field("leverage", f"above the account leverage 1:{account.leverage}",
-                                "INVALID_LEVERAGE")
+            raise invalid_field(
+                "leverage", f"above the account leverage 1:{account.leverage}", "INVALID_LEVERAGE"
+            )
         return requested
 
-    def _order_volume(self, inst: Instrument, req: OrderRequest, leverage: int,
-                      price: Decimal) -> Decimal:
+    def _order_volume(
+        self, inst: Instrument, req: OrderRequest, leverage: int, price: Decimal
+    ) -> Decimal:
         if req.volume is not None and req.margin is not None:
             raise invalid_field("margin", "give either volume, or margin and leverage, not both")
         if req.volume is not None:
@@ -498,14 +571,17 @@ class Engine:
         else:
             raise invalid_field("volume", "required: give volume, or margin and leverage")
         if volume < inst.volume_min:
-            raise invalid_field(field, f"gives less than the minimum volume {inst.volume_min}",
-                                "INVALID_VOLUME")
+            raise invalid_field(
+                field, f"gives less than the minimum volume {inst.volume_min}", "INVALID_VOLUME"
+            )
         if volume > inst.volume_max:
-            raise invalid_field(field, f"gives more than the maximum volume {inst.volume_max}",
-                                "INVALID_VOLUME")
+            raise invalid_field(
+                field, f"gives more than the maximum volume {inst.volume_max}", "INVALID_VOLUME"
+            )
         if volume % inst.volume_step != 0:
-            raise invalid_field(field, f"must be a multiple of {inst.volume_step}",
-                                "INVALID_VOLUME")
+            raise invalid_field(
+                field, f"must be a multiple of {inst.volume_step}", "INVALID_VOLUME"
+            )
         return volume
 
     def _check_fresh(self, quote: Quote, now: datetime) -> None:
@@ -514,7 +590,8 @@ class Engine:
                 "STALE_QUOTE",
                 f"the latest {quote.symbol} quote is older than "
                 f"{self.max_quote_age.total_seconds():g}s",
-                symbol=quote.symbol, quote_time=quote.time.isoformat(),
+                symbol=quote.symbol,
+                quote_time=quote.time.isoformat(),
             )
 
     def _fill(self, account: Account, order: Order, quote: Quote, now: datetime) -> Position:
@@ -529,7 +606,8 @@ class Engine:
         free_after = self.equity(account) - spread_cost - account.margin - margin
         if free_after < 0:
             raise failed_precondition(
-                "INSUFFICIENT_MARGIN", "free margin does not cover the margin this order needs",
+                "INSUFFICIENT_MARGIN",
+                "free margin does not cover the margin this order needs",
                 required_margin=str(margin),
                 free_margin=str(money(self.equity(account) - account.margin)),
             )
@@ -539,9 +617,19 @@ class Engine:
             order.status = OrderStatus.FILLED
             order.updated_at = now
         position = Position(
-            next(self._position_ids), account.account_id, order.order_id, order.symbol,
-            order.side, order.volume, price, order.leverage, margin, units, now,
-            order.stop_loss, order.take_profit,
+            next(self._position_ids),
+            account.account_id,
+            order.order_id,
+            order.symbol,
+            order.side,
+            order.volume,
+            price,
+            order.leverage,
+            margin,
+            units,
+            now,
+            order.stop_loss,
+            order.take_profit,
         )
         order.fill_price = price
         order.position_id = position.position_id
@@ -562,16 +650,35 @@ class Engine:
         exposure.add(position, 1)
         self._index_levels(position)
 
-    def _close(self, account: Account, position: Position, volume: Decimal, quote: Quote,
-               reason: CloseReason, now: datetime) -> Trade:
+    def _close(
+        self,
+        account: Account,
+        position: Position,
+        volume: Decimal,
+        quote: Quote,
+        reason: CloseReason,
+        now: datetime,
+    ) -> Trade:
         price = position.close_price(quote)
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
-        pnl = money(units * (price - position.open_price) if position.side is Side.BUY
-                    else units * (position.open_price - price))
+        pnl = money(
+            units * (price - position.open_price)
+            if position.side is Side.BUY
+            else units * (position.open_price - price)
+        )
         trade = Trade(
-            next(self._trade_ids), account.account_id, position.position_id, position.symbol,
-            position.side, volume, position.open_price, price, pnl, reason, position.opened_at,
+            next(self._trade_ids),
+            account.account_id,
+            position.position_id,
+            position.symbol,
+            position.side,
+            volume,
+            position.open_price,
+            price,
+            pnl,
+            reason,
+            position.opened_at,
             now,
         )
         exposure = account.exposure[position.symbol]
@@ -588,8 +695,9 @@ class Engine:
         else:
             position.volume -= volume
             position.units = position.volume * inst.contract_size
-            position.margin = margin_of(position.volume, inst.contract_size,
-                                        position.open_price, position.leverage)
+            position.margin = margin_of(
+                position.volume, inst.contract_size, position.open_price, position.leverage
+            )
             account.margin += position.margin
             exposure.add(position, 1)
             snapshot = position.snapshot()
@@ -599,12 +707,20 @@ class Engine:
             self._change_balance(account, LedgerKind.REALIZED_PNL, pnl, str(trade.trade_id), now)
         return trade
 
-    def _change_balance(self, account: Account, kind: LedgerKind, amount: Decimal,
-                        reference: str, now: datetime) -> LedgerEntry:
+    def _change_balance(
+        self, account: Account, kind: LedgerKind, amount: Decimal, reference: str, now: datetime
+    ) -> LedgerEntry:
         account.balance += amount
         account.updated_at = now
-        entry = LedgerEntry(next(self._ledger_ids), account.account_id, kind, amount,
-                            account.balance, reference, now)
+        entry = LedgerEntry(
+            next(self._ledger_ids),
+            account.account_id,
+            kind,
+            amount,
+            account.balance,
+            reference,
+            now,
+        )
         self._emit(account, EventType.BALANCE_CHANGED, now, ledger=entry)
         return entry
 
@@ -623,8 +739,9 @@ class Engine:
             if account.balance < 0 and not account.positions:
                 # Negative balance protection, after a stop-out or a close at a gap (e.g. a
                 # stop-loss filled past zero equity).
-                self._change_balance(account, LedgerKind.NEGATIVE_BALANCE_RESET,
-                                     -account.balance, "", now)
+                self._change_balance(
+                    account, LedgerKind.NEGATIVE_BALANCE_RESET, -account.balance, "", now
+                )
             return
         if equity * HUNDRED <= account.margin * mc:
             if not account.margin_call:
@@ -645,13 +762,15 @@ class Engine:
                 break
             candidates = [
                 (p.pnl_at(p.close_price(self.quotes[p.symbol])), p.position_id, p)
-                for p in account.positions.values() if p.symbol in self.quotes
+                for p in account.positions.values()
+                if p.symbol in self.quotes
             ]
             if not candidates:
                 break
             _, _, worst = min(candidates, key=lambda c: (c[0], c[1]))
-            self._close(account, worst, worst.volume, self.quotes[worst.symbol],
-                        CloseReason.STOP_OUT, now)
+            self._close(
+                account, worst, worst.volume, self.quotes[worst.symbol], CloseReason.STOP_OUT, now
+            )
 
     def _disarm(self, account: Account) -> None:
         self._stale.pop(account.account_id, None)
@@ -718,8 +837,9 @@ class Engine:
         if order.expire_at is not None:
             heapq.heappush(self._expiries, (order.expire_at, order.order_id))
 
-    def _end_order(self, account: Account, order: Order, status: OrderStatus, now: datetime,
-                   reason: str = "") -> None:
+    def _end_order(
+        self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""
+    ) -> None:
         if order.handle:
             self.index.remove(order.handle)
             order.handle = 0
@@ -733,12 +853,20 @@ class Engine:
         buy = position.side is Side.BUY
         if position.stop_loss is not None:
             position.sl_handle = self.index.add(
-                position.symbol, Book.BID_FALL if buy else Book.ASK_RISE, position.stop_loss,
-                Kind.STOP_LOSS, position.position_id)
+                position.symbol,
+                Book.BID_FALL if buy else Book.ASK_RISE,
+                position.stop_loss,
+                Kind.STOP_LOSS,
+                position.position_id,
+            )
         if position.take_profit is not None:
             position.tp_handle = self.index.add(
-                position.symbol, Book.BID_RISE if buy else Book.ASK_FALL, position.take_profit,
-                Kind.TAKE_PROFIT, position.position_id)
+                position.symbol,
+                Book.BID_RISE if buy else Book.ASK_FALL,
+                position.take_profit,
+                Kind.TAKE_PROFIT,
+                position.position_id,
+            )
 
     def _unindex_levels(self, position: Position) -> None:
         if position.sl_handle:
@@ -748,12 +876,21 @@ class Engine:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
 
-    def _emit(self, account: Account, type: EventType, now: datetime, *,
-              order: Order | None = None, position: Position | None = None,
-              trade: Trade | None = None, ledger: LedgerEntry | None = None) -> Event:
+    def _emit(
+        self,
+        account: Account,
+        type: EventType,
+        now: datetime,
+        *,
+        order: Order | None = None,
+        position: Position | None = None,
+        trade: Trade | None = None,
+        ledger: LedgerEntry | None = None,
+    ) -> Event:
         self.last_sequence += 1
-        event = Event(self.last_sequence, type, None, now, order, position, trade, ledger,
-                      account.account_id)
+        event = Event(
+            self.last_sequence, type, None, now, order, position, trade, ledger, account.account_id
+        )
         self.outbox.append(event)
         return event
 
@@ -775,44 +912,65 @@ def _check_tick(inst: Instrument, field: str, value: Decimal | None) -> None:
     exponent = value.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > inst.price_decimals and value != round(value, inst.price_decimals):
-        raise invalid_field(field, f"{inst.symbol} prices have at most {inst.price_decimals} "
-                                   "decimals", "INVALID_PRICE_LEVEL")
+        raise invalid_field(
+            field,
+            f"{inst.symbol} prices have at most {inst.price_decimals} decimals",
+            "INVALID_PRICE_LEVEL",
+        )
 
 
 def _check_pending_price(side: Side, type: OrderType, price: Decimal, quote: Quote) -> None:
     if type is OrderType.LIMIT:
         if side is Side.BUY and price >= quote.ask:
-            raise invalid_field("price", f"a BUY LIMIT must be below the ask {quote.ask}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "price", f"a BUY LIMIT must be below the ask {quote.ask}", "INVALID_PRICE_LEVEL"
+            )
         if side is Side.SELL and price <= quote.bid:
-            raise invalid_field("price", f"a SELL LIMIT must be above the bid {quote.bid}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "price", f"a SELL LIMIT must be above the bid {quote.bid}", "INVALID_PRICE_LEVEL"
+            )
     else:
         if side is Side.BUY and price <= quote.ask:
-            raise invalid_field("price", f"a BUY STOP must be above the ask {quote.ask}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "price", f"a BUY STOP must be above the ask {quote.ask}", "INVALID_PRICE_LEVEL"
+            )
         if side is Side.SELL and price >= quote.bid:
-            raise invalid_field("price", f"a SELL STOP must be below the bid {quote.bid}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "price", f"a SELL STOP must be below the bid {quote.bid}", "INVALID_PRICE_LEVEL"
+            )
 
 
-def _check_levels(side: Side, reference: Decimal, stop_loss: Decimal | None,
-                  take_profit: Decimal | None, what: str) -> None:
+def _check_levels(
+    side: Side,
+    reference: Decimal,
+    stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+    what: str,
+) -> None:
     """A BUY's SL below and TP above `reference`; a SELL's the other way round."""
     if side is Side.BUY:
         if stop_loss is not None and stop_loss >= reference:
-            raise invalid_field("stop_loss", f"a BUY stop-loss must be below {what} {reference}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "stop_loss",
+                f"a BUY stop-loss must be below {what} {reference}",
+                "INVALID_PRICE_LEVEL",
+            )
         if take_profit is not None and take_profit <= reference:
-            raise invalid_field("take_profit",
-                                f"a BUY take-profit must be above {what} {reference}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "take_profit",
+                f"a BUY take-profit must be above {what} {reference}",
+                "INVALID_PRICE_LEVEL",
+            )
     else:
         if stop_loss is not None and stop_loss <= reference:
-            raise invalid_field("stop_loss",
-                                f"a SELL stop-loss must be above {what} {reference}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "stop_loss",
+                f"a SELL stop-loss must be above {what} {reference}",
+                "INVALID_PRICE_LEVEL",
+            )
         if take_profit is not None and take_profit >= reference:
-            raise invalid_field("take_profit",
-                                f"a SELL take-profit must be below {what} {reference}",
-                                "INVALID_PRICE_LEVEL")
+            raise invalid_field(
+                "take_profit",
+                f"a SELL take-profit must be below {what} {reference}",
+                "INVALID_PRICE_LEVEL",
+            )

@@ -29,9 +29,19 @@ log = logging.getLogger(__name__)
 # Every TradingService method acts on the caller's own account.
 ACCESS = {
     f"/{SERVICE_NAME}/{name}": Access.USER
-    for name in ("GetAccount", "Deposit", "SetLeverage", "PlaceOrder", "ListOrders",
-                 "CancelOrder", "ListPositions", "ModifyPosition", "ClosePosition",
-                 "ListTrades", "StreamAccount")
+    for name in (
+        "GetAccount",
+        "Deposit",
+        "SetLeverage",
+        "PlaceOrder",
+        "ListOrders",
+        "CancelOrder",
+        "ListPositions",
+        "ModifyPosition",
+        "ClosePosition",
+        "ListTrades",
+        "StreamAccount",
+    )
 }
 
 
@@ -41,8 +51,9 @@ def request_pipeline(settings: Settings) -> RequestPipeline:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=None,
-                        help="gRPC port (default: EXNESS_TRADING_PORT or 50053)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="gRPC port (default: EXNESS_TRADING_PORT or 50053)"
+    )
 
 
 async def main(settings: Settings, port: int) -> None:
@@ -54,11 +65,20 @@ async def main(settings: Settings, port: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     app = await TradingApp.start(
-        pool, shard_id=settings.shard_id, max_quote_age_s=settings.max_quote_age_s,
-        kafka_bootstrap=settings.kafka_bootstrap_servers, on_fatal=fatal)
+        pool,
+        shard_id=settings.shard_id,
+        max_quote_age_s=settings.max_quote_age_s,
+        kafka_bootstrap=settings.kafka_bootstrap_servers,
+        on_fatal=fatal,
+    )
     pipeline = request_pipeline(settings)
     server = GrpcServer(
-        services=[ServiceSpec(SERVICE_NAME, lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s))],
+        services=[
+            ServiceSpec(
+                SERVICE_NAME,
+                lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s),
+            )
+        ],
         interceptors=[pipeline],
         host=settings.bind_host,
         port=port,
@@ -70,9 +90,14 @@ async def main(settings: Settings, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    missing = [name for name, value in (("DATABASE_URL", settings.database_url),
-                                        ("KAFKA_BOOTSTRAP_SERVERS",
-                                         settings.kafka_bootstrap_servers)) if not value]
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
+        )
+        if not value
+    ]
     if missing:
         raise SystemExit(f"exness engine: set {' and '.join(missing)} (or run `exness up`)")
     port = args.port if getattr(args, "port", None) is not None else settings.trading_port

@@ -100,19 +100,50 @@ class Quote:
 
 class Order:
     __slots__ = (
-        "account_id", "client_order_id", "created_at", "expire_at", "fill_price", "fingerprint",
-        "handle", "leverage", "order_id", "position_id", "price", "reject_reason", "side", "status",
-        "stop_loss", "symbol", "take_profit", "type", "updated_at", "volume",
+        "account_id",
+        "client_order_id",
+        "created_at",
+        "expire_at",
+        "fill_price",
+        "fingerprint",
+        "handle",
+        "leverage",
+        "order_id",
+        "position_id",
+        "price",
+        "reject_reason",
+        "side",
+        "status",
+        "stop_loss",
+        "symbol",
+        "take_profit",
+        "type",
+        "updated_at",
+        "volume",
     )
 
     def __init__(
-        self, order_id: int, account_id: int, symbol: str, side: Side, type: OrderType,
-        volume: Decimal, leverage: int, created_at: datetime, *,
-        client_order_id: str = "", fingerprint: str = "", price: Decimal | None = None,
-        stop_loss: Decimal | None = None, take_profit: Decimal | None = None,
-        expire_at: datetime | None = None, status: OrderStatus = OrderStatus.PENDING,
-        fill_price: Decimal | None = None, position_id: int | None = None,
-        reject_reason: str = "", updated_at: datetime | None = None,
+        self,
+        order_id: int,
+        account_id: int,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        volume: Decimal,
+        leverage: int,
+        created_at: datetime,
+        *,
+        client_order_id: str = "",
+        fingerprint: str = "",
+        price: Decimal | None = None,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        expire_at: datetime | None = None,
+        status: OrderStatus = OrderStatus.PENDING,
+        fill_price: Decimal | None = None,
+        position_id: int | None = None,
+        reject_reason: str = "",
+        updated_at: datetime | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -137,27 +168,64 @@ class Order:
 
     def snapshot(self) -> Order:
         return Order(
-            self.order_id, self.account_id, self.symbol, self.side, self.type, self.volume,
-            self.leverage, self.created_at, client_order_id=self.client_order_id,
-            fingerprint=self.fingerprint, price=self.price, stop_loss=self.stop_loss,
-            take_profit=self.take_profit, expire_at=self.expire_at, status=self.status,
-            fill_price=self.fill_price, position_id=self.position_id,
-            reject_reason=self.reject_reason, updated_at=self.updated_at,
+            self.order_id,
+            self.account_id,
+            self.symbol,
+            self.side,
+            self.type,
+            self.volume,
+            self.leverage,
+            self.created_at,
+            client_order_id=self.client_order_id,
+            fingerprint=self.fingerprint,
+            price=self.price,
+            stop_loss=self.stop_loss,
+            take_profit=self.take_profit,
+            expire_at=self.expire_at,
+            status=self.status,
+            fill_price=self.fill_price,
+            position_id=self.position_id,
+            reject_reason=self.reject_reason,
+            updated_at=self.updated_at,
         )
 
 
 class Position:
     __slots__ = (
-        "account_id", "closed_at", "leverage", "margin", "open_price", "opened_at", "order_id",
-        "position_id", "side", "sl_handle", "stop_loss", "symbol", "take_profit", "tp_handle",
-        "units", "volume",
+        "account_id",
+        "closed_at",
+        "leverage",
+        "margin",
+        "open_price",
+        "opened_at",
+        "order_id",
+        "position_id",
+        "side",
+        "sl_handle",
+        "stop_loss",
+        "symbol",
+        "take_profit",
+        "tp_handle",
+        "units",
+        "volume",
     )
 
     def __init__(
-        self, position_id: int, account_id: int, order_id: int, symbol: str, side: Side,
-        volume: Decimal, open_price: Decimal, leverage: int, margin: Decimal, units: Decimal,
-        opened_at: datetime, stop_loss: Decimal | None = None,
-        take_profit: Decimal | None = None, closed_at: datetime | None = None,
+        self,
+        position_id: int,
+        account_id: int,
+        order_id: int,
+        symbol: str,
+        side: Side,
+        volume: Decimal,
+        open_price: Decimal,
+        leverage: int,
+        margin: Decimal,
+        units: Decimal,
+        opened_at: datetime,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        closed_at: datetime | None = None,
     ) -> None:
         self.position_id = position_id
         self.account_id = account_id
@@ -178,9 +246,20 @@ class Position:
 
     def snapshot(self) -> Position:
         return Position(
-            self.position_id, self.account_id, self.order_id, self.symbol, self.side,
-            self.volume, self.open_price, self.leverage, self.margin, self.units,
-            self.opened_at, self.stop_loss, self.take_profit, self.closed_at,
+            self.position_id,
+            self.account_id,
+            self.order_id,
+            self.symbol,
+            self.side,
+            self.volume,
+            self.open_price,
+            self.leverage,
+            self.margin,
+            self.units,
+            self.opened_at,
+            self.stop_loss,
+            self.take_profit,
+            self.closed_at,
         )
 
     def close_price(self, quote: Quote) -> Decimal:
@@ -245,20 +324,42 @@ class Exposure:
         self.count += sign
 
     def pnl(self, quote: Quote) -> Decimal:
-        return (self.long_units * quote.bid - self.long_cost
-                + self.short_cost - self.short_units * quote.ask)
+        return (
+            self.long_units * quote.bid
+            - self.long_cost
+            + self.short_cost
+            - self.short_units * quote.ask
+        )
 
 
 class Account:
     __slots__ = (
-        "account_id", "balance", "created_at", "exposure", "leverage", "margin",
-        "margin_call", "orders", "positions", "requests", "shard", "updated_at", "user_id",
+        "account_id",
+        "balance",
+        "created_at",
+        "exposure",
+        "leverage",
+        "margin",
+        "margin_call",
+        "orders",
+        "positions",
+        "requests",
+        "shard",
+        "updated_at",
+        "user_id",
         "watch",
     )
 
     def __init__(
-        self, account_id: int, user_id: str, shard: int, leverage: int, balance: Decimal,
-        created_at: datetime, margin_call: bool = False, updated_at: datetime | None = None,
+        self,
+        account_id: int,
+        user_id: str,
+        shard: int,
+        leverage: int,
+        balance: Decimal,
+        created_at: datetime,
+        margin_call: bool = False,
+        updated_at: datetime | None = None,
     ) -> None:
         self.account_id = account_id
         self.user_id = user_id

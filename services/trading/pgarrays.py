@@ -33,9 +33,14 @@ def timestamps(values: Iterable[datetime | None]) -> str:
 
 
 def texts(values: Iterable[str | None]) -> str:
-    return "{" + ",".join(
-        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        for v in values) + "}"
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
+    )
 
 
 def byteas(values: Iterable[bytes]) -> str:

@@ -42,8 +42,9 @@ SAVE_INTERVAL_S = 1.0
 
 
 class OutboxRelay:
-    def __init__(self, pool: AsyncConnectionPool, bootstrap: str, shard: int,
-                 topic: str = EVENTS_TOPIC) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, bootstrap: str, shard: int, topic: str = EVENTS_TOPIC
+    ) -> None:
         self.pool = pool
         self.bootstrap = bootstrap
         self.shard = shard
@@ -64,8 +65,12 @@ class OutboxRelay:
         while True:
             producer = make_producer(self.bootstrap, linger_ms=5, client_id="exness-relay")
             # Only asks the broker for log end offsets: no group, nothing to commit.
-            offsets = make_consumer(self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    client_id="exness-relay-offsets")
+            offsets = make_consumer(
+                self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                client_id="exness-relay-offsets",
+            )
             try:
                 await producer.start()
                 await offsets.start()
@@ -125,14 +130,16 @@ class OutboxRelay:
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
             if builder.append(timestamp=None, key=key, value=payload) is None:  # full
-                sent.append((await producer.send_batch(builder, self.topic, partition=partition),
-                             builder))
+                sent.append(
+                    (await producer.send_batch(builder, self.topic, partition=partition), builder)
+                )
                 builder = builders[partition] = producer.create_batch()
                 if builder.append(timestamp=None, key=key, value=payload) is None:
                     raise ValueError(f"journal record too large for a batch ({len(payload)} B)")
         for partition, builder in builders.items():
-            sent.append((await producer.send_batch(builder, self.topic, partition=partition),
-                         builder))
+            sent.append(
+                (await producer.send_batch(builder, self.topic, partition=partition), builder)
+            )
         acked = await asyncio.gather(*(future for future, _ in sent))
         for metadata, (_, builder) in zip(acked, sent, strict=True):
             end = metadata.offset + builder.record_count()
@@ -151,8 +158,10 @@ class OutboxRelay:
         self.loss_checks += 1
         if lost:
             self.losses += 1
-            log.warning("the broker lost trading.events records; publishing the journal again",
-                        extra={"partitions": lost})
+            log.warning(
+                "the broker lost trading.events records; publishing the journal again",
+                extra={"partitions": lost},
+            )
             self.published = 0
             self._acked = {}
             await self._save_state()
@@ -162,17 +171,20 @@ class OutboxRelay:
             cur = await conn.execute(
                 "SELECT sequence, account_id, payload FROM trading_journal"
                 " WHERE shard = %s AND sequence > %s ORDER BY sequence LIMIT %s",
-                (self.shard, self.published, BATCH_ROWS))
+                (self.shard, self.published, BATCH_ROWS),
+            )
             return [(int(s), int(a), bytes(p)) for s, a, p in await cur.fetchall()]
 
     async def _load_state(self) -> None:
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO trading_outbox (shard) VALUES (%s) ON CONFLICT DO NOTHING",
-                (self.shard,))
+                (self.shard,),
+            )
             cur = await conn.execute(
-                "SELECT published_sequence, partition_offsets FROM trading_outbox"
-                " WHERE shard = %s", (self.shard,))
+                "SELECT published_sequence, partition_offsets FROM trading_outbox WHERE shard = %s",
+                (self.shard,),
+            )
             row = await cur.fetchone()
         assert row is not None
         self.published = int(row[0])
@@ -183,4 +195,5 @@ class OutboxRelay:
             await conn.execute(
                 "UPDATE trading_outbox SET published_sequence = %s, partition_offsets = %s,"
                 " updated_at = now() WHERE shard = %s",
-                (self.published, json.dumps(self._acked), self.shard))
+                (self.published, json.dumps(self._acked), self.shard),
+            )

@@ -49,8 +49,13 @@ def _id(text: str) -> int | None:
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
-    def __init__(self, engine: Engine, committer: Committer, pool: AsyncConnectionPool,
-                 streams: AccountStreams) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        pool: AsyncConnectionPool,
+        streams: AccountStreams,
+    ) -> None:
         self.engine = engine
         self.committer = committer
         self.pool = pool
@@ -59,9 +64,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def _account(self) -> Account:
         caller = current_caller()
         if caller.shard != self.engine.shard_id:
-            raise unavailable("WRONG_SHARD",
-                              f"this engine is shard {self.engine.shard_id}; your account is on shard "
-                              f"{caller.shard}", shard=str(caller.shard))
+            raise unavailable(
+                "WRONG_SHARD",
+                f"this engine is shard {self.engine.shard_id}; your account is on shard "
+                f"{caller.shard}",
+                shard=str(caller.shard),
+            )
         return self.engine.account_of(caller.user_id, _now())
 
     def _view(self, account: Account) -> pb.Account:
@@ -70,33 +78,38 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def _position(self, position: Position) -> pb.Position:
         return codec.position_pb(position, self.engine.quotes.get(position.symbol))
 
-    async def GetAccount(self, request: pb.GetAccountRequest,
-                         context: grpc.aio.ServicerContext) -> pb.GetAccountResponse:
+    async def GetAccount(
+        self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAccountResponse:
         account = self._account()
         await self.committer.barrier()
         return pb.GetAccountResponse(account=self._view(account))
 
-    async def Deposit(self, request: pb.DepositRequest,
-                      context: grpc.aio.ServicerContext) -> pb.DepositResponse:
+    async def Deposit(
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DepositResponse:
         account = self._account()
         entry = self.engine.deposit(account, parse_decimal(request.amount), _now())
         view = self._view(account)
         await self.committer.barrier()
         return pb.DepositResponse(account=view, entry=codec.ledger_pb(entry))
 
-    async def SetLeverage(self, request: pb.SetLeverageRequest,
-                          context: grpc.aio.ServicerContext) -> pb.SetLeverageResponse:
+    async def SetLeverage(
+        self, request: pb.SetLeverageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetLeverageResponse:
         account = self._account()
         self.engine.set_leverage(account, request.leverage, _now())
         view = self._view(account)
         await self.committer.barrier()
         return pb.SetLeverageResponse(account=view)
 
-    async def PlaceOrder(self, request: pb.PlaceOrderRequest,
-                         context: grpc.aio.ServicerContext) -> pb.PlaceOrderResponse:
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlaceOrderResponse:
         account = self._account()
-        expire_at = (request.expire_time.ToDatetime(tzinfo=UTC)
-                     if request.HasField("expire_time") else None)
+        expire_at = (
+            request.expire_time.ToDatetime(tzinfo=UTC) if request.HasField("expire_time") else None
+        )
         order_request = OrderRequest(
             symbol=request.symbol,
             side=Side(request.side),
@@ -133,15 +146,17 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 response.position.CopyFrom(self._position(position))
         return response
 
-    async def ListOrders(self, request: pb.ListOrdersRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrdersResponse:
         account = self._account()
         await self.committer.barrier()
         orders = sorted(account.orders.values(), key=lambda o: o.order_id, reverse=True)
         return pb.ListOrdersResponse(orders=[codec.order_pb(o) for o in orders])
 
-    async def CancelOrder(self, request: pb.CancelOrderRequest,
-                          context: grpc.aio.ServicerContext) -> pb.CancelOrderResponse:
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelOrderResponse:
         account = self._account()
         order_id = _id(request.order_id)
         if order_id is not None and order_id in account.orders:
@@ -149,47 +164,51 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             await self.committer.barrier()
             return pb.CancelOrderResponse(order=codec.order_pb(order))
         await self.committer.barrier()
-        if order_id is not None and await store.find_order(self.pool, account.account_id,
-                                                           order_id):
-            raise failed_precondition("ORDER_NOT_PENDING", "the order is no longer pending",
-                                      order_id=request.order_id)
-        raise not_found("ORDER_NOT_FOUND", "no such order on your account",
-                        order_id=request.order_id)
+        if order_id is not None and await store.find_order(self.pool, account.account_id, order_id):
+            raise failed_precondition(
+                "ORDER_NOT_PENDING", "the order is no longer pending", order_id=request.order_id
+            )
+        raise not_found(
+            "ORDER_NOT_FOUND", "no such order on your account", order_id=request.order_id
+        )
 
-    async def ListPositions(self, request: pb.ListPositionsRequest,
-                            context: grpc.aio.ServicerContext) -> pb.ListPositionsResponse:
+    async def ListPositions(
+        self, request: pb.ListPositionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPositionsResponse:
         account = self._account()
         await self.committer.barrier()
-        positions = sorted(account.positions.values(), key=lambda p: p.position_id,
-                           reverse=True)
+        positions = sorted(account.positions.values(), key=lambda p: p.position_id, reverse=True)
         return pb.ListPositionsResponse(positions=[self._position(p) for p in positions])
 
-    async def ModifyPosition(self, request: pb.ModifyPositionRequest,
-                             context: grpc.aio.ServicerContext) -> pb.ModifyPositionResponse:
+    async def ModifyPosition(
+        self, request: pb.ModifyPositionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModifyPositionResponse:
         account = self._account()
         position_id = _position_id(request.position_id)
         position = self.engine.modify_position(
-            account, position_id, _decimal(request.stop_loss), _decimal(request.take_profit),
-            _now())
+            account, position_id, _decimal(request.stop_loss), _decimal(request.take_profit), _now()
+        )
         response = pb.ModifyPositionResponse(position=self._position(position))
         await self.committer.barrier()
         return response
 
-    async def ClosePosition(self, request: pb.ClosePositionRequest,
-                            context: grpc.aio.ServicerContext) -> pb.ClosePositionResponse:
+    async def ClosePosition(
+        self, request: pb.ClosePositionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClosePositionResponse:
         account = self._account()
         position_id = _position_id(request.position_id)
-        result = self.engine.close_position(account, position_id, _decimal(request.volume),
-                                            _now())
-        response = pb.ClosePositionResponse(trade=codec.trade_pb(result.trade),
-                                            account=self._view(account))
+        result = self.engine.close_position(account, position_id, _decimal(request.volume), _now())
+        response = pb.ClosePositionResponse(
+            trade=codec.trade_pb(result.trade), account=self._view(account)
+        )
         if result.position is not None:
             response.position.CopyFrom(self._position(result.position))
         await self.committer.barrier()
         return response
 
-    async def ListTrades(self, request: pb.ListTradesRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListTradesResponse:
+    async def ListTrades(
+        self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTradesResponse:
         account = self._account()
         before = None
         if request.page_token:
@@ -198,15 +217,17 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 raise invalid_field("page_token", "not a token from a previous response")
         size = request.page_size or DEFAULT_PAGE_SIZE
         await self.committer.barrier()
-        trades = await store.list_trades(self.pool, account.account_id, before_id=before,
-                                         limit=size + 1, symbol=request.symbol)
+        trades = await store.list_trades(
+            self.pool, account.account_id, before_id=before, limit=size + 1, symbol=request.symbol
+        )
         token = str(trades[size - 1].trade_id) if len(trades) > size else ""
-        return pb.ListTradesResponse(trades=[codec.trade_pb(t) for t in trades[:size]],
-                                     next_page_token=token)
+        return pb.ListTradesResponse(
+            trades=[codec.trade_pb(t) for t in trades[:size]], next_page_token=token
+        )
 
-    async def StreamAccount(self, request: pb.StreamAccountRequest,
-                            context: grpc.aio.ServicerContext
-                            ) -> AsyncIterator[pb.StreamAccountResponse]:
+    async def StreamAccount(
+        self, request: pb.StreamAccountRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamAccountResponse]:
         account = self._account()
         key = str(account.account_id)
         subscription = self.streams.subscribe(key)
@@ -214,15 +235,24 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             await self.committer.barrier()
             snapshot_sequence = self.engine.last_sequence
             view = self.engine.view(account)
-            yield pb.StreamAccountResponse(event=pb.AccountEvent(
-                sequence=snapshot_sequence, account_id=key, user_id=account.user_id,
-                type=int(EventType.ACCOUNT_SNAPSHOT),  # type: ignore[arg-type]
-                time=codec.ts(_now()), account=codec.account_pb(view)))
+            yield pb.StreamAccountResponse(
+                event=pb.AccountEvent(
+                    sequence=snapshot_sequence,
+                    account_id=key,
+                    user_id=account.user_id,
+                    type=int(EventType.ACCOUNT_SNAPSHOT),  # type: ignore[arg-type]
+                    time=codec.ts(_now()),
+                    account=codec.account_pb(view),
+                )
+            )
             while True:
                 event = await subscription.queue.get()
                 if subscription.overflowed:
-                    raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, "UNSPECIFIED",
-                                       "the stream fell too far behind; reconnect")
+                    raise ServiceError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "UNSPECIFIED",
+                        "the stream fell too far behind; reconnect",
+                    )
                 if event.sequence > snapshot_sequence:
                     yield pb.StreamAccountResponse(event=event)
         finally:
@@ -232,6 +262,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 def _position_id(text: str) -> int:
     position_id = _id(text)
     if position_id is None:
-        raise not_found("POSITION_NOT_FOUND", "no such open position on your account",
-                        position_id=text)
+        raise not_found(
+            "POSITION_NOT_FOUND", "no such open position on your account", position_id=text
+        )
     return position_id

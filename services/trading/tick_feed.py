@@ -31,12 +31,18 @@ def apply_quote(engine: Engine, value: bytes, now: datetime) -> None:
     engine.on_quote(quote.symbol, bid, ask, time, now)
 
 
-async def consume_quotes(engine: Engine, bootstrap: str, after_batch: Callable[[], None],
-                         topic: str = QUOTES_TOPIC) -> None:
+async def consume_quotes(
+    engine: Engine, bootstrap: str, after_batch: Callable[[], None], topic: str = QUOTES_TOPIC
+) -> None:
     """Reads from the latest offset (an old quote is no basis for a fill after a restart)."""
     while True:
-        consumer = make_consumer(bootstrap, topic, group_id=None, auto_offset_reset="latest",
-                                 client_id="exness-engine-quotes")
+        consumer = make_consumer(
+            bootstrap,
+            topic,
+            group_id=None,
+            auto_offset_reset="latest",
+            client_id="exness-engine-quotes",
+        )
         try:
             await consumer.start()
             while True:

@@ -72,7 +72,10 @@ class TriggerIndex:
             return []
         fired: list[tuple[Kind, int, int]] = []
         for book, threshold in (
-            (Book.BID_FALL, -bid), (Book.BID_RISE, bid), (Book.ASK_FALL, -ask), (Book.ASK_RISE, ask),
+            (Book.BID_FALL, -bid),
+            (Book.BID_RISE, bid),
+            (Book.ASK_FALL, -ask),
+            (Book.ASK_RISE, ask),
         ):
             entries = books[book]
             while entries and entries[0][0] <= threshold:

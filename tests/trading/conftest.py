@@ -45,8 +45,9 @@ class AuthHandle:
 @pytest.fixture(scope="session")
 async def auth(session_dir: Path, db_pool: AsyncConnectionPool) -> AsyncIterator[AuthHandle]:
     port = free_port()
-    settings = Settings(data_dir=session_dir / "trading-auth", auth_port=port,
-                        auth_addr=f"127.0.0.1:{port}")
+    settings = Settings(
+        data_dir=session_dir / "trading-auth", auth_port=port, auth_addr=f"127.0.0.1:{port}"
+    )
     app = build_auth(settings, db_pool, port)
     await app.server.start()
     issuer = AccessTokenIssuer(app.keyring, settings.jwt_issuer, settings.jwt_audience, 900)
@@ -80,12 +81,14 @@ class Trading:
         stamp = Timestamp()
         stamp.FromDatetime(when)
         event = market_pb2.QuoteEvent(
-            quote=market_pb2.Quote(symbol=symbol, bid=bid, ask=ask, time=stamp), source="test")
+            quote=market_pb2.Quote(symbol=symbol, bid=bid, ask=ask, time=stamp), source="test"
+        )
         deadline = time.monotonic() + 20
         while True:
             # Re-sent until applied: a consumer just started may not be positioned yet.
-            await self.producer.send_and_wait(self.quotes_topic, key=symbol.encode(),
-                                              value=event.SerializeToString())
+            await self.producer.send_and_wait(
+                self.quotes_topic, key=symbol.encode(), value=event.SerializeToString()
+            )
             for _ in range(50):
                 applied = self.app.engine.quotes.get(symbol)
                 if applied is not None and applied.time == when:
@@ -112,26 +115,42 @@ async def start_trading(
     """Starts an in-process engine (gRPC server included) for a shard; stopped at the end."""
     started: list[Trading] = []
 
-    async def start(shard: int, *, quotes_topic: str | None = None,
-                    events_topic: str | None = None) -> Trading:
+    async def start(
+        shard: int, *, quotes_topic: str | None = None, events_topic: str | None = None
+    ) -> Trading:
         quotes_topic = quotes_topic or f"test.quotes.{uuid.uuid4().hex[:8]}"
         events_topic = events_topic or f"test.events.{uuid.uuid4().hex[:8]}"
         await ensure_topics(kafka_bootstrap, {quotes_topic: 1, events_topic: 4})
         pool = await open_pool(database_url, min_size=2, max_size=6)
-        app = await TradingApp.start(pool, shard_id=shard, max_quote_age_s=10,
-                                     kafka_bootstrap=kafka_bootstrap, quotes_topic=quotes_topic,
-                                     events_topic=events_topic)
+        app = await TradingApp.start(
+            pool,
+            shard_id=shard,
+            max_quote_age_s=10,
+            kafka_bootstrap=kafka_bootstrap,
+            quotes_topic=quotes_topic,
+            events_topic=events_topic,
+        )
         pipeline = request_pipeline(auth.settings)  # as the engine process wires it
         server = GrpcServer(
-            services=[ServiceSpec(SERVICE_NAME, lambda s: trading_pb2_grpc
-                                  .add_TradingServiceServicer_to_server(app.servicer, s))],
-            interceptors=[pipeline], port=free_port(), grace_s=1)
+            services=[
+                ServiceSpec(
+                    SERVICE_NAME,
+                    lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(
+                        app.servicer, s
+                    ),
+                )
+            ],
+            interceptors=[pipeline],
+            port=free_port(),
+            grace_s=1,
+        )
         port = await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         producer = make_producer(kafka_bootstrap, linger_ms=0)
         await producer.start()
-        handle = Trading(app, server, pool, channel, producer, quotes_topic, events_topic, auth,
-                         shard)
+        handle = Trading(
+            app, server, pool, channel, producer, quotes_topic, events_topic, auth, shard
+        )
         started.append(handle)
         return handle
 

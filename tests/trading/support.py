@@ -55,6 +55,7 @@ def market(symbol: str, side: Side, volume: str, **kw: object) -> OrderRequest:
     return OrderRequest(symbol, side, OrderType.MARKET, volume=D(volume), **kw)  # type: ignore[arg-type]
 
 
-def pending(symbol: str, side: Side, type: OrderType, volume: str, price: str,
-            **kw: object) -> OrderRequest:
+def pending(
+    symbol: str, side: Side, type: OrderType, volume: str, price: str, **kw: object
+) -> OrderRequest:
     return OrderRequest(symbol, side, type, volume=D(volume), price=D(price), **kw)  # type: ignore[arg-type]

@@ -47,7 +47,11 @@ class EngineProcess:
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.trading.main", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     async def wait_serving(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -81,8 +85,10 @@ async def _publish_quotes(producer: AIOKafkaProducer, stop: asyncio.Event) -> No
     while not stop.is_set():
         stamp = Timestamp()
         stamp.FromDatetime(datetime.now(UTC))
-        event = market_pb2.QuoteEvent(quote=market_pb2.Quote(
-            symbol="XAUUSD", bid="2400.00", ask="2400.20", time=stamp), source="crash-test")
+        event = market_pb2.QuoteEvent(
+            quote=market_pb2.Quote(symbol="XAUUSD", bid="2400.00", ask="2400.20", time=stamp),
+            source="crash-test",
+        )
         await producer.send_and_wait(QUOTES_TOPIC, key=b"XAUUSD", value=event.SerializeToString())
         await asyncio.sleep(0.2)
 
@@ -111,31 +117,57 @@ async def _read_events_with_kcat(bootstrap: str) -> list[tuple[bytes, pb.Account
         if point.log_end == 0:
             continue
         process = await asyncio.create_subprocess_exec(
-            kcat, "-b", bootstrap, *KCAT_COMPAT, "-C", "-t", EVENTS_TOPIC, "-p",
-            str(partition), "-o", "0", "-c", str(point.log_end), "-q", "-f", "%k|%S|%s",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            kcat,
+            "-b",
+            bootstrap,
+            *KCAT_COMPAT,
+            "-C",
+            "-t",
+            EVENTS_TOPIC,
+            "-p",
+            str(partition),
+            "-o",
+            "0",
+            "-c",
+            str(point.log_end),
+            "-q",
+            "-f",
+            "%k|%S|%s",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()[-2000:]
         pos = 0
         while pos < len(out):
             bar = out.index(b"|", pos)
             bar2 = out.index(b"|", bar + 1)
-            size = int(out[bar + 1:bar2])
-            events.append((out[pos:bar],
-                           pb.AccountEvent.FromString(out[bar2 + 1:bar2 + 1 + size])))
+            size = int(out[bar + 1 : bar2])
+            events.append(
+                (out[pos:bar], pb.AccountEvent.FromString(out[bar2 + 1 : bar2 + 1 + size]))
+            )
             pos = bar2 + 1 + size
     return events
 
 
 async def test_sigkill_under_load_loses_nothing_acknowledged(
-    auth: AuthHandle, database_url: str, kafka_bootstrap: str, db_pool: AsyncConnectionPool,
+    auth: AuthHandle,
+    database_url: str,
+    kafka_bootstrap: str,
+    db_pool: AsyncConnectionPool,
     session_dir: Path,
 ) -> None:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "EXNESS_AUTH_ADDR": auth.settings.auth_addr, "EXNESS_SHARD_ID": str(SHARD),
-           "EXNESS_DATA_DIR": str(session_dir / "crash-engine"), "EXNESS_LOG_LEVEL": "WARNING",
-           "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "EXNESS_AUTH_ADDR": auth.settings.auth_addr,
+        "EXNESS_SHARD_ID": str(SHARD),
+        "EXNESS_DATA_DIR": str(session_dir / "crash-engine"),
+        "EXNESS_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
+    }
     log = session_dir / "crash-engine.log"
     engine = EngineProcess(env, port, log)
     producer = make_producer(kafka_bootstrap, linger_ms=0)
@@ -168,19 +200,31 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
                     key = f"c{n}-{i}"
                     try:
                         if i % 10 == 0:
-                            dep = await stub.Deposit(pb.DepositRequest(amount="1.25"),
-                                                     metadata=metadata[u], timeout=10)
+                            dep = await stub.Deposit(
+                                pb.DepositRequest(amount="1.25"), metadata=metadata[u], timeout=10
+                            )
                             acked_deposits[u].append(dep.entry.entry_id)
                             continue
-                        reply = await stub.PlaceOrder(pb.PlaceOrderRequest(
-                            symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET,
-                            volume="0.01", client_order_id=key), metadata=metadata[u], timeout=10)
-                        acked_orders[u].append((key, reply.order.order_id,
-                                                reply.position.position_id))
+                        reply = await stub.PlaceOrder(
+                            pb.PlaceOrderRequest(
+                                symbol="XAUUSD",
+                                side=pb.ORDER_SIDE_BUY,
+                                type=pb.ORDER_TYPE_MARKET,
+                                volume="0.01",
+                                client_order_id=key,
+                            ),
+                            metadata=metadata[u],
+                            timeout=10,
+                        )
+                        acked_orders[u].append(
+                            (key, reply.order.order_id, reply.position.position_id)
+                        )
                     except grpc.aio.AioRpcError as exc:
-                        if exc.code() in (grpc.StatusCode.UNAVAILABLE,
-                                          grpc.StatusCode.CANCELLED,
-                                          grpc.StatusCode.DEADLINE_EXCEEDED):
+                        if exc.code() in (
+                            grpc.StatusCode.UNAVAILABLE,
+                            grpc.StatusCode.CANCELLED,
+                            grpc.StatusCode.DEADLINE_EXCEEDED,
+                        ):
                             return  # the engine is gone
                         raise
 
@@ -198,16 +242,22 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
             cur = await conn.execute(
                 "SELECT o.order_id::text, o.client_order_id, o.status, o.position_id::text"
                 " FROM trading_orders o JOIN trading_accounts a USING (account_id)"
-                " WHERE a.shard = %s", (SHARD,))
+                " WHERE a.shard = %s",
+                (SHARD,),
+            )
             stored = {row[0]: row for row in await cur.fetchall()}
             cur = await conn.execute(
                 "SELECT entry_id::text FROM trading_ledger l JOIN trading_accounts a"
-                " USING (account_id) WHERE a.shard = %s", (SHARD,))
+                " USING (account_id) WHERE a.shard = %s",
+                (SHARD,),
+            )
             entries = {row[0] for row in await cur.fetchall()}
             cur = await conn.execute(
                 "SELECT a.account_id, a.balance, coalesce(sum(l.amount), 0)"
                 " FROM trading_accounts a LEFT JOIN trading_ledger l USING (account_id)"
-                " WHERE a.shard = %s GROUP BY a.account_id, a.balance", (SHARD,))
+                " WHERE a.shard = %s GROUP BY a.account_id, a.balance",
+                (SHARD,),
+            )
             balances = await cur.fetchall()
         for u in users:
             for key, order_id, position_id in acked_orders[u]:
@@ -226,16 +276,25 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
             stub = trading_pb2_grpc.TradingServiceStub(channel)
             u = next(u for u in users if acked_orders[u])
             key, order_id, _ = acked_orders[u][-1]
-            retry = await stub.PlaceOrder(pb.PlaceOrderRequest(
-                symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET,
-                volume="0.01", client_order_id=key), metadata=metadata[u])
+            retry = await stub.PlaceOrder(
+                pb.PlaceOrderRequest(
+                    symbol="XAUUSD",
+                    side=pb.ORDER_SIDE_BUY,
+                    type=pb.ORDER_TYPE_MARKET,
+                    volume="0.01",
+                    client_order_id=key,
+                ),
+                metadata=metadata[u],
+            )
             assert retry.order.order_id == order_id
             listed = await stub.ListPositions(pb.ListPositionsRequest(), metadata=metadata[u])
             async with db_pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT position_id::text FROM trading_positions WHERE closed_at IS NULL"
                     " AND account_id = (SELECT account_id FROM trading_accounts"
-                    " WHERE user_id = %s)", (u,))
+                    " WHERE user_id = %s)",
+                    (u,),
+                )
                 open_in_db = {row[0] for row in await cur.fetchall()}
             # Memory rebuilt exactly from the database, which holds every acknowledged position.
             assert {p.position_id for p in listed.positions} == open_in_db
@@ -244,13 +303,16 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         # trading.events holds every journal event of this shard, in sequence per account.
         async with db_pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT sequence, account_id::text FROM trading_journal WHERE shard = %s",
-                (SHARD,))
+                "SELECT sequence, account_id::text FROM trading_journal WHERE shard = %s", (SHARD,)
+            )
             journal: dict[int, str] = dict(await cur.fetchall())
         deadline = time.monotonic() + 60
         while True:
-            seen = [(k, e) for k, e in await _read_events_with_kcat(kafka_bootstrap)
-                    if int(e.account_id or 0) >> 48 == SHARD]
+            seen = [
+                (k, e)
+                for k, e in await _read_events_with_kcat(kafka_bootstrap)
+                if int(e.account_id or 0) >> 48 == SHARD
+            ]
             sequences = {e.sequence for _, e in seen}
             if set(journal) <= sequences or time.monotonic() > deadline:
                 break
@@ -274,14 +336,18 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         engine.stop()
 
 
-async def _quoted(stub: trading_pb2_grpc.TradingServiceStub,
-                  md: tuple[tuple[str, str], ...]) -> bool:
+async def _quoted(
+    stub: trading_pb2_grpc.TradingServiceStub, md: tuple[tuple[str, str], ...]
+) -> bool:
     """Whether the engine has a fresh XAUUSD quote: probed with an order it must refuse for
     its size (INVALID_ARGUMENT comes after the quote checks: NO_QUOTE / STALE_QUOTE)."""
     try:
-        await stub.PlaceOrder(pb.PlaceOrderRequest(
-            symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET,
-            volume="0.001"), metadata=md)
+        await stub.PlaceOrder(
+            pb.PlaceOrderRequest(
+                symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET, volume="0.001"
+            ),
+            metadata=md,
+        )
     except grpc.aio.AioRpcError as exc:
         return bool(exc.code() == grpc.StatusCode.INVALID_ARGUMENT)
     raise AssertionError("an order below the minimum volume was accepted")

@@ -48,18 +48,35 @@ class CheckedEngine(Engine):
 
 
 steps = st.one_of(
-    st.tuples(st.just("tick"), st.sampled_from(sorted(SYMBOLS)), st.integers(-400, 400),
-              st.integers(0, 5)),
-    st.tuples(st.just("market"), st.sampled_from(USERS), st.sampled_from(sorted(SYMBOLS)),
-              st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 150),
-              st.integers(0, 3), st.integers(0, 3)),
-    st.tuples(st.just("pending"), st.sampled_from(USERS), st.sampled_from(sorted(SYMBOLS)),
-              st.sampled_from([Side.BUY, Side.SELL]),
-              st.sampled_from([OrderType.LIMIT, OrderType.STOP]), st.integers(1, 150),
-              st.integers(-300, 300)),
+    st.tuples(
+        st.just("tick"), st.sampled_from(sorted(SYMBOLS)), st.integers(-400, 400), st.integers(0, 5)
+    ),
+    st.tuples(
+        st.just("market"),
+        st.sampled_from(USERS),
+        st.sampled_from(sorted(SYMBOLS)),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(1, 150),
+        st.integers(0, 3),
+        st.integers(0, 3),
+    ),
+    st.tuples(
+        st.just("pending"),
+        st.sampled_from(USERS),
+        st.sampled_from(sorted(SYMBOLS)),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.sampled_from([OrderType.LIMIT, OrderType.STOP]),
+        st.integers(1, 150),
+        st.integers(-300, 300),
+    ),
     st.tuples(st.just("close"), st.sampled_from(USERS), st.integers(0, 10), st.integers(0, 3)),
-    st.tuples(st.just("modify"), st.sampled_from(USERS), st.integers(0, 10), st.integers(0, 3),
-              st.integers(0, 3)),
+    st.tuples(
+        st.just("modify"),
+        st.sampled_from(USERS),
+        st.integers(0, 10),
+        st.integers(0, 3),
+        st.integers(0, 3),
+    ),
     st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 10)),
     st.tuples(st.just("deposit"), st.sampled_from(USERS), st.integers(1, 5000)),
     st.tuples(st.just("leverage"), st.sampled_from(USERS), st.sampled_from([1, 10, 100, 400])),
@@ -96,8 +113,13 @@ def test_invariants_hold_after_every_step(program: list[tuple[object, ...]]) -> 
         assert all(free >= 0 for free in engine.free_after_fill)
 
 
-def _apply(engine: Engine, accounts: dict[str, Account], mids: dict[str, Decimal],
-           step: tuple[object, ...], now: object) -> None:
+def _apply(
+    engine: Engine,
+    accounts: dict[str, Account],
+    mids: dict[str, Decimal],
+    step: tuple[object, ...],
+    now: object,
+) -> None:
     kind = step[0]
     if kind == "tick":
         _, symbol, move, widen = step
@@ -120,9 +142,16 @@ def _apply(engine: Engine, accounts: dict[str, Account], mids: dict[str, Decimal
         ref = quote.bid if buy else quote.ask
         gap = ref / 50
         req = OrderRequest(
-            str(symbol), side, OrderType.MARKET, volume=D(str(lots)) / 100,
-            stop_loss=(ref - gap * sl if buy else ref + gap * sl).quantize(D("0.01")) if sl else None,
-            take_profit=(ref + gap * tp if buy else ref - gap * tp).quantize(D("0.01")) if tp else None,
+            str(symbol),
+            side,
+            OrderType.MARKET,
+            volume=D(str(lots)) / 100,
+            stop_loss=(ref - gap * sl if buy else ref + gap * sl).quantize(D("0.01"))
+            if sl
+            else None,
+            take_profit=(ref + gap * tp if buy else ref - gap * tp).quantize(D("0.01"))
+            if tp
+            else None,
         )
         engine.place_order(account, req, now)  # type: ignore[arg-type]
         view = engine.view(account)
@@ -131,8 +160,8 @@ def _apply(engine: Engine, accounts: dict[str, Account], mids: dict[str, Decimal
         _, _, symbol, side, type_, lots, offset = step
         quote = engine.quotes[str(symbol)]
         price = (quote.ask + quote.ask * int(str(offset)) / 1000).quantize(D("0.01"))
-        engine.place_order(account, OrderRequest(
-            str(symbol), side, type_, volume=D(lots) / 100, price=price), now)  # type: ignore[arg-type]
+        request = OrderRequest(str(symbol), side, type_, volume=D(lots) / 100, price=price)  # type: ignore[arg-type]
+        engine.place_order(account, request, now)  # type: ignore[arg-type]
     elif kind == "close":
         _, _, index, part = step
         pid = _pick(account.positions, index)  # type: ignore[arg-type]
@@ -153,11 +182,12 @@ def _apply(engine: Engine, accounts: dict[str, Account], mids: dict[str, Decimal
             ref = position.close_price(quote)
             gap = ref / 40
             buy = position.side is Side.BUY
-            engine.modify_position(
-                account, pid,
-                (ref - gap * sl if buy else ref + gap * sl).quantize(D("0.01")) if sl else None,  # type: ignore[operator]
-                (ref + gap * tp if buy else ref - gap * tp).quantize(D("0.01")) if tp else None,  # type: ignore[operator]
-                now)  # type: ignore[arg-type]
+            sl_steps, tp_steps = int(str(sl)), int(str(tp))
+            sl_price = (ref - gap * sl_steps if buy else ref + gap * sl_steps) if sl_steps else None
+            tp_price = (ref + gap * tp_steps if buy else ref - gap * tp_steps) if tp_steps else None
+            sl_price = sl_price.quantize(D("0.01")) if sl_price is not None else None
+            tp_price = tp_price.quantize(D("0.01")) if tp_price is not None else None
+            engine.modify_position(account, pid, sl_price, tp_price, now)  # type: ignore[arg-type]
     elif kind == "cancel":
         oid = _pick(account.orders, step[2])  # type: ignore[arg-type]
         if oid is not None:

@@ -30,12 +30,22 @@ def events(engine: Engine) -> list[Event]:
 
 
 def ledger_sum(engine: Engine, account_id: int, all_events: list[Event]) -> D:
-    return sum((e.ledger.amount for e in all_events
-                if e.ledger is not None and e.ledger.account_id == account_id), D(0))
+    return sum(
+        (
+            e.ledger.amount
+            for e in all_events
+            if e.ledger is not None and e.ledger.account_id == account_id
+        ),
+        D(0),
+    )
 
 
-def refused(exc: pytest.ExceptionInfo[ServiceError], code: grpc.StatusCode, reason: str,
-            field: str | None = None) -> None:
+def refused(
+    exc: pytest.ExceptionInfo[ServiceError],
+    code: grpc.StatusCode,
+    reason: str,
+    field: str | None = None,
+) -> None:
     assert exc.value.code == code
     assert exc.value.reason == reason
     if field is not None:
@@ -43,6 +53,7 @@ def refused(exc: pytest.ExceptionInfo[ServiceError], code: grpc.StatusCode, reas
 
 
 # ------------------------------------------------------------------ market orders and margin
+
 
 def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     engine, clock = new_engine()
@@ -116,9 +127,14 @@ def test_spread_cost_counts_in_the_margin_check() -> None:
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_MARGIN")
 
 
-@pytest.mark.parametrize(("volume", "why"), [
-    ("0.001", "minimum"), ("100.01", "maximum"), ("0.015", "multiple"),
-])
+@pytest.mark.parametrize(
+    ("volume", "why"),
+    [
+        ("0.001", "minimum"),
+        ("100.01", "maximum"),
+        ("0.015", "multiple"),
+    ],
+)
 def test_bad_volume_names_the_field(volume: str, why: str) -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
@@ -135,14 +151,23 @@ def test_bad_size_combinations_and_leverage() -> None:
     quote(engine, clock, "BTCUSD", "65000", "65010")
     cases: list[tuple[OrderRequest, str, str]] = [
         (OrderRequest("BTCUSD", BUY, OrderType.MARKET), "volume", "INVALID_ARGUMENT"),
-        (OrderRequest("BTCUSD", BUY, OrderType.MARKET, volume=D(1), margin=D(10)), "margin",
-         "INVALID_ARGUMENT"),
-        (OrderRequest("BTCUSD", BUY, OrderType.MARKET, margin=D("1"), leverage=100), "margin",
-         "INVALID_VOLUME"),
+        (
+            OrderRequest("BTCUSD", BUY, OrderType.MARKET, volume=D(1), margin=D(10)),
+            "margin",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            OrderRequest("BTCUSD", BUY, OrderType.MARKET, margin=D("1"), leverage=100),
+            "margin",
+            "INVALID_VOLUME",
+        ),
         (market("BTCUSD", BUY, "0.01", leverage=500), "leverage", "INVALID_LEVERAGE"),
         (market("BTCUSD", BUY, "0.01", price=D("65000")), "price", "INVALID_ARGUMENT"),
-        (market("BTCUSD", BUY, "0.01", stop_loss=D("64000.123")), "stop_loss",
-         "INVALID_PRICE_LEVEL"),
+        (
+            market("BTCUSD", BUY, "0.01", stop_loss=D("64000.123")),
+            "stop_loss",
+            "INVALID_PRICE_LEVEL",
+        ),
     ]
     for req, field, reason in cases:
         with pytest.raises(ServiceError) as exc:
@@ -182,8 +207,7 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
     with pytest.raises(ServiceError) as exc:
         engine.close_position(account, opened.position.position_id, None, clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
-    placed = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"),
-                                clock.now)
+    placed = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
     assert placed.order.status is OrderStatus.PENDING
     # A quote stamped in the past is stale even if it just arrived.
     now = clock.tick()
@@ -195,16 +219,20 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
 
 # ------------------------------------------------------------------ pending orders
 
-@pytest.mark.parametrize(("side", "type_", "bad", "good", "cross_bid", "cross_ask", "fill"), [
-    # BUY LIMIT below the ask, fills when ask <= price (gap: at the crossing ask)
-    (BUY, LIMIT, "65010", "64000", "63400", "63410", "63410"),
-    # SELL LIMIT above the bid, fills when bid >= price
-    (SELL, LIMIT, "65000", "66000", "66500", "66510", "66500"),
-    # BUY STOP above the ask, fills when ask >= price
-    (BUY, STOP, "65010", "66000", "66600", "66610", "66610"),
-    # SELL STOP below the bid, fills when bid <= price
-    (SELL, STOP, "65000", "64000", "63000", "63010", "63000"),
-])
+
+@pytest.mark.parametrize(
+    ("side", "type_", "bad", "good", "cross_bid", "cross_ask", "fill"),
+    [
+        # BUY LIMIT below the ask, fills when ask <= price (gap: at the crossing ask)
+        (BUY, LIMIT, "65010", "64000", "63400", "63410", "63410"),
+        # SELL LIMIT above the bid, fills when bid >= price
+        (SELL, LIMIT, "65000", "66000", "66500", "66510", "66500"),
+        # BUY STOP above the ask, fills when ask >= price
+        (BUY, STOP, "65010", "66000", "66600", "66610", "66610"),
+        # SELL STOP below the bid, fills when bid <= price
+        (SELL, STOP, "65000", "64000", "63000", "63010", "63000"),
+    ],
+)
 def test_pending_order_sides_triggers_and_gap_fills(
     side: Side, type_: OrderType, bad: str, good: str, cross_bid: str, cross_ask: str, fill: str
 ) -> None:
@@ -214,8 +242,7 @@ def test_pending_order_sides_triggers_and_gap_fills(
     with pytest.raises(ServiceError) as exc:
         engine.place_order(account, pending("BTCUSD", side, type_, "0.10", bad), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", "price")
-    placed = engine.place_order(account, pending("BTCUSD", side, type_, "0.10", good),
-                                clock.now)
+    placed = engine.place_order(account, pending("BTCUSD", side, type_, "0.10", good), clock.now)
     order_id = placed.order.order_id
     assert placed.order.status is OrderStatus.PENDING
     assert placed.position is None
@@ -260,12 +287,15 @@ def test_cancel_and_expiry() -> None:
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     a = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
-    b = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000",
-                                            expire_at=clock.now + timedelta(seconds=5)),
-                           clock.now)
+    b = engine.place_order(
+        account,
+        pending("BTCUSD", BUY, LIMIT, "0.01", "60000", expire_at=clock.now + timedelta(seconds=5)),
+        clock.now,
+    )
     with pytest.raises(ServiceError) as exc:
-        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000",
-                                            expire_at=clock.now), clock.now)
+        engine.place_order(
+            account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000", expire_at=clock.now), clock.now
+        )
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "expire_time")
     cancelled = engine.cancel_order(account, a.order.order_id, clock.now)
     assert cancelled.status is OrderStatus.CANCELLED
@@ -285,12 +315,16 @@ def test_cancel_and_expiry() -> None:
 
 # ------------------------------------------------------------------ SL / TP
 
-@pytest.mark.parametrize(("side", "sl", "tp", "move_bid", "reason", "close_at"), [
-    (BUY, "64000", "66000", "63500", CloseReason.STOP_LOSS, "63500"),  # bid <= SL, gapped
-    (BUY, "64000", "66000", "66700", CloseReason.TAKE_PROFIT, "66700"),  # bid >= TP
-    (SELL, "66000", "64000", "66300", CloseReason.STOP_LOSS, "66310"),  # ask >= SL
-    (SELL, "66000", "64000", "63000", CloseReason.TAKE_PROFIT, "63010"),  # ask <= TP
-])
+
+@pytest.mark.parametrize(
+    ("side", "sl", "tp", "move_bid", "reason", "close_at"),
+    [
+        (BUY, "64000", "66000", "63500", CloseReason.STOP_LOSS, "63500"),  # bid <= SL, gapped
+        (BUY, "64000", "66000", "66700", CloseReason.TAKE_PROFIT, "66700"),  # bid >= TP
+        (SELL, "66000", "64000", "66300", CloseReason.STOP_LOSS, "66310"),  # ask >= SL
+        (SELL, "66000", "64000", "63000", CloseReason.TAKE_PROFIT, "63010"),  # ask <= TP
+    ],
+)
 def test_sl_tp_trigger_on_the_right_side_and_fill_at_the_crossing_quote(
     side: Side, sl: str, tp: str, move_bid: str, reason: CloseReason, close_at: str
 ) -> None:
@@ -298,7 +332,8 @@ def test_sl_tp_trigger_on_the_right_side_and_fill_at_the_crossing_quote(
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     opened = engine.place_order(
-        account, market("BTCUSD", side, "0.10", stop_loss=D(sl), take_profit=D(tp)), clock.now)
+        account, market("BTCUSD", side, "0.10", stop_loss=D(sl), take_profit=D(tp)), clock.now
+    )
     assert opened.position is not None
     # Inside the band nothing happens.
     quote(engine, clock, "BTCUSD", "65500", "65510")
@@ -319,19 +354,21 @@ def test_sl_tp_trigger_on_the_right_side_and_fill_at_the_crossing_quote(
     assert account.balance == D(10000) + trade.realized_pnl
 
 
-@pytest.mark.parametrize(("side", "field", "level"), [
-    (BUY, "stop_loss", "65000"),  # not below the bid
-    (BUY, "take_profit", "64990"),  # not above the bid
-    (SELL, "stop_loss", "65010"),  # not above the ask
-    (SELL, "take_profit", "65020"),  # not below the ask
-])
+@pytest.mark.parametrize(
+    ("side", "field", "level"),
+    [
+        (BUY, "stop_loss", "65000"),  # not below the bid
+        (BUY, "take_profit", "64990"),  # not above the bid
+        (SELL, "stop_loss", "65010"),  # not above the ask
+        (SELL, "take_profit", "65020"),  # not below the ask
+    ],
+)
 def test_sl_tp_on_the_wrong_side_are_refused(side: Side, field: str, level: str) -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     with pytest.raises(ServiceError) as exc:
-        engine.place_order(account, market("BTCUSD", side, "0.1", **{field: D(level)}),
-                           clock.now)
+        engine.place_order(account, market("BTCUSD", side, "0.1", **{field: D(level)}), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", field)
     opened = engine.place_order(account, market("BTCUSD", side, "0.1"), clock.now)
     assert opened.position is not None
@@ -346,11 +383,15 @@ def test_pending_order_levels_are_judged_against_its_price() -> None:
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     with pytest.raises(ServiceError) as exc:  # SL of a BUY LIMIT at 60000 must be below 60000
-        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.1", "60000",
-                                            stop_loss=D("61000")), clock.now)
+        engine.place_order(
+            account, pending("BTCUSD", BUY, LIMIT, "0.1", "60000", stop_loss=D("61000")), clock.now
+        )
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", "stop_loss")
-    engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.1", "60000",
-                                        stop_loss=D("59000"), take_profit=D("62000")), clock.now)
+    engine.place_order(
+        account,
+        pending("BTCUSD", BUY, LIMIT, "0.1", "60000", stop_loss=D("59000"), take_profit=D("62000")),
+        clock.now,
+    )
     quote(engine, clock, "BTCUSD", "59990", "60000")  # fills
     [position] = account.positions.values()
     assert (position.stop_loss, position.take_profit) == (D("59000"), D("62000"))
@@ -362,8 +403,9 @@ def test_modify_position_moves_and_clears_levels() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    opened = engine.place_order(account, market("BTCUSD", BUY, "0.1", stop_loss=D("64000")),
-                                clock.now)
+    opened = engine.place_order(
+        account, market("BTCUSD", BUY, "0.1", stop_loss=D("64000")), clock.now
+    )
     assert opened.position is not None
     pid = opened.position.position_id
     modified = engine.modify_position(account, pid, D("63000"), D("70000"), clock.now)
@@ -381,6 +423,7 @@ def test_modify_position_moves_and_clears_levels() -> None:
 
 # ------------------------------------------------------------------ closing
 
+
 def test_partial_close_realises_pnl_and_keeps_the_rest() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
@@ -389,8 +432,11 @@ def test_partial_close_realises_pnl_and_keeps_the_rest() -> None:
     assert opened.position is not None
     pid = opened.position.position_id
     quote(engine, clock, "BTCUSD", "66010", "66020")
-    for volume, reason in (("0.31", "above the open volume"), ("0.015", "multiple"),
-                           ("0.295", "multiple")):
+    for volume, reason in (
+        ("0.31", "above the open volume"),
+        ("0.015", "multiple"),
+        ("0.295", "multiple"),
+    ):
         with pytest.raises(ServiceError) as exc:
             engine.close_position(account, pid, D(volume), clock.now)
         refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VOLUME", "volume")
@@ -413,6 +459,7 @@ def test_partial_close_realises_pnl_and_keeps_the_rest() -> None:
 
 
 # ------------------------------------------------------------------ risk
+
 
 def test_margin_call_event_once_at_60_percent() -> None:
     engine, clock = new_engine()
@@ -471,7 +518,9 @@ def test_stop_out_then_negative_balance_protection() -> None:
     assert account.positions == {}
     stop_outs = [e.trade for e in out if e.type is EventType.STOP_OUT and e.trade]
     assert [t.symbol for t in stop_outs] == ["BTCUSD", "ETHUSD"]  # least profitable first
-    resets = [e.ledger for e in out if e.ledger and e.ledger.kind is LedgerKind.NEGATIVE_BALANCE_RESET]
+    resets = [
+        e.ledger for e in out if e.ledger and e.ledger.kind is LedgerKind.NEGATIVE_BALANCE_RESET
+    ]
     assert len(resets) == 1
     assert resets[0].amount == D("4011.00")
     assert account.balance == 0
@@ -479,6 +528,7 @@ def test_stop_out_then_negative_balance_protection() -> None:
 
 
 # ------------------------------------------------------------------ idempotency
+
 
 def test_client_order_id_retry_returns_the_first_result() -> None:
     engine, clock = new_engine()
@@ -526,7 +576,9 @@ def test_stop_loss_filled_past_zero_equity_gets_negative_balance_protection() ->
     assert account.positions == {}
     closes = [e.trade for e in out if e.trade]
     assert [t.close_reason for t in closes] == [CloseReason.STOP_LOSS]
-    resets = [e.ledger for e in out if e.ledger and e.ledger.kind is LedgerKind.NEGATIVE_BALANCE_RESET]
+    resets = [
+        e.ledger for e in out if e.ledger and e.ledger.kind is LedgerKind.NEGATIVE_BALANCE_RESET
+    ]
     assert len(resets) == 1
     assert resets[0].amount == D("1010.00")
     assert account.balance == 0

@@ -42,7 +42,8 @@ async def ledger_and_balance(pool: AsyncConnectionPool, account_id: str) -> tupl
         cur = await conn.execute(
             "SELECT a.balance, (SELECT coalesce(sum(amount), 0) FROM trading_ledger l"
             " WHERE l.account_id = a.account_id) FROM trading_accounts a WHERE account_id = %s",
-            (int(account_id),))
+            (int(account_id),),
+        )
         row = await cur.fetchone()
     assert row is not None
     return row[0], row[1]
@@ -56,8 +57,12 @@ async def test_trading_flow_is_committed_and_figures_add_up(
     deposit = await stub.Deposit(pb.DepositRequest(amount="10000"), metadata=md)
     assert deposit.account.balance == "10000.00"
     assert deposit.entry.kind == pb.LEDGER_ENTRY_KIND_DEPOSIT
-    placed = await stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="BTCUSD", side=BUY, type=MARKET, volume="0.30", stop_loss="60000"), metadata=md)
+    placed = await stub.PlaceOrder(
+        pb.PlaceOrderRequest(
+            symbol="BTCUSD", side=BUY, type=MARKET, volume="0.30", stop_loss="60000"
+        ),
+        metadata=md,
+    )
     assert placed.order.status == pb.ORDER_STATUS_FILLED
     assert placed.order.fill_price == "65010"
     assert placed.position.margin == "195.03"
@@ -67,8 +72,9 @@ async def test_trading_flow_is_committed_and_figures_add_up(
     assert account.free_margin == "9801.97"
     assert account.margin_level == "5125.88"
     assert account.margin_call_level == "60"
-    closed = await stub.ClosePosition(pb.ClosePositionRequest(
-        position_id=placed.position.position_id, volume="0.10"), metadata=md)
+    closed = await stub.ClosePosition(
+        pb.ClosePositionRequest(position_id=placed.position.position_id, volume="0.10"), metadata=md
+    )
     assert closed.trade.realized_pnl == "-1.00"
     assert closed.position.volume == "0.2"
     trades = await stub.ListTrades(pb.ListTradesRequest(), metadata=md)
@@ -79,7 +85,8 @@ async def test_trading_flow_is_committed_and_figures_add_up(
     async with db_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT volume, closed_at FROM trading_positions WHERE position_id = %s",
-            (int(placed.position.position_id),))
+            (int(placed.position.position_id),),
+        )
         assert await cur.fetchone() == (Decimal("0.20"), None)
 
 
@@ -87,13 +94,16 @@ async def test_sl_fires_from_a_kafka_quote(trading: Trading, db_pool: AsyncConne
     stub, md = trading.stub, trading.md(user())
     await trading.quote("ETHUSD", "3200", "3201")
     await stub.Deposit(pb.DepositRequest(amount="5000"), metadata=md)
-    placed = await stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="ETHUSD", side=SELL, type=MARKET, volume="1", stop_loss="3300"), metadata=md)
+    placed = await stub.PlaceOrder(
+        pb.PlaceOrderRequest(symbol="ETHUSD", side=SELL, type=MARKET, volume="1", stop_loss="3300"),
+        metadata=md,
+    )
     await trading.quote("ETHUSD", "3350", "3351")  # gap through the SL: closes at this ask
     await trading.app.committer.barrier()
     trades = await stub.ListTrades(pb.ListTradesRequest(symbol="ETHUSD"), metadata=md)
     assert [(t.close_reason, t.close_price) for t in trades.trades] == [
-        (pb.CLOSE_REASON_STOP_LOSS, "3351")]
+        (pb.CLOSE_REASON_STOP_LOSS, "3351")
+    ]
     positions = await stub.ListPositions(pb.ListPositionsRequest(), metadata=md)
     assert placed.position.position_id not in [p.position_id for p in positions.positions]
 
@@ -103,31 +113,47 @@ async def test_one_user_cannot_touch_anothers_orders_or_positions(trading: Tradi
     alice, bob = trading.md(user()), trading.md(user())
     await trading.quote("BTCUSD", "65000", "65010")
     await stub.Deposit(pb.DepositRequest(amount="10000"), metadata=alice)
-    position = (await stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="BTCUSD", side=BUY, type=MARKET, volume="0.01"), metadata=alice)).position
-    order = (await stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="BTCUSD", side=BUY, type=LIMIT, volume="0.01", price="60000"),
-        metadata=alice)).order
+    position = (
+        await stub.PlaceOrder(
+            pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="0.01"),
+            metadata=alice,
+        )
+    ).position
+    order = (
+        await stub.PlaceOrder(
+            pb.PlaceOrderRequest(
+                symbol="BTCUSD", side=BUY, type=LIMIT, volume="0.01", price="60000"
+            ),
+            metadata=alice,
+        )
+    ).order
     assert (await stub.ListOrders(pb.ListOrdersRequest(), metadata=bob)).orders == []
     assert (await stub.ListPositions(pb.ListPositionsRequest(), metadata=bob)).positions == []
     assert (await stub.ListTrades(pb.ListTradesRequest(), metadata=bob)).trades == []
-    code, reason, _ = await fails(stub.CancelOrder(
-        pb.CancelOrderRequest(order_id=order.order_id), metadata=bob))
+    code, reason, _ = await fails(
+        stub.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id), metadata=bob)
+    )
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND")
-    code, reason, _ = await fails(stub.ClosePosition(
-        pb.ClosePositionRequest(position_id=position.position_id), metadata=bob))
+    code, reason, _ = await fails(
+        stub.ClosePosition(pb.ClosePositionRequest(position_id=position.position_id), metadata=bob)
+    )
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "POSITION_NOT_FOUND")
-    code, reason, _ = await fails(stub.ModifyPosition(
-        pb.ModifyPositionRequest(position_id=position.position_id, stop_loss="1"), metadata=bob))
+    code, reason, _ = await fails(
+        stub.ModifyPosition(
+            pb.ModifyPositionRequest(position_id=position.position_id, stop_loss="1"), metadata=bob
+        )
+    )
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "POSITION_NOT_FOUND")
     # Still there for its owner.
     mine = await stub.ListOrders(pb.ListOrdersRequest(), metadata=alice)
     assert [o.order_id for o in mine.orders] == [order.order_id]
-    cancelled = await stub.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id),
-                                       metadata=alice)
+    cancelled = await stub.CancelOrder(
+        pb.CancelOrderRequest(order_id=order.order_id), metadata=alice
+    )
     assert cancelled.order.status == pb.ORDER_STATUS_CANCELLED
-    code, reason, _ = await fails(stub.CancelOrder(
-        pb.CancelOrderRequest(order_id=order.order_id), metadata=alice))
+    code, reason, _ = await fails(
+        stub.CancelOrder(pb.CancelOrderRequest(order_id=order.order_id), metadata=alice)
+    )
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ORDER_NOT_PENDING")
 
 
@@ -136,20 +162,46 @@ async def test_errors_on_the_wire(trading: Trading) -> None:
     await stub.Deposit(pb.DepositRequest(amount="100"), metadata=md)
     await trading.quote("BTCUSD", "65000", "65010")
     cases = [
-        (pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="abc"),
-         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", ["volume"]),
-        (pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="0.003"),
-         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VOLUME", ["volume"]),
-        (pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="0.01",
-                              take_profit="1000"),
-         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", ["take_profit"]),
-        (pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=LIMIT, volume="0.01",
-                              price="70000"),
-         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", ["price"]),
-        (pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="1"),
-         grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_MARGIN", []),
-        (pb.PlaceOrderRequest(symbol="NOPE", side=BUY, type=MARKET, volume="1"),
-         grpc.StatusCode.NOT_FOUND, "UNKNOWN_SYMBOL", []),
+        (
+            pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="abc"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ARGUMENT",
+            ["volume"],
+        ),
+        (
+            pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="0.003"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_VOLUME",
+            ["volume"],
+        ),
+        (
+            pb.PlaceOrderRequest(
+                symbol="BTCUSD", side=BUY, type=MARKET, volume="0.01", take_profit="1000"
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_PRICE_LEVEL",
+            ["take_profit"],
+        ),
+        (
+            pb.PlaceOrderRequest(
+                symbol="BTCUSD", side=BUY, type=LIMIT, volume="0.01", price="70000"
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_PRICE_LEVEL",
+            ["price"],
+        ),
+        (
+            pb.PlaceOrderRequest(symbol="BTCUSD", side=BUY, type=MARKET, volume="1"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "INSUFFICIENT_MARGIN",
+            [],
+        ),
+        (
+            pb.PlaceOrderRequest(symbol="NOPE", side=BUY, type=MARKET, volume="1"),
+            grpc.StatusCode.NOT_FOUND,
+            "UNKNOWN_SYMBOL",
+            [],
+        ),
     ]
     for request, code, reason, fields in cases:
         assert await fails(stub.PlaceOrder(request, metadata=md)) == (code, reason, fields)
@@ -157,22 +209,28 @@ async def test_errors_on_the_wire(trading: Trading) -> None:
     # No token, another shard's token.
     code, _, _ = await fails(stub.GetAccount(pb.GetAccountRequest()))
     assert code == grpc.StatusCode.UNAUTHENTICATED
-    code, reason, _ = await fails(stub.GetAccount(pb.GetAccountRequest(),
-                                                  metadata=trading.md(user(), shard=7)))
+    code, reason, _ = await fails(
+        stub.GetAccount(pb.GetAccountRequest(), metadata=trading.md(user(), shard=7))
+    )
     assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "WRONG_SHARD")
 
 
 async def test_stale_quote_refuses_a_market_order(trading: Trading) -> None:
     stub, md = trading.stub, trading.md(user())
     await stub.Deposit(pb.DepositRequest(amount="1000"), metadata=md)
-    await trading.quote("SOLUSD", "150.000", "150.050",
-                        at=datetime.now(UTC) - timedelta(seconds=60))
-    code, reason, _ = await fails(stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="SOLUSD", side=BUY, type=MARKET, volume="1"), metadata=md))
+    await trading.quote(
+        "SOLUSD", "150.000", "150.050", at=datetime.now(UTC) - timedelta(seconds=60)
+    )
+    code, reason, _ = await fails(
+        stub.PlaceOrder(
+            pb.PlaceOrderRequest(symbol="SOLUSD", side=BUY, type=MARKET, volume="1"), metadata=md
+        )
+    )
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
     await trading.quote("SOLUSD", "150.000", "150.050")
-    placed = await stub.PlaceOrder(pb.PlaceOrderRequest(
-        symbol="SOLUSD", side=BUY, type=MARKET, volume="1"), metadata=md)
+    placed = await stub.PlaceOrder(
+        pb.PlaceOrderRequest(symbol="SOLUSD", side=BUY, type=MARKET, volume="1"), metadata=md
+    )
     assert placed.order.fill_price == "150.05"
 
 
@@ -200,8 +258,9 @@ async def test_events_reach_kafka_in_sequence(trading: Trading, kafka_bootstrap:
     for amount in ("1", "2", "3"):
         await stub.Deposit(pb.DepositRequest(amount=amount), metadata=md)
     account_id = (await stub.GetAccount(pb.GetAccountRequest(), metadata=md)).account.account_id
-    consumer = make_consumer(kafka_bootstrap, trading.events_topic, group_id=None,
-                             auto_offset_reset="earliest")
+    consumer = make_consumer(
+        kafka_bootstrap, trading.events_topic, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     seen: list[pb.AccountEvent] = []
     try:
@@ -224,8 +283,9 @@ async def test_idempotent_retry_survives_a_restart(
     md = first_engine.md(user())
     await first_engine.quote("XAUUSD", "2400.00", "2400.20")
     await first_engine.stub.Deposit(pb.DepositRequest(amount="10000"), metadata=md)
-    request = pb.PlaceOrderRequest(symbol="XAUUSD", side=BUY, type=MARKET, volume="0.10",
-                                   client_order_id="retry-me-1")
+    request = pb.PlaceOrderRequest(
+        symbol="XAUUSD", side=BUY, type=MARKET, volume="0.10", client_order_id="retry-me-1"
+    )
     first = await first_engine.stub.PlaceOrder(request, metadata=md)
     again = await first_engine.stub.PlaceOrder(request, metadata=md)
     assert again.order.order_id == first.order.order_id
@@ -249,5 +309,6 @@ async def test_idempotent_retry_survives_a_restart(
     async with db_pool.connection() as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM trading_orders WHERE account_id = %s",
-            (int(account.account.account_id),))
+            (int(account.account.account_id),),
+        )
         assert await cur.fetchone() == (1,)

@@ -14,8 +14,13 @@ from tests.web.platform import Platform
 
 CHROMIUM = os.environ.get("EXNESS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 # Short-lived access tokens, so that the terminal must refresh them during the tests.
 ACCESS_TOKEN_TTL_S = 20

@@ -102,7 +102,9 @@ class SyntheticFeed:
             try:
                 with grpc.insecure_channel(self.market_addr) as channel:
                     stub = market_pb2_grpc.MarketDataServiceStub(channel)
-                    stub.PublishQuotes(self._quotes(), metadata=[("x-service-token", SERVICE_TOKEN)])
+                    stub.PublishQuotes(
+                        self._quotes(), metadata=[("x-service-token", SERVICE_TOKEN)]
+                    )
             except grpc.RpcError:
                 pass  # MarketData restarting: reconnect
             self._stop.wait(0.5)
@@ -141,7 +143,9 @@ class Platform:
 
     def start(self) -> None:
         if not (WEB_DIST / "app.js").exists():
-            raise RuntimeError("web/dist is not built: run `npm run build:web` (scripts/setup.sh does)")
+            raise RuntimeError(
+                "web/dist is not built: run `npm run build:web` (scripts/setup.sh does)"
+            )
         self.ports = {name: free_port() for name in SERVICES}
         for name in SERVICES:
             self.start_service(name)

@@ -75,7 +75,10 @@ class Terminal:
         self.tid("deposit-amount").fill(amount)
         self.tid("deposit-amount").press("Enter")
         expect(self.tid("deposit-dialog")).to_have_count(0)
-        wait_for(lambda: self.balance() == (before or 0) + Decimal(amount), what=f"balance after depositing {amount}")
+        wait_for(
+            lambda: self.balance() == (before or 0) + Decimal(amount),
+            what=f"balance after depositing {amount}",
+        )
 
     # --- account bar -----------------------------------------------------------------------
     def metric(self, testid: str) -> Decimal | None:
@@ -95,8 +98,15 @@ class Terminal:
         return self.tid(f"bid-{symbol}").inner_text()
 
     # --- ticket ----------------------------------------------------------------------------
-    def fill_ticket(self, side: str = "buy", volume: str = "0.10", order_type: str = "Market",
-                    price: str = "", sl: str = "", tp: str = "") -> None:
+    def fill_ticket(
+        self,
+        side: str = "buy",
+        volume: str = "0.10",
+        order_type: str = "Market",
+        price: str = "",
+        sl: str = "",
+        tp: str = "",
+    ) -> None:
         self.tid(f"ticket-side-{side}").click()
         self.tid("ticket-type").select_option(label=order_type)
         if price:
@@ -119,7 +129,9 @@ class Terminal:
         self.tid(f"tab-{name}").click()
 
 
-def wait_distinct(fn: Callable[[], T], count: int, timeout_s: float = 15.0, what: str = "values") -> set[T]:
+def wait_distinct(
+    fn: Callable[[], T], count: int, timeout_s: float = 15.0, what: str = "values"
+) -> set[T]:
     """Samples `fn` until it has returned `count` different values (e.g. a moving P&L)."""
     seen: set[T] = set()
 

@@ -25,8 +25,11 @@ def exness_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         edge_url = wait_for_state(data_dir, proc, log_path, timeout_s=180)["edge_url"]
         # The one URL it prints is the terminal's.
-        printed = wait_for(lambda: re.search(r"Web terminal:\s*(\S+)", log_path.read_text()),
-                           timeout_s=10, what="the printed URL")
+        printed = wait_for(
+            lambda: re.search(r"Web terminal:\s*(\S+)", log_path.read_text()),
+            timeout_s=10,
+            what="the printed URL",
+        )
         assert printed.group(1).rstrip("/") == edge_url.rstrip("/")
         yield printed.group(1)
     finally:
@@ -56,8 +59,11 @@ def up_page(up_browser: Browser, exness_up: str) -> Iterator[Page]:
 def test_exness_up_url_opens_a_working_terminal(up_page: Page, artifacts_dir: Path) -> None:
     t = Terminal(up_page)
     t.new_trader(deposit="5000")
-    first = wait_for(lambda: t.bid("BTCUSD") if t.bid("BTCUSD") != "—" else None,
-                     timeout_s=30, what="a quote from the poller's feed")
+    first = wait_for(
+        lambda: t.bid("BTCUSD") if t.bid("BTCUSD") != "—" else None,
+        timeout_s=30,
+        what="a quote from the poller's feed",
+    )
     wait_for(lambda: t.bid("BTCUSD") != first, timeout_s=30, what="the feed to move the price")
     t.select("BTCUSD")
     t.fill_ticket(side="buy", volume="0.01")

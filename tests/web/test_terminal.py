@@ -37,7 +37,9 @@ def test_sign_up_log_out_and_log_in_with_errors_in_words(page: Page) -> None:
 def test_quotes_stream_flash_and_drive_the_chart(page: Page) -> None:
     t = Terminal(page)
     t.new_trader(deposit=None)
-    first = wait_for(lambda: t.bid("BTCUSD") if t.bid("BTCUSD") != "—" else None, what="a first BTCUSD quote")
+    first = wait_for(
+        lambda: t.bid("BTCUSD") if t.bid("BTCUSD") != "—" else None, what="a first BTCUSD quote"
+    )
     wait_for(lambda: t.bid("BTCUSD") != first, what="the BTCUSD bid to change")
     # A changed bid flashes its cell.
     wait_for(lambda: page.locator(".flash-up, .flash-down").count() > 0, what="a price flash")
@@ -47,10 +49,14 @@ def test_quotes_stream_flash_and_drive_the_chart(page: Page) -> None:
 
     chart = t.tid("chart")
     expect(chart).to_have_attribute("data-state", "ready")
-    wait_for(lambda: int(chart.get_attribute("data-candles") or 0) >= 1, what="candles from GetCandles")
+    wait_for(
+        lambda: int(chart.get_attribute("data-candles") or 0) >= 1, what="candles from GetCandles"
+    )
     # The forming candle follows the streamed bid.
     last = wait_for(lambda: chart.get_attribute("data-last-close"), what="a live candle update")
-    wait_for(lambda: chart.get_attribute("data-last-close") != last, what="the forming candle to move")
+    wait_for(
+        lambda: chart.get_attribute("data-last-close") != last, what="the forming candle to move"
+    )
 
     t.tid("interval-5m").click()
     expect(t.tid("interval-5m")).to_have_attribute("aria-pressed", "true")
@@ -129,7 +135,9 @@ def test_market_position_pnl_sl_tp_partial_and_full_close(page: Page, artifacts_
 
     # The balance moved by exactly the realised P&L of both closes.
     realized = sum(number(x) for x in page.locator("[data-testid=trade-pnl]").all_inner_texts())
-    wait_for(lambda: t.balance() == Decimal("10000") + realized, what="balance = deposit + realised P&L")
+    wait_for(
+        lambda: t.balance() == Decimal("10000") + realized, what="balance = deposit + realised P&L"
+    )
     page.screenshot(path=str(artifacts_dir / "web-terminal-history.png"))
 
 
@@ -235,7 +243,9 @@ def test_streams_reconnect_after_envoy_and_market_restarts_without_reload(
     expect(t.tid("conn-status")).to_have_attribute("data-state", "live", timeout=30_000)
     assert "down" in page.evaluate("window.__connStates"), "the quote stream never dropped"
     before = t.bid("BTCUSD")
-    wait_for(lambda: t.bid("BTCUSD") != before, timeout_s=30, what="quotes after the MarketData restart")
+    wait_for(
+        lambda: t.bid("BTCUSD") != before, timeout_s=30, what="quotes after the MarketData restart"
+    )
 
     # The account stream still delivers: a position opened now appears and its P&L moves.
     t.select("BTCUSD")
@@ -247,8 +257,11 @@ def test_streams_reconnect_after_envoy_and_market_restarts_without_reload(
 
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     # The access token lives 20 s here: by now the terminal has renewed it on its own.
-    wait_for(lambda: page.evaluate("window.__terminal.session.accessToken") != token_before,
-             timeout_s=30, what="the access token to be refreshed")
+    wait_for(
+        lambda: page.evaluate("window.__terminal.session.accessToken") != token_before,
+        timeout_s=30,
+        what="the access token to be refreshed",
+    )
     t.deposit("1")
     page.screenshot(path=str(artifacts_dir / "web-terminal-main.png"))
 
