@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kit.rpc.errors import StartupError
+from kit.rpc.health import HealthReporter
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class GrpcServer:
     port: int = 0
     grace_s: float = 10.0
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # What the service's components report (database, broker, feeds): NOT_SERVING while any
+    # is down. Without one, the service says SERVING from start to stop.
+    reporter: HealthReporter = field(default_factory=HealthReporter)
 
     def __post_init__(self) -> None:
         self.health = health.aio.HealthServicer()
@@ -77,8 +81,7 @@ class GrpcServer:
             raise PortInUseError(f"cannot listen on {address}: is the port already taken?")
         await server.start()
         self._server = server
-        for name in [*names, ""]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.reporter.attach(self.health, names)
         log.info("serving", extra={"address": f"{self.host}:{self.bound_port}", "services": names})
         return self.bound_port
 
@@ -90,6 +93,7 @@ class GrpcServer:
         `grace_s` for in-flight calls, then the service's own clean-up."""
         if self._server is None:
             return
+        self.reporter.detach()
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.grace_s)
         self._server = None
