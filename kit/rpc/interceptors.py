@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+import psycopg
 from grpc_status import rpc_status
 
 from kit.rpc import validation
@@ -28,6 +29,7 @@ from kit.rpc.errors import (
     invalid_argument,
     permission_denied,
     unauthenticated,
+    unavailable,
 )
 from kit.rpc.identity import (
     TokenVerifier,
@@ -40,6 +42,9 @@ log = logging.getLogger("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+# What psycopg raises while PostgreSQL is down or restarting: a broken connection, an
+# administrator shutdown, or the pool's PoolTimeout when no connection came within its wait.
+DATABASE_DOWN = (psycopg.OperationalError,)
 
 
 class Access(enum.Enum):
@@ -146,6 +151,10 @@ class _Guard:
         return set_current_caller(caller)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, DATABASE_DOWN):
+            # No connection came, or the one we had broke: the request changed nothing that
+            # was committed, and a retry once the database is back is the answer.
+            exc = unavailable("DATABASE_UNAVAILABLE", "the database is unavailable; retry shortly")
         if isinstance(exc, ServiceError):
             status = exc.to_status()
             level = logging.INFO

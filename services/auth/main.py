@@ -10,6 +10,7 @@ from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.db import open_pool
+from kit.data.db_watch import DatabaseWatch
 from kit.logs import setup_logging
 from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
@@ -80,6 +81,9 @@ async def serve(settings: Settings, port: int | None) -> None:
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)
     app.server.on_stop.append(pool.close)
+    watch = DatabaseWatch(pool, app.server.reporter)
+    await watch.start()
+    app.server.on_stop.append(watch.stop)
     await app.server.serve_until_signalled()
 
 
