@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
+from kit.rpc.health import HealthReporter
 from services.trading.committer import Committer
 from services.trading.engine import Engine
 from services.trading.relay import OutboxRelay
@@ -45,13 +46,15 @@ class TradingApp:
         on_fatal: Callable[[BaseException], None] | None = None,
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
+        reporter: HealthReporter | None = None,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
         engine = await load_engine(
             pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
         )
         streams = AccountStreams()
-        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
+        reporter = reporter or HealthReporter()
+        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic, reporter)
         committer = Committer(
             engine, pool, on_committed=[streams.publish, relay.wake], on_fatal=on_fatal
         )

@@ -14,9 +14,11 @@ import signal
 from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
+from kit.data.db_watch import DatabaseWatch
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
 from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.health import HealthReporter
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
@@ -64,8 +66,10 @@ async def main(settings: Settings, port: int) -> None:
     def fatal(exc: BaseException) -> None:  # memory and database diverged: restart clean
         os.kill(os.getpid(), signal.SIGTERM)
 
+    reporter = HealthReporter()
     app = await TradingApp.start(
         pool,
+        reporter=reporter,
         shard_id=settings.shard_id,
         max_quote_age_s=settings.max_quote_age_s,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
@@ -84,7 +88,11 @@ async def main(settings: Settings, port: int) -> None:
         port=port,
         grace_s=settings.shutdown_grace_s,
         on_stop=[pool.close, app.stop],
+        reporter=reporter,
     )
+    watch = DatabaseWatch(pool, reporter)
+    await watch.start()
+    server.on_stop.append(watch.stop)
     await server.serve_until_signalled()
 
 
