@@ -104,6 +104,13 @@ class Child:
             f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
+    def restart(self) -> None:
+        """Kills what is left of it (its whole group), reaps it, starts it again."""
+        self.signal_group(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+        self.start()
+
     def signal_group(self, sig: int) -> None:
         if self.process is None:
             return

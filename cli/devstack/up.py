@@ -30,10 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
+from cli.devstack.supervisor import UNHEALTHY_LIMIT_S, GiveUp, Supervised, Supervisor
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
 from kit.rpc.probes import http_ok, port_is_free
-from kit.settings import Settings, env_int
+from kit.settings import Settings, env_float, env_int
 
 console = Console(highlight=False)
 HEALTH_TIMEOUT_S = 90.0
@@ -98,6 +99,7 @@ class Platform:
     stoppers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     edge: EnvoyProcess | None = None
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=console.print))
 
     def stop(self) -> None:
         for name, stop in reversed(self.stoppers):
@@ -198,6 +200,7 @@ def _start_infrastructure(
     platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
 ) -> None:
     from kit.data.db import redact
+    from kit.data.kafka import ensure_topics
     from kit.data.migrations import migrate
 
     data_dir = platform.data_dir
@@ -214,6 +217,14 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"PostgreSQL did not start: {exc}") from None
         platform.stoppers.append(("PostgreSQL", postgres.stop))
+        platform.supervisor.add(
+            Supervised(
+                "PostgreSQL",
+                exited=postgres.exited,
+                restart=postgres.restart,
+                log_tail=lambda: log_tail(postgres.log_path),
+            )
+        )
         platform.rows.append(
             (
                 "PostgreSQL (embedded)",
@@ -241,6 +252,22 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
+        bootstrap = kafka
+
+        def restart_broker() -> None:
+            broker.restart()
+            # It comes back empty: the topics first, before any client re-creates them
+            # by auto-creation with the wrong partition count.
+            asyncio.run(asyncio.wait_for(ensure_topics(bootstrap), 30))
+
+        platform.supervisor.add(
+            Supervised(
+                "broker",
+                exited=broker.exited,
+                restart=restart_broker,
+                log_tail=lambda: log_tail(logs / "broker.log"),
+            )
+        )
         platform.rows.append(
             (
                 "Kafka (embedded Tansu)",
@@ -251,7 +278,6 @@ def _start_infrastructure(
         )
     else:
         platform.rows.append(("Kafka (external)", kafka, "", ""))
-    from kit.data.kafka import ensure_topics
 
     try:
         asyncio.run(asyncio.wait_for(ensure_topics(kafka), 30))
@@ -270,7 +296,20 @@ def _stopper(child: Child) -> Callable[[], None]:
     return lambda: child.stop(STOP_TIMEOUT_S)
 
 
+def _supervised(child: Child, unhealthy_limit_s: float) -> Supervised:
+    return Supervised(
+        child.name,
+        exited=child.exited,
+        restart=child.restart,
+        healthy=child.healthy if child.address else None,
+        unhealthy_limit_s=unhealthy_limit_s,
+        log_tail=lambda: log_tail(child.log_path),
+    )
+
+
 def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
+    # How long a service may stay NOT_SERVING before it is replaced.
+    unhealthy_limit_s = env_float("EXNESS_UNHEALTHY_LIMIT_S", UNHEALTHY_LIMIT_S)
     logs = platform.data_dir / "logs"
     host = args.host
     ports = _service_ports(args)
@@ -289,6 +328,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         child.start()
         platform.children.append(child)
         platform.stoppers.append((spec.name, _stopper(child)))
+        platform.supervisor.add(_supervised(child, unhealthy_limit_s))
         started.append(child)
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
@@ -301,6 +341,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         poller.start()
         platform.children.append(poller)
         platform.stoppers.append(("poller", _stopper(poller)))
+        platform.supervisor.add(_supervised(poller, unhealthy_limit_s))
         time.sleep(1.0)
         poller.wait_healthy(5)
         platform.rows.append(
@@ -327,6 +368,14 @@ def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings
         edge.start()
         platform.edge = edge
         platform.stoppers.append(("Envoy", edge.stop))
+        platform.supervisor.add(
+            Supervised(
+                "Envoy",
+                exited=lambda: edge.process.poll() if edge.process else None,
+                restart=lambda: _restart_edge(edge),
+                log_tail=edge.log_tail,
+            )
+        )
         edge.wait_ready(30)
     except EdgeError as exc:
         raise StartError(str(exc)) from None
@@ -388,63 +437,23 @@ def _write_state(
     path.with_suffix(".tmp").replace(path)
 
 
-# A component that crashes is restarted, like a process supervisor would; one that keeps
-# crashing (RESTART_LIMIT times within RESTART_WINDOW_S) takes the platform down instead of
-# flapping forever.
-RESTART_LIMIT = 3
-RESTART_WINDOW_S = 60.0
-
-
-@dataclass
-class RestartBudget:
-    recent: dict[str, list[float]] = field(default_factory=dict)
-
-    def allow(self, name: str) -> bool:
-        now = time.monotonic()
-        times = [t for t in self.recent.get(name, []) if now - t < RESTART_WINDOW_S]
-        if len(times) >= RESTART_LIMIT:
-            return False
-        self.recent[name] = [*times, now]
-        return True
+def _restart_edge(edge: EnvoyProcess) -> None:
+    if edge.process is not None:
+        edge.process.wait()  # reap it
+    edge.start()
 
 
 def _watch(platform: Platform, announce: Callable[[], None]) -> int:
-    """Until a signal: restarts what crashes (the engine rebuilds its state from PostgreSQL,
-    clients reconnect); gives up with a clear message when a component keeps crashing."""
-    budget = RestartBudget()
-    while True:
-        for child in platform.children:
-            code = child.exited()
-            if code is None:
-                continue
-            if not budget.allow(child.name):
-                console.print(
-                    f"[red]{child.name} keeps exiting (code {code}, {RESTART_LIMIT} restarts in "
-                    f"{RESTART_WINDOW_S:g}s); stopping everything. The end of {child.log_path}:[/]"
-                    f"\n{log_tail(child.log_path)}"
-                )
-                return 1
-            console.print(f"[yellow]{child.name} exited (code {code}); restarting it[/]")
-            child.signal_group(signal.SIGKILL)  # anything it left behind
-            child.start()
-            announce()
-        edge = platform.edge
-        if edge and edge.process and edge.process.poll() is not None:
-            if not budget.allow("Envoy"):
-                console.print(
-                    f"[red]Envoy keeps exiting; stopping everything.[/]\n{edge.log_tail()}"
-                )
-                return 1
-            console.print(
-                f"[yellow]Envoy exited (code {edge.process.returncode}); restarting it[/]"
-            )
-            try:
-                edge.start()
-            except EdgeError as exc:
-                console.print(f"[red]Envoy cannot restart: {exc}[/]")
-                return 1
-            announce()
-        time.sleep(0.5)
+    """Until a signal: restarts what crashes or stays unhealthy (the engine rebuilds its state
+    from PostgreSQL, clients reconnect); gives up with a clear message when a component keeps
+    failing."""
+    platform.supervisor.on_restart = announce
+    try:
+        platform.supervisor.run()
+    except GiveUp as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
