@@ -28,6 +28,8 @@ TOPIC_PARTITIONS: Mapping[str, int] = {QUOTES_TOPIC: 4, EVENTS_TOPIC: 4}
 # Tansu holds JoinGroup for half the session timeout: a short one makes group start-up fast.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
+# A send not acknowledged within this fails (a broker that is down).
+PRODUCE_TIMEOUT_MS = 15000
 
 
 def make_producer(
@@ -39,7 +41,7 @@ def make_producer(
         acks="all",
         enable_idempotence=False,
         linger_ms=linger_ms,
-        request_timeout_ms=15000,
+        request_timeout_ms=PRODUCE_TIMEOUT_MS,
         retry_backoff_ms=200,
     )
 

@@ -43,6 +43,7 @@ class QuotePublisher:
         self._topic = topic
         self._in_flight: deque[asyncio.Future[object]] = deque()
         self.published = 0
+        self.lost = 0  # sends that failed (their calls were told UNAVAILABLE)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -77,4 +78,17 @@ class QuotePublisher:
         try:
             await future
         except KafkaError as exc:
+            self._forget_failed()
             raise broker_unavailable(exc) from exc
+
+    def _forget_failed(self) -> None:
+        """Drops every send that already failed. Each was one lost quote of the same outage;
+        left queued, each would fail one more PublishQuotes call after the broker is back
+        (thousands of reconnects: a minute of BROKER_UNAVAILABLE)."""
+        kept: deque[asyncio.Future[object]] = deque()
+        for future in self._in_flight:
+            if future.done() and future.exception() is not None:
+                self.lost += 1
+            else:
+                kept.append(future)
+        self._in_flight = kept
