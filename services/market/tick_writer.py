@@ -27,8 +27,11 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.faults import inject_stall
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
+from kit.data.partition_watch import PartitionWatch, Verdict
+from kit.rpc.health import HealthReporter
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
@@ -197,6 +200,7 @@ class TickWriter:
         topic: str = QUOTES_TOPIC,
         max_batch: int = 5000,
         batch_wait_ms: int = 100,
+        reporter: HealthReporter | None = None,
     ) -> None:
         self._pool = pool
         self._topic = topic
@@ -228,6 +232,10 @@ class TickWriter:
         self.fence_conflicts = 0
         self.db_retries = 0
         self.log_resets = 0
+        self.watch = PartitionWatch(
+            bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
+        )
+        self._verdict = Verdict()  # found by the watch, acted on by the reader
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Listener(self))
@@ -235,11 +243,16 @@ class TickWriter:
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="tick-writer-read"),
             asyncio.create_task(self._write_loop(), name="tick-writer-write"),
+            asyncio.create_task(self._watch_loop(), name="tick-writer-watch"),
         ]
 
     async def stop(self) -> None:
         """Stops reading, writes what was already read, then leaves the group."""
-        reader, writer = self._tasks or (None, None)
+        reader, writer, watcher = self._tasks or (None, None, None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -250,6 +263,7 @@ class TickWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
         await self._consumer.stop()
+        await self.watch.close()
 
     async def drain(self, timeout_s: float) -> None:
         try:
@@ -297,6 +311,7 @@ class TickWriter:
                 "stored": {p: o for p, o in self._expected.items()},
             },
         )
+        inject_stall(self._consumer, self._topic, self.consumer_name)
         self.assigned.set()
 
     async def _replaced_logs(
@@ -356,6 +371,24 @@ class TickWriter:
                 reset[partition] = 0
         return reset
 
+    async def _watch_loop(self) -> None:
+        """Beside the reader: finds partitions whose log grows while the writer's read
+        position stands still (see kit.data.partition_watch)."""
+        while True:
+            await asyncio.sleep(self.watch.interval_s)
+            verdict = await self.watch.check(dict(self._read_positions))
+            if verdict:
+                self._verdict = verdict
+
+    async def _recover(self, verdict: Verdict) -> None:
+        """Stalled or reset partitions are fetched again (resumed, should anything have
+        paused them) from the offsets stored with the data."""
+        assigned = self._consumer.assignment()
+        self._consumer.resume(*assigned)
+        await self.drain(timeout_s=10.0)
+        await self.resync(assigned, verdict.reset)
+        self.watch.forget(verdict.stalled | verdict.reset)
+
     async def _read_loop(self) -> None:
         """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
         up. Decoding a chunk takes a few milliseconds and the loop is released after each
@@ -363,6 +396,15 @@ class TickWriter:
         being decoded (one decode of a whole batch would hold them up for tens of ms)."""
         pending: Batch | None = None
         while True:
+            if self._verdict:
+                verdict, self._verdict = self._verdict, Verdict()
+                pending = None
+                try:
+                    await self._recover(verdict)
+                except Exception as exc:  # database down: the watch will find it again
+                    log.warning("tick writer: recovery failed: %s", exc)
+                    await asyncio.sleep(1.0)
+                continue
             try:
                 records = await self._consumer.getmany(
                     timeout_ms=0 if pending is not None else self._batch_wait_ms,

@@ -63,7 +63,10 @@ class TradingApp:
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
-        app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic), "quotes")
+        app._spawn(
+            consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic, reporter),
+            "quotes",
+        )
         log.info(
             "engine ready",
             extra={
