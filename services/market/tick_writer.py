@@ -33,7 +33,15 @@ from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.rpc.health import HealthReporter
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
-from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
+from services.market.tick_rows import (
+    CREATE_STAGING_SQL,
+    MERGE_STAGED_SQL,
+    STAGED_COPY_SQL,
+    StampCache,
+    copy_escape,
+    price_ok,
+    symbol_ok,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +240,7 @@ class TickWriter:
         self.fence_conflicts = 0
         self.db_retries = 0
         self.log_resets = 0
+        self.duplicates_skipped = 0  # rows of quotes already stored (read twice)
         self.watch = PartitionWatch(
             bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
         )
@@ -474,9 +483,12 @@ class TickWriter:
     async def write(self, batch: Batch) -> None:
         """One transaction: the offset fences and the candle merge in one pipelined round
         trip, then the rows in one COPY buffer."""
+        skipped = 0
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
+                if batch.rows:
+                    await conn.execute(CREATE_STAGING_SQL)
                 for partition, next_offset in batch.next_offsets.items():
                     expected = self._expected.get(partition)
                     cur = await conn.execute(
@@ -496,9 +508,12 @@ class TickWriter:
                 if await cur.fetchone() is None:
                     raise _Fenced(f"partition {partition}: expected {expected}")
             if batch.rows:
-                async with conn.cursor() as copy_cur, copy_cur.copy(COPY_SQL) as copy:
+                async with conn.cursor() as copy_cur, copy_cur.copy(STAGED_COPY_SQL) as copy:
                     await copy.write(batch.payload)
+                merged = await conn.execute(MERGE_STAGED_SQL)
+                skipped = batch.rows - max(merged.rowcount, 0)
         self._expected.update(batch.next_offsets)
+        self.duplicates_skipped += skipped
         self.rows_written += batch.rows
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed

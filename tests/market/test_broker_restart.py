@@ -180,20 +180,26 @@ REPLACED_SYMBOL = "ZTRPL"
 REPLACED_TOPIC = "test.replaced-log"
 
 
-async def _produce_quotes(bootstrap: str, bids: list[int], t0: int) -> None:
+async def _produce_quotes(
+    bootstrap: str,
+    bids: list[int],
+    t0: int,
+    topic: str = REPLACED_TOPIC,
+    symbol: str = REPLACED_SYMBOL,
+) -> None:
     producer = make_producer(bootstrap)
     await producer.start()
     try:
         for i, bid in enumerate(bids):
             event = market_pb2.QuoteEvent(source="test")
             event.quote.symbol, event.quote.bid, event.quote.ask = (
-                REPLACED_SYMBOL,
+                symbol,
                 str(bid),
                 str(bid),
             )
             event.quote.time.FromNanoseconds(t0 + i * 1000)
             event.publish_time.FromNanoseconds(t0 + i * 1000)
-            await producer.send(REPLACED_TOPIC, event.SerializeToString(), key=b"k")
+            await producer.send(topic, event.SerializeToString(), key=b"k")
         await producer.flush()
     finally:
         await producer.stop()
