@@ -4,6 +4,7 @@ or a log the broker replaced) used to store every re-read quote again."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +29,10 @@ async def _stored(pool: AsyncConnectionPool) -> list[str]:
         return [row[0] for row in await cur.fetchall()]
 
 
+def _written_all(writer: TickWriter) -> Callable[[], bool]:
+    return lambda: writer.rows_written == 10
+
+
 async def test_a_log_read_twice_stores_each_quote_once(
     db_pool: AsyncConnectionPool, kafka_bootstrap: str, test_instruments: list[str]
 ) -> None:
@@ -46,7 +51,7 @@ async def test_a_log_read_twice_stores_each_quote_once(
         writer = TickWriter(db_pool, kafka_bootstrap, consumer_name=CONSUMER, topic=TOPIC)
         await writer.start()
         try:
-            await eventually(lambda w=writer: w.rows_written == 10, 60)
+            await eventually(_written_all(writer), 60)
         finally:
             await writer.stop()
     assert await _stored(db_pool) == [str(b) for b in range(1, 11)]
