@@ -97,8 +97,18 @@ class MarketApp:
             marker = asyncio.create_task(self.hub.mark_stale_forever(), name="stale-quotes")
             self._stops.append(lambda: _cancel(marker))
         if self.tick_writer is not None:
-            await self.tick_writer.start()
-            self._stops.append(self.tick_writer.stop)
+            # In the background: joining the consumer group takes seconds (the embedded broker
+            # holds a JoinGroup for half the session timeout, longer while a killed member of
+            # ours is still listed), and the API must not wait for that to serve again.
+            writer = self.tick_writer
+            starting = asyncio.create_task(writer.start(), name="tick-writer-start")
+            starting.add_done_callback(_log_failure)
+
+            async def stop_writer() -> None:
+                await _cancel(starting)
+                await writer.stop()
+
+            self._stops.append(stop_writer)
 
     async def stop_components(self) -> None:
         while self._stops:
@@ -121,8 +131,13 @@ class MarketApp:
 
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged
         await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
 
 
 def build(
