@@ -1,6 +1,9 @@
 """Watches the database from inside a service: a cheap query every second, reported into the
 service's health (NOT_SERVING while PostgreSQL cannot be reached, SERVING when it answers
-again). The pool replaces broken connections by itself; this only tells the truth about it."""
+again). It keeps a connection of its own rather than borrowing from the pool: the pool hides a
+restart by quietly replacing broken connections, while a broken connection here is an outage
+seen (a restarted server also lost every transaction in flight), reported for one interval
+at least."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
 
 from kit.rpc.health import HealthReporter
 
@@ -24,12 +27,13 @@ PING_TIMEOUT_S = 2.0
 class DatabaseWatch:
     def __init__(
         self,
-        pool: AsyncConnectionPool,
+        url: str,
         reporter: HealthReporter,
         interval_s: float = INTERVAL_S,
         timeout_s: float = PING_TIMEOUT_S,
     ) -> None:
-        self._pool = pool
+        self._url = url
+        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._reporter = reporter
         self._interval_s = interval_s
         self._timeout_s = timeout_s
@@ -44,18 +48,29 @@ class DatabaseWatch:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._close()
 
     async def check(self) -> bool:
         try:
             async with asyncio.timeout(self._timeout_s):
-                async with self._pool.connection(timeout=self._timeout_s) as conn:
-                    await conn.execute("SELECT 1")
+                if self._conn is None:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        self._url, autocommit=True, connect_timeout=int(self._timeout_s) or 1
+                    )
+                await self._conn.execute("SELECT 1")
         except Exception as exc:  # any failure to answer is an outage here
             self.failures += 1
             self._reporter.down(COMPONENT, f"PostgreSQL does not answer: {exc}")
+            await self._close()
             return False
         self._reporter.up(COMPONENT)
         return True
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _run(self) -> None:
         while True:

@@ -81,7 +81,7 @@ async def serve(settings: Settings, port: int | None) -> None:
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)
     app.server.on_stop.append(pool.close)
-    watch = DatabaseWatch(pool, app.server.reporter)
+    watch = DatabaseWatch(settings.database_url, app.server.reporter)
     await watch.start()
     app.server.on_stop.append(watch.stop)
     await app.server.serve_until_signalled()

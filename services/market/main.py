@@ -70,14 +70,14 @@ class MarketApp:
     topic_guard: TopicGuard
     # What the components report; the server publishes it as grpc.health.
     reporter: HealthReporter
+    db_watch: DatabaseWatch
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start_components(self) -> None:
         """Everything except the gRPC server, in dependency order."""
         await self.catalog.refresh()
-        watch = DatabaseWatch(self.pool, self.reporter)
-        await watch.start()
-        self._stops.append(watch.stop)
+        await self.db_watch.start()
+        self._stops.append(self.db_watch.stop)
         await self.topic_guard.start()
         self._stops.append(self.topic_guard.stop)
         if self.publisher is not None:
@@ -151,6 +151,7 @@ def build(
 ) -> MarketApp:
     bootstrap = bootstrap or settings.kafka_bootstrap_servers
     reporter = HealthReporter()
+    db_watch = DatabaseWatch(settings.database_url, reporter)
     catalog = InstrumentCatalog(pool)
     hub = QuoteHub(max_age_s=settings.max_quote_age_s)
     writer = None
@@ -163,7 +164,9 @@ def build(
         )
     guard = TopicGuard(bootstrap, reporter=reporter)
     if role == "tick-writer":
-        return MarketApp(pool, catalog, hub, None, None, None, None, writer, guard, reporter)
+        return MarketApp(
+            pool, catalog, hub, None, None, None, None, writer, guard, reporter, db_watch
+        )
     publisher = QuotePublisher(bootstrap)
     feed = QuoteFeed(hub, bootstrap, reporter=reporter)
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
@@ -183,7 +186,9 @@ def build(
         grace_s=settings.shutdown_grace_s,
         reporter=reporter,
     )
-    return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer, guard, reporter)
+    return MarketApp(
+        pool, catalog, hub, servicer, server, feed, publisher, writer, guard, reporter, db_watch
+    )
 
 
 def require_infrastructure(settings: Settings, command: str) -> None:

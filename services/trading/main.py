@@ -90,7 +90,7 @@ async def main(settings: Settings, port: int) -> None:
         on_stop=[pool.close, app.stop],
         reporter=reporter,
     )
-    watch = DatabaseWatch(pool, reporter)
+    watch = DatabaseWatch(settings.database_url, reporter)
     await watch.start()
     server.on_stop.append(watch.stop)
     await server.serve_until_signalled()
