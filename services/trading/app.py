@@ -29,11 +29,18 @@ STOP_TIMEOUT_S = 10.0
 
 
 class TradingApp:
-    def __init__(self, engine: Engine, committer: Committer, servicer: TradingServicer) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        servicer: TradingServicer,
+        reporter: HealthReporter | None = None,
+    ) -> None:
         self.engine = engine
         self.committer = committer
         self.servicer = servicer
         self._tasks: list[asyncio.Task[None]] = []
+        self.reporter = reporter or HealthReporter()
 
     @classmethod
     async def start(
@@ -59,7 +66,7 @@ class TradingApp:
             engine, pool, on_committed=[streams.publish, relay.wake], on_fatal=on_fatal
         )
         servicer = TradingServicer(engine, committer, pool, streams)
-        app = cls(engine, committer, servicer)
+        app = cls(engine, committer, servicer, reporter)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
@@ -85,12 +92,16 @@ class TradingApp:
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
-    @staticmethod
-    def _task_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "background task died", exc_info=task.exception(), extra={"task": task.get_name()}
-            )
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task that ends (other than by stop()) leaves the engine unable to do
+        its job (a dead committer answers no order again): NOT_SERVING from then on, so the
+        edge keeps traffic away and `exness up` replaces the process."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("background task died", exc_info=error, extra={"task": task.get_name()})
+        self.reporter.down(task.get_name(), f"background task ended: {error!r}")
 
     async def _expire_loop(self) -> None:
         while True:
