@@ -82,8 +82,9 @@ def make_admin(bootstrap: str) -> AIOKafkaAdminClient:
 
 async def create_missing_topics(
     admin: AIOKafkaAdminClient, topics: Mapping[str, int] = TOPIC_PARTITIONS
-) -> None:
-    """Creates, through a started admin client, the topics that do not exist yet."""
+) -> list[str]:
+    """Creates, through a started admin client, the topics that do not exist yet; their
+    names."""
     existing = set(await admin.list_topics())
     missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
     if missing:
@@ -91,6 +92,7 @@ async def create_missing_topics(
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(missing)
         log.info("created topics", extra={"topics": [t.name for t in missing]})
+    return [t.name for t in missing]
 
 
 async def ensure_topics(

@@ -116,15 +116,25 @@ class PartitionWatch:
                     self.name, self.topic, partition, end, position, now - standing.since,
                 )  # fmt: skip
         if reset:
-            self.resets += 1
-            log.warning("%s: %s partitions %s were reset by the broker", self.name, self.topic,
-                        sorted(reset))  # fmt: skip
+            self.note_reset(reset)
         if stalled:
             self.stalls += 1
             self.reporter.down(self.name, f"{self.topic} partitions {sorted(stalled)} stalled")
-        elif not any(s for s in self._standing.values() if now - s.since >= self.stall_after_s):
+        elif not reset and not any(
+            s for s in self._standing.values() if now - s.since >= self.stall_after_s
+        ):
             self.reporter.up(self.name)
         return Verdict(frozenset(stalled), frozenset(reset))
+
+    def note_reset(self, partitions: set[int] | frozenset[int]) -> None:
+        """Partitions the broker reset (found here or by the consumer itself): counted, and
+        the consumer is reported down until the next check finds nothing wrong."""
+        self.resets += 1
+        log.warning(
+            "%s: %s partitions %s were reset by the broker", self.name, self.topic,
+            sorted(partitions),
+        )  # fmt: skip
+        self.reporter.down(self.name, f"{self.topic} partitions {sorted(partitions)} were reset")
 
     def forget(self, partitions: set[int] | frozenset[int]) -> None:
         """The consumer re-positioned these: their clocks start again."""

@@ -129,7 +129,10 @@ class QuoteFeed:
         """After the embedded broker restarts, its logs begin again at 0: a position past the
         log end gets no records (no error either), so such a partition is read again from its
         start instead of waiting until the new log grows past our old position."""
-        for partition in sorted(behind_log_end(self._consumer, self._topic, self._next)):
+        behind = behind_log_end(self._consumer, self._topic, self._next)
+        if behind:
+            self.watch.note_reset(behind)
+        for partition in sorted(behind):
             tp = TopicPartition(self._topic, partition)
             log.warning(
                 "quote feed: %s was reset by the broker (log end %s < %d); reading it"

@@ -427,6 +427,7 @@ class TickWriter:
                 continue
             # A log that now ends below our read position was reset (a broker restart).
             if lost := behind_log_end(self._consumer, self._topic, self._read_positions):
+                self.watch.note_reset(lost)
                 await self.drain(timeout_s=10.0)
                 await self.resync(self._consumer.assignment(), lost)
                 pending = None

@@ -56,8 +56,11 @@ class TopicGuard:
                     if admin is None:
                         admin = make_admin(self._bootstrap)
                         await asyncio.wait_for(admin.start(), self._interval_s)
-                    await asyncio.wait_for(create_missing_topics(admin), self._interval_s)
-                    self._reporter.up(COMPONENT)
+                    created = await asyncio.wait_for(create_missing_topics(admin), self._interval_s)
+                    if created:  # the broker restarted empty: what was in flight is lost
+                        self._reporter.down(COMPONENT, f"the broker had lost {created}")
+                    else:
+                        self._reporter.up(COMPONENT)
                 except (*ADMIN_ERRORS, TimeoutError) as exc:  # broker down: try next round
                     log.debug("topic check failed: %s", exc)
                     self._reporter.down(COMPONENT, f"the broker does not answer: {exc!r}")
