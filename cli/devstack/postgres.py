@@ -126,6 +126,9 @@ class EmbeddedPostgres:
             raise RuntimeError(f"PostgreSQL port {self.host}:{self.port} is already taken")
         self._init()
         if self._user:
+            # Again on every start: a restart must not fail because something (a test
+            # runner tidying its temp root, say) closed a parent directory meanwhile.
+            _open_up(self.data_dir.parent)
             self.log_path.touch()
             shutil.chown(self.log_path, self._user, self._user)
         stale_pid = self.data_dir / "postmaster.pid"

@@ -100,6 +100,8 @@ class Platform:
     children: list[Child] = field(default_factory=list)
     edge: EnvoyProcess | None = None
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=console.print))
+    # pid of each embedded infrastructure process, now (they change on restart)
+    infra_pids: dict[str, Callable[[], int | None]] = field(default_factory=dict)
 
     def stop(self) -> None:
         for name, stop in reversed(self.stoppers):
@@ -217,6 +219,7 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"PostgreSQL did not start: {exc}") from None
         platform.stoppers.append(("PostgreSQL", postgres.stop))
+        platform.infra_pids["postgres"] = lambda: postgres.process.pid if postgres.process else None
         platform.supervisor.add(
             Supervised(
                 "PostgreSQL",
@@ -252,6 +255,7 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
+        platform.infra_pids["broker"] = lambda: broker.process.pid if broker.process else None
         bootstrap = kafka
 
         def restart_broker() -> None:
@@ -431,6 +435,8 @@ def _write_state(
         "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
         "children": {c.name: c.pid for c in platform.children},
         "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
+        # Embedded PostgreSQL and broker, when they run.
+        "infra": {name: pid() for name, pid in platform.infra_pids.items()},
     }
     path = platform.data_dir / STATE_FILE
     path.with_suffix(".tmp").write_text(json.dumps(state, indent=2))
