@@ -39,6 +39,8 @@ from kit.settings import Settings, env_float, env_int
 console = Console(highlight=False)
 HEALTH_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
+# The poller has no health check: running this long after its start counts as started.
+POLLER_SETTLE_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -346,8 +348,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         platform.children.append(poller)
         platform.stoppers.append(("poller", _stopper(poller)))
         platform.supervisor.add(_supervised(poller, unhealthy_limit_s))
-        time.sleep(1.0)
-        poller.wait_healthy(5)
+        poller.wait_alive(POLLER_SETTLE_S)
         platform.rows.append(
             (poller.name, f"-> {host}:{args.market_port}", str(poller.pid), str(poller.log_path))
         )
