@@ -5,9 +5,9 @@ the transaction holding their effects (and everything emitted before them) has c
 one transaction is in flight, new commands pile up and share the next one, so durability costs
 one round trip per batch, not per command.
 
-If a write fails for a reason other than a lost connection, memory and database have diverged:
-the committer stops the process (fail-stop) and the restart rebuilds memory from the database,
-where nothing unacknowledged can have been promised.
+If a write fails, memory and database may have diverged: the committer fails the callers of the
+batch, refuses commands, has memory rebuilt from the database (where nothing unacknowledged can
+have been promised), then resumes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 # per command (64 clients: ~15-20 orders per commit instead of ~9, p50 latency unchanged). A lone
 # caller (the last transaction had one caller waiting for it) is not kept waiting.
 GATHER_S = 0.005
+
+# A connection blip (a restarted backend, a failover) is repaired by retrying the batch on a
+# new connection; past this window the database counts as down and the batch as failed, so
+# callers hear UNAVAILABLE soon instead of waiting for their deadline.
+RETRY_WINDOW_S = 1.0
 
 # One statement per table per batch: the rows travel as one array per column and are expanded by
 # unnest(), so a batch of any size costs the server a handful of statements, not one per row.
@@ -115,42 +121,60 @@ def _params(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
     ]
 
 
+class CommitFailed(Exception):
+    """The transaction holding a caller's effects failed (or its outcome is unknown) and memory is
+    being rebuilt from the database: the command may or may not have taken effect. A retry (with
+    the same client_order_id) is answered from what was committed."""
+
+
 class Committer:
+    """Writes what the engine emits in group commits. A failed write (anything but a connection
+    blip that a retry within RETRY_WINDOW_S repairs) fails every waiting caller with
+    CommitFailed, stops accepting commands (`accepting`), has memory rebuilt from PostgreSQL
+    (`rebuild`), then accepts again: nothing is ever answered from state that was not committed."""
+
     def __init__(
         self,
         engine: Engine,
         pool: AsyncConnectionPool,
         *,
+        rebuild: Callable[[], Awaitable[None]],
         on_committed: Sequence[Callable[[list[pb.AccountEvent]], None]] = (),
-        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.engine = engine
         self.pool = pool
+        self.rebuild = rebuild
         self.on_committed = list(on_committed)
-        self.on_fatal = on_fatal
         self._wake = asyncio.Event()
         self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight: asyncio.Future[None] | None = None
-        self._failed: BaseException | None = None
+        self._recovering = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._callers = 0  # barrier() calls waiting for the next transaction
         self._last_callers = 0
 
-    def barrier(self) -> asyncio.Future[None]:
-        """Resolves when everything the engine has emitted so far is committed."""
-        if self._failed is not None:
-            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            failed.set_exception(RuntimeError("the engine stopped: state could not be saved"))
-            return failed
+    @property
+    def accepting(self) -> bool:
+        """False from a failed write until memory is rebuilt: commands must not touch the
+        engine meanwhile."""
+        return not self._recovering
+
+    async def barrier(self) -> None:
+        """Returns when everything the engine has emitted so far is committed; raises
+        CommitFailed if it never will be."""
+        if self._recovering:
+            raise CommitFailed("the engine is rebuilding its state after a failed write")
         if self.engine.outbox:
             self._wake.set()
             self._callers += 1
-            return self._next
-        if self._in_flight is not None:
-            return self._in_flight
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+            future = self._next
+        elif self._in_flight is not None:
+            future = self._in_flight
+        else:
+            return
+        # Shielded: a caller that gives up (deadline, cancel) must not cancel the transaction
+        # every other caller of the batch is waiting for.
+        await asyncio.shield(future)
 
     def wake(self) -> None:
         """Ticks emit without a waiting caller: nudge the writer."""
@@ -177,16 +201,10 @@ class Committer:
             self._in_flight = future
             try:
                 events = await self._write(items)
-            except BaseException as exc:
-                self._failed = exc
-                future.set_exception(RuntimeError("the engine stopped: state could not be saved"))
-                future.exception()  # retrieved: callers see their own copy of the failure
-                self._next.set_exception(RuntimeError("the engine stopped"))
-                self._next.exception()
-                log.critical("group commit failed; stopping", exc_info=exc)
-                if self.on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
-                    self.on_fatal(exc)
-                raise
+            except Exception as exc:
+                log.error("group commit failed; rebuilding memory from the database", exc_info=exc)
+                await self._recover(future)
+                continue
             finally:
                 self._in_flight = None
             future.set_result(None)
@@ -196,11 +214,35 @@ class Committer:
                 except Exception:
                     log.exception("commit listener failed")
 
+    async def _recover(self, failed: asyncio.Future[None]) -> None:
+        """Fail-stop, then restart from the database: callers of the failed batch and of the
+        next one (commands applied on top of the lost state) get CommitFailed."""
+        self._recovering = True
+        for future in (failed, self._next):
+            future.set_exception(CommitFailed("the transaction holding this call failed"))
+            future.exception()  # retrieved: each caller sees it through its shield
+        self._next = asyncio.get_running_loop().create_future()
+        self._callers = self._last_callers = 0
+        await self._release(broken=True)
+        delay = 0.05
+        while True:
+            try:
+                await self.rebuild()
+                break
+            except Exception as exc:
+                log.warning("rebuild from the database failed; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.engine.drain()  # the rebuilt engine starts with nothing to write
+        self._recovering = False
+        log.warning("memory rebuilt from the database; accepting commands again")
+
     async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
         rows = _Rows(self.engine, items)
         statements = rows.statements()
         delay = 0.05
         retry = False
+        give_up = time.monotonic() + RETRY_WINDOW_S
         while True:
             try:
                 conn = await self._connection()
@@ -217,8 +259,10 @@ class Committer:
                         await conn.execute(statement, params)
                 return rows.protos
             except psycopg.OperationalError as exc:
-                log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
                 await self._release(broken=True)
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
                 retry = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -183,6 +183,17 @@ class Engine:
         account = self.accounts[position.account_id]
         self._add_position(account, position)
 
+    def adopt(self, rebuilt: Engine) -> None:
+        """Takes over the state of `rebuilt` (loaded from the database after a failed commit)
+        in place, so every holder of this engine sees it. The quotes seen meanwhile stay; every
+        account holding a quoted symbol is checked again on the next tick."""
+        quotes = self.quotes
+        vars(self).update(vars(rebuilt))
+        self.quotes = quotes
+        self._recheck = {
+            a.account_id for a in self.accounts.values() if any(s in quotes for s in a.exposure)
+        }
+
     # ---------------------------------------------------------------- reads
 
     def account_of(self, user_id: str, now: datetime) -> Account:

@@ -80,6 +80,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+    ERROR_REASON_ENGINE_UNAVAILABLE: _ErrorReason.ValueType  # 41
+    """UNAVAILABLE: the engine could not save a change and is rebuilding its memory from the
+    database; the call may or may not have taken effect. Retry shortly (PlaceOrder with the same
+    client_order_id): the retry is answered from what was committed.
+    """
     ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
@@ -156,6 +161,11 @@ FAILED_PRECONDITION: the same client_order_id was reused with different order pa
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+ERROR_REASON_ENGINE_UNAVAILABLE: ErrorReason.ValueType  # 41
+"""UNAVAILABLE: the engine could not save a change and is rebuilding its memory from the
+database; the call may or may not have taken effect. Retry shortly (PlaceOrder with the same
+client_order_id): the retry is answered from what was committed.
+"""
 ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
