@@ -67,9 +67,7 @@ class TradingApp:
             "engine ready",
             extra={
                 "shard": shard_id,
-                "accounts": len(engine.accounts),
-                "positions": len(engine.positions),
-                "pending_orders": len(engine.pending),
+                **engine.counts(),
                 "sequence": engine.last_sequence,
             },
         )

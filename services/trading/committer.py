@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.trading import pgarrays
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
-from services.trading.model import AccountView, Event
+from services.trading.model import AccountView, Handoff, Quote
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Committer:
         CommitFailed if it never will be."""
         if self._recovering:
             raise CommitFailed("the engine is rebuilding its state after a failed write")
-        if self.engine.outbox:
+        if self.engine.has_unsaved():
             self._wake.set()
             self._callers += 1
             future = self._next
@@ -178,7 +178,7 @@ class Committer:
 
     def wake(self) -> None:
         """Ticks emit without a waiting caller: nudge the writer."""
-        if self.engine.outbox:
+        if self.engine.has_unsaved():
             self._wake.set()
 
     async def run(self) -> None:
@@ -193,14 +193,14 @@ class Committer:
             if self._last_callers > 1:
                 await asyncio.sleep(GATHER_S)
             self._wake.clear()
-            items = self.engine.drain()
+            handoff = self.engine.hand_over()
             self._last_callers, self._callers = self._callers, 0
-            if not items:
+            if not handoff.items:
                 continue
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
             try:
-                events = await self._write(items)
+                events = await self._write(handoff)
             except Exception as exc:
                 log.error("group commit failed; rebuilding memory from the database", exc_info=exc)
                 await self._recover(future)
@@ -233,12 +233,12 @@ class Committer:
                 log.warning("rebuild from the database failed; retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        self.engine.drain()  # the rebuilt engine starts with nothing to write
+        self.engine.hand_over()  # the rebuilt engine starts with nothing to write
         self._recovering = False
         log.warning("memory rebuilt from the database; accepting commands again")
 
-    async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
-        rows = _Rows(self.engine, items)
+    async def _write(self, handoff: Handoff) -> list[pb.AccountEvent]:
+        rows = _Rows(self.engine.shard_id, self.engine.quote, handoff)
         statements = rows.statements()
         delay = 0.05
         retry = False
@@ -296,7 +296,9 @@ async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
 class _Rows:
     """One batch as table rows; the last state of each account/order/position wins."""
 
-    def __init__(self, engine: Engine, items: list[Event | AccountView]) -> None:
+    def __init__(
+        self, shard: int, quote_of: Callable[[str], Quote | None], handoff: Handoff
+    ) -> None:
         account_rows: dict[int, tuple[Any, ...]] = {}
         self.orders: dict[int, tuple[Any, ...]] = {}
         self.positions: dict[int, tuple[Any, ...]] = {}
@@ -305,15 +307,12 @@ class _Rows:
         self.journal: list[tuple[Any, ...]] = []
         self.protos: list[pb.AccountEvent] = []
         self.last_sequence = 0
-        shard = engine.shard_id
-        quotes = engine.quotes
         account_messages: dict[int, pb.Account] = {}
-        for item in items:
+        for item in handoff.items:
             if isinstance(item, AccountView):
                 account_rows[item.account_id] = _account_row(item)
                 continue
-            view = item.account
-            assert view is not None
+            view = handoff.views[item.account_id]
             account_rows[view.account_id] = _account_row(view)
             if (o := item.order) is not None:
                 self.orders[o.order_id] = (
@@ -382,7 +381,7 @@ class _Rows:
                         e.created_at,
                     )
                 )
-            message = event_pb(item, quotes, account_messages)
+            message = event_pb(item, view, quote_of, account_messages)
             self.protos.append(message)
             self.journal.append(
                 (

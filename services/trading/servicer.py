@@ -18,11 +18,13 @@ from exness.trading.v1 import trading_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.decimals import parse_decimal
+from kit.refusal import Refusal
 from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
     invalid_field,
     not_found,
+    refusal_error,
     unavailable,
 )
 from kit.rpc.identity import current_caller
@@ -100,15 +102,15 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         account = self._account()
         try:
             return account, command(account)
-        except ServiceError:
+        except Refusal as refusal:
             await self._committed()
-            raise
+            raise refusal_error(refusal) from None
 
     def _view(self, account: Account) -> pb.Account:
         return codec.account_pb(self.engine.view(account))
 
     def _position(self, position: Position) -> pb.Position:
-        return codec.position_pb(position, self.engine.quotes.get(position.symbol))
+        return codec.position_pb(position, self.engine.quote(position.symbol))
 
     async def GetAccount(
         self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
@@ -175,7 +177,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "idempotency record lost")
         response = pb.PlaceOrderResponse(order=codec.order_pb(order))
         if order.position_id is not None:
-            position = account.positions.get(order.position_id)
+            position = self.engine.open_position(account, order.position_id)
             if position is not None:
                 response.position.CopyFrom(self._position(position))
         return response
@@ -185,7 +187,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> pb.ListOrdersResponse:
         account = self._account()
         await self._committed()
-        orders = sorted(account.orders.values(), key=lambda o: o.order_id, reverse=True)
+        orders = self.engine.pending_orders(account)
         return pb.ListOrdersResponse(orders=[codec.order_pb(o) for o in orders])
 
     async def CancelOrder(
@@ -193,7 +195,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> pb.CancelOrderResponse:
         account = self._account()
         order_id = _id(request.order_id)
-        if order_id is not None and order_id in account.orders:
+        if order_id is not None and self.engine.has_pending_order(account, order_id):
             _, order = await self._apply(lambda a: self.engine.cancel_order(a, order_id, _now()))
             await self._committed()
             return pb.CancelOrderResponse(order=codec.order_pb(order))
@@ -211,7 +213,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> pb.ListPositionsResponse:
         account = self._account()
         await self._committed()
-        positions = sorted(account.positions.values(), key=lambda p: p.position_id, reverse=True)
+        positions = self.engine.open_positions(account)
         return pb.ListPositionsResponse(positions=[self._position(p) for p in positions])
 
     async def ModifyPosition(

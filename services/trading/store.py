@@ -9,7 +9,8 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from services.trading.engine import SHARD_ID_SHIFT, Engine
+from services.trading.engine import Engine
+from services.trading.ids import shard_range
 from services.trading.model import (
     Account,
     CloseReason,
@@ -159,10 +160,6 @@ def trade_from_row(row: Any) -> Trade:
     )
 
 
-def _shard_range(shard: int) -> tuple[int, int]:
-    return shard << SHARD_ID_SHIFT, (shard + 1) << SHARD_ID_SHIFT
-
-
 async def load_engine(
     pool: AsyncConnectionPool, *, shard_id: int, max_quote_age: timedelta
 ) -> Engine:
@@ -170,7 +167,7 @@ async def load_engine(
     idempotency keys exactly as last committed."""
     instruments = await load_instruments(pool)
     engine = Engine(instruments, shard_id=shard_id, max_quote_age=max_quote_age)
-    low, high = _shard_range(shard_id)
+    low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(
             "SELECT account_id, user_id, shard, leverage, balance, created_at, margin_call,"

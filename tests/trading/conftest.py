@@ -90,7 +90,7 @@ class Trading:
                 self.quotes_topic, key=symbol.encode(), value=event.SerializeToString()
             )
             for _ in range(50):
-                applied = self.app.engine.quotes.get(symbol)
+                applied = self.app.engine.quote(symbol)
                 if applied is not None and applied.time == when:
                     return
                 await asyncio.sleep(0.01)
