@@ -23,10 +23,20 @@ import psycopg
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
-from services.trading import pgarrays
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Handoff, Quote
+from services.trading.tables import (
+    ACCOUNTS,
+    JOURNAL,
+    LEDGER,
+    ORDERS,
+    POSITIONS,
+    TRADES,
+    WRITE_ORDER,
+    JournalEntry,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,85 +50,6 @@ GATHER_S = 0.005
 # new connection; past this window the database counts as down and the batch as failed, so
 # callers hear UNAVAILABLE soon instead of waiting for their deadline.
 RETRY_WINDOW_S = 1.0
-
-# One statement per table per batch: the rows travel as one array per column and are expanded by
-# unnest(), so a batch of any size costs the server a handful of statements, not one per row.
-# The rows of accounts, orders and positions are unique per batch (keyed by id in _Rows), as
-# ON CONFLICT DO UPDATE requires. Each array travels as one text literal (see pgarrays).
-_UPSERT_ACCOUNTS = (
-    "INSERT INTO trading_accounts (account_id, user_id, shard, balance, leverage, margin_call,"
-    " created_at, updated_at) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::int[],"
-    " %s::numeric[], %s::int[], %s::bool[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance,"
-    " leverage = excluded.leverage, margin_call = excluded.margin_call,"
-    " updated_at = excluded.updated_at"
-)
-_UPSERT_ORDERS = (
-    "INSERT INTO trading_orders (order_id, account_id, client_order_id, fingerprint, symbol,"
-    " side, type, status, volume, price, stop_loss, take_profit, leverage, fill_price,"
-    " position_id, reject_reason, created_at, updated_at, expire_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-    " %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], %s::numeric[],"
-    " %s::numeric[], %s::numeric[], %s::int[], %s::numeric[], %s::bigint[], %s::text[],"
-    " %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
-    " fill_price = excluded.fill_price, position_id = excluded.position_id,"
-    " reject_reason = excluded.reject_reason, updated_at = excluded.updated_at"
-)
-_UPSERT_POSITIONS = (
-    "INSERT INTO trading_positions (position_id, account_id, order_id, symbol, side, volume,"
-    " open_price, stop_loss, take_profit, leverage, margin, opened_at, closed_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int[],"
-    " %s::numeric[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (position_id) DO UPDATE SET volume = excluded.volume,"
-    " stop_loss = excluded.stop_loss, take_profit = excluded.take_profit,"
-    " margin = excluded.margin, closed_at = excluded.closed_at"
-)
-_INSERT_TRADES = (
-    "INSERT INTO trading_trades (trade_id, account_id, position_id, symbol, side, volume,"
-    " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],"
-    " %s::smallint[], %s::timestamptz[], %s::timestamptz[])"
-)
-_INSERT_LEDGER = (
-    "INSERT INTO trading_ledger (entry_id, account_id, kind, amount, balance_after,"
-    " reference_id, created_at) SELECT * FROM unnest(%s::bigint[], %s::bigint[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::text[], %s::timestamptz[])"
-)
-_INSERT_JOURNAL = (
-    "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
-    " SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::smallint[],"
-    " %s::bytea[], %s::timestamptz[])"
-)
-
-
-# Per statement, the encoder of each column (in the order of the statement's parameters).
-_I, _N, _T, _S, _B, _X = (
-    pgarrays.ints,
-    pgarrays.numerics,
-    pgarrays.timestamps,
-    pgarrays.texts,
-    pgarrays.bools,
-    pgarrays.byteas,
-)
-_ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
-    _UPSERT_ACCOUNTS: (_I, _S, _I, _N, _I, _B, _T, _T),
-    _UPSERT_ORDERS: (_I, _I, _S, _S, _S, _I, _I, _I, _N, _N, _N, _N, _I, _N, _I, _S, _T, _T, _T),
-    _UPSERT_POSITIONS: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _N, _T, _T),
-    _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T),
-    _INSERT_LEDGER: (_I, _I, _I, _N, _N, _S, _T),
-    _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T),
-}
-
-
-def _params(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """Rows -> one array literal per column (the parameters of `statement`)."""
-    return [
-        encode(column)
-        for encode, column in zip(_ENCODERS[statement], zip(*rows, strict=True), strict=True)
-    ]
 
 
 class CommitFailed(Exception):
@@ -299,128 +230,54 @@ class _Rows:
     def __init__(
         self, shard: int, quote_of: Callable[[str], Quote | None], handoff: Handoff
     ) -> None:
-        account_rows: dict[int, tuple[Any, ...]] = {}
-        self.orders: dict[int, tuple[Any, ...]] = {}
-        self.positions: dict[int, tuple[Any, ...]] = {}
-        self.trades: list[tuple[Any, ...]] = []
-        self.ledger: list[tuple[Any, ...]] = []
-        self.journal: list[tuple[Any, ...]] = []
+        accounts: dict[int, tuple[Any, ...]] = {}
+        orders: dict[int, tuple[Any, ...]] = {}
+        positions: dict[int, tuple[Any, ...]] = {}
+        trades: list[tuple[Any, ...]] = []
+        ledger: list[tuple[Any, ...]] = []
+        journal: list[tuple[Any, ...]] = []
         self.protos: list[pb.AccountEvent] = []
         self.last_sequence = 0
         account_messages: dict[int, pb.Account] = {}
         for item in handoff.items:
             if isinstance(item, AccountView):
-                account_rows[item.account_id] = _account_row(item)
+                accounts[item.account_id] = ACCOUNTS.row(item)
                 continue
             view = handoff.views[item.account_id]
-            account_rows[view.account_id] = _account_row(view)
-            if (o := item.order) is not None:
-                self.orders[o.order_id] = (
-                    o.order_id,
-                    o.account_id,
-                    o.client_order_id or None,
-                    o.fingerprint,
-                    o.symbol,
-                    int(o.side),
-                    int(o.type),
-                    int(o.status),
-                    o.volume,
-                    o.price,
-                    o.stop_loss,
-                    o.take_profit,
-                    o.leverage,
-                    o.fill_price,
-                    o.position_id,
-                    o.reject_reason,
-                    o.created_at,
-                    o.updated_at,
-                    o.expire_at,
-                )
-            if (p := item.position) is not None:
-                self.positions[p.position_id] = (
-                    p.position_id,
-                    p.account_id,
-                    p.order_id,
-                    p.symbol,
-                    int(p.side),
-                    p.volume,
-                    p.open_price,
-                    p.stop_loss,
-                    p.take_profit,
-                    p.leverage,
-                    p.margin,
-                    p.opened_at,
-                    p.closed_at,
-                )
-            if (t := item.trade) is not None:
-                self.trades.append(
-                    (
-                        t.trade_id,
-                        t.account_id,
-                        t.position_id,
-                        t.symbol,
-                        int(t.side),
-                        t.volume,
-                        t.open_price,
-                        t.close_price,
-                        t.realized_pnl,
-                        int(t.close_reason),
-                        t.opened_at,
-                        t.closed_at,
-                    )
-                )
-            if (e := item.ledger) is not None:
-                self.ledger.append(
-                    (
-                        e.entry_id,
-                        e.account_id,
-                        int(e.kind),
-                        e.amount,
-                        e.balance_after,
-                        e.reference_id,
-                        e.created_at,
-                    )
-                )
+            accounts[view.account_id] = ACCOUNTS.row(view)
+            if item.order is not None:
+                orders[item.order.order_id] = ORDERS.row(item.order)
+            if item.position is not None:
+                positions[item.position.position_id] = POSITIONS.row(item.position)
+            if item.trade is not None:
+                trades.append(TRADES.row(item.trade))
+            if item.ledger is not None:
+                ledger.append(LEDGER.row(item.ledger))
             message = event_pb(item, view, quote_of, account_messages)
             self.protos.append(message)
-            self.journal.append(
-                (
-                    shard,
-                    item.sequence,
-                    view.account_id,
-                    int(item.type),
-                    message.SerializeToString(),
-                    item.time,
-                )
+            entry = JournalEntry(
+                shard,
+                item.sequence,
+                view.account_id,
+                int(item.type),
+                message.SerializeToString(),
+                item.time,
             )
+            journal.append(JOURNAL.row(entry))
             self.last_sequence = item.sequence
-        # Accounts first: everything else references them.
-        self.accounts = list(account_rows.values())
+        self.rows: dict[Table, list[tuple[Any, ...]]] = {
+            ACCOUNTS: list(accounts.values()),
+            ORDERS: list(orders.values()),
+            POSITIONS: list(positions.values()),
+            TRADES: trades,
+            LEDGER: ledger,
+            JOURNAL: journal,
+        }
 
     def statements(self) -> list[tuple[str, list[str]]]:
-        """(statement, column arrays) for each table with rows, accounts first."""
+        """(statement, column arrays) for each table with rows, in write order."""
         return [
-            (statement, _params(statement, rows))
-            for statement, rows in (
-                (_UPSERT_ACCOUNTS, self.accounts),
-                (_UPSERT_ORDERS, list(self.orders.values())),
-                (_UPSERT_POSITIONS, list(self.positions.values())),
-                (_INSERT_TRADES, self.trades),
-                (_INSERT_LEDGER, self.ledger),
-                (_INSERT_JOURNAL, self.journal),
-            )
-            if rows
+            (table.insert_sql, table.params(self.rows[table]))
+            for table in WRITE_ORDER
+            if self.rows[table]
         ]
-
-
-def _account_row(view: AccountView) -> tuple[Any, ...]:
-    return (
-        view.account_id,
-        view.user_id,
-        view.shard,
-        view.balance,
-        view.leverage,
-        view.margin_call,
-        view.created_at,
-        view.updated_at,
-    )
