@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from services.trading.committer import Committer
-from services.trading.engine import Engine
+from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.relay import OutboxRelay
 from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
@@ -41,16 +41,26 @@ class TradingApp:
         *,
         shard_id: int,
         max_quote_age_s: float,
+        max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         kafka_bootstrap: str,
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
         max_quote_age = timedelta(seconds=max_quote_age_s)
-        engine = await load_engine(pool, shard_id=shard_id, max_quote_age=max_quote_age)
+
+        async def load() -> Engine:
+            return await load_engine(
+                pool,
+                shard_id=shard_id,
+                max_quote_age=max_quote_age,
+                max_pending_orders=max_pending_orders,
+            )
+
+        engine = await load()
 
         async def rebuild() -> None:
-            engine.adopt(await load_engine(pool, shard_id=shard_id, max_quote_age=max_quote_age))
+            engine.adopt(await load())
 
         streams = AccountStreams()
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)

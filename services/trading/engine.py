@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from kit.refusal import Refusal, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
@@ -63,6 +64,9 @@ from services.trading.triggers import Book, Kind, TriggerIndex
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
 
 DEFAULT_LEVERAGE = 100
+# Pending orders per account (MT5 servers have the same kind of limit): each is indexed and
+# listed, so an account must not be able to grow them without bound.
+DEFAULT_MAX_PENDING_ORDERS = 200
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -88,8 +92,10 @@ class Engine:
         shard_id: int = 0,
         default_leverage: int = DEFAULT_LEVERAGE,
         max_quote_age: timedelta = timedelta(seconds=10),
+        max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
     ) -> None:
         self.instruments = dict(instruments)
+        self.max_pending_orders = max_pending_orders
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
@@ -166,16 +172,21 @@ class Engine:
     def quote(self, symbol: str) -> Quote | None:
         return self.quotes.get(symbol)
 
-    def pending_orders(self, account: Account) -> list[Order]:
-        """The account's pending orders, newest first."""
-        return sorted(account.orders.values(), key=lambda o: o.order_id, reverse=True)
+    def pending_orders(
+        self, account: Account, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[Order]:
+        """The account's pending orders, newest first: those older than `before_id`, at most
+        `limit` (keyset pages, as ListTrades reads the database)."""
+        return _page(account.orders, before_id, limit)
 
     def has_pending_order(self, account: Account, order_id: int) -> bool:
         return order_id in account.orders
 
-    def open_positions(self, account: Account) -> list[Position]:
-        """The account's open positions, newest first."""
-        return sorted(account.positions.values(), key=lambda p: p.position_id, reverse=True)
+    def open_positions(
+        self, account: Account, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[Position]:
+        """The account's open positions, newest first, paged as pending_orders."""
+        return _page(account.positions, before_id, limit)
 
     def open_position(self, account: Account, position_id: int) -> Position | None:
         return account.positions.get(position_id)
@@ -310,6 +321,13 @@ class Engine:
         if inst is None:
             raise not_found(
                 "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
+            )
+        if req.type is not OrderType.MARKET and len(account.orders) >= self.max_pending_orders:
+            raise precondition_failed(
+                "PENDING_ORDER_LIMIT",
+                f"the account already has {self.max_pending_orders} pending orders, the most it"
+                " may hold; cancel one first",
+                limit=str(self.max_pending_orders),
             )
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
@@ -788,3 +806,11 @@ class Engine:
         event = Event(self._sequence, type, now, order, position, trade, ledger, account.account_id)
         self._outbox.append(event)
         return event
+
+
+T = TypeVar("T")
+
+
+def _page(by_id: Mapping[int, T], before_id: int | None, limit: int | None) -> list[T]:
+    ids = sorted((i for i in by_id if before_id is None or i < before_id), reverse=True)
+    return [by_id[i] for i in ids[:limit]]

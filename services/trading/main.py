@@ -63,6 +63,7 @@ async def main(settings: Settings, port: int) -> None:
         pool,
         shard_id=settings.shard_id,
         max_quote_age_s=settings.max_quote_age_s,
+        max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
     )
     pipeline = request_pipeline(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 from exness.trading.v1 import trading_pb2 as pb
@@ -186,9 +186,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         account = self._account()
+        before, size = _page(request)
         await self._committed()
-        orders = self.engine.pending_orders(account)
-        return pb.ListOrdersResponse(orders=[codec.order_pb(o) for o in orders])
+        orders = self.engine.pending_orders(account, before_id=before, limit=size + 1)
+        return pb.ListOrdersResponse(
+            orders=[codec.order_pb(o) for o in orders[:size]],
+            next_page_token=str(orders[size - 1].order_id) if len(orders) > size else "",
+        )
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -212,9 +216,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ListPositionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPositionsResponse:
         account = self._account()
+        before, size = _page(request)
         await self._committed()
-        positions = self.engine.open_positions(account)
-        return pb.ListPositionsResponse(positions=[self._position(p) for p in positions])
+        positions = self.engine.open_positions(account, before_id=before, limit=size + 1)
+        return pb.ListPositionsResponse(
+            positions=[self._position(p) for p in positions[:size]],
+            next_page_token=str(positions[size - 1].position_id) if len(positions) > size else "",
+        )
 
     async def ModifyPosition(
         self, request: pb.ModifyPositionRequest, context: grpc.aio.ServicerContext
@@ -250,12 +258,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTradesResponse:
         account = self._account()
-        before = None
-        if request.page_token:
-            before = _id(request.page_token)
-            if before is None:
-                raise invalid_field("page_token", "not a token from a previous response")
-        size = request.page_size or DEFAULT_PAGE_SIZE
+        before, size = _page(request)
         await self._committed()
         trades = await store.list_trades(
             self.pool, account.account_id, before_id=before, limit=size + 1, symbol=request.symbol
@@ -297,6 +300,22 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     yield pb.StreamAccountResponse(event=event)
         finally:
             self.streams.unsubscribe(key, subscription)
+
+
+class _PageRequest(Protocol):
+    page_size: int
+    page_token: str
+
+
+def _page(request: _PageRequest) -> tuple[int | None, int]:
+    """(id the page starts below, page size) of a List request. Every list is newest first
+    and its token is the last id of the previous page."""
+    before = None
+    if request.page_token:
+        before = _id(request.page_token)
+        if before is None:
+            raise invalid_field("page_token", "not a token from a previous response")
+    return before, request.page_size or DEFAULT_PAGE_SIZE
 
 
 def _position_id(text: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from services.trading.engine import Engine
+from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.ids import shard_range
 from services.trading.model import (
     Account,
@@ -109,12 +109,21 @@ def account_from_row(row: Sequence[Any]) -> Account:
 
 
 async def load_engine(
-    pool: AsyncConnectionPool, *, shard_id: int, max_quote_age: timedelta
+    pool: AsyncConnectionPool,
+    *,
+    shard_id: int,
+    max_quote_age: timedelta,
+    max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
     instruments = await load_instruments(pool)
-    engine = Engine(instruments, shard_id=shard_id, max_quote_age=max_quote_age)
+    engine = Engine(
+        instruments,
+        shard_id=shard_id,
+        max_quote_age=max_quote_age,
+        max_pending_orders=max_pending_orders,
+    )
     low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(

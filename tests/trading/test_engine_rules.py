@@ -20,7 +20,16 @@ from services.trading.model import (
     OrderType,
     Side,
 )
-from tests.trading.support import D, funded, instruments, market, new_engine, pending, quote
+from tests.trading.support import (
+    Clock,
+    D,
+    funded,
+    instruments,
+    market,
+    new_engine,
+    pending,
+    quote,
+)
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, STOP = OrderType.LIMIT, OrderType.STOP
@@ -317,6 +326,29 @@ def test_cancel_and_expiry() -> None:
 
 
 # ------------------------------------------------------------------ SL / TP
+
+
+def test_pending_orders_per_account_are_capped() -> None:
+    engine = Engine(instruments(), max_pending_orders=3)
+    clock = Clock()
+    quote(engine, clock, "BTCUSD", "65000", "65010")
+    account = funded(engine, clock)
+    placed = [
+        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", p), clock.now)
+        for p in ("60000", "60001", "60002")
+    ]
+    events(engine)
+    with pytest.raises(Refusal) as exc:
+        engine.place_order(account, pending("BTCUSD", SELL, STOP, "0.01", "60000"), clock.now)
+    refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "PENDING_ORDER_LIMIT")
+    assert exc.value.metadata == {"limit": "3"}
+    assert events(engine) == []  # refused: nothing changed
+    assert len(engine.pending_orders(account)) == 3
+    # Market orders are not limited; a cancelled order frees a place.
+    assert engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now).position
+    engine.cancel_order(account, placed[0].order.order_id, clock.now)
+    engine.place_order(account, pending("BTCUSD", SELL, STOP, "0.01", "60000"), clock.now)
+    assert len(engine.pending_orders(account)) == 3
 
 
 @pytest.mark.parametrize(
