@@ -1,4 +1,4 @@
-"""Every trading rule of DESIGN.md section 5, on the pure in-memory engine."""
+"""Every trading rule of the platform, on the pure in-memory engine."""
 
 from __future__ import annotations
 
