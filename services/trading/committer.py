@@ -83,6 +83,9 @@ class Committer:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._callers = 0  # barrier() calls waiting for the next transaction
         self._last_callers = 0
+        # The last transaction, for metrics: events it carried and seconds it took.
+        self.last_batch_size = 0
+        self.last_commit_s = 0.0
 
     @property
     def accepting(self) -> bool:
@@ -130,6 +133,7 @@ class Committer:
                 continue
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
+            started = time.monotonic()
             try:
                 events = await self._write(handoff)
             except Exception as exc:
@@ -138,6 +142,7 @@ class Committer:
                 continue
             finally:
                 self._in_flight = None
+            self.last_batch_size, self.last_commit_s = len(events), time.monotonic() - started
             future.set_result(None)
             for listener in self.on_committed:
                 try:

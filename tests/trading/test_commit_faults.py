@@ -86,6 +86,9 @@ async def test_calls_that_give_up_never_harm_the_commit_path(trading: Trading) -
         placed = await stub.PlaceOrder(btc(), metadata=md, timeout=10)
         assert placed.order.status == pb.ORDER_STATUS_FILLED
     assert committer_alive(trading)
+    # What the committer tells metrics about its last transaction (a fill: several events).
+    assert trading.app.committer.last_batch_size >= 2
+    assert trading.app.committer.last_commit_s > 0
 
 
 @contextlib.asynccontextmanager
