@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import decimal
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -618,3 +622,27 @@ def test_stop_loss_filled_past_zero_equity_gets_negative_balance_protection() ->
     assert resets[0].amount == D("1010.00")
     assert account.balance == 0
     assert ledger_sum(engine, account.account_id, all_events) == account.balance
+
+
+# ------------------------------------------------------------------ purity of the core
+
+
+def test_the_engine_core_imports_no_wire_or_database_code() -> None:
+    code = (
+        "import sys, services.trading.engine; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'psycopg', 'exness'}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_engine_leaves_the_threads_decimal_context_alone() -> None:
+    before = decimal.getcontext().prec
+    engine, clock = new_engine()
+    quote(engine, clock, "BTCUSD", "65000", "65010")
+    account = funded(engine, clock)
+    engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now)
+    assert decimal.getcontext().prec == before
