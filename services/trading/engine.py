@@ -379,6 +379,9 @@ class Engine:
     @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._expire(now)
+
+    def _expire(self, now: datetime) -> None:
         while self._expiries and self._expiries[0][0] <= now:
             _, order_id = heapq.heappop(self._expiries)
             order = self.pending.get(order_id)
@@ -448,7 +451,7 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
-        self.settle_watches()  # at the quotes the accounts were last checked at
+        self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
             self._on_quote(symbol, bid, ask, time, now, previous)
@@ -459,6 +462,9 @@ class Engine:
     def settle_watches(self) -> None:
         """Re-arms the margin watch of every account a command has changed since the last
         tick, exactly as if it had been re-armed by the command."""
+        self._settle_watches()
+
+    def _settle_watches(self) -> None:
         stale, self._stale = self._stale, {}
         for account in stale.values():
             mc, so = self.levels(account)
@@ -479,7 +485,7 @@ class Engine:
             recheck.update(a.account_id for a in self.accounts.values() if symbol in a.exposure)
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
-        self.expire(now)
+        self._expire(now)
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
