@@ -1,8 +1,9 @@
 """exness.trading.v1.TradingService over the in-memory engine.
 
 Each handler: the caller from the verified token (never from the body), the shard check, the
-engine call (synchronous, in order), then `await barrier()` so the answer leaves only after its
-effects are committed.
+engine call (synchronous, in order), then `_committed()` so the answer, an engine refusal too,
+leaves only after the effects it rests on are committed. While the committer rebuilds memory
+after a failed write, calls are refused UNAVAILABLE (ENGINE_UNAVAILABLE).
 """
 
 from __future__ import annotations
