@@ -1,4 +1,4 @@
-"""The trading engine: every rule of DESIGN.md section 5, in memory, with no I/O.
+"""The trading engine: every rule of docs/trading-rules.md, in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
