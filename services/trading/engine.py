@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from itertools import count
 
+from kit.data.instruments import Instrument
 from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
@@ -35,7 +36,6 @@ from services.trading.model import (
     Event,
     EventType,
     Exposure,
-    Instrument,
     LedgerEntry,
     LedgerKind,
     Order,
