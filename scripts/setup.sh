@@ -17,7 +17,7 @@ pip_install() {
 pip_install --upgrade pip
 # constraints.txt pins every Python package to the versions the generated code and tests were
 # made with (regenerate it with `make lock`).
-pip_install -c constraints.txt -e '.[dev]'
+pip_install -c constraints.txt -e '.[dev,devstack]'
 
 # `npm ci`: exactly what package-lock.json records, and the lock file is never rewritten.
 npm ci --no-audit --no-fund --loglevel=error
