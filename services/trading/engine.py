@@ -1,5 +1,5 @@
-"""The trading engine: accounts, orders, positions, SL/TP, margin call and stop-out, in memory,
-with no I/O.
+"""The trading engine: every rule of docs/trading-rules.md (accounts, orders, positions, SL/TP,
+margin call and stop-out), in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
+from kit.data.instruments import Instrument
 from kit.refusal import Refusal, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
@@ -32,7 +33,6 @@ from services.trading.model import (
     EventType,
     Exposure,
     Handoff,
-    Instrument,
     LedgerEntry,
     LedgerKind,
     Order,

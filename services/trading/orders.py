@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+from kit.data.instruments import Instrument
 from kit.refusal import invalid_field, precondition_failed
-from services.trading.model import Instrument, OrderType, Quote, Side, money
+from services.trading.model import OrderType, Quote, Side, money
 
 MAX_LEVERAGE = 2000
 MAX_DEPOSIT = Decimal(1_000_000)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from services.trading.model import HUNDRED, ZERO, Exposure, Instrument, Position, Quote
+from kit.data.instruments import Instrument
+from services.trading.model import HUNDRED, ZERO, Exposure, Position, Quote
 from services.trading.triggers import Book
 
 DEFAULT_MARGIN_CALL_LEVEL = Decimal(60)

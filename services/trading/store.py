@@ -10,12 +10,12 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.instruments import load_instruments
 from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.ids import shard_range
 from services.trading.model import (
     Account,
     CloseReason,
-    Instrument,
     Order,
     OrderStatus,
     OrderType,
@@ -24,18 +24,6 @@ from services.trading.model import (
     Trade,
 )
 from services.trading.tables import ACCOUNTS, ORDERS, POSITIONS, TRADES
-
-
-async def load_instruments(pool: AsyncConnectionPool) -> dict[str, Instrument]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT i.symbol, i.category, i.price_decimals, i.contract_size, i.volume_min,"
-            " i.volume_step, i.volume_max, i.max_leverage, g.margin_call_level, g.stop_out_level"
-            " FROM instruments i JOIN instrument_groups g USING (category)"
-            " WHERE i.enabled ORDER BY i.symbol"
-        )
-        rows = await cur.fetchall()
-    return {row[0]: Instrument(*row) for row in rows}
 
 
 def order_from_row(row: Sequence[Any]) -> Order:
