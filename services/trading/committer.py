@@ -23,6 +23,7 @@ import psycopg
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
+from kit.backoff import Backoff
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Handoff, Quote
@@ -160,15 +161,14 @@ class Committer:
         self._next = asyncio.get_running_loop().create_future()
         self._callers = self._last_callers = 0
         await self._release(broken=True)
-        delay = 0.05
+        backoff = Backoff(base_s=0.05, cap_s=2.0)
         while True:
             try:
                 await self.rebuild()
                 break
             except Exception as exc:
                 log.warning("rebuild from the database failed; retrying", extra={"error": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await backoff.sleep()
         self.engine.hand_over()  # the rebuilt engine starts with nothing to write
         self._recovering = False
         log.warning("memory rebuilt from the database; accepting commands again")
@@ -176,12 +176,12 @@ class Committer:
     async def _write(self, handoff: Handoff) -> list[pb.AccountEvent]:
         rows = _Rows(self.engine.shard_id, self.engine.quote, handoff)
         statements = rows.statements()
-        delay = 0.05
+        backoff = Backoff(base_s=0.05, cap_s=0.5)
         retry = False
         give_up = time.monotonic() + RETRY_WINDOW_S
         while True:
             try:
-                conn = await self._connection()
+                conn = await self._connection(max(0.1, give_up - time.monotonic()))
                 if (
                     retry
                     and rows.last_sequence
@@ -196,18 +196,19 @@ class Committer:
                 return rows.protos
             except psycopg.OperationalError as exc:
                 await self._release(broken=True)
+                delay = backoff.next_delay()
                 if time.monotonic() + delay > give_up:
                     raise
                 log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
                 retry = True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+    async def _connection(self, timeout_s: float) -> psycopg.AsyncConnection[Any]:
         """The writer keeps one connection across batches: taking it from the pool each time
-        would cost a health-check round trip per commit."""
+        would cost a health-check round trip per commit. Waiting for a new one is bounded (the
+        pool's own timeout is far longer), so a database that is down fails the batch soon."""
         if self._conn is None or self._conn.closed:
-            self._conn = await self.pool.getconn()
+            self._conn = await self.pool.getconn(timeout=timeout_s)
         return self._conn
 
     async def _release(self, *, broken: bool = False) -> None:
