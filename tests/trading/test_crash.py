@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,13 +233,11 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
                         raise
 
             load = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
-            await asyncio.sleep(2.0)
+            await _until(lambda: sum(len(v) for v in acked_orders.values()) > 100)
             engine.kill()  # SIGKILL mid-load
             await asyncio.wait(load, timeout=20)
             for task in load:
                 task.result()  # no unexpected error while it was alive
-        total_acked = sum(len(v) for v in acked_orders.values())
-        assert total_acked > 100, "the load never got going"
 
         # Everything acknowledged is in the database, and every ledger sums to its balance.
         async with db_pool.connection() as conn:
@@ -339,6 +338,14 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         engine.stop()
 
 
+async def _until(ready: Callable[[], bool], timeout_s: float = 60) -> None:
+    """Waits until the load is well under way, however busy the machine is."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, "the load never got going"
+        await asyncio.sleep(0.05)
+
+
 async def _quoted(
     stub: trading_pb2_grpc.TradingServiceStub, md: tuple[tuple[str, str], ...]
 ) -> bool:
@@ -424,7 +431,7 @@ async def test_sigterm_under_load_answers_every_call_in_flight(
                     acked.append(reply.order.order_id)
 
             load = [asyncio.create_task(client(n)) for n in range(CLIENTS)]
-            await asyncio.sleep(1.5)
+            await _until(lambda: len(acked) > 100)
             signalled = time.monotonic()
             engine.process.send_signal(signal.SIGTERM)
             await asyncio.wait(load, timeout=grace_s + 10)
@@ -432,7 +439,6 @@ async def test_sigterm_under_load_answers_every_call_in_flight(
             exited_after_s = time.monotonic() - signalled
             for task in load:
                 task.result()
-        assert len(acked) > 100, "the load never got going"
         failures = [c for c in codes if c != grpc.StatusCode.OK]
         # Each client ends on its first failure: a call refused because the engine is going
         # away (UNAVAILABLE) is safe to retry elsewhere; a CANCELLED call was cut mid-way.
