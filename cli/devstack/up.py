@@ -33,6 +33,7 @@ from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartE
 from cli.devstack.supervisor import UNHEALTHY_LIMIT_S, GiveUp, Supervised, Supervisor
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
+from kit.files import write_atomic
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_float, env_int
 
@@ -440,8 +441,7 @@ def _write_state(
         "infra": {name: pid() for name, pid in platform.infra_pids.items()},
     }
     path = platform.data_dir / STATE_FILE
-    path.with_suffix(".tmp").write_text(json.dumps(state, indent=2))
-    path.with_suffix(".tmp").replace(path)
+    write_atomic(path, json.dumps(state, indent=2))
 
 
 def _restart_edge(edge: EnvoyProcess) -> None:
