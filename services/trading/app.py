@@ -25,6 +25,8 @@ from services.trading.tick_feed import consume_quotes
 log = logging.getLogger(__name__)
 
 EXPIRY_TICK_S = 1.0
+COMMIT_PATH = "commit path"
+COMMIT_PATH_CHECK_S = 0.5
 STOP_TIMEOUT_S = 10.0
 
 
@@ -82,6 +84,7 @@ class TradingApp:
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
+        app._spawn(app._report_commit_path(), "commit-path-health")
         app._spawn(
             consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic, reporter),
             "quotes",
@@ -116,6 +119,16 @@ class TradingApp:
         if error is not None:
             log.error("background task died", exc_info=error, extra={"task": task.get_name()})
         self.reporter.down(task.get_name(), f"background task ended: {error!r}")
+
+    async def _report_commit_path(self) -> None:
+        """NOT_SERVING while the committer is restoring after a failed write (every call is
+        refused ENGINE_UNAVAILABLE meanwhile)."""
+        while True:
+            if self.committer.accepting:
+                self.reporter.up(COMMIT_PATH)
+            else:
+                self.reporter.down(COMMIT_PATH, "restoring the engine after a failed commit")
+            await asyncio.sleep(COMMIT_PATH_CHECK_S)
 
     async def _expire_loop(self) -> None:
         while True:
