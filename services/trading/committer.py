@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ import psycopg
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
-from services.trading import pgarrays
+from services.trading import metrics, pgarrays
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Event
@@ -175,6 +176,7 @@ class Committer:
                 continue
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
+            started = time.perf_counter()
             try:
                 events = await self._write(items)
             except BaseException as exc:
@@ -190,6 +192,7 @@ class Committer:
             finally:
                 self._in_flight = None
             future.set_result(None)
+            metrics.observe_commit(len(items), time.perf_counter() - started, events)
             for listener in self.on_committed:
                 try:
                     listener(events)
