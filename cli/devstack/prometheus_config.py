@@ -89,8 +89,9 @@ def render_rules(t: AlertThresholds) -> dict[str, Any]:
                     ),
                     alert(
                         "OutboxLagGrowing",
-                        f"min_over_time(exness_outbox_lag[{window}]) > 0"
-                        f" and delta(exness_outbox_lag[{window}]) > 0",
+                        # The value is the lag now; it has not been 0 over the window.
+                        f"exness_outbox_lag > 0 and delta(exness_outbox_lag[{window}]) > 0"
+                        f" and min_over_time(exness_outbox_lag[{window}]) > 0",
                         "shard {{ $labels.shard }}: {{ $value }} journal events not on "
                         "trading.events, and growing",
                     ),
