@@ -43,7 +43,7 @@ class Settings:
     auth_port: int = 50051
     market_port: int = 50052
     trading_port: int = 50053
-    # Prometheus /metrics of each process (0: none); see docs/ports.md.
+    # Prometheus /metrics of each process (0: none); see docs/observability.md.
     auth_metrics_port: int = 9461
     market_metrics_port: int = 9462
     trading_metrics_port: int = 9463

@@ -1,7 +1,7 @@
 """The Prometheus metrics endpoint of a service process, and the switch that turns metrics off.
 
 Every process serves the default prometheus-client registry in the text format on its own
-port (see docs/ports.md). EXNESS_METRICS=off leaves out the endpoint and the RPC interceptor,
+port (see docs/observability.md). EXNESS_METRICS=off leaves out the endpoint and the RPC interceptor,
 so benchmarks can measure what metrics cost.
 """
 
