@@ -1,0 +1,240 @@
+"""What metrics cost: PlaceOrder orders/s and latency on two Trading engines side by side, one
+with metrics on (EXNESS_METRICS=on, its /metrics scraped every second, five times what
+`exness up`'s Prometheus does) and one with them off (EXNESS_METRICS=off: no RPC interceptor,
+no endpoint), in alternating rounds so both see the same machine load. Prints best and
+spread (min..max over rounds) of each, and the cost of metrics on the best round.
+Target: at most 10% fewer orders/s with metrics on.
+
+The engines own shards 0 and 1 of the same database (different users), so they never touch
+the same rows. `--fanout N` afterwards runs bench.fanout_quotes N times each way (MarketData
+with metrics on and scraped, then off) and prints its p99 and MarketData CPU per run.
+
+`python -m bench.metrics_cost [--rounds 5] [--seconds 5] [--clients 64] [--fanout 0]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from exness.trading.v1 import trading_pb2 as pb
+from exness.trading.v1 import trading_pb2_grpc
+
+from bench.place_order_grpc import drive, pct, publish_quotes, spawn, wait_healthy
+from kit.data.kafka import ensure_topics
+from services.auth.keys import Keyring, new_key_file
+from services.auth.tokens import AccessTokenIssuer
+from tests.support import infra
+from tests.support.infra import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_COST = 0.10
+SCRAPE_EVERY_S = 1.0
+
+
+@dataclass
+class Variant:
+    name: str
+    shard: int
+    metrics: bool
+    port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    rates: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    scrapes: int = 0
+
+
+async def scrape_loop(variant: Variant, stop: asyncio.Event) -> None:
+    url = f"http://127.0.0.1:{variant.metrics_port}/metrics"
+    while not stop.is_set():
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+        assert b"grpc_server_handled_total" in body
+        variant.scrapes += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SCRAPE_EVERY_S)
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"best {max(values):,.0f}  median {statistics.median(values):,.0f}  min {min(values):,.0f}"
+    )
+
+
+async def place_orders(rounds: int, seconds: float, clients: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-metrics-cost-"))
+    postgres = infra.start_postgres(workdir)
+    broker = infra.start_broker(workdir)
+    processes: list[subprocess.Popen[bytes]] = []
+    stop = asyncio.Event()
+    try:
+        await ensure_topics(broker.bootstrap)
+        keys = workdir / "keys"
+        new_key_file(keys)
+        auth_port = free_port()
+        base = {
+            **os.environ,
+            "DATABASE_URL": postgres.url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "EXNESS_SIGNING_KEYS": str(keys),
+            "EXNESS_DATA_DIR": str(workdir),
+            "EXNESS_AUTH_ADDR": f"127.0.0.1:{auth_port}",
+            "EXNESS_AUTH_METRICS_PORT": "0",
+            "EXNESS_SHARD_COUNT": "2",
+            "EXNESS_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
+        }
+        log = workdir / "servers.log"
+        processes.append(spawn(["-m", "cli.main", "auth", "--port", str(auth_port)], base, log))
+        variants = [Variant("metrics on", 0, True), Variant("metrics off", 1, False)]
+        for v in variants:
+            env = {
+                **base,
+                "EXNESS_SHARD_ID": str(v.shard),
+                "EXNESS_METRICS": "on" if v.metrics else "off",
+                "EXNESS_TRADING_METRICS_PORT": str(v.metrics_port),
+            }
+            processes.append(
+                spawn(["-m", "services.trading.main", "--port", str(v.port)], env, log)
+            )
+        await wait_healthy(auth_port, processes[0], log)
+        for v, process in zip(variants, processes[1:], strict=True):
+            await wait_healthy(v.port, process, log)
+        quotes = asyncio.create_task(publish_quotes(broker.bootstrap, stop))
+        issuer = AccessTokenIssuer(
+            Keyring.load(keys, create=False), "exness-auth", "exness-api", 3600
+        )
+        request = pb.PlaceOrderRequest(
+            symbol="XAUUSD", side=pb.ORDER_SIDE_BUY, type=pb.ORDER_TYPE_MARKET, volume="0.01"
+        )
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{v.port}") for v in variants]
+        stubs = [trading_pb2_grpc.TradingServiceStub(c) for c in channels]
+        metadata = {
+            v.name: [
+                (("authorization", f"Bearer {issuer.issue(str(uuid.uuid4()), v.shard)}"),)
+                for _ in range(clients)
+            ]
+            for v in variants
+        }
+        for v, stub in zip(variants, stubs, strict=True):
+            for md in metadata[v.name]:
+                await stub.Deposit(pb.DepositRequest(amount="1000000"), metadata=md)
+            for _ in range(100):  # until the engine has a fresh quote
+                try:
+                    await stub.PlaceOrder(request, metadata=metadata[v.name][0])
+                    break
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.2)
+        scraping = asyncio.create_task(scrape_loop(variants[0], stop))
+
+        def placer(v: Variant, stub: trading_pb2_grpc.TradingServiceStub):  # type: ignore[no-untyped-def]
+            async def place(n: int) -> object:
+                return await stub.PlaceOrder(request, metadata=metadata[v.name][n])
+
+            return place
+
+        for v, stub in zip(variants, stubs, strict=True):  # warm-up
+            await drive(placer(v, stub), clients, 1.0)
+        for r in range(rounds):
+            # Alternate which goes first, so a trend in machine load favours neither.
+            order = list(zip(variants, stubs, strict=True))
+            for v, stub in order if r % 2 == 0 else reversed(order):
+                rate, latencies = await drive(placer(v, stub), clients, seconds)
+                v.rates.append(rate)
+                v.latencies.extend(latencies)
+            print(
+                f"round {r + 1}: " + "  ".join(f"{v.name} {v.rates[-1]:,.0f}/s" for v in variants),
+                flush=True,
+            )
+        stop.set()
+        await asyncio.gather(quotes, scraping)
+        for channel in channels:
+            await channel.close()
+        on, off = variants
+        print(f"\nPlaceOrder, {clients} clients, {rounds} rounds of {seconds:g} s each way")
+        for v in variants:
+            print(
+                f"  {v.name:<12} orders/s {spread(v.rates)}   "
+                f"p50 {pct(v.latencies, 50):.2f} ms  p99 {pct(v.latencies, 99):.2f} ms"
+            )
+        cost = 1 - max(on.rates) / max(off.rates)
+        median_cost = 1 - statistics.median(on.rates) / statistics.median(off.rates)
+        print(
+            f"  /metrics scraped {on.scrapes} times during the run\n"
+            f"  cost of metrics: {cost:+.1%} orders/s on the best round, {median_cost:+.1%} on"
+            f" the median (target <= {TARGET_COST:.0%}: "
+            f"{'MET' if cost <= TARGET_COST else 'NOT MET'})"
+        )
+    finally:
+        stop.set()
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        broker.stop()
+        postgres.stop()
+
+
+_P99 = re.compile(r"StreamQuotes subscribers\s+[\d,]+\s+[\d.]+%\s+([\d.]+)\s+([\d.]+)")
+_CPU = re.compile(r"MarketData (\d+)% of a core")
+
+
+def fanout(runs: int, seconds: float) -> None:
+    """bench.fanout_quotes, alternately with MarketData's metrics on and off."""
+    results: dict[str, list[tuple[float, float, int]]] = {"on": [], "off": []}
+    for r in range(runs):
+        for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            env = {**os.environ, "EXNESS_METRICS": mode}
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.fanout_quotes", "--seconds", str(seconds),
+                 "--scrape-metrics"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
+            ).stdout  # fmt: skip
+            p99, cpu = _P99.search(out), _CPU.search(out)
+            if p99 is None or cpu is None:
+                raise SystemExit(f"unexpected bench.fanout_quotes output:\n{out}")
+            results[mode].append((float(p99.group(1)), float(p99.group(2)), int(cpu.group(1))))
+            print(f"fan-out run {r + 1}, metrics {mode}: p50 {p99.group(1)} ms  p99"
+                  f" {p99.group(2)} ms  MarketData CPU {cpu.group(1)}%", flush=True)  # fmt: skip
+    print(f"\nStreamQuotes fan-out, {runs} runs each way")
+    for mode, rows in results.items():
+        p99s = [row[1] for row in rows]
+        cpus = [row[2] for row in rows]
+        print(
+            f"  metrics {mode:<4} p99 best {min(p99s):.1f} ms  median {statistics.median(p99s):.1f}"
+            f"  worst {max(p99s):.1f};  MarketData CPU median {statistics.median(cpus):.0f}%"
+            f" ({min(cpus)}..{max(cpus)}%)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--fanout", type=int, default=0, help="fan-out runs each way")
+    parser.add_argument("--fanout-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    asyncio.run(place_orders(args.rounds, args.seconds, args.clients))
+    if args.fanout:
+        fanout(args.fanout, args.fanout_seconds)
+
+
+if __name__ == "__main__":
+    main()
