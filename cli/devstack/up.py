@@ -104,6 +104,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long an alert condition must hold before it fires (default 30s)",
     )
     add(
+        "--stall-window",
+        default="2m",
+        help="how long a Kafka partition may not advance while its log grows, or outbox lag"
+        " grow, before it counts as stalled (default 2m)",
+    )
+    add(
         "--feed",
         default=os.environ.get("EXNESS_FEED", "synthetic"),
         help="price feed for the poller: synthetic (default), backpack, binance, replay, "
@@ -368,7 +374,11 @@ def _start_prometheus(
         platform.data_dir,
         listen,
         targets,
-        AlertThresholds(max_quote_age_s=settings.max_quote_age_s, hold=args.alert_for),
+        AlertThresholds(
+            max_quote_age_s=settings.max_quote_age_s,
+            stall_window=args.stall_window,
+            hold=args.alert_for,
+        ),
         env,
         args.scrape_interval,
     )

@@ -1,6 +1,6 @@
 """One `exness up` for the observability tests: every port free, no price feed (the tests
 publish the quotes they need), Prometheus scraping every second, alerts firing after 1 s,
-quotes stale after 3 s."""
+quotes stale after 3 s, a partition stalled after 8 s."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 
 MAX_QUOTE_AGE_S = 3
+STALL_WINDOW_S = 8
 
 
 @dataclass
@@ -56,7 +57,11 @@ def stack(session_dir: Path) -> Iterator[Stack]:
     output = root / "up.log"
     env = up_env(EXNESS_MAX_QUOTE_AGE=str(MAX_QUOTE_AGE_S))
     process = start_up(
-        data_dir, output, env, "--feed", "none", "--scrape-interval", "1", "--alert-for", "1s"
+        data_dir,
+        output,
+        env,
+        *("--feed", "none", "--scrape-interval", "1", "--alert-for", "1s"),
+        *("--stall-window", f"{STALL_WINDOW_S}s"),
     )
     try:
         state = wait_for_state(data_dir, process, output)
