@@ -102,6 +102,12 @@ def test_traffic_through_every_protocol_moves_exactly_its_metrics(stack: Stack) 
             },
         )
         assert bad_order.status_code == 400, bad_order.text
+        deposit = client.post(
+            "/v1/account:deposit",
+            headers={"authorization": f"Bearer {token}"},
+            json={"amount": "1000"},
+        )
+        assert deposit.status_code == 200, deposit.text
 
         # native gRPC through the edge
         with grpc.insecure_channel(stack.edge) as channel:
@@ -135,6 +141,7 @@ def test_traffic_through_every_protocol_moves_exactly_its_metrics(stack: Stack) 
         (MARKET, "GetQuote", "NOT_FOUND"): 2,
         (AUTH, "Register", "ALREADY_EXISTS"): 1,
         (TRADING, "PlaceOrder", "INVALID_ARGUMENT"): 1,
+        (TRADING, "Deposit", "OK"): 1,
         (TRADING, "GetAccount", "OK"): 1,
     }
     # The latency histogram observed each of those calls once, by method.
@@ -143,6 +150,7 @@ def test_traffic_through_every_protocol_moves_exactly_its_metrics(stack: Stack) 
         (MARKET, "GetQuote", ""): 2,
         (AUTH, "Register", ""): 1,
         (TRADING, "PlaceOrder", ""): 1,
+        (TRADING, "Deposit", ""): 1,
         (TRADING, "GetAccount", ""): 1,
     }
 
@@ -152,8 +160,20 @@ def test_traffic_through_every_protocol_moves_exactly_its_metrics(stack: Stack) 
         (f"{MARKET}/GetQuote", "5"): 2,
         (f"{AUTH}/Register", "6"): 1,
         (f"{TRADING}/PlaceOrder", "3"): 1,
+        (f"{TRADING}/Deposit", "0"): 1,
         (f"{TRADING}/GetAccount", "0"): 1,
     }
+
+    # The engine: the deposit is one committed balance_changed event, in a group commit that
+    # the commit histograms saw, and the journal moved on by the events committed.
+    trading_before, trading_after = before["trading"], after["trading"]
+    events = moved(trading_before, trading_after, "exness_engine_events_total")
+    assert events.get(frozenset({("type", "balance_changed")})) == 1
+    commits = moved(trading_before, trading_after, "exness_engine_commit_seconds_count")
+    batches = moved(trading_before, trading_after, "exness_engine_commit_batch_size_count")
+    assert sum(commits.values()) == sum(batches.values()) >= 1
+    sequence = moved(trading_before, trading_after, "exness_engine_journal_sequence")
+    assert sum(sequence.values()) == sum(events.values())
 
 
 def test_an_open_stream_is_in_flight(stack: Stack) -> None:
