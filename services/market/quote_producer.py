@@ -80,6 +80,6 @@ class QuotePublisher:
             metadata = await future
         except KafkaError as exc:
             raise broker_unavailable(exc) from exc
-        # Where the log ends, as the broker acknowledged it: the reference consumers'
-        # positions are compared with (a stalled consumer's own view of it stops too).
+        # The log end as the broker acknowledged it: stall detection compares consumer
+        # positions with this, since a stalled consumer's own view of the log end stops too.
         KAFKA_POSITIONS.produced(metadata.topic, metadata.partition, metadata.offset)
