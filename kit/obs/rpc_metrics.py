@@ -14,9 +14,10 @@ request) are counted with the code the client received.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -57,9 +58,15 @@ class _MethodMetrics:
     started: Any
     handling: Any
     in_flight: Any
+    by_code: dict[grpc.StatusCode, Any] = field(default_factory=dict)
 
     def handled(self, code: grpc.StatusCode) -> None:
-        HANDLED.labels(self.grpc_type, self.service, self.method, code.name).inc()
+        counter = self.by_code.get(code)
+        if counter is None:
+            counter = self.by_code[code] = HANDLED.labels(
+                self.grpc_type, self.service, self.method, code.name
+            )
+        counter.inc()
 
 
 def _split(full_method: str) -> tuple[str, str]:
@@ -147,7 +154,9 @@ def _unary(
         started = time.perf_counter()
         failure: BaseException | None = None
         try:
-            return await inner(request, context)
+            result = inner(request, context)
+            # grpc.aio also takes plain functions as handlers.
+            return await result if inspect.isawaitable(result) else result
         except BaseException as exc:
             failure = exc
             raise
