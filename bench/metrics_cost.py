@@ -9,7 +9,8 @@ The engines own shards 0 and 1 of the same database (different users), so they n
 the same rows. `--fanout N` afterwards runs bench.fanout_quotes N times each way (MarketData
 with metrics on and scraped, then off) and prints its p99 and MarketData CPU per run.
 
-`python -m bench.metrics_cost [--rounds 5] [--seconds 5] [--clients 64] [--fanout 0]`
+`python -m bench.metrics_cost [--rounds 5] [--seconds 5] [--clients 64] [--fanout 0]
+[--fanout-subscribers 1000] [--skip-orders]`
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ _P99 = re.compile(r"StreamQuotes subscribers\s+[\d,]+\s+[\d.]+%\s+([\d.]+)\s+([\
 _CPU = re.compile(r"MarketData (\d+)% of a core")
 
 
-def fanout(runs: int, seconds: float) -> None:
+def fanout(runs: int, seconds: float, subscribers: int) -> None:
     """bench.fanout_quotes, alternately with MarketData's metrics on and off."""
     results: dict[str, list[tuple[float, float, int]]] = {"on": [], "off": []}
     for r in range(runs):
@@ -234,7 +235,7 @@ def fanout(runs: int, seconds: float) -> None:
             env = {**os.environ, "EXNESS_METRICS": mode}
             done = subprocess.run(
                 [sys.executable, "-m", "bench.fanout_quotes", "--seconds", str(seconds),
-                 "--scrape-metrics"],
+                 "--subscribers", str(subscribers), "--scrape-metrics"],
                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
             )  # fmt: skip
             if done.returncode != 0:  # e.g. workers not ready in time on a busy machine
@@ -319,12 +320,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--fanout", type=int, default=0, help="fan-out runs each way")
     parser.add_argument("--fanout-seconds", type=float, default=10.0)
+    parser.add_argument("--fanout-subscribers", type=int, default=1000)
+    parser.add_argument("--skip-orders", action="store_true", help="only the fan-out runs")
     parser.add_argument("--interceptor-calls", type=int, default=20_000)
     args = parser.parse_args()
-    asyncio.run(interceptor_cost(args.rounds, args.interceptor_calls))
-    asyncio.run(place_orders(args.rounds, args.seconds, args.clients))
+    if not args.skip_orders:
+        asyncio.run(interceptor_cost(args.rounds, args.interceptor_calls))
+        asyncio.run(place_orders(args.rounds, args.seconds, args.clients))
     if args.fanout:
-        fanout(args.fanout, args.fanout_seconds)
+        fanout(args.fanout, args.fanout_seconds, args.fanout_subscribers)
 
 
 if __name__ == "__main__":
