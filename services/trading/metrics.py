@@ -22,7 +22,7 @@ COMMIT_SECONDS = Histogram(
 )
 COMMIT_BATCH = Histogram(
     "exness_engine_commit_batch_size",
-    "Engine outputs (journal events and account updates) committed in one transaction.",
+    "Journal events committed in one transaction (one group commit).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 EVENTS = Counter(
@@ -39,9 +39,9 @@ _TYPE_NAMES = {
 _EVENT_COUNTERS = {value: EVENTS.labels(name) for value, name in _TYPE_NAMES.items()}
 
 
-def observe_commit(items: int, seconds: float, events: Sequence[pb.AccountEvent]) -> None:
+def observe_commit(size: int, seconds: float, events: Sequence[pb.AccountEvent]) -> None:
     COMMIT_SECONDS.observe(seconds)
-    COMMIT_BATCH.observe(items)
+    COMMIT_BATCH.observe(size)
     for event in events:
         counter = _EVENT_COUNTERS.get(event.type)
         if counter is not None:
