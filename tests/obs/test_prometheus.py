@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
-from exness.market.v1 import market_pb2, market_pb2_grpc
+from exness.market.v1 import market_pb2_grpc
 
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from tests.obs.conftest import MAX_QUOTE_AGE_S, Stack
+from tests.obs.feed import PRICES, quotes
 from tests.obs.scrape import prometheus_api, scrape, select
-
-PRICES = {"BTCUSD": ("60000.00", "60001.00"), "ETHUSD": ("3000.00", "3000.50")}
-
 
 T = TypeVar("T")
 
@@ -47,19 +45,6 @@ def test_every_target_is_up(stack: Stack) -> None:
     }
 
 
-def _quotes(symbols: list[str], stop: threading.Event) -> Iterator[market_pb2.PublishQuotesRequest]:
-    """One quote of each symbol, then the first symbol alone every 0.3 s until `stop`."""
-    sending = list(symbols)
-    while True:
-        for symbol in sending:
-            quote = market_pb2.Quote(symbol=symbol, bid=PRICES[symbol][0], ask=PRICES[symbol][1])
-            quote.time.GetCurrentTime()
-            yield market_pb2.PublishQuotesRequest(source="test", quote=quote)
-        sending = symbols[:1]
-        if stop.wait(0.3):
-            return
-
-
 def _alerts(stack: Stack) -> dict[str, str]:
     """symbol -> state of the QuoteStale alerts."""
     alerts = prometheus_api(stack.prometheus, "/api/v1/alerts")["alerts"]
@@ -74,7 +59,7 @@ def test_a_stalled_symbol_ages_and_fires_the_stale_quote_alert(stack: Stack) -> 
     stop = threading.Event()
     with grpc.insecure_channel(stack.state["market"]) as channel:
         call = market_pb2_grpc.MarketDataServiceStub(channel).PublishQuotes.future(
-            _quotes(["BTCUSD", "ETHUSD"], stop),
+            quotes(["BTCUSD", "ETHUSD"], stop),
             metadata=[(SERVICE_TOKEN_HEADER, stack.service_token)],
         )
         try:

@@ -16,8 +16,8 @@ from exness.market.v1 import market_pb2_grpc
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from services.market.tick_writer import TICK_WRITER_GROUP
 from tests.obs.conftest import STALL_WINDOW_S, Stack
+from tests.obs.feed import quotes
 from tests.obs.scrape import prometheus_api, scrape, select
-from tests.obs.test_prometheus import _quotes
 
 
 def _stalled(stack: Stack) -> list[dict[str, str]]:
@@ -46,7 +46,7 @@ def test_a_stalled_consumer_partition_fires_the_stall_alert(stack: Stack) -> Non
     ):
         lock.execute("LOCK TABLE ticks IN ACCESS EXCLUSIVE MODE")  # held until rollback
         call = market_pb2_grpc.MarketDataServiceStub(channel).PublishQuotes.future(
-            _quotes(["BTCUSD"], stop), metadata=[(SERVICE_TOKEN_HEADER, stack.service_token)]
+            quotes(["BTCUSD"], stop), metadata=[(SERVICE_TOKEN_HEADER, stack.service_token)]
         )
         try:
             deadline = time.monotonic() + STALL_WINDOW_S + 40
