@@ -9,8 +9,11 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.obs.conftest import Stack
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 
 def _log_lines(stack: Stack, request_ids: set[str]) -> dict[str, dict[str, Any]]:

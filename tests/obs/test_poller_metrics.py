@@ -9,10 +9,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.obs.conftest import Stack
 from tests.obs.scrape import scrape, select
 from tests.support.infra import free_port
 from tests.support.processes import start_exness
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 QUOTES = 25
 RATE = 5.0  # quotes/s: the replay lasts 5 s, long enough to scrape it mid-way

@@ -9,12 +9,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
+import pytest
 from exness.market.v1 import market_pb2_grpc
 
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from tests.obs.conftest import MAX_QUOTE_AGE_S, Stack
 from tests.obs.feed import PRICES, quotes
 from tests.obs.scrape import prometheus_api, scrape, select
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 T = TypeVar("T")
 

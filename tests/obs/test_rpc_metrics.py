@@ -11,11 +11,14 @@ from collections import Counter
 
 import grpc
 import httpx
+import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 
 from tests.obs.conftest import Stack
 from tests.obs.scrape import Labels, Samples, moved, scrape, select
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 JOBS = ("auth", "market", "trading")
 # Calls the platform makes by itself: health checks, and the JWKS fetches of Envoy and of

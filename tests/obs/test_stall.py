@@ -11,6 +11,7 @@ import time
 
 import grpc
 import psycopg
+import pytest
 from exness.market.v1 import market_pb2_grpc
 
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
@@ -18,6 +19,8 @@ from services.market.tick_writer import TICK_WRITER_GROUP
 from tests.obs.conftest import STALL_WINDOW_S, Stack
 from tests.obs.feed import quotes
 from tests.obs.scrape import prometheus_api, scrape, select
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 
 def _stalled(stack: Stack) -> list[dict[str, str]]:

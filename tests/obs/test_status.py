@@ -11,11 +11,14 @@ import time
 
 import grpc
 import httpx
+import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from tests.obs.conftest import Stack
 from tests.support.processes import REPO
+
+pytestmark = pytest.mark.slow  # runs against a whole `exness up`
 
 OLD_S = 1000  # far older than any quote another test leaves behind
 
