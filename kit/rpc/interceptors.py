@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from kit.rpc import validation
 from kit.rpc.errors import (
@@ -37,9 +38,11 @@ from kit.rpc.identity import (
 )
 
 log = logging.getLogger("exness.rpc")
+tracer = trace.get_tracer("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+_UNTRACED = contextlib.nullcontext()
 
 
 class Access(enum.Enum):
@@ -140,9 +143,12 @@ class _Guard:
     async def _enter(self, request: Any | None) -> Any:
         caller = await self.pipeline.authenticate(self.access, self.metadata)
         if request is not None:
-            found = validation.violations(request)
-            if found:
-                raise invalid_argument(found)
+            # A span only inside a traced call (health checks are not traced).
+            traced = trace.get_current_span().is_recording()
+            with tracer.start_as_current_span("validate request") if traced else _UNTRACED:
+                found = validation.violations(request)
+                if found:
+                    raise invalid_argument(found)
         return set_current_caller(caller)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:

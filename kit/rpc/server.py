@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from kit.obs.tracing_rpc import TracingInterceptor
 from kit.rpc.errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class GrpcServer:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=list(self.interceptors),
+            # Tracing first: its span and request id cover the whole pipeline.
+            interceptors=[TracingInterceptor(), *self.interceptors],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

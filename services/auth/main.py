@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.db import open_pool
 from kit.logs import setup_logging
+from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
 from kit.rpc.interceptors import RequestPipeline
@@ -75,6 +76,7 @@ def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None
 
 async def serve(settings: Settings, port: int | None) -> None:
     setup_logging("auth", settings.log_level, settings.log_format)
+    setup_tracing("auth", settings.data_dir)
     if not settings.database_url:
         raise SystemExit("exness auth: DATABASE_URL is not set (`exness up` sets it for you)")
     pool = await open_pool(settings.database_url, name="auth")

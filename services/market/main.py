@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
+from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
@@ -165,6 +166,7 @@ def require_infrastructure(settings: Settings, command: str) -> None:
 
 async def serve(settings: Settings, port: int | None, role: str) -> None:
     setup_logging("market", settings.log_level, settings.log_format)
+    setup_tracing("market", settings.data_dir)
     # Both raise StartupError when PostgreSQL/Kafka is down: kit_server.run reports one line.
     pool = await open_pool(settings.database_url, name="market", max_size=8)
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from kit.logs import setup_logging
+from kit.obs.tracing import setup_tracing
 from kit.settings import Settings
 from services.poller.exchanges import (
     BACKPACK_SYMBOLS,
@@ -129,6 +130,7 @@ async def _report(stats: FeedStats, publisher: MarketPublisher, buffer: QuoteBuf
 
 async def serve(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging("poller", settings.log_level, settings.log_format)
+    setup_tracing("poller", settings.data_dir)
     stats = FeedStats()
     buffer = QuoteBuffer()
     address = args.market_addr or settings.market_addr

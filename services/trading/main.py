@@ -16,6 +16,7 @@ from exness.trading.v1 import trading_pb2_grpc
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
+from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
@@ -58,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def main(settings: Settings, port: int) -> None:
     setup_logging("trading", settings.log_level, settings.log_format)
+    setup_tracing("trading", settings.data_dir)
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
     await ensure_topics(settings.kafka_bootstrap_servers)
 

@@ -1,0 +1,1 @@
+"""Observability shared by every process: tracing (OpenTelemetry) and request ids."""
