@@ -20,6 +20,7 @@ from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
 from services.trading.streams import AccountStreams
 from services.trading.tick_feed import consume_quotes
+from services.trading.tracing import CommandTraces
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,15 @@ class TradingApp:
             pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
         )
         streams = AccountStreams()
+        traces = CommandTraces()
+        traces.instrument(engine)
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
         committer = Committer(
-            engine, pool, on_committed=[streams.publish, relay.wake], on_fatal=on_fatal
+            engine,
+            pool,
+            on_committed=[streams.publish, relay.wake],
+            on_fatal=on_fatal,
+            traces=traces,
         )
         servicer = TradingServicer(engine, committer, pool, streams)
         app = cls(engine, committer, servicer)

@@ -26,6 +26,7 @@ from services.trading import pgarrays
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Event
+from services.trading.tracing import CommandTraces, CommitSpans
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,9 @@ _INSERT_LEDGER = (
     " %s::smallint[], %s::numeric[], %s::numeric[], %s::text[], %s::timestamptz[])"
 )
 _INSERT_JOURNAL = (
-    "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
-    " SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::smallint[],"
-    " %s::bytea[], %s::timestamptz[])"
+    "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at,"
+    " traceparent) SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::smallint[],"
+    " %s::bytea[], %s::timestamptz[], %s::text[])"
 )
 
 
@@ -103,7 +104,7 @@ _ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
     _UPSERT_POSITIONS: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _N, _T, _T),
     _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T),
     _INSERT_LEDGER: (_I, _I, _I, _N, _N, _S, _T),
-    _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T),
+    _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T, _S),
 }
 
 
@@ -123,8 +124,10 @@ class Committer:
         *,
         on_committed: Sequence[Callable[[list[pb.AccountEvent]], None]] = (),
         on_fatal: Callable[[BaseException], None] | None = None,
+        traces: CommandTraces | None = None,
     ) -> None:
         self.engine = engine
+        self.traces = traces or CommandTraces()
         self.pool = pool
         self.on_committed = list(on_committed)
         self.on_fatal = on_fatal
@@ -175,9 +178,11 @@ class Committer:
                 continue
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
+            spans = self.traces.start_commit(items)
             try:
-                events = await self._write(items)
+                events = await self._write(items, spans)
             except BaseException as exc:
+                spans.end(exc)
                 self._failed = exc
                 future.set_exception(RuntimeError("the engine stopped: state could not be saved"))
                 future.exception()  # retrieved: callers see their own copy of the failure
@@ -189,6 +194,7 @@ class Committer:
                 raise
             finally:
                 self._in_flight = None
+            spans.end()
             future.set_result(None)
             for listener in self.on_committed:
                 try:
@@ -196,8 +202,10 @@ class Committer:
                 except Exception:
                     log.exception("commit listener failed")
 
-    async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
-        rows = _Rows(self.engine, items)
+    async def _write(
+        self, items: list[Event | AccountView], spans: CommitSpans
+    ) -> list[pb.AccountEvent]:
+        rows = _Rows(self.engine, items, spans)
         statements = rows.statements()
         delay = 0.05
         retry = False
@@ -252,7 +260,9 @@ async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
 class _Rows:
     """One batch as table rows; the last state of each account/order/position wins."""
 
-    def __init__(self, engine: Engine, items: list[Event | AccountView]) -> None:
+    def __init__(
+        self, engine: Engine, items: list[Event | AccountView], spans: CommitSpans
+    ) -> None:
         account_rows: dict[int, tuple[Any, ...]] = {}
         self.orders: dict[int, tuple[Any, ...]] = {}
         self.positions: dict[int, tuple[Any, ...]] = {}
@@ -348,6 +358,7 @@ class _Rows:
                     int(item.type),
                     message.SerializeToString(),
                     item.time,
+                    spans.traceparent_of(item.sequence),
                 )
             )
             self.last_sequence = item.sequence
