@@ -31,6 +31,11 @@ class Upstream:
             raise ValueError(f"expected host:port, got {address!r}")
         return cls(host, int(port))
 
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        """An OTLP endpoint as the OpenTelemetry variables give it: http://host:port."""
+        return cls.parse(url.split("://", 1)[-1].rstrip("/"))
+
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -64,6 +69,8 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
+    # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
+    otlp: Upstream = Upstream("127.0.0.1", 4317)
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -90,6 +97,11 @@ class EdgeConfig:
             max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
             concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            otlp=Upstream.from_url(
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+                or env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                or "127.0.0.1:4317"
+            ),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:
@@ -146,5 +158,7 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "OTLP_HOST": config.otlp.host,
+        "OTLP_PORT": str(config.otlp.port),
     }
     return Template(text).substitute(values)
