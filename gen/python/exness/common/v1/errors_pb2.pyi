@@ -80,6 +80,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+    ERROR_REASON_TRADING_HALTED: _ErrorReason.ValueType  # 41
+    """FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
     ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
@@ -156,6 +158,8 @@ FAILED_PRECONDITION: the same client_order_id was reused with different order pa
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+ERROR_REASON_TRADING_HALTED: ErrorReason.ValueType  # 41
+"""FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
 ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
