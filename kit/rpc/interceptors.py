@@ -1,6 +1,7 @@
 """The request pipeline every service runs before and around its handlers:
 
-1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential;
+1. access: a method is PUBLIC, needs a USER access token, the internal SERVICE credential, or
+   the OPERATOR credential (admin services);
    the verified caller is put in a context variable (services never trust ids in bodies);
 2. validation of the request against the rules declared in the .proto;
 3. error mapping: ServiceError -> its google.rpc.Status; anything else -> INTERNAL, logged;
@@ -41,6 +42,7 @@ log = logging.getLogger("exness.rpc")
 tracer = trace.get_tracer("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
+OPERATOR_TOKEN_HEADER = "x-operator-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
 _UNTRACED = contextlib.nullcontext()
 
@@ -49,6 +51,7 @@ class Access(enum.Enum):
     PUBLIC = "public"
     USER = "user"
     SERVICE = "service"
+    OPERATOR = "operator"
 
 
 class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -60,10 +63,12 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         access: Mapping[str, Access],
         verifier: TokenVerifier | None,
         service_token: str | None = None,
+        operator_token: str | None = None,
     ) -> None:
         self._access = dict(access)
         self._verifier = verifier
         self._service_token = service_token
+        self._operator_token = operator_token
 
     def access_of(self, method: str) -> Access:
         if method.startswith(_ALWAYS_PUBLIC):
@@ -111,15 +116,14 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if access is Access.PUBLIC:
             return None
         if access is Access.SERVICE:
-            presented = metadata.get(SERVICE_TOKEN_HEADER)
-            if presented is None:
-                if "authorization" in metadata:
-                    raise permission_denied("this method is internal: user tokens may not call it")
-                raise unauthenticated("this method needs the service credential")
-            if not self._service_token or not hmac.compare_digest(
-                presented.encode(), self._service_token.encode()
-            ):
-                raise unauthenticated("the service credential is wrong")
+            _check_secret(
+                metadata, SERVICE_TOKEN_HEADER, self._service_token, "the service credential"
+            )
+            return None
+        if access is Access.OPERATOR:
+            _check_secret(
+                metadata, OPERATOR_TOKEN_HEADER, self._operator_token, "the operator credential"
+            )
             return None
         token = bearer_token(metadata)
         if token is None:
@@ -127,6 +131,19 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self._verifier is None:  # pragma: no cover - a wiring mistake, not a user error
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "no token verifier")
         return await self._verifier.verify(token)
+
+
+def _check_secret(
+    metadata: Mapping[str, str], header: str, expected: str | None, what: str
+) -> None:
+    """A shared-secret credential (internal callers, operators) presented in `header`."""
+    presented = metadata.get(header)
+    if presented is None:
+        if "authorization" in metadata:
+            raise permission_denied("this method is internal: user tokens may not call it")
+        raise unauthenticated(f"this method needs {what}")
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise unauthenticated(f"{what} is wrong")
 
 
 class _Guard:
