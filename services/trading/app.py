@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
+from services.trading.admin import TradingAdminServicer, load_halts
 from services.trading.committer import Committer
 from services.trading.engine import Engine
 from services.trading.relay import OutboxRelay
@@ -29,10 +30,17 @@ STOP_TIMEOUT_S = 10.0
 
 
 class TradingApp:
-    def __init__(self, engine: Engine, committer: Committer, servicer: TradingServicer) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        servicer: TradingServicer,
+        admin: TradingAdminServicer,
+    ) -> None:
         self.engine = engine
         self.committer = committer
         self.servicer = servicer
+        self.admin = admin
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -51,6 +59,7 @@ class TradingApp:
         engine = await load_engine(
             pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
         )
+        engine.halted.update(await load_halts(pool))
         streams = AccountStreams()
         traces = CommandTraces()
         traces.instrument(engine)
@@ -63,7 +72,8 @@ class TradingApp:
             traces=traces,
         )
         servicer = TradingServicer(engine, committer, pool, streams)
-        app = cls(engine, committer, servicer)
+        admin = TradingAdminServicer(engine, committer, pool, relay)
+        app = cls(engine, committer, servicer, admin)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")

@@ -72,10 +72,10 @@ _UPSERT_POSITIONS = (
 )
 _INSERT_TRADES = (
     "INSERT INTO trading_trades (trade_id, account_id, position_id, symbol, side, volume,"
-    " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at)"
+    " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at, close_note)"
     " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
     " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],"
-    " %s::smallint[], %s::timestamptz[], %s::timestamptz[])"
+    " %s::smallint[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
 )
 _INSERT_LEDGER = (
     "INSERT INTO trading_ledger (entry_id, account_id, kind, amount, balance_after,"
@@ -102,7 +102,7 @@ _ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
     _UPSERT_ACCOUNTS: (_I, _S, _I, _N, _I, _B, _T, _T),
     _UPSERT_ORDERS: (_I, _I, _S, _S, _S, _I, _I, _I, _N, _N, _N, _N, _I, _N, _I, _S, _T, _T, _T),
     _UPSERT_POSITIONS: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _N, _T, _T),
-    _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T),
+    _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T, _S),
     _INSERT_LEDGER: (_I, _I, _I, _N, _N, _S, _T),
     _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T, _S),
 }
@@ -334,6 +334,7 @@ class _Rows:
                         int(t.close_reason),
                         t.opened_at,
                         t.closed_at,
+                        t.note,
                     )
                 )
             if (e := item.ledger) is not None:

@@ -143,6 +143,8 @@ class Engine:
         self._trade_ids = count(base + 1)
         self._ledger_ids = count(base + 1)
         self._recheck: set[int] = set()
+        # Instruments the operators halted (symbol -> why): new orders on them are refused.
+        self.halted: dict[str, str] = {}
         # Accounts whose margin watch is out of date: commands only mark them, the next tick
         # re-arms them first (only ticks consume watches), so an open+close pair or a burst of
         # orders costs no index work. During a tick watches are re-armed at once.
@@ -308,6 +310,12 @@ class Engine:
             raise not_found(
                 "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
             )
+        if req.symbol in self.halted:
+            raise failed_precondition(
+                "TRADING_HALTED",
+                f"trading in {req.symbol} is halted: {self.halted[req.symbol]}",
+                symbol=req.symbol,
+            )
         leverage = self._order_leverage(account, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -443,6 +451,21 @@ class Engine:
         self._check_risk(account, now)
         rest_open = account.positions.get(position_id)
         return CloseResult(trade, rest_open.snapshot() if rest_open else None)
+
+    def force_close(
+        self, account: Account, position_id: int, note: str, now: datetime
+    ) -> CloseResult:
+        """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        position = self.position_of(account, position_id)
+        quote = self.quotes.get(position.symbol)
+        if quote is None:
+            raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
+        self._check_fresh(quote, now)
+        trade = self._close(
+            account, position, position.volume, quote, CloseReason.OPERATOR, now, note
+        )
+        self._check_risk(account, now)
+        return CloseResult(trade, None)
 
     # ---------------------------------------------------------------- ticks
 
@@ -658,6 +681,7 @@ class Engine:
         quote: Quote,
         reason: CloseReason,
         now: datetime,
+        note: str = "",
     ) -> Trade:
         price = position.close_price(quote)
         inst = self.instruments[position.symbol]
@@ -680,6 +704,7 @@ class Engine:
             reason,
             position.opened_at,
             now,
+            note,
         )
         exposure = account.exposure[position.symbol]
         exposure.add(position, -1)

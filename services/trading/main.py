@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 
+from exness.admin.v1 import admin_pb2_grpc
 from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
@@ -22,6 +23,8 @@ from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings
+from services.trading.admin import METHOD_ACCESS as ADMIN_ACCESS
+from services.trading.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -47,8 +50,13 @@ ACCESS = {
 
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
-    """Access rules and token checks for TradingService (verified tokens are cached)."""
-    return RequestPipeline(ACCESS, auth_service_verifier(settings))
+    """Access rules and token checks for TradingService (verified tokens are cached) and the
+    operators' TradingAdminService."""
+    return RequestPipeline(
+        {**ACCESS, **ADMIN_ACCESS},
+        auth_service_verifier(settings),
+        operator_token=settings.resolved_operator_token(),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +87,11 @@ async def main(settings: Settings, port: int) -> None:
             ServiceSpec(
                 SERVICE_NAME,
                 lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s),
-            )
+            ),
+            ServiceSpec(
+                ADMIN_SERVICE_NAME,
+                lambda s: admin_pb2_grpc.add_TradingAdminServiceServicer_to_server(app.admin, s),
+            ),
         ],
         interceptors=[pipeline],
         host=settings.bind_host,

@@ -54,11 +54,18 @@ class OutboxRelay:
         self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
         self._wake = asyncio.Event()
         self._more = False  # the last read was a full batch: read again at once
+        self._rewind: int | None = None  # an operator asked to publish again after this
         # For logs and tests: broker log checks made, and losses found (journal re-published).
         self.loss_checks = 0
         self.losses = 0
 
     def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def republish_from(self, sequence: int) -> None:
+        """Publishes the journal again from `sequence` on (applied by the pump, between two
+        rounds, so an acknowledgement in flight cannot move the watermark past it)."""
+        self._rewind = sequence - 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -113,6 +120,8 @@ class OutboxRelay:
     async def _pump_once(self, producer: AIOKafkaProducer) -> None:
         """Publishes the next journal rows; waits for their acknowledgements."""
         self._wake.clear()  # before the read, so a commit during it is not missed
+        if self._rewind is not None:
+            self.published, self._rewind = min(self.published, self._rewind), None
         rows = await self._fetch()
         self._more = len(rows) >= BATCH_ROWS
         if not rows:

@@ -33,7 +33,7 @@ _POSITION_COLUMNS = (
 )
 _TRADE_COLUMNS = (
     "trade_id, account_id, position_id, symbol, side, volume, open_price, close_price,"
-    " realized_pnl, close_reason, opened_at, closed_at"
+    " realized_pnl, close_reason, opened_at, closed_at, close_note"
 )
 
 
@@ -142,6 +142,7 @@ def trade_from_row(row: Any) -> Trade:
         close_reason,
         opened_at,
         closed_at,
+        close_note,
     ) = row
     return Trade(
         trade_id,
@@ -156,6 +157,7 @@ def trade_from_row(row: Any) -> Trade:
         CloseReason(close_reason),
         opened_at,
         closed_at,
+        close_note,
     )
 
 
