@@ -18,7 +18,24 @@ KCAT_COMPAT = ["-X", "api.version.request=false", "-X", "broker.version.fallback
 
 async def read_topic(bootstrap: str, topic: str, fmt: str) -> list[bytes]:
     """Every record of `topic` formatted by kcat's `-f FMT` (which must end each record with a
-    newline), partition by partition."""
+    newline and hold no binary field), partition by partition."""
+    return (await read_raw(bootstrap, topic, fmt)).splitlines()
+
+
+async def read_values(bootstrap: str, topic: str) -> list[bytes]:
+    """The value of every record of `topic`, partition by partition."""
+    out = await read_raw(bootstrap, topic, "%S|%s")
+    values, pos = [], 0
+    while pos < len(out):
+        bar = out.index(b"|", pos)
+        size = int(out[pos:bar])
+        values.append(out[bar + 1 : bar + 1 + size])
+        pos = bar + 1 + size
+    return values
+
+
+async def read_raw(bootstrap: str, topic: str, fmt: str) -> bytes:
+    """kcat's output for every record of `topic` formatted by `-f FMT`."""
     kcat = shutil.which("kcat")
     assert kcat, "kcat is needed (apt-get install kcat)"
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
@@ -28,7 +45,7 @@ async def read_topic(bootstrap: str, topic: str, fmt: str) -> list[bytes]:
         points = await probe_offsets(probe, topic, {p: 0 for p in partitions})
     finally:
         await probe.stop()
-    out_lines: list[bytes] = []
+    output = b""
     for partition, point in sorted(points.items()):
         if point.log_end == 0:
             continue
@@ -54,5 +71,5 @@ async def read_topic(bootstrap: str, topic: str, fmt: str) -> list[bytes]:
         )
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()[-2000:]
-        out_lines += out.splitlines()
-    return out_lines
+        output += out
+    return output
