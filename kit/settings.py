@@ -64,6 +64,8 @@ class Settings:
     shard_count: int = 1
     # Seconds after which a quote is too old to trade on.
     max_quote_age_s: float = 10.0
+    # Share of the poller's quotes traced end to end (each its own trace); 0 turns it off.
+    quote_trace_ratio: float = 0.01
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds to let in-flight calls finish on SIGTERM.
@@ -93,6 +95,7 @@ class Settings:
             shard_id=env_int("EXNESS_SHARD_ID", 0),
             shard_count=env_int("EXNESS_SHARD_COUNT", 1),
             max_quote_age_s=env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
+            quote_trace_ratio=env_float("EXNESS_QUOTE_TRACE_RATIO", 0.01),
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),
             shutdown_grace_s=env_float("EXNESS_SHUTDOWN_GRACE", 10.0),

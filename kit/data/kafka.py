@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
 from kit.rpc.errors import StartupError
 
@@ -124,6 +125,26 @@ def trace_headers(context: Context | None = None) -> Headers:
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=context)
     return [(key, value.encode()) for key, value in carrier.items()]
+
+
+_tracer = trace.get_tracer("exness.kafka")
+
+
+@contextlib.contextmanager
+def consume_span(name: str, topic: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[None]:
+    """A consumer span continuing the trace a record's headers carry, current while the
+    record is handled (callers only open it for records that carry one)."""
+    with _tracer.start_as_current_span(
+        name,
+        context=context_from_headers(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.operation.type": "process",
+        },
+    ):
+        yield
 
 
 def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> Context:

@@ -22,6 +22,7 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kit.obs.span_file import JsonLinesSpanExporter
@@ -29,6 +30,11 @@ from kit.obs.span_file import JsonLinesSpanExporter
 log = logging.getLogger(__name__)
 
 TRACES_DIR = "traces"
+
+
+def traceparent(context: SpanContext) -> str:
+    """A span context as a W3C traceparent value."""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
 def tracing_enabled() -> bool:

@@ -134,7 +134,12 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
     stats = FeedStats()
     buffer = QuoteBuffer()
     address = args.market_addr or settings.market_addr
-    publisher = MarketPublisher(address, settings.resolved_service_token(), args.source)
+    publisher = MarketPublisher(
+        address,
+        settings.resolved_service_token(),
+        args.source,
+        trace_ratio=settings.quote_trace_ratio,
+    )
 
     source: asyncio.Task[None]
     if args.source == "synthetic":

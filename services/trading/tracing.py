@@ -18,6 +18,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind
 
 from kit.data.kafka import Headers, trace_headers
+from kit.obs.tracing import traceparent
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Event
 
@@ -36,10 +37,6 @@ COMMANDS = (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def traceparent(context: SpanContext) -> str:
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
 class CommitSpans:
