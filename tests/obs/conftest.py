@@ -1,5 +1,5 @@
 """One `exness up` (free ports, its own data directory) for the tracing tests, with spans
-exported quickly and the services' request log lines on (DEBUG)."""
+exported quickly, every quote traced and the services' request log lines on (DEBUG)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def platform(session_dir: Path, request: pytest.FixtureRequest) -> Iterator[Plat
         session_dir / f"obs-{request.module.__name__.rsplit('.', 1)[-1]}",
         EXNESS_LOG_LEVEL="DEBUG",
         OTEL_BSP_SCHEDULE_DELAY="100",
+        EXNESS_QUOTE_TRACE_RATIO="1",  # every quote of the synthetic feed is traced
     ) as platform:
         yield platform
 

@@ -1,7 +1,12 @@
-"""One PlaceOrder through Envoy with a client's `traceparent`: Envoy continues the trace, the
+"""Traces across the mesh on a platform started by `exness up`.
+
+One PlaceOrder through Envoy with a client's `traceparent`: Envoy continues the trace, the
 Trading service's spans (the call, validation, the engine, the group commit, the relay's
 publish) carry the same trace id and nest under each other, the relayed Kafka record's headers
-carry it (read by kcat), the request's log lines name it, and `exness trace` prints it."""
+carry it (read by kcat), the request's log lines name it, and `exness trace` prints it.
+
+A quote of the poller: one trace from the poller through PublishQuotes and `market.quotes` to
+MarketData's fan-out and the engine."""
 
 from __future__ import annotations
 
@@ -103,3 +108,33 @@ async def test_place_order_is_one_trace_from_the_edge_to_the_topic(
         assert shown.returncode == 0, shown.stderr
         for name in (PLACE_ORDER, "engine place_order", "group commit", "edge"):
             assert name in shown.stdout, shown.stdout
+
+
+QUOTE_HOPS = ("quote send", "PublishQuotes quote", "market.quotes fan-out", "engine on_quote")
+
+
+def _quote_traces(spans: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        by_trace.setdefault(span["traceId"], []).append(span)
+    return [trace for trace in by_trace.values() if set(QUOTE_HOPS) <= {s["name"] for s in trace}]
+
+
+async def test_a_quote_is_one_trace_from_the_poller_to_the_fan_out(platform: Platform) -> None:
+    traces: list[list[dict[str, Any]]] = []
+    for _ in range(100):
+        traces = _quote_traces(await asyncio.to_thread(platform.all_spans))
+        if traces:
+            break
+        await asyncio.sleep(0.2)
+    assert traces, "no quote was traced from the poller to the fan-out and the engine"
+    trace = traces[0]
+    sent, published, fanned, applied = (_by_name(trace, name) for name in QUOTE_HOPS)
+    assert (sent["service"], sent["kind"]) == ("poller", "PRODUCER")
+    assert published["service"] == "market"
+    assert published["parentSpanId"] == sent["spanId"]
+    # The Kafka record carried MarketData's span to both consumers of market.quotes.
+    assert (fanned["service"], fanned["kind"]) == ("market", "CONSUMER")
+    assert (applied["service"], applied["kind"]) == ("trading", "CONSUMER")
+    assert fanned["parentSpanId"] == applied["parentSpanId"] == published["spanId"]
+    assert sent["attributes"]["exness.symbol"] == published["attributes"]["exness.symbol"]

@@ -38,6 +38,14 @@ class Platform:
                         found.append(record)
         return found
 
+    def all_spans(self) -> list[dict[str, Any]]:
+        found = []
+        for path in sorted((self.data_dir / "traces").glob("*.jsonl")):
+            for line in path.read_text(errors="replace").splitlines():
+                if line.endswith("}"):
+                    found.append(json.loads(line))
+        return found
+
     def wait_spans(
         self, trace_id: str, until: Any, timeout_s: float = 20.0
     ) -> list[dict[str, Any]]:
