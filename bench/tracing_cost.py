@@ -1,6 +1,7 @@
 """What tracing costs PlaceOrder: bench/place_order_grpc.py run alternately with tracing off
-(OTEL_SDK_DISABLED=true) and on (every call traced: server span, validation, engine, group
-commit, relay publish, written to the JSON-lines span file), several rounds.
+(OTEL_SDK_DISABLED=true) and on (EXNESS_TRACE_RATIO of the calls traced, all by default: server
+span, validation, engine, group commit, relay publish, written to the JSON-lines span file),
+several rounds.
 
 Each run measures the engine against a bare grpc.aio echo server in the same run, so the
 engine/echo ratio holds on a noisy machine; the cost is compared on that ratio (and on raw
@@ -23,9 +24,13 @@ _RATE = re.compile(r"PlaceOrder \(durable\):\s+([\d,]+) orders/s")
 _RATIO = re.compile(r"ratio engine/echo: ([\d.]+)")
 
 
-def one_run(tracing: bool, clients: int, seconds: float) -> tuple[float, float]:
+def one_run(tracing: bool, clients: int, seconds: float, trace_ratio: str) -> tuple[float, float]:
     """(orders/s, engine/echo ratio) of one run of place_order_grpc."""
-    env = {**os.environ, "OTEL_SDK_DISABLED": "false" if tracing else "true"}
+    env = {
+        **os.environ,
+        "OTEL_SDK_DISABLED": "false" if tracing else "true",
+        "EXNESS_TRACE_RATIO": trace_ratio,
+    }
     done = subprocess.run(
         [
             *(sys.executable, "-m", "bench.place_order_grpc"),
@@ -53,11 +58,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--ratio", default="1", help="EXNESS_TRACE_RATIO of the traced runs (default 1: all)"
+    )
     args = parser.parse_args()
     results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     for round_ in range(args.rounds):
         for tracing in (False, True):  # alternated, so drifting load hits both alike
-            rate, ratio = one_run(tracing, args.clients, args.seconds)
+            rate, ratio = one_run(tracing, args.clients, args.seconds, args.ratio)
             results[tracing].append((rate, ratio))
             label = "on " if tracing else "off"
             print(f"round {round_ + 1} tracing {label}: {rate:,.0f} orders/s, engine/echo {ratio}")

@@ -71,6 +71,8 @@ class EdgeConfig:
     lua_dir: Path = Path("lua")
     # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
     otlp: Upstream = Upstream("127.0.0.1", 4317)
+    # Share of requests without a sampling decision that Envoy traces (percent).
+    trace_percent: float = 10.0
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -97,6 +99,7 @@ class EdgeConfig:
             max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
             concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            trace_percent=float(env("EXNESS_EDGE_TRACE_PERCENT", "10")),
             otlp=Upstream.from_url(
                 env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
                 or env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
@@ -160,5 +163,6 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "LUA_DIR": str(config.lua_dir),
         "OTLP_HOST": config.otlp.host,
         "OTLP_PORT": str(config.otlp.port),
+        "TRACE_PERCENT": f"{config.trace_percent:g}",
     }
     return Template(text).substitute(values)

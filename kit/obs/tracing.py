@@ -7,8 +7,11 @@
 - otherwise (the embedded default): one JSON object per span, one per line, in
   `<data dir>/traces/<service>.jsonl`, which `exness trace ID` reads.
 
-Sampling follows the standard OTEL_TRACES_SAMPLER variables (default: a sampled parent's
-decision, else always on).
+Sampling: a caller's decision is followed (Envoy samples EXNESS_EDGE_TRACE_PERCENT of the edge's
+requests); a trace started here is kept with probability EXNESS_TRACE_RATIO (default 0.1: a
+fully traced call costs the engine a visible share of its orders/s, see bench/tracing_cost.py).
+Unsampled requests still get trace and request ids in their log lines. OTEL_TRACES_SAMPLER, when
+set, replaces all this with the standard sampler it names.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kit.obs.span_file import JsonLinesSpanExporter
+from kit.settings import env_float
 
 log = logging.getLogger(__name__)
 
 TRACES_DIR = "traces"
+DEFAULT_TRACE_RATIO = 0.1
 
 
 def traceparent(context: SpanContext) -> str:
@@ -50,6 +56,12 @@ def trace_file(data_dir: Path, service: str) -> Path:
     return data_dir / TRACES_DIR / f"{service}.jsonl"
 
 
+def _sampler() -> Sampler | None:
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None  # the SDK builds the standard one from the environment
+    return ParentBased(TraceIdRatioBased(env_float("EXNESS_TRACE_RATIO", DEFAULT_TRACE_RATIO)))
+
+
 def _exporter(service: str, data_dir: Path) -> SpanExporter:
     if otlp_endpoint():
         # Imported only when used: the gRPC exporter pulls in the OTLP protos.
@@ -66,7 +78,7 @@ def setup_tracing(service: str, data_dir: Path) -> TracerProvider | None:
     if not tracing_enabled():
         return None
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service)})
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, sampler=_sampler())
     provider.add_span_processor(BatchSpanProcessor(_exporter(service, data_dir)))
     trace.set_tracer_provider(provider)
     log.info(

@@ -19,6 +19,8 @@ def platform(session_dir: Path, request: pytest.FixtureRequest) -> Iterator[Plat
         EXNESS_LOG_LEVEL="DEBUG",
         OTEL_BSP_SCHEDULE_DELAY="100",
         EXNESS_QUOTE_TRACE_RATIO="1",  # every quote of the synthetic feed is traced
+        EXNESS_TRACE_RATIO="1",
+        EXNESS_EDGE_TRACE_PERCENT="100",
     ) as platform:
         yield platform
 
