@@ -115,16 +115,21 @@ class CommandTraces:
 
 
 class RelaySpans:
-    """One producer span per relayed event that was traced (a child of its commit span); the
-    record's headers carry that span's context to whoever consumes the topic."""
+    """One producer span per traced commit span in a relayed batch (the events one command
+    made share it); the records' headers carry that span's context to whoever consumes the
+    topic."""
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self._spans: list[Span] = []
+        self._headers: dict[str, Headers] = {}  # by the commit span's traceparent
 
     def start(self, sequence: int, parent: str | None) -> Headers:
         if not parent:
             return []
+        headers = self._headers.get(parent)
+        if headers is not None:
+            return headers
         span = tracer.start_span(
             f"{self.topic} publish",
             context=propagate.extract({"traceparent": parent}),
@@ -137,9 +142,11 @@ class RelaySpans:
             },
         )
         self._spans.append(span)
-        return trace_headers(trace.set_span_in_context(span))
+        headers = self._headers[parent] = trace_headers(trace.set_span_in_context(span))
+        return headers
 
     def end(self) -> None:
         for span in self._spans:
             span.end()
         self._spans.clear()
+        self._headers.clear()
