@@ -84,7 +84,10 @@ class CommandTraces:
 
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
-            parent = trace.get_current_span().get_span_context()
+            current = trace.get_current_span()
+            if not current.is_recording():  # an unsampled call: no span costs nothing
+                return command(*args, **kwargs)
+            parent = current.get_span_context()
             with tracer.start_as_current_span(label) as span:
                 before = len(engine.outbox)
                 result = command(*args, **kwargs)
