@@ -66,6 +66,8 @@ class Settings:
     max_quote_age_s: float = 10.0
     # Share of the poller's quotes traced end to end (each its own trace); 0 turns it off.
     quote_trace_ratio: float = 0.01
+    # Pending (limit/stop) orders one account may hold at once.
+    max_pending_orders: int = 200
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds to let in-flight calls finish on SIGTERM.
@@ -99,6 +101,7 @@ class Settings:
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),
             shutdown_grace_s=env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
+            max_pending_orders=env_int("EXNESS_MAX_PENDING_ORDERS", 200),
         )
 
     def resolved_service_token(self) -> str:
@@ -126,3 +129,20 @@ class Settings:
             finally:
                 tmp.unlink()
         return path.read_text().strip()
+
+
+# The environment variable behind each setting that a service may require.
+_ENV_NAMES = {"database_url": "DATABASE_URL", "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def require(settings: Settings, command: str, *names: str, why: str = "") -> None:
+    """Exits with one line naming every required setting that is empty (a service started by
+    hand without its infrastructure), instead of a traceback from the first connection."""
+    missing = [_ENV_NAMES[name] for name in names if not getattr(settings, name)]
+    if missing:
+        because = f"{why}; " if why else ""
+        them = "them" if len(missing) > 1 else "it"
+        raise SystemExit(
+            f"exness {command}: {' and '.join(missing)} not set "
+            f"({because}`exness up` sets {them} for you)"
+        )

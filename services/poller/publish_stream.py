@@ -15,9 +15,10 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from kit.backoff import Backoff
 from kit.obs.tracing import traceparent
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
-from services.poller.sources import Backoff, QuoteBuffer
+from services.poller.sources import QuoteBuffer
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("exness.poller")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from services.trading.admin import TradingAdminServicer, load_halts
 from services.trading.committer import Committer
-from services.trading.engine import Engine
+from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.relay import OutboxRelay
 from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
@@ -50,16 +50,29 @@ class TradingApp:
         *,
         shard_id: int,
         max_quote_age_s: float,
+        max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         kafka_bootstrap: str,
-        on_fatal: Callable[[BaseException], None] | None = None,
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
-        engine = await load_engine(
-            pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
-        )
-        engine.halted.update(await load_halts(pool))
+        max_quote_age = timedelta(seconds=max_quote_age_s)
+
+        async def load() -> Engine:
+            loaded = await load_engine(
+                pool,
+                shard_id=shard_id,
+                max_quote_age=max_quote_age,
+                max_pending_orders=max_pending_orders,
+            )
+            loaded.halted.update(await load_halts(pool))
+            return loaded
+
+        engine = await load()
+
+        async def rebuild() -> None:
+            engine.adopt(await load())
+
         streams = AccountStreams()
         traces = CommandTraces()
         traces.instrument(engine)
@@ -67,8 +80,8 @@ class TradingApp:
         committer = Committer(
             engine,
             pool,
+            rebuild=rebuild,
             on_committed=[streams.publish, relay.wake],
-            on_fatal=on_fatal,
             traces=traces,
         )
         servicer = TradingServicer(engine, committer, pool, streams)
@@ -82,13 +95,15 @@ class TradingApp:
             "engine ready",
             extra={
                 "shard": shard_id,
-                "accounts": len(engine.accounts),
-                "positions": len(engine.positions),
-                "pending_orders": len(engine.pending),
+                **engine.counts(),
                 "sequence": engine.last_sequence,
             },
         )
         return app
+
+    def task(self, name: str) -> asyncio.Task[None]:
+        """A background task by name (committer, expiry, relay, quotes)."""
+        return next(t for t in self._tasks if t.get_name() == f"trading-{name}")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.ensure_future(coro)

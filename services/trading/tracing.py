@@ -89,13 +89,12 @@ class CommandTraces:
                 return command(*args, **kwargs)
             parent = current.get_span_context()
             with tracer.start_as_current_span(label) as span:
-                before = len(engine.outbox)
+                # The command's events are the sequences it takes (in order, synchronously).
+                before = engine.last_sequence
                 result = command(*args, **kwargs)
-                if span.is_recording():
-                    span.set_attribute("exness.events", len(engine.outbox) - before)
-                    for item in engine.outbox[before:]:
-                        if isinstance(item, Event):
-                            self._parents[item.sequence] = parent
+                span.set_attribute("exness.events", engine.last_sequence - before)
+                for sequence in range(before + 1, engine.last_sequence + 1):
+                    self._parents[sequence] = parent
                 return result
 
         return run  # type: ignore[return-value]
