@@ -63,6 +63,8 @@ class QuoteHub:
         self._subscriptions: set[Subscription] = set()
         self.received = 0
         self.stale = 0
+        # Conflated quotes of subscriptions already closed (open ones count their own).
+        self.conflated_closed = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -70,6 +72,10 @@ class QuoteHub:
 
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions)
+
+    def latest_times_ns(self) -> dict[str, int]:
+        """Time of the latest quote held, by symbol (a copy)."""
+        return self._latest_ns.copy()
 
     def latest(self, symbol: str) -> market_pb2.Quote | None:
         """The newest quote, marked stale when it is older than the maximum age now."""
@@ -136,7 +142,9 @@ class QuoteHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            self.conflated_closed += subscription.conflated
         for symbol in subscription.symbols:
             followers = self._by_symbol.get(symbol)
             if followers is not None:

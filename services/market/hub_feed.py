@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.faults import inject_stall
-from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka import QUOTES_TOPIC, consume_span, make_consumer
 from kit.data.kafka_probe import behind_log_end
 from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.decimals import format_decimal
@@ -99,6 +99,18 @@ class QuoteFeed:
         self.watch = PartitionWatch(
             bootstrap, topic, "quote fan-out", reporter=reporter or HealthReporter()
         )
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def positions(self) -> dict[int, int]:
+        """Next offset to read, by partition (a copy)."""
+        return self._next.copy()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -195,4 +207,8 @@ class QuoteFeed:
                     except DecodeError:
                         self.malformed += 1
                         continue
-                    publish(event.quote)
+                    if record.headers:  # a traced quote
+                        with consume_span(f"{self._topic} fan-out", self._topic, record.headers):
+                            publish(event.quote)
+                    else:
+                        publish(event.quote)

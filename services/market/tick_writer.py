@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
@@ -33,6 +34,7 @@ from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.rpc.health import HealthReporter
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import (
     CREATE_STAGING_SQL,
     MERGE_STAGED_SQL,
@@ -245,6 +247,18 @@ class TickWriter:
             bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
         )
         self._verdict = Verdict()  # found by the watch, acted on by the reader
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def read_positions(self) -> dict[int, int]:
+        """Next offset the reader decodes, by partition (a copy)."""
+        return self._read_positions.copy()
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Listener(self))
@@ -484,6 +498,7 @@ class TickWriter:
         """One transaction: the offset fences and the candle merge in one pipelined round
         trip, then the rows in one COPY buffer."""
         skipped = 0
+        started = time.perf_counter()
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
@@ -518,3 +533,4 @@ class TickWriter:
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed
         self.batches_written += 1
+        TICK_BATCH_SECONDS.observe(time.perf_counter() - started)

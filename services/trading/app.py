@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from kit.rpc.health import HealthReporter
+from services.trading.admin import TradingAdminServicer, load_halts
 from services.trading.committer import Committer
 from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.relay import OutboxRelay
@@ -21,6 +22,7 @@ from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
 from services.trading.streams import AccountStreams
 from services.trading.tick_feed import consume_quotes
+from services.trading.tracing import CommandTraces
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,15 @@ class TradingApp:
         engine: Engine,
         committer: Committer,
         servicer: TradingServicer,
+        relay: OutboxRelay,
+        admin: TradingAdminServicer,
         reporter: HealthReporter | None = None,
     ) -> None:
         self.engine = engine
         self.committer = committer
         self.servicer = servicer
+        self.relay = relay
+        self.admin = admin
         self._tasks: list[asyncio.Task[None]] = []
         self.reporter = reporter or HealthReporter()
 
@@ -61,12 +67,14 @@ class TradingApp:
         max_quote_age = timedelta(seconds=max_quote_age_s)
 
         async def load() -> Engine:
-            return await load_engine(
+            loaded = await load_engine(
                 pool,
                 shard_id=shard_id,
                 max_quote_age=max_quote_age,
                 max_pending_orders=max_pending_orders,
             )
+            loaded.halted.update(await load_halts(pool))
+            return loaded
 
         engine = await load()
 
@@ -75,12 +83,19 @@ class TradingApp:
 
         streams = AccountStreams()
         reporter = reporter or HealthReporter()
+        traces = CommandTraces()
+        traces.instrument(engine)
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic, reporter)
         committer = Committer(
-            engine, pool, rebuild=rebuild, on_committed=[streams.publish, relay.wake]
+            engine,
+            pool,
+            rebuild=rebuild,
+            on_committed=[streams.publish, relay.wake],
+            traces=traces,
         )
         servicer = TradingServicer(engine, committer, pool, streams)
-        app = cls(engine, committer, servicer, reporter)
+        admin = TradingAdminServicer(engine, committer, pool, relay)
+        app = cls(engine, committer, servicer, relay, admin, reporter)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
