@@ -15,6 +15,7 @@ from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
+from kit.data.shard_layout import check_shard_count
 from kit.logs import setup_logging
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import Access, RequestPipeline
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def main(settings: Settings, port: int) -> None:
     setup_logging("trading", settings.log_level, settings.log_format)
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
+    await check_shard_count(pool, settings.shard_count, settings.shard_id)
     await ensure_topics(settings.kafka_bootstrap_servers)
 
     def fatal(exc: BaseException) -> None:  # memory and database diverged: restart clean
