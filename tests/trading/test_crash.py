@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,12 +29,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from cli.devstack.postgres import EmbeddedPostgres
+from kit.data.db import open_pool
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC, make_producer
 from kit.data.kafka_probe import probe_offsets
-from tests.support.infra import free_port
+from tests.support.infra import free_port, fresh_database
 from tests.trading.conftest import AuthHandle
 
 SHARD = 2  # its own shard: in-process engines of other tests own shards 0 and 1
+# Engines check their shard against the count the database was created with: this one gets a
+# database of its own, created for SHARD + 1 shards.
+SHARD_COUNT = SHARD + 1
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 64
 USERS = 16
@@ -150,13 +156,26 @@ async def _read_events_with_kcat(bootstrap: str) -> list[tuple[bytes, pb.Account
     return events
 
 
+@pytest.fixture(scope="module")
+def crash_database_url(postgres: EmbeddedPostgres) -> str:
+    return fresh_database(postgres.url, "crash")
+
+
+@pytest.fixture
+async def crash_pool(crash_database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await open_pool(crash_database_url, max_size=3)
+    yield pool
+    await pool.close()
+
+
 async def test_sigkill_under_load_loses_nothing_acknowledged(
     auth: AuthHandle,
-    database_url: str,
+    crash_database_url: str,
     kafka_bootstrap: str,
-    db_pool: AsyncConnectionPool,
+    crash_pool: AsyncConnectionPool,
     session_dir: Path,
 ) -> None:
+    database_url, db_pool = crash_database_url, crash_pool
     port = free_port()
     env = {
         **os.environ,
@@ -164,6 +183,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "EXNESS_AUTH_ADDR": auth.settings.auth_addr,
         "EXNESS_SHARD_ID": str(SHARD),
+        "EXNESS_SHARD_COUNT": str(SHARD_COUNT),
         "EXNESS_DATA_DIR": str(session_dir / "crash-engine"),
         "EXNESS_LOG_LEVEL": "WARNING",
         "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
