@@ -391,10 +391,14 @@ def _status(args: argparse.Namespace) -> int:
         console.print(f"no running `exness up` recorded in {_data_dir()}")
         return 1
     rows = []
+    # Every instance: MarketData replicas and engine shards are listed by `exness up`.
+    instances = {"market": "market_replicas", "trading": "trading_shards"}
     for spec in SERVICES:
-        where = state[spec.state_key]
-        ok = grpc_serving(where, spec.health_service)
-        rows.append([spec.state_key, where, "SERVING" if ok else "NOT SERVING"])
+        addresses = state.get(instances.get(spec.state_key, ""), [state[spec.state_key]])
+        for n, where in enumerate(addresses):
+            name = spec.state_key if len(addresses) == 1 else f"{spec.state_key} {n}"
+            ok = grpc_serving(where, spec.health_service)
+            rows.append([name, where, "SERVING" if ok else "NOT SERVING"])
     edge_ok = http_ok(f"http://{state['edge']}/healthz", timeout_s=2)
     rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING"])
     console.print(_table("status", ["component", "where", "health"], rows))

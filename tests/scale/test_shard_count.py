@@ -3,7 +3,9 @@ served by `exness up --shards 3` or by an engine started with another count."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.scale.conftest import SHARDS, Platform
@@ -53,3 +55,24 @@ def test_an_engine_with_another_shard_count_does_not_start(
     process = start_exness(["trading"], env, log)
     assert process.wait(60) != 0
     assert f"created with {SHARDS} engine shard(s)" in log.read_text()
+
+
+def test_status_lists_every_shard_and_replica(platform: Platform) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "status"],
+        cwd=REPO,
+        env={**os.environ, "EXNESS_DATA_DIR": str(platform.data_dir), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, where in (
+        *((f"trading {n}", a) for n, a in enumerate(platform.state["trading_shards"])),
+        *((f"market {n}", a) for n, a in enumerate(platform.state["market_replicas"])),
+    ):
+        line = next((x for x in result.stdout.splitlines() if f" {name} " in x), "")
+        assert where in line, (name, result.stdout)
+        assert "SERVING" in line, (name, result.stdout)
+        assert "NOT SERVING" not in line, (name, result.stdout)
