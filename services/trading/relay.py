@@ -49,6 +49,9 @@ class OutboxRelay:
         self.bootstrap = bootstrap
         self.shard = shard
         self.topic = topic
+        # Journal sequences start at 1 on every shard: consumers dedupe by (shard, sequence),
+        # and every record names its shard.
+        self._headers = [("shard", str(shard).encode())]
         self.published = 0
         self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
         self._wake = asyncio.Event()
@@ -123,18 +126,20 @@ class OutboxRelay:
         partitions = sorted(await producer.partitions_for(self.topic))
         builders: dict[int, BatchBuilder] = {}
         sent: list[tuple[asyncio.Future[Any], BatchBuilder]] = []
+        headers = self._headers
         for _, account_id, payload in rows:
             key = str(account_id).encode()
             partition = _PARTITIONER(key, partitions, partitions)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
-            if builder.append(timestamp=None, key=key, value=payload) is None:  # full
+            full = builder.append(timestamp=None, key=key, value=payload, headers=headers) is None
+            if full:
                 sent.append(
                     (await producer.send_batch(builder, self.topic, partition=partition), builder)
                 )
                 builder = builders[partition] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=payload) is None:
+                if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
                     raise ValueError(f"journal record too large for a batch ({len(payload)} B)")
         for partition, builder in builders.items():
             sent.append(

@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,6 @@ class Platform:
     data_dir: Path
     process: subprocess.Popen[bytes]
     output: Path
-    # user ids of every account opened through this platform, by shard
-    accounts: dict[int, set[str]] = field(default_factory=lambda: {s: set() for s in range(SHARDS)})
 
     @property
     def state(self) -> dict[str, Any]:
@@ -79,7 +77,6 @@ class Platform:
         """Registers a fresh user through `client`, funds the account; returns the shard."""
         reply = await client.register(f"scale-{uuid.uuid4().hex[:12]}@example.com", PASSWORD)
         await client.deposit(deposit)
-        self.accounts[reply.user.shard].add(reply.user.user_id)
         return int(reply.user.shard)
 
     async def user_on(self, shard: int, *, retry: bool = True) -> ExnessClient:

@@ -10,6 +10,7 @@ import signal
 import time
 
 import grpc
+import psycopg
 import pytest
 from exness.trading.v1 import trading_pb2
 from exness_client import ExnessClient, ExnessError
@@ -121,8 +122,13 @@ async def test_a_killed_shard_fails_only_its_own_users_and_recovers_with_everyth
     # Each acknowledged market order opened a position that is still there.
     opened = {p.order_id for p in await victim.positions()}
     assert set(acked) <= opened, "an acknowledged order of shard 1 was lost"
-    # The restarted engine says (in its own log) that it loaded exactly shard 1's accounts.
+    # The restarted engine says (in its own log) that it loaded exactly shard 1's accounts,
+    # not the other shard's.
     ready = _engine_ready(platform.log("trading-shard-1.log").read_text())
     assert len(ready) >= 2, "no restart in shard 1's log"
     assert ready[-1]["shard"] == 1
-    assert ready[-1]["accounts"] == len(platform.accounts[1])
+    with psycopg.connect(platform.state["database_url"]) as conn:
+        rows = conn.execute("SELECT shard, count(*) FROM trading_accounts GROUP BY shard")
+        accounts: dict[int, int] = dict(rows.fetchall())
+    assert accounts[0] > 0
+    assert ready[-1]["accounts"] == accounts[1]
