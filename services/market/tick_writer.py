@@ -494,12 +494,20 @@ class TickWriter:
 
     async def write(self, batch: Batch) -> None:
         """One transaction: the offset fences and the candle merge in one pipelined round
-        trip, then the rows in one COPY buffer."""
+        trip, then the rows in one COPY buffer.
+
+        The fences expect the offsets of the batch's own epoch, taken before the first await:
+        a resync while this write waits (partitions handed over, a fence conflict) replaces
+        them with the database's newer offsets, which would let this batch's older rows pass
+        a fence meant for other rows and be stored twice."""
+        if batch.epoch != self._epoch:
+            return  # read before a resync moved the positions
+        expected_by_partition = {p: self._expected.get(p) for p in batch.next_offsets}
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
                 for partition, next_offset in batch.next_offsets.items():
-                    expected = self._expected.get(partition)
+                    expected = expected_by_partition[partition]
                     cur = await conn.execute(
                         _FENCE_SQL,
                         (
@@ -519,7 +527,8 @@ class TickWriter:
             if batch.rows:
                 async with conn.cursor() as copy_cur, copy_cur.copy(COPY_SQL) as copy:
                     await copy.write(batch.payload)
-        self._expected.update(batch.next_offsets)
+        if batch.epoch == self._epoch:  # else the resync's offsets stand (a fence re-checks)
+            self._expected.update(batch.next_offsets)
         self.rows_written += batch.rows
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed

@@ -55,6 +55,16 @@ async def test_the_readme_rest_scenario_on_every_shard(platform: Platform) -> No
             assert order.status_code == 200, (shard, order.text)
             assert order.json()["order"]["status"] == "ORDER_STATUS_FILLED"
             assert int(order.json()["order"]["orderId"]) >> 48 == shard
+            # The account stream as SSE: routed by the shard claim like every Trading call.
+            headers = {**auth, "accept": "text/event-stream"}
+            async with api.stream("GET", "/v1/account:stream", headers=headers) as stream:
+                assert stream.status_code == 200
+                async for line in stream.aiter_lines():
+                    if line.startswith("data: "):
+                        event = json.loads(line.removeprefix("data: "))["event"]
+                        assert int(event["accountId"]) >> 48 == shard
+                        assert event["account"]["balance"] == "1000.00"
+                        break
 
         sse = {"accept": "text/event-stream"}
         async with api.stream("GET", "/v1/quotes:stream?symbols=BTCUSD", headers=sse) as stream:
