@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 
 from cli.devstack.children import SERVICES, ServiceSpec
 
+# Instance N of a service serves /metrics on the service's metrics port + N * this (the base
+# metrics ports of the services are consecutive, so + N would collide).
+METRICS_PORT_STRIDE = 10
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -33,13 +37,16 @@ class Instance:
     port: int
     log_name: str
     env: Mapping[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None
 
 
 def _port_variable(spec: ServiceSpec) -> str:
     return f"EXNESS_{spec.state_key.upper()}_PORT"
 
 
-def instances(shape: Shape, base_ports: Mapping[str, int]) -> list[Instance]:
+def instances(
+    shape: Shape, base_ports: Mapping[str, int], metrics_ports: Mapping[str, int] | None = None
+) -> list[Instance]:
     """Every service process, in start order. A service that runs once keeps its plain name
     and log file (`Trading`, trading.log)."""
     made = []
@@ -48,6 +55,10 @@ def instances(shape: Shape, base_ports: Mapping[str, int]) -> list[Instance]:
         for index in range(count):
             port = base_ports[spec.state_key] + index
             env = {_port_variable(spec): str(port)}
+            metrics = None
+            if metrics_ports is not None and spec.state_key in metrics_ports:
+                metrics = metrics_ports[spec.state_key] + METRICS_PORT_STRIDE * index
+                env[f"EXNESS_{spec.state_key.upper()}_METRICS_PORT"] = str(metrics)
             if spec.state_key == "trading":
                 env["EXNESS_SHARD_ID"] = str(index)
                 label, suffix = f"{spec.name} shard {index}", f"{spec.command}-shard-{index}"
@@ -55,7 +66,7 @@ def instances(shape: Shape, base_ports: Mapping[str, int]) -> list[Instance]:
                 label, suffix = f"{spec.name} {index}", f"{spec.command}-{index}"
             if count == 1:
                 label, suffix = spec.name, spec.command
-            made.append(Instance(spec, index, label, port, f"{suffix}.log", env))
+            made.append(Instance(spec, index, label, port, f"{suffix}.log", env, metrics))
     return made
 
 

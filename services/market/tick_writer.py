@@ -23,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
@@ -38,6 +39,7 @@ from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_leases import DEFAULT_TTL_S, PartitionLeases, Share
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
 log = logging.getLogger(__name__)
@@ -235,6 +237,18 @@ class TickWriter:
     @property
     def member(self) -> str:
         return self._leases.member if self._leases is not None else self._member or ""
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def read_positions(self) -> dict[int, int]:
+        """Next offset the reader decodes, by partition (a copy)."""
+        return self._read_positions.copy()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -503,6 +517,7 @@ class TickWriter:
         if batch.epoch != self._epoch:
             return  # read before a resync moved the positions
         expected_by_partition = {p: self._expected.get(p) for p in batch.next_offsets}
+        started = time.perf_counter()
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
@@ -533,3 +548,4 @@ class TickWriter:
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed
         self.batches_written += 1
+        TICK_BATCH_SECONDS.observe(time.perf_counter() - started)
