@@ -2,6 +2,9 @@
 
 The rules are read from the message descriptors once per message type, so every service
 validates the same way and a rule lives next to the field it guards, in the .proto.
+
+One rule needs no declaration: a Timestamp in a request must lie in TIMESTAMP_RANGE, so no
+handler ever meets a date its arithmetic or the database cannot represent.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from kit.decimals import parse_decimal, scale_of
 from kit.rpc.errors import FieldViolation
 
 FD = _descriptor.FieldDescriptor
+TIMESTAMP = "google.protobuf.Timestamp"
+# Seconds since the epoch: 1970-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z.
+TIMESTAMP_RANGE = (0, 221845392000)
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class _FieldCheck:
     field: _descriptor.FieldDescriptor
     rules: validate_pb2.FieldRules | None
     nested: bool  # a singular message field whose own fields carry rules
+    timestamp: bool  # a singular google.protobuf.Timestamp field
 
 
 def violations(message: Message, prefix: str = "") -> list[FieldViolation]:
@@ -35,6 +42,8 @@ def violations(message: Message, prefix: str = "") -> list[FieldViolation]:
         name = prefix + check.field.name
         if check.rules is not None:
             found.extend(_apply(check.field, check.rules, message, name))
+        if check.timestamp and message.HasField(check.field.name):
+            found.extend(_check_timestamp(getattr(message, check.field.name), name))
         if check.nested and message.HasField(check.field.name):
             found.extend(violations(getattr(message, check.field.name), name + "."))
     return found
@@ -50,9 +59,11 @@ def _checks_for(desc: _descriptor.Descriptor) -> tuple[_FieldCheck, ...]:
             if options.HasExtension(validate_pb2.rules)
             else None
         )
-        nested = fd.type == FD.TYPE_MESSAGE and not _is_repeated(fd) and _has_rules(fd.message_type)
-        if rules is not None or nested:
-            checks.append(_FieldCheck(fd, rules, nested))
+        singular_message = fd.type == FD.TYPE_MESSAGE and not _is_repeated(fd)
+        timestamp = singular_message and fd.message_type.full_name == TIMESTAMP
+        nested = singular_message and not timestamp and _has_rules(fd.message_type)
+        if rules is not None or nested or timestamp:
+            checks.append(_FieldCheck(fd, rules, nested, timestamp))
     return tuple(checks)
 
 
@@ -67,7 +78,16 @@ def _is_repeated(fd: _descriptor.FieldDescriptor) -> bool:
 
 @functools.cache
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # ASCII: a declared [0-9]-like "\\d" must not admit other scripts' digits.
+    return re.compile(pattern, re.ASCII)
+
+
+def _check_timestamp(stamp: Message, name: str) -> Iterator[FieldViolation]:
+    seconds: int = getattr(stamp, "seconds")
+    nanos: int = getattr(stamp, "nanos")
+    low, high = TIMESTAMP_RANGE
+    if not low <= seconds < high or not 0 <= nanos < 1_000_000_000:
+        yield FieldViolation(name, "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z")
 
 
 def _apply(
