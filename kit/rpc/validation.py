@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from exness.common.v1 import validate_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.decimals import parse_decimal, scale_of
 from kit.rpc.errors import FieldViolation
@@ -59,9 +60,9 @@ def _checks_for(desc: _descriptor.Descriptor) -> tuple[_FieldCheck, ...]:
             if options.HasExtension(validate_pb2.rules)
             else None
         )
-        singular_message = fd.type == FD.TYPE_MESSAGE and not _is_repeated(fd)
-        timestamp = singular_message and fd.message_type.full_name == TIMESTAMP
-        nested = singular_message and not timestamp and _has_rules(fd.message_type)
+        message_type = fd.message_type if not _is_repeated(fd) else None
+        timestamp = message_type is not None and message_type.full_name == TIMESTAMP
+        nested = message_type is not None and not timestamp and _has_rules(message_type)
         if rules is not None or nested or timestamp:
             checks.append(_FieldCheck(fd, rules, nested, timestamp))
     return tuple(checks)
@@ -82,11 +83,9 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.ASCII)
 
 
-def _check_timestamp(stamp: Message, name: str) -> Iterator[FieldViolation]:
-    seconds: int = getattr(stamp, "seconds")
-    nanos: int = getattr(stamp, "nanos")
+def _check_timestamp(stamp: Timestamp, name: str) -> Iterator[FieldViolation]:
     low, high = TIMESTAMP_RANGE
-    if not low <= seconds < high or not 0 <= nanos < 1_000_000_000:
+    if not low <= stamp.seconds < high or not 0 <= stamp.nanos < 1_000_000_000:
         yield FieldViolation(name, "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z")
 
 

@@ -55,9 +55,11 @@ def test_every_broken_rule_is_named() -> None:
 
 @pytest.mark.parametrize(
     "amount",
-    ["NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"]
-    # Only ASCII digits, and nothing after the number (not even a newline).
-    + ["100\n", "1\u0660", "1\uff10", "\u0661", "1.\u0665", "5 ", "\u22125"],
+    [
+        *("NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"),
+        # Only ASCII digits, and nothing after the number (not even a newline).
+        *("100\n", "1\u0660", "1\uff10", "\u0661", "1.\u0665", "5 ", "\u22125"),
+    ],
 )
 def test_decimal_strings_must_be_plain(amount: str) -> None:
     assert "amount" in fields(trading_pb2.DepositRequest(amount=amount))
