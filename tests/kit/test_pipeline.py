@@ -34,7 +34,8 @@ SIGNING_KEY = Ed25519PrivateKey.generate()
 
 def user_token(lifetime_s: float) -> str:
     now = time.time()
-    claims = {"iss": "iss", "aud": "aud", "sub": "user-1", "jti": str(uuid.uuid4())}
+    claims: dict[str, object] = {"iss": "iss", "aud": "aud", "sub": "user-1"}
+    claims["jti"] = str(uuid.uuid4())
     claims |= {"iat": int(now), "exp": int(now + lifetime_s)}
     return jwt.encode(claims, SIGNING_KEY, algorithm="EdDSA", headers={"kid": KID})
 
@@ -71,6 +72,8 @@ class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
             )
             if symbol == "SLOW":  # a quiet market: nothing more for a long while
                 await asyncio.sleep(60)
+        while "FLOOD" in request.symbols:  # a busy one: as fast as the client takes them
+            yield market_pb2.StreamQuotesResponse(quote=market_pb2.Quote(symbol="FLOOD"))
 
     async def PublishQuotes(self, requests: Any, context: Any) -> market_pb2.PublishQuotesResponse:
         count = 0
@@ -287,9 +290,9 @@ async def test_a_cancelled_stream_leaves_no_task_error(probe_channel: grpc.aio.C
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     try:
         stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
-        for _ in range(3):
+        for symbol in ("SLOW", "FLOOD", "SLOW", "FLOOD"):
             call = stub.StreamQuotes(
-                market_pb2.StreamQuotesRequest(symbols=["SLOW"]), metadata=bearer()
+                market_pb2.StreamQuotesRequest(symbols=[symbol]), metadata=bearer()
             )
             await call.read()
             call.cancel()
