@@ -45,7 +45,8 @@ def _decimal(text: str) -> Decimal | None:
 
 
 def _id(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 20 else None
+    # isascii: "²".isdigit() is true, and int("²") raises.
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):

@@ -26,6 +26,7 @@ from kit.rpc.identity import StaticKeySource, TokenVerifier, current_caller
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from tests.support.grpc_errors import failure_of
+from tests.support.wire import inflating_get_quote
 
 SERVICE = "exness.market.v1.MarketDataService"
 KID = "probe-key"
@@ -232,9 +233,7 @@ async def test_a_message_over_the_method_limit_after_decompression_is_refused(
     probe_channel: grpc.aio.Channel,
 ) -> None:
     """4 KB on the wire, 3.9 MB once inflated (in a field the method does not even define)."""
-    filler = b"\x00" * 3_900_000
-    unknown_field = b"\xfa\x3e" + _varint(len(filler)) + filler  # field 999, bytes
-    body = market_pb2.GetQuoteRequest(symbol="BTCUSD").SerializeToString() + unknown_field
+    body = inflating_get_quote()
     assert len(gzip.compress(body)) < 8_000
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await raw_get_quote(probe_channel)(body, compression=grpc.Compression.Gzip)
@@ -244,15 +243,6 @@ async def test_a_message_over_the_method_limit_after_decompression_is_refused(
         compression=grpc.Compression.Gzip,
     )
     assert small.quote.symbol == "BTCUSD"
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 async def test_an_unimplemented_method_stays_unimplemented(
