@@ -67,7 +67,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
         email = credentials.normalise_email(request.email)
-        await self.throttle.check(email)  # before anything tells known and unknown emails apart
+        # Before anything tells known and unknown emails apart.
+        failed_before = await self.throttle.check(email)
         user = await self.store.user_by_email(email)
         # Unknown email and wrong password fail alike, in time too (a dummy hash is verified).
         ok = await credentials.verify_password(
@@ -76,7 +77,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         if user is None or not ok:
             await self.throttle.failed(email)
             raise unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
-        await self.throttle.succeeded(email)
+        if failed_before:
+            await self.throttle.succeeded(email)
         return auth_pb2.LoginResponse(**await self._new_session(user))
 
     async def Refresh(

@@ -18,10 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.rpc.errors import ServiceError
 
-_SECONDS_BLOCKED = (
-    "SELECT extract(epoch FROM blocked_until - now()) FROM login_failures"
-    " WHERE email = %s AND blocked_until > now()"
-)
+_STATE = "SELECT extract(epoch FROM blocked_until - now()) FROM login_failures WHERE email = %s"
 
 # One statement, so concurrent failures all count. The exponent is capped before power() so
 # a long run of failures cannot overflow.
@@ -73,13 +70,17 @@ class LoginThrottle:
         self.pool = pool
         self.policy = policy or LoginBackoff()
 
-    async def check(self, email: str) -> None:
-        """Raises RESOURCE_EXHAUSTED while logins to `email` are blocked."""
+    async def check(self, email: str) -> bool:
+        """Raises RESOURCE_EXHAUSTED while logins to `email` are blocked; else whether failures
+        are on record (a success then clears them)."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_SECONDS_BLOCKED, (email,))
+            cur = await conn.execute(_STATE, (email,))
             row = await cur.fetchone()
-        if row is not None:
+        if row is None:
+            return False
+        if row[0] > 0:
             raise too_many_failures(float(row[0]))
+        return True
 
     async def failed(self, email: str) -> None:
         async with self.pool.connection() as conn:
