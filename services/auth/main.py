@@ -64,7 +64,7 @@ def build(
         issuer,
         settings.refresh_token_ttl_s,
         settings.shard_count,
-        LoginThrottle(pool, login_backoff),
+        LoginThrottle(pool, login_backoff or LoginBackoff.from_env()),
     )
     # Auth verifies its own tokens with its own keyring: no network hop to itself.
     verifier = TokenVerifier(

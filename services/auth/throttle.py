@@ -17,6 +17,7 @@ import grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.rpc.errors import ServiceError
+from kit.settings import env_float, env_int
 
 _STATE = "SELECT extract(epoch FROM blocked_until - now()) FROM login_failures WHERE email = %s"
 
@@ -46,6 +47,16 @@ class LoginBackoff:
     base_s: float = 1.0
     max_s: float = 900.0
     forget_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls) -> LoginBackoff:
+        default = cls()
+        return cls(
+            free_failures=env_int("EXNESS_LOGIN_FREE_FAILURES", default.free_failures),
+            base_s=env_float("EXNESS_LOGIN_BACKOFF_BASE", default.base_s),
+            max_s=env_float("EXNESS_LOGIN_BACKOFF_MAX", default.max_s),
+            forget_s=env_float("EXNESS_LOGIN_BACKOFF_FORGET", default.forget_s),
+        )
 
     def delay_after(self, failures: int) -> float:
         """Seconds a login stays blocked after the `failures`-th failure in a row."""

@@ -25,6 +25,7 @@ from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 # Generous for the suite (many users register from 127.0.0.1); the rate-limit test exhausts
 # the bucket of another loopback address.
 AUTH_RATE_BURST = 40
+LOGIN_BACKOFF_BASE_S = 30
 
 
 @dataclass
@@ -50,6 +51,8 @@ def edge_env(**extra: str) -> dict[str, str]:
     """The environment of the `exness up` runs of tests/edge."""
     return up_env(
         EXNESS_EDGE_AUTH_RATE_BURST=str(AUTH_RATE_BURST),
+        # Long enough that a test sees the block before it lifts, even on a busy machine.
+        EXNESS_LOGIN_BACKOFF_BASE=str(LOGIN_BACKOFF_BASE_S),
         EXNESS_LOG_LEVEL="INFO",
         COLUMNS="160",  # wide enough that the table cells tests grep for are not wrapped
         **extra,

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
+from services.auth.throttle import LoginBackoff
 from tests.edge.conftest import (
     AUTH_RATE_BURST,
     PASSWORD,
@@ -149,6 +150,33 @@ async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient)
     user = await register(api, deposit=None)
     fine = await api.post("/v1/auth/login", json={"email": user.email, "password": PASSWORD})
     assert fine.status_code == 200
+
+
+async def test_failed_logins_back_off_per_account_at_the_edge(stack: Stack) -> None:
+    """Auth's own per-account backoff, seen by a REST client: a JSON 429 with its reason, the
+    same for an unknown email; other accounts are not affected."""
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.11")  # a bucket of its own
+    async with httpx.AsyncClient(
+        base_url=stack.url, transport=transport, trust_env=False, timeout=60
+    ) as other:
+        victim = await register(other, deposit=None)
+        answers = {}
+        for email in (victim.email, _nobody()):
+            for _ in range(LoginBackoff().free_failures + 1):
+                wrong = await other.post(
+                    "/v1/auth/login", json={"email": email, "password": "wrong-password-1"}
+                )
+                assert wrong.status_code == 401, wrong.text
+            blocked = await other.post(
+                "/v1/auth/login", json={"email": email, "password": PASSWORD}
+            )
+            answers[email] = (blocked.status_code, blocked.json()["details"][0]["reason"])
+        assert set(answers.values()) == {(429, "LOGIN_THROTTLED")}
+        bystander = await register(other, deposit=None)
+        fine = await other.post(
+            "/v1/auth/login", json={"email": bystander.email, "password": PASSWORD}
+        )
+        assert fine.status_code == 200, fine.text
 
 
 async def test_rate_limit_ignores_forwarded_for(stack: Stack) -> None:
