@@ -179,7 +179,18 @@ async def test_an_oversized_grpc_message_is_resource_exhausted(stack: Stack) -> 
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="A" * size), timeout=15)
             assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value
-        assert (await stub.GetQuote(market_pb2.GetQuoteRequest(symbol="BTCUSD"))).quote.bid
+        assert (await stub.ListInstruments(market_pb2.ListInstrumentsRequest())).instruments
+
+
+async def test_an_oversized_grpc_web_message_is_resource_exhausted(api: httpx.AsyncClient) -> None:
+    message = market_pb2.GetQuoteRequest(symbol="A" * 100_000).SerializeToString()
+    frame = b"\x00" + len(message).to_bytes(4, "big") + message
+    reply = await api.post(
+        "/exness.market.v1.MarketDataService/GetQuote",
+        content=frame,
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+    )
+    assert reply.headers.get("grpc-status") == "8", (reply.status_code, reply.headers)
 
 
 async def test_a_small_gzip_message_that_inflates_is_refused_by_the_service(
