@@ -10,7 +10,7 @@ message that inflates to megabytes is refused before it is parsed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,14 @@ def guarded(deserializer: Callable[[bytes], Any] | None, max_bytes: int) -> Call
             return Undecodable(malformed())
 
     return decode
+
+
+async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A request stream whose first undecodable message ends the call with its error."""
+    async for request in requests:
+        if isinstance(request, Undecodable):
+            raise request.error
+        yield request
 
 
 def _first_non_utf8_string(data: bytes, descriptor: _descriptor.Descriptor) -> str | None:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import hmac
@@ -29,13 +28,12 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from kit.rpc import validation
-from kit.rpc.decoding import Undecodable, guarded
+from kit.rpc.decoding import Undecodable, checked, guarded
 from kit.rpc.errors import (
     ServiceError,
     internal_status,
     invalid_argument,
     permission_denied,
-    token_expired,
     unauthenticated,
 )
 from kit.rpc.identity import (
@@ -45,6 +43,7 @@ from kit.rpc.identity import (
     reset_current_caller,
     set_current_caller,
 )
+from kit.rpc.stream_lifetime import until_expiry, write_until_expiry
 
 log = logging.getLogger("exness.rpc")
 
@@ -155,11 +154,11 @@ class _Guard:
         self.method = method
         self.access = access
         self.metadata = metadata
-        self.caller: Caller | None = None
+        self.expires_at: float | None = None  # of a USER caller's token
 
     async def _enter(self, request: Any | None) -> Any:
         caller = await self.pipeline.authenticate(self.access, self.metadata)
-        self.caller = caller if isinstance(caller, Caller) else None
+        self.expires_at = caller.expires_at if isinstance(caller, Caller) else None
         if isinstance(request, Undecodable):
             raise request.error
         if request is not None:
@@ -167,43 +166,6 @@ class _Guard:
             if found:
                 raise invalid_argument(found)
         return set_current_caller(caller)
-
-    async def _checked(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """A request stream whose undecodable messages end the call with their error."""
-        async for request in requests:
-            if isinstance(request, Undecodable):
-                raise request.error
-            yield request
-
-    async def _until_expiry(self, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """`items`, ended with UNAUTHENTICATED once the caller's token expires: a stream must
-        not outlive the credential it was opened with."""
-        if self.caller is None:
-            async for item in items:
-                yield item
-            return
-        loop = asyncio.get_running_loop()
-        expires_at = loop.time() + (self.caller.expires_at - time.time())
-        while True:
-            try:
-                # Only the wait for the next item is timed (not the yield), in this task.
-                async with asyncio.timeout_at(expires_at):
-                    item = await anext(items)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise token_expired() from None
-            yield item
-
-    async def _write_until_expiry(self, writing: Awaitable[Any]) -> None:
-        if self.caller is None:
-            await writing
-            return
-        try:
-            async with asyncio.timeout(self.caller.expires_at - time.time()):
-                await writing
-        except TimeoutError:
-            raise token_expired() from None
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, ServiceError):
@@ -262,10 +224,10 @@ class _Guard:
             async with self._scope(context, request):
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
-                    async for item in self._until_expiry(result):
+                    async for item in until_expiry(result, self.expires_at):
                         yield item
                 else:  # a handler that writes with context.write()
-                    await self._write_until_expiry(result)
+                    await write_until_expiry(result, self.expires_at)
 
         return behaviour
 
@@ -273,7 +235,7 @@ class _Guard:
         # Streamed requests are validated by their handler, message by message.
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             async with self._scope(context, None):
-                return await inner(self._checked(requests), context)
+                return await inner(checked(requests), context)
             raise AssertionError("unreachable: a failed call was aborted")
 
         return behaviour
@@ -281,7 +243,8 @@ class _Guard:
     def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._scope(context, None):
-                async for item in self._until_expiry(inner(self._checked(requests), context)):
+                replies = inner(checked(requests), context)
+                async for item in until_expiry(replies, self.expires_at):
                     yield item
 
         return behaviour
