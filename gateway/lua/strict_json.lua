@@ -48,6 +48,13 @@ local function is_array(value)
   return meta ~= nil and meta.__jsontype == "array"
 end
 
+-- A client-chosen name, safe to echo: printable ASCII, at most 64 characters (the message
+-- travels in a header and must stay valid UTF-8 for the transcoder's JSON status).
+local function printable(name)
+  local safe = tostring(name):gsub("[^\32-\126]", "?")
+  return safe:sub(1, 64)
+end
+
 -- The dotted path of the first unknown field in `value` (a decoded JSON object of message
 -- `type_name`), or nil. Well-known types and scalars are not looked into.
 local function unknown_field(value, type_name, prefix)
@@ -58,12 +65,12 @@ local function unknown_field(value, type_name, prefix)
   for key, item in pairs(value) do
     local nested = fields[key]
     if nested == nil then
-      return prefix .. tostring(key)
+      return prefix .. printable(key)
     end
     if type(nested) == "string" and type(item) == "table" then
       local items = is_array(item) and item or { item }
       for _, element in ipairs(items) do
-        local bad = unknown_field(element, nested, prefix .. key .. ".")
+        local bad = unknown_field(element, nested, prefix .. printable(key) .. ".")
         if bad ~= nil then
           return bad
         end
