@@ -46,7 +46,11 @@ async def _state(api: httpx.AsyncClient, user: User) -> tuple[Any, ...]:
 
 def _assert_refused(reply: httpx.Response, why: str, expect: str | None = None) -> None:
     assert reply.status_code == 400, (why, reply.status_code, reply.text)
-    assert reply.headers.get("content-type", "").startswith("application/json"), (why, reply.headers, reply.text)
+    assert reply.headers.get("content-type", "").startswith("application/json"), (
+        why,
+        reply.headers,
+        reply.text,
+    )
     assert reply.json()["code"] == 3, (why, reply.text)
     if expect is not None:
         assert expect in reply.json()["message"], (why, reply.text)
