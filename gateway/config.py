@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
+from google.protobuf import descriptor_pb2
+
 from kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,11 @@ class Upstream:
         if not sep or not host or not port.isdigit():
             raise ValueError(f"expected host:port, got {address!r}")
         return cls(host, int(port))
+
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        """An OTLP endpoint as the OpenTelemetry variables give it: http://host:port."""
+        return cls.parse(url.split("://", 1)[-1].rstrip("/"))
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -64,6 +71,10 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
+    # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
+    otlp: Upstream = Upstream("127.0.0.1", 4317)
+    # Share of requests without a sampling decision that Envoy traces (percent).
+    trace_percent: float = 10.0
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -90,6 +101,12 @@ class EdgeConfig:
             max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
             concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            trace_percent=float(env("EXNESS_EDGE_TRACE_PERCENT", "10")),
+            otlp=Upstream.from_url(
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+                or env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                or "127.0.0.1:4317"
+            ),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:
@@ -110,6 +127,26 @@ class EdgeConfig:
     def allowed_origins(self) -> list[str]:
         own = [f"http://localhost:{self.listen_port}", f"http://127.0.0.1:{self.listen_port}"]
         return list(dict.fromkeys([*own, *self.cors_origins]))
+
+
+# The services the edge routes (their methods get per-method gRPC stats).
+PUBLIC_SERVICES = (
+    "exness.auth.v1.AuthService",
+    "exness.market.v1.MarketDataService",
+    "exness.trading.v1.TradingService",
+)
+
+
+def served_methods(descriptor_path: Path) -> list[dict[str, object]]:
+    """grpc_stats' allowlist: every method of the public services, from the descriptor set."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    services: list[dict[str, object]] = []
+    for file in files.file:
+        for service in file.service:
+            name = f"{file.package}.{service.name}"
+            if name in PUBLIC_SERVICES:
+                services.append({"name": name, "method_names": [m.name for m in service.method]})
+    return services
 
 
 def _duration(seconds: float) -> str:
@@ -146,5 +183,9 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "GRPC_STATS_METHODS": json.dumps(served_methods(config.descriptor_path)),
+        "OTLP_HOST": config.otlp.host,
+        "OTLP_PORT": str(config.otlp.port),
+        "TRACE_PERCENT": f"{config.trace_percent:g}",
     }
     return Template(text).substitute(values)

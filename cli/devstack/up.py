@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartE
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
+from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
+from kit.obs.tracing import otlp_endpoint, tracing_enabled
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_int
 
@@ -81,6 +84,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=env_int("EXNESS_KAFKA_PORT", 9092),
         help="port of the embedded broker (default 9092)",
+    )
+    add("--auth-metrics-port", type=int, default=settings.auth_metrics_port)
+    add("--market-metrics-port", type=int, default=settings.market_metrics_port)
+    add("--trading-metrics-port", type=int, default=settings.trading_metrics_port)
+    add("--poller-metrics-port", type=int, default=settings.poller_metrics_port)
+    add(
+        "--prometheus-port",
+        type=int,
+        default=env_int("EXNESS_PROMETHEUS_PORT", 9090),
+        help="port of Prometheus (default 9090; 0 runs none)",
+    )
+    add(
+        "--scrape-interval",
+        type=float,
+        default=5.0,
+        help="seconds between Prometheus scrapes and rule evaluations (default 5)",
+    )
+    add(
+        "--alert-for",
+        default="30s",
+        help="how long an alert condition must hold before it fires (default 30s)",
+    )
+    add(
+        "--stall-window",
+        default="2m",
+        help="how long a Kafka partition may not advance while its log grows, or outbox lag"
+        " grow, before it counts as stalled (default 2m)",
     )
     add(
         "--feed",
@@ -309,8 +339,94 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         )
 
 
-def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings) -> EdgeConfig:
-    config = EdgeConfig.from_env().with_(
+def _metrics_ports(args: argparse.Namespace) -> dict[str, int]:
+    """The /metrics port of each process, by job name."""
+    return {
+        "auth": args.auth_metrics_port,
+        "market": args.market_metrics_port,
+        "trading": args.trading_metrics_port,
+        "poller": args.poller_metrics_port,
+    }
+
+
+def _start_prometheus(
+    platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
+) -> str:
+    """Prometheus scraping every service and Envoy; returns its URL ("" when not run)."""
+    from cli.devstack import prometheus
+    from cli.devstack.prometheus_config import AlertThresholds, Target
+
+    if args.prometheus_port == 0:
+        return ""
+    if prometheus.binary() is None:
+        console.print(
+            "[yellow]Prometheus is not installed (scripts/setup.sh installs it): "
+            "running without it[/]"
+        )
+        return ""
+    jobs = dict(_metrics_ports(args))
+    if args.feed == "none":
+        del jobs["poller"]
+    targets = [Target(job, f"{args.host}:{port}") for job, port in jobs.items()]
+    edge = platform.edge
+    if edge is not None:
+        targets.append(Target("envoy", edge.admin_url.removeprefix("http://"), "/stats/prometheus"))
+    listen = f"{args.host}:{args.prometheus_port}"
+    console.print(f"starting Prometheus on {listen} ...")
+    child = prometheus.start_prometheus(
+        platform.data_dir,
+        listen,
+        targets,
+        AlertThresholds(
+            max_quote_age_s=settings.max_quote_age_s,
+            stall_window=args.stall_window,
+            hold=args.alert_for,
+        ),
+        env,
+        args.scrape_interval,
+    )
+    platform.children.append(child)
+    platform.stoppers.append(("Prometheus", _stopper(child)))
+    url = f"http://{listen}"
+    platform.rows.append(("Prometheus", url, str(child.pid), str(child.log_path)))
+    return url
+
+
+def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | None:
+    """Envoy sends its spans only over OTLP: on one machine they reach the span files through
+    a local receiver (none when tracing is off or spans go to a collector)."""
+    if not tracing_enabled() or otlp_endpoint():
+        return None
+    port = _free_local_port()
+    child = Child(
+        "Trace sink (OTLP)",
+        ["trace-sink", "--port", str(port)],
+        env,
+        platform.data_dir / "logs" / "trace-sink.log",
+        address=f"127.0.0.1:{port}",
+        health_service=TRACE_SINK_SERVICE,
+    )
+    child.start()
+    platform.children.append(child)
+    platform.stoppers.append((child.name, _stopper(child)))
+    child.wait_healthy(HEALTH_TIMEOUT_S)
+    platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
+    return Upstream("127.0.0.1", port)
+
+
+def _free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_edge(
+    platform: Platform, args: argparse.Namespace, settings: Settings, otlp: Upstream | None
+) -> EdgeConfig:
+    config = EdgeConfig.from_env()
+    if otlp is not None:
+        config = config.with_(otlp=otlp)
+    config = config.with_(
         auth=Upstream(args.host, args.auth_port),
         market=Upstream(args.host, args.market_port),
         trading=Upstream(args.host, args.trading_port),
@@ -370,7 +486,11 @@ def _print_table(platform: Platform, config: EdgeConfig) -> None:
 
 
 def _write_state(
-    platform: Platform, config: EdgeConfig, env: dict[str, str], args: argparse.Namespace
+    platform: Platform,
+    config: EdgeConfig,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    prometheus: str = "",
 ) -> None:
     """Where everything runs, for scripts and tests (removed on stop)."""
     state: dict[str, Any] = {
@@ -381,6 +501,8 @@ def _write_state(
         **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
         "database_url": env["DATABASE_URL"],
         "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "metrics": {job: f"{args.host}:{port}" for job, port in _metrics_ports(args).items()},
+        "prometheus": prometheus,
         "children": {c.name: c.pid for c in platform.children},
         "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
     }
@@ -461,6 +583,10 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
             "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
             "EXNESS_TRADING_ADDR": f"{args.host}:{args.trading_port}",
+            "EXNESS_AUTH_METRICS_PORT": str(args.auth_metrics_port),
+            "EXNESS_MARKET_METRICS_PORT": str(args.market_metrics_port),
+            "EXNESS_TRADING_METRICS_PORT": str(args.trading_metrics_port),
+            "EXNESS_POLLER_METRICS_PORT": str(args.poller_metrics_port),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -475,7 +601,13 @@ def run(args: argparse.Namespace) -> int:
                 ("Trading", args.trading_port, "--trading-port"),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
+                *(
+                    (f"{job} metrics", port, f"--{job}-metrics-port")
+                    for job, port in _metrics_ports(args).items()
+                ),
             ]
+            if args.prometheus_port:
+                wanted.append(("Prometheus", args.prometheus_port, "--prometheus-port"))
             if not (args.database_url or settings.database_url):
                 wanted.append(("embedded PostgreSQL", args.postgres_port, "--postgres-port"))
             if not (args.kafka or settings.kafka_bootstrap_servers):
@@ -484,10 +616,14 @@ def run(args: argparse.Namespace) -> int:
             try:
                 _start_infrastructure(platform, args, settings, env)
                 _start_services(platform, args, env)
-                config = _start_edge(platform, args, settings)
+                otlp = _start_trace_sink(platform, env)
+                config = _start_edge(platform, args, settings, otlp)
+                prometheus = _start_prometheus(platform, args, settings, env)
                 _print_table(platform, config)
-                _write_state(platform, config, env, args)  # last: "up and announced"
-                code = _watch(platform, lambda: _write_state(platform, config, env, args))
+                _write_state(platform, config, env, args, prometheus)  # last: "up and announced"
+                code = _watch(
+                    platform, lambda: _write_state(platform, config, env, args, prometheus)
+                )
             finally:
                 # A second Ctrl-C must not interrupt the clean stop.
                 for sig in previous:

@@ -1,6 +1,7 @@
 """The request pipeline every service runs before and around its handlers:
 
-1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential;
+1. access: a method is PUBLIC, needs a USER access token, the internal SERVICE credential, or
+   the OPERATOR credential (admin services);
    the verified caller is put in a context variable (services never trust ids in bodies);
 2. decoding that cannot fail: a request too large for its method, or not a valid message,
    is answered RESOURCE_EXHAUSTED / INVALID_ARGUMENT (kit.rpc.decoding);
@@ -26,6 +27,7 @@ from typing import Any
 import grpc
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from kit.rpc import validation
 from kit.rpc.decoding import Undecodable, checked, guarded
@@ -46,9 +48,12 @@ from kit.rpc.identity import (
 from kit.rpc.stream_lifetime import until_expiry, write_until_expiry
 
 log = logging.getLogger("exness.rpc")
+tracer = trace.get_tracer("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
+OPERATOR_TOKEN_HEADER = "x-operator-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+_UNTRACED = contextlib.nullcontext()
 # Every request message of the platform is small (the edge refuses bodies over 64 KiB too);
 # the bound applies after decompression. Methods that need more say so per method.
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
@@ -58,6 +63,7 @@ class Access(enum.Enum):
     PUBLIC = "public"
     USER = "user"
     SERVICE = "service"
+    OPERATOR = "operator"
 
 
 class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -69,11 +75,13 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         access: Mapping[str, Access],
         verifier: TokenVerifier | None,
         service_token: str | None = None,
+        operator_token: str | None = None,
         max_request_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self._access = dict(access)
         self._verifier = verifier
         self._service_token = service_token
+        self._operator_token = operator_token
         self._max_request_bytes = dict(max_request_bytes or {})
 
     def max_request_bytes_of(self, method: str) -> int:
@@ -126,15 +134,14 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if access is Access.PUBLIC:
             return None
         if access is Access.SERVICE:
-            presented = metadata.get(SERVICE_TOKEN_HEADER)
-            if presented is None:
-                if "authorization" in metadata:
-                    raise permission_denied("this method is internal: user tokens may not call it")
-                raise unauthenticated("this method needs the service credential")
-            if not self._service_token or not hmac.compare_digest(
-                presented.encode(), self._service_token.encode()
-            ):
-                raise unauthenticated("the service credential is wrong")
+            _check_secret(
+                metadata, SERVICE_TOKEN_HEADER, self._service_token, "the service credential"
+            )
+            return None
+        if access is Access.OPERATOR:
+            _check_secret(
+                metadata, OPERATOR_TOKEN_HEADER, self._operator_token, "the operator credential"
+            )
             return None
         token = bearer_token(metadata)
         if token is None:
@@ -142,6 +149,19 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self._verifier is None:  # pragma: no cover - a wiring mistake, not a user error
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "no token verifier")
         return await self._verifier.verify(token)
+
+
+def _check_secret(
+    metadata: Mapping[str, str], header: str, expected: str | None, what: str
+) -> None:
+    """A shared-secret credential (internal callers, operators) presented in `header`."""
+    presented = metadata.get(header)
+    if presented is None:
+        if "authorization" in metadata:
+            raise permission_denied("this method is internal: user tokens may not call it")
+        raise unauthenticated(f"this method needs {what}")
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise unauthenticated(f"{what} is wrong")
 
 
 class _Guard:
@@ -162,9 +182,12 @@ class _Guard:
         if isinstance(request, Undecodable):
             raise request.error
         if request is not None:
-            found = validation.violations(request)
-            if found:
-                raise invalid_argument(found)
+            # A span only inside a traced call (health checks are not traced).
+            traced = trace.get_current_span().is_recording()
+            with tracer.start_as_current_span("validate request") if traced else _UNTRACED:
+                found = validation.violations(request)
+                if found:
+                    raise invalid_argument(found)
         return set_current_caller(caller)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
