@@ -57,6 +57,9 @@ class RetryPolicy:
 
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
+# (RST_STREAM: INTERNAL, no ErrorInfo reason). Read-only streams reconnect on it too.
+_STREAM_RETRYABLE = (*_RETRYABLE, grpc.StatusCode.INTERNAL)
 
 
 def _decimal(value: Number | None, name: str) -> str:
@@ -277,7 +280,7 @@ class ExnessClient:
                 return
             except grpc.aio.AioRpcError as exc:
                 error = ExnessError.from_rpc(exc)
-                if not reconnect or error.code not in _RETRYABLE or error.reason:
+                if not reconnect or error.code not in _STREAM_RETRYABLE or error.reason:
                     raise error from None
             finally:
                 call.cancel()
