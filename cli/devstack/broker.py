@@ -4,6 +4,9 @@ truth and the outbox relay re-publishes what the broker lost."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +69,22 @@ class EmbeddedBroker:
         raise RuntimeError(
             f"the embedded broker did not listen on {self.bootstrap} in {timeout_s}s"
         )
+
+    def exited(self) -> int | None:
+        """Its exit code once it has exited (and reaped), else None."""
+        return None if self.process is None else self.process.poll()
+
+    def kill(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def restart(self) -> str:
+        """A new, empty broker on the same address (its logs were in memory)."""
+        self.kill()
+        return self.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

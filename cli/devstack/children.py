@@ -106,6 +106,26 @@ class Child:
             f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
+    def restart(self) -> None:
+        """Kills what is left of it (its whole group), reaps it, starts it again."""
+        self.signal_group(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+        self.start()
+
+    def wait_alive(self, settle_s: float) -> None:
+        """For a process without a health check: it must still run after `settle_s` (one that
+        rejects its arguments exits within that, even on a busy machine)."""
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            code = self.exited()
+            if code is not None:
+                raise StartError(
+                    f"{self.name} exited at start-up (code {code}); "
+                    f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            time.sleep(0.1)
+
     def signal_group(self, sig: int) -> None:
         if self.process is None:
             return

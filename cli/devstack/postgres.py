@@ -7,10 +7,12 @@ PostgreSQL refuses to run as root; as root the server runs as a dedicated system
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -124,6 +126,9 @@ class EmbeddedPostgres:
             raise RuntimeError(f"PostgreSQL port {self.host}:{self.port} is already taken")
         self._init()
         if self._user:
+            # Again on every start: a restart must not fail because something (a test
+            # runner tidying its temp root, say) closed a parent directory meanwhile.
+            _open_up(self.data_dir.parent)
             self.log_path.touch()
             shutil.chown(self.log_path, self._user, self._user)
         stale_pid = self.data_dir / "postmaster.pid"
@@ -184,6 +189,25 @@ class EmbeddedPostgres:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+    def exited(self) -> int | None:
+        """Its exit code once it has exited (reaping it: a killed postmaster left as a zombie
+        still "owns" postmaster.pid and blocks the next start), else None."""
+        return None if self.process is None else self.process.poll()
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its backends (its process group), and reap it."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def restart(self) -> str:
+        """After a crash: whatever is left of the old server goes, then a normal start
+        (PostgreSQL recovers from its WAL)."""
+        self.kill()
+        return self.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Fast shutdown (SIGINT): aborts open transactions, checkpoints, exits."""

@@ -32,17 +32,20 @@ from rich.table import Table
 
 from cli.devstack.children import REPO_ROOT, STATE_FILE, Child, StartError, log_tail
 from cli.devstack.shape import Shape, addresses, instances
+from cli.devstack.supervisor import UNHEALTHY_LIMIT_S, GiveUp, Supervised, Supervisor
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
 from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
 from kit.obs.tracing import otlp_endpoint, tracing_enabled
 from kit.rpc.probes import http_ok, port_is_free
-from kit.settings import Settings, env_int
+from kit.settings import Settings, env_float, env_int
 
 console = Console(highlight=False)
 HEALTH_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 15.0
+# The poller has no health check: running this long after its start counts as started.
+POLLER_SETTLE_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +156,9 @@ class Platform:
     stoppers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     edge: EnvoyProcess | None = None
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=console.print))
+    # pid of each embedded infrastructure process, now (they change on restart)
+    infra_pids: dict[str, Callable[[], int | None]] = field(default_factory=dict)
 
     def stop(self) -> None:
         for name, stop in reversed(self.stoppers):
@@ -253,6 +259,7 @@ def _start_infrastructure(
     platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
 ) -> None:
     from kit.data.db import redact
+    from kit.data.kafka import ensure_topics
     from kit.data.migrations import migrate
 
     data_dir = platform.data_dir
@@ -269,6 +276,15 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"PostgreSQL did not start: {exc}") from None
         platform.stoppers.append(("PostgreSQL", postgres.stop))
+        platform.infra_pids["postgres"] = lambda: postgres.process.pid if postgres.process else None
+        platform.supervisor.add(
+            Supervised(
+                "PostgreSQL",
+                exited=postgres.exited,
+                restart=postgres.restart,
+                log_tail=lambda: log_tail(postgres.log_path),
+            )
+        )
         platform.rows.append(
             (
                 "PostgreSQL (embedded)",
@@ -297,6 +313,23 @@ def _start_infrastructure(
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
+        platform.infra_pids["broker"] = lambda: broker.process.pid if broker.process else None
+        bootstrap = kafka
+
+        def restart_broker() -> None:
+            broker.restart()
+            # It comes back empty: the topics first, before any client re-creates them
+            # by auto-creation with the wrong partition count.
+            asyncio.run(asyncio.wait_for(ensure_topics(bootstrap), 30))
+
+        platform.supervisor.add(
+            Supervised(
+                "broker",
+                exited=broker.exited,
+                restart=restart_broker,
+                log_tail=lambda: log_tail(logs / "broker.log"),
+            )
+        )
         platform.rows.append(
             (
                 "Kafka (embedded Tansu)",
@@ -307,7 +340,6 @@ def _start_infrastructure(
         )
     else:
         platform.rows.append(("Kafka (external)", kafka, "", ""))
-    from kit.data.kafka import ensure_topics
 
     try:
         asyncio.run(asyncio.wait_for(ensure_topics(kafka), 30))
@@ -353,7 +385,20 @@ def _stopper(child: Child) -> Callable[[], None]:
     return lambda: child.stop(STOP_TIMEOUT_S)
 
 
+def _supervised(child: Child, unhealthy_limit_s: float) -> Supervised:
+    return Supervised(
+        child.name,
+        exited=child.exited,
+        restart=child.restart,
+        healthy=child.healthy if child.address else None,
+        unhealthy_limit_s=unhealthy_limit_s,
+        log_tail=lambda: log_tail(child.log_path),
+    )
+
+
 def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
+    # How long a service may stay NOT_SERVING before it is replaced.
+    unhealthy_limit_s = env_float("EXNESS_UNHEALTHY_LIMIT_S", UNHEALTHY_LIMIT_S)
     logs = platform.data_dir / "logs"
     host = args.host
     # Made here, once: replicas starting side by side would each create a different one.
@@ -372,6 +417,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         child.start()
         platform.children.append(child)
         platform.stoppers.append((instance.name, _stopper(child)))
+        platform.supervisor.add(_supervised(child, unhealthy_limit_s))
         started.append(child)
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
@@ -384,8 +430,8 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         poller.start()
         platform.children.append(poller)
         platform.stoppers.append(("poller", _stopper(poller)))
-        time.sleep(1.0)
-        poller.wait_healthy(5)
+        platform.supervisor.add(_supervised(poller, unhealthy_limit_s))
+        poller.wait_alive(POLLER_SETTLE_S)
         platform.rows.append(
             (poller.name, f"-> {host}:{args.market_port}", str(poller.pid), str(poller.log_path))
         )
@@ -448,6 +494,7 @@ def _start_prometheus(
     )
     platform.children.append(child)
     platform.stoppers.append(("Prometheus", _stopper(child)))
+    platform.supervisor.add(_supervised(child, UNHEALTHY_LIMIT_S))
     url = f"http://{listen}"
     platform.rows.append(("Prometheus", url, str(child.pid), str(child.log_path)))
     return url
@@ -470,6 +517,7 @@ def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | Non
     child.start()
     platform.children.append(child)
     platform.stoppers.append((child.name, _stopper(child)))
+    platform.supervisor.add(_supervised(child, UNHEALTHY_LIMIT_S))
     child.wait_healthy(HEALTH_TIMEOUT_S)
     platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
     return Upstream("127.0.0.1", port)
@@ -507,6 +555,14 @@ def _start_edge(
         edge.start()
         platform.edge = edge
         platform.stoppers.append(("Envoy", edge.stop))
+        platform.supervisor.add(
+            Supervised(
+                "Envoy",
+                exited=lambda: edge.process.poll() if edge.process else None,
+                restart=lambda: _restart_edge(edge),
+                log_tail=edge.log_tail,
+            )
+        )
         edge.wait_ready(30)
     except EdgeError as exc:
         raise StartError(str(exc)) from None
@@ -571,68 +627,30 @@ def _write_state(
         "prometheus": prometheus,
         "children": {c.name: c.pid for c in platform.children},
         "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
+        # Embedded PostgreSQL and broker, when they run.
+        "infra": {name: pid() for name, pid in platform.infra_pids.items()},
     }
     path = platform.data_dir / STATE_FILE
     write_atomic(path, json.dumps(state, indent=2))
 
 
-# A component that crashes is restarted, like a process supervisor would; one that keeps
-# crashing (RESTART_LIMIT times within RESTART_WINDOW_S) takes the platform down instead of
-# flapping forever.
-RESTART_LIMIT = 3
-RESTART_WINDOW_S = 60.0
-
-
-@dataclass
-class RestartBudget:
-    recent: dict[str, list[float]] = field(default_factory=dict)
-
-    def allow(self, name: str) -> bool:
-        now = time.monotonic()
-        times = [t for t in self.recent.get(name, []) if now - t < RESTART_WINDOW_S]
-        if len(times) >= RESTART_LIMIT:
-            return False
-        self.recent[name] = [*times, now]
-        return True
+def _restart_edge(edge: EnvoyProcess) -> None:
+    if edge.process is not None:
+        edge.process.wait()  # reap it
+    edge.start()
 
 
 def _watch(platform: Platform, announce: Callable[[], None]) -> int:
-    """Until a signal: restarts what crashes (the engine rebuilds its state from PostgreSQL,
-    clients reconnect); gives up with a clear message when a component keeps crashing."""
-    budget = RestartBudget()
-    while True:
-        for child in platform.children:
-            code = child.exited()
-            if code is None:
-                continue
-            if not budget.allow(child.name):
-                console.print(
-                    f"[red]{child.name} keeps exiting (code {code}, {RESTART_LIMIT} restarts in "
-                    f"{RESTART_WINDOW_S:g}s); stopping everything. The end of {child.log_path}:[/]"
-                    f"\n{log_tail(child.log_path)}"
-                )
-                return 1
-            console.print(f"[yellow]{child.name} exited (code {code}); restarting it[/]")
-            child.signal_group(signal.SIGKILL)  # anything it left behind
-            child.start()
-            announce()
-        edge = platform.edge
-        if edge and edge.process and edge.process.poll() is not None:
-            if not budget.allow("Envoy"):
-                console.print(
-                    f"[red]Envoy keeps exiting; stopping everything.[/]\n{edge.log_tail()}"
-                )
-                return 1
-            console.print(
-                f"[yellow]Envoy exited (code {edge.process.returncode}); restarting it[/]"
-            )
-            try:
-                edge.start()
-            except EdgeError as exc:
-                console.print(f"[red]Envoy cannot restart: {exc}[/]")
-                return 1
-            announce()
-        time.sleep(0.5)
+    """Until a signal: restarts what crashes or stays unhealthy (the engine rebuilds its state
+    from PostgreSQL, clients reconnect); gives up with a clear message when a component keeps
+    failing."""
+    platform.supervisor.on_restart = announce
+    try:
+        platform.supervisor.run()
+    except GiveUp as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.rpc.errors import StartupError
 
+# How long a request waits for a connection. While PostgreSQL is down no connection comes,
+# and a call should fail with UNAVAILABLE in a few seconds rather than hang to its deadline.
+CONNECTION_WAIT_S = 3.0
+
 
 async def open_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, name: str = ""
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "",
+    wait_s: float = CONNECTION_WAIT_S,
 ) -> AsyncConnectionPool:
     """An open pool; waits until the first connection works, so a wrong DATABASE_URL fails at
     start-up with a clear message rather than on the first request."""
@@ -19,7 +28,10 @@ async def open_pool(
         max_size=max_size,
         open=False,
         name=name or None,
-        kwargs={"autocommit": False},
+        kwargs={"autocommit": False, "connect_timeout": 3},
+        timeout=wait_s,
+        # Reconnection attempts go on for as long as the outage lasts.
+        reconnect_timeout=24 * 3600,
         # A connection broken by a database restart is replaced instead of handed out.
         check=AsyncConnectionPool.check_connection,
     )

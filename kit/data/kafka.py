@@ -31,6 +31,8 @@ TOPIC_PARTITIONS: Mapping[str, int] = {QUOTES_TOPIC: 4, EVENTS_TOPIC: 4}
 # Tansu holds JoinGroup for half the session timeout: a short one makes group start-up fast.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
+# A send not acknowledged within this fails (a broker that is down).
+PRODUCE_TIMEOUT_MS = 15000
 
 
 def make_producer(
@@ -42,7 +44,7 @@ def make_producer(
         acks="all",
         enable_idempotence=False,
         linger_ms=linger_ms,
-        request_timeout_ms=15000,
+        request_timeout_ms=PRODUCE_TIMEOUT_MS,
         retry_backoff_ms=200,
     )
 
@@ -83,8 +85,9 @@ def make_admin(bootstrap: str) -> AIOKafkaAdminClient:
 
 async def create_missing_topics(
     admin: AIOKafkaAdminClient, topics: Mapping[str, int] = TOPIC_PARTITIONS
-) -> None:
-    """Creates, through a started admin client, the topics that do not exist yet."""
+) -> list[str]:
+    """Creates, through a started admin client, the topics that do not exist yet; their
+    names."""
     existing = set(await admin.list_topics())
     missing = [NewTopic(name, n, 1) for name, n in topics.items() if name not in existing]
     if missing:
@@ -92,6 +95,7 @@ async def create_missing_topics(
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(missing)
         log.info("created topics", extra={"topics": [t.name for t in missing]})
+    return [t.name for t in missing]
 
 
 async def ensure_topics(

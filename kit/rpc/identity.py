@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import jwt
 from jwt.algorithms import OKPAlgorithm
 
-from kit.rpc.errors import unauthenticated
+from kit.rpc.errors import unauthenticated, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ class StaticKeySource:
 
 class JwksKeySource:
     """Public keys from a JWKS document, refetched (at most every `min_refresh_s`) when a token
-    names an unknown key id."""
+    names an unknown key id. When that refetch fails (Auth unreachable, e.g. while it restarts)
+    the key is not known to be unknown: the call fails UNAVAILABLE (AUTH_UNAVAILABLE), so the
+    client retries instead of discarding a valid token."""
 
     def __init__(
         self, fetch_jwks: Callable[[], Awaitable[bytes]], min_refresh_s: float = 5.0
@@ -87,18 +89,27 @@ class JwksKeySource:
 
     async def public_key(self, kid: str) -> Any | None:
         if kid not in self._keys:
-            await self._refresh()
+            failure = await self._refresh()
+            if failure is not None and kid not in self._keys:
+                raise unavailable(
+                    "AUTH_UNAVAILABLE",
+                    "the token's signing keys cannot be fetched from Auth now; retry shortly",
+                ) from failure
         return self._keys.get(kid)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> Exception | None:
+        """Refetches the keys unless that was done moments ago; the fetch's error, if any
+        (the keys we had are kept)."""
         async with self._lock:
             if time.monotonic() - self._fetched_at < self._min_refresh_s and self._keys:
-                return
+                return None
             try:
                 self._keys = parse_jwks(await self._fetch())
                 self._fetched_at = time.monotonic()
-            except Exception:  # keep the keys we had; the token is judged with them
-                log.warning("could not fetch the JWKS", exc_info=True)
+            except Exception as exc:
+                log.warning("could not fetch the JWKS: %s", exc)
+                return exc
+            return None
 
 
 def parse_jwks(document: bytes) -> dict[str, Any]:

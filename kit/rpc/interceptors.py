@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+import psycopg
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import trace
@@ -37,6 +38,7 @@ from kit.rpc.errors import (
     invalid_argument,
     permission_denied,
     unauthenticated,
+    unavailable,
 )
 from kit.rpc.identity import (
     Caller,
@@ -53,6 +55,9 @@ tracer = trace.get_tracer("exness.rpc")
 SERVICE_TOKEN_HEADER = "x-service-token"
 OPERATOR_TOKEN_HEADER = "x-operator-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+# What psycopg raises while PostgreSQL is down or restarting: a broken connection, an
+# administrator shutdown, or the pool's PoolTimeout when no connection came within its wait.
+DATABASE_DOWN = (psycopg.OperationalError,)
 _UNTRACED = contextlib.nullcontext()
 # Every request message of the platform is small (the edge refuses bodies over 64 KiB too);
 # the bound applies after decompression. Methods that need more say so per method.
@@ -191,6 +196,10 @@ class _Guard:
         return set_current_caller(caller)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, DATABASE_DOWN):
+            # No connection came, or the one we had broke: the request changed nothing that
+            # was committed, and a retry once the database is back is the answer.
+            exc = unavailable("DATABASE_UNAVAILABLE", "the database is unavailable; retry shortly")
         if isinstance(exc, ServiceError):
             status = exc.to_status()
             level = logging.INFO

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kit.obs.rpc_metrics import server_interceptors
 from kit.obs.tracing_rpc import TracingInterceptor
 from kit.rpc.drain import DrainGate
 from kit.rpc.errors import StartupError
+from kit.rpc.health import HealthReporter
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class GrpcServer:
     port: int = 0
     grace_s: float = 10.0
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # What the service's components report (database, broker, feeds): NOT_SERVING while any
+    # is down. Without one, the service says SERVING from start to stop.
+    reporter: HealthReporter = field(default_factory=HealthReporter)
 
     def __post_init__(self) -> None:
         self.health = health.aio.HealthServicer()
@@ -89,8 +93,7 @@ class GrpcServer:
             raise PortInUseError(f"cannot listen on {address}: is the port already taken?")
         await server.start()
         self._server = server
-        for name in [*names, ""]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.reporter.attach(self.health, names)
         log.info("serving", extra={"address": f"{self.host}:{self.bound_port}", "services": names})
         return self.bound_port
 
@@ -103,6 +106,7 @@ class GrpcServer:
         own clean-up."""
         if self._server is None:
             return
+        self.reporter.detach()
         deadline = time.monotonic() + self.grace_s
         await self.health.enter_graceful_shutdown()
         if not await self._drain.drain(self.grace_s):

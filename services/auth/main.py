@@ -10,6 +10,7 @@ from exness.auth.v1 import auth_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.db import open_pool
+from kit.data.db_watch import DatabaseWatch
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
@@ -94,6 +95,9 @@ async def serve(settings: Settings, port: int | None) -> None:
     app = build(settings, pool, port)
     serve_metrics(settings.bind_host, settings.auth_metrics_port)
     app.server.on_stop.append(pool.close)
+    watch = DatabaseWatch(settings.database_url, app.server.reporter)
+    await watch.start()
+    app.server.on_stop.append(watch.stop)
     await app.server.serve_until_signalled()
 
 

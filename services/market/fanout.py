@@ -9,11 +9,15 @@ older quote after a newer one.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable
 
 from exness.market.v1 import market_pb2
 
 from services.market.quote_rules import timestamp_ns
+
+log = logging.getLogger(__name__)
 
 
 class Subscription:
@@ -50,7 +54,9 @@ class QuoteHub:
     """Latest quote per symbol (GetQuote, the first messages of StreamQuotes) and the
     subscribers by symbol (one dict lookup per quote, then one `offer` per subscriber)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age_s: float = 10.0) -> None:
+        # A quote older than this is served marked stale (Quote.stale).
+        self.max_age_ns = int(max_age_s * 1e9)
         self._latest: dict[str, market_pb2.StreamQuotesResponse] = {}
         self._latest_ns: dict[str, int] = {}
         self._by_symbol: dict[str, set[Subscription]] = {}
@@ -72,8 +78,41 @@ class QuoteHub:
         return self._latest_ns.copy()
 
     def latest(self, symbol: str) -> market_pb2.Quote | None:
+        """The newest quote, marked stale when it is older than the maximum age now."""
         message = self._latest.get(symbol)
-        return message.quote if message is not None else None
+        if message is None:
+            return None
+        if message.quote.stale or time.time_ns() - self._latest_ns[symbol] <= self.max_age_ns:
+            return message.quote
+        quote = market_pb2.Quote()
+        quote.CopyFrom(message.quote)
+        quote.stale = True
+        return quote
+
+    def mark_stale(self, now_ns: int | None = None) -> list[str]:
+        """Symbols whose newest quote has just passed the maximum age: it is replaced by a
+        copy marked stale and offered again to their subscribers, so a stream shows that
+        the price stopped moving rather than going quiet. The symbols marked now."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        marked = []
+        for symbol, message in self._latest.items():
+            if message.quote.stale or now_ns - self._latest_ns[symbol] <= self.max_age_ns:
+                continue
+            stale = market_pb2.StreamQuotesResponse()
+            stale.CopyFrom(message)
+            stale.quote.stale = True
+            self._latest[symbol] = stale
+            for subscription in self._by_symbol.get(symbol, ()):
+                subscription.offer(symbol, stale)
+            marked.append(symbol)
+        return marked
+
+    async def mark_stale_forever(self, interval_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            marked = self.mark_stale()
+            if marked:
+                log.warning("quotes went stale (no newer quote arrived)", extra={"symbols": marked})
 
     def publish(self, quote: market_pb2.Quote) -> None:
         """A quote from the feed; an older one than what we have (a replayed or re-delivered
@@ -84,6 +123,8 @@ class QuoteHub:
         if quote_ns < self._latest_ns.get(symbol, 0):
             self.stale += 1
             return
+        if quote.stale:  # the mark is MarketData's to set, when serving
+            quote = market_pb2.Quote(symbol=symbol, bid=quote.bid, ask=quote.ask, time=quote.time)
         message = market_pb2.StreamQuotesResponse(quote=quote)
         self._latest[symbol] = message
         self._latest_ns[symbol] = quote_ns

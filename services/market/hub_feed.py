@@ -17,9 +17,12 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.faults import inject_stall
 from kit.data.kafka import QUOTES_TOPIC, consume_span, make_consumer
 from kit.data.kafka_probe import behind_log_end
+from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.decimals import format_decimal
+from kit.rpc.health import HealthReporter
 from services.market.fanout import QuoteHub
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ _LATEST_TICK_SQL = "SELECT bid, ask, time FROM ticks WHERE symbol = %s ORDER BY 
 # bounds quote latency. A real Kafka answers as soon as data arrives; there the short wait
 # only costs idle fetch requests (100/s per broker connection).
 FEED_FETCH_MAX_WAIT_MS = 10
+FANOUT_CLIENT_ID = "market-fanout"
 
 
 def make_fanout_consumer(bootstrap: str, client_id: str = "market-fanout") -> AIOKafkaConsumer:
@@ -73,15 +77,28 @@ async def seed_from_ticks(
 
 
 class QuoteFeed:
-    def __init__(self, hub: QuoteHub, bootstrap: str, topic: str = QUOTES_TOPIC) -> None:
+    def __init__(
+        self,
+        hub: QuoteHub,
+        bootstrap: str,
+        topic: str = QUOTES_TOPIC,
+        reporter: HealthReporter | None = None,
+    ) -> None:
         self._hub = hub
         self._topic = topic
-        self._consumer = make_fanout_consumer(bootstrap)
+        self._bootstrap = bootstrap
+        self._consumer = make_fanout_consumer(bootstrap, FANOUT_CLIENT_ID)
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._verdict = Verdict()  # found by the watch, acted on by the reader
         # Offset after the last record seen, by partition number (see _check_resets).
         self._next: dict[int, int] = {}
         self.malformed = 0
         self.log_resets = 0
+        self.recreated = 0  # consumers replaced after a stall
+        self.watch = PartitionWatch(
+            bootstrap, topic, "quote fan-out", reporter=reporter or HealthReporter()
+        )
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -107,20 +124,27 @@ class QuoteFeed:
         # Resolve the end offsets now, so quotes produced after start() returns are seen.
         for tp in assigned:
             self._next[tp.partition] = await self._consumer.position(tp)
+        inject_stall(self._consumer, self._topic, FANOUT_CLIENT_ID)
         self._task = asyncio.create_task(self._run(), name="quote-feed")
+        self._watch_task = asyncio.create_task(self._watch_loop(), name="quote-feed-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._watch_task, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._consumer.stop()
+        await self.watch.close()
 
     def _check_resets(self) -> None:
         """After the embedded broker restarts, its logs begin again at 0: a position past the
         log end gets no records (no error either), so such a partition is read again from its
         start instead of waiting until the new log grows past our old position."""
-        for partition in sorted(behind_log_end(self._consumer, self._topic, self._next)):
+        behind = behind_log_end(self._consumer, self._topic, self._next)
+        if behind:
+            self.watch.note_reset(behind)
+        for partition in sorted(behind):
             tp = TopicPartition(self._topic, partition)
             log.warning(
                 "quote feed: %s was reset by the broker (log end %s < %d); reading it"
@@ -133,10 +157,39 @@ class QuoteFeed:
             self._consumer.seek(tp, 0)
             self._next[partition] = 0
 
+    async def _recover(self, verdict: Verdict) -> None:
+        """A stalled partition: this consumer is replaced by a new one that continues where
+        it stood (a wedged client is not trusted to unwedge). A reset one: read from 0."""
+        for partition in verdict.reset:
+            self._next[partition] = 0
+        if verdict.stalled or verdict.reset:
+            old = self._consumer
+            self._consumer = make_fanout_consumer(self._bootstrap, FANOUT_CLIENT_ID)
+            with contextlib.suppress(Exception):
+                await old.stop()
+            await self._consumer.start()
+            assigned = [TopicPartition(self._topic, p) for p in sorted(self._next)]
+            self._consumer.assign(assigned)
+            for tp in assigned:
+                self._consumer.seek(tp, self._next[tp.partition])
+            self.recreated += 1
+        self.watch.forget(verdict.stalled | verdict.reset)
+
+    async def _watch_loop(self) -> None:
+        """Beside the reader, so probing the log ends never delays a quote."""
+        while True:
+            await asyncio.sleep(self.watch.interval_s)
+            verdict = await self.watch.check(dict(self._next))
+            if verdict:
+                self._verdict = verdict
+
     async def _run(self) -> None:
         publish = self._hub.publish
         while True:
             try:
+                if self._verdict:
+                    verdict, self._verdict = self._verdict, Verdict()
+                    await self._recover(verdict)
                 batches = await self._consumer.getmany(timeout_ms=1000)
             except asyncio.CancelledError:
                 raise

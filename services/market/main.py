@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -20,12 +21,14 @@ from exness.market.v1 import market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.db import open_pool
+from kit.data.db_watch import DatabaseWatch
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.health import HealthReporter
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
@@ -72,11 +75,16 @@ class MarketApp:
     publisher: QuotePublisher | None
     tick_writer: TickWriter | None
     topic_guard: TopicGuard
+    # What the components report; the server publishes it as grpc.health.
+    reporter: HealthReporter
+    db_watch: DatabaseWatch
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start_components(self) -> None:
         """Everything except the gRPC server, in dependency order."""
         await self.catalog.refresh()
+        await self.db_watch.start()
+        self._stops.append(self.db_watch.stop)
         await self.topic_guard.start()
         self._stops.append(self.topic_guard.stop)
         if self.publisher is not None:
@@ -93,9 +101,21 @@ class MarketApp:
             log.info("latest quotes loaded from ticks", extra={"symbols": seeded})
             await self.feed.start()
             self._stops.append(self.feed.stop)
+            marker = asyncio.create_task(self.hub.mark_stale_forever(), name="stale-quotes")
+            self._stops.append(lambda: _cancel(marker))
         if self.tick_writer is not None:
-            await self.tick_writer.start()
-            self._stops.append(self.tick_writer.stop)
+            # In the background: joining the consumer group takes seconds (the embedded broker
+            # holds a JoinGroup for half the session timeout, longer while a killed member of
+            # ours is still listed), and the API must not wait for that to serve again.
+            writer = self.tick_writer
+            starting = asyncio.create_task(writer.start(), name="tick-writer-start")
+            starting.add_done_callback(_log_failure)
+
+            async def stop_writer() -> None:
+                await _cancel(starting)
+                await writer.stop()
+
+            self._stops.append(stop_writer)
 
     async def stop_components(self) -> None:
         while self._stops:
@@ -116,6 +136,17 @@ class MarketApp:
         await self.stop_components()
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged
+        await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
 def build(
     settings: Settings,
     pool: AsyncConnectionPool,
@@ -126,16 +157,25 @@ def build(
     tick_writer_group: str | None = None,
 ) -> MarketApp:
     bootstrap = bootstrap or settings.kafka_bootstrap_servers
+    reporter = HealthReporter()
+    db_watch = DatabaseWatch(settings.database_url, reporter)
     catalog = InstrumentCatalog(pool)
-    hub = QuoteHub()
+    hub = QuoteHub(max_age_s=settings.max_quote_age_s)
     writer = None
     if role in ("all", "tick-writer"):
-        writer = TickWriter(pool, bootstrap, consumer_name=tick_writer_group or TICK_WRITER_GROUP)
-    guard = TopicGuard(bootstrap)
+        writer = TickWriter(
+            pool,
+            bootstrap,
+            consumer_name=tick_writer_group or TICK_WRITER_GROUP,
+            reporter=reporter,
+        )
+    guard = TopicGuard(bootstrap, reporter=reporter)
     if role == "tick-writer":
-        return MarketApp(pool, catalog, hub, None, None, None, None, writer, guard)
+        return MarketApp(
+            pool, catalog, hub, None, None, None, None, writer, guard, reporter, db_watch
+        )
     publisher = QuotePublisher(bootstrap)
-    feed = QuoteFeed(hub, bootstrap)
+    feed = QuoteFeed(hub, bootstrap, reporter=reporter)
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
     admin = MarketAdminServicer(pool, catalog)
     pipeline = RequestPipeline(
@@ -159,8 +199,11 @@ def build(
         host=settings.bind_host,
         port=settings.market_port if port is None else port,
         grace_s=settings.shutdown_grace_s,
+        reporter=reporter,
     )
-    return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer, guard)
+    return MarketApp(
+        pool, catalog, hub, servicer, server, feed, publisher, writer, guard, reporter, db_watch
+    )
 
 
 async def serve(settings: Settings, port: int | None, role: str) -> None:

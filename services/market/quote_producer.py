@@ -45,6 +45,7 @@ class QuotePublisher:
         self._topic = topic
         self._in_flight: deque[asyncio.Future[RecordMetadata]] = deque()
         self.published = 0
+        self.lost = 0  # sends that failed (their calls were told UNAVAILABLE)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -85,7 +86,20 @@ class QuotePublisher:
         try:
             metadata = await future
         except KafkaError as exc:
+            self._forget_failed()
             raise broker_unavailable(exc) from exc
         # The log end as the broker acknowledged it: stall detection compares consumer
         # positions with this, since a stalled consumer's own view of the log end stops too.
         KAFKA_POSITIONS.produced(metadata.topic, metadata.partition, metadata.offset)
+
+    def _forget_failed(self) -> None:
+        """Drops every send that already failed. Each was one lost quote of the same outage;
+        left queued, each would fail one more PublishQuotes call after the broker is back
+        (thousands of reconnects: a minute of BROKER_UNAVAILABLE)."""
+        kept: deque[asyncio.Future[RecordMetadata]] = deque()
+        for future in self._in_flight:
+            if future.done() and future.exception() is not None:
+                self.lost += 1
+            else:
+                kept.append(future)
+        self._in_flight = kept

@@ -20,6 +20,15 @@ from collections.abc import Callable
 COPY_COLUMNS = "ticks (symbol, time, bid, ask, source, publish_time)"
 COPY_SQL = f"COPY {COPY_COLUMNS} FROM STDIN"
 
+# The writer's path: COPY into a per-connection staging table, then one INSERT that skips
+# quotes already stored (ticks_quote_key), so writing a quote twice stores it once.
+STAGING_TABLE = "ticks_incoming"
+CREATE_STAGING_SQL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE ticks) ON COMMIT DELETE ROWS"
+)
+STAGED_COPY_SQL = f"COPY {STAGING_TABLE} (symbol, time, bid, ask, source, publish_time) FROM STDIN"
+MERGE_STAGED_SQL = f"INSERT INTO ticks SELECT * FROM {STAGING_TABLE} ON CONFLICT DO NOTHING"
+
 # What PublishQuotes writes (format_decimal): digits with an optional fraction.
 _PRICE = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?")
 _SYMBOL = re.compile(r"[A-Za-z0-9._:/-]{1,32}")

@@ -35,12 +35,23 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
 from kit.backoff import Backoff
+from kit.data.faults import inject_stall
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_leases import DEFAULT_TTL_S, PartitionLeases, Share
+from kit.data.partition_watch import PartitionWatch, Verdict
+from kit.rpc.health import HealthReporter
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.metrics import TICK_BATCH_SECONDS
-from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
+from services.market.tick_rows import (
+    CREATE_STAGING_SQL,
+    MERGE_STAGED_SQL,
+    STAGED_COPY_SQL,
+    StampCache,
+    copy_escape,
+    price_ok,
+    symbol_ok,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +209,7 @@ class TickWriter:
         batch_wait_ms: int = 100,
         member: str | None = None,
         lease_ttl_s: float = DEFAULT_TTL_S,
+        reporter: HealthReporter | None = None,
     ) -> None:
         self._pool = pool
         self._topic = topic
@@ -233,6 +245,11 @@ class TickWriter:
         self.fence_conflicts = 0
         self.db_retries = 0
         self.log_resets = 0
+        self.duplicates_skipped = 0  # rows of quotes already stored (read twice)
+        self.watch = PartitionWatch(
+            bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
+        )
+        self._verdict = Verdict()  # found by the watch, acted on by the reader
 
     @property
     def member(self) -> str:
@@ -268,6 +285,7 @@ class TickWriter:
             asyncio.create_task(self._read_loop(), name="tick-writer-read"),
             asyncio.create_task(self._write_loop(), name="tick-writer-write"),
             asyncio.create_task(self._lease_loop(), name="tick-writer-leases"),
+            asyncio.create_task(self._watch_loop(), name="tick-writer-watch"),
         ]
 
     async def _lease_loop(self) -> None:
@@ -304,11 +322,12 @@ class TickWriter:
 
     async def stop(self) -> None:
         """Stops reading, writes what was already read, then gives its leases back."""
-        reader, writer, leases = self._tasks or (None, None, None)
-        if leases is not None:
-            leases.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await leases
+        reader, writer, leases, watcher = self._tasks or (None, None, None, None)
+        for task in (watcher, leases):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -324,6 +343,7 @@ class TickWriter:
             except Exception as exc:  # they expire by themselves
                 log.warning("tick writer: could not release its leases: %s", exc)
         await self._consumer.stop()
+        await self.watch.close()
 
     async def drain(self, timeout_s: float) -> None:
         try:
@@ -371,6 +391,7 @@ class TickWriter:
                 "stored": {p: o for p, o in self._expected.items()},
             },
         )
+        inject_stall(self._consumer, self._topic, self.consumer_name)
         self.assigned.set()
 
     async def _replaced_logs(
@@ -430,6 +451,24 @@ class TickWriter:
                 reset[partition] = 0
         return reset
 
+    async def _watch_loop(self) -> None:
+        """Beside the reader: finds partitions whose log grows while the writer's read
+        position stands still (see kit.data.partition_watch)."""
+        while True:
+            await asyncio.sleep(self.watch.interval_s)
+            verdict = await self.watch.check(dict(self._read_positions))
+            if verdict:
+                self._verdict = verdict
+
+    async def _recover(self, verdict: Verdict) -> None:
+        """Stalled or reset partitions are fetched again (resumed, should anything have
+        paused them) from the offsets stored with the data."""
+        assigned = self._consumer.assignment()
+        self._consumer.resume(*assigned)
+        await self.drain(timeout_s=10.0)
+        await self.resync(assigned, verdict.reset)
+        self.watch.forget(verdict.stalled | verdict.reset)
+
     async def _read_loop(self) -> None:
         """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
         up. Decoding a chunk takes a few milliseconds and the loop is released after each
@@ -437,6 +476,14 @@ class TickWriter:
         being decoded (one decode of a whole batch would hold them up for tens of ms)."""
         pending: Batch | None = None
         while True:
+            if self._verdict:
+                verdict, self._verdict = self._verdict, Verdict()
+                pending = None
+                try:
+                    await self._recover(verdict)
+                except Exception as exc:  # database down: the watch will find it again
+                    log.warning("tick writer: recovery failed: %s", exc)
+                    await asyncio.sleep(1.0)
             if not self._consumer.assignment():
                 pending = None
                 await asyncio.sleep(self._batch_wait_ms / 1000)
@@ -454,6 +501,7 @@ class TickWriter:
                 continue
             # A log that now ends below our read position was reset (a broker restart).
             if lost := behind_log_end(self._consumer, self._topic, self._read_positions):
+                self.watch.note_reset(lost)
                 await self.drain(timeout_s=10.0)
                 await self.resync(self._consumer.assignment(), lost)
                 pending = None
@@ -517,10 +565,13 @@ class TickWriter:
         if batch.epoch != self._epoch:
             return  # read before a resync moved the positions
         expected_by_partition = {p: self._expected.get(p) for p in batch.next_offsets}
+        skipped = 0
         started = time.perf_counter()
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
+                if batch.rows:
+                    await conn.execute(CREATE_STAGING_SQL)
                 for partition, next_offset in batch.next_offsets.items():
                     expected = expected_by_partition[partition]
                     cur = await conn.execute(
@@ -540,10 +591,13 @@ class TickWriter:
                 if await cur.fetchone() is None:
                     raise _Fenced(f"partition {partition}: expected {expected}")
             if batch.rows:
-                async with conn.cursor() as copy_cur, copy_cur.copy(COPY_SQL) as copy:
+                async with conn.cursor() as copy_cur, copy_cur.copy(STAGED_COPY_SQL) as copy:
                     await copy.write(batch.payload)
+                merged = await conn.execute(MERGE_STAGED_SQL)
+                skipped = batch.rows - max(merged.rowcount, 0)
         if batch.epoch == self._epoch:  # else the resync's offsets stand (a fence re-checks)
             self._expected.update(batch.next_offsets)
+        self.duplicates_skipped += skipped
         self.rows_written += batch.rows
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed

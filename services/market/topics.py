@@ -15,15 +15,24 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient
 
 from kit.data.kafka import ADMIN_ERRORS, create_missing_topics, make_admin
+from kit.rpc.health import HealthReporter
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 2.0
+COMPONENT = "broker"
 
 
 class TopicGuard:
-    def __init__(self, bootstrap: str, interval_s: float = CHECK_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        interval_s: float = CHECK_INTERVAL_S,
+        reporter: HealthReporter | None = None,
+    ) -> None:
         self._bootstrap = bootstrap
+        # Each round's outcome is the service's view of its broker.
+        self._reporter = reporter or HealthReporter()
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -47,9 +56,14 @@ class TopicGuard:
                     if admin is None:
                         admin = make_admin(self._bootstrap)
                         await asyncio.wait_for(admin.start(), self._interval_s)
-                    await asyncio.wait_for(create_missing_topics(admin), self._interval_s)
+                    created = await asyncio.wait_for(create_missing_topics(admin), self._interval_s)
+                    if created:  # the broker restarted empty: what was in flight is lost
+                        self._reporter.down(COMPONENT, f"the broker had lost {created}")
+                    else:
+                        self._reporter.up(COMPONENT)
                 except (*ADMIN_ERRORS, TimeoutError) as exc:  # broker down: try next round
                     log.debug("topic check failed: %s", exc)
+                    self._reporter.down(COMPONENT, f"the broker does not answer: {exc!r}")
                     if admin is not None:
                         await _close(admin)
                         admin = None

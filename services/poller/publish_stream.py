@@ -31,6 +31,9 @@ _CHANNEL_OPTIONS = [
 ]
 
 
+RECONNECT_CAP_S = 2.0
+
+
 class FatalPublishError(RuntimeError):
     pass
 
@@ -47,7 +50,9 @@ class MarketPublisher:
         self._address = address
         self._metadata = ((SERVICE_TOKEN_HEADER, service_token),)
         self._source = source
-        self._backoff = backoff or Backoff()
+        # A short ceiling: MarketData is close by, and after an outage of its broker the feed
+        # must resume within seconds, not after a 30 s backoff.
+        self._backoff = backoff or Backoff(cap_s=RECONNECT_CAP_S)
         self.sent = 0
         self.accepted = 0
         self.rejected: Counter[str] = Counter()

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
+from kit.rpc.health import HealthReporter
 from services.trading.admin import TradingAdminServicer, load_halts
 from services.trading.committer import Committer
 from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
@@ -26,6 +27,8 @@ from services.trading.tracing import CommandTraces
 log = logging.getLogger(__name__)
 
 EXPIRY_TICK_S = 1.0
+COMMIT_PATH = "commit path"
+COMMIT_PATH_CHECK_S = 0.5
 STOP_TIMEOUT_S = 10.0
 
 
@@ -37,6 +40,7 @@ class TradingApp:
         servicer: TradingServicer,
         relay: OutboxRelay,
         admin: TradingAdminServicer,
+        reporter: HealthReporter | None = None,
     ) -> None:
         self.engine = engine
         self.committer = committer
@@ -44,6 +48,7 @@ class TradingApp:
         self.relay = relay
         self.admin = admin
         self._tasks: list[asyncio.Task[None]] = []
+        self.reporter = reporter or HealthReporter()
 
     @classmethod
     async def start(
@@ -56,6 +61,7 @@ class TradingApp:
         kafka_bootstrap: str,
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
+        reporter: HealthReporter | None = None,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
         max_quote_age = timedelta(seconds=max_quote_age_s)
@@ -76,9 +82,10 @@ class TradingApp:
             engine.adopt(await load())
 
         streams = AccountStreams()
+        reporter = reporter or HealthReporter()
         traces = CommandTraces()
         traces.instrument(engine)
-        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
+        relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic, reporter)
         committer = Committer(
             engine,
             pool,
@@ -88,11 +95,15 @@ class TradingApp:
         )
         servicer = TradingServicer(engine, committer, pool, streams)
         admin = TradingAdminServicer(engine, committer, pool, relay)
-        app = cls(engine, committer, servicer, relay, admin)
+        app = cls(engine, committer, servicer, relay, admin, reporter)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")
-        app._spawn(consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic), "quotes")
+        app._spawn(app._report_commit_path(), "commit-path-health")
+        app._spawn(
+            consume_quotes(engine, kafka_bootstrap, committer.wake, quotes_topic, reporter),
+            "quotes",
+        )
         log.info(
             "engine ready",
             extra={
@@ -113,12 +124,26 @@ class TradingApp:
         task.add_done_callback(self._task_done)
         self._tasks.append(task)
 
-    @staticmethod
-    def _task_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "background task died", exc_info=task.exception(), extra={"task": task.get_name()}
-            )
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task that ends (other than by stop()) leaves the engine unable to do
+        its job (a dead committer answers no order again): NOT_SERVING from then on, so the
+        edge keeps traffic away and `exness up` replaces the process."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("background task died", exc_info=error, extra={"task": task.get_name()})
+        self.reporter.down(task.get_name(), f"background task ended: {error!r}")
+
+    async def _report_commit_path(self) -> None:
+        """NOT_SERVING while the committer is restoring after a failed write (every call is
+        refused ENGINE_UNAVAILABLE meanwhile)."""
+        while True:
+            if self.committer.accepting:
+                self.reporter.up(COMMIT_PATH)
+            else:
+                self.reporter.down(COMMIT_PATH, "restoring the engine after a failed commit")
+            await asyncio.sleep(COMMIT_PATH_CHECK_S)
 
     async def _expire_loop(self) -> None:
         while True:

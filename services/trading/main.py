@@ -13,12 +13,14 @@ from exness.admin.v1 import admin_pb2_grpc
 from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
+from kit.data.db_watch import DatabaseWatch
 from kit.data.kafka import ensure_topics
 from kit.data.shard_layout import check_shard_count
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
+from kit.rpc.health import HealthReporter
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
@@ -73,8 +75,10 @@ async def main(settings: Settings, port: int) -> None:
     await check_shard_count(pool, settings.shard_count, settings.shard_id)
     await ensure_topics(settings.kafka_bootstrap_servers)
 
+    reporter = HealthReporter()
     app = await TradingApp.start(
         pool,
+        reporter=reporter,
         shard_id=settings.shard_id,
         max_quote_age_s=settings.max_quote_age_s,
         max_pending_orders=settings.max_pending_orders,
@@ -99,7 +103,11 @@ async def main(settings: Settings, port: int) -> None:
         port=port,
         grace_s=settings.shutdown_grace_s,
         on_stop=[pool.close, app.stop],
+        reporter=reporter,
     )
+    watch = DatabaseWatch(settings.database_url, reporter)
+    await watch.start()
+    server.on_stop.append(watch.stop)
     await server.serve_until_signalled()
 
 

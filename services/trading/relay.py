@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
@@ -26,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, make_consumer, make_producer
 from kit.data.kafka_probe import probe_offsets
+from kit.rpc.health import HealthReporter
 from services.trading.tracing import RelaySpans
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,22 @@ MIN_PUMP_INTERVAL_S = 0.05
 # The watermark is saved at most this often: after a crash the relay publishes again from the
 # last saved one, which at-least-once delivery allows (consumers dedupe by sequence).
 SAVE_INTERVAL_S = 1.0
+# After a failed round (broker or database down), the pause before the next.
+RETRY_PAUSE_S = 1.0
+COMPONENT = "outbox relay"
 
 
 class OutboxRelay:
     def __init__(
-        self, pool: AsyncConnectionPool, bootstrap: str, shard: int, topic: str = EVENTS_TOPIC
+        self,
+        pool: AsyncConnectionPool,
+        bootstrap: str,
+        shard: int,
+        topic: str = EVENTS_TOPIC,
+        reporter: HealthReporter | None = None,
     ) -> None:
         self.pool = pool
+        self.reporter = reporter or HealthReporter()
         self.bootstrap = bootstrap
         self.shard = shard
         self.topic = topic
@@ -61,6 +72,7 @@ class OutboxRelay:
         # For logs and tests: broker log checks made, and losses found (journal re-published).
         self.loss_checks = 0
         self.losses = 0
+        self.failures = 0  # rounds that failed (database or broker down) and were retried
 
     def wake(self, *_: Any) -> None:
         self._wake.set()
@@ -72,7 +84,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        await self._load_state()
+        """Forever: neither a broker nor a database outage ends it (it reports itself down,
+        waits, and starts again from the saved watermark)."""
+        loaded = False
         while True:
             producer = make_producer(self.bootstrap, linger_ms=5, client_id="exness-relay")
             # Only asks the broker for log end offsets: no group, nothing to commit.
@@ -83,15 +97,22 @@ class OutboxRelay:
                 client_id="exness-relay-offsets",
             )
             try:
+                if not loaded:
+                    await self._load_state()
+                    loaded = True
                 await producer.start()
                 await offsets.start()
                 await self._pump(producer, offsets)
-            except KafkaError as exc:
-                log.warning("Kafka unavailable, the relay retries", extra={"error": str(exc)})
-                await asyncio.sleep(1.0)
+            except (KafkaError, psycopg.Error, OSError, TimeoutError) as exc:
+                self.failures += 1
+                self.reporter.down(COMPONENT, f"{type(exc).__name__}: {exc}")
+                log.warning("the relay cannot publish now; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(RETRY_PAUSE_S)
             finally:
-                await producer.stop()
-                await offsets.stop()
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                with contextlib.suppress(Exception):
+                    await offsets.stop()
 
     async def _pump(self, producer: AIOKafkaProducer, offsets: AIOKafkaConsumer) -> None:
         loop = asyncio.get_running_loop()
@@ -102,6 +123,7 @@ class OutboxRelay:
             while True:
                 pumped_at = loop.time()
                 await self._pump_once(producer)
+                self.reporter.up(COMPONENT)
                 if self.published != saved and loop.time() - saved_at >= SAVE_INTERVAL_S:
                     await self._save_state()
                     saved, saved_at = self.published, loop.time()

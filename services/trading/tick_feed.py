@@ -11,9 +11,12 @@ from aiokafka.errors import KafkaError
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 
+from kit.data.faults import inject_stall
 from kit.data.kafka import QUOTES_TOPIC, consume_span, make_consumer
+from kit.data.partition_watch import PartitionWatch
 from kit.decimals import parse_decimal
 from kit.obs.kafka_metrics import KAFKA_POSITIONS
+from kit.rpc.health import HealthReporter
 from services.trading.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,17 @@ def apply_quote(engine: Engine, value: bytes, now: datetime) -> None:
 
 
 async def consume_quotes(
-    engine: Engine, bootstrap: str, after_batch: Callable[[], None], topic: str = QUOTES_TOPIC
+    engine: Engine,
+    bootstrap: str,
+    after_batch: Callable[[], None],
+    topic: str = QUOTES_TOPIC,
+    reporter: HealthReporter | None = None,
 ) -> None:
-    """Reads from the latest offset (an old quote is no basis for a fill after a restart)."""
+    """Reads from the latest offset (an old quote is no basis for a fill after a restart).
+    A partition that stalls, or whose log the broker reset below our position (no error
+    then, just no records: every order refused STALE_QUOTE), gets a new consumer at the
+    latest offset."""
+    watch = PartitionWatch(bootstrap, topic, "engine quote feed", reporter or HealthReporter())
     while True:
         consumer = make_consumer(
             bootstrap,
@@ -50,8 +61,13 @@ async def consume_quotes(
         KAFKA_POSITIONS.track_consumer(CONSUMER_NAME, consumer, topic, positions.copy)
         try:
             await consumer.start()
+            inject_stall(consumer, topic, CONSUMER_NAME)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                verdict = await watch.check_consumer(consumer)
+                if verdict:
+                    watch.forget(verdict.stalled | verdict.reset)
+                    break  # a new consumer
                 if not batches:
                     continue
                 now = datetime.now(UTC)
@@ -72,3 +88,4 @@ async def consume_quotes(
             await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
+            await watch.close()

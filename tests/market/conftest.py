@@ -40,6 +40,8 @@ TEST_INSTRUMENTS: list[tuple[str, str, int, str, str, str]] = [
     ("ZTBIN", "crypto", 2, "0.50", "100", "0.001"),  # binance adapter through the poller
     ("ZTKCT", "crypto", 2, "0", "100", "0.001"),  # kcat
     ("ZTRST", "crypto", 2, "0", "100", "0.001"),  # broker restart
+    ("ZTSTL", "crypto", 2, "0", "100", "0.001"),  # stalled partition
+    ("ZTOLD", "crypto", 2, "0", "100", "0.001"),  # stale quotes
     *[(f"ZTS{i}", "crypto", 2, "0", "100", "0.001") for i in range(10)],  # streaming
 ]
 

@@ -13,7 +13,9 @@ import pytest
 from aiokafka import TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics, make_consumer
+from kit.rpc.health import HealthReporter
 from services.trading import relay as relay_module
 from services.trading.relay import OutboxRelay
 from tests.market.conftest import eventually
@@ -67,3 +69,38 @@ async def test_relay_publishes_in_sequence_without_false_losses(
         await consumer.stop()
     sequences = sorted(int(p.split()[1]) for p in payloads)
     assert sequences == list(range(1, ROWS + 1))  # each once: nothing published twice
+
+
+async def test_relay_survives_pool_timeouts_and_resumes(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A pool that gives no connection in time (what a database outage looks like to the relay)
+    used to end the relay task for good; now it reports itself down and resumes."""
+    shard, topic = SHARD + 1, f"{TOPIC}-outage"
+    await ensure_topics(kafka_bootstrap, {topic: 1})
+    pool = await open_pool(database_url, min_size=1, max_size=1, wait_s=0.2)
+    reporter = HealthReporter()
+    relay = OutboxRelay(pool, kafka_bootstrap, shard, topic=topic, reporter=reporter)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM trading_journal WHERE shard = %s", (shard,))
+            await conn.execute("DELETE FROM trading_outbox WHERE shard = %s", (shard,))
+            await conn.execute(
+                "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload,"
+                " created_at) SELECT %s, s, 1, 1, 'e', now() FROM generate_series(1, 5) s",
+                (shard,),
+            )
+            await conn.commit()
+            task = asyncio.create_task(relay.run())
+            # The only connection is held here: every round of the relay times out.
+            await eventually(lambda: relay.failures >= 2, 30)
+            assert not task.done(), task
+            assert not reporter.serving
+        await eventually(lambda: relay.published == 5, 30)
+        assert reporter.serving
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.close()

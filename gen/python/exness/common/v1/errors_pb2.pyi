@@ -55,6 +55,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
     ERROR_REASON_BROKER_UNAVAILABLE: _ErrorReason.ValueType  # 23
     """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
+    ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 24
+    """UNAVAILABLE: the database cannot be reached now; nothing was changed; retry with backoff."""
+    ERROR_REASON_AUTH_UNAVAILABLE: _ErrorReason.ValueType  # 25
+    """UNAVAILABLE: the token's signing keys cannot be fetched from Auth now (the token was not
+    judged); retry with backoff.
+    """
     ERROR_REASON_INSUFFICIENT_MARGIN: _ErrorReason.ValueType  # 30
     """Trading.
     FAILED_PRECONDITION: free margin does not cover the margin the order requires.
@@ -142,6 +148,12 @@ ERROR_REASON_BAD_QUOTE: ErrorReason.ValueType  # 22
 """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
 ERROR_REASON_BROKER_UNAVAILABLE: ErrorReason.ValueType  # 23
 """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
+ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 24
+"""UNAVAILABLE: the database cannot be reached now; nothing was changed; retry with backoff."""
+ERROR_REASON_AUTH_UNAVAILABLE: ErrorReason.ValueType  # 25
+"""UNAVAILABLE: the token's signing keys cannot be fetched from Auth now (the token was not
+judged); retry with backoff.
+"""
 ERROR_REASON_INSUFFICIENT_MARGIN: ErrorReason.ValueType  # 30
 """Trading.
 FAILED_PRECONDITION: free margin does not cover the margin the order requires.

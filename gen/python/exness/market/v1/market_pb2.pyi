@@ -135,12 +135,20 @@ class Quote(_message.Message):
     BID_FIELD_NUMBER: _builtins.int
     ASK_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    STALE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Platform symbol."""
     bid: _builtins.str
     """Price at which a trader SELLs (and a BUY position closes)."""
     ask: _builtins.str
     """Price at which a trader BUYs (and a SELL position closes); ask >= bid."""
+    stale: _builtins.bool
+    """True when this quote is older than the platform's maximum quote age at the moment it is
+    served: the feed for the symbol has stopped (a stalled partition, an exchange outage) and
+    the price may be out of date; orders are refused on it (STALE_QUOTE). StreamQuotes sends
+    the quote again with the mark when it goes stale, and a fresh quote clears it. Set by
+    MarketData when serving; publishers leave it false.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the exchange quoted it."""
@@ -152,10 +160,11 @@ class Quote(_message.Message):
         bid: _builtins.str = ...,
         ask: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        stale: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "bid", b"bid", "symbol", b"symbol", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask", b"ask", "bid", b"bid", "stale", b"stale", "symbol", b"symbol", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
