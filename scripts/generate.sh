@@ -4,18 +4,13 @@
 #   gen/ts          TypeScript messages and service descriptors (protoc-gen-es via buf)
 #   gen/descriptor  the descriptor set Envoy's gRPC-JSON transcoder loads
 # Python goes through grpcio-tools directly because its gRPC generator is built into its protoc
-# and buf cannot call it as a plugin. The Google API protos come from the installed
-# googleapis-common-protos package (no remote registry is reachable).
+# and buf cannot call it as a plugin. The Google API protos proto/ imports are vendored in
+# third_party/googleapis (a module of the buf workspace): nothing is fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 BUF=node_modules/.bin/buf
-
-deps=build/proto-deps
-site=$("$PY" -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')
-rm -rf "$deps" && mkdir -p "$deps/google/api" "$deps/google/rpc"
-for f in annotations http httpbody field_behavior; do cp "$site/google/api/$f.proto" "$deps/google/api/"; done
-for f in status error_details code; do cp "$site/google/rpc/$f.proto" "$deps/google/rpc/"; done
+deps=third_party/googleapis
 
 # Generate into a scratch directory and swap it in at the end: a failed run leaves gen/ intact.
 out=build/gen.new
@@ -29,7 +24,10 @@ mapfile -t protos < <(cd proto && find exness -name '*.proto' | sort)
 # Make every generated directory a regular package (mypy and setuptools both want that).
 find "$out/python/exness" -type d -exec touch {}/__init__.py \;
 
-"$BUF" generate --path proto/exness -o "$out"
+# TypeScript for our contracts plus google.rpc Status and its error details (ErrorInfo,
+# BadRequest), which clients decode from grpc-status-details-bin.
+"$BUF" generate --path proto/exness \
+  --path "$deps/google/rpc/status.proto" --path "$deps/google/rpc/error_details.proto" -o "$out"
 # Our services plus google.rpc error details, so the transcoder can render Status.details.
 "$BUF" build -o "$out/descriptor/exness.binpb"
 rm -rf gen && mv "$out" gen

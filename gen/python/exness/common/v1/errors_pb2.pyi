@@ -23,13 +23,22 @@ class _ErrorReason:
 class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    """Never sent: the zero value of the enum."""
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 1
-    """INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details)."""
+    """INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details),
+    or (edge) its JSON body is malformed or names a field the request message does not have.
+    """
     ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 2
-    """UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours."""
+    """UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours (also
+    sent by the edge).
+    """
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 3
     """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
     token on an internal RPC).
+    """
+    ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 4
+    """INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
+    effect. Report it; retrying an idempotent call is safe.
     """
     ERROR_REASON_EMAIL_TAKEN: _ErrorReason.ValueType  # 10
     """Auth.
@@ -45,6 +54,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WEAK_PASSWORD: _ErrorReason.ValueType  # 14
     """INVALID_ARGUMENT: the password does not meet the password policy."""
+    ERROR_REASON_USER_NOT_FOUND: _ErrorReason.ValueType  # 15
+    """NOT_FOUND: the user named by a valid access token no longer exists."""
     ERROR_REASON_UNKNOWN_SYMBOL: _ErrorReason.ValueType  # 20
     """Market data.
     NOT_FOUND: the symbol is not a listed instrument.
@@ -70,13 +81,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INVALID_LEVERAGE: _ErrorReason.ValueType  # 35
     """INVALID_ARGUMENT: leverage above the account's or the instrument's maximum."""
     ERROR_REASON_ORDER_NOT_FOUND: _ErrorReason.ValueType  # 36
-    """NOT_FOUND: no such order or position on the caller's account."""
+    """NOT_FOUND: no such order on the caller's account."""
     ERROR_REASON_POSITION_NOT_FOUND: _ErrorReason.ValueType  # 37
+    """NOT_FOUND: no such open position on the caller's account."""
     ERROR_REASON_ORDER_NOT_PENDING: _ErrorReason.ValueType  # 38
     """FAILED_PRECONDITION: the order is no longer pending (filled, cancelled, expired)."""
     ERROR_REASON_IDEMPOTENCY_KEY_REUSED: _ErrorReason.ValueType  # 39
-    """ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.
-    FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+    """FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+    (ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.)
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
@@ -84,6 +96,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
     account stream starts again with a snapshot).
+    """
+    ERROR_REASON_ROUTE_NOT_FOUND: _ErrorReason.ValueType  # 60
+    """Edge (sent by Envoy itself, before any service sees the request).
+    NOT_FOUND (HTTP 404): no API route or method at this path (or an internal RPC).
+    """
+    ERROR_REASON_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 61
+    """UNIMPLEMENTED (HTTP 405): the path exists but not for this HTTP method."""
+    ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 62
+    """RESOURCE_EXHAUSTED (HTTP 413): the request body is larger than the edge accepts (64 KiB
+    by default).
+    """
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 63
+    """RESOURCE_EXHAUSTED (HTTP 429): too many calls from this client address; retry after a
+    while (login and register are limited per address).
+    """
+    ERROR_REASON_SERVICE_UNAVAILABLE: _ErrorReason.ValueType  # 64
+    """UNAVAILABLE (HTTP 503): the service behind the edge is down or unhealthy; retry with
+    backoff.
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -93,19 +123,29 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     carrying a google.rpc.ErrorInfo detail. ErrorInfo.reason is the value name below WITHOUT the
     `ERROR_REASON_` prefix (e.g. "INSUFFICIENT_MARGIN"), ErrorInfo.domain is "exness.com", and
     ErrorInfo.metadata may add context (e.g. "symbol", "required_margin"). Bad input additionally
-    carries a google.rpc.BadRequest with one FieldViolation per offending field.
+    carries a google.rpc.BadRequest with one FieldViolation per offending field. Refusals made by
+    the edge itself (Envoy) carry an ErrorInfo too, with the reasons marked "edge" below.
 
     Clients should branch on the reason, never on the human-readable message.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+"""Never sent: the zero value of the enum."""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 1
-"""INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details)."""
+"""INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details),
+or (edge) its JSON body is malformed or names a field the request message does not have.
+"""
 ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 2
-"""UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours."""
+"""UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours (also
+sent by the edge).
+"""
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 3
 """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
 token on an internal RPC).
+"""
+ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 4
+"""INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
+effect. Report it; retrying an idempotent call is safe.
 """
 ERROR_REASON_EMAIL_TAKEN: ErrorReason.ValueType  # 10
 """Auth.
@@ -121,6 +161,8 @@ has been revoked and the user must log in again.
 """
 ERROR_REASON_WEAK_PASSWORD: ErrorReason.ValueType  # 14
 """INVALID_ARGUMENT: the password does not meet the password policy."""
+ERROR_REASON_USER_NOT_FOUND: ErrorReason.ValueType  # 15
+"""NOT_FOUND: the user named by a valid access token no longer exists."""
 ERROR_REASON_UNKNOWN_SYMBOL: ErrorReason.ValueType  # 20
 """Market data.
 NOT_FOUND: the symbol is not a listed instrument.
@@ -146,13 +188,14 @@ ERROR_REASON_INVALID_PRICE_LEVEL: ErrorReason.ValueType  # 34
 ERROR_REASON_INVALID_LEVERAGE: ErrorReason.ValueType  # 35
 """INVALID_ARGUMENT: leverage above the account's or the instrument's maximum."""
 ERROR_REASON_ORDER_NOT_FOUND: ErrorReason.ValueType  # 36
-"""NOT_FOUND: no such order or position on the caller's account."""
+"""NOT_FOUND: no such order on the caller's account."""
 ERROR_REASON_POSITION_NOT_FOUND: ErrorReason.ValueType  # 37
+"""NOT_FOUND: no such open position on the caller's account."""
 ERROR_REASON_ORDER_NOT_PENDING: ErrorReason.ValueType  # 38
 """FAILED_PRECONDITION: the order is no longer pending (filled, cancelled, expired)."""
 ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 39
-"""ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.
-FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+"""FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+(ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.)
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
@@ -160,5 +203,23 @@ ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
 account stream starts again with a snapshot).
+"""
+ERROR_REASON_ROUTE_NOT_FOUND: ErrorReason.ValueType  # 60
+"""Edge (sent by Envoy itself, before any service sees the request).
+NOT_FOUND (HTTP 404): no API route or method at this path (or an internal RPC).
+"""
+ERROR_REASON_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 61
+"""UNIMPLEMENTED (HTTP 405): the path exists but not for this HTTP method."""
+ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 62
+"""RESOURCE_EXHAUSTED (HTTP 413): the request body is larger than the edge accepts (64 KiB
+by default).
+"""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 63
+"""RESOURCE_EXHAUSTED (HTTP 429): too many calls from this client address; retry after a
+while (login and register are limited per address).
+"""
+ERROR_REASON_SERVICE_UNAVAILABLE: ErrorReason.ValueType  # 64
+"""UNAVAILABLE (HTTP 503): the service behind the edge is down or unhealthy; retry with
+backoff.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

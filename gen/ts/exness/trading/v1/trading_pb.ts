@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_exness_common_v1_access } from "../../common/v1/access_pb";
 import { file_exness_common_v1_validate } from "../../common/v1/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/trading/v1/trading.proto.
  */
 export const file_exness_trading_v1_trading: GenFile = /*@__PURE__*/
-  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSL1AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJIvYDCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoIUG9zaXRpb24SEwoLcG9zaXRpb25faWQYASABKAkSDgoGc3ltYm9sGAIgASgJEioKBHNpZGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSDgoGdm9sdW1lGAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSFQoNY3VycmVudF9wcmljZRgGIAEoCRIRCglzdG9wX2xvc3MYByABKAkSEwoLdGFrZV9wcm9maXQYCCABKAkSEAoIbGV2ZXJhZ2UYCSABKAUSDgoGbWFyZ2luGAogASgJEhYKDnVucmVhbGl6ZWRfcG5sGAsgASgJEhAKCG9yZGVyX2lkGAwgASgJEi0KCW9wZW5fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizgIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr8BCgtMZWRnZXJFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIwCgRraW5kGAIgASgOMiIuZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnlLaW5kEg4KBmFtb3VudBgDIAEoCRIVCg1iYWxhbmNlX2FmdGVyGAQgASgJEhQKDHJlZmVyZW5jZV9pZBgFIAEoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRR2V0QWNjb3VudFJlcXVlc3QiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IjAKDkRlcG9zaXRSZXF1ZXN0Eh4KBmFtb3VudBgBIAEoCUIOqtQYCggBKgYIARgCIAkibQoPRGVwb3NpdFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50Ei0KBWVudHJ5GAIgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnkiNQoSU2V0TGV2ZXJhZ2VSZXF1ZXN0Eh8KCGxldmVyYWdlGAEgASgFQg2q1BgJCAEwATgBQNAPIkIKE1NldExldmVyYWdlUmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQizgMKEVBsYWNlT3JkZXJSZXF1ZXN0EigKBnN5bWJvbBgBIAEoCUIYqtQYFAgBIhBeW0EtWjAtOV17MiwyMH0kEjQKBHNpZGUYAiABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGVCCKrUGAQIAUgBEjQKBHR5cGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclR5cGVCCKrUGAQIAUgBEhwKBnZvbHVtZRgEIAEoCUIMqtQYCCoGCAEYCCASEhwKBm1hcmdpbhgFIAEoCUIMqtQYCCoGCAEYAiAOEhsKCGxldmVyYWdlGAYgASgFQgmq1BgFMAFA0A8SGwoFcHJpY2UYByABKAlCDKrUGAgqBggBGAggEhIfCglzdG9wX2xvc3MYCCABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgJIAEoCUIMqtQYCCoGCAEYCCASEjgKD2NsaWVudF9vcmRlcl9pZBgKIAEoCUIfqtQYGxhAIhdeW0EtWmEtejAtOV8uOi1dezEsNjR9JBIvCgtleHBpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibAoSUGxhY2VPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXISLQoIcG9zaXRpb24YAiABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiITChFMaXN0T3JkZXJzUmVxdWVzdCI+ChJMaXN0T3JkZXJzUmVzcG9uc2USKAoGb3JkZXJzGAEgAygLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXIiMAoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhoKCG9yZGVyX2lkGAEgASgJQgiq1BgECAEYQCI+ChNDYW5jZWxPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXIiFgoUTGlzdFBvc2l0aW9uc1JlcXVlc3QiRwoVTGlzdFBvc2l0aW9uc1Jlc3BvbnNlEi4KCXBvc2l0aW9ucxgBIAMoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uInoKFU1vZGlmeVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHwoJc3RvcF9sb3NzGAIgASgJQgyq1BgIKgYIARgIIBISIQoLdGFrZV9wcm9maXQYAyABKAlCDKrUGAgqBggBGAggEiJHChZNb2RpZnlQb3NpdGlvblJlc3BvbnNlEi0KCHBvc2l0aW9uGAEgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24iUwoUQ2xvc2VQb3NpdGlvblJlcXVlc3QSHQoLcG9zaXRpb25faWQYASABKAlCCKrUGAQIARhAEhwKBnZvbHVtZRgCIAEoCUIMqtQYCCoGCAEYCCASIpwBChVDbG9zZVBvc2l0aW9uUmVzcG9uc2USJwoFdHJhZGUYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5UcmFkZRItCghwb3NpdGlvbhgCIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEisKB2FjY291bnQYAyABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50InYKEUxpc3RUcmFkZXNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAESJgoGc3ltYm9sGAMgASgJQhaq1BgSIhBeW0EtWjAtOV17MiwyMH0kIlcKEkxpc3RUcmFkZXNSZXNwb25zZRIoCgZ0cmFkZXMYASADKAsyGC5leG5lc3MudHJhZGluZy52MS5UcmFkZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUU3RyZWFtQWNjb3VudFJlcXVlc3QiRwoVU3RyZWFtQWNjb3VudFJlc3BvbnNlEi4KBWV2ZW50GAEgASgLMh8uZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudEV2ZW50IoYDCgxBY2NvdW50RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjEKBHR5cGUYBCABKA4yIy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnRUeXBlEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBW9yZGVyGAYgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXISLQoIcG9zaXRpb24YByABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhInCgV0cmFkZRgIIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEjQKDGxlZGdlcl9lbnRyeRgJIAEoCzIeLmV4bmVzcy50cmFkaW5nLnYxLkxlZGdlckVudHJ5EisKB2FjY291bnQYCiABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50KlAKCU9yZGVyU2lkZRIaChZPUkRFUl9TSURFX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfU0lERV9CVVkQARITCg9PUkRFUl9TSURFX1NFTEwQAippCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEU9SREVSX1RZUEVfTUFSS0VUEAESFAoQT1JERVJfVFlQRV9MSU1JVBACEhMKD09SREVSX1RZUEVfU1RPUBADKq8BCgtPcmRlclN0YXR1cxIcChhPUkRFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRPUkRFUl9TVEFUVVNfUEVORElORxABEhcKE09SREVSX1NUQVRVU19GSUxMRUQQAhIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAMSGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAQSGAoUT1JERVJfU1RBVFVTX0VYUElSRUQQBSqZAQoLQ2xvc2VSZWFzb24SHAoYQ0xPU0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTQ0xPU0VfUkVBU09OX0NMSUVOVBABEhoKFkNMT1NFX1JFQVNPTl9TVE9QX0xPU1MQAhIcChhDTE9TRV9SRUFTT05fVEFLRV9QUk9GSVQQAxIZChVDTE9TRV9SRUFTT05fU1RPUF9PVVQQBCqlAQoPTGVkZ2VyRW50cnlLaW5kEiEKHUxFREdFUl9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZTEVER0VSX0VOVFJZX0tJTkRfREVQT1NJVBABEiIKHkxFREdFUl9FTlRSWV9LSU5EX1JFQUxJWkVEX1BOTBACEiwKKExFREdFUl9FTlRSWV9LSU5EX05FR0FUSVZFX0JBTEFOQ0VfUkVTRVQQAyquBAoQQWNjb3VudEV2ZW50VHlwZRIiCh5BQ0NPVU5UX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNBQ0NPVU5UX0VWRU5UX1RZUEVfQUNDT1VOVF9TTkFQU0hPVBABEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9QTEFDRUQQAhIjCh9BQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfRklMTEVEEAMSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0NBTkNFTExFRBAEEiUKIUFDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9SRUpFQ1RFRBAFEiQKIEFDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9FWFBJUkVEEAYSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX09QRU5FRBAHEigKJEFDQ09VTlRfRVZFTlRfVFlQRV9QT1NJVElPTl9NT0RJRklFRBAIEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9QT1NJVElPTl9DTE9TRUQQCRImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfQkFMQU5DRV9DSEFOR0VEEAoSJwojQUNDT1VOVF9FVkVOVF9UWVBFX0xFVkVSQUdFX0NIQU5HRUQQCxIiCh5BQ0NPVU5UX0VWRU5UX1RZUEVfTUFSR0lOX0NBTEwQDBIfChtBQ0NPVU5UX0VWRU5UX1RZUEVfU1RPUF9PVVQQDTLjCgoOVHJhZGluZ1NlcnZpY2USbgoKR2V0QWNjb3VudBIkLmV4bmVzcy50cmFkaW5nLnYxLkdldEFjY291bnRSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlc3BvbnNlIhOC0+STAg0SCy92MS9hY2NvdW50EnAKB0RlcG9zaXQSIS5leG5lc3MudHJhZGluZy52MS5EZXBvc2l0UmVxdWVzdBoiLmV4bmVzcy50cmFkaW5nLnYxLkRlcG9zaXRSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvYWNjb3VudDpkZXBvc2l0EoABCgtTZXRMZXZlcmFnZRIlLmV4bmVzcy50cmFkaW5nLnYxLlNldExldmVyYWdlUmVxdWVzdBomLmV4bmVzcy50cmFkaW5nLnYxLlNldExldmVyYWdlUmVzcG9uc2UiIoLT5JMCHDoBKiIXL3YxL2FjY291bnQ6c2V0TGV2ZXJhZ2UScAoKUGxhY2VPcmRlchIkLmV4bmVzcy50cmFkaW5nLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlc3BvbnNlIhWC0+STAg86ASoiCi92MS9vcmRlcnMSbQoKTGlzdE9yZGVycxIkLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9vcmRlcnMSewoLQ2FuY2VsT3JkZXISJS5leG5lc3MudHJhZGluZy52MS5DYW5jZWxPcmRlclJlcXVlc3QaJi5leG5lc3MudHJhZGluZy52MS5DYW5jZWxPcmRlclJlc3BvbnNlIh2C0+STAhcqFS92MS9vcmRlcnMve29yZGVyX2lkfRJ5Cg1MaXN0UG9zaXRpb25zEicuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFBvc2l0aW9uc1JlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVzcG9uc2UiFYLT5JMCDxINL3YxL3Bvc2l0aW9ucxKNAQoOTW9kaWZ5UG9zaXRpb24SKC5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlcXVlc3QaKS5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlc3BvbnNlIiaC0+STAiA6ASoyGy92MS9wb3NpdGlvbnMve3Bvc2l0aW9uX2lkfRKQAQoNQ2xvc2VQb3NpdGlvbhInLmV4bmVzcy50cmFkaW5nLnYxLkNsb3NlUG9zaXRpb25SZXF1ZXN0GiguZXhuZXNzLnRyYWRpbmcudjEuQ2xvc2VQb3NpdGlvblJlc3BvbnNlIiyC0+STAiY6ASoiIS92MS9wb3NpdGlvbnMve3Bvc2l0aW9uX2lkfTpjbG9zZRJtCgpMaXN0VHJhZGVzEiQuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFRyYWRlc1JlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL3RyYWRlcxKAAQoNU3RyZWFtQWNjb3VudBInLmV4bmVzcy50cmFkaW5nLnYxLlN0cmVhbUFjY291bnRSZXF1ZXN0GiguZXhuZXNzLnRyYWRpbmcudjEuU3RyZWFtQWNjb3VudFJlc3BvbnNlIhqC0+STAhQSEi92MS9hY2NvdW50OnN0cmVhbTABYgZwcm90bzM", [file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSL1AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJIvYDCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoIUG9zaXRpb24SEwoLcG9zaXRpb25faWQYASABKAkSDgoGc3ltYm9sGAIgASgJEioKBHNpZGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSDgoGdm9sdW1lGAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSFQoNY3VycmVudF9wcmljZRgGIAEoCRIRCglzdG9wX2xvc3MYByABKAkSEwoLdGFrZV9wcm9maXQYCCABKAkSEAoIbGV2ZXJhZ2UYCSABKAUSDgoGbWFyZ2luGAogASgJEhYKDnVucmVhbGl6ZWRfcG5sGAsgASgJEhAKCG9yZGVyX2lkGAwgASgJEi0KCW9wZW5fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizgIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIr8BCgtMZWRnZXJFbnRyeRIQCghlbnRyeV9pZBgBIAEoCRIwCgRraW5kGAIgASgOMiIuZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnlLaW5kEg4KBmFtb3VudBgDIAEoCRIVCg1iYWxhbmNlX2FmdGVyGAQgASgJEhQKDHJlZmVyZW5jZV9pZBgFIAEoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRR2V0QWNjb3VudFJlcXVlc3QiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IjAKDkRlcG9zaXRSZXF1ZXN0Eh4KBmFtb3VudBgBIAEoCUIOqtQYCggBKgYIARgCIAkibQoPRGVwb3NpdFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50Ei0KBWVudHJ5GAIgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnkiNQoSU2V0TGV2ZXJhZ2VSZXF1ZXN0Eh8KCGxldmVyYWdlGAEgASgFQg2q1BgJCAEwATgBQNAPIkIKE1NldExldmVyYWdlUmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQizgMKEVBsYWNlT3JkZXJSZXF1ZXN0EigKBnN5bWJvbBgBIAEoCUIYqtQYFAgBIhBeW0EtWjAtOV17MiwyMH0kEjQKBHNpZGUYAiABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGVCCKrUGAQIAUgBEjQKBHR5cGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclR5cGVCCKrUGAQIAUgBEhwKBnZvbHVtZRgEIAEoCUIMqtQYCCoGCAEYCCASEhwKBm1hcmdpbhgFIAEoCUIMqtQYCCoGCAEYAiAOEhsKCGxldmVyYWdlGAYgASgFQgmq1BgFMAFA0A8SGwoFcHJpY2UYByABKAlCDKrUGAgqBggBGAggEhIfCglzdG9wX2xvc3MYCCABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgJIAEoCUIMqtQYCCoGCAEYCCASEjgKD2NsaWVudF9vcmRlcl9pZBgKIAEoCUIfqtQYGxhAIhdeW0EtWmEtejAtOV8uOi1dezEsNjR9JBIvCgtleHBpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibAoSUGxhY2VPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXISLQoIcG9zaXRpb24YAiABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiITChFMaXN0T3JkZXJzUmVxdWVzdCI+ChJMaXN0T3JkZXJzUmVzcG9uc2USKAoGb3JkZXJzGAEgAygLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXIiMAoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhoKCG9yZGVyX2lkGAEgASgJQgiq1BgECAEYQCI+ChNDYW5jZWxPcmRlclJlc3BvbnNlEicKBW9yZGVyGAEgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXIiFgoUTGlzdFBvc2l0aW9uc1JlcXVlc3QiRwoVTGlzdFBvc2l0aW9uc1Jlc3BvbnNlEi4KCXBvc2l0aW9ucxgBIAMoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uInoKFU1vZGlmeVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHwoJc3RvcF9sb3NzGAIgASgJQgyq1BgIKgYIARgIIBISIQoLdGFrZV9wcm9maXQYAyABKAlCDKrUGAgqBggBGAggEiJHChZNb2RpZnlQb3NpdGlvblJlc3BvbnNlEi0KCHBvc2l0aW9uGAEgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24iUwoUQ2xvc2VQb3NpdGlvblJlcXVlc3QSHQoLcG9zaXRpb25faWQYASABKAlCCKrUGAQIARhAEhwKBnZvbHVtZRgCIAEoCUIMqtQYCCoGCAEYCCASIpwBChVDbG9zZVBvc2l0aW9uUmVzcG9uc2USJwoFdHJhZGUYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5UcmFkZRItCghwb3NpdGlvbhgCIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEisKB2FjY291bnQYAyABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50InYKEUxpc3RUcmFkZXNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAESJgoGc3ltYm9sGAMgASgJQhaq1BgSIhBeW0EtWjAtOV17MiwyMH0kIlcKEkxpc3RUcmFkZXNSZXNwb25zZRIoCgZ0cmFkZXMYASADKAsyGC5leG5lc3MudHJhZGluZy52MS5UcmFkZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFgoUU3RyZWFtQWNjb3VudFJlcXVlc3QiRwoVU3RyZWFtQWNjb3VudFJlc3BvbnNlEi4KBWV2ZW50GAEgASgLMh8uZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudEV2ZW50IoYDCgxBY2NvdW50RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjEKBHR5cGUYBCABKA4yIy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnRUeXBlEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBW9yZGVyGAYgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXISLQoIcG9zaXRpb24YByABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhInCgV0cmFkZRgIIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEjQKDGxlZGdlcl9lbnRyeRgJIAEoCzIeLmV4bmVzcy50cmFkaW5nLnYxLkxlZGdlckVudHJ5EisKB2FjY291bnQYCiABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50KlAKCU9yZGVyU2lkZRIaChZPUkRFUl9TSURFX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfU0lERV9CVVkQARITCg9PUkRFUl9TSURFX1NFTEwQAippCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEU9SREVSX1RZUEVfTUFSS0VUEAESFAoQT1JERVJfVFlQRV9MSU1JVBACEhMKD09SREVSX1RZUEVfU1RPUBADKq8BCgtPcmRlclN0YXR1cxIcChhPUkRFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRPUkRFUl9TVEFUVVNfUEVORElORxABEhcKE09SREVSX1NUQVRVU19GSUxMRUQQAhIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAMSGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAQSGAoUT1JERVJfU1RBVFVTX0VYUElSRUQQBSqZAQoLQ2xvc2VSZWFzb24SHAoYQ0xPU0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTQ0xPU0VfUkVBU09OX0NMSUVOVBABEhoKFkNMT1NFX1JFQVNPTl9TVE9QX0xPU1MQAhIcChhDTE9TRV9SRUFTT05fVEFLRV9QUk9GSVQQAxIZChVDTE9TRV9SRUFTT05fU1RPUF9PVVQQBCqlAQoPTGVkZ2VyRW50cnlLaW5kEiEKHUxFREdFUl9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZTEVER0VSX0VOVFJZX0tJTkRfREVQT1NJVBABEiIKHkxFREdFUl9FTlRSWV9LSU5EX1JFQUxJWkVEX1BOTBACEiwKKExFREdFUl9FTlRSWV9LSU5EX05FR0FUSVZFX0JBTEFOQ0VfUkVTRVQQAyquBAoQQWNjb3VudEV2ZW50VHlwZRIiCh5BQ0NPVU5UX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNBQ0NPVU5UX0VWRU5UX1RZUEVfQUNDT1VOVF9TTkFQU0hPVBABEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9QTEFDRUQQAhIjCh9BQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfRklMTEVEEAMSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0NBTkNFTExFRBAEEiUKIUFDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9SRUpFQ1RFRBAFEiQKIEFDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9FWFBJUkVEEAYSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX09QRU5FRBAHEigKJEFDQ09VTlRfRVZFTlRfVFlQRV9QT1NJVElPTl9NT0RJRklFRBAIEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9QT1NJVElPTl9DTE9TRUQQCRImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfQkFMQU5DRV9DSEFOR0VEEAoSJwojQUNDT1VOVF9FVkVOVF9UWVBFX0xFVkVSQUdFX0NIQU5HRUQQCxIiCh5BQ0NPVU5UX0VWRU5UX1RZUEVfTUFSR0lOX0NBTEwQDBIfChtBQ0NPVU5UX0VWRU5UX1RZUEVfU1RPUF9PVVQQDTKPCwoOVHJhZGluZ1NlcnZpY2UScgoKR2V0QWNjb3VudBIkLmV4bmVzcy50cmFkaW5nLnYxLkdldEFjY291bnRSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlc3BvbnNlIhew1BgCgtPkkwINEgsvdjEvYWNjb3VudBJ0CgdEZXBvc2l0EiEuZXhuZXNzLnRyYWRpbmcudjEuRGVwb3NpdFJlcXVlc3QaIi5leG5lc3MudHJhZGluZy52MS5EZXBvc2l0UmVzcG9uc2UiIrDUGAKC0+STAhg6ASoiEy92MS9hY2NvdW50OmRlcG9zaXQShAEKC1NldExldmVyYWdlEiUuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXF1ZXN0GiYuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXNwb25zZSImsNQYAoLT5JMCHDoBKiIXL3YxL2FjY291bnQ6c2V0TGV2ZXJhZ2USdAoKUGxhY2VPcmRlchIkLmV4bmVzcy50cmFkaW5nLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlc3BvbnNlIhmw1BgCgtPkkwIPOgEqIgovdjEvb3JkZXJzEnEKCkxpc3RPcmRlcnMSJC5leG5lc3MudHJhZGluZy52MS5MaXN0T3JkZXJzUmVxdWVzdBolLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIWsNQYAoLT5JMCDBIKL3YxL29yZGVycxJ/CgtDYW5jZWxPcmRlchIlLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVxdWVzdBomLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2UiIbDUGAKC0+STAhcqFS92MS9vcmRlcnMve29yZGVyX2lkfRJ9Cg1MaXN0UG9zaXRpb25zEicuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFBvc2l0aW9uc1JlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVzcG9uc2UiGbDUGAKC0+STAg8SDS92MS9wb3NpdGlvbnMSkQEKDk1vZGlmeVBvc2l0aW9uEiguZXhuZXNzLnRyYWRpbmcudjEuTW9kaWZ5UG9zaXRpb25SZXF1ZXN0GikuZXhuZXNzLnRyYWRpbmcudjEuTW9kaWZ5UG9zaXRpb25SZXNwb25zZSIqsNQYAoLT5JMCIDoBKjIbL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9EpQBCg1DbG9zZVBvc2l0aW9uEicuZXhuZXNzLnRyYWRpbmcudjEuQ2xvc2VQb3NpdGlvblJlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5DbG9zZVBvc2l0aW9uUmVzcG9uc2UiMLDUGAKC0+STAiY6ASoiIS92MS9wb3NpdGlvbnMve3Bvc2l0aW9uX2lkfTpjbG9zZRJxCgpMaXN0VHJhZGVzEiQuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFRyYWRlc1JlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVzcG9uc2UiFrDUGAKC0+STAgwSCi92MS90cmFkZXMShAEKDVN0cmVhbUFjY291bnQSJy5leG5lc3MudHJhZGluZy52MS5TdHJlYW1BY2NvdW50UmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLlN0cmVhbUFjY291bnRSZXNwb25zZSIesNQYAoLT5JMCFBISL3YxL2FjY291bnQ6c3RyZWFtMAFCqgEKFWNvbS5leG5lc3MudHJhZGluZy52MUIMVHJhZGluZ1Byb3RvUAFaN2V4bmVzcy5kZXYvY29udHJhY3RzL2dlbi9nby9leG5lc3MvdHJhZGluZy92MTt0cmFkaW5ndjGiAgNFWFSqAhFFeG5lc3MuVHJhZGluZy5WMboCA0VYVMoCEUV4bmVzc1xUcmFkaW5nXFYx6gITRXhuZXNzOjpUcmFkaW5nOjpWMWIGcHJvdG8z", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * The trading account. Computed fields use the latest quotes.
@@ -23,6 +24,8 @@ export const file_exness_trading_v1_trading: GenFile = /*@__PURE__*/
  */
 export type Account = Message<"exness.trading.v1.Account"> & {
   /**
+   * Opaque id of the account (decimal digits; unique across shards).
+   *
    * @generated from field: string account_id = 1;
    */
   accountId: string;
@@ -113,10 +116,14 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 0);
 
 /**
+ * An order: a market order (filled at once) or a pending LIMIT/STOP order.
+ *
  * @generated from message exness.trading.v1.Order
  */
 export type Order = Message<"exness.trading.v1.Order"> & {
   /**
+   * Opaque id of the order (decimal digits; unique across shards).
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -129,21 +136,29 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   clientOrderId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 3;
    */
   symbol: string;
 
   /**
+   * BUY or SELL.
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 4;
    */
   side: OrderSide;
 
   /**
+   * MARKET, LIMIT or STOP.
+   *
    * @generated from field: exness.trading.v1.OrderType type = 5;
    */
   type: OrderType;
 
   /**
+   * Where the order is in its life.
+   *
    * @generated from field: exness.trading.v1.OrderStatus status = 6;
    */
   status: OrderStatus;
@@ -163,11 +178,15 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   price: string;
 
   /**
+   * Stop-loss price to set on the position it opens (decimal string); empty for none.
+   *
    * @generated from field: string stop_loss = 9;
    */
   stopLoss: string;
 
   /**
+   * Take-profit price to set on the position it opens (decimal string); empty for none.
+   *
    * @generated from field: string take_profit = 10;
    */
   takeProfit: string;
@@ -201,11 +220,15 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   rejectReason: string;
 
   /**
+   * When it was placed.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 15;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When its status last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 16;
    */
   updateTime?: Timestamp | undefined;
@@ -226,20 +249,28 @@ export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 1);
 
 /**
+ * An open position: an exposure in one symbol and direction, from one filled order.
+ *
  * @generated from message exness.trading.v1.Position
  */
 export type Position = Message<"exness.trading.v1.Position"> & {
   /**
+   * Opaque id of the position (decimal digits; unique across shards).
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 2;
    */
   symbol: string;
 
   /**
+   * BUY (long) or SELL (short).
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 3;
    */
   side: OrderSide;
@@ -252,6 +283,8 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   volume: string;
 
   /**
+   * Price it opened at (decimal string): the ask for BUY, the bid for SELL.
+   *
    * @generated from field: string open_price = 5;
    */
   openPrice: string;
@@ -264,16 +297,22 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   currentPrice: string;
 
   /**
+   * Stop-loss price (decimal string); empty for none.
+   *
    * @generated from field: string stop_loss = 7;
    */
   stopLoss: string;
 
   /**
+   * Take-profit price (decimal string); empty for none.
+   *
    * @generated from field: string take_profit = 8;
    */
   takeProfit: string;
 
   /**
+   * Leverage it opened with, e.g. 100 for 1:100.
+   *
    * @generated from field: int32 leverage = 9;
    */
   leverage: number;
@@ -300,6 +339,8 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   orderId: string;
 
   /**
+   * When it opened.
+   *
    * @generated from field: google.protobuf.Timestamp open_time = 13;
    */
   openTime?: Timestamp | undefined;
@@ -319,16 +360,22 @@ export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
  */
 export type Trade = Message<"exness.trading.v1.Trade"> & {
   /**
+   * Opaque id of the trade (decimal digits; unique across shards).
+   *
    * @generated from field: string trade_id = 1;
    */
   tradeId: string;
 
   /**
+   * The position it closed (whole or in part).
+   *
    * @generated from field: string position_id = 2;
    */
   positionId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 3;
    */
   symbol: string;
@@ -348,31 +395,44 @@ export type Trade = Message<"exness.trading.v1.Trade"> & {
   volume: string;
 
   /**
+   * Price the position opened at (decimal string).
+   *
    * @generated from field: string open_price = 6;
    */
   openPrice: string;
 
   /**
+   * Price it closed at (decimal string): the bid for BUY, the ask for SELL.
+   *
    * @generated from field: string close_price = 7;
    */
   closePrice: string;
 
   /**
+   * Profit (positive) or loss (negative) in USD, booked to the balance (decimal string, 2
+   * decimals).
+   *
    * @generated from field: string realized_pnl = 8;
    */
   realizedPnl: string;
 
   /**
+   * Why it closed.
+   *
    * @generated from field: exness.trading.v1.CloseReason close_reason = 9;
    */
   closeReason: CloseReason;
 
   /**
+   * When the position opened.
+   *
    * @generated from field: google.protobuf.Timestamp open_time = 10;
    */
   openTime?: Timestamp | undefined;
 
   /**
+   * When this part closed.
+   *
    * @generated from field: google.protobuf.Timestamp close_time = 11;
    */
   closeTime?: Timestamp | undefined;
@@ -392,11 +452,15 @@ export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
  */
 export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
   /**
+   * Opaque id of the entry (decimal digits).
+   *
    * @generated from field: string entry_id = 1;
    */
   entryId: string;
 
   /**
+   * Why the balance changed.
+   *
    * @generated from field: exness.trading.v1.LedgerEntryKind kind = 2;
    */
   kind: LedgerEntryKind;
@@ -423,6 +487,8 @@ export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
   referenceId: string;
 
   /**
+   * When it was booked.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
@@ -436,6 +502,8 @@ export const LedgerEntrySchema: GenMessage<LedgerEntry> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 4);
 
 /**
+ * GetAccount's input (empty: the account is the caller's).
+ *
  * @generated from message exness.trading.v1.GetAccountRequest
  */
 export type GetAccountRequest = Message<"exness.trading.v1.GetAccountRequest"> & {
@@ -449,10 +517,14 @@ export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 5);
 
 /**
+ * GetAccount's result.
+ *
  * @generated from message exness.trading.v1.GetAccountResponse
  */
 export type GetAccountResponse = Message<"exness.trading.v1.GetAccountResponse"> & {
   /**
+   * The caller's account, computed from the latest quotes.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
@@ -466,6 +538,8 @@ export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 6);
 
 /**
+ * Deposit's input.
+ *
  * @generated from message exness.trading.v1.DepositRequest
  */
 export type DepositRequest = Message<"exness.trading.v1.DepositRequest"> & {
@@ -485,15 +559,21 @@ export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 7);
 
 /**
+ * Deposit's result.
+ *
  * @generated from message exness.trading.v1.DepositResponse
  */
 export type DepositResponse = Message<"exness.trading.v1.DepositResponse"> & {
   /**
+   * The account after the deposit.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
 
   /**
+   * The ledger entry that booked it.
+   *
    * @generated from field: exness.trading.v1.LedgerEntry entry = 2;
    */
   entry?: LedgerEntry | undefined;
@@ -507,6 +587,8 @@ export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 8);
 
 /**
+ * SetLeverage's input.
+ *
  * @generated from message exness.trading.v1.SetLeverageRequest
  */
 export type SetLeverageRequest = Message<"exness.trading.v1.SetLeverageRequest"> & {
@@ -526,10 +608,14 @@ export const SetLeverageRequestSchema: GenMessage<SetLeverageRequest> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 9);
 
 /**
+ * SetLeverage's result.
+ *
  * @generated from message exness.trading.v1.SetLeverageResponse
  */
 export type SetLeverageResponse = Message<"exness.trading.v1.SetLeverageResponse"> & {
   /**
+   * The account with its new leverage.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
@@ -543,20 +629,28 @@ export const SetLeverageResponseSchema: GenMessage<SetLeverageResponse> = /*@__P
   messageDesc(file_exness_trading_v1_trading, 10);
 
 /**
+ * PlaceOrder's input.
+ *
  * @generated from message exness.trading.v1.PlaceOrderRequest
  */
 export type PlaceOrderRequest = Message<"exness.trading.v1.PlaceOrderRequest"> & {
   /**
+   * Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
 
   /**
+   * BUY or SELL; required.
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 2;
    */
   side: OrderSide;
 
   /**
+   * MARKET, LIMIT or STOP; required.
+   *
    * @generated from field: exness.trading.v1.OrderType type = 3;
    */
   type: OrderType;
@@ -627,10 +721,14 @@ export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 11);
 
 /**
+ * PlaceOrder's result.
+ *
  * @generated from message exness.trading.v1.PlaceOrderResponse
  */
 export type PlaceOrderResponse = Message<"exness.trading.v1.PlaceOrderResponse"> & {
   /**
+   * The order: FILLED for a market order, PENDING for a LIMIT/STOP order.
+   *
    * @generated from field: exness.trading.v1.Order order = 1;
    */
   order?: Order | undefined;
@@ -651,6 +749,8 @@ export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 12);
 
 /**
+ * ListOrders's input.
+ *
  * @generated from message exness.trading.v1.ListOrdersRequest
  */
 export type ListOrdersRequest = Message<"exness.trading.v1.ListOrdersRequest"> & {
@@ -664,10 +764,14 @@ export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 13);
 
 /**
+ * ListOrders's result.
+ *
  * @generated from message exness.trading.v1.ListOrdersResponse
  */
 export type ListOrdersResponse = Message<"exness.trading.v1.ListOrdersResponse"> & {
   /**
+   * The pending orders, newest first.
+   *
    * @generated from field: repeated exness.trading.v1.Order orders = 1;
    */
   orders: Order[];
@@ -681,10 +785,14 @@ export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 14);
 
 /**
+ * CancelOrder's input.
+ *
  * @generated from message exness.trading.v1.CancelOrderRequest
  */
 export type CancelOrderRequest = Message<"exness.trading.v1.CancelOrderRequest"> & {
   /**
+   * The pending order to cancel; at most 64 characters.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -698,10 +806,14 @@ export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 15);
 
 /**
+ * CancelOrder's result.
+ *
  * @generated from message exness.trading.v1.CancelOrderResponse
  */
 export type CancelOrderResponse = Message<"exness.trading.v1.CancelOrderResponse"> & {
   /**
+   * The order, now CANCELLED.
+   *
    * @generated from field: exness.trading.v1.Order order = 1;
    */
   order?: Order | undefined;
@@ -715,6 +827,8 @@ export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__P
   messageDesc(file_exness_trading_v1_trading, 16);
 
 /**
+ * ListPositions's input.
+ *
  * @generated from message exness.trading.v1.ListPositionsRequest
  */
 export type ListPositionsRequest = Message<"exness.trading.v1.ListPositionsRequest"> & {
@@ -728,10 +842,14 @@ export const ListPositionsRequestSchema: GenMessage<ListPositionsRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 17);
 
 /**
+ * ListPositions's result.
+ *
  * @generated from message exness.trading.v1.ListPositionsResponse
  */
 export type ListPositionsResponse = Message<"exness.trading.v1.ListPositionsResponse"> & {
   /**
+   * The open positions, newest first, valued at the latest quotes.
+   *
    * @generated from field: repeated exness.trading.v1.Position positions = 1;
    */
   positions: Position[];
@@ -745,10 +863,14 @@ export const ListPositionsResponseSchema: GenMessage<ListPositionsResponse> = /*
   messageDesc(file_exness_trading_v1_trading, 18);
 
 /**
+ * ModifyPosition's input.
+ *
  * @generated from message exness.trading.v1.ModifyPositionRequest
  */
 export type ModifyPositionRequest = Message<"exness.trading.v1.ModifyPositionRequest"> & {
   /**
+   * The open position to change; at most 64 characters.
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
@@ -776,10 +898,14 @@ export const ModifyPositionRequestSchema: GenMessage<ModifyPositionRequest> = /*
   messageDesc(file_exness_trading_v1_trading, 19);
 
 /**
+ * ModifyPosition's result.
+ *
  * @generated from message exness.trading.v1.ModifyPositionResponse
  */
 export type ModifyPositionResponse = Message<"exness.trading.v1.ModifyPositionResponse"> & {
   /**
+   * The position with its new levels.
+   *
    * @generated from field: exness.trading.v1.Position position = 1;
    */
   position?: Position | undefined;
@@ -793,10 +919,14 @@ export const ModifyPositionResponseSchema: GenMessage<ModifyPositionResponse> = 
   messageDesc(file_exness_trading_v1_trading, 20);
 
 /**
+ * ClosePosition's input.
+ *
  * @generated from message exness.trading.v1.ClosePositionRequest
  */
 export type ClosePositionRequest = Message<"exness.trading.v1.ClosePositionRequest"> & {
   /**
+   * The open position to close; at most 64 characters.
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
@@ -817,6 +947,8 @@ export const ClosePositionRequestSchema: GenMessage<ClosePositionRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 21);
 
 /**
+ * ClosePosition's result.
+ *
  * @generated from message exness.trading.v1.ClosePositionResponse
  */
 export type ClosePositionResponse = Message<"exness.trading.v1.ClosePositionResponse"> & {
@@ -835,6 +967,8 @@ export type ClosePositionResponse = Message<"exness.trading.v1.ClosePositionResp
   position?: Position | undefined;
 
   /**
+   * The account after the close (balance includes the realised P&L).
+   *
    * @generated from field: exness.trading.v1.Account account = 3;
    */
   account?: Account | undefined;
@@ -848,6 +982,8 @@ export const ClosePositionResponseSchema: GenMessage<ClosePositionResponse> = /*
   messageDesc(file_exness_trading_v1_trading, 22);
 
 /**
+ * ListTrades's input.
+ *
  * @generated from message exness.trading.v1.ListTradesRequest
  */
 export type ListTradesRequest = Message<"exness.trading.v1.ListTradesRequest"> & {
@@ -881,10 +1017,14 @@ export const ListTradesRequestSchema: GenMessage<ListTradesRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 23);
 
 /**
+ * ListTrades's result: one page.
+ *
  * @generated from message exness.trading.v1.ListTradesResponse
  */
 export type ListTradesResponse = Message<"exness.trading.v1.ListTradesResponse"> & {
   /**
+   * Closed trades, newest first; at most page_size of them.
+   *
    * @generated from field: repeated exness.trading.v1.Trade trades = 1;
    */
   trades: Trade[];
@@ -905,6 +1045,8 @@ export const ListTradesResponseSchema: GenMessage<ListTradesResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 24);
 
 /**
+ * StreamAccount's input (empty: the account is the caller's).
+ *
  * @generated from message exness.trading.v1.StreamAccountRequest
  */
 export type StreamAccountRequest = Message<"exness.trading.v1.StreamAccountRequest"> & {
@@ -918,10 +1060,14 @@ export const StreamAccountRequestSchema: GenMessage<StreamAccountRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 25);
 
 /**
+ * One message of the StreamAccount stream.
+ *
  * @generated from message exness.trading.v1.StreamAccountResponse
  */
 export type StreamAccountResponse = Message<"exness.trading.v1.StreamAccountResponse"> & {
   /**
+   * What happened to the account.
+   *
    * @generated from field: exness.trading.v1.AccountEvent event = 1;
    */
   event?: AccountEvent | undefined;
@@ -950,6 +1096,8 @@ export type AccountEvent = Message<"exness.trading.v1.AccountEvent"> & {
   sequence: bigint;
 
   /**
+   * The account it happened to.
+   *
    * @generated from field: string account_id = 2;
    */
   accountId: string;
@@ -962,31 +1110,43 @@ export type AccountEvent = Message<"exness.trading.v1.AccountEvent"> & {
   userId: string;
 
   /**
+   * What happened; says which of the messages below are set.
+   *
    * @generated from field: exness.trading.v1.AccountEventType type = 4;
    */
   type: AccountEventType;
 
   /**
+   * When it was committed.
+   *
    * @generated from field: google.protobuf.Timestamp time = 5;
    */
   time?: Timestamp | undefined;
 
   /**
+   * The order concerned, for ORDER_* and POSITION_OPENED events.
+   *
    * @generated from field: exness.trading.v1.Order order = 6;
    */
   order?: Order | undefined;
 
   /**
+   * The position concerned (what stays open, after a partial close).
+   *
    * @generated from field: exness.trading.v1.Position position = 7;
    */
   position?: Position | undefined;
 
   /**
+   * The closed part, for POSITION_CLOSED and STOP_OUT events.
+   *
    * @generated from field: exness.trading.v1.Trade trade = 8;
    */
   trade?: Trade | undefined;
 
   /**
+   * The balance change, for BALANCE_CHANGED and closes that book P&L.
+   *
    * @generated from field: exness.trading.v1.LedgerEntry ledger_entry = 9;
    */
   ledgerEntry?: LedgerEntry | undefined;
@@ -1007,10 +1167,14 @@ export const AccountEventSchema: GenMessage<AccountEvent> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 27);
 
 /**
+ * Direction of an order or position.
+ *
  * @generated from enum exness.trading.v1.OrderSide
  */
 export enum OrderSide {
   /**
+   * Not a valid side: PlaceOrder refuses it.
+   *
    * @generated from enum value: ORDER_SIDE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1037,10 +1201,14 @@ export const OrderSideSchema: GenEnum<OrderSide> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 0);
 
 /**
+ * How an order executes.
+ *
  * @generated from enum exness.trading.v1.OrderType
  */
 export enum OrderType {
   /**
+   * Not a valid type: PlaceOrder refuses it.
+   *
    * @generated from enum value: ORDER_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1074,10 +1242,14 @@ export const OrderTypeSchema: GenEnum<OrderType> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 1);
 
 /**
+ * Where an order is in its life.
+ *
  * @generated from enum exness.trading.v1.OrderStatus
  */
 export enum OrderStatus {
   /**
+   * Never set on a stored order.
+   *
    * @generated from enum value: ORDER_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1131,6 +1303,8 @@ export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
  */
 export enum CloseReason {
   /**
+   * Never set on a closed trade.
+   *
    * @generated from enum value: CLOSE_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1143,11 +1317,15 @@ export enum CloseReason {
   CLIENT = 1,
 
   /**
+   * The market reached the position's stop-loss.
+   *
    * @generated from enum value: CLOSE_REASON_STOP_LOSS = 2;
    */
   STOP_LOSS = 2,
 
   /**
+   * The market reached the position's take-profit.
+   *
    * @generated from enum value: CLOSE_REASON_TAKE_PROFIT = 3;
    */
   TAKE_PROFIT = 3,
@@ -1167,15 +1345,21 @@ export const CloseReasonSchema: GenEnum<CloseReason> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 3);
 
 /**
+ * Why a balance changed.
+ *
  * @generated from enum exness.trading.v1.LedgerEntryKind
  */
 export enum LedgerEntryKind {
   /**
+   * Never set on a stored entry.
+   *
    * @generated from enum value: LEDGER_ENTRY_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Demo funds added by Deposit.
+   *
    * @generated from enum value: LEDGER_ENTRY_KIND_DEPOSIT = 1;
    */
   DEPOSIT = 1,
@@ -1202,10 +1386,14 @@ export const LedgerEntryKindSchema: GenEnum<LedgerEntryKind> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 4);
 
 /**
+ * What an AccountEvent reports.
+ *
  * @generated from enum exness.trading.v1.AccountEventType
  */
 export enum AccountEventType {
   /**
+   * Never sent.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1218,36 +1406,50 @@ export enum AccountEventType {
   ACCOUNT_SNAPSHOT = 1,
 
   /**
+   * A pending order was placed; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_PLACED = 2;
    */
   ORDER_PLACED = 2,
 
   /**
+   * An order executed; `order` is it, `position` the position it opened.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_FILLED = 3;
    */
   ORDER_FILLED = 3,
 
   /**
+   * A pending order was cancelled; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_CANCELLED = 4;
    */
   ORDER_CANCELLED = 4,
 
   /**
+   * A triggered pending order was refused at execution; `order` says why.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_REJECTED = 5;
    */
   ORDER_REJECTED = 5,
 
   /**
+   * A pending order lapsed at its expire_time; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_EXPIRED = 6;
    */
   ORDER_EXPIRED = 6,
 
   /**
+   * A position opened; `position` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_POSITION_OPENED = 7;
    */
   POSITION_OPENED = 7,
 
   /**
+   * A position's stop-loss or take-profit changed; `position` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_POSITION_MODIFIED = 8;
    */
   POSITION_MODIFIED = 8,
@@ -1260,11 +1462,15 @@ export enum AccountEventType {
   POSITION_CLOSED = 9,
 
   /**
+   * The balance changed; `ledger_entry` says how.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_BALANCE_CHANGED = 10;
    */
   BALANCE_CHANGED = 10,
 
   /**
+   * The account leverage changed; `account` has the new one.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED = 11;
    */
   LEVERAGE_CHANGED = 11,
