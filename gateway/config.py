@@ -9,6 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
+from google.protobuf import descriptor_pb2
+
+from kit.rpc.access import Access, declared_methods
 from kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -116,10 +119,35 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# The services the edge exposes (to REST through the transcoder, and to gRPC and gRPC-Web).
+EXPOSED_SERVICES = frozenset(
+    {
+        "exness.auth.v1.AuthService",
+        "exness.market.v1.MarketDataService",
+        "exness.trading.v1.TradingService",
+    }
+)
+# Indentation of a list item under `routes:` and under the jwt_authn `rules:` in the template.
+_ITEM_INDENT = " " * 14
+
+
+def _method_access(descriptor_path: Path) -> list[tuple[str, Access]]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    return sorted(declared_methods(files, EXPOSED_SERVICES))
+
+
+def _yaml_items(items: list[str]) -> str:
+    """List items for a placeholder that stands where the first item's dash would be."""
+    return ("\n" + _ITEM_INDENT).join(items)
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The Envoy config for `config`. Every placeholder must be filled: a missing one raises
     KeyError rather than producing a config with a hole in it."""
     text = TEMPLATE_PATH.read_text() if template is None else template
+    methods = _method_access(config.descriptor_path)
+    public = [path for path, access in methods if access is Access.PUBLIC]
+    internal = [path for path, access in methods if access is Access.SERVICE]
     values = {
         "LISTEN_HOST": config.listen_host,
         "LISTEN_PORT": str(config.listen_port),
@@ -146,5 +174,17 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "EXPOSED_SERVICES": json.dumps(sorted(EXPOSED_SERVICES)),
+        # Generated from each method's declared access (exness.common.v1.access).
+        "PUBLIC_METHOD_RULES": _yaml_items(
+            [f"- match: {{path: {json.dumps(path)}}}" for path in public]
+        ),
+        "INTERNAL_METHOD_ROUTES": _yaml_items(
+            [
+                f"- match: {{path: {json.dumps(path)}}}\n{_ITEM_INDENT}  direct_response: "
+                '{status: 404, body: {inline_string: "not found\\n"}}'
+                for path in internal
+            ]
+        ),
     }
     return Template(text).substitute(values)

@@ -1,7 +1,8 @@
 """The request pipeline every service runs before and around its handlers:
 
-1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential;
-   the verified caller is put in a context variable (services never trust ids in bodies);
+1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential,
+   as its .proto declares (kit.rpc.access); the verified caller is put in a context variable
+   (services never trust ids in bodies);
 2. validation of the request against the rules declared in the .proto;
 3. error mapping: ServiceError -> its google.rpc.Status; anything else -> INTERNAL, logged;
 4. one structured log line per call (method, code, duration).
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import hmac
 import inspect
 import logging
@@ -22,6 +22,7 @@ import grpc
 from grpc_status import rpc_status
 
 from kit.rpc import validation
+from kit.rpc.access import Access, access_of
 from kit.rpc.errors import (
     ServiceError,
     internal_status,
@@ -39,33 +40,15 @@ from kit.rpc.identity import (
 log = logging.getLogger("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
-_ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
-
-
-class Access(enum.Enum):
-    PUBLIC = "public"
-    USER = "user"
-    SERVICE = "service"
 
 
 class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Methods not named in `access` need a USER token (deny by default), except gRPC health
-    and reflection, which are always public."""
+    """Each method's access comes from its descriptor: methods that declare none need a USER
+    token (deny by default); gRPC health and reflection are always public."""
 
-    def __init__(
-        self,
-        access: Mapping[str, Access],
-        verifier: TokenVerifier | None,
-        service_token: str | None = None,
-    ) -> None:
-        self._access = dict(access)
+    def __init__(self, verifier: TokenVerifier | None, service_token: str | None = None) -> None:
         self._verifier = verifier
         self._service_token = service_token
-
-    def access_of(self, method: str) -> Access:
-        if method.startswith(_ALWAYS_PUBLIC):
-            return Access.PUBLIC
-        return self._access.get(method, Access.USER)
 
     async def intercept_service(
         self,
@@ -76,7 +59,7 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method: str = details.method
-        access = self.access_of(method)
+        access = access_of(method)
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         guard = _Guard(self, method, access, metadata)
         if handler.unary_unary:

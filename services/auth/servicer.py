@@ -11,22 +11,12 @@ from google.protobuf import timestamp_pb2
 
 from kit.rpc.errors import ServiceError, not_found, unauthenticated
 from kit.rpc.identity import current_caller
-from kit.rpc.interceptors import Access
 from services.auth import credentials
 from services.auth.keys import Keyring
 from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
 from services.auth.tokens import AccessTokenIssuer, new_refresh_token, refresh_token_hash
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-
-METHOD_ACCESS: dict[str, Access] = {
-    f"/{SERVICE_NAME}/Register": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Login": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Refresh": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Logout": Access.PUBLIC,
-    f"/{SERVICE_NAME}/GetJwks": Access.PUBLIC,
-    f"/{SERVICE_NAME}/GetMe": Access.USER,
-}
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):

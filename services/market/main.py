@@ -30,7 +30,7 @@ from services.market.fanout import QuoteHub
 from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
 from services.market.quote_producer import QuotePublisher
-from services.market.servicer import METHOD_ACCESS, SERVICE_NAME, MarketDataServicer
+from services.market.servicer import SERVICE_NAME, MarketDataServicer
 from services.market.tick_writer import TICK_WRITER_GROUP, TickWriter
 from services.market.topics import TopicGuard
 
@@ -130,9 +130,7 @@ def build(
     publisher = QuotePublisher(bootstrap)
     feed = QuoteFeed(hub, bootstrap)
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
-    pipeline = RequestPipeline(
-        METHOD_ACCESS, auth_service_verifier(settings), settings.resolved_service_token()
-    )
+    pipeline = RequestPipeline(auth_service_verifier(settings), settings.resolved_service_token())
     server = GrpcServer(
         services=[
             ServiceSpec(

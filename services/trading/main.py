@@ -17,7 +17,7 @@ from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
 from kit.rpc.auth_keys import auth_service_verifier
-from kit.rpc.interceptors import Access, RequestPipeline
+from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings
@@ -26,28 +26,11 @@ from services.trading.servicer import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 
-# Every TradingService method acts on the caller's own account.
-ACCESS = {
-    f"/{SERVICE_NAME}/{name}": Access.USER
-    for name in (
-        "GetAccount",
-        "Deposit",
-        "SetLeverage",
-        "PlaceOrder",
-        "ListOrders",
-        "CancelOrder",
-        "ListPositions",
-        "ModifyPosition",
-        "ClosePosition",
-        "ListTrades",
-        "StreamAccount",
-    )
-}
-
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
-    """Access rules and token checks for TradingService (verified tokens are cached)."""
-    return RequestPipeline(ACCESS, auth_service_verifier(settings))
+    """Token checks for TradingService, whose methods all act on the caller's own account
+    (trading.proto declares them USER); verified tokens are cached."""
+    return RequestPipeline(auth_service_verifier(settings))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -74,6 +74,6 @@ def test_every_file_names_a_package_for_every_language() -> None:
     ours = [f for f in image.file if f.package.startswith("exness.")]
     assert len(ours) >= 5
     for file in ours:
-        missing = [name for name in LANGUAGE_OPTIONS if not file.options.HasField(name)]
+        missing = [name for name in LANGUAGE_OPTIONS if not getattr(file.options, name)]
         assert not missing, f"{file.name} sets no {missing}"
         assert file.options.go_package.endswith(file.package.split(".")[1] + "v1")

@@ -12,14 +12,16 @@ from typing import Any
 import grpc
 import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
+from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 
 from kit.rpc.errors import not_found
-from kit.rpc.identity import StaticKeySource, TokenVerifier, current_caller
-from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
+from kit.rpc.identity import StaticKeySource, TokenVerifier
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from tests.support.grpc_errors import failure_of
 
 SERVICE = "exness.market.v1.MarketDataService"
+TRADING = "exness.trading.v1.TradingService"
 
 
 class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
@@ -43,11 +45,8 @@ class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
     async def StreamQuotes(
         self, request: market_pb2.StreamQuotesRequest, context: Any
     ) -> AsyncIterator[market_pb2.StreamQuotesResponse]:
-        caller = current_caller()
         for symbol in request.symbols:
-            yield market_pb2.StreamQuotesResponse(
-                quote=market_pb2.Quote(symbol=symbol, bid=caller.user_id)
-            )
+            yield market_pb2.StreamQuotesResponse(quote=market_pb2.Quote(symbol=symbol, bid="1"))
 
     async def PublishQuotes(self, requests: Any, context: Any) -> market_pb2.PublishQuotesResponse:
         count = 0
@@ -59,11 +58,7 @@ class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
 @pytest.fixture(scope="module")
 async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
     verifier = TokenVerifier(StaticKeySource({}), "iss", "aud")
-    pipeline = RequestPipeline(
-        {f"/{SERVICE}/GetQuote": Access.PUBLIC, f"/{SERVICE}/PublishQuotes": Access.SERVICE},
-        verifier,
-        service_token="s3cret",
-    )
+    pipeline = RequestPipeline(verifier, service_token="s3cret")
     server = GrpcServer(
         [
             ServiceSpec(
@@ -72,7 +67,15 @@ async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
                     ProbeServicer(),
                     s,
                 ),
-            )
+            ),
+            ServiceSpec(
+                TRADING,
+                # No handler is ever reached: the pipeline refuses every call without a token.
+                lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(
+                    trading_pb2_grpc.TradingServiceServicer(),  # type: ignore[abstract]
+                    s,
+                ),
+            ),
         ],
         [pipeline],
     )
@@ -111,12 +114,15 @@ async def test_unexpected_errors_are_internal_and_leak_nothing(
     assert "secret" not in (raised.value.details() or "")
 
 
-async def test_user_methods_are_denied_by_default(probe_channel: grpc.aio.Channel) -> None:
-    stub = market_pb2_grpc.MarketDataServiceStub(probe_channel)
-    call = stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=["BTCUSD"]))
+async def test_access_is_read_from_the_contract(probe_channel: grpc.aio.Channel) -> None:
+    """market.proto declares StreamQuotes PUBLIC and trading.proto GetAccount USER: no
+    token is needed for the first, the second is refused before its handler runs."""
+    market = market_pb2_grpc.MarketDataServiceStub(probe_channel)
+    quotes = [r async for r in market.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=["X1"]))]
+    assert [r.quote.symbol for r in quotes] == ["X1"]
+    trading = trading_pb2_grpc.TradingServiceStub(probe_channel)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        async for _ in call:
-            pass
+        await trading.GetAccount(trading_pb2.GetAccountRequest())
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -152,7 +158,7 @@ async def test_stop_drains_in_flight_calls_and_reports_not_serving() -> None:
                 ),
             )
         ],
-        [RequestPipeline({f"/{SERVICE}/GetQuote": Access.PUBLIC}, None)],
+        [RequestPipeline(None)],
         grace_s=5.0,
     )
     port = await server.start()
