@@ -11,6 +11,7 @@ from string import Template
 
 from google.protobuf import descriptor_pb2
 
+from gateway.local_replies import mappers_yaml
 from kit.rpc.access import Access, declared_methods
 from kit.settings import Settings, env_int
 
@@ -175,6 +176,7 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
         "EXPOSED_SERVICES": json.dumps(sorted(EXPOSED_SERVICES)),
+        "LOCAL_REPLY_MAPPERS": mappers_yaml(),
         # Generated from each method's declared access (exness.common.v1.access).
         "PUBLIC_METHOD_RULES": _yaml_items(
             [f"- match: {{path: {json.dumps(path)}}}" for path in public]

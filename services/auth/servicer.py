@@ -95,7 +95,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.GetMeResponse:
         user = await self.store.user_by_id(current_caller().user_id)
         if user is None:
-            raise not_found("NOT_FOUND", "the user of this token no longer exists")
+            raise not_found("USER_NOT_FOUND", "the user of this token no longer exists")
         return auth_pb2.GetMeResponse(user=_user_message(user))
 
     async def GetJwks(

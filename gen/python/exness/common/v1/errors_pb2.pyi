@@ -62,8 +62,6 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_NO_QUOTE: _ErrorReason.ValueType  # 21
     """UNAVAILABLE: no quote has arrived for the symbol yet."""
-    ERROR_REASON_BAD_QUOTE: _ErrorReason.ValueType  # 22
-    """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
     ERROR_REASON_BROKER_UNAVAILABLE: _ErrorReason.ValueType  # 23
     """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
     ERROR_REASON_INSUFFICIENT_MARGIN: _ErrorReason.ValueType  # 30
@@ -72,8 +70,6 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_STALE_QUOTE: _ErrorReason.ValueType  # 31
     """FAILED_PRECONDITION: the latest quote is older than the configured maximum age."""
-    ERROR_REASON_MARKET_CLOSED: _ErrorReason.ValueType  # 32
-    """FAILED_PRECONDITION: the instrument is not tradable now."""
     ERROR_REASON_INVALID_VOLUME: _ErrorReason.ValueType  # 33
     """INVALID_ARGUMENT: volume outside the instrument's min/max or not a multiple of its step."""
     ERROR_REASON_INVALID_PRICE_LEVEL: _ErrorReason.ValueType  # 34
@@ -169,8 +165,6 @@ NOT_FOUND: the symbol is not a listed instrument.
 """
 ERROR_REASON_NO_QUOTE: ErrorReason.ValueType  # 21
 """UNAVAILABLE: no quote has arrived for the symbol yet."""
-ERROR_REASON_BAD_QUOTE: ErrorReason.ValueType  # 22
-"""INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
 ERROR_REASON_BROKER_UNAVAILABLE: ErrorReason.ValueType  # 23
 """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
 ERROR_REASON_INSUFFICIENT_MARGIN: ErrorReason.ValueType  # 30
@@ -179,8 +173,6 @@ FAILED_PRECONDITION: free margin does not cover the margin the order requires.
 """
 ERROR_REASON_STALE_QUOTE: ErrorReason.ValueType  # 31
 """FAILED_PRECONDITION: the latest quote is older than the configured maximum age."""
-ERROR_REASON_MARKET_CLOSED: ErrorReason.ValueType  # 32
-"""FAILED_PRECONDITION: the instrument is not tradable now."""
 ERROR_REASON_INVALID_VOLUME: ErrorReason.ValueType  # 33
 """INVALID_ARGUMENT: volume outside the instrument's min/max or not a multiple of its step."""
 ERROR_REASON_INVALID_PRICE_LEVEL: ErrorReason.ValueType  # 34
