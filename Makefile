@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup up test gen check-gen lint lock bench clean
+.PHONY: setup up test gen check-gen lint breaking release-contracts lock bench clean
 
 # Installs everything (Python venv, Node tooling, generated code) from the package registries.
 setup:
@@ -26,6 +26,13 @@ lint:
 	node_modules/.bin/buf lint
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+
+# The contracts' breaking-change gate, and recording a release of them (docs/contracts.md).
+breaking:
+	bash scripts/contracts.sh check
+
+release-contracts:
+	bash scripts/contracts.sh release $(VERSION)
 
 # Re-pins constraints.txt to what is installed in .venv (after changing dependencies).
 lock:

@@ -28,6 +28,8 @@ if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- gen/; then
 fi
 echo "== buf lint"
 buf lint
+echo "== buf breaking (against the latest release in releases/)"
+bash scripts/contracts.sh check
 echo "== ruff"
 ruff check .
 echo "== mypy"
