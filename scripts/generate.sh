@@ -3,6 +3,9 @@
 #   gen/python      protobuf messages, gRPC stubs and .pyi type stubs (grpcio-tools, mypy-protobuf)
 #   gen/ts          TypeScript messages and service descriptors (protoc-gen-es via buf)
 #   gen/descriptor  the descriptor set Envoy's gRPC-JSON transcoder loads
+#   clients/python/exness_client/contracts
+#                   the Python client's typed messages and async stubs (betterproto2), inside
+#                   its own distribution (clients/python/pyproject.toml)
 # Python goes through grpcio-tools directly because its gRPC generator is built into its protoc
 # and buf cannot call it as a plugin. The Google API protos proto/ imports are vendored in
 # third_party/googleapis (a module of the buf workspace): nothing is fetched.
@@ -30,5 +33,18 @@ find "$out/python/exness" -type d -exec touch {}/__init__.py \;
   --path "$deps/google/rpc/status.proto" --path "$deps/google/rpc/error_details.proto" -o "$out"
 # Our services plus google.rpc error details, so the transcoder can render Status.details.
 "$BUF" build -o "$out/descriptor/exness.binpb"
+
+# The Python client distribution: betterproto2 dataclasses and asyncio stubs (grpclib), plus
+# google.rpc Status and error details so it decodes errors without protobuf.
+client=clients/python/exness_client/contracts
+rm -rf build/client.new && mkdir -p build/client.new
+"$PY" -m grpc_tools.protoc -Iproto -I"$deps" \
+  --plugin=protoc-gen-python_betterproto2="$(dirname "$PY")/protoc-gen-python_betterproto2" \
+  --python_betterproto2_out=build/client.new \
+  --python_betterproto2_opt=client_generation=async,server_generation=none \
+  "${protos[@]}" "$deps/google/rpc/status.proto" "$deps/google/rpc/error_details.proto" \
+  2>build/client-gen.log || { cat build/client-gen.log >&2; exit 1; }
+
 rm -rf gen && mv "$out" gen
+rm -rf "$client" && mv build/client.new "$client"
 echo "generated: $(find gen -type f | wc -l) files"

@@ -21,8 +21,10 @@ fi
 
 echo "== generated code is up to date with proto/"
 bash scripts/generate.sh >/dev/null
-if git rev-parse --git-dir >/dev/null 2>&1 && ! git diff --quiet -- gen/; then
-  git diff --stat -- gen/
+generated=(gen/ clients/python/exness_client/contracts/)
+if git rev-parse --git-dir >/dev/null 2>&1 &&
+  { ! git diff --quiet -- "${generated[@]}" || [ -n "$(git ls-files --others --exclude-standard -- "${generated[@]}")" ]; }; then
+  git status --short -- "${generated[@]}"
   echo "gen/ differs from what proto/ generates: run 'make gen' and commit" >&2
   exit 1
 fi
