@@ -1,7 +1,7 @@
 """Refusals made by Envoy itself (no route, missing or bad token, body too large, rate limited,
 upstream down) carry a google.rpc.ErrorInfo with a declared exness.common.v1.ErrorReason, like
-the services' errors do: REST clients get it in the JSON google.rpc.Status body, gRPC and
-gRPC-Web clients in grpc-status-details-bin. This module builds the local_reply_config mappers
+the services' errors do: REST clients get it in the JSON google.rpc.Status body, Connect clients
+in a Connect error body, gRPC and gRPC-Web clients in grpc-status-details-bin. This module builds the local_reply_config mappers
 that attach it, one pair per HTTP status Envoy answers with."""
 
 from __future__ import annotations
@@ -36,10 +36,13 @@ class EdgeRefusal:
         map 404 to UNIMPLEMENTED, as gRPC answers an unknown method)."""
         return int(_ENVOY_GRPC_CODE.get(self.http_status, code_pb2.UNKNOWN))
 
+    def info(self) -> error_details_pb2.ErrorInfo:
+        return error_details_pb2.ErrorInfo(reason=self.reason_name, domain=ERROR_DOMAIN)
+
     def status(self, code: int) -> status_pb2.Status:
-        info = any_pb2.Any()
-        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason_name, domain=ERROR_DOMAIN))
-        return status_pb2.Status(code=code, message=self.message, details=[info])
+        packed = any_pb2.Any()
+        packed.Pack(self.info())
+        return status_pb2.Status(code=code, message=self.message, details=[packed])
 
 
 # Envoy's HTTP-to-gRPC mapping of local replies; 429 is RESOURCE_EXHAUSTED because the rate
@@ -130,6 +133,10 @@ _REST_CLIENT = {
 }
 
 
+# Set by the template's header_mutation from connect-protocol-version, which Connect clients
+# send on every request and the Connect bridge removes.
+_CONNECT_CLIENT = {"header_filter": {"header": {"name": "x-exness-connect", "present_match": True}}}
+
 _GRPC_WEB_CLIENT = {
     "header_filter": {
         "header": {
@@ -155,6 +162,30 @@ def mappers() -> list[dict[str, Any]]:
     grpc-message instead of Envoy's own words, since clients require the two to agree."""
     found: list[dict[str, Any]] = []
     for refusal in REFUSALS:
+        # Connect unary clients (buf curl, connect-es): a Connect error body, whose details
+        # carry the ErrorInfo as base64 protobuf.
+        found.append(
+            {
+                "filter": {
+                    "and_filter": {"filters": [_status_is(refusal.http_status), _CONNECT_CLIENT]}
+                },
+                "body_format_override": {
+                    "json_format": {
+                        "code": code_pb2.Code.Name(refusal.grpc_code).lower(),
+                        "message": refusal.message,
+                        "details": [
+                            {
+                                "type": "google.rpc.ErrorInfo",
+                                "value": base64.b64encode(
+                                    bytes(refusal.info().SerializeToString())
+                                ).decode(),
+                            }
+                        ],
+                    },
+                    "content_type": "application/json",
+                },
+            }
+        )
         info = {
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": refusal.reason_name,

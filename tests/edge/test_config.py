@@ -179,6 +179,7 @@ def test_filter_order(tmp_path: Path) -> None:
         "header_mutation",
         "cors",
         "grpc_web",
+        "connect_grpc_bridge",
         "grpc_json_transcoder",
         "local_ratelimit",
         "jwt_authn",
