@@ -20,6 +20,10 @@ HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = HERE / "envoy.yaml.tmpl"
 LUA_SOURCES = HERE / "lua"
 DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
+OPENAPI_PATH = REPO_ROOT / "gen" / "openapi" / "exness.swagger.json"
+DOCS_PAGE = HERE / "docs" / "index.html"
+# Swagger UI's prebuilt bundle, from npm (swagger-ui-dist): the /docs page renders with it.
+SWAGGER_UI_DIST = REPO_ROOT / "node_modules" / "swagger-ui-dist"
 WEB_DIST = REPO_ROOT / "web" / "dist"
 
 
@@ -68,6 +72,11 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
+    # The API reference: the OpenAPI document and Swagger UI's bundle it is rendered with, and
+    # where gateway.bundle writes them (with the /docs page) next to the rendered config.
+    openapi_path: Path = OPENAPI_PATH
+    swagger_ui_dir: Path = SWAGGER_UI_DIST
+    docs_dir: Path = Path("docs")
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -175,6 +184,7 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "DOCS_DIR": str(config.docs_dir),
         "EXPOSED_SERVICES": json.dumps(sorted(EXPOSED_SERVICES)),
         "LOCAL_REPLY_MAPPERS": mappers_yaml(),
         # Generated from each method's declared access (exness.common.v1.access).

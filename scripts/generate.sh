@@ -3,6 +3,7 @@
 #   gen/python      protobuf messages, gRPC stubs and .pyi type stubs (grpcio-tools, mypy-protobuf)
 #   gen/ts          TypeScript messages and service descriptors (protoc-gen-es via buf)
 #   gen/descriptor  the descriptor set Envoy's gRPC-JSON transcoder loads
+#   gen/openapi     the OpenAPI document of the REST API (protoc-gen-swagger), served by Envoy
 #   clients/python/exness_client/contracts
 #                   the Python client's typed messages and async stubs (betterproto2), inside
 #                   its own distribution (clients/python/pyproject.toml)
@@ -33,6 +34,21 @@ find "$out/python/exness" -type d -exec touch {}/__init__.py \;
   --path "$deps/google/rpc/status.proto" --path "$deps/google/rpc/error_details.proto" -o "$out"
 # Our services plus google.rpc error details, so the transcoder can render Status.details.
 "$BUF" build -o "$out/descriptor/exness.binpb"
+
+# The OpenAPI (Swagger 2.0) document Envoy serves at /openapi.json: protoc-gen-swagger (Debian
+# golang-grpc-gateway) per service file (it refuses files of several Go packages at once), then
+# merged, with each operation's token requirement taken from its declared access.
+mkdir -p "$out/openapi" build/openapi.new
+services=()
+for proto in "${protos[@]}"; do
+  grep -q '^service ' "proto/$proto" || continue
+  "$PY" -m grpc_tools.protoc -Iproto -I"$deps" --plugin=protoc-gen-swagger="$(command -v protoc-gen-swagger)" \
+    --swagger_out=json_names_for_fields=true:build/openapi.new "$proto"
+  services+=("build/openapi.new/${proto%.proto}.swagger.json")
+done
+PYTHONPATH=.:"$out/python":${PYTHONPATH:-} "$PY" -m gateway.openapi \
+  "$out/descriptor/exness.binpb" "$out/openapi/exness.swagger.json" "${services[@]}"
+rm -rf build/openapi.new
 
 # The Python client distribution: betterproto2 dataclasses and asyncio stubs (grpclib), plus
 # google.rpc Status and error details so it decodes errors without protobuf.

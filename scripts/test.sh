@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 
-# System tools the tests drive (Debian packages): kcat (an independent Kafka client) and
-# Chromium (the browser the web terminal is tested in).
+# System tools the tests drive (Debian packages): kcat (an independent Kafka client),
+# Chromium (the browser the web terminal is tested in) and protoc-gen-swagger (golang-grpc-gateway:
+# the OpenAPI generator the generated-code check runs).
 need=()
 command -v kcat >/dev/null || need+=(kcat)
 command -v chromium >/dev/null || need+=(chromium)
+command -v protoc-gen-swagger >/dev/null || need+=(golang-grpc-gateway)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
