@@ -12,19 +12,19 @@ from string import Template
 from google.protobuf import descriptor_pb2
 
 from gateway.local_replies import mappers_yaml
+from kit.assets import asset
 from kit.rpc.access import Access, declared_methods
 from kit.settings import Settings, env_int
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = HERE / "envoy.yaml.tmpl"
 LUA_SOURCES = HERE / "lua"
-DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
-OPENAPI_PATH = REPO_ROOT / "gen" / "openapi" / "exness.swagger.json"
+DESCRIPTOR_PATH = asset("gen/descriptor/exness.binpb")
+OPENAPI_PATH = asset("gen/openapi/exness.swagger.json")
 DOCS_PAGE = HERE / "docs" / "index.html"
 # Swagger UI's prebuilt bundle, from npm (swagger-ui-dist): the /docs page renders with it.
-SWAGGER_UI_DIST = REPO_ROOT / "node_modules" / "swagger-ui-dist"
-WEB_DIST = REPO_ROOT / "web" / "dist"
+SWAGGER_UI_DIST = asset("node_modules/swagger-ui-dist")
+WEB_DIST = asset("web/dist")
 
 
 @dataclass(frozen=True)
