@@ -12,6 +12,15 @@ need=()
 command -v kcat >/dev/null || need+=(kcat)
 command -v chromium >/dev/null || need+=(chromium)
 command -v protoc-gen-swagger >/dev/null || need+=(golang-grpc-gateway)
+# The Go client test: the Go toolchain, its protoc plugins and the libraries it builds against
+# offline (GOPATH mode; the Go module proxy is not used).
+command -v go >/dev/null || need+=(golang-go)
+command -v protoc-gen-go >/dev/null || need+=(protoc-gen-go)
+command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
+for package in golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev \
+  golang-github-golang-protobuf-1-5-dev; do
+  dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
+done
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -36,6 +45,8 @@ echo "== buf breaking (against the latest release in releases/)"
 bash scripts/contracts.sh check
 echo "== ruff"
 ruff check .
+echo "== gofmt"
+test -z "$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
 echo "== mypy"
 mypy
 echo "== pytest"
