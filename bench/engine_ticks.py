@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 
+from kit.data.instruments import Instrument
 from services.trading.engine import Engine
-from services.trading.model import Account, Instrument, Position, Side, margin_of
+from services.trading.model import Account, Position, Side, margin_of
 
 PER_ACCOUNT = 100
 TARGET_RATIO = 2.0
@@ -79,7 +80,7 @@ def build(positions: int) -> Engine:
         ledger=0,
     )
     engine.on_quote("BTCUSD", bid, ask, now, now)
-    assert not engine.outbox, "building triggered something"
+    assert not engine.has_unsaved(), "building triggered something"
     assert len(engine.positions) == positions
     return engine
 
@@ -97,7 +98,7 @@ def tick_cost_us(engine: Engine, ticks: int) -> float:
         elapsed = time.perf_counter() - started
     finally:
         gc.enable()
-    assert not engine.outbox, "a tick triggered something: the levels were not far enough"
+    assert not engine.has_unsaved(), "a tick triggered something: the levels were not far enough"
     return elapsed / ticks * 1e6
 
 

@@ -45,6 +45,9 @@ echo "== buf breaking (against the latest release in releases/)"
 bash scripts/contracts.sh check
 echo "== ruff"
 ruff check .
+ruff format --check .
+echo "== tsc (web terminal)"
+npm run --silent check:web
 echo "== gofmt"
 test -z "$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
 echo "== mypy"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 
 from exness.trading.v1 import trading_pb2_grpc
 
@@ -20,7 +18,7 @@ from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
-from kit.settings import Settings
+from kit.settings import Settings, require
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -44,15 +42,12 @@ async def main(settings: Settings, port: int) -> None:
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
     await ensure_topics(settings.kafka_bootstrap_servers)
 
-    def fatal(exc: BaseException) -> None:  # memory and database diverged: restart clean
-        os.kill(os.getpid(), signal.SIGTERM)
-
     app = await TradingApp.start(
         pool,
         shard_id=settings.shard_id,
         max_quote_age_s=settings.max_quote_age_s,
+        max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
-        on_fatal=fatal,
     )
     pipeline = request_pipeline(settings)
     server = GrpcServer(
@@ -73,16 +68,7 @@ async def main(settings: Settings, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url),
-            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
-        )
-        if not value
-    ]
-    if missing:
-        raise SystemExit(f"exness engine: set {' and '.join(missing)} (or run `exness up`)")
+    require(settings, "trading", "database_url", "kafka_bootstrap_servers")
     port = args.port if getattr(args, "port", None) is not None else settings.trading_port
     run_server(lambda: main(settings, port))
     return 0

@@ -16,11 +16,14 @@ from gateway.local_replies import REFUSALS
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("services", "kit", "gateway", "cli")
 PREFIX = "ERROR_REASON_"
-# kit.rpc.errors constructors and the position of their `reason` argument.
+# Error constructors (kit.rpc.errors for the wire, kit.refusal for pure domain code) and the
+# position of their `reason` argument.
 REASON_POSITION = {
     "ServiceError": 1,
+    "Refusal": 1,
     "not_found": 0,
     "failed_precondition": 0,
+    "precondition_failed": 0,
     "unavailable": 0,
     "invalid_field": 2,
     "invalid_argument": 1,
@@ -35,14 +38,29 @@ def _called_name(call: ast.Call) -> str:
     return ""
 
 
-def _text(node: ast.AST | None) -> str | None:
-    """A string constant; an empty one means "no reason" (e.g. an order not rejected)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value:
-        return node.value
-    return None
+def _constants(tree: ast.AST) -> dict[str, str]:
+    """Module-level `NAME = "TEXT"` assignments, so a reason passed by name is found too."""
+    found: dict[str, str] = {}
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    found[target.id] = node.value.value
+    return found
 
 
 def reasons_in(tree: ast.AST) -> Iterator[str]:
+    constants = _constants(tree)
+
+    def _text(node: ast.AST | None) -> str | None:
+        """A string constant (or a module constant's value); an empty one means "no reason"
+        (e.g. an order not rejected)."""
+        if isinstance(node, ast.Name):
+            return constants.get(node.id) or None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value:
+            return node.value
+        return None
+
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             position = REASON_POSITION.get(_called_name(node))
@@ -104,5 +122,6 @@ def test_every_declared_reason_is_sent() -> None:
 
 
 def test_the_scan_catches_an_undeclared_reason() -> None:
-    code = 'raise not_found("NO_SUCH_REASON", "x")\ndef f(reason: str = "ALSO_NOT"): ...'
-    assert set(reasons_in(ast.parse(code))) == {"NO_SUCH_REASON", "ALSO_NOT"}
+    code = 'raise not_found("NO_SUCH_REASON", "x")\ndef f(reason: str = "ALSO_NOT"): ...\n'
+    code += 'NAMED = "BY_NAME"\nraise Refusal(kind, NAMED, "x")\n'
+    assert set(reasons_in(ast.parse(code))) == {"NO_SUCH_REASON", "ALSO_NOT", "BY_NAME"}

@@ -169,7 +169,7 @@ def test_jwt_rules_are_generated_from_the_declared_access(tmp_path: Path) -> Non
 
 
 def test_filter_order(tmp_path: Path) -> None:
-    """See shared/ENVOY-NOTES.md: JWT and rate limits after the transcoder, CORS and gRPC-Web
+    """See docs/edge.md: JWT and rate limits after the transcoder, CORS and gRPC-Web
     before it, identity headers stripped first, the router last."""
     names = [
         f["name"].removeprefix("envoy.filters.http.")

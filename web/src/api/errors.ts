@@ -53,6 +53,8 @@ const REASON_TEXT: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.ORDER_NOT_PENDING]: "This order is no longer pending.",
   [ErrorReason.IDEMPOTENCY_KEY_REUSED]: "This order was already sent with different details.",
   [ErrorReason.WRONG_SHARD]: "Your account is temporarily unavailable. Try again.",
+  [ErrorReason.ENGINE_UNAVAILABLE]: "Trading is restarting. Try again in a moment.",
+  [ErrorReason.PENDING_ORDER_LIMIT]: "Too many pending orders. Cancel one before placing another.",
   [ErrorReason.SLOW_CONSUMER]: "The live feed fell behind. Reconnecting.",
   [ErrorReason.ROUTE_NOT_FOUND]: "Not found.",
   [ErrorReason.METHOD_NOT_ALLOWED]: "Not allowed.",

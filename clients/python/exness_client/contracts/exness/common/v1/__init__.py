@@ -208,6 +208,19 @@ class ErrorReason(betterproto2.Enum):
     UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim).
     """
 
+    ENGINE_UNAVAILABLE = 41
+    """
+    UNAVAILABLE: the engine could not save a change and is rebuilding its memory from the
+    database; the call may or may not have taken effect. Retry shortly (PlaceOrder with the same
+    client_order_id): the retry is answered from what was committed.
+    """
+
+    PENDING_ORDER_LIMIT = 42
+    """
+    FAILED_PRECONDITION: the account has as many pending orders as it may (ErrorInfo metadata
+    `limit`); cancel one before placing another. Market orders are not limited.
+    """
+
     SLOW_CONSUMER = 50
     """
     Streams.
@@ -271,6 +284,8 @@ class ErrorReason(betterproto2.Enum):
             38: "ERROR_REASON_ORDER_NOT_PENDING",
             39: "ERROR_REASON_IDEMPOTENCY_KEY_REUSED",
             40: "ERROR_REASON_WRONG_SHARD",
+            41: "ERROR_REASON_ENGINE_UNAVAILABLE",
+            42: "ERROR_REASON_PENDING_ORDER_LIMIT",
             50: "ERROR_REASON_SLOW_CONSUMER",
             60: "ERROR_REASON_ROUTE_NOT_FOUND",
             61: "ERROR_REASON_METHOD_NOT_ALLOWED",
@@ -306,6 +321,8 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_ORDER_NOT_PENDING": 38,
             "ERROR_REASON_IDEMPOTENCY_KEY_REUSED": 39,
             "ERROR_REASON_WRONG_SHARD": 40,
+            "ERROR_REASON_ENGINE_UNAVAILABLE": 41,
+            "ERROR_REASON_PENDING_ORDER_LIMIT": 42,
             "ERROR_REASON_SLOW_CONSUMER": 50,
             "ERROR_REASON_ROUTE_NOT_FOUND": 60,
             "ERROR_REASON_METHOD_NOT_ALLOWED": 61,

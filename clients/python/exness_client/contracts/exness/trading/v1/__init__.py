@@ -738,7 +738,15 @@ class ListOrdersRequest(betterproto2.Message):
     ListOrders's input.
     """
 
-    pass
+    page_size: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    Page size: 1 to 500, default 50 (0 means the default).
+    """
+
+    page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    From a previous response's next_page_token; empty for the first page.
+    """
 
 
 default_message_pool.register_message("exness.trading.v1", "ListOrdersRequest", ListOrdersRequest)
@@ -752,7 +760,12 @@ class ListOrdersResponse(betterproto2.Message):
 
     orders: "list[Order]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
     """
-    The pending orders, newest first.
+    The pending orders, newest first; at most page_size of them.
+    """
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Token of the next page; empty on the last page.
     """
 
 
@@ -765,7 +778,15 @@ class ListPositionsRequest(betterproto2.Message):
     ListPositions's input.
     """
 
-    pass
+    page_size: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    Page size: 1 to 500, default 50 (0 means the default).
+    """
+
+    page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    From a previous response's next_page_token; empty for the first page.
+    """
 
 
 default_message_pool.register_message(
@@ -781,7 +802,12 @@ class ListPositionsResponse(betterproto2.Message):
 
     positions: "list[Position]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
     """
-    The open positions, newest first, valued at the latest quotes.
+    The open positions, newest first, valued at the latest quotes; at most page_size of them.
+    """
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Token of the next page; empty on the last page.
     """
 
 
@@ -1415,7 +1441,7 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
 
     async def list_orders(
         self,
-        message: "ListOrdersRequest | None" = None,
+        message: "ListOrdersRequest",
         *,
         timeout: "float | None" = None,
         deadline: "Deadline | None" = None,
@@ -1424,9 +1450,6 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         """
         Lists the account's pending orders, newest first.
         """
-
-        if message is None:
-            message = ListOrdersRequest()
 
         return await self._unary_unary(
             "/exness.trading.v1.TradingService/ListOrders",
@@ -1461,7 +1484,7 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
 
     async def list_positions(
         self,
-        message: "ListPositionsRequest | None" = None,
+        message: "ListPositionsRequest",
         *,
         timeout: "float | None" = None,
         deadline: "Deadline | None" = None,
@@ -1470,9 +1493,6 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         """
         Lists the account's open positions with their floating P&L, newest first.
         """
-
-        if message is None:
-            message = ListPositionsRequest()
 
         return await self._unary_unary(
             "/exness.trading.v1.TradingService/ListPositions",
