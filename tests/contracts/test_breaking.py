@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# Runs buf a few times: tens of seconds, kept out of the fast lane.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
