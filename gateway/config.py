@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
+import yaml
 from google.protobuf import descriptor_pb2
 
+from gateway.layout import apply_layout
 from gateway.local_replies import mappers_yaml
 from kit.assets import asset
 from kit.rpc.access import Access, declared_methods
@@ -39,6 +41,11 @@ class Upstream:
             raise ValueError(f"expected host:port, got {address!r}")
         return cls(host, int(port))
 
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        """An OTLP endpoint as the OpenTelemetry variables give it: http://host:port."""
+        return cls.parse(url.split("://", 1)[-1].rstrip("/"))
+
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -48,6 +55,10 @@ class EdgeConfig:
     auth: Upstream = Upstream("127.0.0.1", 50051)
     market: Upstream = Upstream("127.0.0.1", 50052)
     trading: Upstream = Upstream("127.0.0.1", 50053)
+    # Engine shards (position = shard id) and MarketData replicas; empty: just `trading` /
+    # `market` above.
+    trading_shards: tuple[Upstream, ...] = ()
+    market_replicas: tuple[Upstream, ...] = ()
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     admin_host: str = "127.0.0.1"
@@ -77,6 +88,10 @@ class EdgeConfig:
     openapi_path: Path = OPENAPI_PATH
     swagger_ui_dir: Path = SWAGGER_UI_DIST
     docs_dir: Path = Path("docs")
+    # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
+    otlp: Upstream = Upstream("127.0.0.1", 4317)
+    # Share of requests without a sampling decision that Envoy traces (percent).
+    trace_percent: float = 10.0
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -89,6 +104,8 @@ class EdgeConfig:
             auth=Upstream.parse(services.auth_addr),
             market=Upstream.parse(services.market_addr),
             trading=Upstream.parse(services.trading_addr),
+            trading_shards=_upstreams(env("EXNESS_TRADING_SHARD_ADDRS", "")),
+            market_replicas=_upstreams(env("EXNESS_MARKET_REPLICA_ADDRS", "")),
             listen_host=env("EXNESS_EDGE_HOST", "127.0.0.1"),
             listen_port=env_int("EXNESS_EDGE_PORT", 8080),
             admin_host=env("EXNESS_EDGE_ADMIN_HOST", "127.0.0.1"),
@@ -103,10 +120,24 @@ class EdgeConfig:
             max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
             concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            trace_percent=float(env("EXNESS_EDGE_TRACE_PERCENT", "10")),
+            otlp=Upstream.from_url(
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+                or env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                or "127.0.0.1:4317"
+            ),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def trading_upstreams(self) -> tuple[Upstream, ...]:
+        return self.trading_shards or (self.trading,)
+
+    @property
+    def market_upstreams(self) -> tuple[Upstream, ...]:
+        return self.market_replicas or (self.market,)
 
     @property
     def url(self) -> str:
@@ -123,6 +154,31 @@ class EdgeConfig:
     def allowed_origins(self) -> list[str]:
         own = [f"http://localhost:{self.listen_port}", f"http://127.0.0.1:{self.listen_port}"]
         return list(dict.fromkeys([*own, *self.cors_origins]))
+
+
+def _upstreams(addresses: str) -> tuple[Upstream, ...]:
+    """A comma-separated list of host:port."""
+    return tuple(Upstream.parse(a.strip()) for a in addresses.split(",") if a.strip())
+
+
+# The services the edge routes (their methods get per-method gRPC stats).
+PUBLIC_SERVICES = (
+    "exness.auth.v1.AuthService",
+    "exness.market.v1.MarketDataService",
+    "exness.trading.v1.TradingService",
+)
+
+
+def served_methods(descriptor_path: Path) -> list[dict[str, object]]:
+    """grpc_stats' allowlist: every method of the public services, from the descriptor set."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    services: list[dict[str, object]] = []
+    for file in files.file:
+        for service in file.service:
+            name = f"{file.package}.{service.name}"
+            if name in PUBLIC_SERVICES:
+                services.append({"name": name, "method_names": [m.name for m in service.method]})
+    return services
 
 
 def _duration(seconds: float) -> str:
@@ -153,7 +209,8 @@ def _yaml_items(items: list[str]) -> str:
 
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The Envoy config for `config`. Every placeholder must be filled: a missing one raises
-    KeyError rather than producing a config with a hole in it."""
+    KeyError rather than producing a config with a hole in it. The repository's template is
+    then laid out for the configured shards and replicas (gateway/layout.py)."""
     text = TEMPLATE_PATH.read_text() if template is None else template
     methods = _method_access(config.descriptor_path)
     public = [path for path, access in methods if access is Access.PUBLIC]
@@ -198,5 +255,18 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
                 for path in internal
             ]
         ),
+        "GRPC_STATS_METHODS": json.dumps(served_methods(config.descriptor_path)),
+        "OTLP_HOST": config.otlp.host,
+        "OTLP_PORT": str(config.otlp.port),
+        "TRACE_PERCENT": f"{config.trace_percent:g}",
     }
-    return Template(text).substitute(values)
+    rendered = Template(text).substitute(values)
+    if template is not None:
+        return rendered
+    doc = yaml.safe_load(rendered)
+    apply_layout(
+        doc,
+        [(u.host, u.port) for u in config.trading_upstreams],
+        [(u.host, u.port) for u in config.market_upstreams],
+    )
+    return str(yaml.safe_dump(doc, sort_keys=False, width=1000))

@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 
 # System tools the tests drive (Debian packages): kcat (an independent Kafka client),
-# Chromium (the browser the web terminal is tested in) and protoc-gen-swagger (golang-grpc-gateway:
-# the OpenAPI generator the generated-code check runs).
+# Chromium (the browser the web terminal is tested in), Prometheus (run by `exness up`; its
+# promtool checks the alert rules) and protoc-gen-swagger (golang-grpc-gateway: the OpenAPI
+# generator the generated-code check runs).
 need=()
 command -v kcat >/dev/null || need+=(kcat)
+command -v prometheus >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
 command -v protoc-gen-swagger >/dev/null || need+=(golang-grpc-gateway)
 # The Go client test: the Go toolchain, its protoc plugins and the libraries it builds against

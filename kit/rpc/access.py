@@ -21,6 +21,7 @@ class Access(enum.Enum):
     PUBLIC = access_pb2.ACCESS_PUBLIC
     USER = access_pb2.ACCESS_USER
     SERVICE = access_pb2.ACCESS_SERVICE
+    OPERATOR = access_pb2.ACCESS_OPERATOR
 
     @classmethod
     def declared(cls, options: descriptor_pb2.MethodOptions) -> Access:

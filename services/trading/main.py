@@ -9,16 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 
+from exness.admin.v1 import admin_pb2_grpc
 from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
+from kit.data.shard_layout import check_shard_count
 from kit.logs import setup_logging
+from kit.obs.metrics import serve_metrics
+from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings, require
+from services.trading import metrics
+from services.trading.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -26,9 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
-    """Token checks for TradingService, whose methods all act on the caller's own account
-    (trading.proto declares them USER); verified tokens are cached."""
-    return RequestPipeline(auth_service_verifier(settings))
+    """Token checks for TradingService, whose methods all act on the caller's own account, and
+    the operators' TradingAdminService (both declare their access in their protos); verified
+    tokens are cached."""
+    return RequestPipeline(
+        auth_service_verifier(settings), operator_token=settings.resolved_operator_token()
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def main(settings: Settings, port: int) -> None:
     setup_logging("trading", settings.log_level, settings.log_format)
+    setup_tracing("trading", settings.data_dir)
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
+    await check_shard_count(pool, settings.shard_count, settings.shard_id)
     await ensure_topics(settings.kafka_bootstrap_servers)
 
     app = await TradingApp.start(
@@ -49,13 +60,19 @@ async def main(settings: Settings, port: int) -> None:
         max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
     )
+    metrics.register(app.engine, app.relay)
+    serve_metrics(settings.bind_host, settings.trading_metrics_port)
     pipeline = request_pipeline(settings)
     server = GrpcServer(
         services=[
             ServiceSpec(
                 SERVICE_NAME,
                 lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s),
-            )
+            ),
+            ServiceSpec(
+                ADMIN_SERVICE_NAME,
+                lambda s: admin_pb2_grpc.add_TradingAdminServiceServicer_to_server(app.admin, s),
+            ),
         ],
         interceptors=[pipeline],
         host=settings.bind_host,

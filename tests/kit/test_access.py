@@ -3,6 +3,7 @@ what the pipeline applies."""
 
 from __future__ import annotations
 
+from exness.admin.v1 import admin_pb2
 from exness.auth.v1 import auth_pb2
 from exness.common.v1 import access_pb2
 from exness.market.v1 import market_pb2
@@ -11,7 +12,7 @@ from google.protobuf import descriptor_pb2
 
 from kit.rpc.access import Access, access_of
 
-CONTRACTS = (auth_pb2, market_pb2, trading_pb2)
+CONTRACTS = (admin_pb2, auth_pb2, market_pb2, trading_pb2)
 
 
 def test_every_rpc_declares_its_access() -> None:
@@ -28,6 +29,7 @@ def test_declared_access_of_the_contract() -> None:
     assert access_of("/exness.market.v1.MarketDataService/GetQuote") is Access.PUBLIC
     assert access_of("/exness.market.v1.MarketDataService/PublishQuotes") is Access.SERVICE
     assert access_of("/exness.trading.v1.TradingService/PlaceOrder") is Access.USER
+    assert access_of("/exness.admin.v1.TradingAdminService/HaltTrading") is Access.OPERATOR
 
 
 def test_undeclared_and_unknown_methods_need_a_user_token() -> None:

@@ -110,6 +110,9 @@ def _failure(exc: Exception) -> ExnessError:
 
 # What a call can fail with besides a gRPC status: the connection itself.
 _CALL_FAILURES = (GRPCError, StreamTerminatedError, OSError)
+# A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
+# (RST_STREAM: INTERNAL, no ErrorInfo reason). Read-only streams reconnect on it too.
+_STREAM_RETRYABLE = (*_RETRYABLE, Code.INTERNAL)
 
 
 def _decimal(value: Number | None, name: str) -> str:
@@ -320,7 +323,7 @@ class ExnessClient:
                 return
             except _CALL_FAILURES as exc:
                 error = _failure(exc)
-                if not reconnect or error.code not in _RETRYABLE or error.reason:
+                if not reconnect or error.code not in _STREAM_RETRYABLE or error.reason:
                     raise error from None
             await asyncio.sleep(self.retry.backoff(min(attempt, 5)))
             attempt += 1

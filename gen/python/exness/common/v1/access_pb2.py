@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65xness/common/v1/access.proto\x12\x10\x65xness.common.v1\x1a google/protobuf/descriptor.proto*X\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x0f\n\x0b\x41\x43\x43\x45SS_USER\x10\x02\x12\x12\n\x0e\x41\x43\x43\x45SS_SERVICE\x10\x03:J\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xc6\x8a\x03 \x01(\x0e\x32\x18.exness.common.v1.AccessB\xa3\x01\n\x14\x63om.exness.common.v1B\x0b\x41\x63\x63\x65ssProtoP\x01Z5exness.dev/contracts/gen/go/exness/common/v1;commonv1\xa2\x02\x03\x45XC\xaa\x02\x10\x45xness.Common.V1\xba\x02\x03\x45XC\xca\x02\x10\x45xness\\Common\\V1\xea\x02\x12\x45xness::Common::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65xness/common/v1/access.proto\x12\x10\x65xness.common.v1\x1a google/protobuf/descriptor.proto*m\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x11\n\rACCESS_PUBLIC\x10\x01\x12\x0f\n\x0b\x41\x43\x43\x45SS_USER\x10\x02\x12\x12\n\x0e\x41\x43\x43\x45SS_SERVICE\x10\x03\x12\x13\n\x0f\x41\x43\x43\x45SS_OPERATOR\x10\x04:J\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xc6\x8a\x03 \x01(\x0e\x32\x18.exness.common.v1.AccessB\xa3\x01\n\x14\x63om.exness.common.v1B\x0b\x41\x63\x63\x65ssProtoP\x01Z5exness.dev/contracts/gen/go/exness/common/v1;commonv1\xa2\x02\x03\x45XC\xaa\x02\x10\x45xness.Common.V1\xba\x02\x03\x45XC\xca\x02\x10\x45xness\\Common\\V1\xea\x02\x12\x45xness::Common::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\024com.exness.common.v1B\013AccessProtoP\001Z5exness.dev/contracts/gen/go/exness/common/v1;commonv1\242\002\003EXC\252\002\020Exness.Common.V1\272\002\003EXC\312\002\020Exness\\Common\\V1\352\002\022Exness::Common::V1'
   _globals['_ACCESS']._serialized_start=85
-  _globals['_ACCESS']._serialized_end=173
+  _globals['_ACCESS']._serialized_end=194
 # @@protoc_insertion_point(module_scope)

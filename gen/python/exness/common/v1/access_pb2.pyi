@@ -37,6 +37,11 @@ class _AccessEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Access.ValueTy
     metadata) may call it. User tokens are refused with PERMISSION_DENIED, and the edge never
     routes it.
     """
+    ACCESS_OPERATOR: _Access.ValueType  # 4
+    """Operators: only holders of the operator credential (`x-operator-token` metadata) may call
+    it (the admin services). User tokens are refused with PERMISSION_DENIED, and the edge never
+    routes it.
+    """
 
 class Access(_Access, metaclass=_AccessEnumTypeWrapper):
     """Who may call an RPC. Every RPC of the platform declares it next to its definition with
@@ -56,6 +61,11 @@ acts on that user's own data only.
 ACCESS_SERVICE: Access.ValueType  # 3
 """Internal: only platform processes holding the service credential (`x-service-token`
 metadata) may call it. User tokens are refused with PERMISSION_DENIED, and the edge never
+routes it.
+"""
+ACCESS_OPERATOR: Access.ValueType  # 4
+"""Operators: only holders of the operator credential (`x-operator-token` metadata) may call
+it (the admin services). User tokens are refused with PERMISSION_DENIED, and the edge never
 routes it.
 """
 Global___Access: _TypeAlias = Access  # noqa: Y015

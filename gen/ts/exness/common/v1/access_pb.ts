@@ -11,7 +11,7 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file exness/common/v1/access.proto.
  */
 export const file_exness_common_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Ch1leG5lc3MvY29tbW9uL3YxL2FjY2Vzcy5wcm90bxIQZXhuZXNzLmNvbW1vbi52MSpYCgZBY2Nlc3MSFgoSQUNDRVNTX1VOU1BFQ0lGSUVEEAASEQoNQUNDRVNTX1BVQkxJQxABEg8KC0FDQ0VTU19VU0VSEAISEgoOQUNDRVNTX1NFUlZJQ0UQAzpSCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjGigMgASgOMhguZXhuZXNzLmNvbW1vbi52MS5BY2Nlc3NSBmFjY2Vzc0KjAQoUY29tLmV4bmVzcy5jb21tb24udjFCC0FjY2Vzc1Byb3RvUAFaNWV4bmVzcy5kZXYvY29udHJhY3RzL2dlbi9nby9leG5lc3MvY29tbW9uL3YxO2NvbW1vbnYxogIDRVhDqgIQRXhuZXNzLkNvbW1vbi5WMboCA0VYQ8oCEEV4bmVzc1xDb21tb25cVjHqAhJFeG5lc3M6OkNvbW1vbjo6VjFiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("Ch1leG5lc3MvY29tbW9uL3YxL2FjY2Vzcy5wcm90bxIQZXhuZXNzLmNvbW1vbi52MSptCgZBY2Nlc3MSFgoSQUNDRVNTX1VOU1BFQ0lGSUVEEAASEQoNQUNDRVNTX1BVQkxJQxABEg8KC0FDQ0VTU19VU0VSEAISEgoOQUNDRVNTX1NFUlZJQ0UQAxITCg9BQ0NFU1NfT1BFUkFUT1IQBDpSCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjGigMgASgOMhguZXhuZXNzLmNvbW1vbi52MS5BY2Nlc3NSBmFjY2Vzc0KjAQoUY29tLmV4bmVzcy5jb21tb24udjFCC0FjY2Vzc1Byb3RvUAFaNWV4bmVzcy5kZXYvY29udHJhY3RzL2dlbi9nby9leG5lc3MvY29tbW9uL3YxO2NvbW1vbnYxogIDRVhDqgIQRXhuZXNzLkNvbW1vbi5WMboCA0VYQ8oCEEV4bmVzc1xDb21tb25cVjHqAhJFeG5lc3M6OkNvbW1vbjo6VjFiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call an RPC. Every RPC of the platform declares it next to its definition with
@@ -52,6 +52,15 @@ export enum Access {
    * @generated from enum value: ACCESS_SERVICE = 3;
    */
   SERVICE = 3,
+
+  /**
+   * Operators: only holders of the operator credential (`x-operator-token` metadata) may call
+   * it (the admin services). User tokens are refused with PERMISSION_DENIED, and the edge never
+   * routes it.
+   *
+   * @generated from enum value: ACCESS_OPERATOR = 4;
+   */
+  OPERATOR = 4,
 }
 
 /**

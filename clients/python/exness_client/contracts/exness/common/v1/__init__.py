@@ -46,6 +46,13 @@ class Access(betterproto2.Enum):
     routes it.
     """
 
+    OPERATOR = 4
+    """
+    Operators: only holders of the operator credential (`x-operator-token` metadata) may call
+    it (the admin services). User tokens are refused with PERMISSION_DENIED, and the edge never
+    routes it.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -53,6 +60,7 @@ class Access(betterproto2.Enum):
             1: "ACCESS_PUBLIC",
             2: "ACCESS_USER",
             3: "ACCESS_SERVICE",
+            4: "ACCESS_OPERATOR",
         }
 
     @classmethod
@@ -62,6 +70,7 @@ class Access(betterproto2.Enum):
             "ACCESS_PUBLIC": 1,
             "ACCESS_USER": 2,
             "ACCESS_SERVICE": 3,
+            "ACCESS_OPERATOR": 4,
         }
 
 
@@ -221,6 +230,11 @@ class ErrorReason(betterproto2.Enum):
     `limit`); cancel one before placing another. Market orders are not limited.
     """
 
+    TRADING_HALTED = 43
+    """
+    FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now.
+    """
+
     SLOW_CONSUMER = 50
     """
     Streams.
@@ -286,6 +300,7 @@ class ErrorReason(betterproto2.Enum):
             40: "ERROR_REASON_WRONG_SHARD",
             41: "ERROR_REASON_ENGINE_UNAVAILABLE",
             42: "ERROR_REASON_PENDING_ORDER_LIMIT",
+            43: "ERROR_REASON_TRADING_HALTED",
             50: "ERROR_REASON_SLOW_CONSUMER",
             60: "ERROR_REASON_ROUTE_NOT_FOUND",
             61: "ERROR_REASON_METHOD_NOT_ALLOWED",
@@ -323,6 +338,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_WRONG_SHARD": 40,
             "ERROR_REASON_ENGINE_UNAVAILABLE": 41,
             "ERROR_REASON_PENDING_ORDER_LIMIT": 42,
+            "ERROR_REASON_TRADING_HALTED": 43,
             "ERROR_REASON_SLOW_CONSUMER": 50,
             "ERROR_REASON_ROUTE_NOT_FOUND": 60,
             "ERROR_REASON_METHOD_NOT_ALLOWED": 61,

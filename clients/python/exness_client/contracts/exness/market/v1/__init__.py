@@ -412,6 +412,13 @@ class PublishQuotesRequest(betterproto2.Message):
     Feed that produced it, e.g. "backpack", "binance", "synthetic", "replay".
     """
 
+    traceparent: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    W3C traceparent of the poller's span for this quote when the poller traces it (a sample
+    of the quotes): MarketData continues the trace into the Kafka record's headers, so one
+    trace follows the quote through the topic to the fan-out and the engine.
+    """
+
 
 default_message_pool.register_message(
     "exness.market.v1", "PublishQuotesRequest", PublishQuotesRequest

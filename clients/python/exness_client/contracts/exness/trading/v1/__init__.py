@@ -203,6 +203,11 @@ class CloseReason(betterproto2.Enum):
     Closed by the broker because the margin level fell to the stop-out level.
     """
 
+    OPERATOR = 5
+    """
+    Closed by the broker's operators; the trade's `close_note` says why.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -211,6 +216,7 @@ class CloseReason(betterproto2.Enum):
             2: "CLOSE_REASON_STOP_LOSS",
             3: "CLOSE_REASON_TAKE_PROFIT",
             4: "CLOSE_REASON_STOP_OUT",
+            5: "CLOSE_REASON_OPERATOR",
         }
 
     @classmethod
@@ -221,6 +227,7 @@ class CloseReason(betterproto2.Enum):
             "CLOSE_REASON_STOP_LOSS": 2,
             "CLOSE_REASON_TAKE_PROFIT": 3,
             "CLOSE_REASON_STOP_OUT": 4,
+            "CLOSE_REASON_OPERATOR": 5,
         }
 
 
@@ -1314,6 +1321,11 @@ class Trade(betterproto2.Message):
     )
     """
     When this part closed.
+    """
+
+    close_note: "str" = betterproto2.field(12, betterproto2.TYPE_STRING)
+    """
+    Why the broker closed it (close reason OPERATOR); empty otherwise.
     """
 
 
