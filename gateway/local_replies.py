@@ -52,6 +52,9 @@ _ENVOY_GRPC_CODE: dict[int, int] = {
     401: code_pb2.UNAUTHENTICATED,
     403: code_pb2.PERMISSION_DENIED,
     404: code_pb2.UNIMPLEMENTED,
+    # An oversized message: RESOURCE_EXHAUSTED, as a gRPC server says (Envoy's own mapping of
+    # 413 would be UNKNOWN); the mappers below set grpc-status for it.
+    413: code_pb2.RESOURCE_EXHAUSTED,
     429: code_pb2.RESOURCE_EXHAUSTED,
     503: code_pb2.UNAVAILABLE,
 }
@@ -147,6 +150,24 @@ _GRPC_WEB_CLIENT = {
 }
 
 
+# HTTP statuses whose grpc-status the mappers set themselves (Envoy would say UNKNOWN).
+_GRPC_STATUS_OVERRIDES = frozenset({413})
+
+
+def _grpc_headers(refusal: EdgeRefusal) -> list[dict[str, Any]]:
+    """grpc-status-details-bin (and grpc-status where Envoy's own would be UNKNOWN) for gRPC
+    and gRPC-Web clients."""
+    headers = [_details_header(refusal.status(refusal.code_for_grpc_clients))]
+    if refusal.http_status in _GRPC_STATUS_OVERRIDES:
+        headers.append(
+            {
+                "header": {"key": "grpc-status", "value": str(refusal.code_for_grpc_clients)},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        )
+    return headers
+
+
 def _details_header(status: status_pb2.Status) -> dict[str, Any]:
     encoded = base64.b64encode(status.SerializeToString()).decode()
     return {
@@ -215,14 +236,14 @@ def mappers() -> list[dict[str, Any]]:
                     "and_filter": {"filters": [_status_is(refusal.http_status), _GRPC_WEB_CLIENT]}
                 },
                 "status_code": 200,
-                "headers_to_add": [_details_header(refusal.status(refusal.code_for_grpc_clients))],
+                "headers_to_add": _grpc_headers(refusal),
                 "body": {"inline_string": refusal.message},
             }
         )
         found.append(
             {
                 "filter": _status_is(refusal.http_status),
-                "headers_to_add": [_details_header(refusal.status(refusal.code_for_grpc_clients))],
+                "headers_to_add": _grpc_headers(refusal),
                 "body": {"inline_string": refusal.message},
             }
         )

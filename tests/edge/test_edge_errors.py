@@ -42,16 +42,6 @@ async def test_rest_refusals_made_by_the_edge_carry_a_reason(
     assert (unknown_route.status_code, _rest_reason(unknown_route)) == (404, "ROUTE_NOT_FOUND")
     internal = await api.post("/exness.market.v1.MarketDataService/PublishQuotes", json={})
     assert (internal.status_code, _rest_reason(internal)) == (404, "ROUTE_NOT_FOUND")
-    unknown_field = await api.post(
-        "/v1/account:deposit", headers=user.auth, json={"amount": "5", "bonus": "1"}
-    )
-    assert (unknown_field.status_code, _rest_reason(unknown_field)) == (400, "INVALID_ARGUMENT")
-    bad_json = await api.post(
-        "/v1/account:deposit",
-        headers={**user.auth, "content-type": "application/json"},
-        content='{"amount": ',
-    )
-    assert (bad_json.status_code, _rest_reason(bad_json)) == (400, "INVALID_ARGUMENT")
     too_large = await api.post(
         "/v1/orders", headers=user.auth, content='{"symbol": "' + "A" * 200_000 + '"}'
     )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
+from exness_client.account_feed import AccountFeed, OpenedCall
 from exness_client.contracts.exness.auth.v1 import (
     AuthServiceStub,
     GetMeRequest,
@@ -430,12 +431,20 @@ class ExnessClient:
         )
         return reply
 
-    async def stream_account(self) -> AsyncIterator[AccountEvent]:
-        try:
-            async for message in self.trading.stream_account(
-                StreamAccountRequest(), metadata=await self._metadata()
-            ):
-                if message.event is not None:
-                    yield message.event
-        except _CALL_FAILURES as exc:
-            raise _failure(exc) from None
+    async def stream_account(self, reconnect: bool = True) -> AsyncIterator[AccountEvent]:
+        """Account events, starting with a snapshot of the account. The server ends a stream
+        when its access token expires: with `reconnect`, a successor opened with a fresh token
+        takes over without a gap (exness_client.account_feed)."""
+        feed = AccountFeed(
+            self._open_account_call, self.retry.backoff, self.retry.attempts if reconnect else 0
+        )
+        async for event in feed.events():
+            yield event
+
+    async def _open_account_call(self, fresh_token: bool) -> OpenedCall:
+        if fresh_token and self.store.session is not None:
+            await self._refresh_if_current(self.store.session)
+        metadata = await self._metadata()
+        assert self.store.session is not None
+        call = self.trading.stream_account(StreamAccountRequest(), metadata=metadata)
+        return OpenedCall(call, self.store.session.refresh_at)

@@ -36,6 +36,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
     token on an internal RPC).
     """
+    ERROR_REASON_MESSAGE_TOO_LARGE: _ErrorReason.ValueType  # 5
+    """RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+    default, after decompression; ErrorInfo metadata `limit_bytes`).
+    """
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 4
     """INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
     effect. Report it; retrying an idempotent call is safe.
@@ -56,6 +60,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INVALID_ARGUMENT: the password does not meet the password policy."""
     ERROR_REASON_USER_NOT_FOUND: _ErrorReason.ValueType  # 15
     """NOT_FOUND: the user named by a valid access token no longer exists."""
+    ERROR_REASON_TOKEN_EXPIRED: _ErrorReason.ValueType  # 16
+    """UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+    with a fresh token (the SDKs do this without a gap).
+    """
+    ERROR_REASON_LOGIN_THROTTLED: _ErrorReason.ValueType  # 17
+    """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+    ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+    """
     ERROR_REASON_UNKNOWN_SYMBOL: _ErrorReason.ValueType  # 20
     """Market data.
     NOT_FOUND: the symbol is not a listed instrument.
@@ -150,6 +162,10 @@ ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 3
 """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
 token on an internal RPC).
 """
+ERROR_REASON_MESSAGE_TOO_LARGE: ErrorReason.ValueType  # 5
+"""RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+default, after decompression; ErrorInfo metadata `limit_bytes`).
+"""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 4
 """INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
 effect. Report it; retrying an idempotent call is safe.
@@ -170,6 +186,14 @@ ERROR_REASON_WEAK_PASSWORD: ErrorReason.ValueType  # 14
 """INVALID_ARGUMENT: the password does not meet the password policy."""
 ERROR_REASON_USER_NOT_FOUND: ErrorReason.ValueType  # 15
 """NOT_FOUND: the user named by a valid access token no longer exists."""
+ERROR_REASON_TOKEN_EXPIRED: ErrorReason.ValueType  # 16
+"""UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+with a fresh token (the SDKs do this without a gap).
+"""
+ERROR_REASON_LOGIN_THROTTLED: ErrorReason.ValueType  # 17
+"""RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+"""
 ERROR_REASON_UNKNOWN_SYMBOL: ErrorReason.ValueType  # 20
 """Market data.
 NOT_FOUND: the symbol is not a listed instrument.

@@ -111,6 +111,12 @@ class ErrorReason(betterproto2.Enum):
     token on an internal RPC).
     """
 
+    MESSAGE_TOO_LARGE = 5
+    """
+    RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+    default, after decompression; ErrorInfo metadata `limit_bytes`).
+    """
+
     INTERNAL = 4
     """
     INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
@@ -147,6 +153,18 @@ class ErrorReason(betterproto2.Enum):
     USER_NOT_FOUND = 15
     """
     NOT_FOUND: the user named by a valid access token no longer exists.
+    """
+
+    TOKEN_EXPIRED = 16
+    """
+    UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+    with a fresh token (the SDKs do this without a gap).
+    """
+
+    LOGIN_THROTTLED = 17
+    """
+    RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+    ErrorInfo metadata `retry_after_s` (seconds) before trying again.
     """
 
     UNKNOWN_SYMBOL = 20
@@ -278,6 +296,7 @@ class ErrorReason(betterproto2.Enum):
             1: "ERROR_REASON_INVALID_ARGUMENT",
             2: "ERROR_REASON_TOKEN_INVALID",
             3: "ERROR_REASON_PERMISSION_DENIED",
+            5: "ERROR_REASON_MESSAGE_TOO_LARGE",
             4: "ERROR_REASON_INTERNAL",
             10: "ERROR_REASON_EMAIL_TAKEN",
             11: "ERROR_REASON_INVALID_CREDENTIALS",
@@ -285,6 +304,8 @@ class ErrorReason(betterproto2.Enum):
             13: "ERROR_REASON_REFRESH_TOKEN_REUSED",
             14: "ERROR_REASON_WEAK_PASSWORD",
             15: "ERROR_REASON_USER_NOT_FOUND",
+            16: "ERROR_REASON_TOKEN_EXPIRED",
+            17: "ERROR_REASON_LOGIN_THROTTLED",
             20: "ERROR_REASON_UNKNOWN_SYMBOL",
             21: "ERROR_REASON_NO_QUOTE",
             23: "ERROR_REASON_BROKER_UNAVAILABLE",
@@ -316,6 +337,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_INVALID_ARGUMENT": 1,
             "ERROR_REASON_TOKEN_INVALID": 2,
             "ERROR_REASON_PERMISSION_DENIED": 3,
+            "ERROR_REASON_MESSAGE_TOO_LARGE": 5,
             "ERROR_REASON_INTERNAL": 4,
             "ERROR_REASON_EMAIL_TAKEN": 10,
             "ERROR_REASON_INVALID_CREDENTIALS": 11,
@@ -323,6 +345,8 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_REFRESH_TOKEN_REUSED": 13,
             "ERROR_REASON_WEAK_PASSWORD": 14,
             "ERROR_REASON_USER_NOT_FOUND": 15,
+            "ERROR_REASON_TOKEN_EXPIRED": 16,
+            "ERROR_REASON_LOGIN_THROTTLED": 17,
             "ERROR_REASON_UNKNOWN_SYMBOL": 20,
             "ERROR_REASON_NO_QUOTE": 21,
             "ERROR_REASON_BROKER_UNAVAILABLE": 23,
