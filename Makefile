@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup up test test-fast gen check-gen lint lock bench clean
+.PHONY: setup up test test-fast gen check-gen lint breaking release-contracts lock bench clean
 
 # Installs everything (Python venv, Node tooling, generated code) from the package registries.
 setup:
@@ -31,6 +31,13 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+# The contracts' breaking-change gate, and recording a release of them (docs/contracts.md).
+breaking:
+	bash scripts/contracts.sh check
+
+release-contracts:
+	bash scripts/contracts.sh release $(VERSION)
 
 # Re-pins constraints.txt to what is installed in .venv (after changing dependencies).
 lock:

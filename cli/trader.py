@@ -1,5 +1,5 @@
 """Trader and operator commands (`exness account`, `exness order buy BTCUSD 0.01`, ...): the
-Python SDK (services/client) through the edge, with rich tables (or --json for scripts).
+Python SDK (exness_client) through the edge, with rich tables (or --json for scripts).
 
 The edge is --edge, else $EXNESS_EDGE, else the one a running `exness up` with the same data
 directory recorded, else localhost:8080. The session (tokens) is kept in the data directory.
@@ -17,12 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import grpc
-from exness.market.v1 import market_pb2
-from exness.trading.v1 import trading_pb2
-from exness_client import ExnessClient, ExnessError, SessionStore
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
+import betterproto2
+from exness_client import Code, ExnessClient, ExnessError, SessionStore
+from exness_client.contracts.exness.market.v1 import Quote
+from exness_client.contracts.exness.trading.v1 import Account, Order, OrderSide, Position
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -97,18 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --- output -------------------------------------------------------------------------------
 
-_SIDE = {trading_pb2.ORDER_SIDE_BUY: "BUY", trading_pb2.ORDER_SIDE_SELL: "SELL"}
+_SIDE = {OrderSide.BUY: "BUY", OrderSide.SELL: "SELL"}
 
 
-def _enum(value: int, enum: Any, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix)
-
-
-def _print_json(items: Message | Iterable[Message]) -> None:
-    if isinstance(items, Message):
-        print(json.dumps(MessageToDict(items), indent=2))
+def _print_json(items: betterproto2.Message | Iterable[betterproto2.Message]) -> None:
+    if isinstance(items, betterproto2.Message):
+        print(json.dumps(items.to_dict(), indent=2))
     else:
-        print(json.dumps([MessageToDict(item) for item in items], indent=2))
+        print(json.dumps([item.to_dict() for item in items], indent=2))
 
 
 def _table(title: str, columns: list[str], rows: Iterable[list[str]]) -> Table:
@@ -141,7 +135,8 @@ _NUMERIC = {
 }
 
 
-def _account_table(account: trading_pb2.Account) -> Table:
+def _account_table(account: Account | None) -> Table:
+    account = account or Account()
     return _table(
         "account",
         ["balance", "equity", "margin", "free margin", "level %", "floating P&L", "leverage"],
@@ -159,7 +154,7 @@ def _account_table(account: trading_pb2.Account) -> Table:
     )
 
 
-def _positions_table(positions: list[trading_pb2.Position]) -> Table:
+def _positions_table(positions: list[Position]) -> Table:
     return _table(
         "open positions",
         ["id", "symbol", "side", "volume", "open", "current", "SL", "TP", "margin", "P&L"],
@@ -181,7 +176,7 @@ def _positions_table(positions: list[trading_pb2.Position]) -> Table:
     )
 
 
-def _orders_table(orders: list[trading_pb2.Order], title: str = "orders") -> Table:
+def _orders_table(orders: list[Order], title: str = "orders") -> Table:
     return _table(
         title,
         ["id", "symbol", "side", "type", "status", "volume", "price", "SL", "TP"],
@@ -190,8 +185,8 @@ def _orders_table(orders: list[trading_pb2.Order], title: str = "orders") -> Tab
                 o.order_id,
                 o.symbol,
                 _SIDE.get(o.side, "?"),
-                _enum(o.type, trading_pb2.OrderType, "ORDER_TYPE_"),
-                _enum(o.status, trading_pb2.OrderStatus, "ORDER_STATUS_"),
+                o.type.name,
+                o.status.name,
                 o.volume,
                 o.price or o.fill_price or "-",
                 o.stop_loss or "-",
@@ -202,12 +197,12 @@ def _orders_table(orders: list[trading_pb2.Order], title: str = "orders") -> Tab
     )
 
 
-def _quotes_table(quotes: dict[str, market_pb2.Quote]) -> Table:
+def _quotes_table(quotes: dict[str, Quote]) -> Table:
     return _table(
         "quotes",
         ["symbol", "bid", "ask", "time"],
         [
-            [q.symbol, q.bid, q.ask, q.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]]
+            [q.symbol, q.bid, q.ask, q.time.strftime("%H:%M:%S.%f")[:-3] if q.time else "-"]
             for _, q in sorted(quotes.items())
         ],
     )
@@ -222,7 +217,9 @@ def _password(args: argparse.Namespace) -> str:
 
 async def _register(client: ExnessClient, args: argparse.Namespace) -> None:
     reply = await client.register(args.email, _password(args))
-    console.print(f"registered and signed in as {reply.user.email} (user {reply.user.user_id})")
+    user = reply.user
+    assert user is not None
+    console.print(f"registered and signed in as {user.email} (user {user.user_id})")
 
 
 async def _login(client: ExnessClient, args: argparse.Namespace) -> None:
@@ -273,8 +270,9 @@ async def _order(client: ExnessClient, args: argparse.Namespace) -> None:
     if args.json:
         _print_json(reply)
         return
-    console.print(_orders_table([reply.order], "order"))
-    if reply.HasField("position"):
+    if reply.order is not None:
+        console.print(_orders_table([reply.order], "order"))
+    if reply.position is not None:
         console.print(_positions_table([reply.position]))
 
 
@@ -304,6 +302,7 @@ async def _close(client: ExnessClient, args: argparse.Namespace) -> None:
         _print_json(reply)
         return
     trade = reply.trade
+    assert trade is not None
     console.print(
         f"closed {trade.volume} {trade.symbol} at {trade.close_price}: P&L {trade.realized_pnl}"
     )
@@ -328,7 +327,7 @@ async def _trades(client: ExnessClient, args: argparse.Namespace) -> None:
                     t.open_price,
                     t.close_price,
                     t.realized_pnl,
-                    _enum(t.close_reason, trading_pb2.CloseReason, "CLOSE_REASON_"),
+                    t.close_reason.name,
                 ]
                 for t in reply.trades
             ],
@@ -366,7 +365,7 @@ async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
         replies = await asyncio.gather(
             *(client.quote(symbol) for symbol in symbols), return_exceptions=True
         )
-        quotes: dict[str, market_pb2.Quote] = {}
+        quotes: dict[str, Quote] = {}
         for symbol, reply in zip(symbols, replies, strict=True):
             if isinstance(reply, ExnessError) and reply.reason == "NO_QUOTE":
                 continue
@@ -375,10 +374,10 @@ async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
             quotes[symbol] = reply
         _print_json(quotes.values()) if args.json else console.print(_quotes_table(quotes))
         return
-    latest: dict[str, market_pb2.Quote] = {}
+    latest: dict[str, Quote] = {}
     if args.json:
         async for quote in client.stream_quotes(symbols):
-            print(json.dumps(MessageToDict(quote)), flush=True)
+            print(json.dumps(quote.to_dict()), flush=True)
         return
     with Live(_quotes_table(latest), console=console, refresh_per_second=8) as live:
         async for quote in client.stream_quotes(symbols):
@@ -466,7 +465,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         for field, problem in exc.fields.items():
             print(f"  {field}: {problem}", file=sys.stderr)
-        if exc.code == grpc.StatusCode.UNAVAILABLE and not exc.reason:
+        if exc.code == Code.UNAVAILABLE and not exc.reason:
             print(
                 f"  (is the platform running? edge: {_edge(args)}; start it with `exness up`)",
                 file=sys.stderr,

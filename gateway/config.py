@@ -13,14 +13,20 @@ import yaml
 from google.protobuf import descriptor_pb2
 
 from gateway.layout import apply_layout
+from gateway.local_replies import mappers_yaml
+from kit.assets import asset
+from kit.rpc.access import Access, declared_methods
 from kit.settings import Settings, env_int
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = HERE / "envoy.yaml.tmpl"
 LUA_SOURCES = HERE / "lua"
-DESCRIPTOR_PATH = REPO_ROOT / "gen" / "descriptor" / "exness.binpb"
-WEB_DIST = REPO_ROOT / "web" / "dist"
+DESCRIPTOR_PATH = asset("gen/descriptor/exness.binpb")
+OPENAPI_PATH = asset("gen/openapi/exness.swagger.json")
+DOCS_PAGE = HERE / "docs" / "index.html"
+# Swagger UI's prebuilt bundle, from npm (swagger-ui-dist): the /docs page renders with it.
+SWAGGER_UI_DIST = asset("node_modules/swagger-ui-dist")
+WEB_DIST = asset("web/dist")
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
+    # The API reference: the OpenAPI document and Swagger UI's bundle it is rendered with, and
+    # where gateway.bundle writes them (with the /docs page) next to the rendered config.
+    openapi_path: Path = OPENAPI_PATH
+    swagger_ui_dir: Path = SWAGGER_UI_DIST
+    docs_dir: Path = Path("docs")
     # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
     otlp: Upstream = Upstream("127.0.0.1", 4317)
     # Share of requests without a sampling decision that Envoy traces (percent).
@@ -174,11 +185,36 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# The services the edge exposes (to REST through the transcoder, and to gRPC and gRPC-Web).
+EXPOSED_SERVICES = frozenset(
+    {
+        "exness.auth.v1.AuthService",
+        "exness.market.v1.MarketDataService",
+        "exness.trading.v1.TradingService",
+    }
+)
+# Indentation of a list item under `routes:` and under the jwt_authn `rules:` in the template.
+_ITEM_INDENT = " " * 14
+
+
+def _method_access(descriptor_path: Path) -> list[tuple[str, Access]]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    return sorted(declared_methods(files, EXPOSED_SERVICES))
+
+
+def _yaml_items(items: list[str]) -> str:
+    """List items for a placeholder that stands where the first item's dash would be."""
+    return ("\n" + _ITEM_INDENT).join(items)
+
+
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The Envoy config for `config`. Every placeholder must be filled: a missing one raises
     KeyError rather than producing a config with a hole in it. The repository's template is
     then laid out for the configured shards and replicas (gateway/layout.py)."""
     text = TEMPLATE_PATH.read_text() if template is None else template
+    methods = _method_access(config.descriptor_path)
+    public = [path for path, access in methods if access is Access.PUBLIC]
+    internal = [path for path, access in methods if access is Access.SERVICE]
     values = {
         "LISTEN_HOST": config.listen_host,
         "LISTEN_PORT": str(config.listen_port),
@@ -205,6 +241,20 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "DOCS_DIR": str(config.docs_dir),
+        "EXPOSED_SERVICES": json.dumps(sorted(EXPOSED_SERVICES)),
+        "LOCAL_REPLY_MAPPERS": mappers_yaml(),
+        # Generated from each method's declared access (exness.common.v1.access).
+        "PUBLIC_METHOD_RULES": _yaml_items(
+            [f"- match: {{path: {json.dumps(path)}}}" for path in public]
+        ),
+        "INTERNAL_METHOD_ROUTES": _yaml_items(
+            [
+                f"- match: {{path: {json.dumps(path)}}}\n{_ITEM_INDENT}  direct_response: "
+                '{status: 404, body: {inline_string: "not found\\n"}}'
+                for path in internal
+            ]
+        ),
         "GRPC_STATS_METHODS": json.dumps(served_methods(config.descriptor_path)),
         "OTLP_HOST": config.otlp.host,
         "OTLP_PORT": str(config.otlp.port),

@@ -3,19 +3,18 @@
 #   gen/python      protobuf messages, gRPC stubs and .pyi type stubs (grpcio-tools, mypy-protobuf)
 #   gen/ts          TypeScript messages and service descriptors (protoc-gen-es via buf)
 #   gen/descriptor  the descriptor set Envoy's gRPC-JSON transcoder loads
+#   gen/openapi     the OpenAPI document of the REST API (protoc-gen-swagger), served by Envoy
+#   clients/python/exness_client/contracts
+#                   the Python client's typed messages and async stubs (betterproto2), inside
+#                   its own distribution (clients/python/pyproject.toml)
 # Python goes through grpcio-tools directly because its gRPC generator is built into its protoc
-# and buf cannot call it as a plugin. The Google API protos come from the installed
-# googleapis-common-protos package (no remote registry is reachable).
+# and buf cannot call it as a plugin. The Google API protos proto/ imports are vendored in
+# third_party/googleapis (a module of the buf workspace): nothing is fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 BUF=node_modules/.bin/buf
-
-deps=build/proto-deps
-site=$("$PY" -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')
-rm -rf "$deps" && mkdir -p "$deps/google/api" "$deps/google/rpc"
-for f in annotations http httpbody field_behavior; do cp "$site/google/api/$f.proto" "$deps/google/api/"; done
-for f in status error_details code; do cp "$site/google/rpc/$f.proto" "$deps/google/rpc/"; done
+deps=third_party/googleapis
 
 # Generate into a scratch directory and swap it in at the end: a failed run leaves gen/ intact.
 out=build/gen.new
@@ -29,8 +28,39 @@ mapfile -t protos < <(cd proto && find exness -name '*.proto' | sort)
 # Make every generated directory a regular package (mypy and setuptools both want that).
 find "$out/python/exness" -type d -exec touch {}/__init__.py \;
 
-"$BUF" generate --path proto/exness -o "$out"
+# TypeScript for our contracts plus google.rpc Status and its error details (ErrorInfo,
+# BadRequest), which clients decode from grpc-status-details-bin.
+"$BUF" generate --path proto/exness \
+  --path "$deps/google/rpc/status.proto" --path "$deps/google/rpc/error_details.proto" -o "$out"
 # Our services plus google.rpc error details, so the transcoder can render Status.details.
 "$BUF" build -o "$out/descriptor/exness.binpb"
+
+# The OpenAPI (Swagger 2.0) document Envoy serves at /openapi.json: protoc-gen-swagger (Debian
+# golang-grpc-gateway) per service file (it refuses files of several Go packages at once), then
+# merged, with each operation's token requirement taken from its declared access.
+mkdir -p "$out/openapi" build/openapi.new
+services=()
+for proto in "${protos[@]}"; do
+  grep -q '^service ' "proto/$proto" || continue
+  "$PY" -m grpc_tools.protoc -Iproto -I"$deps" --plugin=protoc-gen-swagger="$(command -v protoc-gen-swagger)" \
+    --swagger_out=json_names_for_fields=true:build/openapi.new "$proto"
+  services+=("build/openapi.new/${proto%.proto}.swagger.json")
+done
+PYTHONPATH=.:"$out/python":${PYTHONPATH:-} "$PY" -m gateway.openapi \
+  "$out/descriptor/exness.binpb" "$out/openapi/exness.swagger.json" "${services[@]}"
+rm -rf build/openapi.new
+
+# The Python client distribution: betterproto2 dataclasses and asyncio stubs (grpclib), plus
+# google.rpc Status and error details so it decodes errors without protobuf.
+client=clients/python/exness_client/contracts
+rm -rf build/client.new && mkdir -p build/client.new
+"$PY" -m grpc_tools.protoc -Iproto -I"$deps" \
+  --plugin=protoc-gen-python_betterproto2="$(dirname "$PY")/protoc-gen-python_betterproto2" \
+  --python_betterproto2_out=build/client.new \
+  --python_betterproto2_opt=client_generation=async,server_generation=none \
+  "${protos[@]}" "$deps/google/rpc/status.proto" "$deps/google/rpc/error_details.proto" \
+  2>build/client-gen.log || { cat build/client-gen.log >&2; exit 1; }
+
 rm -rf gen && mv "$out" gen
+rm -rf "$client" && mv build/client.new "$client"
 echo "generated: $(find gen -type f | wc -l) files"

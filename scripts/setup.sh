@@ -24,6 +24,10 @@ pip_install() {
   .venv/bin/python -m pip install --quiet "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
   return "${PIPESTATUS[0]}"
 }
+# `make gen` writes the OpenAPI document with protoc-gen-swagger, from Debian's golang-grpc-gateway.
+if ! command -v protoc-gen-swagger >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-grpc-gateway >/dev/null
+fi
 pip_install --upgrade pip
 # constraints.txt pins every Python package to the versions the generated code and tests were
 # made with (regenerate it with `make lock`).

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import psycopg
 
+from kit.assets import asset
+
 log = logging.getLogger(__name__)
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "migrations"
+DEFAULT_DIR = asset("migrations")
 _LOCK_ID = 0x65786E65  # "exne"
 
 

@@ -108,7 +108,9 @@ def unavailable(reason: str, message: str, **metadata: str) -> ServiceError:
 
 
 def internal_status(message: str = "internal error") -> status_pb2.Status:
-    return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+    """What a caller learns of an unexpected failure: nothing but the code and its reason."""
+    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=message, details=[_pack(info)])
 
 
 # The one mapping from domain refusals to the wire.

@@ -1,8 +1,8 @@
 """The request pipeline every service runs before and around its handlers:
 
 1. access: a method is PUBLIC, needs a USER access token, the internal SERVICE credential, or
-   the OPERATOR credential (admin services);
-   the verified caller is put in a context variable (services never trust ids in bodies);
+   the OPERATOR credential (admin services), as its .proto declares (kit.rpc.access); the
+   verified caller is put in a context variable (services never trust ids in bodies);
 2. decoding that cannot fail: a request too large for its method, or not a valid message,
    is answered RESOURCE_EXHAUSTED / INVALID_ARGUMENT (kit.rpc.decoding);
 3. validation of the request against the rules declared in the .proto;
@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import hmac
 import inspect
 import logging
@@ -31,6 +30,7 @@ from grpc_status import rpc_status
 from opentelemetry import trace
 
 from kit.rpc import validation
+from kit.rpc.access import Access, access_of
 from kit.rpc.decoding import Undecodable, checked, guarded
 from kit.rpc.errors import (
     ServiceError,
@@ -54,7 +54,6 @@ tracer = trace.get_tracer("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
 OPERATOR_TOKEN_HEADER = "x-operator-token"
-_ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
 # What psycopg raises while PostgreSQL is down or restarting: a broken connection, an
 # administrator shutdown, or the pool's PoolTimeout when no connection came within its wait.
 DATABASE_DOWN = (psycopg.OperationalError,)
@@ -64,26 +63,21 @@ _UNTRACED = contextlib.nullcontext()
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 
 
-class Access(enum.Enum):
-    PUBLIC = "public"
-    USER = "user"
-    SERVICE = "service"
-    OPERATOR = "operator"
-
-
 class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Methods not named in `access` need a USER token (deny by default), except gRPC health
-    and reflection, which are always public."""
+    """Each method's access comes from its descriptor: methods that declare none need a USER
+    token (deny by default); gRPC health and reflection are always public."""
 
     def __init__(
         self,
-        access: Mapping[str, Access],
         verifier: TokenVerifier | None,
         service_token: str | None = None,
         operator_token: str | None = None,
         max_request_bytes: Mapping[str, int] | None = None,
+        *,
+        access: Callable[[str], Access] = access_of,
     ) -> None:
-        self._access = dict(access)
+        # `access` is each method's declared access; tests may stand a probe in for a contract.
+        self._access_of = access
         self._verifier = verifier
         self._service_token = service_token
         self._operator_token = operator_token
@@ -91,11 +85,6 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def max_request_bytes_of(self, method: str) -> int:
         return self._max_request_bytes.get(method, DEFAULT_MAX_REQUEST_BYTES)
-
-    def access_of(self, method: str) -> Access:
-        if method.startswith(_ALWAYS_PUBLIC):
-            return Access.PUBLIC
-        return self._access.get(method, Access.USER)
 
     async def intercept_service(
         self,
@@ -106,7 +95,7 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method: str = details.method
-        access = self.access_of(method)
+        access = self._access_of(method)
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         guard = _Guard(self, method, access, metadata)
         deserializer = guarded(handler.request_deserializer, self.max_request_bytes_of(method))

@@ -20,7 +20,7 @@ from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
 from services.auth.keys import Keyring, new_key_file
-from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
+from services.auth.servicer import SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
 from services.auth.throttle import LoginBackoff, LoginThrottle
 from services.auth.tokens import AccessTokenIssuer
@@ -79,7 +79,7 @@ def build(
                 SERVICE_NAME, lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s)
             )
         ],
-        interceptors=[RequestPipeline(METHOD_ACCESS, verifier)],
+        interceptors=[RequestPipeline(verifier)],
         host=settings.bind_host,
         port=settings.auth_port if port is None else port,
         grace_s=settings.shutdown_grace_s,

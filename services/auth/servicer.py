@@ -11,7 +11,6 @@ from google.protobuf import timestamp_pb2
 
 from kit.rpc.errors import ServiceError, not_found, unauthenticated
 from kit.rpc.identity import current_caller
-from kit.rpc.interceptors import Access
 from services.auth import credentials
 from services.auth.keys import Keyring
 from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
@@ -19,15 +18,6 @@ from services.auth.throttle import LoginThrottle
 from services.auth.tokens import AccessTokenIssuer, new_refresh_token, refresh_token_hash
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-
-METHOD_ACCESS: dict[str, Access] = {
-    f"/{SERVICE_NAME}/Register": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Login": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Refresh": Access.PUBLIC,
-    f"/{SERVICE_NAME}/Logout": Access.PUBLIC,
-    f"/{SERVICE_NAME}/GetJwks": Access.PUBLIC,
-    f"/{SERVICE_NAME}/GetMe": Access.USER,
-}
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
@@ -114,7 +104,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.GetMeResponse:
         user = await self.store.user_by_id(current_caller().user_id)
         if user is None:
-            raise not_found("NOT_FOUND", "the user of this token no longer exists")
+            raise not_found("USER_NOT_FOUND", "the user of this token no longer exists")
         return auth_pb2.GetMeResponse(user=_user_message(user))
 
     async def GetJwks(

@@ -11,11 +11,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.decimals import format_decimal, parse_decimal
 from kit.rpc.errors import not_found
-from kit.rpc.interceptors import Access
 from services.market.instruments import InstrumentCatalog
 
 SERVICE_NAME = "exness.admin.v1.MarketAdminService"
-METHOD_ACCESS = {f"/{SERVICE_NAME}/SetSpreadMarkup": Access.OPERATOR}
 
 
 class MarketAdminServicer(admin_pb2_grpc.MarketAdminServiceServicer):

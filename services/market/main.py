@@ -33,14 +33,13 @@ from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
 from services.market import metrics
-from services.market.admin import METHOD_ACCESS as ADMIN_ACCESS
 from services.market.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
 from services.market.admin import MarketAdminServicer
 from services.market.fanout import QuoteHub
 from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
 from services.market.quote_producer import QuotePublisher
-from services.market.servicer import METHOD_ACCESS, SERVICE_NAME, MarketDataServicer
+from services.market.servicer import SERVICE_NAME, MarketDataServicer
 from services.market.tick_writer import TICK_WRITER_GROUP, TickWriter
 from services.market.topics import TopicGuard
 
@@ -179,7 +178,6 @@ def build(
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
     admin = MarketAdminServicer(pool, catalog)
     pipeline = RequestPipeline(
-        {**METHOD_ACCESS, **ADMIN_ACCESS},
         auth_service_verifier(settings),
         settings.resolved_service_token(),
         settings.resolved_operator_token(),

@@ -1,5 +1,5 @@
 """MarketDataService: the RPC handlers. Reads are public; PublishQuotes needs the service
-credential (see METHOD_ACCESS)."""
+credential (as market.proto declares)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from kit.data.instruments import Instrument
 from kit.data.kafka import trace_headers
 from kit.decimals import format_decimal
 from kit.rpc.errors import invalid_field, not_found, unavailable
-from kit.rpc.interceptors import Access
 from services.market.candles import INTERVAL_SECONDS, read_candles
 from services.market.fanout import QuoteHub
 from services.market.instruments import InstrumentCatalog
@@ -30,14 +29,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("exness.market")
 
 SERVICE_NAME = "exness.market.v1.MarketDataService"
-_PREFIX = f"/{SERVICE_NAME}/"
-METHOD_ACCESS: dict[str, Access] = {
-    _PREFIX + "ListInstruments": Access.PUBLIC,
-    _PREFIX + "GetQuote": Access.PUBLIC,
-    _PREFIX + "GetCandles": Access.PUBLIC,
-    _PREFIX + "StreamQuotes": Access.PUBLIC,
-    _PREFIX + "PublishQuotes": Access.SERVICE,
-}
 
 DEFAULT_CANDLE_LIMIT = 500
 _CATEGORIES = {

@@ -18,7 +18,6 @@ from exness.admin.v1 import admin_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.rpc.errors import not_found
-from kit.rpc.interceptors import Access
 from services.trading import codec
 from services.trading.committer import Committer
 from services.trading.engine import Engine
@@ -26,18 +25,6 @@ from services.trading.model import ZERO, Side
 from services.trading.relay import OutboxRelay
 
 SERVICE_NAME = "exness.admin.v1.TradingAdminService"
-METHOD_ACCESS = {
-    f"/{SERVICE_NAME}/{name}": Access.OPERATOR
-    for name in (
-        "GetExposure",
-        "ListAccountsByMarginLevel",
-        "HaltTrading",
-        "ResumeTrading",
-        "ListHalts",
-        "ForceClosePosition",
-        "RepublishEvents",
-    )
-}
 DEFAULT_LIMIT = 50
 HUNDRED = Decimal(100)
 

@@ -21,44 +21,24 @@ from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.health import HealthReporter
-from kit.rpc.interceptors import Access, RequestPipeline
+from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings, require
 from services.trading import metrics
-from services.trading.admin import METHOD_ACCESS as ADMIN_ACCESS
 from services.trading.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
 log = logging.getLogger(__name__)
 
-# Every TradingService method acts on the caller's own account.
-ACCESS = {
-    f"/{SERVICE_NAME}/{name}": Access.USER
-    for name in (
-        "GetAccount",
-        "Deposit",
-        "SetLeverage",
-        "PlaceOrder",
-        "ListOrders",
-        "CancelOrder",
-        "ListPositions",
-        "ModifyPosition",
-        "ClosePosition",
-        "ListTrades",
-        "StreamAccount",
-    )
-}
-
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
-    """Access rules and token checks for TradingService (verified tokens are cached) and the
-    operators' TradingAdminService."""
+    """Token checks for TradingService, whose methods all act on the caller's own account, and
+    the operators' TradingAdminService (both declare their access in their protos); verified
+    tokens are cached."""
     return RequestPipeline(
-        {**ACCESS, **ADMIN_ACCESS},
-        auth_service_verifier(settings),
-        operator_token=settings.resolved_operator_token(),
+        auth_service_verifier(settings), operator_token=settings.resolved_operator_token()
     )
 
 

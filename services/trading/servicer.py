@@ -300,7 +300,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 if subscription.overflowed:
                     raise ServiceError(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        "UNSPECIFIED",
+                        "SLOW_CONSUMER",
                         "the stream fell too far behind; reconnect",
                     )
                 if event.sequence > snapshot_sequence:

@@ -11,14 +11,13 @@ from contextlib import asynccontextmanager
 import grpc
 import pytest
 from exness.auth.v1 import auth_pb2, auth_pb2_grpc
-from exness_client import ExnessError
 from psycopg_pool import AsyncConnectionPool
 
 from kit.settings import Settings
 from services.auth.main import build
 from services.auth.throttle import LoginBackoff
 from tests.auth.helpers import PASSWORD, fresh_email, register
-from tests.support.grpc_errors import failure_of
+from tests.support.grpc_errors import Failure, failure_of
 from tests.support.infra import free_port
 
 # Long enough that the logins of the test fit in the first block.
@@ -39,7 +38,7 @@ async def auth_process(
         await app.server.stop()
 
 
-async def _refused(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str) -> ExnessError:
+async def _refused(stub: auth_pb2_grpc.AuthServiceStub, email: str, password: str) -> Failure:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.Login(auth_pb2.LoginRequest(email=email, password=password))
     return failure_of(raised.value)
@@ -56,9 +55,7 @@ async def test_failed_logins_block_the_account_alike_for_unknown_emails(
 ) -> None:
     known, unknown = fresh_email(), fresh_email("nobody")
 
-    async def run_into_the_block(
-        stub: auth_pb2_grpc.AuthServiceStub, email: str
-    ) -> list[ExnessError]:
+    async def run_into_the_block(stub: auth_pb2_grpc.AuthServiceStub, email: str) -> list[Failure]:
         answers = [
             await _refused(stub, email, "wrong password 1")
             for _ in range(POLICY.free_failures + 1)  # the last starts the first block

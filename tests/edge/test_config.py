@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
+from exness.common.v1 import access_pb2
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from gateway.bundle import write_bundle
 from gateway.config import DESCRIPTOR_PATH, EdgeConfig, Upstream, render
 from gateway.process import validate
-from kit.rpc.interceptors import Access
+from kit.rpc.access import Access, access_of
 
 CLUSTER_OF_PACKAGE = {
     "exness.auth.v1": "auth",
@@ -124,25 +125,49 @@ def test_internal_rpcs_are_not_routable(tmp_path: Path) -> None:
             assert route.get("direct_response", {}).get("status") == 404, path
 
 
-def test_jwt_rules_match_what_each_service_enforces(tmp_path: Path) -> None:
-    """Open at the edge exactly when the service itself calls the method PUBLIC."""
-    from services.auth.servicer import METHOD_ACCESS as AUTH_ACCESS
-    from services.market.servicer import METHOD_ACCESS as MARKET_ACCESS
+def _jwt_rules(config: dict[str, Any]) -> list[dict[str, Any]]:
+    filters = {f["name"]: f["typed_config"] for f in _hcm(config)["http_filters"]}
+    rules: list[dict[str, Any]] = filters["envoy.filters.http.jwt_authn"]["rules"]
+    return rules
 
-    services_say = {**AUTH_ACCESS, **MARKET_ACCESS}
-    filters = {f["name"]: f["typed_config"] for f in _hcm(_rendered(tmp_path))["http_filters"]}
-    rules = filters["envoy.filters.http.jwt_authn"]["rules"]
-    for _, path, public in _methods():
-        if not public:
-            continue
-        rule = next(
-            r
-            for r in rules
-            if r["match"].get("path") == path or path.startswith(r["match"].get("prefix", "\0"))
-        )
-        open_at_edge = "requires" not in rule
-        open_in_service = services_say.get(path, Access.USER) is Access.PUBLIC
-        assert open_at_edge == open_in_service, path
+
+def _open_at_edge(rules: list[dict[str, Any]], path: str) -> bool:
+    rule = next(
+        r
+        for r in rules
+        if r["match"].get("path") == path or path.startswith(r["match"].get("prefix", "\0"))
+    )
+    return "requires" not in rule
+
+
+def test_jwt_rules_match_what_each_service_enforces(tmp_path: Path) -> None:
+    """Open at the edge exactly when the method's declared access, which the services'
+    pipeline enforces, is PUBLIC."""
+    # The services' modules register their descriptors in the default pool.
+    import services.auth.servicer
+    import services.market.servicer
+    import services.trading.servicer  # noqa: F401
+
+    rules = _jwt_rules(_rendered(tmp_path))
+    for _, path, routable in _methods():
+        if routable:
+            assert _open_at_edge(rules, path) == (access_of(path) is Access.PUBLIC), path
+
+
+def test_jwt_rules_are_generated_from_the_declared_access(tmp_path: Path) -> None:
+    """Declaring GetMe PUBLIC in a descriptor set opens it at the edge; nothing else is kept."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_PATH.read_bytes())
+    auth = next(f for f in files.file if f.package == "exness.auth.v1")
+    get_me = next(m for m in auth.service[0].method if m.name == "GetMe")
+    get_me.options.Extensions[access_pb2.access] = access_pb2.ACCESS_PUBLIC
+    changed = tmp_path / "changed.binpb"
+    changed.write_bytes(files.SerializeToString())
+    path = "/exness.auth.v1.AuthService/GetMe"
+    as_built, as_changed = tmp_path / "built", tmp_path / "changed"
+    as_built.mkdir()
+    as_changed.mkdir()
+    assert not _open_at_edge(_jwt_rules(_rendered(as_built)), path)
+    assert _open_at_edge(_jwt_rules(_rendered(as_changed, descriptor_path=changed)), path)
 
 
 def test_filter_order(tmp_path: Path) -> None:
@@ -156,6 +181,7 @@ def test_filter_order(tmp_path: Path) -> None:
         "header_mutation",
         "cors",
         "grpc_web",
+        "connect_grpc_bridge",
         "grpc_json_transcoder",
         "local_ratelimit",
         "jwt_authn",

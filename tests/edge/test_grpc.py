@@ -9,9 +9,9 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
 import pytest
-from exness_client import ExnessClient, ExnessError, SessionStore
+from exness_client import Code, ExnessClient, ExnessError, SessionStore
+from exness_client.contracts.exness.common.v1 import ErrorReason
 
 from gateway.config import DESCRIPTOR_PATH
 from tests.edge.conftest import PASSWORD, Stack
@@ -99,17 +99,21 @@ async def test_sdk_through_envoy(stack: Stack, tmp_path: Path) -> None:
             await client.deposit(1.5)  # type: ignore[arg-type]
 
         placed = await client.place_order("BTCUSD", "buy", volume="0.01")
+        assert placed.order is not None
+        assert placed.position is not None
         assert placed.order.client_order_id.startswith("sdk-")
         again = await client.place_order(
             "BTCUSD", "buy", volume="0.01", client_order_id=placed.order.client_order_id
         )
+        assert again.order is not None
         assert again.order.order_id == placed.order.order_id  # idempotent by key
         assert len(await client.positions()) == 1
 
         with pytest.raises(ExnessError) as refused:
             await client.place_order("BTCUSD", "buy", volume="50")
         assert refused.value.reason == "INSUFFICIENT_MARGIN"
-        assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.value.code == Code.FAILED_PRECONDITION
+        assert refused.value.reason_value == ErrorReason.INSUFFICIENT_MARGIN
 
         quotes = []
         async for quote in client.stream_quotes(["BTCUSD", "SOLUSD"]):
@@ -119,6 +123,7 @@ async def test_sdk_through_envoy(stack: Stack, tmp_path: Path) -> None:
         assert {q.symbol for q in quotes} <= {"BTCUSD", "SOLUSD"}
 
         closed = await client.close_position(placed.position.position_id)
+        assert closed.trade is not None
         assert closed.trade.volume == "0.01"
         account = await client.account()
         assert Decimal(account.balance) == Decimal("2500.50") + Decimal(closed.trade.realized_pnl)

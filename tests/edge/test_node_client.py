@@ -52,6 +52,22 @@ def test_typescript_client_over_grpc_web_and_grpc(stack: Stack) -> None:
     for run in runs.values():
         assert run["email"].startswith(f"node-{run['transport']}-")
         assert run["refusedWithoutToken"] == "Unauthenticated"
+        # Error details decoded with the generated google.rpc types, from the edge and services.
+        assert run["refusedWithoutTokenReason"] == "TOKEN_INVALID", run
+        assert run["refusals"] == {
+            "badVolume": {
+                "code": "InvalidArgument",
+                "reason": "INVALID_ARGUMENT",
+                "known": True,
+                "fields": ["volume"],
+            },
+            "unknownSymbol": {
+                "code": "NotFound",
+                "reason": "UNKNOWN_SYMBOL",
+                "known": True,
+                "fields": [],
+            },
+        }
         assert len(run["quotes"]) >= 3
         assert {q["symbol"] for q in run["quotes"]} <= {"BTCUSD", "ETHUSD"}
         assert run["orderStatus"] == "FILLED"

@@ -10,6 +10,7 @@ import grpc
 import httpx
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 from exness_client import ExnessClient
+from exness_client.contracts.exness.trading.v1 import AccountEvent, AccountEventType
 from exness_client.session import Session
 
 from tests.edge.conftest import Stack, register, short_lived_token
@@ -48,12 +49,12 @@ async def test_the_sdk_account_stream_outlives_its_token_without_a_gap(
         # Signed in with a token about to expire and a real refresh token.
         session = Session(short, user.refresh_token, expires_at, issued_at=time.time())
         client.store.save(session)
-        events: list[trading_pb2.AccountEvent] = []
+        events: list[AccountEvent] = []
 
         async def follow() -> None:
             async for event in client.stream_account():
                 events.append(event)
-                seen = {e.order.order_id for e in events if e.order.order_id}
+                seen = {e.order.order_id for e in events if e.order and e.order.order_id}
                 if len(placed) == orders and set(placed) <= seen:
                     return
 
@@ -81,6 +82,6 @@ async def test_the_sdk_account_stream_outlives_its_token_without_a_gap(
 
     sequences = [e.sequence for e in events]
     assert sequences == sorted(set(sequences)), sequences  # once each, in order
-    assert events[0].type == trading_pb2.ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT
-    with_orders = [e for e in events if e.order.order_id]
-    assert {e.order.order_id for e in with_orders} == set(placed)
+    assert events[0].type == AccountEventType.ACCOUNT_SNAPSHOT
+    ordered = {e.order.order_id for e in events if e.order is not None and e.order.order_id}
+    assert ordered == set(placed)

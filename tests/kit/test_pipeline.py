@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from kit.rpc.access import Access, access_of
 from kit.rpc.errors import not_found
 from kit.rpc.identity import StaticKeySource, TokenVerifier, current_caller
-from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, Access, RequestPipeline
+from kit.rpc.interceptors import SERVICE_TOKEN_HEADER, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from tests.support.grpc_errors import failure_of
 from tests.support.wire import inflating_get_quote
@@ -83,14 +84,18 @@ class ProbeServicer(market_pb2_grpc.MarketDataServiceServicer):
         return market_pb2.PublishQuotesResponse(accepted=count)
 
 
+def _probe_access(method: str) -> Access:
+    """The contract's declared access, except that the probe's StreamQuotes stands in for a
+    USER stream (market.proto declares the real one PUBLIC)."""
+    if method == f"/{SERVICE}/StreamQuotes":
+        return Access.USER
+    return access_of(method)
+
+
 @pytest.fixture(scope="module")
 async def probe_channel() -> AsyncIterator[grpc.aio.Channel]:
     verifier = TokenVerifier(StaticKeySource({KID: SIGNING_KEY.public_key()}), "iss", "aud")
-    pipeline = RequestPipeline(
-        {f"/{SERVICE}/GetQuote": Access.PUBLIC, f"/{SERVICE}/PublishQuotes": Access.SERVICE},
-        verifier,
-        service_token="s3cret",
-    )
+    pipeline = RequestPipeline(verifier, service_token="s3cret", access=_probe_access)
     server = GrpcServer(
         [
             ServiceSpec(
@@ -179,7 +184,7 @@ async def test_stop_drains_in_flight_calls_and_reports_not_serving() -> None:
                 ),
             )
         ],
-        [RequestPipeline({f"/{SERVICE}/GetQuote": Access.PUBLIC}, None)],
+        [RequestPipeline(None, access=_probe_access)],
         grace_s=5.0,
     )
     port = await server.start()

@@ -77,6 +77,7 @@ class Platform:
         """Registers a fresh user through `client`, funds the account; returns the shard."""
         reply = await client.register(f"scale-{uuid.uuid4().hex[:12]}@example.com", PASSWORD)
         await client.deposit(deposit)
+        assert reply.user is not None
         return int(reply.user.shard)
 
     async def user_on(self, shard: int, *, retry: bool = True) -> ExnessClient:

@@ -9,11 +9,10 @@ import os
 import signal
 import time
 
-import grpc
 import psycopg
 import pytest
-from exness.trading.v1 import trading_pb2
-from exness_client import ExnessClient, ExnessError
+from exness_client import Code, ExnessClient, ExnessError
+from exness_client.contracts.exness.trading.v1 import AccountEvent, OrderStatus
 
 from tests.market.conftest import eventually
 from tests.scale.conftest import SHARDS, Platform
@@ -33,7 +32,8 @@ async def _trade(client: ExnessClient, orders: int) -> list[str]:
     acked = []
     for _ in range(orders):
         reply = await client.place_order("BTCUSD", "buy", volume="0.01")
-        assert reply.order.status == trading_pb2.ORDER_STATUS_FILLED, reply.order
+        assert reply.order is not None
+        assert reply.order.status == OrderStatus.FILLED, reply.order
         acked.append(reply.order.order_id)
     return acked
 
@@ -68,12 +68,12 @@ def _engine_ready(log_text: str) -> list[dict[str, object]]:
     return ready
 
 
-async def _status_of(client: ExnessClient) -> grpc.StatusCode:
+async def _status_of(client: ExnessClient) -> Code:
     try:
         await client.account()
     except ExnessError as exc:
         return exc.code
-    return grpc.StatusCode.OK
+    return Code.OK
 
 
 async def test_a_killed_shard_fails_only_its_own_users_and_recovers_with_everything(
@@ -84,7 +84,7 @@ async def test_a_killed_shard_fails_only_its_own_users_and_recovers_with_everyth
     clients.extend([survivor, victim])
     acked = await _trade(victim, ORDERS_PER_USER)
 
-    events: list[trading_pb2.AccountEvent] = []
+    events: list[AccountEvent] = []
 
     async def follow() -> None:
         async for event in survivor.stream_account():
@@ -97,26 +97,26 @@ async def test_a_killed_shard_fails_only_its_own_users_and_recovers_with_everyth
 
         os.kill(platform.pid("Trading shard 1"), signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while (code := await _status_of(victim)) == grpc.StatusCode.OK:
+        while (code := await _status_of(victim)) == Code.OK:
             assert time.monotonic() < deadline, "shard 1 still answered after being killed"
             await asyncio.sleep(0.05)
-        assert code == grpc.StatusCode.UNAVAILABLE, code
+        assert code == Code.UNAVAILABLE, code
 
         # While shard 1 is down, shard 0's users trade and their stream keeps flowing.
         seen = len(events)
         during = await _trade(survivor, 3)
 
         def streamed() -> set[str]:
-            return {e.order.order_id for e in events[seen:] if e.HasField("order")}
+            return {e.order.order_id for e in events[seen:] if e.order is not None}
 
         await eventually(lambda: set(during) <= streamed(), 15)
-        assert await _status_of(victim) == grpc.StatusCode.UNAVAILABLE, "shard 1 back too soon"
+        assert await _status_of(victim) == Code.UNAVAILABLE, "shard 1 back too soon"
     finally:
         stream.cancel()
 
     # `exness up` restarts the engine; it rebuilds shard 1 from the database.
     deadline = time.monotonic() + 90
-    while await _status_of(victim) != grpc.StatusCode.OK:
+    while await _status_of(victim) != Code.OK:
         assert time.monotonic() < deadline, "shard 1 did not come back"
         await asyncio.sleep(0.5)
     # Each acknowledged market order opened a position that is still there.

@@ -6,6 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { OrderSide, OrderType, OrderStatus } from "../../../gen/ts/exness/trading/v1/trading_pb";
 import { connect, type TransportKind } from "./client";
+import { failureOf } from "./errors";
 
 const baseUrl = process.env.EXNESS_EDGE_URL ?? "http://127.0.0.1:8080";
 const password = "node-client-pass-1";
@@ -19,10 +20,29 @@ async function run(kind: TransportKind): Promise<Record<string, unknown>> {
   const me = await exness.auth.getMe({});
 
   let refusedWithoutToken = "";
+  let refusedWithoutTokenReason = "";
   try {
     await connect(baseUrl, kind).trading.getAccount({});
   } catch (e) {
     refusedWithoutToken = Code[ConnectError.from(e).code];
+    refusedWithoutTokenReason = failureOf(e).reason; // made by the edge, not a service
+  }
+  const refusals: Record<string, { code: string; reason: string; known: boolean; fields: string[] }> = {};
+  for (const [name, order] of [
+    ["badVolume", { symbol: "BTCUSD", side: OrderSide.BUY, type: OrderType.MARKET, volume: "lots" }],
+    ["unknownSymbol", { symbol: "NOPE", side: OrderSide.BUY, type: OrderType.MARKET, volume: "0.01" }],
+  ] as const) {
+    try {
+      await exness.trading.placeOrder(order);
+    } catch (e) {
+      const failure = failureOf(e);
+      refusals[name] = {
+        code: Code[failure.code],
+        reason: failure.reason,
+        known: failure.reasonValue !== undefined,
+        fields: failure.fields,
+      };
+    }
   }
 
   const quotes: { symbol: string; bid: string; ask: string }[] = [];
@@ -52,6 +72,8 @@ async function run(kind: TransportKind): Promise<Record<string, unknown>> {
     transport: kind,
     email: me.user?.email,
     refusedWithoutToken,
+    refusedWithoutTokenReason,
+    refusals,
     quotes,
     orderStatus: OrderStatus[placed.order?.status ?? 0],
     fillPrice: placed.order?.fillPrice,

@@ -1,4 +1,5 @@
-"""A typed, async Python SDK for the platform, over the generated gRPC stubs.
+"""A typed, async Python SDK for the platform, over stubs and dataclasses generated from the
+contracts by betterproto2 (exness_client.contracts) and grpclib.
 
     async with ExnessClient("localhost:8080") as client:      # Envoy, or a service directly
         await client.login("me@example.com", "secret-pass-1")
@@ -10,7 +11,7 @@ an idempotency key (client_order_id) generated once per logical order and reused
 """
 
 from exness_client.client import ExnessClient, Targets
-from exness_client.errors import ExnessError
+from exness_client.errors import Code, ExnessError
 from exness_client.session import Session, SessionStore
 
-__all__ = ["ExnessClient", "ExnessError", "Session", "SessionStore", "Targets"]
+__all__ = ["Code", "ExnessClient", "ExnessError", "Session", "SessionStore", "Targets"]

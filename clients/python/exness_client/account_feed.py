@@ -17,31 +17,31 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-from exness.trading.v1 import trading_pb2
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from exness_client.errors import ExnessError
+from exness_client.contracts.exness.trading.v1 import AccountEvent, StreamAccountResponse
+from exness_client.errors import Code, ExnessError
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_RETRYABLE = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
 
 
 @dataclass
 class OpenedCall:
-    call: Any  # grpc.aio.UnaryStreamCall of StreamAccount
+    call: AsyncIterator[StreamAccountResponse]  # a StreamAccount call (generated stub)
     switch_at: float  # unix time: when its token is due for a refresh
 
 
 @dataclass
 class _Ended:
-    error: grpc.aio.AioRpcError | None
+    error: ExnessError | None
 
 
 @dataclass
 class _Stream:
     opened: OpenedCall
     queue: asyncio.Queue[tuple[_Stream, Any]]
-    snapshot: trading_pb2.AccountEvent | None = None
-    backlog: list[trading_pb2.AccountEvent] = field(default_factory=list)
+    snapshot: AccountEvent | None = None
+    backlog: list[AccountEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.task = asyncio.ensure_future(self._pump())
@@ -49,14 +49,17 @@ class _Stream:
     async def _pump(self) -> None:
         try:
             async for message in self.opened.call:
-                await self.queue.put((self, message.event))
+                if message.event is not None:
+                    await self.queue.put((self, message.event))
             await self.queue.put((self, _Ended(None)))
-        except grpc.aio.AioRpcError as exc:
-            await self.queue.put((self, _Ended(exc)))
+        except GRPCError as exc:
+            await self.queue.put((self, _Ended(ExnessError.from_grpc(exc))))
+        except (StreamTerminatedError, OSError) as exc:
+            failed = ExnessError(Code.UNAVAILABLE, f"connection failed: {exc}")
+            await self.queue.put((self, _Ended(failed)))
 
     def close(self) -> None:
-        self.opened.call.cancel()
-        self.task.cancel()
+        self.task.cancel()  # ends the call: the stub's stream closes with its task
 
 
 class AccountFeed:
@@ -80,7 +83,7 @@ class AccountFeed:
     async def _open(self, fresh_token: bool) -> _Stream:
         return _Stream(await self._open_call(fresh_token), self._queue)
 
-    async def events(self) -> AsyncIterator[trading_pb2.AccountEvent]:
+    async def events(self) -> AsyncIterator[AccountEvent]:
         self._successor = await self._open(fresh_token=False)
         try:
             while True:
@@ -104,10 +107,8 @@ class AccountFeed:
                 if stream is not None:
                     stream.close()
 
-    def _received(
-        self, source: _Stream, event: trading_pb2.AccountEvent
-    ) -> list[trading_pb2.AccountEvent]:
-        out: list[trading_pb2.AccountEvent] = []
+    def _received(self, source: _Stream, event: AccountEvent) -> list[AccountEvent]:
+        out: list[AccountEvent] = []
         if source is self._active:
             out += self._fresh([event])
         elif source is self._successor:
@@ -120,7 +121,7 @@ class AccountFeed:
             return out  # a stream already replaced
         return out + self._promote_if_ready()
 
-    def _promote_if_ready(self) -> list[trading_pb2.AccountEvent]:
+    def _promote_if_ready(self) -> list[AccountEvent]:
         successor = self._successor
         if successor is None or successor.snapshot is None:
             return []
@@ -128,7 +129,7 @@ class AccountFeed:
             return []  # the old call may still deliver events up to the snapshot
         return self._promote(successor)
 
-    def _fresh(self, events: list[trading_pb2.AccountEvent]) -> list[trading_pb2.AccountEvent]:
+    def _fresh(self, events: list[AccountEvent]) -> list[AccountEvent]:
         out = []
         for event in events:
             if event.sequence > self._last:
@@ -136,7 +137,7 @@ class AccountFeed:
                 out.append(event)
         return out
 
-    def _promote(self, successor: _Stream) -> list[trading_pb2.AccountEvent]:
+    def _promote(self, successor: _Stream) -> list[AccountEvent]:
         """The successor takes over. Its snapshot is handed out only if the old stream did not
         already deliver everything up to it (e.g. it dropped before it could)."""
         if self._active is not None:
@@ -146,14 +147,14 @@ class AccountFeed:
         backlog, successor.backlog = successor.backlog, []
         return self._fresh([successor.snapshot, *backlog])
 
-    async def _ended(self, source: _Stream, ended: _Ended) -> list[trading_pb2.AccountEvent]:
+    async def _ended(self, source: _Stream, ended: _Ended) -> list[AccountEvent]:
         if source is not self._active and source is not self._successor:
             return []
-        error = ExnessError.from_rpc(ended.error) if ended.error is not None else None
-        expired = error is not None and error.code == grpc.StatusCode.UNAUTHENTICATED
+        error = ended.error
+        expired = error is not None and error.code == Code.UNAUTHENTICATED
         transient = error is None or (error.code in _RETRYABLE and not error.reason)
         if not (expired or transient) or self._failures >= self._attempts:
-            raise error or ExnessError(grpc.StatusCode.UNAVAILABLE, "the stream ended", "")
+            raise error or ExnessError(Code.UNAVAILABLE, "the stream ended", "")
         if source is self._active:
             self._active = None
             if self._successor is not None:

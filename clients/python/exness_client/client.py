@@ -11,25 +11,66 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import grpc
-from exness.auth.v1 import auth_pb2, auth_pb2_grpc
-from exness.market.v1 import market_pb2, market_pb2_grpc
-from exness.trading.v1 import trading_pb2, trading_pb2_grpc
-from google.protobuf import timestamp_pb2
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from exness_client.account_feed import AccountFeed, OpenedCall
-from exness_client.errors import ExnessError
+from exness_client.contracts.exness.auth.v1 import (
+    AuthServiceStub,
+    GetMeRequest,
+    LoginRequest,
+    LoginResponse,
+    LogoutRequest,
+    RefreshRequest,
+    RefreshResponse,
+    RegisterRequest,
+    RegisterResponse,
+    User,
+)
+from exness_client.contracts.exness.market.v1 import (
+    Candle,
+    CandleInterval,
+    GetCandlesRequest,
+    GetQuoteRequest,
+    Instrument,
+    ListInstrumentsRequest,
+    MarketDataServiceStub,
+    Quote,
+    StreamQuotesRequest,
+)
+from exness_client.contracts.exness.trading.v1 import (
+    Account,
+    AccountEvent,
+    CancelOrderRequest,
+    ClosePositionRequest,
+    ClosePositionResponse,
+    DepositRequest,
+    DepositResponse,
+    GetAccountRequest,
+    ListOrdersRequest,
+    ListPositionsRequest,
+    ListTradesRequest,
+    ListTradesResponse,
+    ModifyPositionRequest,
+    Order,
+    OrderSide,
+    OrderType,
+    PlaceOrderRequest,
+    PlaceOrderResponse,
+    Position,
+    SetLeverageRequest,
+    StreamAccountRequest,
+    TradingServiceStub,
+)
+from exness_client.errors import Code, ExnessError
 from exness_client.session import Session, SessionStore
+from exness_client.wire import open_channel
 
 R = TypeVar("R")
 Number = str | Decimal | int
 
-_SIDES = {"buy": trading_pb2.ORDER_SIDE_BUY, "sell": trading_pb2.ORDER_SIDE_SELL}
-_TYPES = {
-    "market": trading_pb2.ORDER_TYPE_MARKET,
-    "limit": trading_pb2.ORDER_TYPE_LIMIT,
-    "stop": trading_pb2.ORDER_TYPE_STOP,
-}
+_SIDES = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
+_TYPES = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
 
 
 @dataclass(frozen=True)
@@ -56,10 +97,23 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # jitter: retries of many clients spread
 
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_RETRYABLE = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _failure(exc: Exception) -> ExnessError:
+    """A failed call as ExnessError; a broken connection is UNAVAILABLE without a reason (the
+    request may or may not have been served)."""
+    if isinstance(exc, GRPCError):
+        return ExnessError.from_grpc(exc)
+    return ExnessError(Code.UNAVAILABLE, f"connection failed: {exc}")
+
+
+# What a call can fail with besides a gRPC status: the connection itself.
+_CALL_FAILURES = (GRPCError, StreamTerminatedError, OSError)
 # A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
 # (RST_STREAM: INTERNAL, no ErrorInfo reason). Read-only streams reconnect on it too.
-_STREAM_RETRYABLE = (*_RETRYABLE, grpc.StatusCode.INTERNAL)
+_STREAM_RETRYABLE = (*_RETRYABLE, Code.INTERNAL)
 
 
 def _decimal(value: Number | None, name: str) -> str:
@@ -86,19 +140,13 @@ class ExnessClient:
         self.store = store or SessionStore()
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
-        channels: dict[str, grpc.aio.Channel] = {}
+        channels: dict[str, Channel] = {}
         for address in {self.targets.auth, self.targets.market, self.targets.trading}:
-            channels[address] = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.keepalive_time_ms", 30_000),
-                    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ],
-            )
+            channels[address] = open_channel(address)
         self._channels = channels
-        self.auth = auth_pb2_grpc.AuthServiceStub(channels[self.targets.auth])
-        self.market = market_pb2_grpc.MarketDataServiceStub(channels[self.targets.market])
-        self.trading = trading_pb2_grpc.TradingServiceStub(channels[self.targets.trading])
+        self.auth = AuthServiceStub(channels[self.targets.auth])
+        self.market = MarketDataServiceStub(channels[self.targets.market])
+        self.trading = TradingServiceStub(channels[self.targets.trading])
         self._refresh_lock = asyncio.Lock()
 
     async def __aenter__(self) -> ExnessClient:
@@ -109,16 +157,14 @@ class ExnessClient:
 
     async def close(self) -> None:
         for channel in self._channels.values():
-            await channel.close()
+            channel.close()
 
     # --- the call pipeline ------------------------------------------------------------------
 
-    async def _metadata(self) -> tuple[tuple[str, str], ...]:
+    async def _metadata(self) -> Metadata:
         session = self.store.session
         if session is None:
-            raise ExnessError(
-                grpc.StatusCode.UNAUTHENTICATED, "not signed in: log in first", "TOKEN_INVALID"
-            )
+            raise ExnessError(Code.UNAUTHENTICATED, "not signed in: log in first", "TOKEN_INVALID")
         if session.needs_refresh():
             session = await self._refresh_if_current(session)
         return (("authorization", f"Bearer {session.access_token}"),)
@@ -140,14 +186,14 @@ class ExnessClient:
             metadata = await self._metadata() if auth else ()
             try:
                 return await rpc(request, metadata=metadata, timeout=self.timeout_s)
-            except grpc.aio.AioRpcError as exc:
-                error = ExnessError.from_rpc(exc)
+            except _CALL_FAILURES as exc:
+                error = _failure(exc)
             session = self.store.session
             if (
                 auth
                 and not refreshed
                 and session is not None
-                and error.code == grpc.StatusCode.UNAUTHENTICATED
+                and error.code == Code.UNAUTHENTICATED
             ):
                 refreshed = True
                 await self._refresh_if_current(session)
@@ -176,22 +222,22 @@ class ExnessClient:
 
     # --- Auth -------------------------------------------------------------------------------
 
-    async def register(self, email: str, password: str) -> auth_pb2.RegisterResponse:
-        reply: auth_pb2.RegisterResponse = await self._call(
-            self.auth.Register, auth_pb2.RegisterRequest(email=email, password=password), auth=False
+    async def register(self, email: str, password: str) -> RegisterResponse:
+        reply: RegisterResponse = await self._call(
+            self.auth.register, RegisterRequest(email=email, password=password), auth=False
         )
-        tokens = reply.tokens
+        tokens, user = reply.tokens, reply.user
+        assert tokens is not None
+        assert user is not None
         self.store.save(
-            Session.issued(
-                tokens.access_token, tokens.refresh_token, tokens.expires_in, reply.user.email
-            )
+            Session.issued(tokens.access_token, tokens.refresh_token, tokens.expires_in, user.email)
         )
         return reply
 
-    async def login(self, email: str, password: str) -> auth_pb2.LoginResponse:
-        reply: auth_pb2.LoginResponse = await self._call(
-            self.auth.Login,
-            auth_pb2.LoginRequest(email=email, password=password),
+    async def login(self, email: str, password: str) -> LoginResponse:
+        reply: LoginResponse = await self._call(
+            self.auth.login,
+            LoginRequest(email=email, password=password),
             auth=False,
             retry=True,
         )
@@ -202,19 +248,17 @@ class ExnessClient:
         )
         return reply
 
-    async def refresh(self) -> auth_pb2.RefreshResponse:
+    async def refresh(self) -> RefreshResponse:
         session = self.store.session
         if session is None:
-            raise ExnessError(
-                grpc.StatusCode.UNAUTHENTICATED, "not signed in: log in first", "TOKEN_INVALID"
-            )
+            raise ExnessError(Code.UNAUTHENTICATED, "not signed in: log in first", "TOKEN_INVALID")
         try:
-            reply: auth_pb2.RefreshResponse = await self.auth.Refresh(
-                auth_pb2.RefreshRequest(refresh_token=session.refresh_token), timeout=self.timeout_s
+            reply = await self.auth.refresh(
+                RefreshRequest(refresh_token=session.refresh_token), timeout=self.timeout_s
             )
-        except grpc.aio.AioRpcError as exc:
-            error = ExnessError.from_rpc(exc)
-            if error.code == grpc.StatusCode.UNAUTHENTICATED:
+        except _CALL_FAILURES as exc:
+            error = _failure(exc)
+            if error.code == Code.UNAUTHENTICATED:
                 self.store.save(None)  # the login is over: sign in again
             raise error from None
         self.store.save(
@@ -227,39 +271,37 @@ class ExnessClient:
         if session is None:
             return
         await self._call(
-            self.auth.Logout,
-            auth_pb2.LogoutRequest(refresh_token=session.refresh_token),
+            self.auth.logout,
+            LogoutRequest(refresh_token=session.refresh_token),
             auth=False,
             retry=True,
         )
         self.store.save(None)
 
-    async def me(self) -> auth_pb2.User:
-        reply: auth_pb2.GetMeResponse = await self._call(
-            self.auth.GetMe, auth_pb2.GetMeRequest(), retry=True
-        )
+    async def me(self) -> User:
+        reply = await self._call(self.auth.get_me, GetMeRequest(), retry=True)
+        assert reply.user is not None
         return reply.user
 
     # --- MarketData (public) ------------------------------------------------------------------
 
-    async def instruments(self) -> list[market_pb2.Instrument]:
-        reply: market_pb2.ListInstrumentsResponse = await self._call(
-            self.market.ListInstruments, market_pb2.ListInstrumentsRequest(), auth=False, retry=True
+    async def instruments(self) -> list[Instrument]:
+        reply = await self._call(
+            self.market.list_instruments, ListInstrumentsRequest(), auth=False, retry=True
         )
         return list(reply.instruments)
 
-    async def quote(self, symbol: str) -> market_pb2.Quote:
-        reply: market_pb2.GetQuoteResponse = await self._call(
-            self.market.GetQuote, market_pb2.GetQuoteRequest(symbol=symbol), auth=False, retry=True
+    async def quote(self, symbol: str) -> Quote:
+        reply = await self._call(
+            self.market.get_quote, GetQuoteRequest(symbol=symbol), auth=False, retry=True
         )
+        assert reply.quote is not None
         return reply.quote
 
-    async def candles(
-        self, symbol: str, interval: market_pb2.CandleInterval.ValueType, limit: int = 0
-    ) -> list[market_pb2.Candle]:
-        reply: market_pb2.GetCandlesResponse = await self._call(
-            self.market.GetCandles,
-            market_pb2.GetCandlesRequest(symbol=symbol, interval=interval, limit=limit),
+    async def candles(self, symbol: str, interval: CandleInterval, limit: int = 0) -> list[Candle]:
+        reply = await self._call(
+            self.market.get_candles,
+            GetCandlesRequest(symbol=symbol, interval=interval, limit=limit),
             auth=False,
             retry=True,
         )
@@ -267,45 +309,45 @@ class ExnessClient:
 
     async def stream_quotes(
         self, symbols: Sequence[str], reconnect: bool = True
-    ) -> AsyncIterator[market_pb2.Quote]:
+    ) -> AsyncIterator[Quote]:
         """Live quotes; on a dropped stream, reconnects with backoff (the server starts each
         stream with the latest quote of every symbol, so nothing current is missed)."""
         attempt = 0
         while True:
-            call = self.market.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=list(symbols)))
             try:
-                async for message in call:
+                async for message in self.market.stream_quotes(
+                    StreamQuotesRequest(symbols=list(symbols))
+                ):
                     attempt = 0
-                    yield message.quote
+                    if message.quote is not None:
+                        yield message.quote
                 return
-            except grpc.aio.AioRpcError as exc:
-                error = ExnessError.from_rpc(exc)
+            except _CALL_FAILURES as exc:
+                error = _failure(exc)
                 if not reconnect or error.code not in _STREAM_RETRYABLE or error.reason:
                     raise error from None
-            finally:
-                call.cancel()
             await asyncio.sleep(self.retry.backoff(min(attempt, 5)))
             attempt += 1
 
     # --- Trading ------------------------------------------------------------------------------
 
-    async def account(self) -> trading_pb2.Account:
-        reply: trading_pb2.GetAccountResponse = await self._call(
-            self.trading.GetAccount, trading_pb2.GetAccountRequest(), retry=True
-        )
+    async def account(self) -> Account:
+        reply = await self._call(self.trading.get_account, GetAccountRequest(), retry=True)
+        assert reply.account is not None
         return reply.account
 
-    async def deposit(self, amount: Number) -> trading_pb2.DepositResponse:
+    async def deposit(self, amount: Number) -> DepositResponse:
         # Not retried: a deposit carries no idempotency key.
-        reply: trading_pb2.DepositResponse = await self._call(
-            self.trading.Deposit, trading_pb2.DepositRequest(amount=_decimal(amount, "amount"))
+        reply: DepositResponse = await self._call(
+            self.trading.deposit, DepositRequest(amount=_decimal(amount, "amount"))
         )
         return reply
 
-    async def set_leverage(self, leverage: int) -> trading_pb2.Account:
-        reply: trading_pb2.SetLeverageResponse = await self._call(
-            self.trading.SetLeverage, trading_pb2.SetLeverageRequest(leverage=leverage), retry=True
+    async def set_leverage(self, leverage: int) -> Account:
+        reply = await self._call(
+            self.trading.set_leverage, SetLeverageRequest(leverage=leverage), retry=True
         )
+        assert reply.account is not None
         return reply.account
 
     async def place_order(
@@ -322,10 +364,10 @@ class ExnessClient:
         take_profit: Number | None = None,
         client_order_id: str | None = None,
         expire_time: datetime | None = None,
-    ) -> trading_pb2.PlaceOrderResponse:
+    ) -> PlaceOrderResponse:
         """Places an order. Its idempotency key is generated here ONCE and reused by every
         retry, so a retried request never opens a second position."""
-        request = trading_pb2.PlaceOrderRequest(
+        request = PlaceOrderRequest(
             symbol=symbol.upper(),
             side=_SIDES[side.lower()],
             type=_TYPES[order_type.lower()],
@@ -336,75 +378,60 @@ class ExnessClient:
             stop_loss=_decimal(stop_loss, "stop_loss"),
             take_profit=_decimal(take_profit, "take_profit"),
             client_order_id=client_order_id or f"sdk-{uuid.uuid4().hex}",
+            expire_time=expire_time,
         )
-        if expire_time is not None:
-            stamp = timestamp_pb2.Timestamp()
-            stamp.FromDatetime(expire_time)
-            request.expire_time.CopyFrom(stamp)
-        reply: trading_pb2.PlaceOrderResponse = await self._call(
-            self.trading.PlaceOrder, request, retry=True
-        )
+        reply: PlaceOrderResponse = await self._call(self.trading.place_order, request, retry=True)
         return reply
 
-    async def orders(self) -> list[trading_pb2.Order]:
-        reply: trading_pb2.ListOrdersResponse = await self._call(
-            self.trading.ListOrders, trading_pb2.ListOrdersRequest(), retry=True
-        )
+    async def orders(self) -> list[Order]:
+        reply = await self._call(self.trading.list_orders, ListOrdersRequest(), retry=True)
         return list(reply.orders)
 
-    async def cancel_order(self, order_id: str) -> trading_pb2.Order:
-        reply: trading_pb2.CancelOrderResponse = await self._call(
-            self.trading.CancelOrder, trading_pb2.CancelOrderRequest(order_id=order_id)
-        )
+    async def cancel_order(self, order_id: str) -> Order:
+        reply = await self._call(self.trading.cancel_order, CancelOrderRequest(order_id=order_id))
+        assert reply.order is not None
         return reply.order
 
-    async def positions(self) -> list[trading_pb2.Position]:
-        reply: trading_pb2.ListPositionsResponse = await self._call(
-            self.trading.ListPositions, trading_pb2.ListPositionsRequest(), retry=True
-        )
+    async def positions(self) -> list[Position]:
+        reply = await self._call(self.trading.list_positions, ListPositionsRequest(), retry=True)
         return list(reply.positions)
 
     async def modify_position(
         self, position_id: str, stop_loss: Number | None = None, take_profit: Number | None = None
-    ) -> trading_pb2.Position:
-        reply: trading_pb2.ModifyPositionResponse = await self._call(
-            self.trading.ModifyPosition,
-            trading_pb2.ModifyPositionRequest(
+    ) -> Position:
+        reply = await self._call(
+            self.trading.modify_position,
+            ModifyPositionRequest(
                 position_id=position_id,
                 stop_loss=_decimal(stop_loss, "stop_loss"),
                 take_profit=_decimal(take_profit, "take_profit"),
             ),
             retry=True,
         )  # sets absolute levels: safe to repeat
+        assert reply.position is not None
         return reply.position
 
     async def close_position(
         self, position_id: str, volume: Number | None = None
-    ) -> trading_pb2.ClosePositionResponse:
+    ) -> ClosePositionResponse:
         # Not retried: a repeated partial close would close twice.
-        reply: trading_pb2.ClosePositionResponse = await self._call(
-            self.trading.ClosePosition,
-            trading_pb2.ClosePositionRequest(
-                position_id=position_id, volume=_decimal(volume, "volume")
-            ),
+        reply: ClosePositionResponse = await self._call(
+            self.trading.close_position,
+            ClosePositionRequest(position_id=position_id, volume=_decimal(volume, "volume")),
         )
         return reply
 
     async def trades(
         self, page_size: int = 0, page_token: str = "", symbol: str = ""
-    ) -> trading_pb2.ListTradesResponse:
-        reply: trading_pb2.ListTradesResponse = await self._call(
-            self.trading.ListTrades,
-            trading_pb2.ListTradesRequest(
-                page_size=page_size, page_token=page_token, symbol=symbol
-            ),
+    ) -> ListTradesResponse:
+        reply: ListTradesResponse = await self._call(
+            self.trading.list_trades,
+            ListTradesRequest(page_size=page_size, page_token=page_token, symbol=symbol),
             retry=True,
         )
         return reply
 
-    async def stream_account(
-        self, reconnect: bool = True
-    ) -> AsyncIterator[trading_pb2.AccountEvent]:
+    async def stream_account(self, reconnect: bool = True) -> AsyncIterator[AccountEvent]:
         """Account events, starting with a snapshot of the account. The server ends a stream
         when its access token expires: with `reconnect`, a successor opened with a fresh token
         takes over without a gap (exness_client.account_feed)."""
@@ -419,5 +446,5 @@ class ExnessClient:
             await self._refresh_if_current(self.store.session)
         metadata = await self._metadata()
         assert self.store.session is not None
-        call = self.trading.StreamAccount(trading_pb2.StreamAccountRequest(), metadata=metadata)
+        call = self.trading.stream_account(StreamAccountRequest(), metadata=metadata)
         return OpenedCall(call, self.store.session.refresh_at)

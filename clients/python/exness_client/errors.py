@@ -1,18 +1,23 @@
 """Errors from the platform as one exception carrying the gRPC code, the stable reason
-(google.rpc.ErrorInfo) and the offending fields (google.rpc.BadRequest)."""
+(google.rpc.ErrorInfo, a value of exness.common.v1.ErrorReason) and the offending fields
+(google.rpc.BadRequest), decoded with the client's own generated google.rpc types."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from grpclib.const import Status as Code
+from grpclib.exceptions import GRPCError
+
+from exness_client.contracts.exness.common.v1 import ErrorReason
+from exness_client.contracts.google.rpc import BadRequest, ErrorInfo
+
+__all__ = ["Code", "ExnessError"]
 
 
 @dataclass
 class ExnessError(Exception):
-    code: grpc.StatusCode
+    code: Code
     message: str
     reason: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
@@ -25,20 +30,21 @@ class ExnessError(Exception):
         reason = f" {self.reason}" if self.reason else ""
         return f"{self.code.name}{reason}: {self.message}"
 
+    @property
+    def reason_value(self) -> ErrorReason | None:
+        """The reason as the generated enum; None when there is none or the contract lacks it."""
+        try:
+            return ErrorReason[self.reason] if self.reason else None
+        except KeyError:
+            return None
+
     @classmethod
-    def from_rpc(cls, error: grpc.aio.AioRpcError) -> ExnessError:
-        found = cls(error.code(), error.details() or "")
-        status = rpc_status.from_call(error)
-        if status is None:
-            return found
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                found.reason = info.reason
-                found.metadata = dict(info.metadata)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                found.fields = {v.field: v.description for v in bad.field_violations}
+    def from_grpc(cls, error: GRPCError) -> ExnessError:
+        found = cls(error.status, error.message or "")
+        for detail in error.details or ():
+            if isinstance(detail, ErrorInfo):
+                found.reason = detail.reason
+                found.metadata = dict(detail.metadata)
+            elif isinstance(detail, BadRequest):
+                found.fields = {v.field: v.description for v in detail.field_violations}
         return found

@@ -1,126 +1,66 @@
 // Turns failed calls into sentences a trader understands.
 // The platform attaches google.rpc.ErrorInfo (stable `reason`) and google.rpc.BadRequest (field
-// violations) to errors in grpc-status-details-bin. gen/ts has no google/rpc types, so the two
-// small messages are decoded here straight from the wire with @bufbuild/protobuf's BinaryReader.
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+// violations) to errors in grpc-status-details-bin; they are decoded with the types generated
+// from the vendored google/rpc protos, and reasons are checked against the generated ErrorReason.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorReason } from "../../../gen/ts/exness/common/v1/errors_pb";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  type BadRequest_FieldViolation,
+  type ErrorInfo,
+} from "../../../gen/ts/google/rpc/error_details_pb";
 
-export interface ErrorInfo {
-  reason: string;
-  domain: string;
-  metadata: Record<string, string>;
-}
-
-export interface FieldViolation {
-  field: string;
-  description: string;
-}
-
-const ERROR_INFO = "google.rpc.ErrorInfo";
-const BAD_REQUEST = "google.rpc.BadRequest";
-
-function decodeErrorInfo(bytes: Uint8Array): ErrorInfo {
-  const info: ErrorInfo = { reason: "", domain: "", metadata: {} };
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.LengthDelimited) info.reason = r.string();
-    else if (field === 2 && wire === WireType.LengthDelimited) info.domain = r.string();
-    else if (field === 3 && wire === WireType.LengthDelimited) {
-      // map<string,string> entry: key = 1, value = 2
-      const entry = new BinaryReader(r.bytes());
-      let key = "";
-      let value = "";
-      while (entry.pos < entry.len) {
-        const [f, w] = entry.tag();
-        if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
-        else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
-        else entry.skip(w);
-      }
-      info.metadata[key] = value;
-    } else r.skip(wire);
-  }
-  return info;
-}
-
-function decodeBadRequest(bytes: Uint8Array): FieldViolation[] {
-  const out: FieldViolation[] = [];
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.LengthDelimited) {
-      const v = new BinaryReader(r.bytes());
-      const fv: FieldViolation = { field: "", description: "" };
-      while (v.pos < v.len) {
-        const [f, w] = v.tag();
-        if (f === 1 && w === WireType.LengthDelimited) fv.field = v.string();
-        else if (f === 2 && w === WireType.LengthDelimited) fv.description = v.string();
-        else v.skip(w);
-      }
-      out.push(fv);
-    } else r.skip(wire);
-  }
-  return out;
-}
-
-function rawDetails(err: ConnectError): { type: string; value: Uint8Array }[] {
-  const out: { type: string; value: Uint8Array }[] = [];
-  for (const d of err.details) {
-    if ("type" in d && typeof d.type === "string" && d.value instanceof Uint8Array) {
-      out.push({ type: d.type, value: d.value });
-    }
-  }
-  return out;
-}
+export type { ErrorInfo };
+export type FieldViolation = BadRequest_FieldViolation;
 
 export function errorInfoOf(err: ConnectError): ErrorInfo | null {
-  for (const d of rawDetails(err)) {
-    if (d.type === ERROR_INFO) {
-      try {
-        return decodeErrorInfo(d.value);
-      } catch {
-        return null;
-      }
-    }
-  }
-  return null;
+  return err.findDetails(ErrorInfoSchema)[0] ?? null;
 }
 
 export function fieldViolationsOf(err: ConnectError): FieldViolation[] {
-  for (const d of rawDetails(err)) {
-    if (d.type === BAD_REQUEST) {
-      try {
-        return decodeBadRequest(d.value);
-      } catch {
-        return [];
-      }
-    }
-  }
-  return [];
+  return err.findDetails(BadRequestSchema).flatMap((bad) => bad.fieldViolations);
 }
 
-/** Words for each ErrorReason (exness.common.v1.ErrorReason without its prefix). */
-const REASON_TEXT: Record<string, string> = {
-  TOKEN_INVALID: "Your session has expired. Please log in again.",
-  PERMISSION_DENIED: "You are not allowed to do that.",
-  EMAIL_TAKEN: "This email is already registered. Log in instead.",
-  INVALID_CREDENTIALS: "Wrong email or password.",
-  REFRESH_TOKEN_INVALID: "Your session has expired. Please log in again.",
-  REFRESH_TOKEN_REUSED: "Your session was ended for safety. Please log in again.",
-  WEAK_PASSWORD: "Password must be 10 to 128 characters and contain a letter and a digit.",
-  UNKNOWN_SYMBOL: "This instrument is not available.",
-  NO_QUOTE: "No price for this instrument yet. Try again in a moment.",
-  INSUFFICIENT_MARGIN: "Not enough free margin",
-  STALE_QUOTE: "The price is out of date. Try again in a moment.",
-  MARKET_CLOSED: "The market is closed for this instrument.",
-  INVALID_VOLUME: "Volume is outside the allowed range or step for this instrument.",
-  INVALID_PRICE_LEVEL: "Price, stop loss or take profit is on the wrong side of the market.",
-  INVALID_LEVERAGE: "Leverage is higher than allowed for this instrument.",
-  ORDER_NOT_FOUND: "This order no longer exists.",
-  POSITION_NOT_FOUND: "This position is already closed.",
-  ORDER_NOT_PENDING: "This order is no longer pending.",
-  IDEMPOTENCY_KEY_REUSED: "This order was already sent with different details.",
-  WRONG_SHARD: "Your account is temporarily unavailable. Try again.",
+/** The generated enum value of an ErrorInfo reason (sent without the ERROR_REASON_ prefix). */
+function reasonValue(reason: string): ErrorReason | undefined {
+  return ErrorReason[reason as keyof typeof ErrorReason];
+}
+
+/** Words for each ErrorReason; keyed by the generated enum, so a reason that is not declared
+ * in the contract does not compile. */
+const REASON_TEXT: Partial<Record<ErrorReason, string>> = {
+  [ErrorReason.TOKEN_INVALID]: "Your session has expired. Please log in again.",
+  [ErrorReason.PERMISSION_DENIED]: "You are not allowed to do that.",
+  [ErrorReason.INTERNAL]: "Something went wrong on our side. Try again.",
+  [ErrorReason.EMAIL_TAKEN]: "This email is already registered. Log in instead.",
+  [ErrorReason.INVALID_CREDENTIALS]: "Wrong email or password.",
+  [ErrorReason.REFRESH_TOKEN_INVALID]: "Your session has expired. Please log in again.",
+  [ErrorReason.REFRESH_TOKEN_REUSED]: "Your session was ended for safety. Please log in again.",
+  [ErrorReason.WEAK_PASSWORD]:
+    "Password must be 10 to 128 characters and contain a letter and a digit.",
+  [ErrorReason.USER_NOT_FOUND]: "This user no longer exists. Please register again.",
+  [ErrorReason.UNKNOWN_SYMBOL]: "This instrument is not available.",
+  [ErrorReason.NO_QUOTE]: "No price for this instrument yet. Try again in a moment.",
+  [ErrorReason.BROKER_UNAVAILABLE]: "The platform is unavailable right now. Try again in a moment.",
+  [ErrorReason.STALE_QUOTE]: "The price is out of date. Try again in a moment.",
+  [ErrorReason.INVALID_VOLUME]: "Volume is outside the allowed range or step for this instrument.",
+  [ErrorReason.INVALID_PRICE_LEVEL]:
+    "Price, stop loss or take profit is on the wrong side of the market.",
+  [ErrorReason.INVALID_LEVERAGE]: "Leverage is higher than allowed for this instrument.",
+  [ErrorReason.ORDER_NOT_FOUND]: "This order no longer exists.",
+  [ErrorReason.POSITION_NOT_FOUND]: "This position is already closed.",
+  [ErrorReason.ORDER_NOT_PENDING]: "This order is no longer pending.",
+  [ErrorReason.IDEMPOTENCY_KEY_REUSED]: "This order was already sent with different details.",
+  [ErrorReason.WRONG_SHARD]: "Your account is temporarily unavailable. Try again.",
+  [ErrorReason.ENGINE_UNAVAILABLE]: "Trading is restarting. Try again in a moment.",
+  [ErrorReason.PENDING_ORDER_LIMIT]: "Too many pending orders. Cancel one before placing another.",
+  [ErrorReason.SLOW_CONSUMER]: "The live feed fell behind. Reconnecting.",
+  [ErrorReason.ROUTE_NOT_FOUND]: "Not found.",
+  [ErrorReason.METHOD_NOT_ALLOWED]: "Not allowed.",
+  [ErrorReason.REQUEST_TOO_LARGE]: "The request is too large.",
+  [ErrorReason.RATE_LIMITED]: "Too many attempts. Wait a moment and try again.",
+  [ErrorReason.SERVICE_UNAVAILABLE]: "The platform is unavailable right now. Try again in a moment.",
 };
 
 const CODE_TEXT: Partial<Record<Code, string>> = {
@@ -144,18 +84,19 @@ function fieldLabel(field: string): string {
 export function describeError(e: unknown): string {
   const err = ConnectError.from(e);
   const info = errorInfoOf(err);
+  const reason = info ? reasonValue(info.reason) : undefined;
   const violations = fieldViolationsOf(err);
-  if (info && info.reason === "INSUFFICIENT_MARGIN") {
+  if (info && reason === ErrorReason.INSUFFICIENT_MARGIN) {
     const req = info.metadata["required_margin"];
     const free = info.metadata["free_margin"];
-    let text = REASON_TEXT.INSUFFICIENT_MARGIN;
+    let text = "Not enough free margin";
     if (req && free) text += `: required ${req} USD, free ${free} USD.`;
     else if (req) text += `: required ${req} USD.`;
     else text += ".";
     return text;
   }
-  if (info && info.reason !== "INVALID_ARGUMENT" && REASON_TEXT[info.reason]) {
-    return REASON_TEXT[info.reason];
+  if (reason !== undefined && reason !== ErrorReason.INVALID_ARGUMENT && REASON_TEXT[reason]) {
+    return REASON_TEXT[reason];
   }
   if (violations.length > 0) {
     return violations.map((v) => `${capitalize(fieldLabel(v.field))}: ${v.description}`).join(". ");

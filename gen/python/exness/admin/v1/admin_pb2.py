@@ -22,18 +22,20 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from exness.common.v1 import access_pb2 as exness_dot_common_dot_v1_dot_access__pb2
 from exness.common.v1 import validate_pb2 as exness_dot_common_dot_v1_dot_validate__pb2
 from exness.trading.v1 import trading_pb2 as exness_dot_trading_dot_v1_dot_trading__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65xness/admin/v1/admin.proto\x12\x0f\x65xness.admin.v1\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1f\x65xness/trading/v1/trading.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n\x12GetExposureRequest\"G\n\x13GetExposureResponse\x12\x30\n\x07symbols\x18\x01 \x03(\x0b\x32\x1f.exness.admin.v1.SymbolExposure\"\xb6\x01\n\x0eSymbolExposure\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0blong_volume\x18\x02 \x01(\t\x12\x14\n\x0cshort_volume\x18\x03 \x01(\t\x12\x12\n\nnet_volume\x18\x04 \x01(\t\x12\x14\n\x0cnet_notional\x18\x05 \x01(\t\x12\x1c\n\x14\x63lients_floating_pnl\x18\x06 \x01(\t\x12\x11\n\tpositions\x18\x07 \x01(\x05\x12\x0e\n\x06halted\x18\x08 \x01(\x08\"<\n ListAccountsByMarginLevelRequest\x12\x18\n\x05limit\x18\x01 \x01(\x05\x42\t\xaa\xd4\x18\x05\x30\x01@\xe8\x07\"S\n!ListAccountsByMarginLevelResponse\x12.\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1c.exness.admin.v1.AccountRisk\"\x8c\x01\n\x0b\x41\x63\x63ountRisk\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\t\x12\x0e\n\x06\x65quity\x18\x04 \x01(\t\x12\x0e\n\x06margin\x18\x05 \x01(\t\x12\x14\n\x0cmargin_level\x18\x06 \x01(\t\x12\x11\n\tpositions\x18\x07 \x01(\x05\"Y\n\x12HaltTradingRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\x12\x19\n\x06reason\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xf4\x03\":\n\x13HaltTradingResponse\x12#\n\x04halt\x18\x01 \x01(\x0b\x32\x15.exness.admin.v1.Halt\"@\n\x14ResumeTradingRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\"+\n\x15ResumeTradingResponse\x12\x12\n\nwas_halted\x18\x01 \x01(\x08\"\x12\n\x10ListHaltsRequest\"9\n\x11ListHaltsResponse\x12$\n\x05halts\x18\x01 \x03(\x0b\x32\x15.exness.admin.v1.Halt\"U\n\x04Halt\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12-\n\thalted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x19\x46orceClosePositionRequest\x12*\n\x0bposition_id\x18\x01 \x01(\tB\x15\xaa\xd4\x18\x11\x08\x01\"\r^[0-9]{1,19}$\x12\x19\n\x06reason\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xf4\x03\"Y\n\x1a\x46orceClosePositionResponse\x12\'\n\x05trade\x18\x01 \x01(\x0b\x32\x18.exness.trading.v1.Trade\x12\x12\n\naccount_id\x18\x02 \x01(\t\"C\n\x16RepublishEventsRequest\x12)\n\rfrom_sequence\x18\x01 \x01(\x03\x42\x12\xaa\xd4\x18\x0e\x30\x01\x38\x01@\xff\xff\xff\xff\xff\xff\xff\xff\x7f\"@\n\x17RepublishEventsResponse\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x03\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\"i\n\x16SetSpreadMarkupRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\x12%\n\rspread_markup\x18\x02 \x01(\tB\x0e\xaa\xd4\x18\n\x08\x01*\x06\x10\x01\x18\n \x14\"`\n\x17SetSpreadMarkupResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x1e\n\x16previous_spread_markup\x18\x02 \x01(\t\x12\x15\n\rspread_markup\x18\x03 \x01(\t2\xd7\x05\n\x13TradingAdminService\x12X\n\x0bGetExposure\x12#.exness.admin.v1.GetExposureRequest\x1a$.exness.admin.v1.GetExposureResponse\x12\x82\x01\n\x19ListAccountsByMarginLevel\x12\x31.exness.admin.v1.ListAccountsByMarginLevelRequest\x1a\x32.exness.admin.v1.ListAccountsByMarginLevelResponse\x12X\n\x0bHaltTrading\x12#.exness.admin.v1.HaltTradingRequest\x1a$.exness.admin.v1.HaltTradingResponse\x12^\n\rResumeTrading\x12%.exness.admin.v1.ResumeTradingRequest\x1a&.exness.admin.v1.ResumeTradingResponse\x12R\n\tListHalts\x12!.exness.admin.v1.ListHaltsRequest\x1a\".exness.admin.v1.ListHaltsResponse\x12m\n\x12\x46orceClosePosition\x12*.exness.admin.v1.ForceClosePositionRequest\x1a+.exness.admin.v1.ForceClosePositionResponse\x12\x64\n\x0fRepublishEvents\x12\'.exness.admin.v1.RepublishEventsRequest\x1a(.exness.admin.v1.RepublishEventsResponse2z\n\x12MarketAdminService\x12\x64\n\x0fSetSpreadMarkup\x12\'.exness.admin.v1.SetSpreadMarkupRequest\x1a(.exness.admin.v1.SetSpreadMarkupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65xness/admin/v1/admin.proto\x12\x0f\x65xness.admin.v1\x1a\x1d\x65xness/common/v1/access.proto\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1f\x65xness/trading/v1/trading.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n\x12GetExposureRequest\"G\n\x13GetExposureResponse\x12\x30\n\x07symbols\x18\x01 \x03(\x0b\x32\x1f.exness.admin.v1.SymbolExposure\"\xb6\x01\n\x0eSymbolExposure\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0blong_volume\x18\x02 \x01(\t\x12\x14\n\x0cshort_volume\x18\x03 \x01(\t\x12\x12\n\nnet_volume\x18\x04 \x01(\t\x12\x14\n\x0cnet_notional\x18\x05 \x01(\t\x12\x1c\n\x14\x63lients_floating_pnl\x18\x06 \x01(\t\x12\x11\n\tpositions\x18\x07 \x01(\x05\x12\x0e\n\x06halted\x18\x08 \x01(\x08\"<\n ListAccountsByMarginLevelRequest\x12\x18\n\x05limit\x18\x01 \x01(\x05\x42\t\xaa\xd4\x18\x05\x30\x01@\xe8\x07\"S\n!ListAccountsByMarginLevelResponse\x12.\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1c.exness.admin.v1.AccountRisk\"\x8c\x01\n\x0b\x41\x63\x63ountRisk\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\t\x12\x0e\n\x06\x65quity\x18\x04 \x01(\t\x12\x0e\n\x06margin\x18\x05 \x01(\t\x12\x14\n\x0cmargin_level\x18\x06 \x01(\t\x12\x11\n\tpositions\x18\x07 \x01(\x05\"Y\n\x12HaltTradingRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\x12\x19\n\x06reason\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xf4\x03\":\n\x13HaltTradingResponse\x12#\n\x04halt\x18\x01 \x01(\x0b\x32\x15.exness.admin.v1.Halt\"@\n\x14ResumeTradingRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\"+\n\x15ResumeTradingResponse\x12\x12\n\nwas_halted\x18\x01 \x01(\x08\"\x12\n\x10ListHaltsRequest\"9\n\x11ListHaltsResponse\x12$\n\x05halts\x18\x01 \x03(\x0b\x32\x15.exness.admin.v1.Halt\"U\n\x04Halt\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12-\n\thalted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"b\n\x19\x46orceClosePositionRequest\x12*\n\x0bposition_id\x18\x01 \x01(\tB\x15\xaa\xd4\x18\x11\x08\x01\"\r^[0-9]{1,19}$\x12\x19\n\x06reason\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xf4\x03\"Y\n\x1a\x46orceClosePositionResponse\x12\'\n\x05trade\x18\x01 \x01(\x0b\x32\x18.exness.trading.v1.Trade\x12\x12\n\naccount_id\x18\x02 \x01(\t\"C\n\x16RepublishEventsRequest\x12)\n\rfrom_sequence\x18\x01 \x01(\x03\x42\x12\xaa\xd4\x18\x0e\x30\x01\x38\x01@\xff\xff\xff\xff\xff\xff\xff\xff\x7f\"@\n\x17RepublishEventsResponse\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x03\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\"i\n\x16SetSpreadMarkupRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{3,12}$\x12%\n\rspread_markup\x18\x02 \x01(\tB\x0e\xaa\xd4\x18\n\x08\x01*\x06\x10\x01\x18\n \x14\"`\n\x17SetSpreadMarkupResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x1e\n\x16previous_spread_markup\x18\x02 \x01(\t\x12\x15\n\rspread_markup\x18\x03 \x01(\t2\x81\x06\n\x13TradingAdminService\x12^\n\x0bGetExposure\x12#.exness.admin.v1.GetExposureRequest\x1a$.exness.admin.v1.GetExposureResponse\"\x04\xb0\xd4\x18\x04\x12\x88\x01\n\x19ListAccountsByMarginLevel\x12\x31.exness.admin.v1.ListAccountsByMarginLevelRequest\x1a\x32.exness.admin.v1.ListAccountsByMarginLevelResponse\"\x04\xb0\xd4\x18\x04\x12^\n\x0bHaltTrading\x12#.exness.admin.v1.HaltTradingRequest\x1a$.exness.admin.v1.HaltTradingResponse\"\x04\xb0\xd4\x18\x04\x12\x64\n\rResumeTrading\x12%.exness.admin.v1.ResumeTradingRequest\x1a&.exness.admin.v1.ResumeTradingResponse\"\x04\xb0\xd4\x18\x04\x12X\n\tListHalts\x12!.exness.admin.v1.ListHaltsRequest\x1a\".exness.admin.v1.ListHaltsResponse\"\x04\xb0\xd4\x18\x04\x12s\n\x12\x46orceClosePosition\x12*.exness.admin.v1.ForceClosePositionRequest\x1a+.exness.admin.v1.ForceClosePositionResponse\"\x04\xb0\xd4\x18\x04\x12j\n\x0fRepublishEvents\x12\'.exness.admin.v1.RepublishEventsRequest\x1a(.exness.admin.v1.RepublishEventsResponse\"\x04\xb0\xd4\x18\x04\x32\x80\x01\n\x12MarketAdminService\x12j\n\x0fSetSpreadMarkup\x12\'.exness.admin.v1.SetSpreadMarkupRequest\x1a(.exness.admin.v1.SetSpreadMarkupResponse\"\x04\xb0\xd4\x18\x04\x42\x9c\x01\n\x13\x63om.exness.admin.v1B\nAdminProtoP\x01Z3exness.dev/contracts/gen/go/exness/admin/v1;adminv1\xa2\x02\x03\x45XO\xaa\x02\x0f\x45xness.Admin.V1\xba\x02\x03\x45XO\xca\x02\x0f\x45xness\\Admin\\V1\xea\x02\x11\x45xness::Admin::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exness.admin.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\023com.exness.admin.v1B\nAdminProtoP\001Z3exness.dev/contracts/gen/go/exness/admin/v1;adminv1\242\002\003EXO\252\002\017Exness.Admin.V1\272\002\003EXO\312\002\017Exness\\Admin\\V1\352\002\021Exness::Admin::V1'
   _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST'].fields_by_name['limit']._loaded_options = None
   _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST'].fields_by_name['limit']._serialized_options = b'\252\324\030\0050\001@\350\007'
   _globals['_HALTTRADINGREQUEST'].fields_by_name['symbol']._loaded_options = None
@@ -52,46 +54,62 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETSPREADMARKUPREQUEST'].fields_by_name['symbol']._serialized_options = b'\252\324\030\024\010\001\"\020^[A-Z0-9]{3,12}$'
   _globals['_SETSPREADMARKUPREQUEST'].fields_by_name['spread_markup']._loaded_options = None
   _globals['_SETSPREADMARKUPREQUEST'].fields_by_name['spread_markup']._serialized_options = b'\252\324\030\n\010\001*\006\020\001\030\n \024'
-  _globals['_GETEXPOSUREREQUEST']._serialized_start=147
-  _globals['_GETEXPOSUREREQUEST']._serialized_end=167
-  _globals['_GETEXPOSURERESPONSE']._serialized_start=169
-  _globals['_GETEXPOSURERESPONSE']._serialized_end=240
-  _globals['_SYMBOLEXPOSURE']._serialized_start=243
-  _globals['_SYMBOLEXPOSURE']._serialized_end=425
-  _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST']._serialized_start=427
-  _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST']._serialized_end=487
-  _globals['_LISTACCOUNTSBYMARGINLEVELRESPONSE']._serialized_start=489
-  _globals['_LISTACCOUNTSBYMARGINLEVELRESPONSE']._serialized_end=572
-  _globals['_ACCOUNTRISK']._serialized_start=575
-  _globals['_ACCOUNTRISK']._serialized_end=715
-  _globals['_HALTTRADINGREQUEST']._serialized_start=717
-  _globals['_HALTTRADINGREQUEST']._serialized_end=806
-  _globals['_HALTTRADINGRESPONSE']._serialized_start=808
-  _globals['_HALTTRADINGRESPONSE']._serialized_end=866
-  _globals['_RESUMETRADINGREQUEST']._serialized_start=868
-  _globals['_RESUMETRADINGREQUEST']._serialized_end=932
-  _globals['_RESUMETRADINGRESPONSE']._serialized_start=934
-  _globals['_RESUMETRADINGRESPONSE']._serialized_end=977
-  _globals['_LISTHALTSREQUEST']._serialized_start=979
-  _globals['_LISTHALTSREQUEST']._serialized_end=997
-  _globals['_LISTHALTSRESPONSE']._serialized_start=999
-  _globals['_LISTHALTSRESPONSE']._serialized_end=1056
-  _globals['_HALT']._serialized_start=1058
-  _globals['_HALT']._serialized_end=1143
-  _globals['_FORCECLOSEPOSITIONREQUEST']._serialized_start=1145
-  _globals['_FORCECLOSEPOSITIONREQUEST']._serialized_end=1243
-  _globals['_FORCECLOSEPOSITIONRESPONSE']._serialized_start=1245
-  _globals['_FORCECLOSEPOSITIONRESPONSE']._serialized_end=1334
-  _globals['_REPUBLISHEVENTSREQUEST']._serialized_start=1336
-  _globals['_REPUBLISHEVENTSREQUEST']._serialized_end=1403
-  _globals['_REPUBLISHEVENTSRESPONSE']._serialized_start=1405
-  _globals['_REPUBLISHEVENTSRESPONSE']._serialized_end=1469
-  _globals['_SETSPREADMARKUPREQUEST']._serialized_start=1471
-  _globals['_SETSPREADMARKUPREQUEST']._serialized_end=1576
-  _globals['_SETSPREADMARKUPRESPONSE']._serialized_start=1578
-  _globals['_SETSPREADMARKUPRESPONSE']._serialized_end=1674
-  _globals['_TRADINGADMINSERVICE']._serialized_start=1677
-  _globals['_TRADINGADMINSERVICE']._serialized_end=2404
-  _globals['_MARKETADMINSERVICE']._serialized_start=2406
-  _globals['_MARKETADMINSERVICE']._serialized_end=2528
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['GetExposure']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['GetExposure']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ListAccountsByMarginLevel']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ListAccountsByMarginLevel']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['HaltTrading']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['HaltTrading']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ResumeTrading']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ResumeTrading']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ListHalts']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ListHalts']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ForceClosePosition']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['ForceClosePosition']._serialized_options = b'\260\324\030\004'
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['RepublishEvents']._loaded_options = None
+  _globals['_TRADINGADMINSERVICE'].methods_by_name['RepublishEvents']._serialized_options = b'\260\324\030\004'
+  _globals['_MARKETADMINSERVICE'].methods_by_name['SetSpreadMarkup']._loaded_options = None
+  _globals['_MARKETADMINSERVICE'].methods_by_name['SetSpreadMarkup']._serialized_options = b'\260\324\030\004'
+  _globals['_GETEXPOSUREREQUEST']._serialized_start=178
+  _globals['_GETEXPOSUREREQUEST']._serialized_end=198
+  _globals['_GETEXPOSURERESPONSE']._serialized_start=200
+  _globals['_GETEXPOSURERESPONSE']._serialized_end=271
+  _globals['_SYMBOLEXPOSURE']._serialized_start=274
+  _globals['_SYMBOLEXPOSURE']._serialized_end=456
+  _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST']._serialized_start=458
+  _globals['_LISTACCOUNTSBYMARGINLEVELREQUEST']._serialized_end=518
+  _globals['_LISTACCOUNTSBYMARGINLEVELRESPONSE']._serialized_start=520
+  _globals['_LISTACCOUNTSBYMARGINLEVELRESPONSE']._serialized_end=603
+  _globals['_ACCOUNTRISK']._serialized_start=606
+  _globals['_ACCOUNTRISK']._serialized_end=746
+  _globals['_HALTTRADINGREQUEST']._serialized_start=748
+  _globals['_HALTTRADINGREQUEST']._serialized_end=837
+  _globals['_HALTTRADINGRESPONSE']._serialized_start=839
+  _globals['_HALTTRADINGRESPONSE']._serialized_end=897
+  _globals['_RESUMETRADINGREQUEST']._serialized_start=899
+  _globals['_RESUMETRADINGREQUEST']._serialized_end=963
+  _globals['_RESUMETRADINGRESPONSE']._serialized_start=965
+  _globals['_RESUMETRADINGRESPONSE']._serialized_end=1008
+  _globals['_LISTHALTSREQUEST']._serialized_start=1010
+  _globals['_LISTHALTSREQUEST']._serialized_end=1028
+  _globals['_LISTHALTSRESPONSE']._serialized_start=1030
+  _globals['_LISTHALTSRESPONSE']._serialized_end=1087
+  _globals['_HALT']._serialized_start=1089
+  _globals['_HALT']._serialized_end=1174
+  _globals['_FORCECLOSEPOSITIONREQUEST']._serialized_start=1176
+  _globals['_FORCECLOSEPOSITIONREQUEST']._serialized_end=1274
+  _globals['_FORCECLOSEPOSITIONRESPONSE']._serialized_start=1276
+  _globals['_FORCECLOSEPOSITIONRESPONSE']._serialized_end=1365
+  _globals['_REPUBLISHEVENTSREQUEST']._serialized_start=1367
+  _globals['_REPUBLISHEVENTSREQUEST']._serialized_end=1434
+  _globals['_REPUBLISHEVENTSRESPONSE']._serialized_start=1436
+  _globals['_REPUBLISHEVENTSRESPONSE']._serialized_end=1500
+  _globals['_SETSPREADMARKUPREQUEST']._serialized_start=1502
+  _globals['_SETSPREADMARKUPREQUEST']._serialized_end=1607
+  _globals['_SETSPREADMARKUPRESPONSE']._serialized_start=1609
+  _globals['_SETSPREADMARKUPRESPONSE']._serialized_end=1705
+  _globals['_TRADINGADMINSERVICE']._serialized_start=1708
+  _globals['_TRADINGADMINSERVICE']._serialized_end=2477
+  _globals['_MARKETADMINSERVICE']._serialized_start=2480
+  _globals['_MARKETADMINSERVICE']._serialized_end=2608
 # @@protoc_insertion_point(module_scope)

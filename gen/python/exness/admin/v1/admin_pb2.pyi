@@ -22,6 +22,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class GetExposureRequest(_message.Message):
+    """GetExposure's input (empty)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -37,6 +39,8 @@ Global___GetExposureRequest: _TypeAlias = GetExposureRequest  # noqa: Y015
 
 @_typing.final
 class GetExposureResponse(_message.Message):
+    """GetExposure's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
@@ -59,6 +63,8 @@ Global___GetExposureResponse: _TypeAlias = GetExposureResponse  # noqa: Y015
 
 @_typing.final
 class SymbolExposure(_message.Message):
+    """The clients' open exposure in one symbol."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
@@ -70,15 +76,19 @@ class SymbolExposure(_message.Message):
     POSITIONS_FIELD_NUMBER: _builtins.int
     HALTED_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """Platform symbol, e.g. "BTCUSD"."""
     long_volume: _builtins.str
     """Lots the clients hold long and short, and long minus short."""
     short_volume: _builtins.str
+    """Lots the clients hold short (decimal string)."""
     net_volume: _builtins.str
+    """Long minus short, in lots (decimal string)."""
     net_notional: _builtins.str
     """Net volume x contract size x mid, in USD ("" without a quote)."""
     clients_floating_pnl: _builtins.str
     """The clients' floating P&L on the symbol at the current quote, in USD ("" without a quote)."""
     positions: _builtins.int
+    """Open positions in the symbol."""
     halted: _builtins.bool
     """The instrument is halted."""
     def __init__(
@@ -103,6 +113,8 @@ Global___SymbolExposure: _TypeAlias = SymbolExposure  # noqa: Y015
 
 @_typing.final
 class ListAccountsByMarginLevelRequest(_message.Message):
+    """ListAccountsByMarginLevel's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LIMIT_FIELD_NUMBER: _builtins.int
@@ -123,11 +135,15 @@ Global___ListAccountsByMarginLevelRequest: _TypeAlias = ListAccountsByMarginLeve
 
 @_typing.final
 class ListAccountsByMarginLevelResponse(_message.Message):
+    """ListAccountsByMarginLevel's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountRisk]: ...
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountRisk]:
+        """Accounts with open positions, the lowest margin level first."""
+
     def __init__(
         self,
         *,
@@ -143,6 +159,8 @@ Global___ListAccountsByMarginLevelResponse: _TypeAlias = ListAccountsByMarginLev
 
 @_typing.final
 class AccountRisk(_message.Message):
+    """One account's risk figures, computed at the latest quotes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
@@ -153,13 +171,19 @@ class AccountRisk(_message.Message):
     MARGIN_LEVEL_FIELD_NUMBER: _builtins.int
     POSITIONS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
+    """The account."""
     user_id: _builtins.str
+    """The account owner's user id."""
     balance: _builtins.str
     """Balance, equity, margin and margin level (percent) as in exness.trading.v1.Account."""
     equity: _builtins.str
+    """Balance plus floating P&L, in USD (decimal string)."""
     margin: _builtins.str
+    """Margin held by open positions, in USD (decimal string)."""
     margin_level: _builtins.str
+    """Equity / margin x 100, in percent (decimal string); empty when no margin is used."""
     positions: _builtins.int
+    """Open positions of the account."""
     def __init__(
         self,
         *,
@@ -181,11 +205,14 @@ Global___AccountRisk: _TypeAlias = AccountRisk  # noqa: Y015
 
 @_typing.final
 class HaltTradingRequest(_message.Message):
+    """HaltTrading's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The instrument to halt: 3 to 12 of [A-Z0-9]."""
     reason: _builtins.str
     """Why (kept with the halt and shown by ListHalts)."""
     def __init__(
@@ -204,11 +231,15 @@ Global___HaltTradingRequest: _TypeAlias = HaltTradingRequest  # noqa: Y015
 
 @_typing.final
 class HaltTradingResponse(_message.Message):
+    """HaltTrading's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HALT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def halt(self) -> Global___Halt: ...
+    def halt(self) -> Global___Halt:
+        """The halt now in force."""
+
     def __init__(
         self,
         *,
@@ -224,10 +255,13 @@ Global___HaltTradingResponse: _TypeAlias = HaltTradingResponse  # noqa: Y015
 
 @_typing.final
 class ResumeTradingRequest(_message.Message):
+    """ResumeTrading's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The instrument to resume: 3 to 12 of [A-Z0-9]."""
     def __init__(
         self,
         *,
@@ -243,6 +277,8 @@ Global___ResumeTradingRequest: _TypeAlias = ResumeTradingRequest  # noqa: Y015
 
 @_typing.final
 class ResumeTradingResponse(_message.Message):
+    """ResumeTrading's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     WAS_HALTED_FIELD_NUMBER: _builtins.int
@@ -263,6 +299,8 @@ Global___ResumeTradingResponse: _TypeAlias = ResumeTradingResponse  # noqa: Y015
 
 @_typing.final
 class ListHaltsRequest(_message.Message):
+    """ListHalts's input (empty)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -278,11 +316,15 @@ Global___ListHaltsRequest: _TypeAlias = ListHaltsRequest  # noqa: Y015
 
 @_typing.final
 class ListHaltsResponse(_message.Message):
+    """ListHalts's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     HALTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def halts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Halt]: ...
+    def halts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Halt]:
+        """Every halt in force, by symbol."""
+
     def __init__(
         self,
         *,
@@ -298,15 +340,21 @@ Global___ListHaltsResponse: _TypeAlias = ListHaltsResponse  # noqa: Y015
 
 @_typing.final
 class Halt(_message.Message):
+    """An instrument on which new orders are refused."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     HALTED_AT_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The halted instrument."""
     reason: _builtins.str
+    """Why, as the operator gave it."""
     @_builtins.property
-    def halted_at(self) -> _timestamp_pb2.Timestamp: ...
+    def halted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the halt began."""
+
     def __init__(
         self,
         *,
@@ -324,11 +372,14 @@ Global___Halt: _TypeAlias = Halt  # noqa: Y015
 
 @_typing.final
 class ForceClosePositionRequest(_message.Message):
+    """ForceClosePosition's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
+    """The open position to close: 1 to 19 decimal digits."""
     reason: _builtins.str
     """Recorded on the trade that closes the position."""
     def __init__(
@@ -347,13 +398,18 @@ Global___ForceClosePositionRequest: _TypeAlias = ForceClosePositionRequest  # no
 
 @_typing.final
 class ForceClosePositionResponse(_message.Message):
+    """ForceClosePosition's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRADE_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
+    """The account the position belonged to."""
     @_builtins.property
-    def trade(self) -> _trading_pb2.Trade: ...
+    def trade(self) -> _trading_pb2.Trade:
+        """The trade that closed the position."""
+
     def __init__(
         self,
         *,
@@ -370,6 +426,8 @@ Global___ForceClosePositionResponse: _TypeAlias = ForceClosePositionResponse  # 
 
 @_typing.final
 class RepublishEventsRequest(_message.Message):
+    """RepublishEvents's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
@@ -390,6 +448,8 @@ Global___RepublishEventsRequest: _TypeAlias = RepublishEventsRequest  # noqa: Y0
 
 @_typing.final
 class RepublishEventsResponse(_message.Message):
+    """RepublishEvents's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
@@ -414,11 +474,14 @@ Global___RepublishEventsResponse: _TypeAlias = RepublishEventsResponse  # noqa: 
 
 @_typing.final
 class SetSpreadMarkupRequest(_message.Message):
+    """SetSpreadMarkup's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The instrument: 3 to 12 of [A-Z0-9]."""
     spread_markup: _builtins.str
     """In price units, e.g. "0.50" for 50 cents on BTCUSD."""
     def __init__(
@@ -437,14 +500,19 @@ Global___SetSpreadMarkupRequest: _TypeAlias = SetSpreadMarkupRequest  # noqa: Y0
 
 @_typing.final
 class SetSpreadMarkupResponse(_message.Message):
+    """SetSpreadMarkup's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     PREVIOUS_SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The instrument."""
     previous_spread_markup: _builtins.str
+    """The markup before the change, in price units (decimal string)."""
     spread_markup: _builtins.str
+    """The markup now in force, in price units (decimal string)."""
     def __init__(
         self,
         *,

@@ -407,7 +407,9 @@ class TradingAdminService:
 
 
 class MarketAdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -423,7 +425,9 @@ class MarketAdminServiceStub:
 
 
 class MarketAdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
 
     def SetSpreadMarkup(self, request, context):
         """Sets an instrument's spread markup (added to the raw exchange spread, half on each side
@@ -451,7 +455,9 @@ def add_MarketAdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MarketAdminService:
-    """Missing associated documentation comment in .proto file."""
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
 
     @staticmethod
     def SetSpreadMarkup(request,

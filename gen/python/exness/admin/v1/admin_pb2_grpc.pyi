@@ -223,6 +223,10 @@ class TradingAdminServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_TradingAdminServiceServicer_to_server(servicer: TradingAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class MarketAdminServiceStub:
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -235,6 +239,10 @@ class MarketAdminServiceStub:
 
 @_typing.type_check_only
 class MarketAdminServiceAsyncStub(MarketAdminServiceStub):
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     SetSpreadMarkup: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetSpreadMarkupRequest, _admin_pb2.SetSpreadMarkupResponse]  # type: ignore[assignment]
     """Sets an instrument's spread markup (added to the raw exchange spread, half on each side
@@ -243,6 +251,10 @@ class MarketAdminServiceAsyncStub(MarketAdminServiceStub):
     """
 
 class MarketAdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Operators' market controls, served inside the mesh only (never routed at the edge); every
+    RPC needs the operator credential (`x-operator-token` metadata).
+    """
+
     @_abc_1.abstractmethod
     def SetSpreadMarkup(
         self,

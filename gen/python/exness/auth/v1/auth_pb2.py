@@ -22,19 +22,21 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from exness.common.v1 import access_pb2 as exness_dot_common_dot_v1_dot_access__pb2
 from exness.common.v1 import validate_pb2 as exness_dot_common_dot_v1_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65xness/auth/v1/auth.proto\x12\x0e\x65xness.auth.v1\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"f\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05shard\x18\x04 \x01(\x05\"`\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"\x85\x01\n\x0fRegisterRequest\x12U\n\x05\x65mail\x18\x01 \x01(\tBF\xaa\xd4\x18\x42\x08\x01\x10\x03\x18\xfe\x01\"9^\\s*[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+\\s*$\x12\x1b\n\x08password\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x01\"a\n\x10RegisterResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.exness.auth.v1.User\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x19.exness.auth.v1.TokenPair\"E\n\x0cLoginRequest\x12\x18\n\x05\x65mail\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xfe\x01\x12\x1b\n\x08password\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x01\"d\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"2\n\x0eRefreshRequest\x12 \n\rrefresh_token\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x02\"f\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"1\n\rLogoutRequest\x12 \n\rrefresh_token\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x02\"\x10\n\x0eLogoutResponse\"\x0e\n\x0cGetMeRequest\"3\n\rGetMeResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.exness.auth.v1.User\"\x10\n\x0eGetJwksRequest2\xe0\x04\n\x0b\x41uthService\x12k\n\x08Register\x12\x1f.exness.auth.v1.RegisterRequest\x1a .exness.auth.v1.RegisterResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/auth/register:\x01*\x12_\n\x05Login\x12\x1c.exness.auth.v1.LoginRequest\x1a\x1d.exness.auth.v1.LoginResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12g\n\x07Refresh\x12\x1e.exness.auth.v1.RefreshRequest\x1a\x1f.exness.auth.v1.RefreshResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12\x63\n\x06Logout\x12\x1d.exness.auth.v1.LogoutRequest\x1a\x1e.exness.auth.v1.LogoutResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/logout:\x01*\x12T\n\x05GetMe\x12\x1c.exness.auth.v1.GetMeRequest\x1a\x1d.exness.auth.v1.GetMeResponse\"\x0e\x82\xd3\xe4\x93\x02\x08\x12\x06/v1/me\x12_\n\x07GetJwks\x12\x1e.exness.auth.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.jsonb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65xness/auth/v1/auth.proto\x12\x0e\x65xness.auth.v1\x1a\x1d\x65xness/common/v1/access.proto\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"f\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05shard\x18\x04 \x01(\x05\"`\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"\x85\x01\n\x0fRegisterRequest\x12U\n\x05\x65mail\x18\x01 \x01(\tBF\xaa\xd4\x18\x42\x08\x01\x10\x03\x18\xfe\x01\"9^\\s*[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+\\s*$\x12\x1b\n\x08password\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x01\"a\n\x10RegisterResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.exness.auth.v1.User\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x19.exness.auth.v1.TokenPair\"E\n\x0cLoginRequest\x12\x18\n\x05\x65mail\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\xfe\x01\x12\x1b\n\x08password\x18\x02 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x01\"d\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"2\n\x0eRefreshRequest\x12 \n\rrefresh_token\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x02\"f\n\x0fRefreshResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x05\x12\x12\n\ntoken_type\x18\x04 \x01(\t\"1\n\rLogoutRequest\x12 \n\rrefresh_token\x18\x01 \x01(\tB\t\xaa\xd4\x18\x05\x08\x01\x18\x80\x02\"\x10\n\x0eLogoutResponse\"\x0e\n\x0cGetMeRequest\"3\n\rGetMeResponse\x12\"\n\x04user\x18\x01 \x01(\x0b\x32\x14.exness.auth.v1.User\"\x10\n\x0eGetJwksRequest2\xf8\x04\n\x0b\x41uthService\x12o\n\x08Register\x12\x1f.exness.auth.v1.RegisterRequest\x1a .exness.auth.v1.RegisterResponse\" \xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x16\"\x11/v1/auth/register:\x01*\x12\x63\n\x05Login\x12\x1c.exness.auth.v1.LoginRequest\x1a\x1d.exness.auth.v1.LoginResponse\"\x1d\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x13\"\x0e/v1/auth/login:\x01*\x12k\n\x07Refresh\x12\x1e.exness.auth.v1.RefreshRequest\x1a\x1f.exness.auth.v1.RefreshResponse\"\x1f\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12g\n\x06Logout\x12\x1d.exness.auth.v1.LogoutRequest\x1a\x1e.exness.auth.v1.LogoutResponse\"\x1e\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/logout:\x01*\x12X\n\x05GetMe\x12\x1c.exness.auth.v1.GetMeRequest\x1a\x1d.exness.auth.v1.GetMeResponse\"\x12\xb0\xd4\x18\x02\x82\xd3\xe4\x93\x02\x08\x12\x06/v1/me\x12\x63\n\x07GetJwks\x12\x1e.exness.auth.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\"\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.jsonB\x95\x01\n\x12\x63om.exness.auth.v1B\tAuthProtoP\x01Z1exness.dev/contracts/gen/go/exness/auth/v1;authv1\xa2\x02\x03\x45XA\xaa\x02\x0e\x45xness.Auth.V1\xba\x02\x03\x45XA\xca\x02\x0e\x45xness\\Auth\\V1\xea\x02\x10\x45xness::Auth::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exness.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\022com.exness.auth.v1B\tAuthProtoP\001Z1exness.dev/contracts/gen/go/exness/auth/v1;authv1\242\002\003EXA\252\002\016Exness.Auth.V1\272\002\003EXA\312\002\016Exness\\Auth\\V1\352\002\020Exness::Auth::V1'
   _globals['_REGISTERREQUEST'].fields_by_name['email']._loaded_options = None
   _globals['_REGISTERREQUEST'].fields_by_name['email']._serialized_options = b'\252\324\030B\010\001\020\003\030\376\001\"9^\\s*[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+\\s*$'
   _globals['_REGISTERREQUEST'].fields_by_name['password']._loaded_options = None
@@ -48,43 +50,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGOUTREQUEST'].fields_by_name['refresh_token']._loaded_options = None
   _globals['_LOGOUTREQUEST'].fields_by_name['refresh_token']._serialized_options = b'\252\324\030\005\010\001\030\200\002'
   _globals['_AUTHSERVICE'].methods_by_name['Register']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Register']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/auth/register:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Register']._serialized_options = b'\260\324\030\001\202\323\344\223\002\026\"\021/v1/auth/register:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Login']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\202\323\344\223\002\023\"\016/v1/auth/login:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\260\324\030\001\202\323\344\223\002\023\"\016/v1/auth/login:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Refresh']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Refresh']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/auth/refresh:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Refresh']._serialized_options = b'\260\324\030\001\202\323\344\223\002\025\"\020/v1/auth/refresh:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['Logout']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\323\344\223\002\024\"\017/v1/auth/logout:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\260\324\030\001\202\323\344\223\002\024\"\017/v1/auth/logout:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['GetMe']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['GetMe']._serialized_options = b'\202\323\344\223\002\010\022\006/v1/me'
+  _globals['_AUTHSERVICE'].methods_by_name['GetMe']._serialized_options = b'\260\324\030\002\202\323\344\223\002\010\022\006/v1/me'
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\202\323\344\223\002\030\022\026/.well-known/jwks.json'
-  _globals['_USER']._serialized_start=168
-  _globals['_USER']._serialized_end=270
-  _globals['_TOKENPAIR']._serialized_start=272
-  _globals['_TOKENPAIR']._serialized_end=368
-  _globals['_REGISTERREQUEST']._serialized_start=371
-  _globals['_REGISTERREQUEST']._serialized_end=504
-  _globals['_REGISTERRESPONSE']._serialized_start=506
-  _globals['_REGISTERRESPONSE']._serialized_end=603
-  _globals['_LOGINREQUEST']._serialized_start=605
-  _globals['_LOGINREQUEST']._serialized_end=674
-  _globals['_LOGINRESPONSE']._serialized_start=676
-  _globals['_LOGINRESPONSE']._serialized_end=776
-  _globals['_REFRESHREQUEST']._serialized_start=778
-  _globals['_REFRESHREQUEST']._serialized_end=828
-  _globals['_REFRESHRESPONSE']._serialized_start=830
-  _globals['_REFRESHRESPONSE']._serialized_end=932
-  _globals['_LOGOUTREQUEST']._serialized_start=934
-  _globals['_LOGOUTREQUEST']._serialized_end=983
-  _globals['_LOGOUTRESPONSE']._serialized_start=985
-  _globals['_LOGOUTRESPONSE']._serialized_end=1001
-  _globals['_GETMEREQUEST']._serialized_start=1003
-  _globals['_GETMEREQUEST']._serialized_end=1017
-  _globals['_GETMERESPONSE']._serialized_start=1019
-  _globals['_GETMERESPONSE']._serialized_end=1070
-  _globals['_GETJWKSREQUEST']._serialized_start=1072
-  _globals['_GETJWKSREQUEST']._serialized_end=1088
-  _globals['_AUTHSERVICE']._serialized_start=1091
-  _globals['_AUTHSERVICE']._serialized_end=1699
+  _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\260\324\030\001\202\323\344\223\002\030\022\026/.well-known/jwks.json'
+  _globals['_USER']._serialized_start=199
+  _globals['_USER']._serialized_end=301
+  _globals['_TOKENPAIR']._serialized_start=303
+  _globals['_TOKENPAIR']._serialized_end=399
+  _globals['_REGISTERREQUEST']._serialized_start=402
+  _globals['_REGISTERREQUEST']._serialized_end=535
+  _globals['_REGISTERRESPONSE']._serialized_start=537
+  _globals['_REGISTERRESPONSE']._serialized_end=634
+  _globals['_LOGINREQUEST']._serialized_start=636
+  _globals['_LOGINREQUEST']._serialized_end=705
+  _globals['_LOGINRESPONSE']._serialized_start=707
+  _globals['_LOGINRESPONSE']._serialized_end=807
+  _globals['_REFRESHREQUEST']._serialized_start=809
+  _globals['_REFRESHREQUEST']._serialized_end=859
+  _globals['_REFRESHRESPONSE']._serialized_start=861
+  _globals['_REFRESHRESPONSE']._serialized_end=963
+  _globals['_LOGOUTREQUEST']._serialized_start=965
+  _globals['_LOGOUTREQUEST']._serialized_end=1014
+  _globals['_LOGOUTRESPONSE']._serialized_start=1016
+  _globals['_LOGOUTRESPONSE']._serialized_end=1032
+  _globals['_GETMEREQUEST']._serialized_start=1034
+  _globals['_GETMEREQUEST']._serialized_end=1048
+  _globals['_GETMERESPONSE']._serialized_start=1050
+  _globals['_GETMERESPONSE']._serialized_end=1101
+  _globals['_GETJWKSREQUEST']._serialized_start=1103
+  _globals['_GETJWKSREQUEST']._serialized_end=1119
+  _globals['_AUTHSERVICE']._serialized_start=1122
+  _globals['_AUTHSERVICE']._serialized_end=1754
 # @@protoc_insertion_point(module_scope)

@@ -89,6 +89,8 @@ Global___TokenPair: _TypeAlias = TokenPair  # noqa: Y015
 
 @_typing.final
 class RegisterRequest(_message.Message):
+    """Register's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -99,7 +101,9 @@ class RegisterRequest(_message.Message):
     lower-cased before it is stored.
     """
     password: _builtins.str
-    """10 to 128 characters with at least one letter and one digit."""
+    """10 to 128 characters with at least one letter and one digit, not starting or ending with
+    white space.
+    """
     def __init__(
         self,
         *,
@@ -116,6 +120,8 @@ Global___RegisterRequest: _TypeAlias = RegisterRequest  # noqa: Y015
 
 @_typing.final
 class RegisterResponse(_message.Message):
+    """Register's result: the new user, already logged in."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
@@ -144,12 +150,18 @@ Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
 
 @_typing.final
 class LoginRequest(_message.Message):
+    """Login's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     email: _builtins.str
+    """The address registered with, in any case and with any surrounding white space (it is
+    normalised as at registration); at most 254 characters.
+    """
     password: _builtins.str
+    """The password; at most 128 characters."""
     def __init__(
         self,
         *,
@@ -166,6 +178,8 @@ Global___LoginRequest: _TypeAlias = LoginRequest  # noqa: Y015
 
 @_typing.final
 class LoginResponse(_message.Message):
+    """Login's result: a new session."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
@@ -198,10 +212,13 @@ Global___LoginResponse: _TypeAlias = LoginResponse  # noqa: Y015
 
 @_typing.final
 class RefreshRequest(_message.Message):
+    """Refresh's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
+    """A refresh token from Register, Login or a previous Refresh; at most 256 characters."""
     def __init__(
         self,
         *,
@@ -217,6 +234,8 @@ Global___RefreshRequest: _TypeAlias = RefreshRequest  # noqa: Y015
 
 @_typing.final
 class RefreshResponse(_message.Message):
+    """Refresh's result: the rotated session (the presented refresh token is used up)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
@@ -224,9 +243,13 @@ class RefreshResponse(_message.Message):
     EXPIRES_IN_FIELD_NUMBER: _builtins.int
     TOKEN_TYPE_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
+    """New signed JWT for the `authorization: Bearer` header."""
     refresh_token: _builtins.str
+    """New opaque, single-use refresh token; the presented one is no longer valid."""
     expires_in: _builtins.int
+    """Seconds until the new access token expires."""
     token_type: _builtins.str
+    """Always "Bearer"."""
     def __init__(
         self,
         *,
@@ -245,10 +268,13 @@ Global___RefreshResponse: _TypeAlias = RefreshResponse  # noqa: Y015
 
 @_typing.final
 class LogoutRequest(_message.Message):
+    """Logout's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
+    """The session's refresh token; at most 256 characters."""
     def __init__(
         self,
         *,
@@ -264,6 +290,8 @@ Global___LogoutRequest: _TypeAlias = LogoutRequest  # noqa: Y015
 
 @_typing.final
 class LogoutResponse(_message.Message):
+    """Logout's result (empty: logging out always succeeds)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -279,6 +307,8 @@ Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
 
 @_typing.final
 class GetMeRequest(_message.Message):
+    """GetMe's input (empty: the caller is named by the access token)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -294,11 +324,15 @@ Global___GetMeRequest: _TypeAlias = GetMeRequest  # noqa: Y015
 
 @_typing.final
 class GetMeResponse(_message.Message):
+    """GetMe's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def user(self) -> Global___User: ...
+    def user(self) -> Global___User:
+        """The caller."""
+
     def __init__(
         self,
         *,
@@ -314,6 +348,8 @@ Global___GetMeResponse: _TypeAlias = GetMeResponse  # noqa: Y015
 
 @_typing.final
 class GetJwksRequest(_message.Message):
+    """GetJwks's input (empty)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(

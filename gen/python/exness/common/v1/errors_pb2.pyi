@@ -23,13 +23,26 @@ class _ErrorReason:
 class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    """Never sent: the zero value of the enum."""
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 1
-    """INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details)."""
+    """INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details),
+    or (edge) its JSON body is malformed or names a field the request message does not have.
+    """
     ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 2
-    """UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours."""
+    """UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours (also
+    sent by the edge).
+    """
     ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 3
     """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
     token on an internal RPC).
+    """
+    ERROR_REASON_MESSAGE_TOO_LARGE: _ErrorReason.ValueType  # 5
+    """RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+    default, after decompression; ErrorInfo metadata `limit_bytes`).
+    """
+    ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 4
+    """INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
+    effect. Report it; retrying an idempotent call is safe.
     """
     ERROR_REASON_EMAIL_TAKEN: _ErrorReason.ValueType  # 10
     """Auth.
@@ -45,14 +58,22 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WEAK_PASSWORD: _ErrorReason.ValueType  # 14
     """INVALID_ARGUMENT: the password does not meet the password policy."""
+    ERROR_REASON_USER_NOT_FOUND: _ErrorReason.ValueType  # 15
+    """NOT_FOUND: the user named by a valid access token no longer exists."""
+    ERROR_REASON_TOKEN_EXPIRED: _ErrorReason.ValueType  # 16
+    """UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+    with a fresh token (the SDKs do this without a gap).
+    """
+    ERROR_REASON_LOGIN_THROTTLED: _ErrorReason.ValueType  # 17
+    """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+    ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+    """
     ERROR_REASON_UNKNOWN_SYMBOL: _ErrorReason.ValueType  # 20
     """Market data.
     NOT_FOUND: the symbol is not a listed instrument.
     """
     ERROR_REASON_NO_QUOTE: _ErrorReason.ValueType  # 21
     """UNAVAILABLE: no quote has arrived for the symbol yet."""
-    ERROR_REASON_BAD_QUOTE: _ErrorReason.ValueType  # 22
-    """INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
     ERROR_REASON_BROKER_UNAVAILABLE: _ErrorReason.ValueType  # 23
     """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
     ERROR_REASON_DATABASE_UNAVAILABLE: _ErrorReason.ValueType  # 24
@@ -67,8 +88,6 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_STALE_QUOTE: _ErrorReason.ValueType  # 31
     """FAILED_PRECONDITION: the latest quote is older than the configured maximum age."""
-    ERROR_REASON_MARKET_CLOSED: _ErrorReason.ValueType  # 32
-    """FAILED_PRECONDITION: the instrument is not tradable now."""
     ERROR_REASON_INVALID_VOLUME: _ErrorReason.ValueType  # 33
     """INVALID_ARGUMENT: volume outside the instrument's min/max or not a multiple of its step."""
     ERROR_REASON_INVALID_PRICE_LEVEL: _ErrorReason.ValueType  # 34
@@ -76,13 +95,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INVALID_LEVERAGE: _ErrorReason.ValueType  # 35
     """INVALID_ARGUMENT: leverage above the account's or the instrument's maximum."""
     ERROR_REASON_ORDER_NOT_FOUND: _ErrorReason.ValueType  # 36
-    """NOT_FOUND: no such order or position on the caller's account."""
+    """NOT_FOUND: no such order on the caller's account."""
     ERROR_REASON_POSITION_NOT_FOUND: _ErrorReason.ValueType  # 37
+    """NOT_FOUND: no such open position on the caller's account."""
     ERROR_REASON_ORDER_NOT_PENDING: _ErrorReason.ValueType  # 38
     """FAILED_PRECONDITION: the order is no longer pending (filled, cancelled, expired)."""
     ERROR_REASON_IDEMPOTENCY_KEY_REUSED: _ErrorReason.ValueType  # 39
-    """ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.
-    FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+    """FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+    (ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.)
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
@@ -102,6 +122,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
     account stream starts again with a snapshot).
     """
+    ERROR_REASON_ROUTE_NOT_FOUND: _ErrorReason.ValueType  # 60
+    """Edge (sent by Envoy itself, before any service sees the request).
+    NOT_FOUND (HTTP 404): no API route or method at this path (or an internal RPC).
+    """
+    ERROR_REASON_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 61
+    """UNIMPLEMENTED (HTTP 405): the path exists but not for this HTTP method."""
+    ERROR_REASON_REQUEST_TOO_LARGE: _ErrorReason.ValueType  # 62
+    """RESOURCE_EXHAUSTED (HTTP 413): the request body is larger than the edge accepts (64 KiB
+    by default).
+    """
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 63
+    """RESOURCE_EXHAUSTED (HTTP 429): too many calls from this client address; retry after a
+    while (login and register are limited per address).
+    """
+    ERROR_REASON_SERVICE_UNAVAILABLE: _ErrorReason.ValueType  # 64
+    """UNAVAILABLE (HTTP 503): the service behind the edge is down or unhealthy; retry with
+    backoff.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Stable machine-readable reasons for failed calls.
@@ -110,19 +148,33 @@ class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     carrying a google.rpc.ErrorInfo detail. ErrorInfo.reason is the value name below WITHOUT the
     `ERROR_REASON_` prefix (e.g. "INSUFFICIENT_MARGIN"), ErrorInfo.domain is "exness.com", and
     ErrorInfo.metadata may add context (e.g. "symbol", "required_margin"). Bad input additionally
-    carries a google.rpc.BadRequest with one FieldViolation per offending field.
+    carries a google.rpc.BadRequest with one FieldViolation per offending field. Refusals made by
+    the edge itself (Envoy) carry an ErrorInfo too, with the reasons marked "edge" below.
 
     Clients should branch on the reason, never on the human-readable message.
     """
 
 ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+"""Never sent: the zero value of the enum."""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 1
-"""INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details)."""
+"""INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details),
+or (edge) its JSON body is malformed or names a field the request message does not have.
+"""
 ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 2
-"""UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours."""
+"""UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours (also
+sent by the edge).
+"""
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 3
 """PERMISSION_DENIED: the credential is valid but may not call this method (e.g. a user
 token on an internal RPC).
+"""
+ERROR_REASON_MESSAGE_TOO_LARGE: ErrorReason.ValueType  # 5
+"""RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+default, after decompression; ErrorInfo metadata `limit_bytes`).
+"""
+ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 4
+"""INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
+effect. Report it; retrying an idempotent call is safe.
 """
 ERROR_REASON_EMAIL_TAKEN: ErrorReason.ValueType  # 10
 """Auth.
@@ -138,14 +190,22 @@ has been revoked and the user must log in again.
 """
 ERROR_REASON_WEAK_PASSWORD: ErrorReason.ValueType  # 14
 """INVALID_ARGUMENT: the password does not meet the password policy."""
+ERROR_REASON_USER_NOT_FOUND: ErrorReason.ValueType  # 15
+"""NOT_FOUND: the user named by a valid access token no longer exists."""
+ERROR_REASON_TOKEN_EXPIRED: ErrorReason.ValueType  # 16
+"""UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+with a fresh token (the SDKs do this without a gap).
+"""
+ERROR_REASON_LOGIN_THROTTLED: ErrorReason.ValueType  # 17
+"""RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+"""
 ERROR_REASON_UNKNOWN_SYMBOL: ErrorReason.ValueType  # 20
 """Market data.
 NOT_FOUND: the symbol is not a listed instrument.
 """
 ERROR_REASON_NO_QUOTE: ErrorReason.ValueType  # 21
 """UNAVAILABLE: no quote has arrived for the symbol yet."""
-ERROR_REASON_BAD_QUOTE: ErrorReason.ValueType  # 22
-"""INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time."""
 ERROR_REASON_BROKER_UNAVAILABLE: ErrorReason.ValueType  # 23
 """UNAVAILABLE: the message broker cannot take the data now; retry with backoff."""
 ERROR_REASON_DATABASE_UNAVAILABLE: ErrorReason.ValueType  # 24
@@ -160,8 +220,6 @@ FAILED_PRECONDITION: free margin does not cover the margin the order requires.
 """
 ERROR_REASON_STALE_QUOTE: ErrorReason.ValueType  # 31
 """FAILED_PRECONDITION: the latest quote is older than the configured maximum age."""
-ERROR_REASON_MARKET_CLOSED: ErrorReason.ValueType  # 32
-"""FAILED_PRECONDITION: the instrument is not tradable now."""
 ERROR_REASON_INVALID_VOLUME: ErrorReason.ValueType  # 33
 """INVALID_ARGUMENT: volume outside the instrument's min/max or not a multiple of its step."""
 ERROR_REASON_INVALID_PRICE_LEVEL: ErrorReason.ValueType  # 34
@@ -169,13 +227,14 @@ ERROR_REASON_INVALID_PRICE_LEVEL: ErrorReason.ValueType  # 34
 ERROR_REASON_INVALID_LEVERAGE: ErrorReason.ValueType  # 35
 """INVALID_ARGUMENT: leverage above the account's or the instrument's maximum."""
 ERROR_REASON_ORDER_NOT_FOUND: ErrorReason.ValueType  # 36
-"""NOT_FOUND: no such order or position on the caller's account."""
+"""NOT_FOUND: no such order on the caller's account."""
 ERROR_REASON_POSITION_NOT_FOUND: ErrorReason.ValueType  # 37
+"""NOT_FOUND: no such open position on the caller's account."""
 ERROR_REASON_ORDER_NOT_PENDING: ErrorReason.ValueType  # 38
 """FAILED_PRECONDITION: the order is no longer pending (filled, cancelled, expired)."""
 ERROR_REASON_IDEMPOTENCY_KEY_REUSED: ErrorReason.ValueType  # 39
-"""ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.
-FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+"""FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+(ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.)
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
@@ -194,5 +253,23 @@ ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
 account stream starts again with a snapshot).
+"""
+ERROR_REASON_ROUTE_NOT_FOUND: ErrorReason.ValueType  # 60
+"""Edge (sent by Envoy itself, before any service sees the request).
+NOT_FOUND (HTTP 404): no API route or method at this path (or an internal RPC).
+"""
+ERROR_REASON_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 61
+"""UNIMPLEMENTED (HTTP 405): the path exists but not for this HTTP method."""
+ERROR_REASON_REQUEST_TOO_LARGE: ErrorReason.ValueType  # 62
+"""RESOURCE_EXHAUSTED (HTTP 413): the request body is larger than the edge accepts (64 KiB
+by default).
+"""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 63
+"""RESOURCE_EXHAUSTED (HTTP 429): too many calls from this client address; retry after a
+while (login and register are limited per address).
+"""
+ERROR_REASON_SERVICE_UNAVAILABLE: ErrorReason.ValueType  # 64
+"""UNAVAILABLE (HTTP 503): the service behind the edge is down or unhealthy; retry with
+backoff.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

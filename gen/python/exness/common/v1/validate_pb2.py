@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65xness/common/v1/validate.proto\x12\x10\x65xness.common.v1\x1a google/protobuf/descriptor.proto\"\x80\x02\n\nFieldRules\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x0f\n\x07min_len\x18\x02 \x01(\r\x12\x0f\n\x07max_len\x18\x03 \x01(\r\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12/\n\x07\x64\x65\x63imal\x18\x05 \x01(\x0b\x32\x1e.exness.common.v1.DecimalRules\x12\x15\n\rint_range_set\x18\x06 \x01(\x08\x12\x0f\n\x07int_min\x18\x07 \x01(\x03\x12\x0f\n\x07int_max\x18\x08 \x01(\x03\x12\x19\n\x11\x65num_defined_only\x18\t \x01(\x08\x12\x11\n\tmax_items\x18\n \x01(\r\x12\x15\n\ritems_pattern\x18\x0b \x01(\t\"]\n\x0c\x44\x65\x63imalRules\x12\x10\n\x08positive\x18\x01 \x01(\x08\x12\x14\n\x0cnon_negative\x18\x02 \x01(\x08\x12\x11\n\tmax_scale\x18\x03 \x01(\r\x12\x12\n\nmax_digits\x18\x04 \x01(\r:L\n\x05rules\x12\x1d.google.protobuf.FieldOptions\x18\xc5\x8a\x03 \x01(\x0b\x32\x1c.exness.common.v1.FieldRulesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65xness/common/v1/validate.proto\x12\x10\x65xness.common.v1\x1a google/protobuf/descriptor.proto\"\x80\x02\n\nFieldRules\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x0f\n\x07min_len\x18\x02 \x01(\r\x12\x0f\n\x07max_len\x18\x03 \x01(\r\x12\x0f\n\x07pattern\x18\x04 \x01(\t\x12/\n\x07\x64\x65\x63imal\x18\x05 \x01(\x0b\x32\x1e.exness.common.v1.DecimalRules\x12\x15\n\rint_range_set\x18\x06 \x01(\x08\x12\x0f\n\x07int_min\x18\x07 \x01(\x03\x12\x0f\n\x07int_max\x18\x08 \x01(\x03\x12\x19\n\x11\x65num_defined_only\x18\t \x01(\x08\x12\x11\n\tmax_items\x18\n \x01(\r\x12\x15\n\ritems_pattern\x18\x0b \x01(\t\"]\n\x0c\x44\x65\x63imalRules\x12\x10\n\x08positive\x18\x01 \x01(\x08\x12\x14\n\x0cnon_negative\x18\x02 \x01(\x08\x12\x11\n\tmax_scale\x18\x03 \x01(\r\x12\x12\n\nmax_digits\x18\x04 \x01(\r:L\n\x05rules\x12\x1d.google.protobuf.FieldOptions\x18\xc5\x8a\x03 \x01(\x0b\x32\x1c.exness.common.v1.FieldRulesB\xa5\x01\n\x14\x63om.exness.common.v1B\rValidateProtoP\x01Z5exness.dev/contracts/gen/go/exness/common/v1;commonv1\xa2\x02\x03\x45XC\xaa\x02\x10\x45xness.Common.V1\xba\x02\x03\x45XC\xca\x02\x10\x45xness\\Common\\V1\xea\x02\x12\x45xness::Common::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'exness.common.v1.validate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\024com.exness.common.v1B\rValidateProtoP\001Z5exness.dev/contracts/gen/go/exness/common/v1;commonv1\242\002\003EXC\252\002\020Exness.Common.V1\272\002\003EXC\312\002\020Exness\\Common\\V1\352\002\022Exness::Common::V1'
   _globals['_FIELDRULES']._serialized_start=88
   _globals['_FIELDRULES']._serialized_end=344
   _globals['_DECIMALRULES']._serialized_start=346

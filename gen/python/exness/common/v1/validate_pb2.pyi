@@ -46,16 +46,19 @@ class FieldRules(_message.Message):
     a present message.
     """
     min_len: _builtins.int
-    """Strings: length limits in Unicode code points (0 means no limit)."""
+    """Strings: least length in Unicode code points (0 means no limit)."""
     max_len: _builtins.int
+    """Strings: greatest length in Unicode code points (0 means no limit)."""
     pattern: _builtins.str
     """Strings: a regular expression (RE2/Python-compatible subset) the whole value must match.
     Empty strings are only checked when `required` is set.
     """
     int_range_set: _builtins.bool
-    """Integers: inclusive bounds, applied when `int_range_set` is true."""
+    """Integers: the bounds below apply only when this is true."""
     int_min: _builtins.int
+    """Integers: the least value allowed (inclusive)."""
     int_max: _builtins.int
+    """Integers: the greatest value allowed (inclusive)."""
     enum_defined_only: _builtins.bool
     """Enums: the value must be one of the declared values (unknown numbers are rejected)."""
     max_items: _builtins.int

@@ -27,17 +27,25 @@ class _InstrumentCategory:
 class _InstrumentCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InstrumentCategory.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     INSTRUMENT_CATEGORY_UNSPECIFIED: _InstrumentCategory.ValueType  # 0
+    """Never set on a listed instrument."""
     INSTRUMENT_CATEGORY_CRYPTO: _InstrumentCategory.ValueType  # 1
+    """Cryptocurrencies against USD (BTCUSD, ETHUSD, SOLUSD); trade around the clock."""
     INSTRUMENT_CATEGORY_FOREX: _InstrumentCategory.ValueType  # 2
+    """Currency pairs (EURUSD)."""
     INSTRUMENT_CATEGORY_METAL: _InstrumentCategory.ValueType  # 3
+    """Precious metals against USD (XAUUSD)."""
 
 class InstrumentCategory(_InstrumentCategory, metaclass=_InstrumentCategoryEnumTypeWrapper):
     """How an instrument is grouped for trading conditions."""
 
 INSTRUMENT_CATEGORY_UNSPECIFIED: InstrumentCategory.ValueType  # 0
+"""Never set on a listed instrument."""
 INSTRUMENT_CATEGORY_CRYPTO: InstrumentCategory.ValueType  # 1
+"""Cryptocurrencies against USD (BTCUSD, ETHUSD, SOLUSD); trade around the clock."""
 INSTRUMENT_CATEGORY_FOREX: InstrumentCategory.ValueType  # 2
+"""Currency pairs (EURUSD)."""
 INSTRUMENT_CATEGORY_METAL: InstrumentCategory.ValueType  # 3
+"""Precious metals against USD (XAUUSD)."""
 Global___InstrumentCategory: _TypeAlias = InstrumentCategory  # noqa: Y015
 
 class _CandleInterval:
@@ -47,23 +55,37 @@ class _CandleInterval:
 class _CandleIntervalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CandleInterval.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CANDLE_INTERVAL_UNSPECIFIED: _CandleInterval.ValueType  # 0
+    """Not a valid interval: GetCandles refuses it."""
     CANDLE_INTERVAL_1M: _CandleInterval.ValueType  # 1
+    """One minute."""
     CANDLE_INTERVAL_5M: _CandleInterval.ValueType  # 2
+    """Five minutes."""
     CANDLE_INTERVAL_15M: _CandleInterval.ValueType  # 3
+    """Fifteen minutes."""
     CANDLE_INTERVAL_1H: _CandleInterval.ValueType  # 4
+    """One hour."""
     CANDLE_INTERVAL_4H: _CandleInterval.ValueType  # 5
+    """Four hours."""
     CANDLE_INTERVAL_1D: _CandleInterval.ValueType  # 6
+    """One day (UTC midnight to midnight)."""
 
 class CandleInterval(_CandleInterval, metaclass=_CandleIntervalEnumTypeWrapper):
     """Candle width."""
 
 CANDLE_INTERVAL_UNSPECIFIED: CandleInterval.ValueType  # 0
+"""Not a valid interval: GetCandles refuses it."""
 CANDLE_INTERVAL_1M: CandleInterval.ValueType  # 1
+"""One minute."""
 CANDLE_INTERVAL_5M: CandleInterval.ValueType  # 2
+"""Five minutes."""
 CANDLE_INTERVAL_15M: CandleInterval.ValueType  # 3
+"""Fifteen minutes."""
 CANDLE_INTERVAL_1H: CandleInterval.ValueType  # 4
+"""One hour."""
 CANDLE_INTERVAL_4H: CandleInterval.ValueType  # 5
+"""Four hours."""
 CANDLE_INTERVAL_1D: CandleInterval.ValueType  # 6
+"""One day (UTC midnight to midnight)."""
 Global___CandleInterval: _TypeAlias = CandleInterval  # noqa: Y015
 
 @_typing.final
@@ -84,22 +106,27 @@ class Instrument(_message.Message):
     SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     QUOTE_CURRENCY_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
-    """Platform symbol, e.g. "BTCUSD", "EURUSD"."""
+    """Platform symbol, e.g. "BTCUSD", "EURUSD": 2 to 20 of [A-Z0-9]."""
     description: _builtins.str
     """Human-readable name, e.g. "Bitcoin vs US Dollar"."""
     category: Global___InstrumentCategory.ValueType
+    """Group that sets its trading conditions."""
     price_decimals: _builtins.int
     """Digits after the decimal point of its prices (e.g. 2 for BTCUSD, 5 for EURUSD)."""
     contract_size: _builtins.str
     """Units of the base asset in one lot (1 for crypto, 100000 for EURUSD, 100 for XAUUSD)."""
     volume_min: _builtins.str
-    """Order volume in lots: minimum, step and maximum."""
+    """Smallest order volume, in lots (decimal string, e.g. "0.01")."""
     volume_step: _builtins.str
+    """Order volumes must be a multiple of this, in lots (decimal string, e.g. "0.01")."""
     volume_max: _builtins.str
+    """Largest order volume, in lots (decimal string, e.g. "100")."""
     max_leverage: _builtins.int
     """Highest leverage an account may use on it (e.g. 400 means 1:400)."""
     spread_markup: _builtins.str
-    """Added to the exchange's spread, in price units, half on each side of the mid."""
+    """Added to the exchange's spread, in price units (decimal string), half on each side of
+    the mid.
+    """
     quote_currency: _builtins.str
     """Currency that prices and profits are quoted in (always "USD" for now)."""
     def __init__(
@@ -139,9 +166,11 @@ class Quote(_message.Message):
     symbol: _builtins.str
     """Platform symbol."""
     bid: _builtins.str
-    """Price at which a trader SELLs (and a BUY position closes)."""
+    """Price at which a trader SELLs (and a BUY position closes); a decimal string with the
+    instrument's price_decimals, > 0.
+    """
     ask: _builtins.str
-    """Price at which a trader BUYs (and a SELL position closes); ask >= bid."""
+    """Price at which a trader BUYs (and a SELL position closes); a decimal string, ask >= bid."""
     stale: _builtins.bool
     """True when this quote is older than the platform's maximum quote age at the moment it is
     served: the feed for the symbol has stopped (a stalled partition, an exchange outage) and
@@ -151,7 +180,7 @@ class Quote(_message.Message):
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
-        """When the exchange quoted it."""
+        """When the exchange quoted it (UTC)."""
 
     def __init__(
         self,
@@ -184,9 +213,13 @@ class Candle(_message.Message):
     TICK_COUNT_FIELD_NUMBER: _builtins.int
     CLOSED_FIELD_NUMBER: _builtins.int
     open: _builtins.str
+    """First bid of the interval (decimal string)."""
     high: _builtins.str
+    """Highest bid of the interval (decimal string)."""
     low: _builtins.str
+    """Lowest bid of the interval (decimal string)."""
     close: _builtins.str
+    """Last bid of the interval so far (decimal string)."""
     tick_count: _builtins.int
     """Number of quotes in the interval."""
     closed: _builtins.bool
@@ -216,6 +249,8 @@ Global___Candle: _TypeAlias = Candle  # noqa: Y015
 
 @_typing.final
 class ListInstrumentsRequest(_message.Message):
+    """ListInstruments's input (empty)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -231,11 +266,15 @@ Global___ListInstrumentsRequest: _TypeAlias = ListInstrumentsRequest  # noqa: Y0
 
 @_typing.final
 class ListInstrumentsResponse(_message.Message):
+    """ListInstruments's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTRUMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def instruments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instrument]: ...
+    def instruments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Instrument]:
+        """Every listed instrument, ordered by symbol."""
+
     def __init__(
         self,
         *,
@@ -251,10 +290,13 @@ Global___ListInstrumentsResponse: _TypeAlias = ListInstrumentsResponse  # noqa: 
 
 @_typing.final
 class GetQuoteRequest(_message.Message):
+    """GetQuote's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD"."""
     def __init__(
         self,
         *,
@@ -270,11 +312,15 @@ Global___GetQuoteRequest: _TypeAlias = GetQuoteRequest  # noqa: Y015
 
 @_typing.final
 class GetQuoteResponse(_message.Message):
+    """GetQuote's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUOTE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def quote(self) -> Global___Quote: ...
+    def quote(self) -> Global___Quote:
+        """The latest quote, with the broker's markup."""
+
     def __init__(
         self,
         *,
@@ -290,6 +336,8 @@ Global___GetQuoteResponse: _TypeAlias = GetQuoteResponse  # noqa: Y015
 
 @_typing.final
 class GetCandlesRequest(_message.Message):
+    """GetCandles's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
@@ -298,6 +346,7 @@ class GetCandlesRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD"."""
     interval: Global___CandleInterval.ValueType
     """Required."""
     limit: _builtins.int
@@ -329,13 +378,17 @@ Global___GetCandlesRequest: _TypeAlias = GetCandlesRequest  # noqa: Y015
 
 @_typing.final
 class GetCandlesResponse(_message.Message):
+    """GetCandles's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
     INTERVAL_FIELD_NUMBER: _builtins.int
     CANDLES_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """The requested symbol."""
     interval: Global___CandleInterval.ValueType
+    """The requested interval."""
     @_builtins.property
     def candles(self) -> _containers.RepeatedCompositeFieldContainer[Global___Candle]:
         """Oldest first; intervals without quotes are absent."""
@@ -357,12 +410,14 @@ Global___GetCandlesResponse: _TypeAlias = GetCandlesResponse  # noqa: Y015
 
 @_typing.final
 class StreamQuotesRequest(_message.Message):
+    """StreamQuotes's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Symbols to follow, 1 to 50 of them."""
+        """Symbols to follow, 1 to 50 of them, each 2 to 20 of [A-Z0-9]."""
 
     def __init__(
         self,
@@ -379,11 +434,15 @@ Global___StreamQuotesRequest: _TypeAlias = StreamQuotesRequest  # noqa: Y015
 
 @_typing.final
 class StreamQuotesResponse(_message.Message):
+    """One message of the StreamQuotes stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUOTE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def quote(self) -> Global___Quote: ...
+    def quote(self) -> Global___Quote:
+        """The latest quote of one of the requested symbols, with the broker's markup."""
+
     def __init__(
         self,
         *,
@@ -399,6 +458,8 @@ Global___StreamQuotesResponse: _TypeAlias = StreamQuotesResponse  # noqa: Y015
 
 @_typing.final
 class PublishQuotesRequest(_message.Message):
+    """One message of the PublishQuotes client stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     QUOTE_FIELD_NUMBER: _builtins.int
@@ -432,6 +493,8 @@ Global___PublishQuotesRequest: _TypeAlias = PublishQuotesRequest  # noqa: Y015
 
 @_typing.final
 class PublishQuotesResponse(_message.Message):
+    """PublishQuotes's result, when the feed closes its stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -490,7 +553,9 @@ class QuoteEvent(_message.Message):
     source: _builtins.str
     """Feed that produced it."""
     @_builtins.property
-    def quote(self) -> Global___Quote: ...
+    def quote(self) -> Global___Quote:
+        """The quote, with the broker's markup."""
+
     @_builtins.property
     def publish_time(self) -> _timestamp_pb2.Timestamp:
         """When MarketData published it (for latency measurement)."""

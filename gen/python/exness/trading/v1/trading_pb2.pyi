@@ -27,14 +27,17 @@ class _OrderSide:
 class _OrderSideEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderSide.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ORDER_SIDE_UNSPECIFIED: _OrderSide.ValueType  # 0
+    """Not a valid side: PlaceOrder refuses it."""
     ORDER_SIDE_BUY: _OrderSide.ValueType  # 1
     """Long: opens at the ask, closes at the bid."""
     ORDER_SIDE_SELL: _OrderSide.ValueType  # 2
     """Short: opens at the bid, closes at the ask."""
 
-class OrderSide(_OrderSide, metaclass=_OrderSideEnumTypeWrapper): ...
+class OrderSide(_OrderSide, metaclass=_OrderSideEnumTypeWrapper):
+    """Direction of an order or position."""
 
 ORDER_SIDE_UNSPECIFIED: OrderSide.ValueType  # 0
+"""Not a valid side: PlaceOrder refuses it."""
 ORDER_SIDE_BUY: OrderSide.ValueType  # 1
 """Long: opens at the ask, closes at the bid."""
 ORDER_SIDE_SELL: OrderSide.ValueType  # 2
@@ -48,6 +51,7 @@ class _OrderType:
 class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ORDER_TYPE_UNSPECIFIED: _OrderType.ValueType  # 0
+    """Not a valid type: PlaceOrder refuses it."""
     ORDER_TYPE_MARKET: _OrderType.ValueType  # 1
     """Filled at once at the current quote."""
     ORDER_TYPE_LIMIT: _OrderType.ValueType  # 2
@@ -55,9 +59,11 @@ class _OrderTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderType.V
     ORDER_TYPE_STOP: _OrderType.ValueType  # 3
     """BUY STOP above the ask (fills when ask >= price); SELL STOP below the bid (bid <= price)."""
 
-class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper): ...
+class OrderType(_OrderType, metaclass=_OrderTypeEnumTypeWrapper):
+    """How an order executes."""
 
 ORDER_TYPE_UNSPECIFIED: OrderType.ValueType  # 0
+"""Not a valid type: PlaceOrder refuses it."""
 ORDER_TYPE_MARKET: OrderType.ValueType  # 1
 """Filled at once at the current quote."""
 ORDER_TYPE_LIMIT: OrderType.ValueType  # 2
@@ -73,6 +79,7 @@ class _OrderStatus:
 class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ORDER_STATUS_UNSPECIFIED: _OrderStatus.ValueType  # 0
+    """Never set on a stored order."""
     ORDER_STATUS_PENDING: _OrderStatus.ValueType  # 1
     """Waiting for the market to reach its price."""
     ORDER_STATUS_FILLED: _OrderStatus.ValueType  # 2
@@ -84,9 +91,11 @@ class _OrderStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderStat
     ORDER_STATUS_EXPIRED: _OrderStatus.ValueType  # 5
     """Its expire_time passed before it triggered."""
 
-class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper): ...
+class OrderStatus(_OrderStatus, metaclass=_OrderStatusEnumTypeWrapper):
+    """Where an order is in its life."""
 
 ORDER_STATUS_UNSPECIFIED: OrderStatus.ValueType  # 0
+"""Never set on a stored order."""
 ORDER_STATUS_PENDING: OrderStatus.ValueType  # 1
 """Waiting for the market to reach its price."""
 ORDER_STATUS_FILLED: OrderStatus.ValueType  # 2
@@ -106,10 +115,13 @@ class _CloseReason:
 class _CloseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CloseReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CLOSE_REASON_UNSPECIFIED: _CloseReason.ValueType  # 0
+    """Never set on a closed trade."""
     CLOSE_REASON_CLIENT: _CloseReason.ValueType  # 1
     """ClosePosition by the trader."""
     CLOSE_REASON_STOP_LOSS: _CloseReason.ValueType  # 2
+    """The market reached the position's stop-loss."""
     CLOSE_REASON_TAKE_PROFIT: _CloseReason.ValueType  # 3
+    """The market reached the position's take-profit."""
     CLOSE_REASON_STOP_OUT: _CloseReason.ValueType  # 4
     """Closed by the broker because the margin level fell to the stop-out level."""
     CLOSE_REASON_OPERATOR: _CloseReason.ValueType  # 5
@@ -119,10 +131,13 @@ class CloseReason(_CloseReason, metaclass=_CloseReasonEnumTypeWrapper):
     """Why a position (or part of it) was closed."""
 
 CLOSE_REASON_UNSPECIFIED: CloseReason.ValueType  # 0
+"""Never set on a closed trade."""
 CLOSE_REASON_CLIENT: CloseReason.ValueType  # 1
 """ClosePosition by the trader."""
 CLOSE_REASON_STOP_LOSS: CloseReason.ValueType  # 2
+"""The market reached the position's stop-loss."""
 CLOSE_REASON_TAKE_PROFIT: CloseReason.ValueType  # 3
+"""The market reached the position's take-profit."""
 CLOSE_REASON_STOP_OUT: CloseReason.ValueType  # 4
 """Closed by the broker because the margin level fell to the stop-out level."""
 CLOSE_REASON_OPERATOR: CloseReason.ValueType  # 5
@@ -136,16 +151,21 @@ class _LedgerEntryKind:
 class _LedgerEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LedgerEntryKind.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     LEDGER_ENTRY_KIND_UNSPECIFIED: _LedgerEntryKind.ValueType  # 0
+    """Never set on a stored entry."""
     LEDGER_ENTRY_KIND_DEPOSIT: _LedgerEntryKind.ValueType  # 1
+    """Demo funds added by Deposit."""
     LEDGER_ENTRY_KIND_REALIZED_PNL: _LedgerEntryKind.ValueType  # 2
     """Realised profit or loss of a (partial) close."""
     LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET: _LedgerEntryKind.ValueType  # 3
     """Negative balance protection: the broker covers a negative balance after a stop-out."""
 
-class LedgerEntryKind(_LedgerEntryKind, metaclass=_LedgerEntryKindEnumTypeWrapper): ...
+class LedgerEntryKind(_LedgerEntryKind, metaclass=_LedgerEntryKindEnumTypeWrapper):
+    """Why a balance changed."""
 
 LEDGER_ENTRY_KIND_UNSPECIFIED: LedgerEntryKind.ValueType  # 0
+"""Never set on a stored entry."""
 LEDGER_ENTRY_KIND_DEPOSIT: LedgerEntryKind.ValueType  # 1
+"""Demo funds added by Deposit."""
 LEDGER_ENTRY_KIND_REALIZED_PNL: LedgerEntryKind.ValueType  # 2
 """Realised profit or loss of a (partial) close."""
 LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET: LedgerEntryKind.ValueType  # 3
@@ -159,40 +179,61 @@ class _AccountEventType:
 class _AccountEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountEventType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     ACCOUNT_EVENT_TYPE_UNSPECIFIED: _AccountEventType.ValueType  # 0
+    """Never sent."""
     ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT: _AccountEventType.ValueType  # 1
     """The account as it is now (first message of a StreamAccount call)."""
     ACCOUNT_EVENT_TYPE_ORDER_PLACED: _AccountEventType.ValueType  # 2
+    """A pending order was placed; `order` is it."""
     ACCOUNT_EVENT_TYPE_ORDER_FILLED: _AccountEventType.ValueType  # 3
+    """An order executed; `order` is it, `position` the position it opened."""
     ACCOUNT_EVENT_TYPE_ORDER_CANCELLED: _AccountEventType.ValueType  # 4
+    """A pending order was cancelled; `order` is it."""
     ACCOUNT_EVENT_TYPE_ORDER_REJECTED: _AccountEventType.ValueType  # 5
+    """A triggered pending order was refused at execution; `order` says why."""
     ACCOUNT_EVENT_TYPE_ORDER_EXPIRED: _AccountEventType.ValueType  # 6
+    """A pending order lapsed at its expire_time; `order` is it."""
     ACCOUNT_EVENT_TYPE_POSITION_OPENED: _AccountEventType.ValueType  # 7
+    """A position opened; `position` is it."""
     ACCOUNT_EVENT_TYPE_POSITION_MODIFIED: _AccountEventType.ValueType  # 8
+    """A position's stop-loss or take-profit changed; `position` is it."""
     ACCOUNT_EVENT_TYPE_POSITION_CLOSED: _AccountEventType.ValueType  # 9
     """Whole or partial close; `trade` is the closed part, `position` what stays (if any)."""
     ACCOUNT_EVENT_TYPE_BALANCE_CHANGED: _AccountEventType.ValueType  # 10
+    """The balance changed; `ledger_entry` says how."""
     ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED: _AccountEventType.ValueType  # 11
+    """The account leverage changed; `account` has the new one."""
     ACCOUNT_EVENT_TYPE_MARGIN_CALL: _AccountEventType.ValueType  # 12
     """The margin level fell to the margin call level."""
     ACCOUNT_EVENT_TYPE_STOP_OUT: _AccountEventType.ValueType  # 13
     """Positions are being closed by the broker; `trade` is each closed one."""
 
-class AccountEventType(_AccountEventType, metaclass=_AccountEventTypeEnumTypeWrapper): ...
+class AccountEventType(_AccountEventType, metaclass=_AccountEventTypeEnumTypeWrapper):
+    """What an AccountEvent reports."""
 
 ACCOUNT_EVENT_TYPE_UNSPECIFIED: AccountEventType.ValueType  # 0
+"""Never sent."""
 ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT: AccountEventType.ValueType  # 1
 """The account as it is now (first message of a StreamAccount call)."""
 ACCOUNT_EVENT_TYPE_ORDER_PLACED: AccountEventType.ValueType  # 2
+"""A pending order was placed; `order` is it."""
 ACCOUNT_EVENT_TYPE_ORDER_FILLED: AccountEventType.ValueType  # 3
+"""An order executed; `order` is it, `position` the position it opened."""
 ACCOUNT_EVENT_TYPE_ORDER_CANCELLED: AccountEventType.ValueType  # 4
+"""A pending order was cancelled; `order` is it."""
 ACCOUNT_EVENT_TYPE_ORDER_REJECTED: AccountEventType.ValueType  # 5
+"""A triggered pending order was refused at execution; `order` says why."""
 ACCOUNT_EVENT_TYPE_ORDER_EXPIRED: AccountEventType.ValueType  # 6
+"""A pending order lapsed at its expire_time; `order` is it."""
 ACCOUNT_EVENT_TYPE_POSITION_OPENED: AccountEventType.ValueType  # 7
+"""A position opened; `position` is it."""
 ACCOUNT_EVENT_TYPE_POSITION_MODIFIED: AccountEventType.ValueType  # 8
+"""A position's stop-loss or take-profit changed; `position` is it."""
 ACCOUNT_EVENT_TYPE_POSITION_CLOSED: AccountEventType.ValueType  # 9
 """Whole or partial close; `trade` is the closed part, `position` what stays (if any)."""
 ACCOUNT_EVENT_TYPE_BALANCE_CHANGED: AccountEventType.ValueType  # 10
+"""The balance changed; `ledger_entry` says how."""
 ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED: AccountEventType.ValueType  # 11
+"""The account leverage changed; `account` has the new one."""
 ACCOUNT_EVENT_TYPE_MARGIN_CALL: AccountEventType.ValueType  # 12
 """The margin level fell to the margin call level."""
 ACCOUNT_EVENT_TYPE_STOP_OUT: AccountEventType.ValueType  # 13
@@ -218,6 +259,7 @@ class Account(_message.Message):
     MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
     STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
+    """Opaque id of the account (decimal digits; unique across shards)."""
     currency: _builtins.str
     """Always "USD" for now."""
     balance: _builtins.str
@@ -266,6 +308,8 @@ Global___Account: _TypeAlias = Account  # noqa: Y015
 
 @_typing.final
 class Order(_message.Message):
+    """An order: a market order (filled at once) or a pending LIMIT/STOP order."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
@@ -286,18 +330,25 @@ class Order(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    """Opaque id of the order (decimal digits; unique across shards)."""
     client_order_id: _builtins.str
     """The caller's idempotency key, if one was given."""
     symbol: _builtins.str
+    """Platform symbol, e.g. "BTCUSD"."""
     side: Global___OrderSide.ValueType
+    """BUY or SELL."""
     type: Global___OrderType.ValueType
+    """MARKET, LIMIT or STOP."""
     status: Global___OrderStatus.ValueType
+    """Where the order is in its life."""
     volume: _builtins.str
     """Lots."""
     price: _builtins.str
     """Trigger price of a pending order; empty for market orders."""
     stop_loss: _builtins.str
+    """Stop-loss price to set on the position it opens (decimal string); empty for none."""
     take_profit: _builtins.str
+    """Take-profit price to set on the position it opens (decimal string); empty for none."""
     leverage: _builtins.int
     """Leverage the position will open with."""
     fill_price: _builtins.str
@@ -307,9 +358,13 @@ class Order(_message.Message):
     reject_reason: _builtins.str
     """Why it was rejected (REJECTED only): an ErrorReason name such as "INSUFFICIENT_MARGIN"."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was placed."""
+
     @_builtins.property
-    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When its status last changed."""
+
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """Pending orders only: when it lapses; absent for good-till-cancelled."""
@@ -345,6 +400,8 @@ Global___Order: _TypeAlias = Order  # noqa: Y015
 
 @_typing.final
 class Position(_message.Message):
+    """An open position: an exposure in one symbol and direction, from one filled order."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_ID_FIELD_NUMBER: _builtins.int
@@ -361,16 +418,23 @@ class Position(_message.Message):
     ORDER_ID_FIELD_NUMBER: _builtins.int
     OPEN_TIME_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
+    """Opaque id of the position (decimal digits; unique across shards)."""
     symbol: _builtins.str
+    """Platform symbol, e.g. "BTCUSD"."""
     side: Global___OrderSide.ValueType
+    """BUY (long) or SELL (short)."""
     volume: _builtins.str
     """Open volume in lots (shrinks on partial closes)."""
     open_price: _builtins.str
+    """Price it opened at (decimal string): the ask for BUY, the bid for SELL."""
     current_price: _builtins.str
     """The price it would close at now (bid for BUY, ask for SELL)."""
     stop_loss: _builtins.str
+    """Stop-loss price (decimal string); empty for none."""
     take_profit: _builtins.str
+    """Take-profit price (decimal string); empty for none."""
     leverage: _builtins.int
+    """Leverage it opened with, e.g. 100 for 1:100."""
     margin: _builtins.str
     """Margin held: volume x contract size x open price / leverage."""
     unrealized_pnl: _builtins.str
@@ -378,7 +442,9 @@ class Position(_message.Message):
     order_id: _builtins.str
     """Order that opened it."""
     @_builtins.property
-    def open_time(self) -> _timestamp_pb2.Timestamp: ...
+    def open_time(self) -> _timestamp_pb2.Timestamp:
+        """When it opened."""
+
     def __init__(
         self,
         *,
@@ -423,22 +489,35 @@ class Trade(_message.Message):
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_NOTE_FIELD_NUMBER: _builtins.int
     trade_id: _builtins.str
+    """Opaque id of the trade (decimal digits; unique across shards)."""
     position_id: _builtins.str
+    """The position it closed (whole or in part)."""
     symbol: _builtins.str
+    """Platform symbol, e.g. "BTCUSD"."""
     side: Global___OrderSide.ValueType
     """Side of the position."""
     volume: _builtins.str
     """Lots closed."""
     open_price: _builtins.str
+    """Price the position opened at (decimal string)."""
     close_price: _builtins.str
+    """Price it closed at (decimal string): the bid for BUY, the ask for SELL."""
     realized_pnl: _builtins.str
+    """Profit (positive) or loss (negative) in USD, booked to the balance (decimal string, 2
+    decimals).
+    """
     close_reason: Global___CloseReason.ValueType
+    """Why it closed."""
     close_note: _builtins.str
     """Why the broker closed it (close reason OPERATOR); empty otherwise."""
     @_builtins.property
-    def open_time(self) -> _timestamp_pb2.Timestamp: ...
+    def open_time(self) -> _timestamp_pb2.Timestamp:
+        """When the position opened."""
+
     @_builtins.property
-    def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """When this part closed."""
+
     def __init__(
         self,
         *,
@@ -476,7 +555,9 @@ class LedgerEntry(_message.Message):
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
+    """Opaque id of the entry (decimal digits)."""
     kind: Global___LedgerEntryKind.ValueType
+    """Why the balance changed."""
     amount: _builtins.str
     """Signed change."""
     balance_after: _builtins.str
@@ -484,7 +565,9 @@ class LedgerEntry(_message.Message):
     reference_id: _builtins.str
     """Related position or trade, if any."""
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was booked."""
+
     def __init__(
         self,
         *,
@@ -505,6 +588,8 @@ Global___LedgerEntry: _TypeAlias = LedgerEntry  # noqa: Y015
 
 @_typing.final
 class GetAccountRequest(_message.Message):
+    """GetAccount's input (empty: the account is the caller's)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -520,11 +605,15 @@ Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
 
 @_typing.final
 class GetAccountResponse(_message.Message):
+    """GetAccount's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The caller's account, computed from the latest quotes."""
+
     def __init__(
         self,
         *,
@@ -540,6 +629,8 @@ Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
 
 @_typing.final
 class DepositRequest(_message.Message):
+    """Deposit's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AMOUNT_FIELD_NUMBER: _builtins.int
@@ -560,14 +651,20 @@ Global___DepositRequest: _TypeAlias = DepositRequest  # noqa: Y015
 
 @_typing.final
 class DepositResponse(_message.Message):
+    """Deposit's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     ENTRY_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account after the deposit."""
+
     @_builtins.property
-    def entry(self) -> Global___LedgerEntry: ...
+    def entry(self) -> Global___LedgerEntry:
+        """The ledger entry that booked it."""
+
     def __init__(
         self,
         *,
@@ -584,6 +681,8 @@ Global___DepositResponse: _TypeAlias = DepositResponse  # noqa: Y015
 
 @_typing.final
 class SetLeverageRequest(_message.Message):
+    """SetLeverage's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEVERAGE_FIELD_NUMBER: _builtins.int
@@ -604,11 +703,15 @@ Global___SetLeverageRequest: _TypeAlias = SetLeverageRequest  # noqa: Y015
 
 @_typing.final
 class SetLeverageResponse(_message.Message):
+    """SetLeverage's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCOUNT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account with its new leverage."""
+
     def __init__(
         self,
         *,
@@ -624,6 +727,8 @@ Global___SetLeverageResponse: _TypeAlias = SetLeverageResponse  # noqa: Y015
 
 @_typing.final
 class PlaceOrderRequest(_message.Message):
+    """PlaceOrder's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
@@ -638,8 +743,11 @@ class PlaceOrderRequest(_message.Message):
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
+    """Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD"."""
     side: Global___OrderSide.ValueType
+    """BUY or SELL; required."""
     type: Global___OrderType.ValueType
+    """MARKET, LIMIT or STOP; required."""
     volume: _builtins.str
     """Lots; within the instrument's min/max and a multiple of its step. Give either `volume`, or
     `margin` and `leverage`.
@@ -685,12 +793,16 @@ Global___PlaceOrderRequest: _TypeAlias = PlaceOrderRequest  # noqa: Y015
 
 @_typing.final
 class PlaceOrderResponse(_message.Message):
+    """PlaceOrder's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def order(self) -> Global___Order: ...
+    def order(self) -> Global___Order:
+        """The order: FILLED for a market order, PENDING for a LIMIT/STOP order."""
+
     @_builtins.property
     def position(self) -> Global___Position:
         """The position a market order opened; absent for pending orders."""
@@ -711,6 +823,8 @@ Global___PlaceOrderResponse: _TypeAlias = PlaceOrderResponse  # noqa: Y015
 
 @_typing.final
 class ListOrdersRequest(_message.Message):
+    """ListOrders's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -735,6 +849,8 @@ Global___ListOrdersRequest: _TypeAlias = ListOrdersRequest  # noqa: Y015
 
 @_typing.final
 class ListOrdersResponse(_message.Message):
+    """ListOrders's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDERS_FIELD_NUMBER: _builtins.int
@@ -742,7 +858,9 @@ class ListOrdersResponse(_message.Message):
     next_page_token: _builtins.str
     """Token of the next page; empty on the last page."""
     @_builtins.property
-    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]: ...
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """The pending orders, newest first; at most page_size of them."""
+
     def __init__(
         self,
         *,
@@ -759,10 +877,13 @@ Global___ListOrdersResponse: _TypeAlias = ListOrdersResponse  # noqa: Y015
 
 @_typing.final
 class CancelOrderRequest(_message.Message):
+    """CancelOrder's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
+    """The pending order to cancel; at most 64 characters."""
     def __init__(
         self,
         *,
@@ -778,11 +899,15 @@ Global___CancelOrderRequest: _TypeAlias = CancelOrderRequest  # noqa: Y015
 
 @_typing.final
 class CancelOrderResponse(_message.Message):
+    """CancelOrder's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def order(self) -> Global___Order: ...
+    def order(self) -> Global___Order:
+        """The order, now CANCELLED."""
+
     def __init__(
         self,
         *,
@@ -798,6 +923,8 @@ Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
 
 @_typing.final
 class ListPositionsRequest(_message.Message):
+    """ListPositions's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -822,6 +949,8 @@ Global___ListPositionsRequest: _TypeAlias = ListPositionsRequest  # noqa: Y015
 
 @_typing.final
 class ListPositionsResponse(_message.Message):
+    """ListPositions's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITIONS_FIELD_NUMBER: _builtins.int
@@ -829,7 +958,9 @@ class ListPositionsResponse(_message.Message):
     next_page_token: _builtins.str
     """Token of the next page; empty on the last page."""
     @_builtins.property
-    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Position]: ...
+    def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Position]:
+        """The open positions, newest first, valued at the latest quotes; at most page_size of them."""
+
     def __init__(
         self,
         *,
@@ -846,12 +977,15 @@ Global___ListPositionsResponse: _TypeAlias = ListPositionsResponse  # noqa: Y015
 
 @_typing.final
 class ModifyPositionRequest(_message.Message):
+    """ModifyPosition's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_ID_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
+    """The open position to change; at most 64 characters."""
     stop_loss: _builtins.str
     """New stop-loss; empty removes it."""
     take_profit: _builtins.str
@@ -873,11 +1007,15 @@ Global___ModifyPositionRequest: _TypeAlias = ModifyPositionRequest  # noqa: Y015
 
 @_typing.final
 class ModifyPositionResponse(_message.Message):
+    """ModifyPosition's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def position(self) -> Global___Position: ...
+    def position(self) -> Global___Position:
+        """The position with its new levels."""
+
     def __init__(
         self,
         *,
@@ -893,11 +1031,14 @@ Global___ModifyPositionResponse: _TypeAlias = ModifyPositionResponse  # noqa: Y0
 
 @_typing.final
 class ClosePositionRequest(_message.Message):
+    """ClosePosition's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     POSITION_ID_FIELD_NUMBER: _builtins.int
     VOLUME_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
+    """The open position to close; at most 64 characters."""
     volume: _builtins.str
     """Lots to close; empty closes all of it."""
     def __init__(
@@ -916,6 +1057,8 @@ Global___ClosePositionRequest: _TypeAlias = ClosePositionRequest  # noqa: Y015
 
 @_typing.final
 class ClosePositionResponse(_message.Message):
+    """ClosePosition's result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRADE_FIELD_NUMBER: _builtins.int
@@ -930,7 +1073,9 @@ class ClosePositionResponse(_message.Message):
         """What stays open after a partial close; absent when it closed whole."""
 
     @_builtins.property
-    def account(self) -> Global___Account: ...
+    def account(self) -> Global___Account:
+        """The account after the close (balance includes the realised P&L)."""
+
     def __init__(
         self,
         *,
@@ -948,6 +1093,8 @@ Global___ClosePositionResponse: _TypeAlias = ClosePositionResponse  # noqa: Y015
 
 @_typing.final
 class ListTradesRequest(_message.Message):
+    """ListTrades's input."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -976,6 +1123,8 @@ Global___ListTradesRequest: _TypeAlias = ListTradesRequest  # noqa: Y015
 
 @_typing.final
 class ListTradesResponse(_message.Message):
+    """ListTrades's result: one page."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TRADES_FIELD_NUMBER: _builtins.int
@@ -983,7 +1132,9 @@ class ListTradesResponse(_message.Message):
     next_page_token: _builtins.str
     """Empty on the last page."""
     @_builtins.property
-    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]: ...
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[Global___Trade]:
+        """Closed trades, newest first; at most page_size of them."""
+
     def __init__(
         self,
         *,
@@ -1000,6 +1151,8 @@ Global___ListTradesResponse: _TypeAlias = ListTradesResponse  # noqa: Y015
 
 @_typing.final
 class StreamAccountRequest(_message.Message):
+    """StreamAccount's input (empty: the account is the caller's)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1015,11 +1168,15 @@ Global___StreamAccountRequest: _TypeAlias = StreamAccountRequest  # noqa: Y015
 
 @_typing.final
 class StreamAccountResponse(_message.Message):
+    """One message of the StreamAccount stream."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def event(self) -> Global___AccountEvent: ...
+    def event(self) -> Global___AccountEvent:
+        """What happened to the account."""
+
     def __init__(
         self,
         *,
@@ -1056,19 +1213,31 @@ class AccountEvent(_message.Message):
     consumers dedupe by it (delivery is at-least-once).
     """
     account_id: _builtins.str
+    """The account it happened to."""
     user_id: _builtins.str
     """The account owner's user id."""
     type: Global___AccountEventType.ValueType
+    """What happened; says which of the messages below are set."""
     @_builtins.property
-    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it was committed."""
+
     @_builtins.property
-    def order(self) -> Global___Order: ...
+    def order(self) -> Global___Order:
+        """The order concerned, for ORDER_* and POSITION_OPENED events."""
+
     @_builtins.property
-    def position(self) -> Global___Position: ...
+    def position(self) -> Global___Position:
+        """The position concerned (what stays open, after a partial close)."""
+
     @_builtins.property
-    def trade(self) -> Global___Trade: ...
+    def trade(self) -> Global___Trade:
+        """The closed part, for POSITION_CLOSED and STOP_OUT events."""
+
     @_builtins.property
-    def ledger_entry(self) -> Global___LedgerEntry: ...
+    def ledger_entry(self) -> Global___LedgerEntry:
+        """The balance change, for BALANCE_CHANGED and closes that book P&L."""
+
     @_builtins.property
     def account(self) -> Global___Account:
         """Balance, margin and levels after the event (computed at commit time)."""

@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_exness_common_v1_access } from "../../common/v1/access_pb";
 import { file_exness_common_v1_validate } from "../../common/v1/validate_pb";
 import type { Trade } from "../../trading/v1/trading_pb";
 import { file_exness_trading_v1_trading } from "../../trading/v1/trading_pb";
@@ -15,9 +16,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/admin/v1/admin.proto.
  */
 export const file_exness_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChtleG5lc3MvYWRtaW4vdjEvYWRtaW4ucHJvdG8SD2V4bmVzcy5hZG1pbi52MSIUChJHZXRFeHBvc3VyZVJlcXVlc3QiRwoTR2V0RXhwb3N1cmVSZXNwb25zZRIwCgdzeW1ib2xzGAEgAygLMh8uZXhuZXNzLmFkbWluLnYxLlN5bWJvbEV4cG9zdXJlIrYBCg5TeW1ib2xFeHBvc3VyZRIOCgZzeW1ib2wYASABKAkSEwoLbG9uZ192b2x1bWUYAiABKAkSFAoMc2hvcnRfdm9sdW1lGAMgASgJEhIKCm5ldF92b2x1bWUYBCABKAkSFAoMbmV0X25vdGlvbmFsGAUgASgJEhwKFGNsaWVudHNfZmxvYXRpbmdfcG5sGAYgASgJEhEKCXBvc2l0aW9ucxgHIAEoBRIOCgZoYWx0ZWQYCCABKAgiPAogTGlzdEFjY291bnRzQnlNYXJnaW5MZXZlbFJlcXVlc3QSGAoFbGltaXQYASABKAVCCarUGAUwAUDoByJTCiFMaXN0QWNjb3VudHNCeU1hcmdpbkxldmVsUmVzcG9uc2USLgoIYWNjb3VudHMYASADKAsyHC5leG5lc3MuYWRtaW4udjEuQWNjb3VudFJpc2sijAEKC0FjY291bnRSaXNrEhIKCmFjY291bnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIPCgdiYWxhbmNlGAMgASgJEg4KBmVxdWl0eRgEIAEoCRIOCgZtYXJnaW4YBSABKAkSFAoMbWFyZ2luX2xldmVsGAYgASgJEhEKCXBvc2l0aW9ucxgHIAEoBSJZChJIYWx0VHJhZGluZ1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXszLDEyfSQSGQoGcmVhc29uGAIgASgJQgmq1BgFCAEY9AMiOgoTSGFsdFRyYWRpbmdSZXNwb25zZRIjCgRoYWx0GAEgASgLMhUuZXhuZXNzLmFkbWluLnYxLkhhbHQiQAoUUmVzdW1lVHJhZGluZ1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXszLDEyfSQiKwoVUmVzdW1lVHJhZGluZ1Jlc3BvbnNlEhIKCndhc19oYWx0ZWQYASABKAgiEgoQTGlzdEhhbHRzUmVxdWVzdCI5ChFMaXN0SGFsdHNSZXNwb25zZRIkCgVoYWx0cxgBIAMoCzIVLmV4bmVzcy5hZG1pbi52MS5IYWx0IlUKBEhhbHQSDgoGc3ltYm9sGAEgASgJEg4KBnJlYXNvbhgCIAEoCRItCgloYWx0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKGUZvcmNlQ2xvc2VQb3NpdGlvblJlcXVlc3QSKgoLcG9zaXRpb25faWQYASABKAlCFarUGBEIASINXlswLTldezEsMTl9JBIZCgZyZWFzb24YAiABKAlCCarUGAUIARj0AyJZChpGb3JjZUNsb3NlUG9zaXRpb25SZXNwb25zZRInCgV0cmFkZRgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhIKCmFjY291bnRfaWQYAiABKAkiQwoWUmVwdWJsaXNoRXZlbnRzUmVxdWVzdBIpCg1mcm9tX3NlcXVlbmNlGAEgASgDQhKq1BgOMAE4AUD//////////38iQAoXUmVwdWJsaXNoRXZlbnRzUmVzcG9uc2USDgoGZXZlbnRzGAEgASgDEhUKDWxhc3Rfc2VxdWVuY2UYAiABKAMiaQoWU2V0U3ByZWFkTWFya3VwUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezMsMTJ9JBIlCg1zcHJlYWRfbWFya3VwGAIgASgJQg6q1BgKCAEqBhABGAogFCJgChdTZXRTcHJlYWRNYXJrdXBSZXNwb25zZRIOCgZzeW1ib2wYASABKAkSHgoWcHJldmlvdXNfc3ByZWFkX21hcmt1cBgCIAEoCRIVCg1zcHJlYWRfbWFya3VwGAMgASgJMtcFChNUcmFkaW5nQWRtaW5TZXJ2aWNlElgKC0dldEV4cG9zdXJlEiMuZXhuZXNzLmFkbWluLnYxLkdldEV4cG9zdXJlUmVxdWVzdBokLmV4bmVzcy5hZG1pbi52MS5HZXRFeHBvc3VyZVJlc3BvbnNlEoIBChlMaXN0QWNjb3VudHNCeU1hcmdpbkxldmVsEjEuZXhuZXNzLmFkbWluLnYxLkxpc3RBY2NvdW50c0J5TWFyZ2luTGV2ZWxSZXF1ZXN0GjIuZXhuZXNzLmFkbWluLnYxLkxpc3RBY2NvdW50c0J5TWFyZ2luTGV2ZWxSZXNwb25zZRJYCgtIYWx0VHJhZGluZxIjLmV4bmVzcy5hZG1pbi52MS5IYWx0VHJhZGluZ1JlcXVlc3QaJC5leG5lc3MuYWRtaW4udjEuSGFsdFRyYWRpbmdSZXNwb25zZRJeCg1SZXN1bWVUcmFkaW5nEiUuZXhuZXNzLmFkbWluLnYxLlJlc3VtZVRyYWRpbmdSZXF1ZXN0GiYuZXhuZXNzLmFkbWluLnYxLlJlc3VtZVRyYWRpbmdSZXNwb25zZRJSCglMaXN0SGFsdHMSIS5leG5lc3MuYWRtaW4udjEuTGlzdEhhbHRzUmVxdWVzdBoiLmV4bmVzcy5hZG1pbi52MS5MaXN0SGFsdHNSZXNwb25zZRJtChJGb3JjZUNsb3NlUG9zaXRpb24SKi5leG5lc3MuYWRtaW4udjEuRm9yY2VDbG9zZVBvc2l0aW9uUmVxdWVzdBorLmV4bmVzcy5hZG1pbi52MS5Gb3JjZUNsb3NlUG9zaXRpb25SZXNwb25zZRJkCg9SZXB1Ymxpc2hFdmVudHMSJy5leG5lc3MuYWRtaW4udjEuUmVwdWJsaXNoRXZlbnRzUmVxdWVzdBooLmV4bmVzcy5hZG1pbi52MS5SZXB1Ymxpc2hFdmVudHNSZXNwb25zZTJ6ChJNYXJrZXRBZG1pblNlcnZpY2USZAoPU2V0U3ByZWFkTWFya3VwEicuZXhuZXNzLmFkbWluLnYxLlNldFNwcmVhZE1hcmt1cFJlcXVlc3QaKC5leG5lc3MuYWRtaW4udjEuU2V0U3ByZWFkTWFya3VwUmVzcG9uc2ViBnByb3RvMw", [file_exness_common_v1_validate, file_exness_trading_v1_trading, file_google_protobuf_timestamp]);
+  fileDesc("ChtleG5lc3MvYWRtaW4vdjEvYWRtaW4ucHJvdG8SD2V4bmVzcy5hZG1pbi52MSIUChJHZXRFeHBvc3VyZVJlcXVlc3QiRwoTR2V0RXhwb3N1cmVSZXNwb25zZRIwCgdzeW1ib2xzGAEgAygLMh8uZXhuZXNzLmFkbWluLnYxLlN5bWJvbEV4cG9zdXJlIrYBCg5TeW1ib2xFeHBvc3VyZRIOCgZzeW1ib2wYASABKAkSEwoLbG9uZ192b2x1bWUYAiABKAkSFAoMc2hvcnRfdm9sdW1lGAMgASgJEhIKCm5ldF92b2x1bWUYBCABKAkSFAoMbmV0X25vdGlvbmFsGAUgASgJEhwKFGNsaWVudHNfZmxvYXRpbmdfcG5sGAYgASgJEhEKCXBvc2l0aW9ucxgHIAEoBRIOCgZoYWx0ZWQYCCABKAgiPAogTGlzdEFjY291bnRzQnlNYXJnaW5MZXZlbFJlcXVlc3QSGAoFbGltaXQYASABKAVCCarUGAUwAUDoByJTCiFMaXN0QWNjb3VudHNCeU1hcmdpbkxldmVsUmVzcG9uc2USLgoIYWNjb3VudHMYASADKAsyHC5leG5lc3MuYWRtaW4udjEuQWNjb3VudFJpc2sijAEKC0FjY291bnRSaXNrEhIKCmFjY291bnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIPCgdiYWxhbmNlGAMgASgJEg4KBmVxdWl0eRgEIAEoCRIOCgZtYXJnaW4YBSABKAkSFAoMbWFyZ2luX2xldmVsGAYgASgJEhEKCXBvc2l0aW9ucxgHIAEoBSJZChJIYWx0VHJhZGluZ1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXszLDEyfSQSGQoGcmVhc29uGAIgASgJQgmq1BgFCAEY9AMiOgoTSGFsdFRyYWRpbmdSZXNwb25zZRIjCgRoYWx0GAEgASgLMhUuZXhuZXNzLmFkbWluLnYxLkhhbHQiQAoUUmVzdW1lVHJhZGluZ1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXszLDEyfSQiKwoVUmVzdW1lVHJhZGluZ1Jlc3BvbnNlEhIKCndhc19oYWx0ZWQYASABKAgiEgoQTGlzdEhhbHRzUmVxdWVzdCI5ChFMaXN0SGFsdHNSZXNwb25zZRIkCgVoYWx0cxgBIAMoCzIVLmV4bmVzcy5hZG1pbi52MS5IYWx0IlUKBEhhbHQSDgoGc3ltYm9sGAEgASgJEg4KBnJlYXNvbhgCIAEoCRItCgloYWx0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKGUZvcmNlQ2xvc2VQb3NpdGlvblJlcXVlc3QSKgoLcG9zaXRpb25faWQYASABKAlCFarUGBEIASINXlswLTldezEsMTl9JBIZCgZyZWFzb24YAiABKAlCCarUGAUIARj0AyJZChpGb3JjZUNsb3NlUG9zaXRpb25SZXNwb25zZRInCgV0cmFkZRgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhIKCmFjY291bnRfaWQYAiABKAkiQwoWUmVwdWJsaXNoRXZlbnRzUmVxdWVzdBIpCg1mcm9tX3NlcXVlbmNlGAEgASgDQhKq1BgOMAE4AUD//////////38iQAoXUmVwdWJsaXNoRXZlbnRzUmVzcG9uc2USDgoGZXZlbnRzGAEgASgDEhUKDWxhc3Rfc2VxdWVuY2UYAiABKAMiaQoWU2V0U3ByZWFkTWFya3VwUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezMsMTJ9JBIlCg1zcHJlYWRfbWFya3VwGAIgASgJQg6q1BgKCAEqBhABGAogFCJgChdTZXRTcHJlYWRNYXJrdXBSZXNwb25zZRIOCgZzeW1ib2wYASABKAkSHgoWcHJldmlvdXNfc3ByZWFkX21hcmt1cBgCIAEoCRIVCg1zcHJlYWRfbWFya3VwGAMgASgJMoEGChNUcmFkaW5nQWRtaW5TZXJ2aWNlEl4KC0dldEV4cG9zdXJlEiMuZXhuZXNzLmFkbWluLnYxLkdldEV4cG9zdXJlUmVxdWVzdBokLmV4bmVzcy5hZG1pbi52MS5HZXRFeHBvc3VyZVJlc3BvbnNlIgSw1BgEEogBChlMaXN0QWNjb3VudHNCeU1hcmdpbkxldmVsEjEuZXhuZXNzLmFkbWluLnYxLkxpc3RBY2NvdW50c0J5TWFyZ2luTGV2ZWxSZXF1ZXN0GjIuZXhuZXNzLmFkbWluLnYxLkxpc3RBY2NvdW50c0J5TWFyZ2luTGV2ZWxSZXNwb25zZSIEsNQYBBJeCgtIYWx0VHJhZGluZxIjLmV4bmVzcy5hZG1pbi52MS5IYWx0VHJhZGluZ1JlcXVlc3QaJC5leG5lc3MuYWRtaW4udjEuSGFsdFRyYWRpbmdSZXNwb25zZSIEsNQYBBJkCg1SZXN1bWVUcmFkaW5nEiUuZXhuZXNzLmFkbWluLnYxLlJlc3VtZVRyYWRpbmdSZXF1ZXN0GiYuZXhuZXNzLmFkbWluLnYxLlJlc3VtZVRyYWRpbmdSZXNwb25zZSIEsNQYBBJYCglMaXN0SGFsdHMSIS5leG5lc3MuYWRtaW4udjEuTGlzdEhhbHRzUmVxdWVzdBoiLmV4bmVzcy5hZG1pbi52MS5MaXN0SGFsdHNSZXNwb25zZSIEsNQYBBJzChJGb3JjZUNsb3NlUG9zaXRpb24SKi5leG5lc3MuYWRtaW4udjEuRm9yY2VDbG9zZVBvc2l0aW9uUmVxdWVzdBorLmV4bmVzcy5hZG1pbi52MS5Gb3JjZUNsb3NlUG9zaXRpb25SZXNwb25zZSIEsNQYBBJqCg9SZXB1Ymxpc2hFdmVudHMSJy5leG5lc3MuYWRtaW4udjEuUmVwdWJsaXNoRXZlbnRzUmVxdWVzdBooLmV4bmVzcy5hZG1pbi52MS5SZXB1Ymxpc2hFdmVudHNSZXNwb25zZSIEsNQYBDKAAQoSTWFya2V0QWRtaW5TZXJ2aWNlEmoKD1NldFNwcmVhZE1hcmt1cBInLmV4bmVzcy5hZG1pbi52MS5TZXRTcHJlYWRNYXJrdXBSZXF1ZXN0GiguZXhuZXNzLmFkbWluLnYxLlNldFNwcmVhZE1hcmt1cFJlc3BvbnNlIgSw1BgEQpwBChNjb20uZXhuZXNzLmFkbWluLnYxQgpBZG1pblByb3RvUAFaM2V4bmVzcy5kZXYvY29udHJhY3RzL2dlbi9nby9leG5lc3MvYWRtaW4vdjE7YWRtaW52MaICA0VYT6oCD0V4bmVzcy5BZG1pbi5WMboCA0VYT8oCD0V4bmVzc1xBZG1pblxWMeoCEUV4bmVzczo6QWRtaW46OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_exness_trading_v1_trading, file_google_protobuf_timestamp]);
 
 /**
+ * GetExposure's input (empty).
+ *
  * @generated from message exness.admin.v1.GetExposureRequest
  */
 export type GetExposureRequest = Message<"exness.admin.v1.GetExposureRequest"> & {
@@ -31,6 +34,8 @@ export const GetExposureRequestSchema: GenMessage<GetExposureRequest> = /*@__PUR
   messageDesc(file_exness_admin_v1_admin, 0);
 
 /**
+ * GetExposure's result.
+ *
  * @generated from message exness.admin.v1.GetExposureResponse
  */
 export type GetExposureResponse = Message<"exness.admin.v1.GetExposureResponse"> & {
@@ -50,10 +55,14 @@ export const GetExposureResponseSchema: GenMessage<GetExposureResponse> = /*@__P
   messageDesc(file_exness_admin_v1_admin, 1);
 
 /**
+ * The clients' open exposure in one symbol.
+ *
  * @generated from message exness.admin.v1.SymbolExposure
  */
 export type SymbolExposure = Message<"exness.admin.v1.SymbolExposure"> & {
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -66,11 +75,15 @@ export type SymbolExposure = Message<"exness.admin.v1.SymbolExposure"> & {
   longVolume: string;
 
   /**
+   * Lots the clients hold short (decimal string).
+   *
    * @generated from field: string short_volume = 3;
    */
   shortVolume: string;
 
   /**
+   * Long minus short, in lots (decimal string).
+   *
    * @generated from field: string net_volume = 4;
    */
   netVolume: string;
@@ -90,6 +103,8 @@ export type SymbolExposure = Message<"exness.admin.v1.SymbolExposure"> & {
   clientsFloatingPnl: string;
 
   /**
+   * Open positions in the symbol.
+   *
    * @generated from field: int32 positions = 7;
    */
   positions: number;
@@ -110,6 +125,8 @@ export const SymbolExposureSchema: GenMessage<SymbolExposure> = /*@__PURE__*/
   messageDesc(file_exness_admin_v1_admin, 2);
 
 /**
+ * ListAccountsByMarginLevel's input.
+ *
  * @generated from message exness.admin.v1.ListAccountsByMarginLevelRequest
  */
 export type ListAccountsByMarginLevelRequest = Message<"exness.admin.v1.ListAccountsByMarginLevelRequest"> & {
@@ -129,10 +146,14 @@ export const ListAccountsByMarginLevelRequestSchema: GenMessage<ListAccountsByMa
   messageDesc(file_exness_admin_v1_admin, 3);
 
 /**
+ * ListAccountsByMarginLevel's result.
+ *
  * @generated from message exness.admin.v1.ListAccountsByMarginLevelResponse
  */
 export type ListAccountsByMarginLevelResponse = Message<"exness.admin.v1.ListAccountsByMarginLevelResponse"> & {
   /**
+   * Accounts with open positions, the lowest margin level first.
+   *
    * @generated from field: repeated exness.admin.v1.AccountRisk accounts = 1;
    */
   accounts: AccountRisk[];
@@ -146,15 +167,21 @@ export const ListAccountsByMarginLevelResponseSchema: GenMessage<ListAccountsByM
   messageDesc(file_exness_admin_v1_admin, 4);
 
 /**
+ * One account's risk figures, computed at the latest quotes.
+ *
  * @generated from message exness.admin.v1.AccountRisk
  */
 export type AccountRisk = Message<"exness.admin.v1.AccountRisk"> & {
   /**
+   * The account.
+   *
    * @generated from field: string account_id = 1;
    */
   accountId: string;
 
   /**
+   * The account owner's user id.
+   *
    * @generated from field: string user_id = 2;
    */
   userId: string;
@@ -167,21 +194,29 @@ export type AccountRisk = Message<"exness.admin.v1.AccountRisk"> & {
   balance: string;
 
   /**
+   * Balance plus floating P&L, in USD (decimal string).
+   *
    * @generated from field: string equity = 4;
    */
   equity: string;
 
   /**
+   * Margin held by open positions, in USD (decimal string).
+   *
    * @generated from field: string margin = 5;
    */
   margin: string;
 
   /**
+   * Equity / margin x 100, in percent (decimal string); empty when no margin is used.
+   *
    * @generated from field: string margin_level = 6;
    */
   marginLevel: string;
 
   /**
+   * Open positions of the account.
+   *
    * @generated from field: int32 positions = 7;
    */
   positions: number;
@@ -195,10 +230,14 @@ export const AccountRiskSchema: GenMessage<AccountRisk> = /*@__PURE__*/
   messageDesc(file_exness_admin_v1_admin, 5);
 
 /**
+ * HaltTrading's input.
+ *
  * @generated from message exness.admin.v1.HaltTradingRequest
  */
 export type HaltTradingRequest = Message<"exness.admin.v1.HaltTradingRequest"> & {
   /**
+   * The instrument to halt: 3 to 12 of [A-Z0-9].
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -219,10 +258,14 @@ export const HaltTradingRequestSchema: GenMessage<HaltTradingRequest> = /*@__PUR
   messageDesc(file_exness_admin_v1_admin, 6);
 
 /**
+ * HaltTrading's result.
+ *
  * @generated from message exness.admin.v1.HaltTradingResponse
  */
 export type HaltTradingResponse = Message<"exness.admin.v1.HaltTradingResponse"> & {
   /**
+   * The halt now in force.
+   *
    * @generated from field: exness.admin.v1.Halt halt = 1;
    */
   halt?: Halt | undefined;
@@ -236,10 +279,14 @@ export const HaltTradingResponseSchema: GenMessage<HaltTradingResponse> = /*@__P
   messageDesc(file_exness_admin_v1_admin, 7);
 
 /**
+ * ResumeTrading's input.
+ *
  * @generated from message exness.admin.v1.ResumeTradingRequest
  */
 export type ResumeTradingRequest = Message<"exness.admin.v1.ResumeTradingRequest"> & {
   /**
+   * The instrument to resume: 3 to 12 of [A-Z0-9].
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -253,6 +300,8 @@ export const ResumeTradingRequestSchema: GenMessage<ResumeTradingRequest> = /*@_
   messageDesc(file_exness_admin_v1_admin, 8);
 
 /**
+ * ResumeTrading's result.
+ *
  * @generated from message exness.admin.v1.ResumeTradingResponse
  */
 export type ResumeTradingResponse = Message<"exness.admin.v1.ResumeTradingResponse"> & {
@@ -272,6 +321,8 @@ export const ResumeTradingResponseSchema: GenMessage<ResumeTradingResponse> = /*
   messageDesc(file_exness_admin_v1_admin, 9);
 
 /**
+ * ListHalts's input (empty).
+ *
  * @generated from message exness.admin.v1.ListHaltsRequest
  */
 export type ListHaltsRequest = Message<"exness.admin.v1.ListHaltsRequest"> & {
@@ -285,10 +336,14 @@ export const ListHaltsRequestSchema: GenMessage<ListHaltsRequest> = /*@__PURE__*
   messageDesc(file_exness_admin_v1_admin, 10);
 
 /**
+ * ListHalts's result.
+ *
  * @generated from message exness.admin.v1.ListHaltsResponse
  */
 export type ListHaltsResponse = Message<"exness.admin.v1.ListHaltsResponse"> & {
   /**
+   * Every halt in force, by symbol.
+   *
    * @generated from field: repeated exness.admin.v1.Halt halts = 1;
    */
   halts: Halt[];
@@ -302,20 +357,28 @@ export const ListHaltsResponseSchema: GenMessage<ListHaltsResponse> = /*@__PURE_
   messageDesc(file_exness_admin_v1_admin, 11);
 
 /**
+ * An instrument on which new orders are refused.
+ *
  * @generated from message exness.admin.v1.Halt
  */
 export type Halt = Message<"exness.admin.v1.Halt"> & {
   /**
+   * The halted instrument.
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
 
   /**
+   * Why, as the operator gave it.
+   *
    * @generated from field: string reason = 2;
    */
   reason: string;
 
   /**
+   * When the halt began.
+   *
    * @generated from field: google.protobuf.Timestamp halted_at = 3;
    */
   haltedAt?: Timestamp | undefined;
@@ -329,10 +392,14 @@ export const HaltSchema: GenMessage<Halt> = /*@__PURE__*/
   messageDesc(file_exness_admin_v1_admin, 12);
 
 /**
+ * ForceClosePosition's input.
+ *
  * @generated from message exness.admin.v1.ForceClosePositionRequest
  */
 export type ForceClosePositionRequest = Message<"exness.admin.v1.ForceClosePositionRequest"> & {
   /**
+   * The open position to close: 1 to 19 decimal digits.
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
@@ -353,15 +420,21 @@ export const ForceClosePositionRequestSchema: GenMessage<ForceClosePositionReque
   messageDesc(file_exness_admin_v1_admin, 13);
 
 /**
+ * ForceClosePosition's result.
+ *
  * @generated from message exness.admin.v1.ForceClosePositionResponse
  */
 export type ForceClosePositionResponse = Message<"exness.admin.v1.ForceClosePositionResponse"> & {
   /**
+   * The trade that closed the position.
+   *
    * @generated from field: exness.trading.v1.Trade trade = 1;
    */
   trade?: Trade | undefined;
 
   /**
+   * The account the position belonged to.
+   *
    * @generated from field: string account_id = 2;
    */
   accountId: string;
@@ -375,6 +448,8 @@ export const ForceClosePositionResponseSchema: GenMessage<ForceClosePositionResp
   messageDesc(file_exness_admin_v1_admin, 14);
 
 /**
+ * RepublishEvents's input.
+ *
  * @generated from message exness.admin.v1.RepublishEventsRequest
  */
 export type RepublishEventsRequest = Message<"exness.admin.v1.RepublishEventsRequest"> & {
@@ -394,6 +469,8 @@ export const RepublishEventsRequestSchema: GenMessage<RepublishEventsRequest> = 
   messageDesc(file_exness_admin_v1_admin, 15);
 
 /**
+ * RepublishEvents's result.
+ *
  * @generated from message exness.admin.v1.RepublishEventsResponse
  */
 export type RepublishEventsResponse = Message<"exness.admin.v1.RepublishEventsResponse"> & {
@@ -420,10 +497,14 @@ export const RepublishEventsResponseSchema: GenMessage<RepublishEventsResponse> 
   messageDesc(file_exness_admin_v1_admin, 16);
 
 /**
+ * SetSpreadMarkup's input.
+ *
  * @generated from message exness.admin.v1.SetSpreadMarkupRequest
  */
 export type SetSpreadMarkupRequest = Message<"exness.admin.v1.SetSpreadMarkupRequest"> & {
   /**
+   * The instrument: 3 to 12 of [A-Z0-9].
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -444,20 +525,28 @@ export const SetSpreadMarkupRequestSchema: GenMessage<SetSpreadMarkupRequest> = 
   messageDesc(file_exness_admin_v1_admin, 17);
 
 /**
+ * SetSpreadMarkup's result.
+ *
  * @generated from message exness.admin.v1.SetSpreadMarkupResponse
  */
 export type SetSpreadMarkupResponse = Message<"exness.admin.v1.SetSpreadMarkupResponse"> & {
   /**
+   * The instrument.
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
 
   /**
+   * The markup before the change, in price units (decimal string).
+   *
    * @generated from field: string previous_spread_markup = 2;
    */
   previousSpreadMarkup: string;
 
   /**
+   * The markup now in force, in price units (decimal string).
+   *
    * @generated from field: string spread_markup = 3;
    */
   spreadMarkup: string;
@@ -573,6 +662,9 @@ export const TradingAdminService: GenService<{
   serviceDesc(file_exness_admin_v1_admin, 0);
 
 /**
+ * Operators' market controls, served inside the mesh only (never routed at the edge); every
+ * RPC needs the operator credential (`x-operator-token` metadata).
+ *
  * @generated from service exness.admin.v1.MarketAdminService
  */
 export const MarketAdminService: GenService<{

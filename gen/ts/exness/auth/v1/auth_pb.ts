@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_exness_common_v1_access } from "../../common/v1/access_pb";
 import { file_exness_common_v1_validate } from "../../common/v1/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { HttpBodySchema } from "../../../google/api/httpbody_pb";
@@ -16,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/auth/v1/auth.proto.
  */
 export const file_exness_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChlleG5lc3MvYXV0aC92MS9hdXRoLnByb3RvEg5leG5lc3MuYXV0aC52MSJmCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNoYXJkGAQgASgFImAKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkihQEKD1JlZ2lzdGVyUmVxdWVzdBJVCgVlbWFpbBgBIAEoCUJGqtQYQggBEAMY/gEiOV5ccypbQS1aYS16MC05Ll8lKy1dK0BbQS1aYS16MC05LV0rKFwuW0EtWmEtejAtOS1dKykrXHMqJBIbCghwYXNzd29yZBgCIAEoCUIJqtQYBQgBGIABImEKEFJlZ2lzdGVyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULmV4bmVzcy5hdXRoLnYxLlVzZXISKQoGdG9rZW5zGAIgASgLMhkuZXhuZXNzLmF1dGgudjEuVG9rZW5QYWlyIkUKDExvZ2luUmVxdWVzdBIYCgVlbWFpbBgBIAEoCUIJqtQYBQgBGP4BEhsKCHBhc3N3b3JkGAIgASgJQgmq1BgFCAEYgAEiZAoNTG9naW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkiMgoOUmVmcmVzaFJlcXVlc3QSIAoNcmVmcmVzaF90b2tlbhgBIAEoCUIJqtQYBQgBGIACImYKD1JlZnJlc2hSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkiMQoNTG9nb3V0UmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgmq1BgFCAEYgAIiEAoOTG9nb3V0UmVzcG9uc2UiDgoMR2V0TWVSZXF1ZXN0IjMKDUdldE1lUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULmV4bmVzcy5hdXRoLnYxLlVzZXIiEAoOR2V0Sndrc1JlcXVlc3Qy4AQKC0F1dGhTZXJ2aWNlEmsKCFJlZ2lzdGVyEh8uZXhuZXNzLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiAuZXhuZXNzLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvYXV0aC9yZWdpc3RlchJfCgVMb2dpbhIcLmV4bmVzcy5hdXRoLnYxLkxvZ2luUmVxdWVzdBodLmV4bmVzcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2UiGYLT5JMCEzoBKiIOL3YxL2F1dGgvbG9naW4SZwoHUmVmcmVzaBIeLmV4bmVzcy5hdXRoLnYxLlJlZnJlc2hSZXF1ZXN0Gh8uZXhuZXNzLmF1dGgudjEuUmVmcmVzaFJlc3BvbnNlIhuC0+STAhU6ASoiEC92MS9hdXRoL3JlZnJlc2gSYwoGTG9nb3V0Eh0uZXhuZXNzLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmV4bmVzcy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIhqC0+STAhQ6ASoiDy92MS9hdXRoL2xvZ291dBJUCgVHZXRNZRIcLmV4bmVzcy5hdXRoLnYxLkdldE1lUmVxdWVzdBodLmV4bmVzcy5hdXRoLnYxLkdldE1lUmVzcG9uc2UiDoLT5JMCCBIGL3YxL21lEl8KB0dldEp3a3MSHi5leG5lc3MuYXV0aC52MS5HZXRKd2tzUmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiHoLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbmIGcHJvdG8z", [file_exness_common_v1_validate, file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_timestamp]);
+  fileDesc("ChlleG5lc3MvYXV0aC92MS9hdXRoLnByb3RvEg5leG5lc3MuYXV0aC52MSJmCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNoYXJkGAQgASgFImAKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkihQEKD1JlZ2lzdGVyUmVxdWVzdBJVCgVlbWFpbBgBIAEoCUJGqtQYQggBEAMY/gEiOV5ccypbQS1aYS16MC05Ll8lKy1dK0BbQS1aYS16MC05LV0rKFwuW0EtWmEtejAtOS1dKykrXHMqJBIbCghwYXNzd29yZBgCIAEoCUIJqtQYBQgBGIABImEKEFJlZ2lzdGVyUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULmV4bmVzcy5hdXRoLnYxLlVzZXISKQoGdG9rZW5zGAIgASgLMhkuZXhuZXNzLmF1dGgudjEuVG9rZW5QYWlyIkUKDExvZ2luUmVxdWVzdBIYCgVlbWFpbBgBIAEoCUIJqtQYBQgBGP4BEhsKCHBhc3N3b3JkGAIgASgJQgmq1BgFCAEYgAEiZAoNTG9naW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkiMgoOUmVmcmVzaFJlcXVlc3QSIAoNcmVmcmVzaF90b2tlbhgBIAEoCUIJqtQYBQgBGIACImYKD1JlZnJlc2hSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRISCgpleHBpcmVzX2luGAMgASgFEhIKCnRva2VuX3R5cGUYBCABKAkiMQoNTG9nb3V0UmVxdWVzdBIgCg1yZWZyZXNoX3Rva2VuGAEgASgJQgmq1BgFCAEYgAIiEAoOTG9nb3V0UmVzcG9uc2UiDgoMR2V0TWVSZXF1ZXN0IjMKDUdldE1lUmVzcG9uc2USIgoEdXNlchgBIAEoCzIULmV4bmVzcy5hdXRoLnYxLlVzZXIiEAoOR2V0Sndrc1JlcXVlc3Qy+AQKC0F1dGhTZXJ2aWNlEm8KCFJlZ2lzdGVyEh8uZXhuZXNzLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0GiAuZXhuZXNzLmF1dGgudjEuUmVnaXN0ZXJSZXNwb25zZSIgsNQYAYLT5JMCFjoBKiIRL3YxL2F1dGgvcmVnaXN0ZXISYwoFTG9naW4SHC5leG5lc3MuYXV0aC52MS5Mb2dpblJlcXVlc3QaHS5leG5lc3MuYXV0aC52MS5Mb2dpblJlc3BvbnNlIh2w1BgBgtPkkwITOgEqIg4vdjEvYXV0aC9sb2dpbhJrCgdSZWZyZXNoEh4uZXhuZXNzLmF1dGgudjEuUmVmcmVzaFJlcXVlc3QaHy5leG5lc3MuYXV0aC52MS5SZWZyZXNoUmVzcG9uc2UiH7DUGAGC0+STAhU6ASoiEC92MS9hdXRoL3JlZnJlc2gSZwoGTG9nb3V0Eh0uZXhuZXNzLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoeLmV4bmVzcy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlIh6w1BgBgtPkkwIUOgEqIg8vdjEvYXV0aC9sb2dvdXQSWAoFR2V0TWUSHC5leG5lc3MuYXV0aC52MS5HZXRNZVJlcXVlc3QaHS5leG5lc3MuYXV0aC52MS5HZXRNZVJlc3BvbnNlIhKw1BgCgtPkkwIIEgYvdjEvbWUSYwoHR2V0SndrcxIeLmV4bmVzcy5hdXRoLnYxLkdldEp3a3NSZXF1ZXN0GhQuZ29vZ2xlLmFwaS5IdHRwQm9keSIisNQYAYLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbkKVAQoSY29tLmV4bmVzcy5hdXRoLnYxQglBdXRoUHJvdG9QAVoxZXhuZXNzLmRldi9jb250cmFjdHMvZ2VuL2dvL2V4bmVzcy9hdXRoL3YxO2F1dGh2MaICA0VYQaoCDkV4bmVzcy5BdXRoLlYxugIDRVhBygIORXhuZXNzXEF1dGhcVjHqAhBFeG5lc3M6OkF1dGg6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_timestamp]);
 
 /**
  * A registered person.
@@ -103,6 +104,8 @@ export const TokenPairSchema: GenMessage<TokenPair> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 1);
 
 /**
+ * Register's input.
+ *
  * @generated from message exness.auth.v1.RegisterRequest
  */
 export type RegisterRequest = Message<"exness.auth.v1.RegisterRequest"> & {
@@ -116,7 +119,8 @@ export type RegisterRequest = Message<"exness.auth.v1.RegisterRequest"> & {
   email: string;
 
   /**
-   * 10 to 128 characters with at least one letter and one digit.
+   * 10 to 128 characters with at least one letter and one digit, not starting or ending with
+   * white space.
    *
    * @generated from field: string password = 2;
    */
@@ -131,6 +135,8 @@ export const RegisterRequestSchema: GenMessage<RegisterRequest> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 2);
 
 /**
+ * Register's result: the new user, already logged in.
+ *
  * @generated from message exness.auth.v1.RegisterResponse
  */
 export type RegisterResponse = Message<"exness.auth.v1.RegisterResponse"> & {
@@ -157,15 +163,22 @@ export const RegisterResponseSchema: GenMessage<RegisterResponse> = /*@__PURE__*
   messageDesc(file_exness_auth_v1_auth, 3);
 
 /**
+ * Login's input.
+ *
  * @generated from message exness.auth.v1.LoginRequest
  */
 export type LoginRequest = Message<"exness.auth.v1.LoginRequest"> & {
   /**
+   * The address registered with, in any case and with any surrounding white space (it is
+   * normalised as at registration); at most 254 characters.
+   *
    * @generated from field: string email = 1;
    */
   email: string;
 
   /**
+   * The password; at most 128 characters.
+   *
    * @generated from field: string password = 2;
    */
   password: string;
@@ -179,6 +192,8 @@ export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 4);
 
 /**
+ * Login's result: a new session.
+ *
  * @generated from message exness.auth.v1.LoginResponse
  */
 export type LoginResponse = Message<"exness.auth.v1.LoginResponse"> & {
@@ -219,10 +234,14 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 5);
 
 /**
+ * Refresh's input.
+ *
  * @generated from message exness.auth.v1.RefreshRequest
  */
 export type RefreshRequest = Message<"exness.auth.v1.RefreshRequest"> & {
   /**
+   * A refresh token from Register, Login or a previous Refresh; at most 256 characters.
+   *
    * @generated from field: string refresh_token = 1;
    */
   refreshToken: string;
@@ -236,25 +255,35 @@ export const RefreshRequestSchema: GenMessage<RefreshRequest> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 6);
 
 /**
+ * Refresh's result: the rotated session (the presented refresh token is used up).
+ *
  * @generated from message exness.auth.v1.RefreshResponse
  */
 export type RefreshResponse = Message<"exness.auth.v1.RefreshResponse"> & {
   /**
+   * New signed JWT for the `authorization: Bearer` header.
+   *
    * @generated from field: string access_token = 1;
    */
   accessToken: string;
 
   /**
+   * New opaque, single-use refresh token; the presented one is no longer valid.
+   *
    * @generated from field: string refresh_token = 2;
    */
   refreshToken: string;
 
   /**
+   * Seconds until the new access token expires.
+   *
    * @generated from field: int32 expires_in = 3;
    */
   expiresIn: number;
 
   /**
+   * Always "Bearer".
+   *
    * @generated from field: string token_type = 4;
    */
   tokenType: string;
@@ -268,10 +297,14 @@ export const RefreshResponseSchema: GenMessage<RefreshResponse> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 7);
 
 /**
+ * Logout's input.
+ *
  * @generated from message exness.auth.v1.LogoutRequest
  */
 export type LogoutRequest = Message<"exness.auth.v1.LogoutRequest"> & {
   /**
+   * The session's refresh token; at most 256 characters.
+   *
    * @generated from field: string refresh_token = 1;
    */
   refreshToken: string;
@@ -285,6 +318,8 @@ export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 8);
 
 /**
+ * Logout's result (empty: logging out always succeeds).
+ *
  * @generated from message exness.auth.v1.LogoutResponse
  */
 export type LogoutResponse = Message<"exness.auth.v1.LogoutResponse"> & {
@@ -298,6 +333,8 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 9);
 
 /**
+ * GetMe's input (empty: the caller is named by the access token).
+ *
  * @generated from message exness.auth.v1.GetMeRequest
  */
 export type GetMeRequest = Message<"exness.auth.v1.GetMeRequest"> & {
@@ -311,10 +348,14 @@ export const GetMeRequestSchema: GenMessage<GetMeRequest> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 10);
 
 /**
+ * GetMe's result.
+ *
  * @generated from message exness.auth.v1.GetMeResponse
  */
 export type GetMeResponse = Message<"exness.auth.v1.GetMeResponse"> & {
   /**
+   * The caller.
+   *
    * @generated from field: exness.auth.v1.User user = 1;
    */
   user?: User | undefined;
@@ -328,6 +369,8 @@ export const GetMeResponseSchema: GenMessage<GetMeResponse> = /*@__PURE__*/
   messageDesc(file_exness_auth_v1_auth, 11);
 
 /**
+ * GetJwks's input (empty).
+ *
  * @generated from message exness.auth.v1.GetJwksRequest
  */
 export type GetJwksRequest = Message<"exness.auth.v1.GetJwksRequest"> & {

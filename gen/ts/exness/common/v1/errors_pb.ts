@@ -9,7 +9,7 @@ import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
  * Describes the file exness/common/v1/errors.proto.
  */
 export const file_exness_common_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("Ch1leG5lc3MvY29tbW9uL3YxL2Vycm9ycy5wcm90bxIQZXhuZXNzLmNvbW1vbi52MSqYCAoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodRVJST1JfUkVBU09OX0lOVkFMSURfQVJHVU1FTlQQARIeChpFUlJPUl9SRUFTT05fVE9LRU5fSU5WQUxJRBACEiIKHkVSUk9SX1JFQVNPTl9QRVJNSVNTSU9OX0RFTklFRBADEhwKGEVSUk9SX1JFQVNPTl9FTUFJTF9UQUtFThAKEiQKIEVSUk9SX1JFQVNPTl9JTlZBTElEX0NSRURFTlRJQUxTEAsSJgoiRVJST1JfUkVBU09OX1JFRlJFU0hfVE9LRU5fSU5WQUxJRBAMEiUKIUVSUk9SX1JFQVNPTl9SRUZSRVNIX1RPS0VOX1JFVVNFRBANEh4KGkVSUk9SX1JFQVNPTl9XRUFLX1BBU1NXT1JEEA4SHwobRVJST1JfUkVBU09OX1VOS05PV05fU1lNQk9MEBQSGQoVRVJST1JfUkVBU09OX05PX1FVT1RFEBUSGgoWRVJST1JfUkVBU09OX0JBRF9RVU9URRAWEiMKH0VSUk9SX1JFQVNPTl9CUk9LRVJfVU5BVkFJTEFCTEUQFxIlCiFFUlJPUl9SRUFTT05fREFUQUJBU0VfVU5BVkFJTEFCTEUQGBIhCh1FUlJPUl9SRUFTT05fQVVUSF9VTkFWQUlMQUJMRRAZEiQKIEVSUk9SX1JFQVNPTl9JTlNVRkZJQ0lFTlRfTUFSR0lOEB4SHAoYRVJST1JfUkVBU09OX1NUQUxFX1FVT1RFEB8SHgoaRVJST1JfUkVBU09OX01BUktFVF9DTE9TRUQQIBIfChtFUlJPUl9SRUFTT05fSU5WQUxJRF9WT0xVTUUQIRIkCiBFUlJPUl9SRUFTT05fSU5WQUxJRF9QUklDRV9MRVZFTBAiEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0xFVkVSQUdFECMSIAocRVJST1JfUkVBU09OX09SREVSX05PVF9GT1VORBAkEiMKH0VSUk9SX1JFQVNPTl9QT1NJVElPTl9OT1RfRk9VTkQQJRIiCh5FUlJPUl9SRUFTT05fT1JERVJfTk9UX1BFTkRJTkcQJhInCiNFUlJPUl9SRUFTT05fSURFTVBPVEVOQ1lfS0VZX1JFVVNFRBAnEhwKGEVSUk9SX1JFQVNPTl9XUk9OR19TSEFSRBAoEiMKH0VSUk9SX1JFQVNPTl9FTkdJTkVfVU5BVkFJTEFCTEUQKRIkCiBFUlJPUl9SRUFTT05fUEVORElOR19PUkRFUl9MSU1JVBAqEh8KG0VSUk9SX1JFQVNPTl9UUkFESU5HX0hBTFRFRBArEh4KGkVSUk9SX1JFQVNPTl9TTE9XX0NPTlNVTUVSEDJiBnByb3RvMw");
+  fileDesc("Ch1leG5lc3MvY29tbW9uL3YxL2Vycm9ycy5wcm90bxIQZXhuZXNzLmNvbW1vbi52MSruCgoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASIQodRVJST1JfUkVBU09OX0lOVkFMSURfQVJHVU1FTlQQARIeChpFUlJPUl9SRUFTT05fVE9LRU5fSU5WQUxJRBACEiIKHkVSUk9SX1JFQVNPTl9QRVJNSVNTSU9OX0RFTklFRBADEiIKHkVSUk9SX1JFQVNPTl9NRVNTQUdFX1RPT19MQVJHRRAFEhkKFUVSUk9SX1JFQVNPTl9JTlRFUk5BTBAEEhwKGEVSUk9SX1JFQVNPTl9FTUFJTF9UQUtFThAKEiQKIEVSUk9SX1JFQVNPTl9JTlZBTElEX0NSRURFTlRJQUxTEAsSJgoiRVJST1JfUkVBU09OX1JFRlJFU0hfVE9LRU5fSU5WQUxJRBAMEiUKIUVSUk9SX1JFQVNPTl9SRUZSRVNIX1RPS0VOX1JFVVNFRBANEh4KGkVSUk9SX1JFQVNPTl9XRUFLX1BBU1NXT1JEEA4SHwobRVJST1JfUkVBU09OX1VTRVJfTk9UX0ZPVU5EEA8SHgoaRVJST1JfUkVBU09OX1RPS0VOX0VYUElSRUQQEBIgChxFUlJPUl9SRUFTT05fTE9HSU5fVEhST1RUTEVEEBESHwobRVJST1JfUkVBU09OX1VOS05PV05fU1lNQk9MEBQSGQoVRVJST1JfUkVBU09OX05PX1FVT1RFEBUSIwofRVJST1JfUkVBU09OX0JST0tFUl9VTkFWQUlMQUJMRRAXEiUKIUVSUk9SX1JFQVNPTl9EQVRBQkFTRV9VTkFWQUlMQUJMRRAYEiEKHUVSUk9SX1JFQVNPTl9BVVRIX1VOQVZBSUxBQkxFEBkSJAogRVJST1JfUkVBU09OX0lOU1VGRklDSUVOVF9NQVJHSU4QHhIcChhFUlJPUl9SRUFTT05fU1RBTEVfUVVPVEUQHxIfChtFUlJPUl9SRUFTT05fSU5WQUxJRF9WT0xVTUUQIRIkCiBFUlJPUl9SRUFTT05fSU5WQUxJRF9QUklDRV9MRVZFTBAiEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0xFVkVSQUdFECMSIAocRVJST1JfUkVBU09OX09SREVSX05PVF9GT1VORBAkEiMKH0VSUk9SX1JFQVNPTl9QT1NJVElPTl9OT1RfRk9VTkQQJRIiCh5FUlJPUl9SRUFTT05fT1JERVJfTk9UX1BFTkRJTkcQJhInCiNFUlJPUl9SRUFTT05fSURFTVBPVEVOQ1lfS0VZX1JFVVNFRBAnEhwKGEVSUk9SX1JFQVNPTl9XUk9OR19TSEFSRBAoEiMKH0VSUk9SX1JFQVNPTl9FTkdJTkVfVU5BVkFJTEFCTEUQKRIkCiBFUlJPUl9SRUFTT05fUEVORElOR19PUkRFUl9MSU1JVBAqEh8KG0VSUk9SX1JFQVNPTl9UUkFESU5HX0hBTFRFRBArEh4KGkVSUk9SX1JFQVNPTl9TTE9XX0NPTlNVTUVSEDISIAocRVJST1JfUkVBU09OX1JPVVRFX05PVF9GT1VORBA8EiMKH0VSUk9SX1JFQVNPTl9NRVRIT0RfTk9UX0FMTE9XRUQQPRIiCh5FUlJPUl9SRUFTT05fUkVRVUVTVF9UT09fTEFSR0UQPhIdChlFUlJPUl9SRUFTT05fUkFURV9MSU1JVEVEED8SJAogRVJST1JfUkVBU09OX1NFUlZJQ0VfVU5BVkFJTEFCTEUQQCIECBYQFiIECCAQICoWRVJST1JfUkVBU09OX0JBRF9RVU9URSoaRVJST1JfUkVBU09OX01BUktFVF9DTE9TRURCowEKFGNvbS5leG5lc3MuY29tbW9uLnYxQgtFcnJvcnNQcm90b1ABWjVleG5lc3MuZGV2L2NvbnRyYWN0cy9nZW4vZ28vZXhuZXNzL2NvbW1vbi92MTtjb21tb252MaICA0VYQ6oCEEV4bmVzcy5Db21tb24uVjG6AgNFWEPKAhBFeG5lc3NcQ29tbW9uXFYx6gISRXhuZXNzOjpDb21tb246OlYxYgZwcm90bzM");
 
 /**
  * Stable machine-readable reasons for failed calls.
@@ -18,7 +18,8 @@ export const file_exness_common_v1_errors: GenFile = /*@__PURE__*/
  * carrying a google.rpc.ErrorInfo detail. ErrorInfo.reason is the value name below WITHOUT the
  * `ERROR_REASON_` prefix (e.g. "INSUFFICIENT_MARGIN"), ErrorInfo.domain is "exness.com", and
  * ErrorInfo.metadata may add context (e.g. "symbol", "required_margin"). Bad input additionally
- * carries a google.rpc.BadRequest with one FieldViolation per offending field.
+ * carries a google.rpc.BadRequest with one FieldViolation per offending field. Refusals made by
+ * the edge itself (Envoy) carry an ErrorInfo too, with the reasons marked "edge" below.
  *
  * Clients should branch on the reason, never on the human-readable message.
  *
@@ -26,19 +27,23 @@ export const file_exness_common_v1_errors: GenFile = /*@__PURE__*/
  */
 export enum ErrorReason {
   /**
+   * Never sent: the zero value of the enum.
+   *
    * @generated from enum value: ERROR_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details).
+   * INVALID_ARGUMENT: the request broke a declared field constraint (see BadRequest details),
+   * or (edge) its JSON body is malformed or names a field the request message does not have.
    *
    * @generated from enum value: ERROR_REASON_INVALID_ARGUMENT = 1;
    */
   INVALID_ARGUMENT = 1,
 
   /**
-   * UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours.
+   * UNAUTHENTICATED: no access token, or it is malformed, expired, revoked or not ours (also
+   * sent by the edge).
    *
    * @generated from enum value: ERROR_REASON_TOKEN_INVALID = 2;
    */
@@ -51,6 +56,22 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_PERMISSION_DENIED = 3;
    */
   PERMISSION_DENIED = 3,
+
+  /**
+   * RESOURCE_EXHAUSTED: the request message is larger than its method accepts (64 KiB by
+   * default, after decompression; ErrorInfo metadata `limit_bytes`).
+   *
+   * @generated from enum value: ERROR_REASON_MESSAGE_TOO_LARGE = 5;
+   */
+  MESSAGE_TOO_LARGE = 5,
+
+  /**
+   * INTERNAL: a bug or an inconsistency on the server; the call may or may not have taken
+   * effect. Report it; retrying an idempotent call is safe.
+   *
+   * @generated from enum value: ERROR_REASON_INTERNAL = 4;
+   */
+  INTERNAL = 4,
 
   /**
    * Auth.
@@ -90,6 +111,29 @@ export enum ErrorReason {
   WEAK_PASSWORD = 14,
 
   /**
+   * NOT_FOUND: the user named by a valid access token no longer exists.
+   *
+   * @generated from enum value: ERROR_REASON_USER_NOT_FOUND = 15;
+   */
+  USER_NOT_FOUND = 15,
+
+  /**
+   * UNAUTHENTICATED: a server stream's access token expired while it was open; reconnect
+   * with a fresh token (the SDKs do this without a gap).
+   *
+   * @generated from enum value: ERROR_REASON_TOKEN_EXPIRED = 16;
+   */
+  TOKEN_EXPIRED = 16,
+
+  /**
+   * RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
+   * ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+   *
+   * @generated from enum value: ERROR_REASON_LOGIN_THROTTLED = 17;
+   */
+  LOGIN_THROTTLED = 17,
+
+  /**
    * Market data.
    * NOT_FOUND: the symbol is not a listed instrument.
    *
@@ -103,13 +147,6 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_NO_QUOTE = 21;
    */
   NO_QUOTE = 21,
-
-  /**
-   * INVALID_ARGUMENT (PublishQuotes): the quote is crossed, non-positive or goes back in time.
-   *
-   * @generated from enum value: ERROR_REASON_BAD_QUOTE = 22;
-   */
-  BAD_QUOTE = 22,
 
   /**
    * UNAVAILABLE: the message broker cannot take the data now; retry with backoff.
@@ -149,13 +186,6 @@ export enum ErrorReason {
   STALE_QUOTE = 31,
 
   /**
-   * FAILED_PRECONDITION: the instrument is not tradable now.
-   *
-   * @generated from enum value: ERROR_REASON_MARKET_CLOSED = 32;
-   */
-  MARKET_CLOSED = 32,
-
-  /**
    * INVALID_ARGUMENT: volume outside the instrument's min/max or not a multiple of its step.
    *
    * @generated from enum value: ERROR_REASON_INVALID_VOLUME = 33;
@@ -177,13 +207,15 @@ export enum ErrorReason {
   INVALID_LEVERAGE = 35,
 
   /**
-   * NOT_FOUND: no such order or position on the caller's account.
+   * NOT_FOUND: no such order on the caller's account.
    *
    * @generated from enum value: ERROR_REASON_ORDER_NOT_FOUND = 36;
    */
   ORDER_NOT_FOUND = 36,
 
   /**
+   * NOT_FOUND: no such open position on the caller's account.
+   *
    * @generated from enum value: ERROR_REASON_POSITION_NOT_FOUND = 37;
    */
   POSITION_NOT_FOUND = 37,
@@ -196,8 +228,8 @@ export enum ErrorReason {
   ORDER_NOT_PENDING = 38,
 
   /**
-   * ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.
    * FAILED_PRECONDITION: the same client_order_id was reused with different order parameters.
+   * (ALREADY_EXISTS is never returned for client_order_id: a retry returns the first result.)
    *
    * @generated from enum value: ERROR_REASON_IDEMPOTENCY_KEY_REUSED = 39;
    */
@@ -242,6 +274,45 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_SLOW_CONSUMER = 50;
    */
   SLOW_CONSUMER = 50,
+
+  /**
+   * Edge (sent by Envoy itself, before any service sees the request).
+   * NOT_FOUND (HTTP 404): no API route or method at this path (or an internal RPC).
+   *
+   * @generated from enum value: ERROR_REASON_ROUTE_NOT_FOUND = 60;
+   */
+  ROUTE_NOT_FOUND = 60,
+
+  /**
+   * UNIMPLEMENTED (HTTP 405): the path exists but not for this HTTP method.
+   *
+   * @generated from enum value: ERROR_REASON_METHOD_NOT_ALLOWED = 61;
+   */
+  METHOD_NOT_ALLOWED = 61,
+
+  /**
+   * RESOURCE_EXHAUSTED (HTTP 413): the request body is larger than the edge accepts (64 KiB
+   * by default).
+   *
+   * @generated from enum value: ERROR_REASON_REQUEST_TOO_LARGE = 62;
+   */
+  REQUEST_TOO_LARGE = 62,
+
+  /**
+   * RESOURCE_EXHAUSTED (HTTP 429): too many calls from this client address; retry after a
+   * while (login and register are limited per address).
+   *
+   * @generated from enum value: ERROR_REASON_RATE_LIMITED = 63;
+   */
+  RATE_LIMITED = 63,
+
+  /**
+   * UNAVAILABLE (HTTP 503): the service behind the edge is down or unhealthy; retry with
+   * backoff.
+   *
+   * @generated from enum value: ERROR_REASON_SERVICE_UNAVAILABLE = 64;
+   */
+  SERVICE_UNAVAILABLE = 64,
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/common/v1/validate.proto.
  */
 export const file_exness_common_v1_validate: GenFile = /*@__PURE__*/
-  fileDesc("Ch9leG5lc3MvY29tbW9uL3YxL3ZhbGlkYXRlLnByb3RvEhBleG5lc3MuY29tbW9uLnYxIoACCgpGaWVsZFJ1bGVzEhAKCHJlcXVpcmVkGAEgASgIEg8KB21pbl9sZW4YAiABKA0SDwoHbWF4X2xlbhgDIAEoDRIPCgdwYXR0ZXJuGAQgASgJEi8KB2RlY2ltYWwYBSABKAsyHi5leG5lc3MuY29tbW9uLnYxLkRlY2ltYWxSdWxlcxIVCg1pbnRfcmFuZ2Vfc2V0GAYgASgIEg8KB2ludF9taW4YByABKAMSDwoHaW50X21heBgIIAEoAxIZChFlbnVtX2RlZmluZWRfb25seRgJIAEoCBIRCgltYXhfaXRlbXMYCiABKA0SFQoNaXRlbXNfcGF0dGVybhgLIAEoCSJdCgxEZWNpbWFsUnVsZXMSEAoIcG9zaXRpdmUYASABKAgSFAoMbm9uX25lZ2F0aXZlGAIgASgIEhEKCW1heF9zY2FsZRgDIAEoDRISCgptYXhfZGlnaXRzGAQgASgNOlMKBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjFigMgASgLMhwuZXhuZXNzLmNvbW1vbi52MS5GaWVsZFJ1bGVzUgVydWxlc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("Ch9leG5lc3MvY29tbW9uL3YxL3ZhbGlkYXRlLnByb3RvEhBleG5lc3MuY29tbW9uLnYxIoACCgpGaWVsZFJ1bGVzEhAKCHJlcXVpcmVkGAEgASgIEg8KB21pbl9sZW4YAiABKA0SDwoHbWF4X2xlbhgDIAEoDRIPCgdwYXR0ZXJuGAQgASgJEi8KB2RlY2ltYWwYBSABKAsyHi5leG5lc3MuY29tbW9uLnYxLkRlY2ltYWxSdWxlcxIVCg1pbnRfcmFuZ2Vfc2V0GAYgASgIEg8KB2ludF9taW4YByABKAMSDwoHaW50X21heBgIIAEoAxIZChFlbnVtX2RlZmluZWRfb25seRgJIAEoCBIRCgltYXhfaXRlbXMYCiABKA0SFQoNaXRlbXNfcGF0dGVybhgLIAEoCSJdCgxEZWNpbWFsUnVsZXMSEAoIcG9zaXRpdmUYASABKAgSFAoMbm9uX25lZ2F0aXZlGAIgASgIEhEKCW1heF9zY2FsZRgDIAEoDRISCgptYXhfZGlnaXRzGAQgASgNOlMKBXJ1bGVzEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjFigMgASgLMhwuZXhuZXNzLmNvbW1vbi52MS5GaWVsZFJ1bGVzUgVydWxlc0KlAQoUY29tLmV4bmVzcy5jb21tb24udjFCDVZhbGlkYXRlUHJvdG9QAVo1ZXhuZXNzLmRldi9jb250cmFjdHMvZ2VuL2dvL2V4bmVzcy9jb21tb24vdjE7Y29tbW9udjGiAgNFWEOqAhBFeG5lc3MuQ29tbW9uLlYxugIDRVhDygIQRXhuZXNzXENvbW1vblxWMeoCEkV4bmVzczo6Q29tbW9uOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Input constraints declared next to the fields they guard.
@@ -34,13 +34,15 @@ export type FieldRules = Message<"exness.common.v1.FieldRules"> & {
   required: boolean;
 
   /**
-   * Strings: length limits in Unicode code points (0 means no limit).
+   * Strings: least length in Unicode code points (0 means no limit).
    *
    * @generated from field: uint32 min_len = 2;
    */
   minLen: number;
 
   /**
+   * Strings: greatest length in Unicode code points (0 means no limit).
+   *
    * @generated from field: uint32 max_len = 3;
    */
   maxLen: number;
@@ -61,18 +63,22 @@ export type FieldRules = Message<"exness.common.v1.FieldRules"> & {
   decimal?: DecimalRules | undefined;
 
   /**
-   * Integers: inclusive bounds, applied when `int_range_set` is true.
+   * Integers: the bounds below apply only when this is true.
    *
    * @generated from field: bool int_range_set = 6;
    */
   intRangeSet: boolean;
 
   /**
+   * Integers: the least value allowed (inclusive).
+   *
    * @generated from field: int64 int_min = 7;
    */
   intMin: bigint;
 
   /**
+   * Integers: the greatest value allowed (inclusive).
+   *
    * @generated from field: int64 int_max = 8;
    */
   intMax: bigint;

@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_exness_common_v1_access } from "../../common/v1/access_pb";
 import { file_exness_common_v1_validate } from "../../common/v1/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/market/v1/market.proto.
  */
 export const file_exness_market_v1_market: GenFile = /*@__PURE__*/
-  fileDesc("Ch1leG5lc3MvbWFya2V0L3YxL21hcmtldC5wcm90bxIQZXhuZXNzLm1hcmtldC52MSKaAgoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSNgoIY2F0ZWdvcnkYAyABKA4yJC5leG5lc3MubWFya2V0LnYxLkluc3RydW1lbnRDYXRlZ29yeRIWCg5wcmljZV9kZWNpbWFscxgEIAEoBRIVCg1jb250cmFjdF9zaXplGAUgASgJEhIKCnZvbHVtZV9taW4YBiABKAkSEwoLdm9sdW1lX3N0ZXAYByABKAkSEgoKdm9sdW1lX21heBgIIAEoCRIUCgxtYXhfbGV2ZXJhZ2UYCSABKAUSFQoNc3ByZWFkX21hcmt1cBgKIAEoCRIWCg5xdW90ZV9jdXJyZW5jeRgLIAEoCSJqCgVRdW90ZRIOCgZzeW1ib2wYASABKAkSCwoDYmlkGAIgASgJEgsKA2FzaxgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgFIAEoCCKTAQoGQ2FuZGxlEi0KCW9wZW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgCIAEoCRIMCgRoaWdoGAMgASgJEgsKA2xvdxgEIAEoCRINCgVjbG9zZRgFIAEoCRISCgp0aWNrX2NvdW50GAYgASgDEg4KBmNsb3NlZBgHIAEoCCIYChZMaXN0SW5zdHJ1bWVudHNSZXF1ZXN0IkwKF0xpc3RJbnN0cnVtZW50c1Jlc3BvbnNlEjEKC2luc3RydW1lbnRzGAEgAygLMhwuZXhuZXNzLm1hcmtldC52MS5JbnN0cnVtZW50IjsKD0dldFF1b3RlUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezIsMjB9JCI6ChBHZXRRdW90ZVJlc3BvbnNlEiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZSLzAQoRR2V0Q2FuZGxlc1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSPAoIaW50ZXJ2YWwYAiABKA4yIC5leG5lc3MubWFya2V0LnYxLkNhbmRsZUludGVydmFsQgiq1BgECAFIARIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoFbGltaXQYBSABKAVCCarUGAUwAUCIJyKDAQoSR2V0Q2FuZGxlc1Jlc3BvbnNlEg4KBnN5bWJvbBgBIAEoCRIyCghpbnRlcnZhbBgCIAEoDjIgLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlSW50ZXJ2YWwSKQoHY2FuZGxlcxgDIAMoCzIYLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlIkIKE1N0cmVhbVF1b3Rlc1JlcXVlc3QSKwoHc3ltYm9scxgBIAMoCUIaqtQYFggBUDJaEF5bQS1aMC05XXsyLDIwfSQiPgoUU3RyZWFtUXVvdGVzUmVzcG9uc2USJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlImMKFFB1Ymxpc2hRdW90ZXNSZXF1ZXN0EiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZRIOCgZzb3VyY2UYAiABKAkSEwoLdHJhY2VwYXJlbnQYAyABKAkiowEKFVB1Ymxpc2hRdW90ZXNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoAxJHCghyZWplY3RlZBgCIAMoCzI1LmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlLlJlamVjdGVkRW50cnkaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInYKClF1b3RlRXZlbnQSJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlEg4KBnNvdXJjZRgCIAEoCRIwCgxwdWJsaXNoX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpcBChJJbnN0cnVtZW50Q2F0ZWdvcnkSIwofSU5TVFJVTUVOVF9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh4KGklOU1RSVU1FTlRfQ0FURUdPUllfQ1JZUFRPEAESHQoZSU5TVFJVTUVOVF9DQVRFR09SWV9GT1JFWBACEh0KGUlOU1RSVU1FTlRfQ0FURUdPUllfTUVUQUwQAyrCAQoOQ2FuZGxlSW50ZXJ2YWwSHwobQ0FORExFX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASFgoSQ0FORExFX0lOVEVSVkFMXzFNEAESFgoSQ0FORExFX0lOVEVSVkFMXzVNEAISFwoTQ0FORExFX0lOVEVSVkFMXzE1TRADEhYKEkNBTkRMRV9JTlRFUlZBTF8xSBAEEhYKEkNBTkRMRV9JTlRFUlZBTF80SBAFEhYKEkNBTkRMRV9JTlRFUlZBTF8xRBAGMtsEChFNYXJrZXREYXRhU2VydmljZRJ/Cg9MaXN0SW5zdHJ1bWVudHMSKC5leG5lc3MubWFya2V0LnYxLkxpc3RJbnN0cnVtZW50c1JlcXVlc3QaKS5leG5lc3MubWFya2V0LnYxLkxpc3RJbnN0cnVtZW50c1Jlc3BvbnNlIheC0+STAhESDy92MS9pbnN0cnVtZW50cxJuCghHZXRRdW90ZRIhLmV4bmVzcy5tYXJrZXQudjEuR2V0UXVvdGVSZXF1ZXN0GiIuZXhuZXNzLm1hcmtldC52MS5HZXRRdW90ZVJlc3BvbnNlIhuC0+STAhUSEy92MS9xdW90ZXMve3N5bWJvbH0SdQoKR2V0Q2FuZGxlcxIjLmV4bmVzcy5tYXJrZXQudjEuR2V0Q2FuZGxlc1JlcXVlc3QaJC5leG5lc3MubWFya2V0LnYxLkdldENhbmRsZXNSZXNwb25zZSIcgtPkkwIWEhQvdjEvY2FuZGxlcy97c3ltYm9sfRJ6CgxTdHJlYW1RdW90ZXMSJS5leG5lc3MubWFya2V0LnYxLlN0cmVhbVF1b3Rlc1JlcXVlc3QaJi5leG5lc3MubWFya2V0LnYxLlN0cmVhbVF1b3Rlc1Jlc3BvbnNlIhmC0+STAhMSES92MS9xdW90ZXM6c3RyZWFtMAESYgoNUHVibGlzaFF1b3RlcxImLmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1JlcXVlc3QaJy5leG5lc3MubWFya2V0LnYxLlB1Ymxpc2hRdW90ZXNSZXNwb25zZSgBYgZwcm90bzM", [file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1leG5lc3MvbWFya2V0L3YxL21hcmtldC5wcm90bxIQZXhuZXNzLm1hcmtldC52MSKaAgoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSNgoIY2F0ZWdvcnkYAyABKA4yJC5leG5lc3MubWFya2V0LnYxLkluc3RydW1lbnRDYXRlZ29yeRIWCg5wcmljZV9kZWNpbWFscxgEIAEoBRIVCg1jb250cmFjdF9zaXplGAUgASgJEhIKCnZvbHVtZV9taW4YBiABKAkSEwoLdm9sdW1lX3N0ZXAYByABKAkSEgoKdm9sdW1lX21heBgIIAEoCRIUCgxtYXhfbGV2ZXJhZ2UYCSABKAUSFQoNc3ByZWFkX21hcmt1cBgKIAEoCRIWCg5xdW90ZV9jdXJyZW5jeRgLIAEoCSJqCgVRdW90ZRIOCgZzeW1ib2wYASABKAkSCwoDYmlkGAIgASgJEgsKA2FzaxgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgFIAEoCCKTAQoGQ2FuZGxlEi0KCW9wZW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgCIAEoCRIMCgRoaWdoGAMgASgJEgsKA2xvdxgEIAEoCRINCgVjbG9zZRgFIAEoCRISCgp0aWNrX2NvdW50GAYgASgDEg4KBmNsb3NlZBgHIAEoCCIYChZMaXN0SW5zdHJ1bWVudHNSZXF1ZXN0IkwKF0xpc3RJbnN0cnVtZW50c1Jlc3BvbnNlEjEKC2luc3RydW1lbnRzGAEgAygLMhwuZXhuZXNzLm1hcmtldC52MS5JbnN0cnVtZW50IjsKD0dldFF1b3RlUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezIsMjB9JCI6ChBHZXRRdW90ZVJlc3BvbnNlEiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZSLzAQoRR2V0Q2FuZGxlc1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSPAoIaW50ZXJ2YWwYAiABKA4yIC5leG5lc3MubWFya2V0LnYxLkNhbmRsZUludGVydmFsQgiq1BgECAFIARIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoFbGltaXQYBSABKAVCCarUGAUwAUCIJyKDAQoSR2V0Q2FuZGxlc1Jlc3BvbnNlEg4KBnN5bWJvbBgBIAEoCRIyCghpbnRlcnZhbBgCIAEoDjIgLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlSW50ZXJ2YWwSKQoHY2FuZGxlcxgDIAMoCzIYLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlIkIKE1N0cmVhbVF1b3Rlc1JlcXVlc3QSKwoHc3ltYm9scxgBIAMoCUIaqtQYFggBUDJaEF5bQS1aMC05XXsyLDIwfSQiPgoUU3RyZWFtUXVvdGVzUmVzcG9uc2USJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlImMKFFB1Ymxpc2hRdW90ZXNSZXF1ZXN0EiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZRIOCgZzb3VyY2UYAiABKAkSEwoLdHJhY2VwYXJlbnQYAyABKAkiowEKFVB1Ymxpc2hRdW90ZXNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoAxJHCghyZWplY3RlZBgCIAMoCzI1LmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlLlJlamVjdGVkRW50cnkaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInYKClF1b3RlRXZlbnQSJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlEg4KBnNvdXJjZRgCIAEoCRIwCgxwdWJsaXNoX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpcBChJJbnN0cnVtZW50Q2F0ZWdvcnkSIwofSU5TVFJVTUVOVF9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh4KGklOU1RSVU1FTlRfQ0FURUdPUllfQ1JZUFRPEAESHQoZSU5TVFJVTUVOVF9DQVRFR09SWV9GT1JFWBACEh0KGUlOU1RSVU1FTlRfQ0FURUdPUllfTUVUQUwQAyrCAQoOQ2FuZGxlSW50ZXJ2YWwSHwobQ0FORExFX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASFgoSQ0FORExFX0lOVEVSVkFMXzFNEAESFgoSQ0FORExFX0lOVEVSVkFMXzVNEAISFwoTQ0FORExFX0lOVEVSVkFMXzE1TRADEhYKEkNBTkRMRV9JTlRFUlZBTF8xSBAEEhYKEkNBTkRMRV9JTlRFUlZBTF80SBAFEhYKEkNBTkRMRV9JTlRFUlZBTF8xRBAGMvIEChFNYXJrZXREYXRhU2VydmljZRKDAQoPTGlzdEluc3RydW1lbnRzEiguZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXF1ZXN0GikuZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXNwb25zZSIbsNQYAYLT5JMCERIPL3YxL2luc3RydW1lbnRzEnIKCEdldFF1b3RlEiEuZXhuZXNzLm1hcmtldC52MS5HZXRRdW90ZVJlcXVlc3QaIi5leG5lc3MubWFya2V0LnYxLkdldFF1b3RlUmVzcG9uc2UiH7DUGAGC0+STAhUSEy92MS9xdW90ZXMve3N5bWJvbH0SeQoKR2V0Q2FuZGxlcxIjLmV4bmVzcy5tYXJrZXQudjEuR2V0Q2FuZGxlc1JlcXVlc3QaJC5leG5lc3MubWFya2V0LnYxLkdldENhbmRsZXNSZXNwb25zZSIgsNQYAYLT5JMCFhIUL3YxL2NhbmRsZXMve3N5bWJvbH0SfgoMU3RyZWFtUXVvdGVzEiUuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXF1ZXN0GiYuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXNwb25zZSIdsNQYAYLT5JMCExIRL3YxL3F1b3RlczpzdHJlYW0wARJoCg1QdWJsaXNoUXVvdGVzEiYuZXhuZXNzLm1hcmtldC52MS5QdWJsaXNoUXVvdGVzUmVxdWVzdBonLmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlIgSw1BgDKAFCowEKFGNvbS5leG5lc3MubWFya2V0LnYxQgtNYXJrZXRQcm90b1ABWjVleG5lc3MuZGV2L2NvbnRyYWN0cy9nZW4vZ28vZXhuZXNzL21hcmtldC92MTttYXJrZXR2MaICA0VYTaoCEEV4bmVzcy5NYXJrZXQuVjG6AgNFWE3KAhBFeG5lc3NcTWFya2V0XFYx6gISRXhuZXNzOjpNYXJrZXQ6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A tradable instrument and its trading conditions.
@@ -23,7 +24,7 @@ export const file_exness_market_v1_market: GenFile = /*@__PURE__*/
  */
 export type Instrument = Message<"exness.market.v1.Instrument"> & {
   /**
-   * Platform symbol, e.g. "BTCUSD", "EURUSD".
+   * Platform symbol, e.g. "BTCUSD", "EURUSD": 2 to 20 of [A-Z0-9].
    *
    * @generated from field: string symbol = 1;
    */
@@ -37,6 +38,8 @@ export type Instrument = Message<"exness.market.v1.Instrument"> & {
   description: string;
 
   /**
+   * Group that sets its trading conditions.
+   *
    * @generated from field: exness.market.v1.InstrumentCategory category = 3;
    */
   category: InstrumentCategory;
@@ -56,18 +59,22 @@ export type Instrument = Message<"exness.market.v1.Instrument"> & {
   contractSize: string;
 
   /**
-   * Order volume in lots: minimum, step and maximum.
+   * Smallest order volume, in lots (decimal string, e.g. "0.01").
    *
    * @generated from field: string volume_min = 6;
    */
   volumeMin: string;
 
   /**
+   * Order volumes must be a multiple of this, in lots (decimal string, e.g. "0.01").
+   *
    * @generated from field: string volume_step = 7;
    */
   volumeStep: string;
 
   /**
+   * Largest order volume, in lots (decimal string, e.g. "100").
+   *
    * @generated from field: string volume_max = 8;
    */
   volumeMax: string;
@@ -80,7 +87,8 @@ export type Instrument = Message<"exness.market.v1.Instrument"> & {
   maxLeverage: number;
 
   /**
-   * Added to the exchange's spread, in price units, half on each side of the mid.
+   * Added to the exchange's spread, in price units (decimal string), half on each side of
+   * the mid.
    *
    * @generated from field: string spread_markup = 10;
    */
@@ -115,21 +123,22 @@ export type Quote = Message<"exness.market.v1.Quote"> & {
   symbol: string;
 
   /**
-   * Price at which a trader SELLs (and a BUY position closes).
+   * Price at which a trader SELLs (and a BUY position closes); a decimal string with the
+   * instrument's price_decimals, > 0.
    *
    * @generated from field: string bid = 2;
    */
   bid: string;
 
   /**
-   * Price at which a trader BUYs (and a SELL position closes); ask >= bid.
+   * Price at which a trader BUYs (and a SELL position closes); a decimal string, ask >= bid.
    *
    * @generated from field: string ask = 3;
    */
   ask: string;
 
   /**
-   * When the exchange quoted it.
+   * When the exchange quoted it (UTC).
    *
    * @generated from field: google.protobuf.Timestamp time = 4;
    */
@@ -168,21 +177,29 @@ export type Candle = Message<"exness.market.v1.Candle"> & {
   openTime?: Timestamp | undefined;
 
   /**
+   * First bid of the interval (decimal string).
+   *
    * @generated from field: string open = 2;
    */
   open: string;
 
   /**
+   * Highest bid of the interval (decimal string).
+   *
    * @generated from field: string high = 3;
    */
   high: string;
 
   /**
+   * Lowest bid of the interval (decimal string).
+   *
    * @generated from field: string low = 4;
    */
   low: string;
 
   /**
+   * Last bid of the interval so far (decimal string).
+   *
    * @generated from field: string close = 5;
    */
   close: string;
@@ -210,6 +227,8 @@ export const CandleSchema: GenMessage<Candle> = /*@__PURE__*/
   messageDesc(file_exness_market_v1_market, 2);
 
 /**
+ * ListInstruments's input (empty).
+ *
  * @generated from message exness.market.v1.ListInstrumentsRequest
  */
 export type ListInstrumentsRequest = Message<"exness.market.v1.ListInstrumentsRequest"> & {
@@ -223,10 +242,14 @@ export const ListInstrumentsRequestSchema: GenMessage<ListInstrumentsRequest> = 
   messageDesc(file_exness_market_v1_market, 3);
 
 /**
+ * ListInstruments's result.
+ *
  * @generated from message exness.market.v1.ListInstrumentsResponse
  */
 export type ListInstrumentsResponse = Message<"exness.market.v1.ListInstrumentsResponse"> & {
   /**
+   * Every listed instrument, ordered by symbol.
+   *
    * @generated from field: repeated exness.market.v1.Instrument instruments = 1;
    */
   instruments: Instrument[];
@@ -240,10 +263,14 @@ export const ListInstrumentsResponseSchema: GenMessage<ListInstrumentsResponse> 
   messageDesc(file_exness_market_v1_market, 4);
 
 /**
+ * GetQuote's input.
+ *
  * @generated from message exness.market.v1.GetQuoteRequest
  */
 export type GetQuoteRequest = Message<"exness.market.v1.GetQuoteRequest"> & {
   /**
+   * Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -257,10 +284,14 @@ export const GetQuoteRequestSchema: GenMessage<GetQuoteRequest> = /*@__PURE__*/
   messageDesc(file_exness_market_v1_market, 5);
 
 /**
+ * GetQuote's result.
+ *
  * @generated from message exness.market.v1.GetQuoteResponse
  */
 export type GetQuoteResponse = Message<"exness.market.v1.GetQuoteResponse"> & {
   /**
+   * The latest quote, with the broker's markup.
+   *
    * @generated from field: exness.market.v1.Quote quote = 1;
    */
   quote?: Quote | undefined;
@@ -274,10 +305,14 @@ export const GetQuoteResponseSchema: GenMessage<GetQuoteResponse> = /*@__PURE__*
   messageDesc(file_exness_market_v1_market, 6);
 
 /**
+ * GetCandles's input.
+ *
  * @generated from message exness.market.v1.GetCandlesRequest
  */
 export type GetCandlesRequest = Message<"exness.market.v1.GetCandlesRequest"> & {
   /**
+   * Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
@@ -319,15 +354,21 @@ export const GetCandlesRequestSchema: GenMessage<GetCandlesRequest> = /*@__PURE_
   messageDesc(file_exness_market_v1_market, 7);
 
 /**
+ * GetCandles's result.
+ *
  * @generated from message exness.market.v1.GetCandlesResponse
  */
 export type GetCandlesResponse = Message<"exness.market.v1.GetCandlesResponse"> & {
   /**
+   * The requested symbol.
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
 
   /**
+   * The requested interval.
+   *
    * @generated from field: exness.market.v1.CandleInterval interval = 2;
    */
   interval: CandleInterval;
@@ -348,11 +389,13 @@ export const GetCandlesResponseSchema: GenMessage<GetCandlesResponse> = /*@__PUR
   messageDesc(file_exness_market_v1_market, 8);
 
 /**
+ * StreamQuotes's input.
+ *
  * @generated from message exness.market.v1.StreamQuotesRequest
  */
 export type StreamQuotesRequest = Message<"exness.market.v1.StreamQuotesRequest"> & {
   /**
-   * Symbols to follow, 1 to 50 of them.
+   * Symbols to follow, 1 to 50 of them, each 2 to 20 of [A-Z0-9].
    *
    * @generated from field: repeated string symbols = 1;
    */
@@ -367,10 +410,14 @@ export const StreamQuotesRequestSchema: GenMessage<StreamQuotesRequest> = /*@__P
   messageDesc(file_exness_market_v1_market, 9);
 
 /**
+ * One message of the StreamQuotes stream.
+ *
  * @generated from message exness.market.v1.StreamQuotesResponse
  */
 export type StreamQuotesResponse = Message<"exness.market.v1.StreamQuotesResponse"> & {
   /**
+   * The latest quote of one of the requested symbols, with the broker's markup.
+   *
    * @generated from field: exness.market.v1.Quote quote = 1;
    */
   quote?: Quote | undefined;
@@ -384,6 +431,8 @@ export const StreamQuotesResponseSchema: GenMessage<StreamQuotesResponse> = /*@_
   messageDesc(file_exness_market_v1_market, 10);
 
 /**
+ * One message of the PublishQuotes client stream.
+ *
  * @generated from message exness.market.v1.PublishQuotesRequest
  */
 export type PublishQuotesRequest = Message<"exness.market.v1.PublishQuotesRequest"> & {
@@ -419,6 +468,8 @@ export const PublishQuotesRequestSchema: GenMessage<PublishQuotesRequest> = /*@_
   messageDesc(file_exness_market_v1_market, 11);
 
 /**
+ * PublishQuotes's result, when the feed closes its stream.
+ *
  * @generated from message exness.market.v1.PublishQuotesResponse
  */
 export type PublishQuotesResponse = Message<"exness.market.v1.PublishQuotesResponse"> & {
@@ -452,6 +503,8 @@ export const PublishQuotesResponseSchema: GenMessage<PublishQuotesResponse> = /*
  */
 export type QuoteEvent = Message<"exness.market.v1.QuoteEvent"> & {
   /**
+   * The quote, with the broker's markup.
+   *
    * @generated from field: exness.market.v1.Quote quote = 1;
    */
   quote?: Quote | undefined;
@@ -485,21 +538,29 @@ export const QuoteEventSchema: GenMessage<QuoteEvent> = /*@__PURE__*/
  */
 export enum InstrumentCategory {
   /**
+   * Never set on a listed instrument.
+   *
    * @generated from enum value: INSTRUMENT_CATEGORY_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Cryptocurrencies against USD (BTCUSD, ETHUSD, SOLUSD); trade around the clock.
+   *
    * @generated from enum value: INSTRUMENT_CATEGORY_CRYPTO = 1;
    */
   CRYPTO = 1,
 
   /**
+   * Currency pairs (EURUSD).
+   *
    * @generated from enum value: INSTRUMENT_CATEGORY_FOREX = 2;
    */
   FOREX = 2,
 
   /**
+   * Precious metals against USD (XAUUSD).
+   *
    * @generated from enum value: INSTRUMENT_CATEGORY_METAL = 3;
    */
   METAL = 3,
@@ -518,36 +579,50 @@ export const InstrumentCategorySchema: GenEnum<InstrumentCategory> = /*@__PURE__
  */
 export enum CandleInterval {
   /**
+   * Not a valid interval: GetCandles refuses it.
+   *
    * @generated from enum value: CANDLE_INTERVAL_UNSPECIFIED = 0;
    */
   CANDLE_INTERVAL_UNSPECIFIED = 0,
 
   /**
+   * One minute.
+   *
    * @generated from enum value: CANDLE_INTERVAL_1M = 1;
    */
   CANDLE_INTERVAL_1M = 1,
 
   /**
+   * Five minutes.
+   *
    * @generated from enum value: CANDLE_INTERVAL_5M = 2;
    */
   CANDLE_INTERVAL_5M = 2,
 
   /**
+   * Fifteen minutes.
+   *
    * @generated from enum value: CANDLE_INTERVAL_15M = 3;
    */
   CANDLE_INTERVAL_15M = 3,
 
   /**
+   * One hour.
+   *
    * @generated from enum value: CANDLE_INTERVAL_1H = 4;
    */
   CANDLE_INTERVAL_1H = 4,
 
   /**
+   * Four hours.
+   *
    * @generated from enum value: CANDLE_INTERVAL_4H = 5;
    */
   CANDLE_INTERVAL_4H = 5,
 
   /**
+   * One day (UTC midnight to midnight).
+   *
    * @generated from enum value: CANDLE_INTERVAL_1D = 6;
    */
   CANDLE_INTERVAL_1D = 6,

@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_exness_common_v1_access } from "../../common/v1/access_pb";
 import { file_exness_common_v1_validate } from "../../common/v1/validate_pb";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/trading/v1/trading.proto.
  */
 export const file_exness_trading_v1_trading: GenFile = /*@__PURE__*/
-  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSL1AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJIvYDCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoIUG9zaXRpb24SEwoLcG9zaXRpb25faWQYASABKAkSDgoGc3ltYm9sGAIgASgJEioKBHNpZGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSDgoGdm9sdW1lGAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSFQoNY3VycmVudF9wcmljZRgGIAEoCRIRCglzdG9wX2xvc3MYByABKAkSEwoLdGFrZV9wcm9maXQYCCABKAkSEAoIbGV2ZXJhZ2UYCSABKAUSDgoGbWFyZ2luGAogASgJEhYKDnVucmVhbGl6ZWRfcG5sGAsgASgJEhAKCG9yZGVyX2lkGAwgASgJEi0KCW9wZW5fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNsb3NlX25vdGUYDCABKAkivwEKC0xlZGdlckVudHJ5EhAKCGVudHJ5X2lkGAEgASgJEjAKBGtpbmQYAiABKA4yIi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeUtpbmQSDgoGYW1vdW50GAMgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBCABKAkSFAoMcmVmZXJlbmNlX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRBY2NvdW50UmVxdWVzdCJBChJHZXRBY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQiMAoORGVwb3NpdFJlcXVlc3QSHgoGYW1vdW50GAEgASgJQg6q1BgKCAEqBggBGAIgCSJtCg9EZXBvc2l0UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQSLQoFZW50cnkYAiABKAsyHi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeSI1ChJTZXRMZXZlcmFnZVJlcXVlc3QSHwoIbGV2ZXJhZ2UYASABKAVCDarUGAkIATABOAFA0A8iQgoTU2V0TGV2ZXJhZ2VSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhouZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudCLOAwoRUGxhY2VPcmRlclJlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSNAoEc2lkZRgCIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyU2lkZUIIqtQYBAgBSAESNAoEdHlwZRgDIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZUIIqtQYBAgBSAESHAoGdm9sdW1lGAQgASgJQgyq1BgIKgYIARgIIBISHAoGbWFyZ2luGAUgASgJQgyq1BgIKgYIARgCIA4SGwoIbGV2ZXJhZ2UYBiABKAVCCarUGAUwAUDQDxIbCgVwcmljZRgHIAEoCUIMqtQYCCoGCAEYCCASEh8KCXN0b3BfbG9zcxgIIAEoCUIMqtQYCCoGCAEYCCASEiEKC3Rha2VfcHJvZml0GAkgASgJQgyq1BgIKgYIARgIIBISOAoPY2xpZW50X29yZGVyX2lkGAogASgJQh+q1BgbGEAiF15bQS1aYS16MC05Xy46LV17MSw2NH0kEi8KC2V4cGlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJQbGFjZU9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgCIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uIk4KEUxpc3RPcmRlcnNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAEiVwoSTGlzdE9yZGVyc1Jlc3BvbnNlEigKBm9yZGVycxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIwChJDYW5jZWxPcmRlclJlcXVlc3QSGgoIb3JkZXJfaWQYASABKAlCCKrUGAQIARhAIj4KE0NhbmNlbE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlciJRChRMaXN0UG9zaXRpb25zUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCarUGAUwAUD0AxIbCgpwYWdlX3Rva2VuGAIgASgJQgeq1BgDGIABImAKFUxpc3RQb3NpdGlvbnNSZXNwb25zZRIuCglwb3NpdGlvbnMYASADKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiegoVTW9kaWZ5UG9zaXRpb25SZXF1ZXN0Eh0KC3Bvc2l0aW9uX2lkGAEgASgJQgiq1BgECAEYQBIfCglzdG9wX2xvc3MYAiABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgDIAEoCUIMqtQYCCoGCAEYCCASIkcKFk1vZGlmeVBvc2l0aW9uUmVzcG9uc2USLQoIcG9zaXRpb24YASABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiJTChRDbG9zZVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHAoGdm9sdW1lGAIgASgJQgyq1BgIKgYIARgIIBIinAEKFUNsb3NlUG9zaXRpb25SZXNwb25zZRInCgV0cmFkZRgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEi0KCHBvc2l0aW9uGAIgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24SKwoHYWNjb3VudBgDIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQidgoRTGlzdFRyYWRlc1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgmq1BgFMAFA9AMSGwoKcGFnZV90b2tlbhgCIAEoCUIHqtQYAxiAARImCgZzeW1ib2wYAyABKAlCFqrUGBIiEF5bQS1aMC05XXsyLDIwfSQiVwoSTGlzdFRyYWRlc1Jlc3BvbnNlEigKBnRyYWRlcxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIWChRTdHJlYW1BY2NvdW50UmVxdWVzdCJHChVTdHJlYW1BY2NvdW50UmVzcG9uc2USLgoFZXZlbnQYASABKAsyHy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnQihgMKDEFjY291bnRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxISCgphY2NvdW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSMQoEdHlwZRgEIAEoDjIjLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnRFdmVudFR5cGUSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFb3JkZXIYBiABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgHIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEicKBXRyYWRlGAggASgLMhguZXhuZXNzLnRyYWRpbmcudjEuVHJhZGUSNAoMbGVkZ2VyX2VudHJ5GAkgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnkSKwoHYWNjb3VudBgKIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQqUAoJT3JkZXJTaWRlEhoKFk9SREVSX1NJREVfVU5TUEVDSUZJRUQQABISCg5PUkRFUl9TSURFX0JVWRABEhMKD09SREVSX1NJREVfU0VMTBACKmkKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRT1JERVJfVFlQRV9NQVJLRVQQARIUChBPUkRFUl9UWVBFX0xJTUlUEAISEwoPT1JERVJfVFlQRV9TVE9QEAMqrwEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFE9SREVSX1NUQVRVU19QRU5ESU5HEAESFwoTT1JERVJfU1RBVFVTX0ZJTExFRBACEhoKFk9SREVSX1NUQVRVU19DQU5DRUxMRUQQAxIZChVPUkRFUl9TVEFUVVNfUkVKRUNURUQQBBIYChRPUkRFUl9TVEFUVVNfRVhQSVJFRBAFKrQBCgtDbG9zZVJlYXNvbhIcChhDTE9TRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNDTE9TRV9SRUFTT05fQ0xJRU5UEAESGgoWQ0xPU0VfUkVBU09OX1NUT1BfTE9TUxACEhwKGENMT1NFX1JFQVNPTl9UQUtFX1BST0ZJVBADEhkKFUNMT1NFX1JFQVNPTl9TVE9QX09VVBAEEhkKFUNMT1NFX1JFQVNPTl9PUEVSQVRPUhAFKqUBCg9MZWRnZXJFbnRyeUtpbmQSIQodTEVER0VSX0VOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIdChlMRURHRVJfRU5UUllfS0lORF9ERVBPU0lUEAESIgoeTEVER0VSX0VOVFJZX0tJTkRfUkVBTElaRURfUE5MEAISLAooTEVER0VSX0VOVFJZX0tJTkRfTkVHQVRJVkVfQkFMQU5DRV9SRVNFVBADKq4EChBBY2NvdW50RXZlbnRUeXBlEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0FDQ09VTlRfRVZFTlRfVFlQRV9BQ0NPVU5UX1NOQVBTSE9UEAESIwofQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1BMQUNFRBACEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9GSUxMRUQQAxImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfQ0FOQ0VMTEVEEAQSJQohQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1JFSkVDVEVEEAUSJAogQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0VYUElSRUQQBhImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfUE9TSVRJT05fT1BFTkVEEAcSKAokQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX01PRElGSUVEEAgSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX0NMT1NFRBAJEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9CQUxBTkNFX0NIQU5HRUQQChInCiNBQ0NPVU5UX0VWRU5UX1RZUEVfTEVWRVJBR0VfQ0hBTkdFRBALEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9NQVJHSU5fQ0FMTBAMEh8KG0FDQ09VTlRfRVZFTlRfVFlQRV9TVE9QX09VVBANMuMKCg5UcmFkaW5nU2VydmljZRJuCgpHZXRBY2NvdW50EiQuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5HZXRBY2NvdW50UmVzcG9uc2UiE4LT5JMCDRILL3YxL2FjY291bnQScAoHRGVwb3NpdBIhLmV4bmVzcy50cmFkaW5nLnYxLkRlcG9zaXRSZXF1ZXN0GiIuZXhuZXNzLnRyYWRpbmcudjEuRGVwb3NpdFJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9hY2NvdW50OmRlcG9zaXQSgAEKC1NldExldmVyYWdlEiUuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXF1ZXN0GiYuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXNwb25zZSIigtPkkwIcOgEqIhcvdjEvYWNjb3VudDpzZXRMZXZlcmFnZRJwCgpQbGFjZU9yZGVyEiQuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5QbGFjZU9yZGVyUmVzcG9uc2UiFYLT5JMCDzoBKiIKL3YxL29yZGVycxJtCgpMaXN0T3JkZXJzEiQuZXhuZXNzLnRyYWRpbmcudjEuTGlzdE9yZGVyc1JlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5MaXN0T3JkZXJzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL29yZGVycxJ7CgtDYW5jZWxPcmRlchIlLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVxdWVzdBomLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2UiHYLT5JMCFyoVL3YxL29yZGVycy97b3JkZXJfaWR9EnkKDUxpc3RQb3NpdGlvbnMSJy5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RQb3NpdGlvbnNSZXNwb25zZSIVgtPkkwIPEg0vdjEvcG9zaXRpb25zEo0BCg5Nb2RpZnlQb3NpdGlvbhIoLmV4bmVzcy50cmFkaW5nLnYxLk1vZGlmeVBvc2l0aW9uUmVxdWVzdBopLmV4bmVzcy50cmFkaW5nLnYxLk1vZGlmeVBvc2l0aW9uUmVzcG9uc2UiJoLT5JMCIDoBKjIbL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9EpABCg1DbG9zZVBvc2l0aW9uEicuZXhuZXNzLnRyYWRpbmcudjEuQ2xvc2VQb3NpdGlvblJlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5DbG9zZVBvc2l0aW9uUmVzcG9uc2UiLILT5JMCJjoBKiIhL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9OmNsb3NlEm0KCkxpc3RUcmFkZXMSJC5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVxdWVzdBolLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RUcmFkZXNSZXNwb25zZSISgtPkkwIMEgovdjEvdHJhZGVzEoABCg1TdHJlYW1BY2NvdW50EicuZXhuZXNzLnRyYWRpbmcudjEuU3RyZWFtQWNjb3VudFJlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5TdHJlYW1BY2NvdW50UmVzcG9uc2UiGoLT5JMCFBISL3YxL2FjY291bnQ6c3RyZWFtMAFiBnByb3RvMw", [file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSL1AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJIvYDCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoIUG9zaXRpb24SEwoLcG9zaXRpb25faWQYASABKAkSDgoGc3ltYm9sGAIgASgJEioKBHNpZGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSDgoGdm9sdW1lGAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSFQoNY3VycmVudF9wcmljZRgGIAEoCRIRCglzdG9wX2xvc3MYByABKAkSEwoLdGFrZV9wcm9maXQYCCABKAkSEAoIbGV2ZXJhZ2UYCSABKAUSDgoGbWFyZ2luGAogASgJEhYKDnVucmVhbGl6ZWRfcG5sGAsgASgJEhAKCG9yZGVyX2lkGAwgASgJEi0KCW9wZW5fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNsb3NlX25vdGUYDCABKAkivwEKC0xlZGdlckVudHJ5EhAKCGVudHJ5X2lkGAEgASgJEjAKBGtpbmQYAiABKA4yIi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeUtpbmQSDgoGYW1vdW50GAMgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBCABKAkSFAoMcmVmZXJlbmNlX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRBY2NvdW50UmVxdWVzdCJBChJHZXRBY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQiMAoORGVwb3NpdFJlcXVlc3QSHgoGYW1vdW50GAEgASgJQg6q1BgKCAEqBggBGAIgCSJtCg9EZXBvc2l0UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQSLQoFZW50cnkYAiABKAsyHi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeSI1ChJTZXRMZXZlcmFnZVJlcXVlc3QSHwoIbGV2ZXJhZ2UYASABKAVCDarUGAkIATABOAFA0A8iQgoTU2V0TGV2ZXJhZ2VSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhouZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudCLOAwoRUGxhY2VPcmRlclJlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSNAoEc2lkZRgCIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyU2lkZUIIqtQYBAgBSAESNAoEdHlwZRgDIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZUIIqtQYBAgBSAESHAoGdm9sdW1lGAQgASgJQgyq1BgIKgYIARgIIBISHAoGbWFyZ2luGAUgASgJQgyq1BgIKgYIARgCIA4SGwoIbGV2ZXJhZ2UYBiABKAVCCarUGAUwAUDQDxIbCgVwcmljZRgHIAEoCUIMqtQYCCoGCAEYCCASEh8KCXN0b3BfbG9zcxgIIAEoCUIMqtQYCCoGCAEYCCASEiEKC3Rha2VfcHJvZml0GAkgASgJQgyq1BgIKgYIARgIIBISOAoPY2xpZW50X29yZGVyX2lkGAogASgJQh+q1BgbGEAiF15bQS1aYS16MC05Xy46LV17MSw2NH0kEi8KC2V4cGlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJQbGFjZU9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgCIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uIk4KEUxpc3RPcmRlcnNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAEiVwoSTGlzdE9yZGVyc1Jlc3BvbnNlEigKBm9yZGVycxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIwChJDYW5jZWxPcmRlclJlcXVlc3QSGgoIb3JkZXJfaWQYASABKAlCCKrUGAQIARhAIj4KE0NhbmNlbE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlciJRChRMaXN0UG9zaXRpb25zUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCarUGAUwAUD0AxIbCgpwYWdlX3Rva2VuGAIgASgJQgeq1BgDGIABImAKFUxpc3RQb3NpdGlvbnNSZXNwb25zZRIuCglwb3NpdGlvbnMYASADKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiegoVTW9kaWZ5UG9zaXRpb25SZXF1ZXN0Eh0KC3Bvc2l0aW9uX2lkGAEgASgJQgiq1BgECAEYQBIfCglzdG9wX2xvc3MYAiABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgDIAEoCUIMqtQYCCoGCAEYCCASIkcKFk1vZGlmeVBvc2l0aW9uUmVzcG9uc2USLQoIcG9zaXRpb24YASABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiJTChRDbG9zZVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHAoGdm9sdW1lGAIgASgJQgyq1BgIKgYIARgIIBIinAEKFUNsb3NlUG9zaXRpb25SZXNwb25zZRInCgV0cmFkZRgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEi0KCHBvc2l0aW9uGAIgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24SKwoHYWNjb3VudBgDIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQidgoRTGlzdFRyYWRlc1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgmq1BgFMAFA9AMSGwoKcGFnZV90b2tlbhgCIAEoCUIHqtQYAxiAARImCgZzeW1ib2wYAyABKAlCFqrUGBIiEF5bQS1aMC05XXsyLDIwfSQiVwoSTGlzdFRyYWRlc1Jlc3BvbnNlEigKBnRyYWRlcxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIWChRTdHJlYW1BY2NvdW50UmVxdWVzdCJHChVTdHJlYW1BY2NvdW50UmVzcG9uc2USLgoFZXZlbnQYASABKAsyHy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnQihgMKDEFjY291bnRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxISCgphY2NvdW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSMQoEdHlwZRgEIAEoDjIjLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnRFdmVudFR5cGUSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFb3JkZXIYBiABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgHIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEicKBXRyYWRlGAggASgLMhguZXhuZXNzLnRyYWRpbmcudjEuVHJhZGUSNAoMbGVkZ2VyX2VudHJ5GAkgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnkSKwoHYWNjb3VudBgKIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQqUAoJT3JkZXJTaWRlEhoKFk9SREVSX1NJREVfVU5TUEVDSUZJRUQQABISCg5PUkRFUl9TSURFX0JVWRABEhMKD09SREVSX1NJREVfU0VMTBACKmkKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRT1JERVJfVFlQRV9NQVJLRVQQARIUChBPUkRFUl9UWVBFX0xJTUlUEAISEwoPT1JERVJfVFlQRV9TVE9QEAMqrwEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFE9SREVSX1NUQVRVU19QRU5ESU5HEAESFwoTT1JERVJfU1RBVFVTX0ZJTExFRBACEhoKFk9SREVSX1NUQVRVU19DQU5DRUxMRUQQAxIZChVPUkRFUl9TVEFUVVNfUkVKRUNURUQQBBIYChRPUkRFUl9TVEFUVVNfRVhQSVJFRBAFKrQBCgtDbG9zZVJlYXNvbhIcChhDTE9TRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNDTE9TRV9SRUFTT05fQ0xJRU5UEAESGgoWQ0xPU0VfUkVBU09OX1NUT1BfTE9TUxACEhwKGENMT1NFX1JFQVNPTl9UQUtFX1BST0ZJVBADEhkKFUNMT1NFX1JFQVNPTl9TVE9QX09VVBAEEhkKFUNMT1NFX1JFQVNPTl9PUEVSQVRPUhAFKqUBCg9MZWRnZXJFbnRyeUtpbmQSIQodTEVER0VSX0VOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIdChlMRURHRVJfRU5UUllfS0lORF9ERVBPU0lUEAESIgoeTEVER0VSX0VOVFJZX0tJTkRfUkVBTElaRURfUE5MEAISLAooTEVER0VSX0VOVFJZX0tJTkRfTkVHQVRJVkVfQkFMQU5DRV9SRVNFVBADKq4EChBBY2NvdW50RXZlbnRUeXBlEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0FDQ09VTlRfRVZFTlRfVFlQRV9BQ0NPVU5UX1NOQVBTSE9UEAESIwofQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1BMQUNFRBACEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9GSUxMRUQQAxImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfQ0FOQ0VMTEVEEAQSJQohQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1JFSkVDVEVEEAUSJAogQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0VYUElSRUQQBhImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfUE9TSVRJT05fT1BFTkVEEAcSKAokQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX01PRElGSUVEEAgSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX0NMT1NFRBAJEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9CQUxBTkNFX0NIQU5HRUQQChInCiNBQ0NPVU5UX0VWRU5UX1RZUEVfTEVWRVJBR0VfQ0hBTkdFRBALEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9NQVJHSU5fQ0FMTBAMEh8KG0FDQ09VTlRfRVZFTlRfVFlQRV9TVE9QX09VVBANMo8LCg5UcmFkaW5nU2VydmljZRJyCgpHZXRBY2NvdW50EiQuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5HZXRBY2NvdW50UmVzcG9uc2UiF7DUGAKC0+STAg0SCy92MS9hY2NvdW50EnQKB0RlcG9zaXQSIS5leG5lc3MudHJhZGluZy52MS5EZXBvc2l0UmVxdWVzdBoiLmV4bmVzcy50cmFkaW5nLnYxLkRlcG9zaXRSZXNwb25zZSIisNQYAoLT5JMCGDoBKiITL3YxL2FjY291bnQ6ZGVwb3NpdBKEAQoLU2V0TGV2ZXJhZ2USJS5leG5lc3MudHJhZGluZy52MS5TZXRMZXZlcmFnZVJlcXVlc3QaJi5leG5lc3MudHJhZGluZy52MS5TZXRMZXZlcmFnZVJlc3BvbnNlIiaw1BgCgtPkkwIcOgEqIhcvdjEvYWNjb3VudDpzZXRMZXZlcmFnZRJ0CgpQbGFjZU9yZGVyEiQuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5QbGFjZU9yZGVyUmVzcG9uc2UiGbDUGAKC0+STAg86ASoiCi92MS9vcmRlcnMScQoKTGlzdE9yZGVycxIkLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIhaw1BgCgtPkkwIMEgovdjEvb3JkZXJzEn8KC0NhbmNlbE9yZGVyEiUuZXhuZXNzLnRyYWRpbmcudjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiYuZXhuZXNzLnRyYWRpbmcudjEuQ2FuY2VsT3JkZXJSZXNwb25zZSIhsNQYAoLT5JMCFyoVL3YxL29yZGVycy97b3JkZXJfaWR9En0KDUxpc3RQb3NpdGlvbnMSJy5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RQb3NpdGlvbnNSZXNwb25zZSIZsNQYAoLT5JMCDxINL3YxL3Bvc2l0aW9ucxKRAQoOTW9kaWZ5UG9zaXRpb24SKC5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlcXVlc3QaKS5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlc3BvbnNlIiqw1BgCgtPkkwIgOgEqMhsvdjEvcG9zaXRpb25zL3twb3NpdGlvbl9pZH0SlAEKDUNsb3NlUG9zaXRpb24SJy5leG5lc3MudHJhZGluZy52MS5DbG9zZVBvc2l0aW9uUmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkNsb3NlUG9zaXRpb25SZXNwb25zZSIwsNQYAoLT5JMCJjoBKiIhL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9OmNsb3NlEnEKCkxpc3RUcmFkZXMSJC5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVxdWVzdBolLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RUcmFkZXNSZXNwb25zZSIWsNQYAoLT5JMCDBIKL3YxL3RyYWRlcxKEAQoNU3RyZWFtQWNjb3VudBInLmV4bmVzcy50cmFkaW5nLnYxLlN0cmVhbUFjY291bnRSZXF1ZXN0GiguZXhuZXNzLnRyYWRpbmcudjEuU3RyZWFtQWNjb3VudFJlc3BvbnNlIh6w1BgCgtPkkwIUEhIvdjEvYWNjb3VudDpzdHJlYW0wAUKqAQoVY29tLmV4bmVzcy50cmFkaW5nLnYxQgxUcmFkaW5nUHJvdG9QAVo3ZXhuZXNzLmRldi9jb250cmFjdHMvZ2VuL2dvL2V4bmVzcy90cmFkaW5nL3YxO3RyYWRpbmd2MaICA0VYVKoCEUV4bmVzcy5UcmFkaW5nLlYxugIDRVhUygIRRXhuZXNzXFRyYWRpbmdcVjHqAhNFeG5lc3M6OlRyYWRpbmc6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * The trading account. Computed fields use the latest quotes.
@@ -23,6 +24,8 @@ export const file_exness_trading_v1_trading: GenFile = /*@__PURE__*/
  */
 export type Account = Message<"exness.trading.v1.Account"> & {
   /**
+   * Opaque id of the account (decimal digits; unique across shards).
+   *
    * @generated from field: string account_id = 1;
    */
   accountId: string;
@@ -113,10 +116,14 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 0);
 
 /**
+ * An order: a market order (filled at once) or a pending LIMIT/STOP order.
+ *
  * @generated from message exness.trading.v1.Order
  */
 export type Order = Message<"exness.trading.v1.Order"> & {
   /**
+   * Opaque id of the order (decimal digits; unique across shards).
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -129,21 +136,29 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   clientOrderId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 3;
    */
   symbol: string;
 
   /**
+   * BUY or SELL.
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 4;
    */
   side: OrderSide;
 
   /**
+   * MARKET, LIMIT or STOP.
+   *
    * @generated from field: exness.trading.v1.OrderType type = 5;
    */
   type: OrderType;
 
   /**
+   * Where the order is in its life.
+   *
    * @generated from field: exness.trading.v1.OrderStatus status = 6;
    */
   status: OrderStatus;
@@ -163,11 +178,15 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   price: string;
 
   /**
+   * Stop-loss price to set on the position it opens (decimal string); empty for none.
+   *
    * @generated from field: string stop_loss = 9;
    */
   stopLoss: string;
 
   /**
+   * Take-profit price to set on the position it opens (decimal string); empty for none.
+   *
    * @generated from field: string take_profit = 10;
    */
   takeProfit: string;
@@ -201,11 +220,15 @@ export type Order = Message<"exness.trading.v1.Order"> & {
   rejectReason: string;
 
   /**
+   * When it was placed.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 15;
    */
   createTime?: Timestamp | undefined;
 
   /**
+   * When its status last changed.
+   *
    * @generated from field: google.protobuf.Timestamp update_time = 16;
    */
   updateTime?: Timestamp | undefined;
@@ -226,20 +249,28 @@ export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 1);
 
 /**
+ * An open position: an exposure in one symbol and direction, from one filled order.
+ *
  * @generated from message exness.trading.v1.Position
  */
 export type Position = Message<"exness.trading.v1.Position"> & {
   /**
+   * Opaque id of the position (decimal digits; unique across shards).
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 2;
    */
   symbol: string;
 
   /**
+   * BUY (long) or SELL (short).
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 3;
    */
   side: OrderSide;
@@ -252,6 +283,8 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   volume: string;
 
   /**
+   * Price it opened at (decimal string): the ask for BUY, the bid for SELL.
+   *
    * @generated from field: string open_price = 5;
    */
   openPrice: string;
@@ -264,16 +297,22 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   currentPrice: string;
 
   /**
+   * Stop-loss price (decimal string); empty for none.
+   *
    * @generated from field: string stop_loss = 7;
    */
   stopLoss: string;
 
   /**
+   * Take-profit price (decimal string); empty for none.
+   *
    * @generated from field: string take_profit = 8;
    */
   takeProfit: string;
 
   /**
+   * Leverage it opened with, e.g. 100 for 1:100.
+   *
    * @generated from field: int32 leverage = 9;
    */
   leverage: number;
@@ -300,6 +339,8 @@ export type Position = Message<"exness.trading.v1.Position"> & {
   orderId: string;
 
   /**
+   * When it opened.
+   *
    * @generated from field: google.protobuf.Timestamp open_time = 13;
    */
   openTime?: Timestamp | undefined;
@@ -319,16 +360,22 @@ export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
  */
 export type Trade = Message<"exness.trading.v1.Trade"> & {
   /**
+   * Opaque id of the trade (decimal digits; unique across shards).
+   *
    * @generated from field: string trade_id = 1;
    */
   tradeId: string;
 
   /**
+   * The position it closed (whole or in part).
+   *
    * @generated from field: string position_id = 2;
    */
   positionId: string;
 
   /**
+   * Platform symbol, e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 3;
    */
   symbol: string;
@@ -348,31 +395,44 @@ export type Trade = Message<"exness.trading.v1.Trade"> & {
   volume: string;
 
   /**
+   * Price the position opened at (decimal string).
+   *
    * @generated from field: string open_price = 6;
    */
   openPrice: string;
 
   /**
+   * Price it closed at (decimal string): the bid for BUY, the ask for SELL.
+   *
    * @generated from field: string close_price = 7;
    */
   closePrice: string;
 
   /**
+   * Profit (positive) or loss (negative) in USD, booked to the balance (decimal string, 2
+   * decimals).
+   *
    * @generated from field: string realized_pnl = 8;
    */
   realizedPnl: string;
 
   /**
+   * Why it closed.
+   *
    * @generated from field: exness.trading.v1.CloseReason close_reason = 9;
    */
   closeReason: CloseReason;
 
   /**
+   * When the position opened.
+   *
    * @generated from field: google.protobuf.Timestamp open_time = 10;
    */
   openTime?: Timestamp | undefined;
 
   /**
+   * When this part closed.
+   *
    * @generated from field: google.protobuf.Timestamp close_time = 11;
    */
   closeTime?: Timestamp | undefined;
@@ -399,11 +459,15 @@ export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
  */
 export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
   /**
+   * Opaque id of the entry (decimal digits).
+   *
    * @generated from field: string entry_id = 1;
    */
   entryId: string;
 
   /**
+   * Why the balance changed.
+   *
    * @generated from field: exness.trading.v1.LedgerEntryKind kind = 2;
    */
   kind: LedgerEntryKind;
@@ -430,6 +494,8 @@ export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
   referenceId: string;
 
   /**
+   * When it was booked.
+   *
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
@@ -443,6 +509,8 @@ export const LedgerEntrySchema: GenMessage<LedgerEntry> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 4);
 
 /**
+ * GetAccount's input (empty: the account is the caller's).
+ *
  * @generated from message exness.trading.v1.GetAccountRequest
  */
 export type GetAccountRequest = Message<"exness.trading.v1.GetAccountRequest"> & {
@@ -456,10 +524,14 @@ export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 5);
 
 /**
+ * GetAccount's result.
+ *
  * @generated from message exness.trading.v1.GetAccountResponse
  */
 export type GetAccountResponse = Message<"exness.trading.v1.GetAccountResponse"> & {
   /**
+   * The caller's account, computed from the latest quotes.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
@@ -473,6 +545,8 @@ export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 6);
 
 /**
+ * Deposit's input.
+ *
  * @generated from message exness.trading.v1.DepositRequest
  */
 export type DepositRequest = Message<"exness.trading.v1.DepositRequest"> & {
@@ -492,15 +566,21 @@ export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 7);
 
 /**
+ * Deposit's result.
+ *
  * @generated from message exness.trading.v1.DepositResponse
  */
 export type DepositResponse = Message<"exness.trading.v1.DepositResponse"> & {
   /**
+   * The account after the deposit.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
 
   /**
+   * The ledger entry that booked it.
+   *
    * @generated from field: exness.trading.v1.LedgerEntry entry = 2;
    */
   entry?: LedgerEntry | undefined;
@@ -514,6 +594,8 @@ export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 8);
 
 /**
+ * SetLeverage's input.
+ *
  * @generated from message exness.trading.v1.SetLeverageRequest
  */
 export type SetLeverageRequest = Message<"exness.trading.v1.SetLeverageRequest"> & {
@@ -533,10 +615,14 @@ export const SetLeverageRequestSchema: GenMessage<SetLeverageRequest> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 9);
 
 /**
+ * SetLeverage's result.
+ *
  * @generated from message exness.trading.v1.SetLeverageResponse
  */
 export type SetLeverageResponse = Message<"exness.trading.v1.SetLeverageResponse"> & {
   /**
+   * The account with its new leverage.
+   *
    * @generated from field: exness.trading.v1.Account account = 1;
    */
   account?: Account | undefined;
@@ -550,20 +636,28 @@ export const SetLeverageResponseSchema: GenMessage<SetLeverageResponse> = /*@__P
   messageDesc(file_exness_trading_v1_trading, 10);
 
 /**
+ * PlaceOrder's input.
+ *
  * @generated from message exness.trading.v1.PlaceOrderRequest
  */
 export type PlaceOrderRequest = Message<"exness.trading.v1.PlaceOrderRequest"> & {
   /**
+   * Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD".
+   *
    * @generated from field: string symbol = 1;
    */
   symbol: string;
 
   /**
+   * BUY or SELL; required.
+   *
    * @generated from field: exness.trading.v1.OrderSide side = 2;
    */
   side: OrderSide;
 
   /**
+   * MARKET, LIMIT or STOP; required.
+   *
    * @generated from field: exness.trading.v1.OrderType type = 3;
    */
   type: OrderType;
@@ -634,10 +728,14 @@ export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 11);
 
 /**
+ * PlaceOrder's result.
+ *
  * @generated from message exness.trading.v1.PlaceOrderResponse
  */
 export type PlaceOrderResponse = Message<"exness.trading.v1.PlaceOrderResponse"> & {
   /**
+   * The order: FILLED for a market order, PENDING for a LIMIT/STOP order.
+   *
    * @generated from field: exness.trading.v1.Order order = 1;
    */
   order?: Order | undefined;
@@ -658,6 +756,8 @@ export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 12);
 
 /**
+ * ListOrders's input.
+ *
  * @generated from message exness.trading.v1.ListOrdersRequest
  */
 export type ListOrdersRequest = Message<"exness.trading.v1.ListOrdersRequest"> & {
@@ -684,10 +784,14 @@ export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 13);
 
 /**
+ * ListOrders's result.
+ *
  * @generated from message exness.trading.v1.ListOrdersResponse
  */
 export type ListOrdersResponse = Message<"exness.trading.v1.ListOrdersResponse"> & {
   /**
+   * The pending orders, newest first; at most page_size of them.
+   *
    * @generated from field: repeated exness.trading.v1.Order orders = 1;
    */
   orders: Order[];
@@ -708,10 +812,14 @@ export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 14);
 
 /**
+ * CancelOrder's input.
+ *
  * @generated from message exness.trading.v1.CancelOrderRequest
  */
 export type CancelOrderRequest = Message<"exness.trading.v1.CancelOrderRequest"> & {
   /**
+   * The pending order to cancel; at most 64 characters.
+   *
    * @generated from field: string order_id = 1;
    */
   orderId: string;
@@ -725,10 +833,14 @@ export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 15);
 
 /**
+ * CancelOrder's result.
+ *
  * @generated from message exness.trading.v1.CancelOrderResponse
  */
 export type CancelOrderResponse = Message<"exness.trading.v1.CancelOrderResponse"> & {
   /**
+   * The order, now CANCELLED.
+   *
    * @generated from field: exness.trading.v1.Order order = 1;
    */
   order?: Order | undefined;
@@ -742,6 +854,8 @@ export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__P
   messageDesc(file_exness_trading_v1_trading, 16);
 
 /**
+ * ListPositions's input.
+ *
  * @generated from message exness.trading.v1.ListPositionsRequest
  */
 export type ListPositionsRequest = Message<"exness.trading.v1.ListPositionsRequest"> & {
@@ -768,10 +882,14 @@ export const ListPositionsRequestSchema: GenMessage<ListPositionsRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 17);
 
 /**
+ * ListPositions's result.
+ *
  * @generated from message exness.trading.v1.ListPositionsResponse
  */
 export type ListPositionsResponse = Message<"exness.trading.v1.ListPositionsResponse"> & {
   /**
+   * The open positions, newest first, valued at the latest quotes; at most page_size of them.
+   *
    * @generated from field: repeated exness.trading.v1.Position positions = 1;
    */
   positions: Position[];
@@ -792,10 +910,14 @@ export const ListPositionsResponseSchema: GenMessage<ListPositionsResponse> = /*
   messageDesc(file_exness_trading_v1_trading, 18);
 
 /**
+ * ModifyPosition's input.
+ *
  * @generated from message exness.trading.v1.ModifyPositionRequest
  */
 export type ModifyPositionRequest = Message<"exness.trading.v1.ModifyPositionRequest"> & {
   /**
+   * The open position to change; at most 64 characters.
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
@@ -823,10 +945,14 @@ export const ModifyPositionRequestSchema: GenMessage<ModifyPositionRequest> = /*
   messageDesc(file_exness_trading_v1_trading, 19);
 
 /**
+ * ModifyPosition's result.
+ *
  * @generated from message exness.trading.v1.ModifyPositionResponse
  */
 export type ModifyPositionResponse = Message<"exness.trading.v1.ModifyPositionResponse"> & {
   /**
+   * The position with its new levels.
+   *
    * @generated from field: exness.trading.v1.Position position = 1;
    */
   position?: Position | undefined;
@@ -840,10 +966,14 @@ export const ModifyPositionResponseSchema: GenMessage<ModifyPositionResponse> = 
   messageDesc(file_exness_trading_v1_trading, 20);
 
 /**
+ * ClosePosition's input.
+ *
  * @generated from message exness.trading.v1.ClosePositionRequest
  */
 export type ClosePositionRequest = Message<"exness.trading.v1.ClosePositionRequest"> & {
   /**
+   * The open position to close; at most 64 characters.
+   *
    * @generated from field: string position_id = 1;
    */
   positionId: string;
@@ -864,6 +994,8 @@ export const ClosePositionRequestSchema: GenMessage<ClosePositionRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 21);
 
 /**
+ * ClosePosition's result.
+ *
  * @generated from message exness.trading.v1.ClosePositionResponse
  */
 export type ClosePositionResponse = Message<"exness.trading.v1.ClosePositionResponse"> & {
@@ -882,6 +1014,8 @@ export type ClosePositionResponse = Message<"exness.trading.v1.ClosePositionResp
   position?: Position | undefined;
 
   /**
+   * The account after the close (balance includes the realised P&L).
+   *
    * @generated from field: exness.trading.v1.Account account = 3;
    */
   account?: Account | undefined;
@@ -895,6 +1029,8 @@ export const ClosePositionResponseSchema: GenMessage<ClosePositionResponse> = /*
   messageDesc(file_exness_trading_v1_trading, 22);
 
 /**
+ * ListTrades's input.
+ *
  * @generated from message exness.trading.v1.ListTradesRequest
  */
 export type ListTradesRequest = Message<"exness.trading.v1.ListTradesRequest"> & {
@@ -928,10 +1064,14 @@ export const ListTradesRequestSchema: GenMessage<ListTradesRequest> = /*@__PURE_
   messageDesc(file_exness_trading_v1_trading, 23);
 
 /**
+ * ListTrades's result: one page.
+ *
  * @generated from message exness.trading.v1.ListTradesResponse
  */
 export type ListTradesResponse = Message<"exness.trading.v1.ListTradesResponse"> & {
   /**
+   * Closed trades, newest first; at most page_size of them.
+   *
    * @generated from field: repeated exness.trading.v1.Trade trades = 1;
    */
   trades: Trade[];
@@ -952,6 +1092,8 @@ export const ListTradesResponseSchema: GenMessage<ListTradesResponse> = /*@__PUR
   messageDesc(file_exness_trading_v1_trading, 24);
 
 /**
+ * StreamAccount's input (empty: the account is the caller's).
+ *
  * @generated from message exness.trading.v1.StreamAccountRequest
  */
 export type StreamAccountRequest = Message<"exness.trading.v1.StreamAccountRequest"> & {
@@ -965,10 +1107,14 @@ export const StreamAccountRequestSchema: GenMessage<StreamAccountRequest> = /*@_
   messageDesc(file_exness_trading_v1_trading, 25);
 
 /**
+ * One message of the StreamAccount stream.
+ *
  * @generated from message exness.trading.v1.StreamAccountResponse
  */
 export type StreamAccountResponse = Message<"exness.trading.v1.StreamAccountResponse"> & {
   /**
+   * What happened to the account.
+   *
    * @generated from field: exness.trading.v1.AccountEvent event = 1;
    */
   event?: AccountEvent | undefined;
@@ -997,6 +1143,8 @@ export type AccountEvent = Message<"exness.trading.v1.AccountEvent"> & {
   sequence: bigint;
 
   /**
+   * The account it happened to.
+   *
    * @generated from field: string account_id = 2;
    */
   accountId: string;
@@ -1009,31 +1157,43 @@ export type AccountEvent = Message<"exness.trading.v1.AccountEvent"> & {
   userId: string;
 
   /**
+   * What happened; says which of the messages below are set.
+   *
    * @generated from field: exness.trading.v1.AccountEventType type = 4;
    */
   type: AccountEventType;
 
   /**
+   * When it was committed.
+   *
    * @generated from field: google.protobuf.Timestamp time = 5;
    */
   time?: Timestamp | undefined;
 
   /**
+   * The order concerned, for ORDER_* and POSITION_OPENED events.
+   *
    * @generated from field: exness.trading.v1.Order order = 6;
    */
   order?: Order | undefined;
 
   /**
+   * The position concerned (what stays open, after a partial close).
+   *
    * @generated from field: exness.trading.v1.Position position = 7;
    */
   position?: Position | undefined;
 
   /**
+   * The closed part, for POSITION_CLOSED and STOP_OUT events.
+   *
    * @generated from field: exness.trading.v1.Trade trade = 8;
    */
   trade?: Trade | undefined;
 
   /**
+   * The balance change, for BALANCE_CHANGED and closes that book P&L.
+   *
    * @generated from field: exness.trading.v1.LedgerEntry ledger_entry = 9;
    */
   ledgerEntry?: LedgerEntry | undefined;
@@ -1054,10 +1214,14 @@ export const AccountEventSchema: GenMessage<AccountEvent> = /*@__PURE__*/
   messageDesc(file_exness_trading_v1_trading, 27);
 
 /**
+ * Direction of an order or position.
+ *
  * @generated from enum exness.trading.v1.OrderSide
  */
 export enum OrderSide {
   /**
+   * Not a valid side: PlaceOrder refuses it.
+   *
    * @generated from enum value: ORDER_SIDE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1084,10 +1248,14 @@ export const OrderSideSchema: GenEnum<OrderSide> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 0);
 
 /**
+ * How an order executes.
+ *
  * @generated from enum exness.trading.v1.OrderType
  */
 export enum OrderType {
   /**
+   * Not a valid type: PlaceOrder refuses it.
+   *
    * @generated from enum value: ORDER_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1121,10 +1289,14 @@ export const OrderTypeSchema: GenEnum<OrderType> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 1);
 
 /**
+ * Where an order is in its life.
+ *
  * @generated from enum exness.trading.v1.OrderStatus
  */
 export enum OrderStatus {
   /**
+   * Never set on a stored order.
+   *
    * @generated from enum value: ORDER_STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1178,6 +1350,8 @@ export const OrderStatusSchema: GenEnum<OrderStatus> = /*@__PURE__*/
  */
 export enum CloseReason {
   /**
+   * Never set on a closed trade.
+   *
    * @generated from enum value: CLOSE_REASON_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1190,11 +1364,15 @@ export enum CloseReason {
   CLIENT = 1,
 
   /**
+   * The market reached the position's stop-loss.
+   *
    * @generated from enum value: CLOSE_REASON_STOP_LOSS = 2;
    */
   STOP_LOSS = 2,
 
   /**
+   * The market reached the position's take-profit.
+   *
    * @generated from enum value: CLOSE_REASON_TAKE_PROFIT = 3;
    */
   TAKE_PROFIT = 3,
@@ -1221,15 +1399,21 @@ export const CloseReasonSchema: GenEnum<CloseReason> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 3);
 
 /**
+ * Why a balance changed.
+ *
  * @generated from enum exness.trading.v1.LedgerEntryKind
  */
 export enum LedgerEntryKind {
   /**
+   * Never set on a stored entry.
+   *
    * @generated from enum value: LEDGER_ENTRY_KIND_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
+   * Demo funds added by Deposit.
+   *
    * @generated from enum value: LEDGER_ENTRY_KIND_DEPOSIT = 1;
    */
   DEPOSIT = 1,
@@ -1256,10 +1440,14 @@ export const LedgerEntryKindSchema: GenEnum<LedgerEntryKind> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 4);
 
 /**
+ * What an AccountEvent reports.
+ *
  * @generated from enum exness.trading.v1.AccountEventType
  */
 export enum AccountEventType {
   /**
+   * Never sent.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
@@ -1272,36 +1460,50 @@ export enum AccountEventType {
   ACCOUNT_SNAPSHOT = 1,
 
   /**
+   * A pending order was placed; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_PLACED = 2;
    */
   ORDER_PLACED = 2,
 
   /**
+   * An order executed; `order` is it, `position` the position it opened.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_FILLED = 3;
    */
   ORDER_FILLED = 3,
 
   /**
+   * A pending order was cancelled; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_CANCELLED = 4;
    */
   ORDER_CANCELLED = 4,
 
   /**
+   * A triggered pending order was refused at execution; `order` says why.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_REJECTED = 5;
    */
   ORDER_REJECTED = 5,
 
   /**
+   * A pending order lapsed at its expire_time; `order` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_ORDER_EXPIRED = 6;
    */
   ORDER_EXPIRED = 6,
 
   /**
+   * A position opened; `position` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_POSITION_OPENED = 7;
    */
   POSITION_OPENED = 7,
 
   /**
+   * A position's stop-loss or take-profit changed; `position` is it.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_POSITION_MODIFIED = 8;
    */
   POSITION_MODIFIED = 8,
@@ -1314,11 +1516,15 @@ export enum AccountEventType {
   POSITION_CLOSED = 9,
 
   /**
+   * The balance changed; `ledger_entry` says how.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_BALANCE_CHANGED = 10;
    */
   BALANCE_CHANGED = 10,
 
   /**
+   * The account leverage changed; `account` has the new one.
+   *
    * @generated from enum value: ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED = 11;
    */
   LEVERAGE_CHANGED = 11,
