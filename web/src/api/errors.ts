@@ -4,6 +4,7 @@
 // small messages are decoded here straight from the wire with @bufbuild/protobuf's BinaryReader.
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { fmtMoney } from "../decimal";
 
 export interface ErrorInfo {
   reason: string;
@@ -149,16 +150,18 @@ export function describeError(e: unknown): string {
     const req = info.metadata["required_margin"];
     const free = info.metadata["free_margin"];
     let text = REASON_TEXT.INSUFFICIENT_MARGIN;
-    if (req && free) text += `: required ${req} USD, free ${free} USD.`;
-    else if (req) text += `: required ${req} USD.`;
+    if (req && free) text += `: required ${fmtMoney(req)} USD, free ${fmtMoney(free)} USD.`;
+    else if (req) text += `: required ${fmtMoney(req)} USD.`;
     else text += ".";
     return text;
   }
+  // A violation names the field and says what is wrong with it: more use than the reason's
+  // general sentence ("Stop loss: a BUY stop-loss must be below the current price 64,990.10").
+  if (violations.length > 0) {
+    return violations.map((v) => `${capitalize(fieldLabel(v.field))}: ${groupDigits(v.description)}`).join(". ");
+  }
   if (info && info.reason !== "INVALID_ARGUMENT" && REASON_TEXT[info.reason]) {
     return REASON_TEXT[info.reason];
-  }
-  if (violations.length > 0) {
-    return violations.map((v) => `${capitalize(fieldLabel(v.field))}: ${v.description}`).join(". ");
   }
   if (err.code === Code.InvalidArgument || err.code === Code.FailedPrecondition) {
     // No structured detail: the server's message is the best we have, without the code prefix.
@@ -170,6 +173,12 @@ export function describeError(e: unknown): string {
 /** The ErrorInfo reason of a failed call, if it has one. */
 export function reasonOf(e: unknown): string | null {
   return errorInfoOf(ConnectError.from(e))?.reason ?? null;
+}
+
+/** Thousands separators for the numbers in a server's sentence ("65001.5" -> "65,001.5"). */
+function groupDigits(text: string): string {
+  return text.replace(/(?<![\d.:-])(\d{4,})(\.\d+)?(?![\d:-])/g, (_m, int: string, frac: string | undefined) =>
+    int.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (frac ?? ""));
 }
 
 function capitalize(s: string): string {
