@@ -32,5 +32,8 @@ echo "== ruff"
 ruff check .
 echo "== mypy"
 mypy
+echo "== web terminal: tsc --noEmit (strict), then the bundle the browser tests load"
+tsc --noEmit -p web/tsconfig.json
+npm run --silent build:web >/dev/null
 echo "== pytest"
 pytest "$@"
