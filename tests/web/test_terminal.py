@@ -124,7 +124,8 @@ def test_margin_call_warning_and_stop_out_in_history(page: Page, platform: Platf
         # Margin = 0.10 x 100 x ~start / 100; a 40 USD drop leaves equity near 100 USD,
         # well under the 60 % margin-call level.
         platform.feed.set_mid("XAUUSD", start - 40)
-        expect(t.tid("margin-call-warning")).to_be_visible()
+        # The quote travels feed -> MarketData -> broker -> stream: allow a loaded machine time.
+        expect(t.tid("margin-call-warning")).to_be_visible(timeout=15_000)
         expect(t.tid("margin-call-text")).to_contain_text("stop out")
 
         # A 70 USD drop takes equity below zero: the broker closes the position.

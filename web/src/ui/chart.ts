@@ -332,6 +332,12 @@ export function chartPanel(ctx: Ctx): HTMLElement {
     if (!view || !inst) return;
     setText(bidAsk, `${fmtPrice(view.quote.bid, inst.priceDecimals)} / ${fmtPrice(view.quote.ask, inst.priceDecimals)}`);
   });
+  const markStale = (): void => {
+    bidAsk.classList.toggle("stale", store.freshness(store.selected).state !== "fresh");
+  };
+  store.on("clock", markStale);
+  store.on("connection", markStale);
+  store.on("selected", markStale);
 
   const panel = h("section", { class: "panel chart-panel", "aria-label": "Chart", "data-pane": "chart" },
     h("header", { class: "panel-head chart-head" },
