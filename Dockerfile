@@ -6,7 +6,7 @@
 FROM node:22-bookworm-slim AS web
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund --loglevel=error
+RUN npm ci --no-audit --no-fund --loglevel=error
 COPY web/ web/
 COPY gen/ts/ gen/ts/
 RUN npm run build:web

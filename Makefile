@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup up test gen check-gen lint lock bench clean
+.PHONY: setup up test test-fast gen check-gen lint lock bench clean
 
 # Installs everything (Python venv, Node tooling, generated code) from the package registries.
 setup:
@@ -13,6 +13,10 @@ up: setup
 
 test: setup
 	bash scripts/test.sh
+
+# The fast lane (after one `make setup`): unit and rule tests only, no real server, under a minute.
+test-fast:
+	.venv/bin/pytest --fast -q
 
 # Regenerates gen/ (Python, TypeScript, descriptor set) from proto/.
 gen:
@@ -25,6 +29,7 @@ check-gen: gen
 lint:
 	node_modules/.bin/buf lint
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
 # Re-pins constraints.txt to what is installed in .venv (after changing dependencies).

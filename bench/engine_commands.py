@@ -13,8 +13,9 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from kit.data.instruments import Instrument
 from services.trading.engine import Engine, OrderRequest
-from services.trading.model import Instrument, OrderType, Side
+from services.trading.model import OrderType, Side
 
 TARGET = 50_000
 

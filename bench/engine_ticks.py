@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 
+from kit.data.instruments import Instrument
 from services.trading.engine import Engine
-from services.trading.model import Account, Instrument, Position, Side, margin_of
+from services.trading.model import Account, Position, Side, margin_of
 
 PER_ACCOUNT = 100
 TARGET_RATIO = 2.0

@@ -9,12 +9,7 @@ from pathlib import Path
 
 from gateway.config import LUA_SOURCES, EdgeConfig, render
 from gateway.rest_fields import render_lua
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+from kit.files import write_atomic
 
 
 def write_bundle(config: EdgeConfig, out_dir: Path) -> Path:
@@ -25,7 +20,7 @@ def write_bundle(config: EdgeConfig, out_dir: Path) -> Path:
     lua_out.mkdir(exist_ok=True)
     for source in LUA_SOURCES.glob("*.lua"):
         shutil.copyfile(source, lua_out / source.name)
-    _write(lua_out / "exness_rest_fields.lua", render_lua(config.descriptor_path))
+    write_atomic(lua_out / "exness_rest_fields.lua", render_lua(config.descriptor_path))
     config_path = out_dir / "envoy.yaml"
-    _write(config_path, render(config.with_(lua_dir=lua_out.resolve())))
+    write_atomic(config_path, render(config.with_(lua_dir=lua_out.resolve())))
     return config_path

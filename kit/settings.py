@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.files import write_atomic
+
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -103,8 +105,22 @@ class Settings:
         path = self.data_dir / "service-token"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(32))
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            write_atomic(path, secrets.token_urlsafe(32), mode=0o600)
         return path.read_text().strip()
+
+
+# The environment variable behind each setting that a service may require.
+_ENV_NAMES = {"database_url": "DATABASE_URL", "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def require(settings: Settings, command: str, *names: str, why: str = "") -> None:
+    """Exits with one line naming every required setting that is empty (a service started by
+    hand without its infrastructure), instead of a traceback from the first connection."""
+    missing = [_ENV_NAMES[name] for name in names if not getattr(settings, name)]
+    if missing:
+        because = f"{why}; " if why else ""
+        them = "them" if len(missing) > 1 else "it"
+        raise SystemExit(
+            f"exness {command}: {' and '.join(missing)} not set "
+            f"({because}`exness up` sets {them} for you)"
+        )

@@ -17,11 +17,10 @@ pip_install() {
 pip_install --upgrade pip
 # constraints.txt pins every Python package to the versions the generated code and tests were
 # made with (regenerate it with `make lock`).
-pip_install -c constraints.txt -e '.[dev]'
+pip_install -c constraints.txt -e '.[dev,devstack]'
 
-# `npm install` rather than `npm ci`: npm 11 records only this platform's optional buf binary
-# in the lock file and `npm ci` then refuses it; install still follows the lock exactly.
-npm install --no-audit --no-fund --loglevel=error
+# `npm ci`: exactly what package-lock.json records, and the lock file is never rewritten.
+npm ci --no-audit --no-fund --loglevel=error
 
 if grep -q '"build:web"' package.json; then
   npm run --silent build:web

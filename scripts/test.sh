@@ -30,6 +30,9 @@ echo "== buf lint"
 buf lint
 echo "== ruff"
 ruff check .
+ruff format --check .
+echo "== tsc (web terminal)"
+npm run --silent check:web
 echo "== mypy"
 mypy
 echo "== web terminal: tsc --noEmit (strict), then the bundle the browser tests load"

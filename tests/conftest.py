@@ -5,6 +5,7 @@ users, accounts and symbols rather than by restarting servers."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,9 +19,30 @@ from kit.data.kafka import ensure_topics
 from tests.support import infra
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast lane: only tests that need no real server (unit and rule tests)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every real server of the session hangs off `session_dir`, so a test that does not
+    (transitively) use it runs without PostgreSQL, the broker, Envoy or a browser."""
+    if not config.getoption("--fast"):
+        return
+    fast = [item for item in items if "session_dir" not in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in fast])
+    items[:] = fast
+
+
 @pytest.fixture(scope="session")
-def session_dir() -> Path:
-    return infra.session_root()
+def session_dir() -> Iterator[Path]:
+    root = infra.session_root()
+    yield root
+    # Runs after every server fixture that uses the directory has stopped (they depend on it).
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from rich.table import Table
 from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
+from kit.files import write_atomic
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_int
 
@@ -384,8 +385,7 @@ def _write_state(
         "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
     }
     path = platform.data_dir / STATE_FILE
-    path.with_suffix(".tmp").write_text(json.dumps(state, indent=2))
-    path.with_suffix(".tmp").replace(path)
+    write_atomic(path, json.dumps(state, indent=2))
 
 
 # A component that crashes is restarted, like a process supervisor would; one that keeps

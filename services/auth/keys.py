@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.utils import base64url_encode
 
+from kit.files import write_atomic
+
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -106,8 +108,5 @@ def new_key_file(directory: Path) -> Path:
         directory
         / f"ed25519-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{thumbprint(key.public_key())}.pem"
     )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pem)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_atomic(path, pem, mode=0o600)
     return path

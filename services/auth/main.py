@@ -15,7 +15,7 @@ from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
-from kit.settings import Settings
+from kit.settings import Settings, require
 from services.auth.keys import Keyring, new_key_file
 from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
@@ -75,8 +75,7 @@ def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None
 
 async def serve(settings: Settings, port: int | None) -> None:
     setup_logging("auth", settings.log_level, settings.log_format)
-    if not settings.database_url:
-        raise SystemExit("exness auth: DATABASE_URL is not set (`exness up` sets it for you)")
+    require(settings, "auth", "database_url")
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)
     app.server.on_stop.append(pool.close)

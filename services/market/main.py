@@ -25,7 +25,7 @@ from kit.rpc import server as kit_server
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
-from kit.settings import Settings
+from kit.settings import Settings, require
 from services.market.fanout import QuoteHub
 from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
@@ -148,21 +148,6 @@ def build(
     return MarketApp(pool, catalog, hub, servicer, server, feed, publisher, writer, guard)
 
 
-def require_infrastructure(settings: Settings, command: str) -> None:
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url),
-            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
-        )
-        if not value
-    ]
-    if missing:
-        raise SystemExit(
-            f"exness {command}: {' and '.join(missing)} not set (`exness up` sets them for you)"
-        )
-
-
 async def serve(settings: Settings, port: int | None, role: str) -> None:
     setup_logging("market", settings.log_level, settings.log_format)
     # Both raise StartupError when PostgreSQL/Kafka is down: kit_server.run reports one line.
@@ -192,6 +177,6 @@ async def _wait_for_signal() -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    require_infrastructure(settings, "market")
+    require(settings, "market", "database_url", "kafka_bootstrap_servers")
     kit_server.run(lambda: serve(settings, args.port, args.role))
     return 0

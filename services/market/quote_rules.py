@@ -8,8 +8,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from exness.market.v1 import market_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kit.data.instruments import Instrument
 from kit.decimals import format_decimal, parse_decimal
-from services.market.instruments import InstrumentCatalog, InstrumentSpec
+from services.market.instruments import InstrumentCatalog
 
 # Rejection reasons, as counted in PublishQuotesResponse.rejected.
 MALFORMED = "malformed"
@@ -32,7 +33,7 @@ def timestamp_ns(ts: Timestamp) -> int:
     return ts.seconds * 1_000_000_000 + ts.nanos
 
 
-def apply_markup(bid: Decimal, ask: Decimal, spec: InstrumentSpec) -> tuple[Decimal, Decimal]:
+def apply_markup(bid: Decimal, ask: Decimal, spec: Instrument) -> tuple[Decimal, Decimal]:
     """Widens the spread by the instrument's markup, half on each side of the mid, and rounds
     to its price decimals away from the mid (bid down, ask up) so the markup is never eaten
     by rounding."""

@@ -13,12 +13,13 @@ import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.instruments import Instrument
 from kit.decimals import format_decimal
 from kit.rpc.errors import invalid_field, not_found, unavailable
 from kit.rpc.interceptors import Access
 from services.market.candles import INTERVAL_SECONDS, read_candles
 from services.market.fanout import QuoteHub
-from services.market.instruments import InstrumentCatalog, InstrumentSpec
+from services.market.instruments import InstrumentCatalog
 from services.market.quote_producer import QuotePublisher
 from services.market.quote_rules import QuoteValidator
 
@@ -42,7 +43,7 @@ _CATEGORIES = {
 }
 
 
-def instrument_message(spec: InstrumentSpec) -> market_pb2.Instrument:
+def instrument_message(spec: Instrument) -> market_pb2.Instrument:
     return market_pb2.Instrument(
         symbol=spec.symbol,
         description=spec.description,
@@ -81,7 +82,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         self._validator = QuoteValidator(catalog)
         self.publish_stats = PublishStats()
 
-    async def _instrument(self, symbol: str) -> InstrumentSpec:
+    async def _instrument(self, symbol: str) -> Instrument:
         spec = await self._catalog.lookup(symbol)
         if spec is None:
             raise not_found("UNKNOWN_SYMBOL", f"{symbol} is not a listed instrument", symbol=symbol)

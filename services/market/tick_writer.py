@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
+from kit.backoff import Backoff
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
@@ -411,7 +411,7 @@ class TickWriter:
                 self._queue.task_done()
 
     async def _write_with_retry(self, batch: Batch) -> None:
-        delay = 0.2
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
         while True:
             try:
                 await self.write(batch)
@@ -426,8 +426,7 @@ class TickWriter:
                 # safe even if the first attempt had committed.
                 self.db_retries += 1
                 log.warning("tick writer: database error, retrying: %s", exc)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                await backoff.sleep()
 
     async def write(self, batch: Batch) -> None:
         """One transaction: the offset fences and the candle merge in one pipelined round

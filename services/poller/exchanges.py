@@ -25,8 +25,9 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 
+from kit.backoff import Backoff
 from kit.decimals import parse_decimal
-from services.poller.sources import Backoff, FeedStats, QuoteBuffer, RawQuote, now_ns
+from services.poller.sources import FeedStats, QuoteBuffer, RawQuote, now_ns
 
 log = logging.getLogger(__name__)
 

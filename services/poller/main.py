@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from kit.logs import setup_logging
-from kit.settings import Settings
+from kit.settings import Settings, require
 from services.poller.exchanges import (
     BACKPACK_SYMBOLS,
     BACKPACK_URL,
@@ -136,11 +136,9 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     source: asyncio.Task[None]
     if args.source == "synthetic":
-        if not settings.database_url:
-            raise SystemExit(
-                "exness poller: DATABASE_URL is not set (the synthetic feed reads "
-                "the instruments table; `exness up` sets it for you)"
-            )
+        require(
+            settings, "poller", "database_url", why="the synthetic feed reads the instruments table"
+        )
         only = [s for s in args.symbols.split(",") if s]
         walk = RandomWalk(
             load_walk_specs(settings.database_url, only),

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
+from kit.backoff import Backoff
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
-from services.poller.sources import Backoff, QuoteBuffer
+from services.poller.sources import QuoteBuffer
 
 log = logging.getLogger(__name__)
 

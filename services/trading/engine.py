@@ -1,4 +1,4 @@
-"""The trading engine: every rule of DESIGN.md section 5, in memory, with no I/O.
+"""The trading engine: every rule of docs/trading-rules.md, in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from itertools import count
 
+from kit.data.instruments import Instrument
 from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
@@ -35,7 +36,6 @@ from services.trading.model import (
     Event,
     EventType,
     Exposure,
-    Instrument,
     LedgerEntry,
     LedgerKind,
     Order,

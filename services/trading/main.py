@@ -20,7 +20,7 @@ from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
-from kit.settings import Settings
+from kit.settings import Settings, require
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -90,16 +90,7 @@ async def main(settings: Settings, port: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url),
-            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers),
-        )
-        if not value
-    ]
-    if missing:
-        raise SystemExit(f"exness engine: set {' and '.join(missing)} (or run `exness up`)")
+    require(settings, "trading", "database_url", "kafka_bootstrap_servers")
     port = args.port if getattr(args, "port", None) is not None else settings.trading_port
     run_server(lambda: main(settings, port))
     return 0

@@ -76,20 +76,6 @@ def margin_of(volume: Decimal, contract_size: Decimal, price: Decimal, leverage:
     return (volume * contract_size * price / leverage).quantize(CENT, rounding=ROUND_CEILING)
 
 
-@dataclass(frozen=True, slots=True)
-class Instrument:
-    symbol: str
-    category: str
-    price_decimals: int
-    contract_size: Decimal
-    volume_min: Decimal
-    volume_step: Decimal
-    volume_max: Decimal
-    max_leverage: int
-    margin_call_level: Decimal  # percent
-    stop_out_level: Decimal  # percent
-
-
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
 class Quote:
     symbol: str

@@ -9,11 +9,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.instruments import load_instruments
 from services.trading.engine import SHARD_ID_SHIFT, Engine
 from services.trading.model import (
     Account,
     CloseReason,
-    Instrument,
     Order,
     OrderStatus,
     OrderType,
@@ -35,18 +35,6 @@ _TRADE_COLUMNS = (
     "trade_id, account_id, position_id, symbol, side, volume, open_price, close_price,"
     " realized_pnl, close_reason, opened_at, closed_at"
 )
-
-
-async def load_instruments(pool: AsyncConnectionPool) -> dict[str, Instrument]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT i.symbol, i.category, i.price_decimals, i.contract_size, i.volume_min,"
-            " i.volume_step, i.volume_max, i.max_leverage, g.margin_call_level, g.stop_out_level"
-            " FROM instruments i JOIN instrument_groups g USING (category)"
-            " WHERE i.enabled ORDER BY i.symbol"
-        )
-        rows = await cur.fetchall()
-    return {row[0]: Instrument(*row) for row in rows}
 
 
 def order_from_row(row: Any) -> Order:

@@ -144,7 +144,7 @@ def test_jwt_rules_match_what_each_service_enforces(tmp_path: Path) -> None:
 
 
 def test_filter_order(tmp_path: Path) -> None:
-    """See shared/ENVOY-NOTES.md: JWT and rate limits after the transcoder, CORS and gRPC-Web
+    """See docs/edge.md: JWT and rate limits after the transcoder, CORS and gRPC-Web
     before it, identity headers stripped first, the router last."""
     names = [
         f["name"].removeprefix("envoy.filters.http.")

@@ -14,9 +14,10 @@ import pytest
 from exness.market.v1 import market_pb2, market_pb2_grpc
 from websockets.asyncio.server import ServerConnection, serve
 
+from kit.backoff import Backoff
 from kit.settings import Settings
 from services.poller.exchanges import backpack_feed, binance_feed, run_exchange_feed
-from services.poller.sources import Backoff, FeedStats, QuoteBuffer, RawQuote
+from services.poller.sources import FeedStats, QuoteBuffer, RawQuote
 from tests.market.conftest import eventually
 from tests.market.test_e2e import ROOT, _env
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from kit.data.instruments import Instrument
 from services.trading.engine import Engine, OrderRequest
-from services.trading.model import Account, Instrument, OrderType, Side
+from services.trading.model import Account, OrderType, Side
 
 D = Decimal
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Every trading rule of DESIGN.md section 5, on the pure in-memory engine."""
+"""Every trading rule of docs/trading-rules.md, on the pure in-memory engine."""
 
 from __future__ import annotations
 
