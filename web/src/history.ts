@@ -30,6 +30,7 @@ export interface HistoryRow {
   balanceAfter: string;
   note: string;
   trade?: Trade;
+  ledgerKind?: LedgerEntryKind;
 }
 
 export interface HistoryQuery {
@@ -96,7 +97,7 @@ function ledgerRow(e: LedgerEntry): HistoryRow {
   return {
     id: `ledger-${e.entryId}`, time: e.createTime ? timestampMs(e.createTime) : null, kind: "ledger",
     type: ledgerKindWord(e.kind), symbol: "", side: null, volume: "", openPrice: "", closePrice: "",
-    amount: dec(e.amount) ?? new Decimal(0), balanceAfter: e.balanceAfter, note: e.referenceId,
+    amount: dec(e.amount) ?? new Decimal(0), balanceAfter: e.balanceAfter, note: e.referenceId, ledgerKind: e.kind,
   };
 }
 
@@ -135,7 +136,7 @@ export function totalsOf(rows: HistoryRow[]): HistoryTotals {
   const t = { deposits: zero, trading: zero, other: zero, net: zero };
   for (const r of rows) {
     if (r.kind === "trade") t.trading = t.trading.plus(r.amount);
-    else if (r.type === "Deposit") t.deposits = t.deposits.plus(r.amount);
+    else if (r.ledgerKind === LedgerEntryKind.DEPOSIT) t.deposits = t.deposits.plus(r.amount);
     else t.other = t.other.plus(r.amount);
     t.net = t.net.plus(r.amount);
   }
