@@ -74,7 +74,8 @@ class Terminal:
         self._submit_auth("login", email, password)
 
     def expect_terminal(self) -> None:
-        expect(self.tid("terminal")).to_be_visible()
+        # Sign-up hashes a password: on a loaded machine that takes a while.
+        expect(self.tid("terminal")).to_be_visible(timeout=20_000)
         expect(self.tid("conn-status")).to_have_attribute("data-state", "live", timeout=20_000)
 
     def new_trader(self, deposit: str | None = "10000") -> str:

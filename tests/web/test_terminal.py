@@ -148,18 +148,25 @@ def test_streams_reconnect_after_envoy_and_market_restarts_without_reload(
     t.new_trader(deposit="10000")
     page.evaluate("window.__sameDocument = true")
     token_before = page.evaluate("window.__terminal.session.accessToken")
-    # Record every state the connection indicator shows.
+    # Record every state the connection indicator and a price row show.
     page.evaluate("""() => {
         const el = document.querySelector('[data-testid=conn-status]');
         window.__connStates = [];
         new MutationObserver(() => window.__connStates.push(el.dataset.state))
             .observe(el, { attributes: true, attributeFilter: ['data-state'] });
+        const row = document.querySelector('[data-testid=instrument-BTCUSD]');
+        window.__rowStates = [];
+        new MutationObserver(() => window.__rowStates.push(row.dataset.fresh))
+            .observe(row, { attributes: true, attributeFilter: ['data-fresh'] });
     }""")
 
     # Envoy goes away: both streams drop, the indicator says so, then they come back.
     platform.restart_envoy(down_s=2.0)
     expect(t.tid("conn-status")).to_have_attribute("data-state", "live", timeout=30_000)
     assert "down" in page.evaluate("window.__connStates"), "the indicator never showed the drop"
+    # While the quote stream was down its prices were greyed, and they are fresh again.
+    assert "offline" in page.evaluate("window.__rowStates"), "prices were not greyed"
+    expect(t.tid("instrument-BTCUSD")).to_have_attribute("data-fresh", "fresh")
     page.evaluate("window.__connStates = []")
     before = t.bid("BTCUSD")
     wait_for(lambda: t.bid("BTCUSD") != before, what="quotes after the Envoy restart")
