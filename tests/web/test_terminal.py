@@ -74,8 +74,11 @@ def test_pending_order_place_and_cancel(page: Page) -> None:
     limit = (bid * Decimal("0.8")).quantize(Decimal("0.01"))
     t.fill_ticket(side="buy", volume="0.50", order_type="Limit", price=str(limit))
     expect(t.tid("ticket-submit")).to_have_text("Buy limit 0.50 ETHUSD")
-    t.submit_ticket()
+    # One-click trading, switched on by the trader: no confirmation.
+    t.tid("one-click").check()
+    t.submit_ticket(confirm=False)
     expect(t.tid("ticket-message")).to_contain_text("placed")
+    expect(t.tid("confirm-dialog")).to_have_count(0)
     t.show_tab("orders")
     orders = page.locator("[data-testid=order-row]")
     expect(orders).to_have_count(1)
@@ -92,6 +95,8 @@ def test_pending_order_place_and_cancel(page: Page) -> None:
     t.expect_terminal()
     t.show_tab("orders")
     expect(t.tid("orders-empty")).to_be_visible()
+    # The setting is the trader's until switched off again.
+    expect(t.tid("one-click")).to_be_checked()
 
 
 def test_order_larger_than_free_margin_is_refused_in_words(page: Page) -> None:

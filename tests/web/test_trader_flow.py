@@ -99,6 +99,14 @@ def test_whole_trader_flow(
         t.select("BTCUSD")
         bid = held_price(t, "BTCUSD")
         sl, tp = bid - 300, bid + 300
+        # A stop loss above the bid is refused before sending, naming the field and the rule.
+        t.fill_ticket(side="buy", volume="0.10", sl=str(bid + 50), tp=str(tp))
+        t.submit_ticket(confirm=False)
+        expect(t.tid("ticket-error")).to_have_text(
+            f"Stop loss must be below the bid ({bid:,.2f}) for a buy."
+        )
+        expect(t.tid("ticket-sl")).to_have_attribute("aria-invalid", "true")
+        expect(t.tid("confirm-dialog")).to_have_count(0)
         t.fill_ticket(side="buy", volume="0.10", sl=str(sl), tp=str(tp))
 
         # The estimate includes the spread the engine deducts: margin + volume x size x spread.
