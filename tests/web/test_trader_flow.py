@@ -240,3 +240,22 @@ def test_history_pages_balance_operations(page: Page, platform: Platform) -> Non
     expect(rows.last.get_by_test_id("ledger-amount")).to_have_text("+100.00")
     expect(t.tid("history-next")).to_be_disabled()
     expect(t.tid("history-total-deposits")).to_have_text(f"{100 + sum(range(1, 25)):,.2f}")
+
+
+@pytest.mark.parametrize("viewport", ["phone"], indirect=True)
+def test_every_view_fits_from_the_smallest_phone_to_a_laptop(page: Page) -> None:
+    """The edges of each range, with a position and a pending order on screen: nothing wider
+    than the screen, and on phones every control big enough for a finger."""
+    t = Terminal(page)
+    t.new_trader(deposit="5000")
+    t.select("ETHUSD")
+    t.fill_ticket(side="sell", volume="0.10")
+    t.submit_ticket()
+    expect(t.positions_view()).to_have_count(1)
+    for width, height in [(360, 640), (430, 932), (1024, 768), (1100, 800), (1366, 768)]:
+        page.set_viewport_size({"width": width, "height": height})
+        views = PHONE_VIEWS if width <= 700 else ["positions"]
+        for view in views:
+            t.go(view)
+            check_layout(page, t, f"{width}x{height}, {view}")
+        assert t.phone == (width <= 700)
