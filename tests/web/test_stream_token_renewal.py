@@ -32,6 +32,11 @@ def deposit_elsewhere(platform: Platform, token: str, amount: str) -> None:
         )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the services do not yet end a stream when its token expires (issue 10 item 5, "
+    "edge area); strict, so this marker must go once they do",
+)
 def test_account_stream_outlives_its_token_without_a_gap(page: Page, platform: Platform) -> None:
     opened: list[str] = []
 
