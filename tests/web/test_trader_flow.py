@@ -79,6 +79,16 @@ def local(epoch_s: float, zone: str) -> str:
     return datetime.fromtimestamp(epoch_s, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def chart_candle_time(t: Terminal, zone: str) -> tuple[str, str]:
+    """The forming candle's time as the chart's OHLC line shows it, and as it should read in
+    `zone` (read together, so a new candle cannot slip in between)."""
+    t.go("chart")
+    shown, epoch = t.page.evaluate("""() => [
+        document.querySelector('[data-testid=chart-ohlc]').textContent.split(' ')[0],
+        document.querySelector('[data-testid=chart]').dataset.lastTime]""")
+    return shown, local(float(epoch), zone)[11:16]
+
+
 @pytest.mark.parametrize("viewport", ["phone", "tablet", "desktop"], indirect=True)
 def test_whole_trader_flow(
     page: Page, viewport: str, platform: Platform, artifacts_dir: Path
@@ -203,8 +213,12 @@ def test_whole_trader_flow(
     closed_at = page.evaluate("Number(window.__terminal.store.trades[0].closeTime.seconds)")
     expect(t.tid("tz-toggle")).to_contain_text("UTC+05:45 Asia/Kat")  # Chromium: Katmandu
     expect(trades.first.locator("td.time")).to_have_text(local(closed_at, BROWSER_TIMEZONE))
+    shown, expected = chart_candle_time(t, BROWSER_TIMEZONE)
+    assert shown == expected
     t.tid("tz-toggle").click()
     expect(t.tid("tz-toggle")).to_have_text("UTC")
+    shown, expected = chart_candle_time(t, "UTC")
+    assert shown == expected
     t.show_tab("history")
     expect(trades.first.locator("td.time")).to_have_text(local(closed_at, "UTC"))
 
