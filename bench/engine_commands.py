@@ -41,7 +41,7 @@ def _engine() -> tuple[Engine, list[object]]:
         account = engine.account_of(f"user-{n}", now)
         engine.deposit(account, Decimal(1_000_000), now)
         accounts.append(account)
-    engine.drain()
+    engine.hand_over()
     return engine, accounts
 
 
@@ -65,7 +65,7 @@ def engine_run(cycles: int) -> float:
         assert result.position is not None
         engine.close_position(account, result.position.position_id, None, now)  # type: ignore[arg-type]
         if n % 1000 == 0:
-            engine.drain()  # what the group-commit writer does
+            engine.hand_over()  # what the group-commit writer does
     elapsed = time.perf_counter() - started
     return 2 * cycles / elapsed
 

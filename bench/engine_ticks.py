@@ -80,7 +80,7 @@ def build(positions: int) -> Engine:
         ledger=0,
     )
     engine.on_quote("BTCUSD", bid, ask, now, now)
-    assert not engine.outbox, "building triggered something"
+    assert not engine.has_unsaved(), "building triggered something"
     assert len(engine.positions) == positions
     return engine
 
@@ -98,7 +98,7 @@ def tick_cost_us(engine: Engine, ticks: int) -> float:
         elapsed = time.perf_counter() - started
     finally:
         gc.enable()
-    assert not engine.outbox, "a tick triggered something: the levels were not far enough"
+    assert not engine.has_unsaved(), "a tick triggered something: the levels were not far enough"
     return elapsed / ticks * 1e6
 
 

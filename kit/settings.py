@@ -64,6 +64,8 @@ class Settings:
     shard_count: int = 1
     # Seconds after which a quote is too old to trade on.
     max_quote_age_s: float = 10.0
+    # Pending (limit/stop) orders one account may hold at once.
+    max_pending_orders: int = 200
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds to let in-flight calls finish on SIGTERM.
@@ -95,6 +97,7 @@ class Settings:
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),
             shutdown_grace_s=env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
+            max_pending_orders=env_int("EXNESS_MAX_PENDING_ORDERS", 200),
         )
 
     def resolved_service_token(self) -> str:

@@ -12,6 +12,8 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from kit.refusal import Refusal, RefusalKind
+
 ERROR_DOMAIN = "exness.com"
 
 
@@ -101,3 +103,22 @@ def unavailable(reason: str, message: str, **metadata: str) -> ServiceError:
 
 def internal_status(message: str = "internal error") -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+
+
+# The one mapping from domain refusals to the wire.
+_REFUSAL_CODES = {
+    RefusalKind.INVALID_INPUT: grpc.StatusCode.INVALID_ARGUMENT,
+    RefusalKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    RefusalKind.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    RefusalKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def refusal_error(refusal: Refusal) -> ServiceError:
+    """A domain refusal as the ServiceError the error interceptor sends: bad input names its
+    field (BadRequest), everything carries its reason (ErrorInfo)."""
+    if refusal.kind is RefusalKind.INVALID_INPUT:
+        return invalid_field(refusal.field, refusal.message, refusal.reason)
+    return ServiceError(
+        _REFUSAL_CODES[refusal.kind], refusal.reason, refusal.message, dict(refusal.metadata)
+    )

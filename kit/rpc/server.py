@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from kit.rpc.drain import DrainGate
 from kit.rpc.errors import StartupError
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,13 @@ class GrpcServer:
     def __post_init__(self) -> None:
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
+        self._drain = DrainGate()
         self._stopping = asyncio.Event()
         self.bound_port = 0
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=list(self.interceptors),
+            interceptors=[self._drain, *self.interceptors],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -87,11 +90,15 @@ class GrpcServer:
 
     async def stop(self) -> None:
         """Not serving for health checks at once (the edge stops routing here), then up to
-        `grace_s` for in-flight calls, then the service's own clean-up."""
+        `grace_s` for in-flight calls (new ones refused, see kit.rpc.drain), then the service's
+        own clean-up."""
         if self._server is None:
             return
+        deadline = time.monotonic() + self.grace_s
         await self.health.enter_graceful_shutdown()
-        await self._server.stop(self.grace_s)
+        if not await self._drain.drain(self.grace_s):
+            log.warning("calls still in progress after the grace period")
+        await self._server.stop(max(0.0, deadline - time.monotonic()))
         self._server = None
         for hook in reversed(self.on_stop):
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
 from services.trading.committer import Committer
-from services.trading.engine import Engine
+from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.relay import OutboxRelay
 from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
@@ -41,19 +41,31 @@ class TradingApp:
         *,
         shard_id: int,
         max_quote_age_s: float,
+        max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         kafka_bootstrap: str,
-        on_fatal: Callable[[BaseException], None] | None = None,
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
-        engine = await load_engine(
-            pool, shard_id=shard_id, max_quote_age=timedelta(seconds=max_quote_age_s)
-        )
+        max_quote_age = timedelta(seconds=max_quote_age_s)
+
+        async def load() -> Engine:
+            return await load_engine(
+                pool,
+                shard_id=shard_id,
+                max_quote_age=max_quote_age,
+                max_pending_orders=max_pending_orders,
+            )
+
+        engine = await load()
+
+        async def rebuild() -> None:
+            engine.adopt(await load())
+
         streams = AccountStreams()
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
         committer = Committer(
-            engine, pool, on_committed=[streams.publish, relay.wake], on_fatal=on_fatal
+            engine, pool, rebuild=rebuild, on_committed=[streams.publish, relay.wake]
         )
         servicer = TradingServicer(engine, committer, pool, streams)
         app = cls(engine, committer, servicer)
@@ -65,13 +77,15 @@ class TradingApp:
             "engine ready",
             extra={
                 "shard": shard_id,
-                "accounts": len(engine.accounts),
-                "positions": len(engine.positions),
-                "pending_orders": len(engine.pending),
+                **engine.counts(),
                 "sequence": engine.last_sequence,
             },
         )
         return app
+
+    def task(self, name: str) -> asyncio.Task[None]:
+        """A background task by name (committer, expiry, relay, quotes)."""
+        return next(t for t in self._tasks if t.get_name() == f"trading-{name}")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.ensure_future(coro)

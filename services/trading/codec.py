@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from services.trading.model import (
     Position,
     Quote,
     Trade,
+    exact,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,6 +48,7 @@ def ts(value: datetime) -> Timestamp:
     return stamp
 
 
+@exact
 def account_pb(view: AccountView) -> pb.Account:
     level = view.margin_level
     return pb.Account(
@@ -108,6 +111,7 @@ def order_pb(order: Order) -> pb.Order:
     return message
 
 
+@exact
 def position_pb(position: Position, quote: Quote | None) -> pb.Position:
     current = position.close_price(quote) if quote is not None else None
     pnl = position.pnl_at(current) if current is not None else None
@@ -156,12 +160,14 @@ def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
 
 
 def event_pb(
-    event: Event, quotes: dict[str, Quote], accounts: dict[int, pb.Account]
+    event: Event,
+    view: AccountView,
+    quote_of: Callable[[str], Quote | None],
+    accounts: dict[int, pb.Account],
 ) -> pb.AccountEvent:
-    """`accounts`: a cache of Account messages by id(view); the events of one account in one
-    batch share their view, so its figures are formatted once."""
-    view = event.account
-    assert view is not None
+    """The event as journaled, with `view`, its account's figures. `accounts`: a cache of
+    Account messages by id(view); the events of one account in one hand-over share their view,
+    so its figures are formatted once."""
     account = accounts.get(id(view))
     if account is None:
         account = accounts[id(view)] = account_pb(view)
@@ -177,7 +183,7 @@ def event_pb(
         message.order.CopyFrom(final_order_pb(event.order))
     # A closed position travels as the trade only; `position` is what stays open.
     if event.position is not None and event.position.closed_at is None:
-        message.position.CopyFrom(position_pb(event.position, quotes.get(event.position.symbol)))
+        message.position.CopyFrom(position_pb(event.position, quote_of(event.position.symbol)))
     if event.trade is not None:
         message.trade.CopyFrom(trade_pb(event.trade))
     if event.ledger is not None:

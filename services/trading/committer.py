@@ -5,9 +5,9 @@ the transaction holding their effects (and everything emitted before them) has c
 one transaction is in flight, new commands pile up and share the next one, so durability costs
 one round trip per batch, not per command.
 
-If a write fails for a reason other than a lost connection, memory and database have diverged:
-the committer stops the process (fail-stop) and the restart rebuilds memory from the database,
-where nothing unacknowledged can have been promised.
+If a write fails, memory and database may have diverged: the committer fails the callers of the
+batch, refuses commands, has memory rebuilt from the database (where nothing unacknowledged can
+have been promised), then resumes.
 """
 
 from __future__ import annotations
@@ -15,17 +15,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
 from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
-from services.trading import pgarrays
+from kit.backoff import Backoff
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
-from services.trading.model import AccountView, Event
+from services.trading.model import AccountView, Handoff, Quote
+from services.trading.tables import (
+    ACCOUNTS,
+    JOURNAL,
+    LEDGER,
+    ORDERS,
+    POSITIONS,
+    TRADES,
+    WRITE_ORDER,
+    JournalEntry,
+    Table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,126 +47,73 @@ log = logging.getLogger(__name__)
 # caller (the last transaction had one caller waiting for it) is not kept waiting.
 GATHER_S = 0.005
 
-# One statement per table per batch: the rows travel as one array per column and are expanded by
-# unnest(), so a batch of any size costs the server a handful of statements, not one per row.
-# The rows of accounts, orders and positions are unique per batch (keyed by id in _Rows), as
-# ON CONFLICT DO UPDATE requires. Each array travels as one text literal (see pgarrays).
-_UPSERT_ACCOUNTS = (
-    "INSERT INTO trading_accounts (account_id, user_id, shard, balance, leverage, margin_call,"
-    " created_at, updated_at) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::int[],"
-    " %s::numeric[], %s::int[], %s::bool[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (account_id) DO UPDATE SET balance = excluded.balance,"
-    " leverage = excluded.leverage, margin_call = excluded.margin_call,"
-    " updated_at = excluded.updated_at"
-)
-_UPSERT_ORDERS = (
-    "INSERT INTO trading_orders (order_id, account_id, client_order_id, fingerprint, symbol,"
-    " side, type, status, volume, price, stop_loss, take_profit, leverage, fill_price,"
-    " position_id, reject_reason, created_at, updated_at, expire_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[],"
-    " %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], %s::numeric[],"
-    " %s::numeric[], %s::numeric[], %s::int[], %s::numeric[], %s::bigint[], %s::text[],"
-    " %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
-    " fill_price = excluded.fill_price, position_id = excluded.position_id,"
-    " reject_reason = excluded.reject_reason, updated_at = excluded.updated_at"
-)
-_UPSERT_POSITIONS = (
-    "INSERT INTO trading_positions (position_id, account_id, order_id, symbol, side, volume,"
-    " open_price, stop_loss, take_profit, leverage, margin, opened_at, closed_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int[],"
-    " %s::numeric[], %s::timestamptz[], %s::timestamptz[])"
-    " ON CONFLICT (position_id) DO UPDATE SET volume = excluded.volume,"
-    " stop_loss = excluded.stop_loss, take_profit = excluded.take_profit,"
-    " margin = excluded.margin, closed_at = excluded.closed_at"
-)
-_INSERT_TRADES = (
-    "INSERT INTO trading_trades (trade_id, account_id, position_id, symbol, side, volume,"
-    " open_price, close_price, realized_pnl, close_reason, opened_at, closed_at)"
-    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],"
-    " %s::smallint[], %s::timestamptz[], %s::timestamptz[])"
-)
-_INSERT_LEDGER = (
-    "INSERT INTO trading_ledger (entry_id, account_id, kind, amount, balance_after,"
-    " reference_id, created_at) SELECT * FROM unnest(%s::bigint[], %s::bigint[],"
-    " %s::smallint[], %s::numeric[], %s::numeric[], %s::text[], %s::timestamptz[])"
-)
-_INSERT_JOURNAL = (
-    "INSERT INTO trading_journal (shard, sequence, account_id, event_type, payload, created_at)"
-    " SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::smallint[],"
-    " %s::bytea[], %s::timestamptz[])"
-)
+# A connection blip (a restarted backend, a failover) is repaired by retrying the batch on a
+# new connection; past this window the database counts as down and the batch as failed, so
+# callers hear UNAVAILABLE soon instead of waiting for their deadline.
+RETRY_WINDOW_S = 1.0
 
 
-# Per statement, the encoder of each column (in the order of the statement's parameters).
-_I, _N, _T, _S, _B, _X = (
-    pgarrays.ints,
-    pgarrays.numerics,
-    pgarrays.timestamps,
-    pgarrays.texts,
-    pgarrays.bools,
-    pgarrays.byteas,
-)
-_ENCODERS: dict[str, tuple[Callable[[Any], str], ...]] = {
-    _UPSERT_ACCOUNTS: (_I, _S, _I, _N, _I, _B, _T, _T),
-    _UPSERT_ORDERS: (_I, _I, _S, _S, _S, _I, _I, _I, _N, _N, _N, _N, _I, _N, _I, _S, _T, _T, _T),
-    _UPSERT_POSITIONS: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _N, _T, _T),
-    _INSERT_TRADES: (_I, _I, _I, _S, _I, _N, _N, _N, _N, _I, _T, _T),
-    _INSERT_LEDGER: (_I, _I, _I, _N, _N, _S, _T),
-    _INSERT_JOURNAL: (_I, _I, _I, _I, _X, _T),
-}
-
-
-def _params(statement: str, rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """Rows -> one array literal per column (the parameters of `statement`)."""
-    return [
-        encode(column)
-        for encode, column in zip(_ENCODERS[statement], zip(*rows, strict=True), strict=True)
-    ]
+class CommitFailed(Exception):
+    """The transaction holding a caller's effects failed (or its outcome is unknown) and memory is
+    being rebuilt from the database: the command may or may not have taken effect. A retry (with
+    the same client_order_id) is answered from what was committed."""
 
 
 class Committer:
+    """Writes what the engine emits in group commits. A failed write (anything but a connection
+    blip that a retry within RETRY_WINDOW_S repairs) fails every waiting caller with
+    CommitFailed, stops accepting commands (`accepting`), has memory rebuilt from PostgreSQL
+    (`rebuild`), then accepts again: nothing is ever answered from state that was not committed."""
+
     def __init__(
         self,
         engine: Engine,
         pool: AsyncConnectionPool,
         *,
+        rebuild: Callable[[], Awaitable[None]],
         on_committed: Sequence[Callable[[list[pb.AccountEvent]], None]] = (),
-        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.engine = engine
         self.pool = pool
+        self.rebuild = rebuild
         self.on_committed = list(on_committed)
-        self.on_fatal = on_fatal
         self._wake = asyncio.Event()
         self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight: asyncio.Future[None] | None = None
-        self._failed: BaseException | None = None
+        self._recovering = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._callers = 0  # barrier() calls waiting for the next transaction
         self._last_callers = 0
+        # The last transaction, for metrics: events it carried and seconds it took.
+        self.last_batch_size = 0
+        self.last_commit_s = 0.0
 
-    def barrier(self) -> asyncio.Future[None]:
-        """Resolves when everything the engine has emitted so far is committed."""
-        if self._failed is not None:
-            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            failed.set_exception(RuntimeError("the engine stopped: state could not be saved"))
-            return failed
-        if self.engine.outbox:
+    @property
+    def accepting(self) -> bool:
+        """False from a failed write until memory is rebuilt: commands must not touch the
+        engine meanwhile."""
+        return not self._recovering
+
+    async def barrier(self) -> None:
+        """Returns when everything the engine has emitted so far is committed; raises
+        CommitFailed if it never will be."""
+        if self._recovering:
+            raise CommitFailed("the engine is rebuilding its state after a failed write")
+        if self.engine.has_unsaved():
             self._wake.set()
             self._callers += 1
-            return self._next
-        if self._in_flight is not None:
-            return self._in_flight
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+            future = self._next
+        elif self._in_flight is not None:
+            future = self._in_flight
+        else:
+            return
+        # Shielded: a caller that gives up (deadline, cancel) must not cancel the transaction
+        # every other caller of the batch is waiting for.
+        await asyncio.shield(future)
 
     def wake(self) -> None:
         """Ticks emit without a waiting caller: nudge the writer."""
-        if self.engine.outbox:
+        if self.engine.has_unsaved():
             self._wake.set()
 
     async def run(self) -> None:
@@ -169,26 +128,22 @@ class Committer:
             if self._last_callers > 1:
                 await asyncio.sleep(GATHER_S)
             self._wake.clear()
-            items = self.engine.drain()
+            handoff = self.engine.hand_over()
             self._last_callers, self._callers = self._callers, 0
-            if not items:
+            if not handoff.items:
                 continue
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
+            started = time.monotonic()
             try:
-                events = await self._write(items)
-            except BaseException as exc:
-                self._failed = exc
-                future.set_exception(RuntimeError("the engine stopped: state could not be saved"))
-                future.exception()  # retrieved: callers see their own copy of the failure
-                self._next.set_exception(RuntimeError("the engine stopped"))
-                self._next.exception()
-                log.critical("group commit failed; stopping", exc_info=exc)
-                if self.on_fatal is not None and not isinstance(exc, asyncio.CancelledError):
-                    self.on_fatal(exc)
-                raise
+                events = await self._write(handoff)
+            except Exception as exc:
+                log.error("group commit failed; rebuilding memory from the database", exc_info=exc)
+                await self._recover(future)
+                continue
             finally:
                 self._in_flight = None
+            self.last_batch_size, self.last_commit_s = len(events), time.monotonic() - started
             future.set_result(None)
             for listener in self.on_committed:
                 try:
@@ -196,14 +151,37 @@ class Committer:
                 except Exception:
                     log.exception("commit listener failed")
 
-    async def _write(self, items: list[Event | AccountView]) -> list[pb.AccountEvent]:
-        rows = _Rows(self.engine, items)
-        statements = rows.statements()
-        delay = 0.05
-        retry = False
+    async def _recover(self, failed: asyncio.Future[None]) -> None:
+        """Fail-stop, then restart from the database: callers of the failed batch and of the
+        next one (commands applied on top of the lost state) get CommitFailed."""
+        self._recovering = True
+        for future in (failed, self._next):
+            future.set_exception(CommitFailed("the transaction holding this call failed"))
+            future.exception()  # retrieved: each caller sees it through its shield
+        self._next = asyncio.get_running_loop().create_future()
+        self._callers = self._last_callers = 0
+        await self._release(broken=True)
+        backoff = Backoff(base_s=0.05, cap_s=2.0)
         while True:
             try:
-                conn = await self._connection()
+                await self.rebuild()
+                break
+            except Exception as exc:
+                log.warning("rebuild from the database failed; retrying", extra={"error": str(exc)})
+                await backoff.sleep()
+        self.engine.hand_over()  # the rebuilt engine starts with nothing to write
+        self._recovering = False
+        log.warning("memory rebuilt from the database; accepting commands again")
+
+    async def _write(self, handoff: Handoff) -> list[pb.AccountEvent]:
+        rows = _Rows(self.engine.shard_id, self.engine.quote, handoff)
+        statements = rows.statements()
+        backoff = Backoff(base_s=0.05, cap_s=0.5)
+        retry = False
+        give_up = time.monotonic() + RETRY_WINDOW_S
+        while True:
+            try:
+                conn = await self._connection(max(0.1, give_up - time.monotonic()))
                 if (
                     retry
                     and rows.last_sequence
@@ -217,17 +195,20 @@ class Committer:
                         await conn.execute(statement, params)
                 return rows.protos
             except psycopg.OperationalError as exc:
-                log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
                 await self._release(broken=True)
+                delay = backoff.next_delay()
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("database unavailable, retrying the batch", extra={"error": str(exc)})
                 retry = True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+    async def _connection(self, timeout_s: float) -> psycopg.AsyncConnection[Any]:
         """The writer keeps one connection across batches: taking it from the pool each time
-        would cost a health-check round trip per commit."""
+        would cost a health-check round trip per commit. Waiting for a new one is bounded (the
+        pool's own timeout is far longer), so a database that is down fails the batch soon."""
         if self._conn is None or self._conn.closed:
-            self._conn = await self.pool.getconn()
+            self._conn = await self.pool.getconn(timeout=timeout_s)
         return self._conn
 
     async def _release(self, *, broken: bool = False) -> None:
@@ -252,132 +233,57 @@ async def _already_committed(conn: Any, shard: int, sequence: int) -> bool:
 class _Rows:
     """One batch as table rows; the last state of each account/order/position wins."""
 
-    def __init__(self, engine: Engine, items: list[Event | AccountView]) -> None:
-        account_rows: dict[int, tuple[Any, ...]] = {}
-        self.orders: dict[int, tuple[Any, ...]] = {}
-        self.positions: dict[int, tuple[Any, ...]] = {}
-        self.trades: list[tuple[Any, ...]] = []
-        self.ledger: list[tuple[Any, ...]] = []
-        self.journal: list[tuple[Any, ...]] = []
+    def __init__(
+        self, shard: int, quote_of: Callable[[str], Quote | None], handoff: Handoff
+    ) -> None:
+        accounts: dict[int, tuple[Any, ...]] = {}
+        orders: dict[int, tuple[Any, ...]] = {}
+        positions: dict[int, tuple[Any, ...]] = {}
+        trades: list[tuple[Any, ...]] = []
+        ledger: list[tuple[Any, ...]] = []
+        journal: list[tuple[Any, ...]] = []
         self.protos: list[pb.AccountEvent] = []
         self.last_sequence = 0
-        shard = engine.shard_id
-        quotes = engine.quotes
         account_messages: dict[int, pb.Account] = {}
-        for item in items:
+        for item in handoff.items:
             if isinstance(item, AccountView):
-                account_rows[item.account_id] = _account_row(item)
+                accounts[item.account_id] = ACCOUNTS.row(item)
                 continue
-            view = item.account
-            assert view is not None
-            account_rows[view.account_id] = _account_row(view)
-            if (o := item.order) is not None:
-                self.orders[o.order_id] = (
-                    o.order_id,
-                    o.account_id,
-                    o.client_order_id or None,
-                    o.fingerprint,
-                    o.symbol,
-                    int(o.side),
-                    int(o.type),
-                    int(o.status),
-                    o.volume,
-                    o.price,
-                    o.stop_loss,
-                    o.take_profit,
-                    o.leverage,
-                    o.fill_price,
-                    o.position_id,
-                    o.reject_reason,
-                    o.created_at,
-                    o.updated_at,
-                    o.expire_at,
-                )
-            if (p := item.position) is not None:
-                self.positions[p.position_id] = (
-                    p.position_id,
-                    p.account_id,
-                    p.order_id,
-                    p.symbol,
-                    int(p.side),
-                    p.volume,
-                    p.open_price,
-                    p.stop_loss,
-                    p.take_profit,
-                    p.leverage,
-                    p.margin,
-                    p.opened_at,
-                    p.closed_at,
-                )
-            if (t := item.trade) is not None:
-                self.trades.append(
-                    (
-                        t.trade_id,
-                        t.account_id,
-                        t.position_id,
-                        t.symbol,
-                        int(t.side),
-                        t.volume,
-                        t.open_price,
-                        t.close_price,
-                        t.realized_pnl,
-                        int(t.close_reason),
-                        t.opened_at,
-                        t.closed_at,
-                    )
-                )
-            if (e := item.ledger) is not None:
-                self.ledger.append(
-                    (
-                        e.entry_id,
-                        e.account_id,
-                        int(e.kind),
-                        e.amount,
-                        e.balance_after,
-                        e.reference_id,
-                        e.created_at,
-                    )
-                )
-            message = event_pb(item, quotes, account_messages)
+            view = handoff.views[item.account_id]
+            accounts[view.account_id] = ACCOUNTS.row(view)
+            if item.order is not None:
+                orders[item.order.order_id] = ORDERS.row(item.order)
+            if item.position is not None:
+                positions[item.position.position_id] = POSITIONS.row(item.position)
+            if item.trade is not None:
+                trades.append(TRADES.row(item.trade))
+            if item.ledger is not None:
+                ledger.append(LEDGER.row(item.ledger))
+            message = event_pb(item, view, quote_of, account_messages)
             self.protos.append(message)
-            self.journal.append(
-                (
-                    shard,
-                    item.sequence,
-                    view.account_id,
-                    int(item.type),
-                    message.SerializeToString(),
-                    item.time,
-                )
+            entry = JournalEntry(
+                shard,
+                item.sequence,
+                view.account_id,
+                int(item.type),
+                message.SerializeToString(),
+                item.time,
             )
+            journal.append(JOURNAL.row(entry))
             self.last_sequence = item.sequence
-        # Accounts first: everything else references them.
-        self.accounts = list(account_rows.values())
+        self.rows: dict[Table, list[tuple[Any, ...]]] = {
+            ACCOUNTS: list(accounts.values()),
+            ORDERS: list(orders.values()),
+            POSITIONS: list(positions.values()),
+            TRADES: trades,
+            LEDGER: ledger,
+            JOURNAL: journal,
+        }
 
     def statements(self) -> list[tuple[str, list[str]]]:
-        """(statement, column arrays) for each table with rows, accounts first."""
+        """(statement, column arrays) for each table with rows, in write order."""
         return [
-            (statement, _params(statement, rows))
-            for statement, rows in (
-                (_UPSERT_ACCOUNTS, self.accounts),
-                (_UPSERT_ORDERS, list(self.orders.values())),
-                (_UPSERT_POSITIONS, list(self.positions.values())),
-                (_INSERT_TRADES, self.trades),
-                (_INSERT_LEDGER, self.ledger),
-                (_INSERT_JOURNAL, self.journal),
-            )
-            if rows
+            (table.insert_sql, table.params(self.rows[table]))
+            for table in WRITE_ORDER
+            if self.rows[table]
         ]
-
-
-def _account_row(view: AccountView) -> tuple[Any, ...]:
-    return (
-        view.account_id,
-        view.user_id,
-        view.shard,
-        view.balance,
-        view.leverage,
-        view.margin_call,
-        view.created_at,
-        view.updated_at,
-    )

@@ -1,32 +1,28 @@
-"""The trading engine: every rule of docs/trading-rules.md, in memory, with no I/O.
+"""The trading engine: every rule of docs/trading-rules.md (accounts, orders, positions, SL/TP,
+margin call and stop-out), in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
 come from counters, so a run is deterministic and unit-testable. Every state change is emitted as
-an Event into `outbox`; the persistence layer drains it and commits it (group commit) before the
-command's caller is answered.
+an Event; the persistence layer takes them with `hand_over()` and commits them (group commit)
+before the command's caller is answered. Readers use the query methods, never the dictionaries.
 
-Bad input raises ServiceError with the field named; a refused command changes nothing.
+Order checks live in orders.py, the pure risk rules in risk.py. A refused command raises
+Refusal (kit.refusal) and changes nothing.
 """
 
 from __future__ import annotations
 
-import decimal
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
-from itertools import count
+from decimal import Decimal
+from typing import TypeVar
 
 from kit.data.instruments import Instrument
-from kit.rpc.errors import (
-    ServiceError,
-    failed_precondition,
-    invalid_field,
-    not_found,
-    unavailable,
-)
+from kit.refusal import Refusal, not_found, precondition_failed, unavailable
+from services.trading.ids import ShardIds
 from services.trading.model import (
     HUNDRED,
     ZERO,
@@ -36,6 +32,7 @@ from services.trading.model import (
     Event,
     EventType,
     Exposure,
+    Handoff,
     LedgerEntry,
     LedgerKind,
     Order,
@@ -45,55 +42,31 @@ from services.trading.model import (
     Quote,
     Side,
     Trade,
+    exact,
     margin_of,
     money,
 )
+from services.trading.orders import (
+    OrderRequest,
+    check_account_leverage,
+    check_close_volume,
+    check_deposit,
+    check_fresh,
+    check_levels,
+    check_tick,
+    entry_price,
+    order_leverage,
+    order_volume,
+)
+from services.trading.risk import next_to_stop_out, strictest_levels, watch_levels
 from services.trading.triggers import Book, Kind, TriggerIndex
 
+__all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
+
 DEFAULT_LEVERAGE = 100
-MAX_LEVERAGE = 2000
-MAX_DEPOSIT = Decimal(1_000_000)
-# Ids carry the shard in their high bits, so shards never collide in a shared database.
-SHARD_ID_SHIFT = 48
-# Products like volume x contract size x price need more than the default 28 digits.
-DECIMAL_PRECISION = 60
-
-
-@dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
-class OrderRequest:
-    symbol: str
-    side: Side
-    type: OrderType
-    volume: Decimal | None = None
-    margin: Decimal | None = None
-    leverage: int = 0  # 0: the account's (capped by the instrument)
-    price: Decimal | None = None
-    stop_loss: Decimal | None = None
-    take_profit: Decimal | None = None
-    client_order_id: str = ""
-    expire_at: datetime | None = None
-
-    def fingerprint(self) -> str:
-        """What a retry with the same client_order_id must repeat exactly."""
-
-        def d(v: Decimal | None) -> str:
-            return "" if v is None else format(v.normalize(), "f")
-
-        expire = self.expire_at.isoformat() if self.expire_at else ""
-        return "|".join(
-            (
-                self.symbol,
-                str(int(self.side)),
-                str(int(self.type)),
-                d(self.volume),
-                d(self.margin),
-                str(self.leverage),
-                d(self.price),
-                d(self.stop_loss),
-                d(self.take_profit),
-                expire,
-            )
-        )
+# Pending orders per account (MT5 servers have the same kind of limit): each is indexed and
+# listed, so an account must not be able to grow them without bound.
+DEFAULT_MAX_PENDING_ORDERS = 200
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -119,10 +92,10 @@ class Engine:
         shard_id: int = 0,
         default_leverage: int = DEFAULT_LEVERAGE,
         max_quote_age: timedelta = timedelta(seconds=10),
+        max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
     ) -> None:
-        ctx = decimal.getcontext()
-        ctx.prec = max(ctx.prec, DECIMAL_PRECISION)
         self.instruments = dict(instruments)
+        self.max_pending_orders = max_pending_orders
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
@@ -133,22 +106,17 @@ class Engine:
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
         self._expiries: list[tuple[datetime, int]] = []
-        # Events (and newly opened accounts) not yet handed to persistence, in sequence order.
-        self.outbox: list[Event | AccountView] = []
-        self.last_sequence = 0
-        base = shard_id << SHARD_ID_SHIFT
-        self._account_ids = count(base + 1)
-        self._order_ids = count(base + 1)
-        self._position_ids = count(base + 1)
-        self._trade_ids = count(base + 1)
-        self._ledger_ids = count(base + 1)
+        # Events (and newly opened accounts) not yet handed over, in sequence order.
+        self._outbox: list[Event | AccountView] = []
+        self._sequence = 0
+        self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
         # Accounts whose margin watch is out of date: commands only mark them, the next tick
         # re-arms them first (only ticks consume watches), so an open+close pair or a burst of
         # orders costs no index work. During a tick watches are re-armed at once.
         self._stale: dict[int, Account] = {}
         self._ticking = False
-        self._default_levels = _max_levels(self.instruments.values())
+        self._default_levels = strictest_levels(self.instruments.values())
         # Usually every group has the same levels: then no per-account lookup is needed.
         self._uniform_levels = (
             len({(i.margin_call_level, i.stop_out_level) for i in self.instruments.values()}) <= 1
@@ -160,13 +128,13 @@ class Engine:
         self, *, sequence: int, account: int, order: int, position: int, trade: int, ledger: int
     ) -> None:
         """Continues the id counters after the highest ids already stored (0 = none)."""
-        base = self.shard_id << SHARD_ID_SHIFT
-        self.last_sequence = sequence
-        self._account_ids = count(max(account, base) + 1)
-        self._order_ids = count(max(order, base) + 1)
-        self._position_ids = count(max(position, base) + 1)
-        self._trade_ids = count(max(trade, base) + 1)
-        self._ledger_ids = count(max(ledger, base) + 1)
+        shard = self.shard_id
+        self._sequence = sequence
+        self._account_ids = ShardIds(shard, account)
+        self._order_ids = ShardIds(shard, order)
+        self._position_ids = ShardIds(shard, position)
+        self._trade_ids = ShardIds(shard, trade)
+        self._ledger_ids = ShardIds(shard, ledger)
 
     def restore_account(self, account: Account) -> None:
         self.accounts[account.account_id] = account
@@ -183,21 +151,67 @@ class Engine:
         account = self.accounts[position.account_id]
         self._add_position(account, position)
 
-    # ---------------------------------------------------------------- reads
+    def adopt(self, rebuilt: Engine) -> None:
+        """Takes over the state of `rebuilt` (loaded from the database after a failed commit)
+        in place, so every holder of this engine sees it. The quotes seen meanwhile stay; every
+        account holding a quoted symbol is checked again on the next tick."""
+        quotes = self.quotes
+        vars(self).update(vars(rebuilt))
+        self.quotes = quotes
+        self._recheck = {
+            a.account_id for a in self.accounts.values() if any(s in quotes for s in a.exposure)
+        }
 
-    def account_of(self, user_id: str, now: datetime) -> Account:
-        """The user's account, opened (zero USD balance) on first use."""
-        account = self.by_user.get(user_id)
-        if account is None:
-            account = Account(
-                next(self._account_ids), user_id, self.shard_id, self.default_leverage, ZERO, now
-            )
-            self.accounts[account.account_id] = account
-            self.by_user[user_id] = account
-            self.outbox.append(self.view(account))
-        return account
+    # ---------------------------------------------------------------- queries (read-only)
 
+    @property
+    def last_sequence(self) -> int:
+        """The sequence of the last event emitted."""
+        return self._sequence
+
+    def quote(self, symbol: str) -> Quote | None:
+        return self.quotes.get(symbol)
+
+    def pending_orders(
+        self, account: Account, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[Order]:
+        """The account's pending orders, newest first: those older than `before_id`, at most
+        `limit` (keyset pages, as ListTrades reads the database)."""
+        return _page(account.orders, before_id, limit)
+
+    def has_pending_order(self, account: Account, order_id: int) -> bool:
+        return order_id in account.orders
+
+    def open_positions(
+        self, account: Account, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[Position]:
+        """The account's open positions, newest first, paged as pending_orders."""
+        return _page(account.positions, before_id, limit)
+
+    def open_position(self, account: Account, position_id: int) -> Position | None:
+        return account.positions.get(position_id)
+
+    def counts(self) -> dict[str, int]:
+        """Sizes of the book, for logs and metrics."""
+        return {
+            "accounts": len(self.accounts),
+            "positions": len(self.positions),
+            "pending_orders": len(self.pending),
+        }
+
+    def has_unsaved(self) -> bool:
+        """Whether anything was emitted since the last hand-over."""
+        return bool(self._outbox)
+
+    @exact
     def equity(self, account: Account) -> Decimal:
+        return self._equity(account)
+
+    @exact
+    def view(self, account: Account) -> AccountView:
+        return self._view(account)
+
+    def _equity(self, account: Account) -> Decimal:
         equity = account.balance
         quotes = self.quotes
         for symbol, exposure in account.exposure.items():
@@ -211,10 +225,10 @@ class Engine:
         instruments the account holds, or of all groups when it holds none."""
         if self._uniform_levels or not account.exposure:
             return self._default_levels
-        return _max_levels(self.instruments[s] for s in account.exposure)
+        return strictest_levels(self.instruments[s] for s in account.exposure)
 
-    def view(self, account: Account) -> AccountView:
-        equity = self.equity(account)
+    def _view(self, account: Account) -> AccountView:
+        equity = self._equity(account)
         mc, so = self.levels(account)
         return AccountView(
             account.account_id,
@@ -232,51 +246,51 @@ class Engine:
             account.updated_at,
         )
 
-    def position_of(self, account: Account, position_id: int) -> Position:
-        position = account.positions.get(position_id)
-        if position is None:
-            raise not_found(
-                "POSITION_NOT_FOUND",
-                "no such open position on your account",
-                position_id=str(position_id),
-            )
-        return position
+    # ---------------------------------------------------------------- hand-over to persistence
 
-    def drain(self) -> list[Event | AccountView]:
-        """Hands over what was emitted. Each event gets the account's figures as they are now,
-        at commit time, computed once per account per batch."""
-        out, self.outbox = self.outbox, []
+    @exact
+    def hand_over(self) -> Handoff:
+        """Gives up everything emitted since the last hand-over (the engine keeps no reference
+        to it and never touches it again), with the figures of each account it touches as they
+        are now, computed once per account."""
+        items, self._outbox = self._outbox, []
         views: dict[int, AccountView] = {}
-        for item in out:
-            if isinstance(item, Event) and item.account is None:
-                view = views.get(item.account_id)
-                if view is None:
-                    view = views[item.account_id] = self.view(self.accounts[item.account_id])
-                item.account = view
-        return out
+        for item in items:
+            if isinstance(item, Event) and item.account_id not in views:
+                views[item.account_id] = self._view(self.accounts[item.account_id])
+        return Handoff(tuple(items), views)
 
     # ---------------------------------------------------------------- account commands
 
-    def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
-        if amount <= 0 or amount > MAX_DEPOSIT or amount != money(amount):
-            raise invalid_field(
-                "amount", "must be > 0, at most 1000000 and have at most 2 decimals"
+    @exact
+    def account_of(self, user_id: str, now: datetime) -> Account:
+        """The user's account, opened (zero USD balance) on first use."""
+        account = self.by_user.get(user_id)
+        if account is None:
+            account = Account(
+                self._account_ids(), user_id, self.shard_id, self.default_leverage, ZERO, now
             )
+            self.accounts[account.account_id] = account
+            self.by_user[user_id] = account
+            self._outbox.append(self._view(account))
+        return account
+
+    @exact
+    def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        check_deposit(amount)
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
         return entry
 
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
-        if not 1 <= leverage <= MAX_LEVERAGE:
-            raise invalid_field(
-                "leverage", f"must be between 1 and {MAX_LEVERAGE}", "INVALID_LEVERAGE"
-            )
+        check_account_leverage(leverage)
         account.leverage = leverage
         account.updated_at = now
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
 
     # ---------------------------------------------------------------- orders
 
+    @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
         fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
@@ -284,7 +298,7 @@ class Engine:
             if seen is not None:
                 order_id, first = seen
                 if first != fingerprint:
-                    raise failed_precondition(
+                    raise precondition_failed(
                         "IDEMPOTENCY_KEY_REUSED",
                         "client_order_id was already used with different order parameters",
                         client_order_id=req.client_order_id,
@@ -308,35 +322,22 @@ class Engine:
             raise not_found(
                 "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
             )
-        leverage = self._order_leverage(account, inst, req.leverage)
+        if req.type is not OrderType.MARKET and len(account.orders) >= self.max_pending_orders:
+            raise precondition_failed(
+                "PENDING_ORDER_LIMIT",
+                f"the account already has {self.max_pending_orders} pending orders, the most it"
+                " may hold; cancel one first",
+                limit=str(self.max_pending_orders),
+            )
+        leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        if req.price is not None or req.stop_loss is not None or req.take_profit is not None:
-            for name in ("price", "stop_loss", "take_profit"):
-                _check_tick(inst, name, getattr(req, name))
-
-        if req.type is OrderType.MARKET:
-            if req.price is not None:
-                raise invalid_field("price", "must be empty for MARKET orders")
-            if req.expire_at is not None:
-                raise invalid_field("expire_time", "only pending orders expire")
-            self._check_fresh(quote, now)
-            entry = quote.ask if req.side is Side.BUY else quote.bid
-            exit_price = quote.bid if req.side is Side.BUY else quote.ask
-            _check_levels(req.side, exit_price, req.stop_loss, req.take_profit, "the current price")
-        else:
-            if req.price is None:
-                raise invalid_field("price", "required for LIMIT and STOP orders")
-            if req.expire_at is not None and req.expire_at <= now:
-                raise invalid_field("expire_time", "must be in the future")
-            entry = req.price
-            _check_pending_price(req.side, req.type, req.price, quote)
-            _check_levels(req.side, entry, req.stop_loss, req.take_profit, "the order price")
-        volume = self._order_volume(inst, req, leverage, entry)
+        entry = entry_price(inst, req, quote, now, self.max_quote_age)
+        volume = order_volume(inst, req, leverage, entry)
 
         order = Order(
-            next(self._order_ids),
+            self._order_ids(),
             account.account_id,
             req.symbol,
             req.side,
@@ -364,6 +365,7 @@ class Engine:
         self._check_risk(account, now)
         return PlaceResult(snapshot, position)
 
+    @exact
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
         order = account.orders.get(order_id)
         if order is None:
@@ -374,8 +376,12 @@ class Engine:
         self._emit(account, EventType.ORDER_CANCELLED, now, order=order.snapshot())
         return order.snapshot()
 
+    @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._expire(now)
+
+    def _expire(self, now: datetime) -> None:
         while self._expiries and self._expiries[0][0] <= now:
             _, order_id = heapq.heappop(self._expiries)
             order = self.pending.get(order_id)
@@ -387,6 +393,7 @@ class Engine:
 
     # ---------------------------------------------------------------- positions
 
+    @exact
     def modify_position(
         self,
         account: Account,
@@ -395,14 +402,14 @@ class Engine:
         take_profit: Decimal | None,
         now: datetime,
     ) -> Position:
-        position = self.position_of(account, position_id)
+        position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
-        _check_tick(inst, "stop_loss", stop_loss)
-        _check_tick(inst, "take_profit", take_profit)
+        check_tick(inst, "stop_loss", stop_loss)
+        check_tick(inst, "take_profit", take_profit)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        _check_levels(
+        check_levels(
             position.side, position.close_price(quote), stop_loss, take_profit, "the current price"
         )
         self._unindex_levels(position)
@@ -412,31 +419,17 @@ class Engine:
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
 
+    @exact
     def close_position(
         self, account: Account, position_id: int, volume: Decimal | None, now: datetime
     ) -> CloseResult:
-        position = self.position_of(account, position_id)
-        inst = self.instruments[position.symbol]
+        position = self._position_of(account, position_id)
         if volume is not None:
-            if volume > position.volume:
-                raise invalid_field(
-                    "volume", f"above the open volume {position.volume}", "INVALID_VOLUME"
-                )
-            if volume % inst.volume_step != 0:
-                raise invalid_field(
-                    "volume", f"must be a multiple of {inst.volume_step}", "INVALID_VOLUME"
-                )
-            rest = position.volume - volume
-            if 0 < rest < inst.volume_min:
-                raise invalid_field(
-                    "volume",
-                    f"would leave less than the minimum {inst.volume_min} open",
-                    "INVALID_VOLUME",
-                )
+            check_close_volume(self.instruments[position.symbol], position.volume, volume)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        self._check_fresh(quote, now)
+        check_fresh(quote, now, self.max_quote_age)
         trade = self._close(
             account, position, volume or position.volume, quote, CloseReason.CLIENT, now
         )
@@ -446,6 +439,7 @@ class Engine:
 
     # ---------------------------------------------------------------- ticks
 
+    @exact
     def on_quote(
         self, symbol: str, bid: Decimal, ask: Decimal, time: datetime, now: datetime
     ) -> None:
@@ -457,20 +451,24 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
-        self.settle_watches()  # at the quotes the accounts were last checked at
+        self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
             self._on_quote(symbol, bid, ask, time, now, previous)
         finally:
             self._ticking = False
 
+    @exact
     def settle_watches(self) -> None:
         """Re-arms the margin watch of every account a command has changed since the last
         tick, exactly as if it had been re-armed by the command."""
+        self._settle_watches()
+
+    def _settle_watches(self) -> None:
         stale, self._stale = self._stale, {}
         for account in stale.values():
             mc, so = self.levels(account)
-            self._rearm(account, self.equity(account), mc, so)
+            self._rearm(account, self._equity(account), mc, so)
 
     def _on_quote(
         self,
@@ -487,7 +485,7 @@ class Engine:
             recheck.update(a.account_id for a in self.accounts.values() if symbol in a.exposure)
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
-        self.expire(now)
+        self._expire(now)
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
@@ -507,7 +505,7 @@ class Engine:
             order.handle = 0
             try:
                 self._fill(account, order, quote, now)
-            except ServiceError as exc:  # e.g. not enough free margin now: an event, not a drop
+            except Refusal as exc:  # e.g. not enough free margin now: an event, not a drop
                 self._end_order(account, order, OrderStatus.REJECTED, now, exc.reason)
                 self._emit(account, EventType.ORDER_REJECTED, now, order=order.snapshot())
             self._check_risk(account, now)
@@ -542,57 +540,15 @@ class Engine:
 
     # ---------------------------------------------------------------- internals
 
-    def _order_leverage(self, account: Account, inst: Instrument, requested: int) -> int:
-        if requested == 0:
-            return min(account.leverage, inst.max_leverage)
-        if requested < 0 or requested > inst.max_leverage:
-            raise invalid_field(
-                "leverage",
-                f"{inst.symbol} allows at most 1:{inst.max_leverage}",
-                "INVALID_LEVERAGE",
+    def _position_of(self, account: Account, position_id: int) -> Position:
+        position = account.positions.get(position_id)
+        if position is None:
+            raise not_found(
+                "POSITION_NOT_FOUND",
+                "no such open position on your account",
+                position_id=str(position_id),
             )
-        if requested > account.leverage:
-            raise invalid_field(
-                "leverage", f"above the account leverage 1:{account.leverage}", "INVALID_LEVERAGE"
-            )
-        return requested
-
-    def _order_volume(
-        self, inst: Instrument, req: OrderRequest, leverage: int, price: Decimal
-    ) -> Decimal:
-        if req.volume is not None and req.margin is not None:
-            raise invalid_field("margin", "give either volume, or margin and leverage, not both")
-        if req.volume is not None:
-            field, volume = "volume", req.volume
-        elif req.margin is not None:
-            field = "margin"
-            raw = req.margin * leverage / (inst.contract_size * price)
-            volume = (raw / inst.volume_step).to_integral_value(ROUND_FLOOR) * inst.volume_step
-        else:
-            raise invalid_field("volume", "required: give volume, or margin and leverage")
-        if volume < inst.volume_min:
-            raise invalid_field(
-                field, f"gives less than the minimum volume {inst.volume_min}", "INVALID_VOLUME"
-            )
-        if volume > inst.volume_max:
-            raise invalid_field(
-                field, f"gives more than the maximum volume {inst.volume_max}", "INVALID_VOLUME"
-            )
-        if volume % inst.volume_step != 0:
-            raise invalid_field(
-                field, f"must be a multiple of {inst.volume_step}", "INVALID_VOLUME"
-            )
-        return volume
-
-    def _check_fresh(self, quote: Quote, now: datetime) -> None:
-        if now - quote.time > self.max_quote_age:
-            raise failed_precondition(
-                "STALE_QUOTE",
-                f"the latest {quote.symbol} quote is older than "
-                f"{self.max_quote_age.total_seconds():g}s",
-                symbol=quote.symbol,
-                quote_time=quote.time.isoformat(),
-            )
+        return position
 
     def _fill(self, account: Account, order: Order, quote: Quote, now: datetime) -> Position:
         """Opens the order's position at `quote`, if free margin covers it (including the
@@ -603,13 +559,13 @@ class Engine:
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
-        free_after = self.equity(account) - spread_cost - account.margin - margin
+        free_after = self._equity(account) - spread_cost - account.margin - margin
         if free_after < 0:
-            raise failed_precondition(
+            raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
                 "free margin does not cover the margin this order needs",
                 required_margin=str(margin),
-                free_margin=str(money(self.equity(account) - account.margin)),
+                free_margin=str(money(self._equity(account) - account.margin)),
             )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
             self._end_order(account, order, OrderStatus.FILLED, now)
@@ -617,7 +573,7 @@ class Engine:
             order.status = OrderStatus.FILLED
             order.updated_at = now
         position = Position(
-            next(self._position_ids),
+            self._position_ids(),
             account.account_id,
             order.order_id,
             order.symbol,
@@ -668,7 +624,7 @@ class Engine:
             else units * (position.open_price - price)
         )
         trade = Trade(
-            next(self._trade_ids),
+            self._trade_ids(),
             account.account_id,
             position.position_id,
             position.symbol,
@@ -713,7 +669,7 @@ class Engine:
         account.balance += amount
         account.updated_at = now
         entry = LedgerEntry(
-            next(self._ledger_ids),
+            self._ledger_ids(),
             account.account_id,
             kind,
             amount,
@@ -728,11 +684,11 @@ class Engine:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
         if account.margin:
             mc, so = self.levels(account)
-            equity = self.equity(account)
+            equity = self._equity(account)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
-                equity = self.equity(account)
+                equity = self._equity(account)
         if account.margin == 0:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
@@ -755,19 +711,14 @@ class Engine:
             self._stale[account.account_id] = account
 
     def _stop_out(self, account: Account, so: Decimal, now: datetime) -> None:
-        """Closes the least profitable position, again and again, until the margin level is
-        above the stop-out level (negative balance protection follows in _check_risk)."""
+        """Closes positions in stop-out order until the margin level is above the stop-out
+        level (negative balance protection follows in _check_risk)."""
         while account.positions:
-            if self.equity(account) * HUNDRED > account.margin * so:
+            if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            candidates = [
-                (p.pnl_at(p.close_price(self.quotes[p.symbol])), p.position_id, p)
-                for p in account.positions.values()
-                if p.symbol in self.quotes
-            ]
-            if not candidates:
+            worst = next_to_stop_out(account.positions.values(), self.quotes)
+            if worst is None:
                 break
-            _, _, worst = min(candidates, key=lambda c: (c[0], c[1]))
             self._close(
                 account, worst, worst.volume, self.quotes[worst.symbol], CloseReason.STOP_OUT, now
             )
@@ -781,49 +732,19 @@ class Engine:
             account.watch = []
 
     def _rearm(self, account: Account, equity: Decimal, mc: Decimal, so: Decimal) -> None:
-        """Indexes the prices at which this account must be looked at again.
-
-        The headroom (equity minus the equity at the next threshold) is split evenly over the
-        account's exposures (each symbol's long and short side). A long side can only lose its
-        share when the bid falls by share / units, a short side when the ask rises by
-        share / units; until one of those prices is crossed the account cannot have reached the
-        threshold, so ticks elsewhere never touch it. In margin call, a second set of watches
-        in the other direction notices the recovery.
-        `equity`, `mc` and `so` are the account's figures now (see _check_risk).
-        """
+        """Indexes the prices at which this account must be looked at again (see
+        risk.watch_levels). `equity`, `mc` and `so` are the account's figures now."""
         self._disarm(account)
         if account.margin == 0:
             return
-        sides: list[tuple[str, Quote, Decimal, bool]] = []
-        for symbol, exposure in account.exposure.items():
-            quote = self.quotes.get(symbol)
-            if quote is None:
-                continue
-            if exposure.long_units:
-                sides.append((symbol, quote, exposure.long_units, True))
-            if exposure.short_units:
-                sides.append((symbol, quote, exposure.short_units, False))
-        if not sides:
-            return
-        floor = so if account.margin_call else mc
-        share = (equity - account.margin * floor / HUNDRED) / len(sides)
+        levels = watch_levels(
+            account.exposure, self.quotes, equity, account.margin, mc, so, account.margin_call
+        )
         add = self.index.add
-        watch = account.watch
         ref = account.account_id
-        for symbol, quote, units, is_long in sides:
-            step = share / units
-            if is_long:
-                watch.append(add(symbol, Book.BID_FALL, quote.bid - step, Kind.WATCH, ref))
-            else:
-                watch.append(add(symbol, Book.ASK_RISE, quote.ask + step, Kind.WATCH, ref))
-        if account.margin_call:
-            gain = (account.margin * mc / HUNDRED - equity) / len(sides)
-            for symbol, quote, units, is_long in sides:
-                step = gain / units
-                if is_long:
-                    watch.append(add(symbol, Book.BID_RISE, quote.bid + step, Kind.WATCH, ref))
-                else:
-                    watch.append(add(symbol, Book.ASK_FALL, quote.ask - step, Kind.WATCH, ref))
+        account.watch.extend(
+            add(symbol, book, price, Kind.WATCH, ref) for symbol, book, price in levels
+        )
 
     def _index_order(self, account: Account, order: Order) -> None:
         assert order.price is not None
@@ -887,90 +808,15 @@ class Engine:
         trade: Trade | None = None,
         ledger: LedgerEntry | None = None,
     ) -> Event:
-        self.last_sequence += 1
-        event = Event(
-            self.last_sequence, type, None, now, order, position, trade, ledger, account.account_id
-        )
-        self.outbox.append(event)
+        self._sequence += 1
+        event = Event(self._sequence, type, now, order, position, trade, ledger, account.account_id)
+        self._outbox.append(event)
         return event
 
 
-def _max_levels(instruments: Iterable[Instrument]) -> tuple[Decimal, Decimal]:
-    mc, so = Decimal(60), ZERO
-    first = True
-    for inst in instruments:
-        if first:
-            mc, so, first = inst.margin_call_level, inst.stop_out_level, False
-        else:
-            mc, so = max(mc, inst.margin_call_level), max(so, inst.stop_out_level)
-    return mc, so
+T = TypeVar("T")
 
 
-def _check_tick(inst: Instrument, field: str, value: Decimal | None) -> None:
-    if value is None:
-        return
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > inst.price_decimals and value != round(value, inst.price_decimals):
-        raise invalid_field(
-            field,
-            f"{inst.symbol} prices have at most {inst.price_decimals} decimals",
-            "INVALID_PRICE_LEVEL",
-        )
-
-
-def _check_pending_price(side: Side, type: OrderType, price: Decimal, quote: Quote) -> None:
-    if type is OrderType.LIMIT:
-        if side is Side.BUY and price >= quote.ask:
-            raise invalid_field(
-                "price", f"a BUY LIMIT must be below the ask {quote.ask}", "INVALID_PRICE_LEVEL"
-            )
-        if side is Side.SELL and price <= quote.bid:
-            raise invalid_field(
-                "price", f"a SELL LIMIT must be above the bid {quote.bid}", "INVALID_PRICE_LEVEL"
-            )
-    else:
-        if side is Side.BUY and price <= quote.ask:
-            raise invalid_field(
-                "price", f"a BUY STOP must be above the ask {quote.ask}", "INVALID_PRICE_LEVEL"
-            )
-        if side is Side.SELL and price >= quote.bid:
-            raise invalid_field(
-                "price", f"a SELL STOP must be below the bid {quote.bid}", "INVALID_PRICE_LEVEL"
-            )
-
-
-def _check_levels(
-    side: Side,
-    reference: Decimal,
-    stop_loss: Decimal | None,
-    take_profit: Decimal | None,
-    what: str,
-) -> None:
-    """A BUY's SL below and TP above `reference`; a SELL's the other way round."""
-    if side is Side.BUY:
-        if stop_loss is not None and stop_loss >= reference:
-            raise invalid_field(
-                "stop_loss",
-                f"a BUY stop-loss must be below {what} {reference}",
-                "INVALID_PRICE_LEVEL",
-            )
-        if take_profit is not None and take_profit <= reference:
-            raise invalid_field(
-                "take_profit",
-                f"a BUY take-profit must be above {what} {reference}",
-                "INVALID_PRICE_LEVEL",
-            )
-    else:
-        if stop_loss is not None and stop_loss <= reference:
-            raise invalid_field(
-                "stop_loss",
-                f"a SELL stop-loss must be above {what} {reference}",
-                "INVALID_PRICE_LEVEL",
-            )
-        if take_profit is not None and take_profit >= reference:
-            raise invalid_field(
-                "take_profit",
-                f"a SELL take-profit must be below {what} {reference}",
-                "INVALID_PRICE_LEVEL",
-            )
+def _page(by_id: Mapping[int, T], before_id: int | None, limit: int | None) -> list[T]:
+    ids = sorted((i for i in by_id if before_id is None or i < before_id), reverse=True)
+    return [by_id[i] for i in ids[:limit]]

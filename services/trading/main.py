@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 
 from exness.trading.v1 import trading_pb2_grpc
 
@@ -61,15 +59,12 @@ async def main(settings: Settings, port: int) -> None:
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
     await ensure_topics(settings.kafka_bootstrap_servers)
 
-    def fatal(exc: BaseException) -> None:  # memory and database diverged: restart clean
-        os.kill(os.getpid(), signal.SIGTERM)
-
     app = await TradingApp.start(
         pool,
         shard_id=settings.shard_id,
         max_quote_age_s=settings.max_quote_age_s,
+        max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
-        on_fatal=fatal,
     )
     pipeline = request_pipeline(settings)
     server = GrpcServer(

@@ -1,15 +1,17 @@
 """exness.trading.v1.TradingService over the in-memory engine.
 
 Each handler: the caller from the verified token (never from the body), the shard check, the
-engine call (synchronous, in order), then `await barrier()` so the answer leaves only after its
-effects are committed.
+engine call (synchronous, in order), then `_committed()` so the answer, an engine refusal too,
+leaves only after the effects it rests on are committed. While the committer rebuilds memory
+after a failed write, calls are refused UNAVAILABLE (ENGINE_UNAVAILABLE).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol, TypeVar
 
 import grpc
 from exness.trading.v1 import trading_pb2 as pb
@@ -17,22 +19,28 @@ from exness.trading.v1 import trading_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.decimals import parse_decimal
+from kit.refusal import Refusal
 from kit.rpc.errors import (
     ServiceError,
     failed_precondition,
     invalid_field,
     not_found,
+    refusal_error,
     unavailable,
 )
 from kit.rpc.identity import current_caller
 from services.trading import codec, store
-from services.trading.committer import Committer
+from services.trading.committer import CommitFailed, Committer
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import Account, EventType, OrderType, Position, Side
 from services.trading.streams import AccountStreams
 
 SERVICE_NAME = "exness.trading.v1.TradingService"
 DEFAULT_PAGE_SIZE = 50
+# UNAVAILABLE while the engine rebuilds its memory after a failed commit.
+ENGINE_UNAVAILABLE = "ENGINE_UNAVAILABLE"
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -45,7 +53,8 @@ def _decimal(text: str) -> Decimal | None:
 
 
 def _id(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 20 else None
+    # isascii(): str.isdigit() also takes digits int() refuses, such as "²".
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
@@ -62,6 +71,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self.streams = streams
 
     def _account(self) -> Account:
+        """The caller's account, once this engine may act on it."""
+        if not self.committer.accepting:
+            raise unavailable(
+                ENGINE_UNAVAILABLE, "the engine is restoring its state; retry shortly"
+            )
         caller = current_caller()
         if caller.shard != self.engine.shard_id:
             raise unavailable(
@@ -72,41 +86,62 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             )
         return self.engine.account_of(caller.user_id, _now())
 
+    async def _committed(self) -> None:
+        """Waits until everything this call saw or did is committed."""
+        try:
+            await self.committer.barrier()
+        except CommitFailed as exc:
+            raise unavailable(
+                ENGINE_UNAVAILABLE,
+                "the engine could not save the state this call depends on; retry (with the same"
+                " client_order_id)",
+            ) from exc
+
+    async def _apply(self, command: Callable[[Account], T]) -> tuple[Account, T]:
+        """Runs an engine command for the caller. A refusal may rest on effects still in
+        flight (e.g. a close whose commit fails): it is answered only once they are committed."""
+        account = self._account()
+        try:
+            return account, command(account)
+        except Refusal as refusal:
+            await self._committed()
+            raise refusal_error(refusal) from None
+
     def _view(self, account: Account) -> pb.Account:
         return codec.account_pb(self.engine.view(account))
 
     def _position(self, position: Position) -> pb.Position:
-        return codec.position_pb(position, self.engine.quotes.get(position.symbol))
+        return codec.position_pb(position, self.engine.quote(position.symbol))
 
     async def GetAccount(
         self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAccountResponse:
         account = self._account()
-        await self.committer.barrier()
+        await self._committed()
         return pb.GetAccountResponse(account=self._view(account))
 
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
     ) -> pb.DepositResponse:
-        account = self._account()
-        entry = self.engine.deposit(account, parse_decimal(request.amount), _now())
+        amount = parse_decimal(request.amount)
+        account, entry = await self._apply(lambda a: self.engine.deposit(a, amount, _now()))
         view = self._view(account)
-        await self.committer.barrier()
+        await self._committed()
         return pb.DepositResponse(account=view, entry=codec.ledger_pb(entry))
 
     async def SetLeverage(
         self, request: pb.SetLeverageRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetLeverageResponse:
-        account = self._account()
-        self.engine.set_leverage(account, request.leverage, _now())
+        account, _ = await self._apply(
+            lambda a: self.engine.set_leverage(a, request.leverage, _now())
+        )
         view = self._view(account)
-        await self.committer.barrier()
+        await self._committed()
         return pb.SetLeverageResponse(account=view)
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.PlaceOrderResponse:
-        account = self._account()
         expire_at = (
             request.expire_time.ToDatetime(tzinfo=UTC) if request.HasField("expire_time") else None
         )
@@ -123,15 +158,17 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             client_order_id=request.client_order_id,
             expire_at=expire_at,
         )
-        result = self.engine.place_order(account, order_request, _now())
+        account, result = await self._apply(
+            lambda a: self.engine.place_order(a, order_request, _now())
+        )
         if result.duplicate:
-            await self.committer.barrier()
+            await self._committed()
             return await self._first_result(account, result.order.order_id)
         # result.order is a snapshot or a filled order: it never changes again.
         response = pb.PlaceOrderResponse(order=codec.final_order_pb(result.order))
         if result.position is not None:
             response.position.CopyFrom(self._position(result.position))
-        await self.committer.barrier()
+        await self._committed()
         return response
 
     async def _first_result(self, account: Account, order_id: int) -> pb.PlaceOrderResponse:
@@ -141,7 +178,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "idempotency record lost")
         response = pb.PlaceOrderResponse(order=codec.order_pb(order))
         if order.position_id is not None:
-            position = account.positions.get(order.position_id)
+            position = self.engine.open_position(account, order.position_id)
             if position is not None:
                 response.position.CopyFrom(self._position(position))
         return response
@@ -150,20 +187,24 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         account = self._account()
-        await self.committer.barrier()
-        orders = sorted(account.orders.values(), key=lambda o: o.order_id, reverse=True)
-        return pb.ListOrdersResponse(orders=[codec.order_pb(o) for o in orders])
+        before, size = _page(request)
+        await self._committed()
+        orders = self.engine.pending_orders(account, before_id=before, limit=size + 1)
+        return pb.ListOrdersResponse(
+            orders=[codec.order_pb(o) for o in orders[:size]],
+            next_page_token=str(orders[size - 1].order_id) if len(orders) > size else "",
+        )
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOrderResponse:
         account = self._account()
         order_id = _id(request.order_id)
-        if order_id is not None and order_id in account.orders:
-            order = self.engine.cancel_order(account, order_id, _now())
-            await self.committer.barrier()
+        if order_id is not None and self.engine.has_pending_order(account, order_id):
+            _, order = await self._apply(lambda a: self.engine.cancel_order(a, order_id, _now()))
+            await self._committed()
             return pb.CancelOrderResponse(order=codec.order_pb(order))
-        await self.committer.barrier()
+        await self._committed()
         if order_id is not None and await store.find_order(self.pool, account.account_id, order_id):
             raise failed_precondition(
                 "ORDER_NOT_PENDING", "the order is no longer pending", order_id=request.order_id
@@ -176,47 +217,50 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ListPositionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPositionsResponse:
         account = self._account()
-        await self.committer.barrier()
-        positions = sorted(account.positions.values(), key=lambda p: p.position_id, reverse=True)
-        return pb.ListPositionsResponse(positions=[self._position(p) for p in positions])
+        before, size = _page(request)
+        await self._committed()
+        positions = self.engine.open_positions(account, before_id=before, limit=size + 1)
+        return pb.ListPositionsResponse(
+            positions=[self._position(p) for p in positions[:size]],
+            next_page_token=str(positions[size - 1].position_id) if len(positions) > size else "",
+        )
 
     async def ModifyPosition(
         self, request: pb.ModifyPositionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModifyPositionResponse:
-        account = self._account()
-        position_id = _position_id(request.position_id)
-        position = self.engine.modify_position(
-            account, position_id, _decimal(request.stop_loss), _decimal(request.take_profit), _now()
+        stop_loss, take_profit = _decimal(request.stop_loss), _decimal(request.take_profit)
+        _, position = await self._apply(
+            lambda a: self.engine.modify_position(
+                a, _position_id(request.position_id), stop_loss, take_profit, _now()
+            )
         )
         response = pb.ModifyPositionResponse(position=self._position(position))
-        await self.committer.barrier()
+        await self._committed()
         return response
 
     async def ClosePosition(
         self, request: pb.ClosePositionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ClosePositionResponse:
-        account = self._account()
-        position_id = _position_id(request.position_id)
-        result = self.engine.close_position(account, position_id, _decimal(request.volume), _now())
+        volume = _decimal(request.volume)
+        account, result = await self._apply(
+            lambda a: self.engine.close_position(
+                a, _position_id(request.position_id), volume, _now()
+            )
+        )
         response = pb.ClosePositionResponse(
             trade=codec.trade_pb(result.trade), account=self._view(account)
         )
         if result.position is not None:
             response.position.CopyFrom(self._position(result.position))
-        await self.committer.barrier()
+        await self._committed()
         return response
 
     async def ListTrades(
         self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTradesResponse:
         account = self._account()
-        before = None
-        if request.page_token:
-            before = _id(request.page_token)
-            if before is None:
-                raise invalid_field("page_token", "not a token from a previous response")
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        await self.committer.barrier()
+        before, size = _page(request)
+        await self._committed()
         trades = await store.list_trades(
             self.pool, account.account_id, before_id=before, limit=size + 1, symbol=request.symbol
         )
@@ -232,7 +276,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         key = str(account.account_id)
         subscription = self.streams.subscribe(key)
         try:
-            await self.committer.barrier()
+            await self._committed()
             snapshot_sequence = self.engine.last_sequence
             view = self.engine.view(account)
             yield pb.StreamAccountResponse(
@@ -257,6 +301,22 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     yield pb.StreamAccountResponse(event=event)
         finally:
             self.streams.unsubscribe(key, subscription)
+
+
+class _PageRequest(Protocol):
+    page_size: int
+    page_token: str
+
+
+def _page(request: _PageRequest) -> tuple[int | None, int]:
+    """(id the page starts below, page size) of a List request. Every list is newest first
+    and its token is the last id of the previous page."""
+    before = None
+    if request.page_token:
+        before = _id(request.page_token)
+        if before is None:
+            raise invalid_field("page_token", "not a token from a previous response")
+    return before, request.page_size or DEFAULT_PAGE_SIZE
 
 
 def _position_id(text: str) -> int:

@@ -3,6 +3,7 @@ read queries that do not belong in memory (closed orders, trades)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.instruments import load_instruments
-from services.trading.engine import SHARD_ID_SHIFT, Engine
+from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
+from services.trading.ids import shard_range
 from services.trading.model import (
     Account,
     CloseReason,
@@ -21,154 +23,104 @@ from services.trading.model import (
     Side,
     Trade,
 )
-
-_ORDER_COLUMNS = (
-    "order_id, account_id, symbol, side, type, volume, leverage, created_at, client_order_id,"
-    " fingerprint, price, stop_loss, take_profit, expire_at, status, fill_price, position_id,"
-    " reject_reason, updated_at"
-)
-_POSITION_COLUMNS = (
-    "position_id, account_id, order_id, symbol, side, volume, open_price, leverage, margin,"
-    " opened_at, stop_loss, take_profit, closed_at"
-)
-_TRADE_COLUMNS = (
-    "trade_id, account_id, position_id, symbol, side, volume, open_price, close_price,"
-    " realized_pnl, close_reason, opened_at, closed_at"
-)
+from services.trading.tables import ACCOUNTS, ORDERS, POSITIONS, TRADES
 
 
-def order_from_row(row: Any) -> Order:
-    (
-        order_id,
-        account_id,
-        symbol,
-        side,
-        type_,
-        volume,
-        leverage,
-        created_at,
-        client_order_id,
-        fingerprint,
-        price,
-        stop_loss,
-        take_profit,
-        expire_at,
-        status,
-        fill_price,
-        position_id,
-        reject_reason,
-        updated_at,
-    ) = row
+def order_from_row(row: Sequence[Any]) -> Order:
+    """An order read back with ORDERS.select_list."""
+    f = ORDERS.read(row)
     return Order(
-        order_id,
-        account_id,
-        symbol,
-        Side(side),
-        OrderType(type_),
-        volume,
-        leverage,
-        created_at,
-        client_order_id=client_order_id or "",
-        fingerprint=fingerprint,
-        price=price,
-        stop_loss=stop_loss,
-        take_profit=take_profit,
-        expire_at=expire_at,
-        status=OrderStatus(status),
-        fill_price=fill_price,
-        position_id=position_id,
-        reject_reason=reject_reason,
-        updated_at=updated_at,
+        f["order_id"],
+        f["account_id"],
+        f["symbol"],
+        Side(f["side"]),
+        OrderType(f["type"]),
+        f["volume"],
+        f["leverage"],
+        f["created_at"],
+        client_order_id=f["client_order_id"] or "",
+        fingerprint=f["fingerprint"],
+        price=f["price"],
+        stop_loss=f["stop_loss"],
+        take_profit=f["take_profit"],
+        expire_at=f["expire_at"],
+        status=OrderStatus(f["status"]),
+        fill_price=f["fill_price"],
+        position_id=f["position_id"],
+        reject_reason=f["reject_reason"],
+        updated_at=f["updated_at"],
     )
 
 
-def position_from_row(row: Any, contract_size: Decimal) -> Position:
-    (
-        position_id,
-        account_id,
-        order_id,
-        symbol,
-        side,
-        volume,
-        open_price,
-        leverage,
-        margin,
-        opened_at,
-        stop_loss,
-        take_profit,
-        closed_at,
-    ) = row
+def position_from_row(row: Sequence[Any], contract_size: Decimal) -> Position:
+    """A position read back with POSITIONS.select_list."""
+    f = POSITIONS.read(row)
     return Position(
-        position_id,
-        account_id,
-        order_id,
-        symbol,
-        Side(side),
-        volume,
-        open_price,
-        leverage,
-        margin,
-        volume * contract_size,
-        opened_at,
-        stop_loss,
-        take_profit,
-        closed_at,
+        f["position_id"],
+        f["account_id"],
+        f["order_id"],
+        f["symbol"],
+        Side(f["side"]),
+        f["volume"],
+        f["open_price"],
+        f["leverage"],
+        f["margin"],
+        f["volume"] * contract_size,
+        f["opened_at"],
+        f["stop_loss"],
+        f["take_profit"],
+        f["closed_at"],
     )
 
 
-def trade_from_row(row: Any) -> Trade:
-    (
-        trade_id,
-        account_id,
-        position_id,
-        symbol,
-        side,
-        volume,
-        open_price,
-        close_price,
-        realized_pnl,
-        close_reason,
-        opened_at,
-        closed_at,
-    ) = row
-    return Trade(
-        trade_id,
-        account_id,
-        position_id,
-        symbol,
-        Side(side),
-        volume,
-        open_price,
-        close_price,
-        realized_pnl,
-        CloseReason(close_reason),
-        opened_at,
-        closed_at,
+def trade_from_row(row: Sequence[Any]) -> Trade:
+    """A trade read back with TRADES.select_list."""
+    f = TRADES.read(row)
+    f["side"] = Side(f["side"])
+    f["close_reason"] = CloseReason(f["close_reason"])
+    return Trade(**f)
+
+
+def account_from_row(row: Sequence[Any]) -> Account:
+    """An account read back with ACCOUNTS.select_list."""
+    f = ACCOUNTS.read(row)
+    return Account(
+        f["account_id"],
+        f["user_id"],
+        f["shard"],
+        f["leverage"],
+        f["balance"],
+        f["created_at"],
+        f["margin_call"],
+        f["updated_at"],
     )
-
-
-def _shard_range(shard: int) -> tuple[int, int]:
-    return shard << SHARD_ID_SHIFT, (shard + 1) << SHARD_ID_SHIFT
 
 
 async def load_engine(
-    pool: AsyncConnectionPool, *, shard_id: int, max_quote_age: timedelta
+    pool: AsyncConnectionPool,
+    *,
+    shard_id: int,
+    max_quote_age: timedelta,
+    max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
     instruments = await load_instruments(pool)
-    engine = Engine(instruments, shard_id=shard_id, max_quote_age=max_quote_age)
-    low, high = _shard_range(shard_id)
+    engine = Engine(
+        instruments,
+        shard_id=shard_id,
+        max_quote_age=max_quote_age,
+        max_pending_orders=max_pending_orders,
+    )
+    low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(
-            "SELECT account_id, user_id, shard, leverage, balance, created_at, margin_call,"
-            " updated_at FROM trading_accounts WHERE shard = %s",
-            (shard_id,),
+            f"SELECT {ACCOUNTS.select_list} FROM trading_accounts WHERE shard = %s", (shard_id,)
         )
         async for row in cur:
-            engine.restore_account(Account(*row))
+            engine.restore_account(account_from_row(row))
         await cur.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM trading_orders WHERE account_id IN"
+            f"SELECT {ORDERS.select_list} FROM trading_orders WHERE account_id IN"
             " (SELECT account_id FROM trading_accounts WHERE shard = %s)"
             " AND (status = 1 OR client_order_id IS NOT NULL)",
             (shard_id,),
@@ -176,14 +128,14 @@ async def load_engine(
         async for row in cur:
             engine.restore_order(order_from_row(row))
         await cur.execute(
-            f"SELECT {_POSITION_COLUMNS} FROM trading_positions WHERE account_id IN"
+            f"SELECT {POSITIONS.select_list} FROM trading_positions WHERE account_id IN"
             " (SELECT account_id FROM trading_accounts WHERE shard = %s)"
             " AND closed_at IS NULL ORDER BY position_id",
             (shard_id,),
         )
         async for row in cur:
-            size = instruments[row[3]].contract_size
-            engine.restore_position(position_from_row(row, size))
+            symbol = row[POSITIONS.names.index("symbol")]
+            engine.restore_position(position_from_row(row, instruments[symbol].contract_size))
         maxima = []
         for table, column in (
             ("trading_accounts", "account_id"),
@@ -216,7 +168,7 @@ async def load_engine(
 async def find_order(pool: AsyncConnectionPool, account_id: int, order_id: int) -> Order | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM trading_orders WHERE order_id = %s AND account_id = %s",
+            f"SELECT {ORDERS.select_list} FROM trading_orders WHERE order_id = %s AND account_id = %s",
             (order_id, account_id),
         )
         row = await cur.fetchone()
@@ -232,7 +184,7 @@ async def list_trades(
     symbol: str = "",
 ) -> list[Trade]:
     """Newest first; keyset pagination on trade_id."""
-    query = f"SELECT {_TRADE_COLUMNS} FROM trading_trades WHERE account_id = %s"
+    query = f"SELECT {TRADES.select_list} FROM trading_trades WHERE account_id = %s"
     params: list[Any] = [account_id]
     if before_id is not None:
         query += " AND trade_id < %s"

@@ -90,7 +90,7 @@ class Trading:
                 self.quotes_topic, key=symbol.encode(), value=event.SerializeToString()
             )
             for _ in range(50):
-                applied = self.app.engine.quotes.get(symbol)
+                applied = self.app.engine.quote(symbol)
                 if applied is not None and applied.time == when:
                     return
                 await asyncio.sleep(0.01)
@@ -116,7 +116,11 @@ async def start_trading(
     started: list[Trading] = []
 
     async def start(
-        shard: int, *, quotes_topic: str | None = None, events_topic: str | None = None
+        shard: int,
+        *,
+        quotes_topic: str | None = None,
+        events_topic: str | None = None,
+        max_pending_orders: int = 200,
     ) -> Trading:
         quotes_topic = quotes_topic or f"test.quotes.{uuid.uuid4().hex[:8]}"
         events_topic = events_topic or f"test.events.{uuid.uuid4().hex[:8]}"
@@ -126,6 +130,7 @@ async def start_trading(
             pool,
             shard_id=shard,
             max_quote_age_s=10,
+            max_pending_orders=max_pending_orders,
             kafka_bootstrap=kafka_bootstrap,
             quotes_topic=quotes_topic,
             events_topic=events_topic,

@@ -15,7 +15,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kit.rpc.errors import ServiceError
+from kit.refusal import Refusal
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import (
     HUNDRED,
@@ -102,9 +102,9 @@ def test_invariants_hold_after_every_step(program: list[tuple[object, ...]]) -> 
     ledger: dict[int, Decimal] = {}
     for step in program:
         now = clock.tick()
-        with contextlib.suppress(ServiceError):
+        with contextlib.suppress(Refusal):
             _apply(engine, accounts, mids, step, now)
-        for item in engine.drain():
+        for item in engine.hand_over().items:
             if isinstance(item, Event) and item.ledger is not None:
                 acc = item.ledger.account_id
                 ledger[acc] = ledger.get(acc, D(0)) + item.ledger.amount

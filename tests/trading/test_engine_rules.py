@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import decimal
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 
-from kit.rpc.errors import ServiceError
+from kit.refusal import Refusal
+from kit.rpc.errors import refusal_error
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import (
     CloseReason,
@@ -19,14 +24,23 @@ from services.trading.model import (
     OrderType,
     Side,
 )
-from tests.trading.support import D, funded, instruments, market, new_engine, pending, quote
+from tests.trading.support import (
+    Clock,
+    D,
+    funded,
+    instruments,
+    market,
+    new_engine,
+    pending,
+    quote,
+)
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, STOP = OrderType.LIMIT, OrderType.STOP
 
 
 def events(engine: Engine) -> list[Event]:
-    return [item for item in engine.drain() if isinstance(item, Event)]
+    return [item for item in engine.hand_over().items if isinstance(item, Event)]
 
 
 def ledger_sum(engine: Engine, account_id: int, all_events: list[Event]) -> D:
@@ -41,15 +55,17 @@ def ledger_sum(engine: Engine, account_id: int, all_events: list[Event]) -> D:
 
 
 def refused(
-    exc: pytest.ExceptionInfo[ServiceError],
+    exc: pytest.ExceptionInfo[Refusal],
     code: grpc.StatusCode,
     reason: str,
     field: str | None = None,
 ) -> None:
-    assert exc.value.code == code
-    assert exc.value.reason == reason
+    """The refusal as the wire carries it (through kit's one mapping)."""
+    error = refusal_error(exc.value)
+    assert error.code == code
+    assert error.reason == reason
     if field is not None:
-        assert [v.field for v in exc.value.violations] == [field]
+        assert [v.field for v in error.violations] == [field]
 
 
 # ------------------------------------------------------------------ market orders and margin
@@ -109,7 +125,7 @@ def test_insufficient_margin_refused_and_nothing_changes() -> None:
     account = funded(engine, clock, amount="100")
     quote(engine, clock, "BTCUSD", "65000", "65010")
     events(engine)
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, "1"), clock.now)  # needs 650.10
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_MARGIN")
     assert account.positions == {}
@@ -122,7 +138,7 @@ def test_spread_cost_counts_in_the_margin_check() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock, amount="650.50")
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    with pytest.raises(ServiceError) as exc:  # margin 650.10 + spread 10 > 650.50
+    with pytest.raises(Refusal) as exc:  # margin 650.10 + spread 10 > 650.50
         engine.place_order(account, market("BTCUSD", BUY, "1"), clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "INSUFFICIENT_MARGIN")
 
@@ -139,10 +155,10 @@ def test_bad_volume_names_the_field(volume: str, why: str) -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, volume), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VOLUME", "volume")
-    assert why in exc.value.violations[0].description
+    assert why in refusal_error(exc.value).violations[0].description
 
 
 def test_bad_size_combinations_and_leverage() -> None:
@@ -170,14 +186,14 @@ def test_bad_size_combinations_and_leverage() -> None:
         ),
     ]
     for req, field, reason in cases:
-        with pytest.raises(ServiceError) as exc:
+        with pytest.raises(Refusal) as exc:
             engine.place_order(account, req, clock.now)
         refused(exc, grpc.StatusCode.INVALID_ARGUMENT, reason, field)
     engine.set_leverage(account, 50, clock.now)
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, "0.01", leverage=100), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_LEVERAGE", "leverage")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.set_leverage(account, 2001, clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_LEVERAGE", "leverage")
     assert account.positions == {}
@@ -186,10 +202,10 @@ def test_bad_size_combinations_and_leverage() -> None:
 def test_unknown_symbol_and_missing_quote() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("DOGEUSD", BUY, "1"), clock.now)
     refused(exc, grpc.StatusCode.NOT_FOUND, "UNKNOWN_SYMBOL")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, "1"), clock.now)
     refused(exc, grpc.StatusCode.UNAVAILABLE, "NO_QUOTE")
 
@@ -201,10 +217,10 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
     opened = engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now)
     assert opened.position is not None
     clock.tick(10.5)  # older than max_quote_age (10 s), measured from the quote's own time
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.close_position(account, opened.position.position_id, None, clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
     placed = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
@@ -212,7 +228,7 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
     # A quote stamped in the past is stale even if it just arrived.
     now = clock.tick()
     engine.on_quote("BTCUSD", D("65000"), D("65010"), now - timedelta(seconds=30), now)
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
 
@@ -239,7 +255,7 @@ def test_pending_order_sides_triggers_and_gap_fills(
     engine, clock = new_engine()
     account = funded(engine, clock, amount="100000")
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, pending("BTCUSD", side, type_, "0.10", bad), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", "price")
     placed = engine.place_order(account, pending("BTCUSD", side, type_, "0.10", good), clock.now)
@@ -292,14 +308,14 @@ def test_cancel_and_expiry() -> None:
         pending("BTCUSD", BUY, LIMIT, "0.01", "60000", expire_at=clock.now + timedelta(seconds=5)),
         clock.now,
     )
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(
             account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000", expire_at=clock.now), clock.now
         )
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "expire_time")
     cancelled = engine.cancel_order(account, a.order.order_id, clock.now)
     assert cancelled.status is OrderStatus.CANCELLED
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.cancel_order(account, a.order.order_id, clock.now)
     refused(exc, grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND")
     events(engine)
@@ -314,6 +330,29 @@ def test_cancel_and_expiry() -> None:
 
 
 # ------------------------------------------------------------------ SL / TP
+
+
+def test_pending_orders_per_account_are_capped() -> None:
+    engine = Engine(instruments(), max_pending_orders=3)
+    clock = Clock()
+    quote(engine, clock, "BTCUSD", "65000", "65010")
+    account = funded(engine, clock)
+    placed = [
+        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", p), clock.now)
+        for p in ("60000", "60001", "60002")
+    ]
+    events(engine)
+    with pytest.raises(Refusal) as exc:
+        engine.place_order(account, pending("BTCUSD", SELL, STOP, "0.01", "60000"), clock.now)
+    refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "PENDING_ORDER_LIMIT")
+    assert exc.value.metadata == {"limit": "3"}
+    assert events(engine) == []  # refused: nothing changed
+    assert len(engine.pending_orders(account)) == 3
+    # Market orders are not limited; a cancelled order frees a place.
+    assert engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now).position
+    engine.cancel_order(account, placed[0].order.order_id, clock.now)
+    engine.place_order(account, pending("BTCUSD", SELL, STOP, "0.01", "60000"), clock.now)
+    assert len(engine.pending_orders(account)) == 3
 
 
 @pytest.mark.parametrize(
@@ -367,13 +406,13 @@ def test_sl_tp_on_the_wrong_side_are_refused(side: Side, field: str, level: str)
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, market("BTCUSD", side, "0.1", **{field: D(level)}), clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", field)
     opened = engine.place_order(account, market("BTCUSD", side, "0.1"), clock.now)
     assert opened.position is not None
     kwargs = {"stop_loss": None, "take_profit": None, field: D(level)}
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.modify_position(account, opened.position.position_id, now=clock.now, **kwargs)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PRICE_LEVEL", field)
 
@@ -382,7 +421,7 @@ def test_pending_order_levels_are_judged_against_its_price() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
-    with pytest.raises(ServiceError) as exc:  # SL of a BUY LIMIT at 60000 must be below 60000
+    with pytest.raises(Refusal) as exc:  # SL of a BUY LIMIT at 60000 must be below 60000
         engine.place_order(
             account, pending("BTCUSD", BUY, LIMIT, "0.1", "60000", stop_loss=D("61000")), clock.now
         )
@@ -416,7 +455,7 @@ def test_modify_position_moves_and_clears_levels() -> None:
     quote(engine, clock, "BTCUSD", "62000", "62010")
     quote(engine, clock, "BTCUSD", "71000", "71010")
     assert pid in account.positions
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.modify_position(account, pid + 999, None, None, clock.now)
     refused(exc, grpc.StatusCode.NOT_FOUND, "POSITION_NOT_FOUND")
 
@@ -437,10 +476,10 @@ def test_partial_close_realises_pnl_and_keeps_the_rest() -> None:
         ("0.015", "multiple"),
         ("0.295", "multiple"),
     ):
-        with pytest.raises(ServiceError) as exc:
+        with pytest.raises(Refusal) as exc:
             engine.close_position(account, pid, D(volume), clock.now)
         refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VOLUME", "volume")
-        assert reason in exc.value.violations[0].description
+        assert reason in refusal_error(exc.value).violations[0].description
     result = engine.close_position(account, pid, D("0.10"), clock.now)
     assert result.trade.volume == D("0.10")
     assert result.trade.close_price == D("66010")
@@ -540,7 +579,7 @@ def test_client_order_id_retry_returns_the_first_result() -> None:
     assert again.duplicate
     assert again.order.order_id == first.order.order_id
     assert len(account.positions) == 1
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(Refusal) as exc:
         engine.place_order(account, replace(req, volume=D("0.20")), clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "IDEMPOTENCY_KEY_REUSED")
     other = engine.account_of("bob", clock.now)
@@ -554,7 +593,7 @@ def test_deposit_limits_and_ledger() -> None:
     engine, clock = new_engine()
     account = engine.account_of("carol", clock.now)
     for amount in ("0", "-5", "0.001", "1000000.01"):
-        with pytest.raises(ServiceError) as exc:
+        with pytest.raises(Refusal) as exc:
             engine.deposit(account, D(amount), clock.now)
         refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT", "amount")
     entry = engine.deposit(account, D("1000000"), clock.now)
@@ -583,3 +622,27 @@ def test_stop_loss_filled_past_zero_equity_gets_negative_balance_protection() ->
     assert resets[0].amount == D("1010.00")
     assert account.balance == 0
     assert ledger_sum(engine, account.account_id, all_events) == account.balance
+
+
+# ------------------------------------------------------------------ purity of the core
+
+
+def test_the_engine_core_imports_no_wire_code() -> None:
+    code = (
+        "import sys, services.trading.engine; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'exness'}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_engine_leaves_the_threads_decimal_context_alone() -> None:
+    before = decimal.getcontext().prec
+    engine, clock = new_engine()
+    quote(engine, clock, "BTCUSD", "65000", "65010")
+    account = funded(engine, clock)
+    engine.place_order(account, market("BTCUSD", BUY, "0.01"), clock.now)
+    assert decimal.getcontext().prec == before

@@ -80,6 +80,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_WRONG_SHARD: _ErrorReason.ValueType  # 40
     """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+    ERROR_REASON_ENGINE_UNAVAILABLE: _ErrorReason.ValueType  # 41
+    """UNAVAILABLE: the engine could not save a change and is rebuilding its memory from the
+    database; the call may or may not have taken effect. Retry shortly (PlaceOrder with the same
+    client_order_id): the retry is answered from what was committed.
+    """
+    ERROR_REASON_PENDING_ORDER_LIMIT: _ErrorReason.ValueType  # 42
+    """FAILED_PRECONDITION: the account has as many pending orders as it may (ErrorInfo metadata
+    `limit`); cancel one before placing another. Market orders are not limited.
+    """
     ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
@@ -156,6 +165,15 @@ FAILED_PRECONDITION: the same client_order_id was reused with different order pa
 """
 ERROR_REASON_WRONG_SHARD: ErrorReason.ValueType  # 40
 """UNAVAILABLE: this engine shard does not own the caller's account (route by the `shard` claim)."""
+ERROR_REASON_ENGINE_UNAVAILABLE: ErrorReason.ValueType  # 41
+"""UNAVAILABLE: the engine could not save a change and is rebuilding its memory from the
+database; the call may or may not have taken effect. Retry shortly (PlaceOrder with the same
+client_order_id): the retry is answered from what was committed.
+"""
+ERROR_REASON_PENDING_ORDER_LIMIT: ErrorReason.ValueType  # 42
+"""FAILED_PRECONDITION: the account has as many pending orders as it may (ErrorInfo metadata
+`limit`); cancel one before placing another. Market orders are not limited.
+"""
 ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an

@@ -1,0 +1,88 @@
+"""Pure risk functions: margin-call and stop-out levels, which position a stop-out closes next,
+and the prices at which an account must be looked at again. No state, no side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from kit.data.instruments import Instrument
+from services.trading.model import HUNDRED, ZERO, Exposure, Position, Quote
+from services.trading.triggers import Book
+
+DEFAULT_MARGIN_CALL_LEVEL = Decimal(60)
+
+
+def strictest_levels(instruments: Iterable[Instrument]) -> tuple[Decimal, Decimal]:
+    """(margin call, stop-out) levels in percent: the highest of the instruments' groups."""
+    mc, so = DEFAULT_MARGIN_CALL_LEVEL, ZERO
+    first = True
+    for inst in instruments:
+        if first:
+            mc, so, first = inst.margin_call_level, inst.stop_out_level, False
+        else:
+            mc, so = max(mc, inst.margin_call_level), max(so, inst.stop_out_level)
+    return mc, so
+
+
+def next_to_stop_out(positions: Iterable[Position], quotes: Mapping[str, Quote]) -> Position | None:
+    """The position a stop-out closes next: the largest loss at the current quotes (the oldest
+    on a tie); positions with no quote yet cannot be valued, so are not chosen."""
+    worst: tuple[Decimal, int, Position] | None = None
+    for p in positions:
+        quote = quotes.get(p.symbol)
+        if quote is None:
+            continue
+        candidate = (p.pnl_at(p.close_price(quote)), p.position_id, p)
+        if worst is None or candidate[:2] < worst[:2]:
+            worst = candidate
+    return None if worst is None else worst[2]
+
+
+def watch_levels(
+    exposure: Mapping[str, Exposure],
+    quotes: Mapping[str, Quote],
+    equity: Decimal,
+    margin: Decimal,
+    margin_call_level: Decimal,
+    stop_out_level: Decimal,
+    in_margin_call: bool,
+) -> list[tuple[str, Book, Decimal]]:
+    """The (symbol, book, price) levels at which an account's margin must be checked again.
+
+    The headroom (equity minus the equity at the next threshold) is split evenly over the
+    account's exposures (each symbol's long and short side). A long side can only lose its
+    share when the bid falls by share / units, a short side when the ask rises by share / units;
+    until one of those prices is crossed the account cannot have reached the threshold, so
+    ticks elsewhere never touch it. In margin call, a second set of levels in the other direction
+    notices the recovery.
+    """
+    sides: list[tuple[str, Quote, Decimal, bool]] = []
+    for symbol, side in exposure.items():
+        quote = quotes.get(symbol)
+        if quote is None:
+            continue
+        if side.long_units:
+            sides.append((symbol, quote, side.long_units, True))
+        if side.short_units:
+            sides.append((symbol, quote, side.short_units, False))
+    if not sides:
+        return []
+    floor = stop_out_level if in_margin_call else margin_call_level
+    share = (equity - margin * floor / HUNDRED) / len(sides)
+    levels = []
+    for symbol, quote, units, is_long in sides:
+        step = share / units
+        if is_long:
+            levels.append((symbol, Book.BID_FALL, quote.bid - step))
+        else:
+            levels.append((symbol, Book.ASK_RISE, quote.ask + step))
+    if in_margin_call:
+        gain = (margin * margin_call_level / HUNDRED - equity) / len(sides)
+        for symbol, quote, units, is_long in sides:
+            step = gain / units
+            if is_long:
+                levels.append((symbol, Book.BID_RISE, quote.bid + step))
+            else:
+                levels.append((symbol, Book.ASK_FALL, quote.ask - step))
+    return levels
