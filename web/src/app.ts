@@ -207,19 +207,39 @@ export class App {
   private async resync(): Promise<void> {
     const seq = ++this.resyncSeq;
     try {
-      const [pos, ord, trd] = await Promise.all([
-        this.clients.trading.listPositions({}),
-        this.clients.trading.listOrders({}),
-        this.clients.trading.listTrades({ pageSize: 100 }),
+      const trading = this.clients.trading;
+      // Every open position and pending order (they are paged); history pages on demand.
+      const [positions, orders, trd] = await Promise.all([
+        allPages(async (pageToken) => {
+          const r = await trading.listPositions({ pageSize: 500, pageToken });
+          return [r.positions, r.nextPageToken] as const;
+        }),
+        allPages(async (pageToken) => {
+          const r = await trading.listOrders({ pageSize: 500, pageToken });
+          return [r.orders, r.nextPageToken] as const;
+        }),
+        trading.listTrades({ pageSize: 100 }),
       ]);
       if (seq !== this.resyncSeq || !this.terminal) return;
-      this.store.setPositions(pos.positions);
-      this.store.setOrders(ord.orders);
+      this.store.setPositions(positions);
+      this.store.setOrders(orders);
       this.store.setTrades(trd.trades, trd.nextPageToken);
     } catch (e) {
       this.toasts.notify(`Could not load your positions: ${describeError(e)}`, "error");
     }
   }
+}
+
+/** Follows next-page tokens until the last page. */
+async function allPages<T>(page: (token: string) => Promise<readonly [T[], string]>): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  do {
+    const [items, next] = await page(token);
+    out.push(...items);
+    token = next;
+  } while (token);
+  return out;
 }
 
 function sleep(ms: number): Promise<void> {
