@@ -120,6 +120,7 @@ const REASON_TEXT: Record<string, string> = {
   ORDER_NOT_FOUND: "This order no longer exists.",
   POSITION_NOT_FOUND: "This position is already closed.",
   ORDER_NOT_PENDING: "This order is no longer pending.",
+  PENDING_ORDER_LIMIT: "You have as many pending orders as the account allows. Cancel one first.",
   IDEMPOTENCY_KEY_REUSED: "This order was already sent with different details.",
   WRONG_SHARD: "Your account is temporarily unavailable. Try again.",
 };
@@ -159,6 +160,9 @@ export function describeError(e: unknown): string {
   // general sentence ("Stop loss: a BUY stop-loss must be below the current price 64,990.10").
   if (violations.length > 0) {
     return violations.map((v) => `${capitalize(fieldLabel(v.field))}: ${groupDigits(v.description)}`).join(". ");
+  }
+  if (info?.reason === "PENDING_ORDER_LIMIT" && info.metadata["limit"]) {
+    return `You have ${info.metadata["limit"]} pending orders, as many as the account allows. Cancel one first.`;
   }
   if (info && info.reason !== "INVALID_ARGUMENT" && REASON_TEXT[info.reason]) {
     return REASON_TEXT[info.reason];
