@@ -76,7 +76,11 @@ class Terminal:
     def expect_terminal(self) -> None:
         # Sign-up hashes a password: on a loaded machine that takes a while.
         expect(self.tid("terminal")).to_be_visible(timeout=20_000)
-        expect(self.tid("conn-status")).to_have_attribute("data-state", "live", timeout=20_000)
+        # Both streams up. The pill as a whole may also say some price is stale: that is the
+        # platform's feed, not the terminal's connection.
+        conn = self.tid("conn-status")
+        expect(conn).to_have_attribute("data-quotes", "live", timeout=20_000)
+        expect(conn).to_have_attribute("data-account", "live", timeout=20_000)
 
     def new_trader(self, deposit: str | None = "10000") -> str:
         email = fresh_email()
