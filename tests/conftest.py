@@ -29,10 +29,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every real server of the session hangs off `session_dir`, so a test that does not
-    (transitively) use it runs without PostgreSQL, the broker, Envoy or a browser."""
+    (transitively) use it, and is not marked slow (it starts servers of its own), runs
+    without PostgreSQL, the broker, Envoy or a browser."""
     if not config.getoption("--fast"):
         return
-    fast = [item for item in items if "session_dir" not in getattr(item, "fixturenames", ())]
+    fast = [
+        item
+        for item in items
+        if "session_dir" not in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("slow") is None
+    ]
     config.hook.pytest_deselected(items=[item for item in items if item not in fast])
     items[:] = fast
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from psycopg_pool import AsyncConnectionPool
+if TYPE_CHECKING:  # the engine imports the row model and must not load a database driver
+    from psycopg_pool import AsyncConnectionPool
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ import pytest
 from cli.devstack.postgres import EmbeddedPostgres
 from tests.support.infra import free_port
 
+pytestmark = pytest.mark.slow  # starts PostgreSQL servers of its own
+
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path / "pgdata", port=free_port())

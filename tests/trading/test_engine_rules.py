@@ -630,7 +630,8 @@ def test_stop_loss_filled_past_zero_equity_gets_negative_balance_protection() ->
 def test_the_engine_core_imports_no_wire_code() -> None:
     code = (
         "import sys, services.trading.engine; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'exness'}))"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'grpc', 'exness', 'psycopg', 'psycopg_pool', 'aiokafka'}))"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
