@@ -31,11 +31,17 @@ export function freshnessOf(
   }
   if (!quote) return { state: "none", ageMs: null, reason: "No price yet." };
   const limit = maxQuoteAgeMs(inst);
-  if (ageMs === null || ageMs > limit) {
+  // MarketData's own mark counts too (it knows its feed stalled even if clocks disagree).
+  if (ageMs === null || ageMs > limit || markedStale(quote)) {
     const age = ageMs === null ? "of unknown age" : `${fmtAge(ageMs)} old`;
     return { state: "stale", ageMs: ageMs ?? 0, reason: `The ${quote.symbol} price is ${age} (limit ${fmtAge(limit)}): trading is paused.` };
   }
   return { state: "fresh", ageMs };
+}
+
+/** Quote.stale, set by MarketData when it serves a quote past the maximum age. */
+function markedStale(q: Quote): boolean {
+  return (q as { stale?: boolean }).stale === true;
 }
 
 /** "12 s", "3 min 4 s", "2 h 5 min". */
