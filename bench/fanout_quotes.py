@@ -24,6 +24,7 @@ import random
 import resource
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,7 @@ from aiokafka import TopicPartition
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
 from kit.data.kafka import QUOTES_TOPIC, ensure_topics
+from kit.obs.metrics import metrics_enabled
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from services.market.hub_feed import make_fanout_consumer
 from tests.support import infra
@@ -209,10 +211,12 @@ async def publish(
 
 
 async def start_market(
-    root: Path, database_url: str, bootstrap: str, port: int
+    root: Path, database_url: str, bootstrap: str, port: int, metrics_port: int
 ) -> asyncio.subprocess.Process:
     env = {
         **os.environ,
+        # On a port of its own; EXNESS_METRICS=off (inherited) turns metrics off.
+        "EXNESS_MARKET_METRICS_PORT": str(metrics_port),
         "DATABASE_URL": database_url,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "EXNESS_SERVICE_TOKEN": SERVICE_TOKEN,
@@ -248,6 +252,26 @@ async def wait_ready(stub: market_pb2_grpc.MarketDataServiceStub, timeout_s: flo
             await asyncio.sleep(0.3)
 
 
+async def scrape_every_second(metrics_port: int) -> int:
+    """Scrapes MarketData's /metrics every second (as Prometheus would) until cancelled."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    count = 0
+    try:
+        while True:
+            await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+            count += 1
+            await asyncio.sleep(1.0)
+    except asyncio.CancelledError:
+        return count
+
+
+async def scraper_count(task: asyncio.Task[int]) -> int:
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return 0
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -260,8 +284,8 @@ async def main(args: argparse.Namespace) -> None:
     processes: list[asyncio.subprocess.Process] = []
     try:
         await ensure_topics(broker.bootstrap)
-        port = infra.free_port()
-        market = await start_market(root, postgres.url, broker.bootstrap, port)
+        port, metrics_port = infra.free_port(), infra.free_port()
+        market = await start_market(root, postgres.url, broker.bootstrap, port, metrics_port)
         processes.append(market)
         address = f"127.0.0.1:{port}"
         channel = grpc.aio.insecure_channel(address)
@@ -306,7 +330,13 @@ async def main(args: argparse.Namespace) -> None:
             process.stdin.write(f"start {start_ns}\n".encode())
             await process.stdin.drain()
         market_cpu = cpu_seconds(market.pid)
+        scraper = None
+        if args.scrape_metrics and metrics_enabled():
+            scraper = asyncio.create_task(scrape_every_second(metrics_port))
         accepted = await publish(stub, walk, args.rate, args.seconds)
+        if scraper is not None:
+            scraper.cancel()
+            progress(f"MarketData /metrics scraped {await scraper_count(scraper)} times")
         end_ns = time.time_ns()
         market_cpu = cpu_seconds(market.pid) - market_cpu
         bare.window[1] = end_ns
@@ -382,6 +412,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=50.0, help="quotes/s in total")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2, help="subscriber processes")
+    parser.add_argument(
+        "--scrape-metrics",
+        action="store_true",
+        help="scrape MarketData's /metrics every second while publishing (unless EXNESS_METRICS=off)",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("ADDRESS", "FIRST", "COUNT", "PER"))
     args = parser.parse_args()
     if args.worker:

@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.table import Table
 
 from cli.devstack.children import SERVICES, STATE_FILE
+from cli.figures import ServiceFigures, read_figures
 from kit.rpc.probes import grpc_serving, http_ok
 from kit.settings import Settings
 
@@ -385,19 +386,44 @@ async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
             live.update(_quotes_table(latest))
 
 
+def _rate(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.2f}{unit}"
+
+
 def _status(args: argparse.Namespace) -> int:
     state = _up_state()
     if not state:
         console.print(f"no running `exness up` recorded in {_data_dir()}")
         return 1
+    figures = read_figures(state["prometheus"]) if state.get("prometheus") else None
+    services = figures.services if figures else {}
     rows = []
     for spec in SERVICES:
         where = state[spec.state_key]
         ok = grpc_serving(where, spec.health_service)
-        rows.append([spec.state_key, where, "SERVING" if ok else "NOT SERVING"])
+        seen = services.get(spec.state_key, ServiceFigures())
+        p99_ms = None if seen.p99_s is None else seen.p99_s * 1000
+        rows.append(
+            [
+                spec.state_key,
+                where,
+                "SERVING" if ok else "NOT SERVING",
+                _rate(seen.rps),
+                _rate(p99_ms, " ms"),
+                _rate(seen.errors_per_s),
+            ]
+        )
     edge_ok = http_ok(f"http://{state['edge']}/healthz", timeout_s=2)
-    rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING"])
-    console.print(_table("status", ["component", "where", "health"], rows))
+    rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING", "", "", ""])
+    columns = ["component", "where", "health", "req/s", "p99", "errors/s"]
+    console.print(_table("status", columns, rows))
+    if figures is None:
+        console.print("figures: Prometheus is not running (scripts/setup.sh installs it)")
+    elif figures.oldest_quote is None:
+        console.print("oldest quote: none yet")
+    else:
+        symbol, age = figures.oldest_quote
+        console.print(f"oldest quote: {symbol} {age:.1f} s old")
     return 0 if all(row[2] == "SERVING" for row in rows) else 1
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
+from google.protobuf import descriptor_pb2
+
 from kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +114,26 @@ class EdgeConfig:
         return list(dict.fromkeys([*own, *self.cors_origins]))
 
 
+# The services the edge routes (their methods get per-method gRPC stats).
+PUBLIC_SERVICES = (
+    "exness.auth.v1.AuthService",
+    "exness.market.v1.MarketDataService",
+    "exness.trading.v1.TradingService",
+)
+
+
+def served_methods(descriptor_path: Path) -> list[dict[str, object]]:
+    """grpc_stats' allowlist: every method of the public services, from the descriptor set."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    services: list[dict[str, object]] = []
+    for file in files.file:
+        for service in file.service:
+            name = f"{file.package}.{service.name}"
+            if name in PUBLIC_SERVICES:
+                services.append({"name": name, "method_names": [m.name for m in service.method]})
+    return services
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
@@ -146,5 +168,6 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "HEALTH_INTERVAL": _duration(config.health_interval_s),
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
+        "GRPC_STATS_METHODS": json.dumps(served_methods(config.descriptor_path)),
     }
     return Template(text).substitute(values)

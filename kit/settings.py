@@ -45,6 +45,11 @@ class Settings:
     auth_port: int = 50051
     market_port: int = 50052
     trading_port: int = 50053
+    # Prometheus /metrics of each process (0: none); see docs/observability.md.
+    auth_metrics_port: int = 9461
+    market_metrics_port: int = 9462
+    trading_metrics_port: int = 9463
+    poller_metrics_port: int = 9464
     # Where services find each other.
     auth_addr: str = "127.0.0.1:50051"
     market_addr: str = "127.0.0.1:50052"
@@ -82,6 +87,10 @@ class Settings:
             auth_port=env_int("EXNESS_AUTH_PORT", 50051),
             market_port=env_int("EXNESS_MARKET_PORT", 50052),
             trading_port=env_int("EXNESS_TRADING_PORT", 50053),
+            auth_metrics_port=env_int("EXNESS_AUTH_METRICS_PORT", 9461),
+            market_metrics_port=env_int("EXNESS_MARKET_METRICS_PORT", 9462),
+            trading_metrics_port=env_int("EXNESS_TRADING_METRICS_PORT", 9463),
+            poller_metrics_port=env_int("EXNESS_POLLER_METRICS_PORT", 9464),
             auth_addr=env("EXNESS_AUTH_ADDR", "127.0.0.1:50051"),
             market_addr=env("EXNESS_MARKET_ADDR", "127.0.0.1:50052"),
             trading_addr=env("EXNESS_TRADING_ADDR", "127.0.0.1:50053"),

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 
 # System tools the tests drive (Debian packages): kcat (an independent Kafka client) and
-# Chromium (the browser the web terminal is tested in).
+# Chromium (the browser the web terminal is tested in), Prometheus (run by `exness up`; its
+# promtool checks the alert rules).
 need=()
 command -v kcat >/dev/null || need+=(kcat)
+command -v prometheus >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

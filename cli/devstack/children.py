@@ -60,6 +60,8 @@ class Child:
     # host:port and gRPC service name to health-check; None for processes without a server.
     address: str | None = None
     health_service: str = ""
+    # The whole command line, for a program that is not an `exness` subcommand (Prometheus).
+    argv: Sequence[str] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -70,7 +72,7 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", *self.command],
+                self.argv or [sys.executable, "-m", "cli.main", *self.command],
                 env=dict(self.env),
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,

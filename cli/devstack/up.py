@@ -82,6 +82,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=env_int("EXNESS_KAFKA_PORT", 9092),
         help="port of the embedded broker (default 9092)",
     )
+    add("--auth-metrics-port", type=int, default=settings.auth_metrics_port)
+    add("--market-metrics-port", type=int, default=settings.market_metrics_port)
+    add("--trading-metrics-port", type=int, default=settings.trading_metrics_port)
+    add("--poller-metrics-port", type=int, default=settings.poller_metrics_port)
+    add(
+        "--prometheus-port",
+        type=int,
+        default=env_int("EXNESS_PROMETHEUS_PORT", 9090),
+        help="port of Prometheus (default 9090; 0 runs none)",
+    )
+    add(
+        "--scrape-interval",
+        type=float,
+        default=5.0,
+        help="seconds between Prometheus scrapes and rule evaluations (default 5)",
+    )
+    add(
+        "--alert-for",
+        default="30s",
+        help="how long an alert condition must hold before it fires (default 30s)",
+    )
+    add(
+        "--stall-window",
+        default="2m",
+        help="how long a Kafka partition may not advance while its log grows, or outbox lag"
+        " grow, before it counts as stalled (default 2m)",
+    )
     add(
         "--feed",
         default=os.environ.get("EXNESS_FEED", "synthetic"),
@@ -309,6 +336,59 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         )
 
 
+def _metrics_ports(args: argparse.Namespace) -> dict[str, int]:
+    """The /metrics port of each process, by job name."""
+    return {
+        "auth": args.auth_metrics_port,
+        "market": args.market_metrics_port,
+        "trading": args.trading_metrics_port,
+        "poller": args.poller_metrics_port,
+    }
+
+
+def _start_prometheus(
+    platform: Platform, args: argparse.Namespace, settings: Settings, env: dict[str, str]
+) -> str:
+    """Prometheus scraping every service and Envoy; returns its URL ("" when not run)."""
+    from cli.devstack import prometheus
+    from cli.devstack.prometheus_config import AlertThresholds, Target
+
+    if args.prometheus_port == 0:
+        return ""
+    if prometheus.binary() is None:
+        console.print(
+            "[yellow]Prometheus is not installed (scripts/setup.sh installs it): "
+            "running without it[/]"
+        )
+        return ""
+    jobs = dict(_metrics_ports(args))
+    if args.feed == "none":
+        del jobs["poller"]
+    targets = [Target(job, f"{args.host}:{port}") for job, port in jobs.items()]
+    edge = platform.edge
+    if edge is not None:
+        targets.append(Target("envoy", edge.admin_url.removeprefix("http://"), "/stats/prometheus"))
+    listen = f"{args.host}:{args.prometheus_port}"
+    console.print(f"starting Prometheus on {listen} ...")
+    child = prometheus.start_prometheus(
+        platform.data_dir,
+        listen,
+        targets,
+        AlertThresholds(
+            max_quote_age_s=settings.max_quote_age_s,
+            stall_window=args.stall_window,
+            hold=args.alert_for,
+        ),
+        env,
+        args.scrape_interval,
+    )
+    platform.children.append(child)
+    platform.stoppers.append(("Prometheus", _stopper(child)))
+    url = f"http://{listen}"
+    platform.rows.append(("Prometheus", url, str(child.pid), str(child.log_path)))
+    return url
+
+
 def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings) -> EdgeConfig:
     config = EdgeConfig.from_env().with_(
         auth=Upstream(args.host, args.auth_port),
@@ -370,7 +450,11 @@ def _print_table(platform: Platform, config: EdgeConfig) -> None:
 
 
 def _write_state(
-    platform: Platform, config: EdgeConfig, env: dict[str, str], args: argparse.Namespace
+    platform: Platform,
+    config: EdgeConfig,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    prometheus: str = "",
 ) -> None:
     """Where everything runs, for scripts and tests (removed on stop)."""
     state: dict[str, Any] = {
@@ -381,6 +465,8 @@ def _write_state(
         **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
         "database_url": env["DATABASE_URL"],
         "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
+        "metrics": {job: f"{args.host}:{port}" for job, port in _metrics_ports(args).items()},
+        "prometheus": prometheus,
         "children": {c.name: c.pid for c in platform.children},
         "edge_pid": platform.edge.process.pid if platform.edge and platform.edge.process else None,
     }
@@ -461,6 +547,10 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
             "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
             "EXNESS_TRADING_ADDR": f"{args.host}:{args.trading_port}",
+            "EXNESS_AUTH_METRICS_PORT": str(args.auth_metrics_port),
+            "EXNESS_MARKET_METRICS_PORT": str(args.market_metrics_port),
+            "EXNESS_TRADING_METRICS_PORT": str(args.trading_metrics_port),
+            "EXNESS_POLLER_METRICS_PORT": str(args.poller_metrics_port),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -475,7 +565,13 @@ def run(args: argparse.Namespace) -> int:
                 ("Trading", args.trading_port, "--trading-port"),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
+                *(
+                    (f"{job} metrics", port, f"--{job}-metrics-port")
+                    for job, port in _metrics_ports(args).items()
+                ),
             ]
+            if args.prometheus_port:
+                wanted.append(("Prometheus", args.prometheus_port, "--prometheus-port"))
             if not (args.database_url or settings.database_url):
                 wanted.append(("embedded PostgreSQL", args.postgres_port, "--postgres-port"))
             if not (args.kafka or settings.kafka_bootstrap_servers):
@@ -485,9 +581,12 @@ def run(args: argparse.Namespace) -> int:
                 _start_infrastructure(platform, args, settings, env)
                 _start_services(platform, args, env)
                 config = _start_edge(platform, args, settings)
+                prometheus = _start_prometheus(platform, args, settings, env)
                 _print_table(platform, config)
-                _write_state(platform, config, env, args)  # last: "up and announced"
-                code = _watch(platform, lambda: _write_state(platform, config, env, args))
+                _write_state(platform, config, env, args, prometheus)  # last: "up and announced"
+                code = _watch(
+                    platform, lambda: _write_state(platform, config, env, args, prometheus)
+                )
             finally:
                 # A second Ctrl-C must not interrupt the clean stop.
                 for sig in previous:

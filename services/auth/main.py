@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.db import open_pool
 from kit.logs import setup_logging
+from kit.obs.metrics import serve_metrics
 from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
 from kit.rpc.interceptors import RequestPipeline
@@ -78,6 +79,7 @@ async def serve(settings: Settings, port: int | None) -> None:
     require(settings, "auth", "database_url")
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)
+    serve_metrics(settings.bind_host, settings.auth_metrics_port)
     app.server.on_stop.append(pool.close)
     await app.server.serve_until_signalled()
 

@@ -57,6 +57,8 @@ class QuoteHub:
         self._subscriptions: set[Subscription] = set()
         self.received = 0
         self.stale = 0
+        # Conflated quotes of subscriptions already closed (open ones count their own).
+        self.conflated_closed = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -64,6 +66,10 @@ class QuoteHub:
 
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions)
+
+    def latest_times_ns(self) -> dict[str, int]:
+        """Time of the latest quote held, by symbol (a copy)."""
+        return self._latest_ns.copy()
 
     def latest(self, symbol: str) -> market_pb2.Quote | None:
         message = self._latest.get(symbol)
@@ -95,7 +101,9 @@ class QuoteHub:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            self.conflated_closed += subscription.conflated
         for symbol in subscription.symbols:
             followers = self._by_symbol.get(symbol)
             if followers is not None:

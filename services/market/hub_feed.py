@@ -83,6 +83,18 @@ class QuoteFeed:
         self.malformed = 0
         self.log_resets = 0
 
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def positions(self) -> dict[int, int]:
+        """Next offset to read, by partition (a copy)."""
+        return self._next.copy()
+
     async def start(self) -> None:
         await self._consumer.start()
         await self._consumer.topics()  # loads metadata for every topic

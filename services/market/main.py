@@ -21,11 +21,13 @@ from psycopg_pool import AsyncConnectionPool
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
+from kit.obs.metrics import serve_metrics
 from kit.rpc import server as kit_server
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
+from services.market import metrics
 from services.market.fanout import QuoteHub
 from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
@@ -155,6 +157,8 @@ async def serve(settings: Settings, port: int | None, role: str) -> None:
     try:
         await ensure_topics(settings.kafka_bootstrap_servers)
         app = build(settings, pool, port=port, role=role)
+        metrics.register(app)
+        serve_metrics(settings.bind_host, settings.market_metrics_port)
         await app.start_components()
         if app.server is not None:
             app.server.on_stop.append(app.stop_components)

@@ -13,10 +13,12 @@ from collections import deque
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 from exness.common.v1 import errors_pb2
 from exness.market.v1 import market_pb2
 
 from kit.data.kafka import QUOTES_TOPIC, make_producer
+from kit.obs.kafka_metrics import KAFKA_POSITIONS
 from kit.rpc.errors import ServiceError, unavailable
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class QuotePublisher:
             bootstrap, linger_ms=1, client_id="market-publisher"
         )
         self._topic = topic
-        self._in_flight: deque[asyncio.Future[object]] = deque()
+        self._in_flight: deque[asyncio.Future[RecordMetadata]] = deque()
         self.published = 0
 
     async def start(self) -> None:
@@ -73,8 +75,11 @@ class QuotePublisher:
         while self._in_flight:
             await self._settle(self._in_flight.popleft())
 
-    async def _settle(self, future: asyncio.Future[object]) -> None:
+    async def _settle(self, future: asyncio.Future[RecordMetadata]) -> None:
         try:
-            await future
+            metadata = await future
         except KafkaError as exc:
             raise broker_unavailable(exc) from exc
+        # The log end as the broker acknowledged it: stall detection compares consumer
+        # positions with this, since a stalled consumer's own view of the log end stops too.
+        KAFKA_POSITIONS.produced(metadata.topic, metadata.partition, metadata.offset)

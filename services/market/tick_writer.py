@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
@@ -30,6 +31,7 @@ from kit.backoff import Backoff
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
 
 log = logging.getLogger(__name__)
@@ -228,6 +230,18 @@ class TickWriter:
         self.fence_conflicts = 0
         self.db_retries = 0
         self.log_resets = 0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def read_positions(self) -> dict[int, int]:
+        """Next offset the reader decodes, by partition (a copy)."""
+        return self._read_positions.copy()
 
     async def start(self) -> None:
         self._consumer.subscribe([self._topic], listener=_Listener(self))
@@ -431,6 +445,7 @@ class TickWriter:
     async def write(self, batch: Batch) -> None:
         """One transaction: the offset fences and the candle merge in one pipelined round
         trip, then the rows in one COPY buffer."""
+        started = time.perf_counter()
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
@@ -460,3 +475,4 @@ class TickWriter:
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed
         self.batches_written += 1
+        TICK_BATCH_SECONDS.observe(time.perf_counter() - started)

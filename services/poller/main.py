@@ -21,7 +21,9 @@ from pathlib import Path
 import psycopg
 
 from kit.logs import setup_logging
+from kit.obs.metrics import serve_metrics
 from kit.settings import Settings, require
+from services.poller import metrics
 from services.poller.exchanges import (
     BACKPACK_SYMBOLS,
     BACKPACK_URL,
@@ -133,6 +135,8 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
     buffer = QuoteBuffer()
     address = args.market_addr or settings.market_addr
     publisher = MarketPublisher(address, settings.resolved_service_token(), args.source)
+    metrics.register(args.source, stats, buffer=buffer, publisher=publisher)
+    serve_metrics(settings.bind_host, settings.poller_metrics_port)
 
     source: asyncio.Task[None]
     if args.source == "synthetic":

@@ -28,10 +28,17 @@ STOP_TIMEOUT_S = 10.0
 
 
 class TradingApp:
-    def __init__(self, engine: Engine, committer: Committer, servicer: TradingServicer) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        committer: Committer,
+        servicer: TradingServicer,
+        relay: OutboxRelay,
+    ) -> None:
         self.engine = engine
         self.committer = committer
         self.servicer = servicer
+        self.relay = relay
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -68,7 +75,7 @@ class TradingApp:
             engine, pool, rebuild=rebuild, on_committed=[streams.publish, relay.wake]
         )
         servicer = TradingServicer(engine, committer, pool, streams)
-        app = cls(engine, committer, servicer)
+        app = cls(engine, committer, servicer, relay)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")

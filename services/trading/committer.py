@@ -24,6 +24,7 @@ from exness.trading.v1 import trading_pb2 as pb
 from psycopg_pool import AsyncConnectionPool
 
 from kit.backoff import Backoff
+from services.trading import metrics
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
 from services.trading.model import AccountView, Handoff, Quote
@@ -145,6 +146,7 @@ class Committer:
                 self._in_flight = None
             self.last_batch_size, self.last_commit_s = len(events), time.monotonic() - started
             future.set_result(None)
+            metrics.observe_commit(self.last_batch_size, self.last_commit_s, events)
             for listener in self.on_committed:
                 try:
                     listener(events)

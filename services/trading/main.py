@@ -14,11 +14,13 @@ from exness.trading.v1 import trading_pb2_grpc
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
+from kit.obs.metrics import serve_metrics
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings, require
+from services.trading import metrics
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -66,6 +68,8 @@ async def main(settings: Settings, port: int) -> None:
         max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
     )
+    metrics.register(app.engine, app.relay)
+    serve_metrics(settings.bind_host, settings.trading_metrics_port)
     pipeline = request_pipeline(settings)
     server = GrpcServer(
         services=[

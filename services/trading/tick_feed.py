@@ -13,9 +13,12 @@ from google.protobuf.message import DecodeError
 
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.decimals import parse_decimal
+from kit.obs.kafka_metrics import KAFKA_POSITIONS
 from services.trading.engine import Engine
 
 log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "exness-engine-quotes"
 
 
 def apply_quote(engine: Engine, value: bytes, now: datetime) -> None:
@@ -41,8 +44,10 @@ async def consume_quotes(
             topic,
             group_id=None,
             auto_offset_reset="latest",
-            client_id="exness-engine-quotes",
+            client_id=CONSUMER_NAME,
         )
+        positions: dict[int, int] = {}  # partition -> next offset, for metrics
+        KAFKA_POSITIONS.track_consumer(CONSUMER_NAME, consumer, topic, positions.copy)
         try:
             await consumer.start()
             while True:
@@ -50,7 +55,9 @@ async def consume_quotes(
                 if not batches:
                     continue
                 now = datetime.now(UTC)
-                for messages in batches.values():
+                for tp, messages in batches.items():
+                    if messages:
+                        positions[tp.partition] = messages[-1].offset + 1
                     for message in messages:
                         if message.value is not None:
                             apply_quote(engine, message.value, now)

@@ -35,7 +35,7 @@ SCHEMA = (
 )
 OUR_IMAGE = "exness-platform:latest"
 # Variables of the third-party images, documented by those images rather than by our code.
-THEIRS = {"timescaledb", "kafka", "envoy"}
+THEIRS = {"timescaledb", "kafka", "envoy", "prometheus", "jaeger", "grafana"}
 # Variables that libpq itself reads (the database password travels outside the URL).
 LIBPQ = {"PGPASSWORD"}
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
@@ -148,7 +148,10 @@ def test_dependencies_and_volumes_exist(compose: dict[str, Any]) -> None:
             assert dependency in services, (name, dependency)
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            assert source in compose["volumes"], (name, source)
+            if source.startswith("./"):  # a bind mount of a directory of this repository
+                assert (REPO / source).is_dir(), (name, source)
+            else:
+                assert source in compose["volumes"], (name, source)
         if name not in ("migrate", "poller", "edge-config"):
             assert "healthcheck" in service, name
     assert services["migrate"]["restart"] == "no"
@@ -240,3 +243,86 @@ def test_the_image_installs_no_embedded_infrastructure() -> None:
     install = re.search(r"pip install [^\n]*", (REPO / "Dockerfile").read_text())
     assert install is not None
     assert "devstack" not in install.group(0)
+
+
+def _mounted(service: dict[str, Any], target: str) -> Path:
+    """The repository directory a service mounts at `target`."""
+    for volume in service["volumes"]:
+        source, at = str(volume).split(":")[:2]
+        if at == target:
+            return REPO / source
+    raise AssertionError(f"nothing mounted at {target}")
+
+
+def test_prometheus_scrapes_every_service_and_envoy(compose: dict[str, Any]) -> None:
+    from kit.settings import Settings
+
+    services = compose["services"]
+    config_dir = _mounted(services["prometheus"], "/etc/prometheus")
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(config_dir / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: (job["metrics_path"], job["static_configs"][0]["targets"])
+        for job in config["scrape_configs"]
+    }
+    defaults = Settings()
+    admin = services["edge-config"]["environment"]
+    assert admin["EXNESS_EDGE_ADMIN_HOST"] == "0.0.0.0"  # reachable from Prometheus
+    assert targets == {
+        "auth": ("/metrics", [f"auth:{defaults.auth_metrics_port}"]),
+        "market": ("/metrics", [f"market:{defaults.market_metrics_port}"]),
+        "trading": ("/metrics", [f"trading:{defaults.trading_metrics_port}"]),
+        "poller": ("/metrics", [f"poller:{defaults.poller_metrics_port}"]),
+        "envoy": ("/stats/prometheus", [f"envoy:{admin['EXNESS_EDGE_ADMIN_PORT']}"]),
+    }
+    for job in ("auth", "market", "trading", "poller"):
+        env = services[job]["environment"]
+        assert env.get("EXNESS_BIND_HOST", "0.0.0.0") == "0.0.0.0", job
+
+
+def test_grafana_is_provisioned_with_the_datasources_and_a_dashboard(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    grafana = compose["services"]["grafana"]
+    provisioning = _mounted(grafana, "/etc/grafana/provisioning")
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yml").read_text())
+    urls = {s["type"]: s["url"] for s in sources["datasources"]}
+    assert urls == {"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}
+    dashboards = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())
+    folder = dashboards["providers"][0]["options"]["path"]
+    dashboard_dir = _mounted(grafana, folder)
+    dashboard = json.loads((dashboard_dir / "exness.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(exprs) >= 10
+    # Every expression parses (promtool checks it as a recording rule) ...
+    rules = {
+        "groups": [
+            {
+                "name": "d",
+                "rules": [{"record": f"panel:{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
+    (tmp_path / "panels.yml").write_text(yaml.safe_dump(rules))
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "panels.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # ... and names only metrics our code defines.
+    code = _code_text()
+    for name in sorted(
+        {m for e in exprs for m in re.findall(r"\b((?:exness|grpc_server)_\w+)", e)}
+    ):
+        base = re.sub(r"_(total|bucket|sum|count)$", "", name)
+        defined = {f'"{n}"' for n in (name, base, f"{base}_total")}
+        assert any(d in code for d in defined), f"the dashboard reads {name}, which no code defines"
+    assert compose["services"]["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"

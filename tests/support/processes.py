@@ -68,6 +68,11 @@ UP_PORT_FLAGS = (
     "--trading-port",
     "--postgres-port",
     "--kafka-port",
+    "--auth-metrics-port",
+    "--market-metrics-port",
+    "--trading-metrics-port",
+    "--poller-metrics-port",
+    "--prometheus-port",
 )
 
 

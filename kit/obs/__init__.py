@@ -1,0 +1,2 @@
+"""Observability shared by the services: Prometheus metrics (the RPC interceptor, the metrics
+endpoint, Kafka consumer positions)."""

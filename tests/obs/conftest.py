@@ -1,0 +1,70 @@
+"""One `exness up` for the observability tests: every port free, no price feed (the tests
+publish the quotes they need), Prometheus scraping every second, alerts firing after 1 s,
+quotes stale after 3 s, a partition stalled after 8 s."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import start_up, stop_up, up_env, wait_for_state
+
+MAX_QUOTE_AGE_S = 3
+STALL_WINDOW_S = 8
+
+
+@dataclass
+class Stack:
+    state: dict[str, Any]
+    data_dir: Path
+
+    @property
+    def edge(self) -> str:
+        return str(self.state["edge"])
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{self.edge}"
+
+    @property
+    def prometheus(self) -> str:
+        return str(self.state["prometheus"])
+
+    def metrics_url(self, job: str) -> str:
+        return f"http://{self.state['metrics'][job]}/metrics"
+
+    @property
+    def envoy_metrics_url(self) -> str:
+        return f"http://{self.state['admin']}/stats/prometheus"
+
+    @property
+    def service_token(self) -> str:
+        return (self.data_dir / "service-token").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def stack(session_dir: Path) -> Iterator[Stack]:
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus is not installed (scripts/test.sh installs it with apt-get)")
+    root = session_dir / "obs"
+    root.mkdir()
+    data_dir = root / "data"
+    output = root / "up.log"
+    env = up_env(EXNESS_MAX_QUOTE_AGE=str(MAX_QUOTE_AGE_S))
+    process = start_up(
+        data_dir,
+        output,
+        env,
+        *("--feed", "none", "--scrape-interval", "1", "--alert-for", "1s"),
+        *("--stall-window", f"{STALL_WINDOW_S}s"),
+    )
+    try:
+        state = wait_for_state(data_dir, process, output)
+        yield Stack(state, data_dir)
+    finally:
+        stop_up(process)
