@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import psutil
 import psycopg
 from exness.market.v1 import market_pb2
 from exness.trading.v1 import trading_pb2 as pb
@@ -110,6 +111,12 @@ async def commit_counts(database_url: str) -> tuple[int, int]:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def engine_cpu_s(process: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + system) the engine process has used so far."""
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -217,7 +224,9 @@ async def run(clients: int, seconds: float) -> None:
             await drive(place, clients, 1.0)
             echo_rate, echo_lat = await drive(bounce, clients, seconds)
             committed = await commit_counts(database_url)
+            engine_cpu = engine_cpu_s(processes[1])
             engine_rate, engine_lat = await drive(place, clients, seconds)
+            engine_cpu = engine_cpu_s(processes[1]) - engine_cpu
             orders, commits = (
                 a - b for a, b in zip(await commit_counts(database_url), committed, strict=True)
             )
@@ -233,6 +242,8 @@ async def run(clients: int, seconds: float) -> None:
             f"PlaceOrder (durable):       {engine_rate:,.0f} orders/s "
             f"p50 {pct(engine_lat, 50):.2f} ms  p99 {pct(engine_lat, 99):.2f} ms"
         )
+        # CPU time, unlike orders/s, does not depend on what else the machine runs.
+        print(f"engine CPU per order: {engine_cpu * 1000 / max(orders, 1):.3f} ms")
         print(
             f"group commit: {orders:,} orders in {commits:,} transactions "
             f"({orders / max(commits, 1):.1f} per commit)"

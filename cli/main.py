@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "instruments": ("cli.trader", "list instruments and trading conditions"),
     "quotes": ("cli.trader", "show quotes; --follow streams them"),
     "status": ("cli.trader", "health of every service of a running `exness up`"),
+    "trace": ("cli.trace", "show one trace as a waterfall (embedded default's span files)"),
+    "trace-sink": ("cli.trace", "receive Envoy's spans over OTLP into the span files"),
     "probe": ("cli.probe", "gRPC health check of one server (exit code 0 = SERVING)"),
     "edge": ("gateway.cli", "render, validate or run the Envoy edge config"),
 }

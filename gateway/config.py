@@ -33,6 +33,11 @@ class Upstream:
             raise ValueError(f"expected host:port, got {address!r}")
         return cls(host, int(port))
 
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        """An OTLP endpoint as the OpenTelemetry variables give it: http://host:port."""
+        return cls.parse(url.split("://", 1)[-1].rstrip("/"))
+
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
@@ -66,6 +71,10 @@ class EdgeConfig:
     concurrency: int = 0
     # Where the Lua modules are (written by gateway.bundle next to the rendered config).
     lua_dir: Path = Path("lua")
+    # Where Envoy sends its spans over OTLP/gRPC (a tracing backend or `exness trace-sink`).
+    otlp: Upstream = Upstream("127.0.0.1", 4317)
+    # Share of requests without a sampling decision that Envoy traces (percent).
+    trace_percent: float = 10.0
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -92,6 +101,12 @@ class EdgeConfig:
             max_request_bytes=env_int("EXNESS_EDGE_MAX_REQUEST_BYTES", 64 * 1024),
             access_log_path=env("EXNESS_EDGE_ACCESS_LOG", "/dev/stdout"),
             concurrency=env_int("EXNESS_EDGE_CONCURRENCY", 0),
+            trace_percent=float(env("EXNESS_EDGE_TRACE_PERCENT", "10")),
+            otlp=Upstream.from_url(
+                env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+                or env("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+                or "127.0.0.1:4317"
+            ),
         )
 
     def with_(self, **changes: object) -> EdgeConfig:
@@ -169,5 +184,8 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "ACCESS_LOG_PATH": config.access_log_path,
         "LUA_DIR": str(config.lua_dir),
         "GRPC_STATS_METHODS": json.dumps(served_methods(config.descriptor_path)),
+        "OTLP_HOST": config.otlp.host,
+        "OTLP_PORT": str(config.otlp.port),
+        "TRACE_PERCENT": f"{config.trace_percent:g}",
     }
     return Template(text).substitute(values)

@@ -11,8 +11,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit.files import write_atomic
-
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -64,11 +62,15 @@ class Settings:
     signing_keys_path: str = ""
     # Shared secret of internal callers (the poller); empty means data_dir/service-token.
     service_token: str = ""
+    # Operators' credential for the admin services; empty means data_dir/operator-token.
+    operator_token: str = ""
     # Engine sharding: this instance's shard and how many shards exist.
     shard_id: int = 0
     shard_count: int = 1
     # Seconds after which a quote is too old to trade on.
     max_quote_age_s: float = 10.0
+    # Share of the poller's quotes traced end to end (each its own trace); 0 turns it off.
+    quote_trace_ratio: float = 0.01
     # Pending (limit/stop) orders one account may hold at once.
     max_pending_orders: int = 200
     log_level: str = "INFO"
@@ -100,9 +102,11 @@ class Settings:
             refresh_token_ttl_s=env_int("EXNESS_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
             signing_keys_path=env("EXNESS_SIGNING_KEYS", ""),
             service_token=env("EXNESS_SERVICE_TOKEN", ""),
+            operator_token=env("EXNESS_OPERATOR_TOKEN", ""),
             shard_id=env_int("EXNESS_SHARD_ID", 0),
             shard_count=env_int("EXNESS_SHARD_COUNT", 1),
             max_quote_age_s=env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
+            quote_trace_ratio=env_float("EXNESS_QUOTE_TRACE_RATIO", 0.01),
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),
             shutdown_grace_s=env_float("EXNESS_SHUTDOWN_GRACE", 10.0),
@@ -112,12 +116,27 @@ class Settings:
     def resolved_service_token(self) -> str:
         """The internal service credential: from the environment, or a random secret kept in
         the data directory (created on first use, readable by the owner only)."""
-        if self.service_token:
-            return self.service_token
-        path = self.data_dir / "service-token"
+        return self.service_token or self._secret_file("service-token")
+
+    def resolved_operator_token(self) -> str:
+        """The operators' credential (admin services), kept like the service credential."""
+        return self.operator_token or self._secret_file("operator-token")
+
+    def _secret_file(self, name: str) -> str:
+        """Services starting side by side may both create it: the first link wins and every
+        process reads that one."""
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, secrets.token_urlsafe(32), mode=0o600)
+            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+            tmp.write_text(secrets.token_urlsafe(32))
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return path.read_text().strip()
 
 

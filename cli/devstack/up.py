@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartE
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
+from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
+from kit.obs.tracing import otlp_endpoint, tracing_enabled
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_int
 
@@ -389,8 +392,41 @@ def _start_prometheus(
     return url
 
 
-def _start_edge(platform: Platform, args: argparse.Namespace, settings: Settings) -> EdgeConfig:
-    config = EdgeConfig.from_env().with_(
+def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | None:
+    """Envoy sends its spans only over OTLP: on one machine they reach the span files through
+    a local receiver (none when tracing is off or spans go to a collector)."""
+    if not tracing_enabled() or otlp_endpoint():
+        return None
+    port = _free_local_port()
+    child = Child(
+        "Trace sink (OTLP)",
+        ["trace-sink", "--port", str(port)],
+        env,
+        platform.data_dir / "logs" / "trace-sink.log",
+        address=f"127.0.0.1:{port}",
+        health_service=TRACE_SINK_SERVICE,
+    )
+    child.start()
+    platform.children.append(child)
+    platform.stoppers.append((child.name, _stopper(child)))
+    child.wait_healthy(HEALTH_TIMEOUT_S)
+    platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
+    return Upstream("127.0.0.1", port)
+
+
+def _free_local_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_edge(
+    platform: Platform, args: argparse.Namespace, settings: Settings, otlp: Upstream | None
+) -> EdgeConfig:
+    config = EdgeConfig.from_env()
+    if otlp is not None:
+        config = config.with_(otlp=otlp)
+    config = config.with_(
         auth=Upstream(args.host, args.auth_port),
         market=Upstream(args.host, args.market_port),
         trading=Upstream(args.host, args.trading_port),
@@ -580,7 +616,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 _start_infrastructure(platform, args, settings, env)
                 _start_services(platform, args, env)
-                config = _start_edge(platform, args, settings)
+                otlp = _start_trace_sink(platform, env)
+                config = _start_edge(platform, args, settings, otlp)
                 prometheus = _start_prometheus(platform, args, settings, env)
                 _print_table(platform, config)
                 _write_state(platform, config, env, args, prometheus)  # last: "up and announced"

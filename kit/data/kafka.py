@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 
 from kit.rpc.errors import StartupError
 
@@ -109,3 +112,42 @@ async def ensure_topics(
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+# --- Trace context in record headers (W3C `traceparent`, as on gRPC metadata) ----------------
+
+Headers = list[tuple[str, bytes]]
+
+
+def trace_headers(context: Context | None = None) -> Headers:
+    """Record headers carrying the current (or the given) trace context; empty when there is
+    none."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
+_tracer = trace.get_tracer("exness.kafka")
+
+
+@contextlib.contextmanager
+def consume_span(name: str, topic: str, headers: Iterable[tuple[str, bytes]]) -> Iterator[None]:
+    """A consumer span continuing the trace a record's headers carry, current while the
+    record is handled (callers only open it for records that carry one)."""
+    with _tracer.start_as_current_span(
+        name,
+        context=context_from_headers(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.operation.type": "process",
+        },
+    ):
+        yield
+
+
+def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> Context:
+    """The trace context a record's headers carry (an empty context when they carry none)."""
+    carrier = {key: value.decode(errors="replace") for key, value in headers or ()}
+    return propagate.extract(carrier)

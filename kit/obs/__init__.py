@@ -1,2 +1,2 @@
-"""Observability shared by the services: Prometheus metrics (the RPC interceptor, the metrics
-endpoint, Kafka consumer positions)."""
+"""Observability shared by every process: Prometheus metrics (the RPC interceptor, the
+metrics endpoint, Kafka consumer positions), tracing (OpenTelemetry) and request ids."""

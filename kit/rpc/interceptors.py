@@ -1,6 +1,7 @@
 """The request pipeline every service runs before and around its handlers:
 
-1. access: a method is PUBLIC, needs a USER access token, or the internal SERVICE credential;
+1. access: a method is PUBLIC, needs a USER access token, the internal SERVICE credential, or
+   the OPERATOR credential (admin services);
    the verified caller is put in a context variable (services never trust ids in bodies);
 2. validation of the request against the rules declared in the .proto;
 3. error mapping: ServiceError -> its google.rpc.Status; anything else -> INTERNAL, logged;
@@ -20,6 +21,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from kit.rpc import validation
 from kit.rpc.errors import (
@@ -37,15 +39,19 @@ from kit.rpc.identity import (
 )
 
 log = logging.getLogger("exness.rpc")
+tracer = trace.get_tracer("exness.rpc")
 
 SERVICE_TOKEN_HEADER = "x-service-token"
+OPERATOR_TOKEN_HEADER = "x-operator-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
+_UNTRACED = contextlib.nullcontext()
 
 
 class Access(enum.Enum):
     PUBLIC = "public"
     USER = "user"
     SERVICE = "service"
+    OPERATOR = "operator"
 
 
 class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -57,10 +63,12 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         access: Mapping[str, Access],
         verifier: TokenVerifier | None,
         service_token: str | None = None,
+        operator_token: str | None = None,
     ) -> None:
         self._access = dict(access)
         self._verifier = verifier
         self._service_token = service_token
+        self._operator_token = operator_token
 
     def access_of(self, method: str) -> Access:
         if method.startswith(_ALWAYS_PUBLIC):
@@ -108,15 +116,14 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if access is Access.PUBLIC:
             return None
         if access is Access.SERVICE:
-            presented = metadata.get(SERVICE_TOKEN_HEADER)
-            if presented is None:
-                if "authorization" in metadata:
-                    raise permission_denied("this method is internal: user tokens may not call it")
-                raise unauthenticated("this method needs the service credential")
-            if not self._service_token or not hmac.compare_digest(
-                presented.encode(), self._service_token.encode()
-            ):
-                raise unauthenticated("the service credential is wrong")
+            _check_secret(
+                metadata, SERVICE_TOKEN_HEADER, self._service_token, "the service credential"
+            )
+            return None
+        if access is Access.OPERATOR:
+            _check_secret(
+                metadata, OPERATOR_TOKEN_HEADER, self._operator_token, "the operator credential"
+            )
             return None
         token = bearer_token(metadata)
         if token is None:
@@ -124,6 +131,19 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self._verifier is None:  # pragma: no cover - a wiring mistake, not a user error
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "no token verifier")
         return await self._verifier.verify(token)
+
+
+def _check_secret(
+    metadata: Mapping[str, str], header: str, expected: str | None, what: str
+) -> None:
+    """A shared-secret credential (internal callers, operators) presented in `header`."""
+    presented = metadata.get(header)
+    if presented is None:
+        if "authorization" in metadata:
+            raise permission_denied("this method is internal: user tokens may not call it")
+        raise unauthenticated(f"this method needs {what}")
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise unauthenticated(f"{what} is wrong")
 
 
 class _Guard:
@@ -140,9 +160,12 @@ class _Guard:
     async def _enter(self, request: Any | None) -> Any:
         caller = await self.pipeline.authenticate(self.access, self.metadata)
         if request is not None:
-            found = validation.violations(request)
-            if found:
-                raise invalid_argument(found)
+            # A span only inside a traced call (health checks are not traced).
+            traced = trace.get_current_span().is_recording()
+            with tracer.start_as_current_span("validate request") if traced else _UNTRACED:
+                found = validation.violations(request)
+                if found:
+                    raise invalid_argument(found)
         return set_current_caller(caller)
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:

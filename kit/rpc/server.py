@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kit.obs.rpc_metrics import server_interceptors
+from kit.obs.tracing_rpc import TracingInterceptor
 from kit.rpc.drain import DrainGate
 from kit.rpc.errors import StartupError
 
@@ -56,8 +57,14 @@ class GrpcServer:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            # Metrics first: they see every call, those refused while draining included.
-            interceptors=[*server_interceptors(), self._drain, *self.interceptors],
+            # Tracing first: its span and request id cover the whole pipeline. Metrics next:
+            # they see every call, those refused while draining included.
+            interceptors=[
+                TracingInterceptor(),
+                *server_interceptors(),
+                self._drain,
+                *self.interceptors,
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

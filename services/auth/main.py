@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from kit.data.db import open_pool
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
+from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
 from kit.rpc.interceptors import RequestPipeline
@@ -76,6 +77,7 @@ def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None
 
 async def serve(settings: Settings, port: int | None) -> None:
     setup_logging("auth", settings.log_level, settings.log_format)
+    setup_tracing("auth", settings.data_dir)
     require(settings, "auth", "database_url")
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)

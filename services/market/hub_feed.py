@@ -17,7 +17,7 @@ from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
 
-from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka import QUOTES_TOPIC, consume_span, make_consumer
 from kit.data.kafka_probe import behind_log_end
 from kit.decimals import format_decimal
 from services.market.fanout import QuoteHub
@@ -154,4 +154,8 @@ class QuoteFeed:
                     except DecodeError:
                         self.malformed += 1
                         continue
-                    publish(event.quote)
+                    if record.headers:  # a traced quote
+                        with consume_span(f"{self._topic} fan-out", self._topic, record.headers):
+                            publish(event.quote)
+                    else:
+                        publish(event.quote)

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from exness.admin.v1 import admin_pb2_grpc
 from exness.market.v1 import market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
@@ -22,12 +23,16 @@ from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
+from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
 from services.market import metrics
+from services.market.admin import METHOD_ACCESS as ADMIN_ACCESS
+from services.market.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
+from services.market.admin import MarketAdminServicer
 from services.market.fanout import QuoteHub
 from services.market.hub_feed import QuoteFeed, seed_from_ticks
 from services.market.instruments import InstrumentCatalog
@@ -132,15 +137,23 @@ def build(
     publisher = QuotePublisher(bootstrap)
     feed = QuoteFeed(hub, bootstrap)
     servicer = MarketDataServicer(pool, catalog, hub, publisher)
+    admin = MarketAdminServicer(pool, catalog)
     pipeline = RequestPipeline(
-        METHOD_ACCESS, auth_service_verifier(settings), settings.resolved_service_token()
+        {**METHOD_ACCESS, **ADMIN_ACCESS},
+        auth_service_verifier(settings),
+        settings.resolved_service_token(),
+        settings.resolved_operator_token(),
     )
     server = GrpcServer(
         services=[
             ServiceSpec(
                 SERVICE_NAME,
                 lambda s: market_pb2_grpc.add_MarketDataServiceServicer_to_server(servicer, s),
-            )
+            ),
+            ServiceSpec(
+                ADMIN_SERVICE_NAME,
+                lambda s: admin_pb2_grpc.add_MarketAdminServiceServicer_to_server(admin, s),
+            ),
         ],
         interceptors=[pipeline],
         host=settings.bind_host,
@@ -152,6 +165,7 @@ def build(
 
 async def serve(settings: Settings, port: int | None, role: str) -> None:
     setup_logging("market", settings.log_level, settings.log_format)
+    setup_tracing("market", settings.data_dir)
     # Both raise StartupError when PostgreSQL/Kafka is down: kit_server.run reports one line.
     pool = await open_pool(settings.database_url, name="market", max_size=8)
     try:

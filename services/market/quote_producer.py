@@ -56,14 +56,20 @@ class QuotePublisher:
             log.warning("quotes still in flight were lost at shutdown")
         await self._producer.stop()
 
-    async def publish(self, event: market_pb2.QuoteEvent) -> None:
+    async def publish(
+        self, event: market_pb2.QuoteEvent, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """`headers`: the trace context of a traced quote."""
         while self._in_flight and (
             self._in_flight[0].done() or len(self._in_flight) >= MAX_IN_FLIGHT
         ):
             await self._settle(self._in_flight.popleft())
         try:
             future = await self._producer.send(
-                self._topic, event.SerializeToString(), key=event.quote.symbol.encode()
+                self._topic,
+                event.SerializeToString(),
+                key=event.quote.symbol.encode(),
+                headers=headers,
             )
         except KafkaError as exc:
             raise broker_unavailable(exc) from exc

@@ -7,13 +7,16 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.instruments import Instrument
+from kit.data.kafka import trace_headers
 from kit.decimals import format_decimal
 from kit.rpc.errors import invalid_field, not_found, unavailable
 from kit.rpc.interceptors import Access
@@ -24,6 +27,7 @@ from services.market.quote_producer import QuotePublisher
 from services.market.quote_rules import QuoteValidator
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("exness.market")
 
 SERVICE_NAME = "exness.market.v1.MarketDataService"
 _PREFIX = f"/{SERVICE_NAME}/"
@@ -159,12 +163,15 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         stats = self.publish_stats
         try:
             async for request in request_iterator:
-                outcome = await self._validator.check(request)
-                if isinstance(outcome, str):
-                    rejected[outcome] += 1
-                    stats.rejected[outcome] += 1
+                if request.traceparent:  # a quote the poller traces
+                    with _quote_span(request):
+                        reason = await self._publish_one(request, trace_headers())
+                else:
+                    reason = await self._publish_one(request, None)
+                if reason is not None:
+                    rejected[reason] += 1
+                    stats.rejected[reason] += 1
                     continue
-                await self._publisher.publish(outcome)
                 accepted += 1
                 stats.accepted += 1
             await self._publisher.flush()
@@ -173,6 +180,25 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
                 "publish stream ended", extra={"accepted": accepted, "rejected": dict(rejected)}
             )
         return market_pb2.PublishQuotesResponse(accepted=accepted, rejected=dict(rejected))
+
+    async def _publish_one(
+        self, request: market_pb2.PublishQuotesRequest, headers: list[tuple[str, bytes]] | None
+    ) -> str | None:
+        """Validates and publishes one quote; the reason it was rejected, if it was."""
+        outcome = await self._validator.check(request)
+        if isinstance(outcome, str):
+            return outcome
+        await self._publisher.publish(outcome, headers)
+        return None
+
+
+def _quote_span(request: market_pb2.PublishQuotesRequest) -> Any:
+    return tracer.start_as_current_span(
+        "PublishQuotes quote",
+        context=propagate.extract({"traceparent": request.traceparent}),
+        kind=SpanKind.CONSUMER,
+        attributes={"exness.symbol": request.quote.symbol, "exness.source": request.source},
+    )
 
 
 def _timestamp_field(

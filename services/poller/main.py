@@ -22,6 +22,7 @@ import psycopg
 
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
+from kit.obs.tracing import setup_tracing
 from kit.settings import Settings, require
 from services.poller import metrics
 from services.poller.exchanges import (
@@ -131,10 +132,16 @@ async def _report(stats: FeedStats, publisher: MarketPublisher, buffer: QuoteBuf
 
 async def serve(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging("poller", settings.log_level, settings.log_format)
+    setup_tracing("poller", settings.data_dir)
     stats = FeedStats()
     buffer = QuoteBuffer()
     address = args.market_addr or settings.market_addr
-    publisher = MarketPublisher(address, settings.resolved_service_token(), args.source)
+    publisher = MarketPublisher(
+        address,
+        settings.resolved_service_token(),
+        args.source,
+        trace_ratio=settings.quote_trace_ratio,
+    )
     metrics.register(args.source, stats, buffer=buffer, publisher=publisher)
     serve_metrics(settings.bind_host, settings.poller_metrics_port)
 

@@ -5,18 +5,23 @@ cannot fix it."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
 from exness.market.v1 import market_pb2, market_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from kit.backoff import Backoff
+from kit.obs.tracing import traceparent
 from kit.rpc.interceptors import SERVICE_TOKEN_HEADER
 from services.poller.sources import QuoteBuffer
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("exness.poller")
 
 _CHANNEL_OPTIONS = [
     # Notice a dead connection within ~30 s even when no quote flows.
@@ -32,7 +37,12 @@ class FatalPublishError(RuntimeError):
 
 class MarketPublisher:
     def __init__(
-        self, address: str, service_token: str, source: str, backoff: Backoff | None = None
+        self,
+        address: str,
+        service_token: str,
+        source: str,
+        backoff: Backoff | None = None,
+        trace_ratio: float = 0.0,
     ) -> None:
         self._address = address
         self._metadata = ((SERVICE_TOKEN_HEADER, service_token),)
@@ -42,6 +52,8 @@ class MarketPublisher:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.calls = 0
+        # The share of quotes traced (each its own trace, from here to the fan-out).
+        self._trace_ratio = trace_ratio
 
     async def _requests(
         self, buffer: QuoteBuffer
@@ -52,8 +64,21 @@ class MarketPublisher:
             request.quote.bid = quote.bid
             request.quote.ask = quote.ask
             request.quote.time.FromNanoseconds(quote.time_ns)
+            if self._trace_ratio and random.random() < self._trace_ratio:
+                request.traceparent = self._trace(request)
             self.sent += 1
             yield request
+
+    def _trace(self, request: market_pb2.PublishQuotesRequest) -> str:
+        """Starts a quote's trace; its traceparent ("" when tracing is off)."""
+        span = tracer.start_span(
+            "quote send",
+            kind=SpanKind.PRODUCER,
+            attributes={"exness.symbol": request.quote.symbol, "exness.source": self._source},
+        )
+        span.end()
+        context = span.get_span_context()
+        return traceparent(context) if context.is_valid else ""
 
     async def run(self, buffer: QuoteBuffer) -> None:
         """Returns once the buffer is closed and everything in it was sent."""

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC
+from services.trading.admin import TradingAdminServicer, load_halts
 from services.trading.committer import Committer
 from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.relay import OutboxRelay
@@ -20,6 +21,7 @@ from services.trading.servicer import TradingServicer
 from services.trading.store import load_engine
 from services.trading.streams import AccountStreams
 from services.trading.tick_feed import consume_quotes
+from services.trading.tracing import CommandTraces
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,13 @@ class TradingApp:
         committer: Committer,
         servicer: TradingServicer,
         relay: OutboxRelay,
+        admin: TradingAdminServicer,
     ) -> None:
         self.engine = engine
         self.committer = committer
         self.servicer = servicer
         self.relay = relay
+        self.admin = admin
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -57,12 +61,14 @@ class TradingApp:
         max_quote_age = timedelta(seconds=max_quote_age_s)
 
         async def load() -> Engine:
-            return await load_engine(
+            loaded = await load_engine(
                 pool,
                 shard_id=shard_id,
                 max_quote_age=max_quote_age,
                 max_pending_orders=max_pending_orders,
             )
+            loaded.halted.update(await load_halts(pool))
+            return loaded
 
         engine = await load()
 
@@ -70,12 +76,19 @@ class TradingApp:
             engine.adopt(await load())
 
         streams = AccountStreams()
+        traces = CommandTraces()
+        traces.instrument(engine)
         relay = OutboxRelay(pool, kafka_bootstrap, shard_id, events_topic)
         committer = Committer(
-            engine, pool, rebuild=rebuild, on_committed=[streams.publish, relay.wake]
+            engine,
+            pool,
+            rebuild=rebuild,
+            on_committed=[streams.publish, relay.wake],
+            traces=traces,
         )
         servicer = TradingServicer(engine, committer, pool, streams)
-        app = cls(engine, committer, servicer, relay)
+        admin = TradingAdminServicer(engine, committer, pool, relay)
+        app = cls(engine, committer, servicer, relay, admin)
         app._spawn(committer.run(), "committer")
         app._spawn(app._expire_loop(), "expiry")
         app._spawn(relay.run(), "relay")

@@ -145,6 +145,7 @@ def trade_pb(trade: Trade) -> pb.Trade:
         close_reason=int(trade.close_reason),  # type: ignore[arg-type]
         open_time=ts(trade.opened_at),
         close_time=ts(trade.closed_at),
+        close_note=trade.close_note,
     )
 
 

@@ -39,6 +39,7 @@ from services.trading.tables import (
     JournalEntry,
     Table,
 )
+from services.trading.tracing import CommandTraces, CommitSpans
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,10 @@ class Committer:
         *,
         rebuild: Callable[[], Awaitable[None]],
         on_committed: Sequence[Callable[[list[pb.AccountEvent]], None]] = (),
+        traces: CommandTraces | None = None,
     ) -> None:
         self.engine = engine
+        self.traces = traces or CommandTraces()
         self.pool = pool
         self.rebuild = rebuild
         self.on_committed = list(on_committed)
@@ -136,15 +139,18 @@ class Committer:
             future, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_flight = future
             started = time.monotonic()
+            spans = self.traces.start_commit(handoff.items)
             try:
-                events = await self._write(handoff)
+                events = await self._write(handoff, spans)
             except Exception as exc:
+                spans.end(exc)
                 log.error("group commit failed; rebuilding memory from the database", exc_info=exc)
                 await self._recover(future)
                 continue
             finally:
                 self._in_flight = None
             self.last_batch_size, self.last_commit_s = len(events), time.monotonic() - started
+            spans.end()
             future.set_result(None)
             metrics.observe_commit(self.last_batch_size, self.last_commit_s, events)
             for listener in self.on_committed:
@@ -175,8 +181,8 @@ class Committer:
         self._recovering = False
         log.warning("memory rebuilt from the database; accepting commands again")
 
-    async def _write(self, handoff: Handoff) -> list[pb.AccountEvent]:
-        rows = _Rows(self.engine.shard_id, self.engine.quote, handoff)
+    async def _write(self, handoff: Handoff, spans: CommitSpans) -> list[pb.AccountEvent]:
+        rows = _Rows(self.engine.shard_id, self.engine.quote, handoff, spans)
         statements = rows.statements()
         backoff = Backoff(base_s=0.05, cap_s=0.5)
         retry = False
@@ -236,7 +242,11 @@ class _Rows:
     """One batch as table rows; the last state of each account/order/position wins."""
 
     def __init__(
-        self, shard: int, quote_of: Callable[[str], Quote | None], handoff: Handoff
+        self,
+        shard: int,
+        quote_of: Callable[[str], Quote | None],
+        handoff: Handoff,
+        spans: CommitSpans,
     ) -> None:
         accounts: dict[int, tuple[Any, ...]] = {}
         orders: dict[int, tuple[Any, ...]] = {}
@@ -270,6 +280,7 @@ class _Rows:
                 int(item.type),
                 message.SerializeToString(),
                 item.time,
+                spans.traceparent_of(item.sequence),
             )
             journal.append(JOURNAL.row(entry))
             self.last_sequence = item.sequence

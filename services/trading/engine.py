@@ -111,6 +111,8 @@ class Engine:
         self._sequence = 0
         self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
+        # Instruments the operators halted (symbol -> why): new orders on them are refused.
+        self.halted: dict[str, str] = {}
         # Accounts whose margin watch is out of date: commands only mark them, the next tick
         # re-arms them first (only ticks consume watches), so an open+close pair or a burst of
         # orders costs no index work. During a tick watches are re-armed at once.
@@ -322,6 +324,12 @@ class Engine:
             raise not_found(
                 "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
             )
+        if req.symbol in self.halted:
+            raise precondition_failed(
+                "TRADING_HALTED",
+                f"trading in {req.symbol} is halted: {self.halted[req.symbol]}",
+                symbol=req.symbol,
+            )
         if req.type is not OrderType.MARKET and len(account.orders) >= self.max_pending_orders:
             raise precondition_failed(
                 "PENDING_ORDER_LIMIT",
@@ -436,6 +444,22 @@ class Engine:
         self._check_risk(account, now)
         rest_open = account.positions.get(position_id)
         return CloseResult(trade, rest_open.snapshot() if rest_open else None)
+
+    @exact
+    def force_close(
+        self, account: Account, position_id: int, note: str, now: datetime
+    ) -> CloseResult:
+        """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        position = self._position_of(account, position_id)
+        quote = self.quotes.get(position.symbol)
+        if quote is None:
+            raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
+        check_fresh(quote, now, self.max_quote_age)
+        trade = self._close(
+            account, position, position.volume, quote, CloseReason.OPERATOR, now, note
+        )
+        self._check_risk(account, now)
+        return CloseResult(trade, None)
 
     # ---------------------------------------------------------------- ticks
 
@@ -614,6 +638,7 @@ class Engine:
         quote: Quote,
         reason: CloseReason,
         now: datetime,
+        note: str = "",
     ) -> Trade:
         price = position.close_price(quote)
         inst = self.instruments[position.symbol]
@@ -636,6 +661,7 @@ class Engine:
             reason,
             position.opened_at,
             now,
+            note,
         )
         exposure = account.exposure[position.symbol]
         exposure.add(position, -1)

@@ -9,18 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 
+from exness.admin.v1 import admin_pb2_grpc
 from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
+from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.interceptors import Access, RequestPipeline
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings, require
 from services.trading import metrics
+from services.trading.admin import METHOD_ACCESS as ADMIN_ACCESS
+from services.trading.admin import SERVICE_NAME as ADMIN_SERVICE_NAME
 from services.trading.app import TradingApp
 from services.trading.servicer import SERVICE_NAME
 
@@ -46,8 +50,13 @@ ACCESS = {
 
 
 def request_pipeline(settings: Settings) -> RequestPipeline:
-    """Access rules and token checks for TradingService (verified tokens are cached)."""
-    return RequestPipeline(ACCESS, auth_service_verifier(settings))
+    """Access rules and token checks for TradingService (verified tokens are cached) and the
+    operators' TradingAdminService."""
+    return RequestPipeline(
+        {**ACCESS, **ADMIN_ACCESS},
+        auth_service_verifier(settings),
+        operator_token=settings.resolved_operator_token(),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def main(settings: Settings, port: int) -> None:
     setup_logging("trading", settings.log_level, settings.log_format)
+    setup_tracing("trading", settings.data_dir)
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
     await ensure_topics(settings.kafka_bootstrap_servers)
 
@@ -76,7 +86,11 @@ async def main(settings: Settings, port: int) -> None:
             ServiceSpec(
                 SERVICE_NAME,
                 lambda s: trading_pb2_grpc.add_TradingServiceServicer_to_server(app.servicer, s),
-            )
+            ),
+            ServiceSpec(
+                ADMIN_SERVICE_NAME,
+                lambda s: admin_pb2_grpc.add_TradingAdminServiceServicer_to_server(app.admin, s),
+            ),
         ],
         interceptors=[pipeline],
         host=settings.bind_host,

@@ -72,6 +72,7 @@ class CloseReason(enum.IntEnum):
     STOP_LOSS = 2
     TAKE_PROFIT = 3
     STOP_OUT = 4
+    OPERATOR = 5
 
 
 class LedgerKind(enum.IntEnum):
@@ -303,6 +304,7 @@ class Trade:
     close_reason: CloseReason
     opened_at: datetime
     closed_at: datetime
+    close_note: str = ""  # why the operators closed it (OPERATOR)
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction

@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from kit.data.kafka import EVENTS_TOPIC, make_consumer, make_producer
 from kit.data.kafka_probe import probe_offsets
+from services.trading.tracing import RelaySpans
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,18 @@ class OutboxRelay:
         self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
         self._wake = asyncio.Event()
         self._more = False  # the last read was a full batch: read again at once
+        self._rewind: int | None = None  # an operator asked to publish again after this
         # For logs and tests: broker log checks made, and losses found (journal re-published).
         self.loss_checks = 0
         self.losses = 0
 
     def wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def republish_from(self, sequence: int) -> None:
+        """Publishes the journal again from `sequence` on (applied by the pump, between two
+        rounds, so an acknowledgement in flight cannot move the watermark past it)."""
+        self._rewind = sequence - 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -112,6 +120,8 @@ class OutboxRelay:
     async def _pump_once(self, producer: AIOKafkaProducer) -> None:
         """Publishes the next journal rows; waits for their acknowledgements."""
         self._wake.clear()  # before the read, so a commit during it is not missed
+        if self._rewind is not None:
+            self.published, self._rewind = min(self.published, self._rewind), None
         rows = await self._fetch()
         self._more = len(rows) >= BATCH_ROWS
         if not rows:
@@ -123,24 +133,30 @@ class OutboxRelay:
         partitions = sorted(await producer.partitions_for(self.topic))
         builders: dict[int, BatchBuilder] = {}
         sent: list[tuple[asyncio.Future[Any], BatchBuilder]] = []
-        for _, account_id, payload in rows:
+        spans = RelaySpans(self.topic)
+        for sequence, account_id, payload, parent in rows:
             key = str(account_id).encode()
+            headers = spans.start(sequence, parent)
             partition = _PARTITIONER(key, partitions, partitions)
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
-            if builder.append(timestamp=None, key=key, value=payload) is None:  # full
+            full = builder.append(timestamp=None, key=key, value=payload, headers=headers) is None
+            if full:
                 sent.append(
                     (await producer.send_batch(builder, self.topic, partition=partition), builder)
                 )
                 builder = builders[partition] = producer.create_batch()
-                if builder.append(timestamp=None, key=key, value=payload) is None:
+                if builder.append(timestamp=None, key=key, value=payload, headers=headers) is None:
                     raise ValueError(f"journal record too large for a batch ({len(payload)} B)")
         for partition, builder in builders.items():
             sent.append(
                 (await producer.send_batch(builder, self.topic, partition=partition), builder)
             )
-        acked = await asyncio.gather(*(future for future, _ in sent))
+        try:
+            acked = await asyncio.gather(*(future for future, _ in sent))
+        finally:
+            spans.end()
         for metadata, (_, builder) in zip(acked, sent, strict=True):
             end = metadata.offset + builder.record_count()
             if end > self._acked.get(metadata.partition, 0):
@@ -166,14 +182,14 @@ class OutboxRelay:
             self._acked = {}
             await self._save_state()
 
-    async def _fetch(self) -> list[tuple[int, int, bytes]]:
+    async def _fetch(self) -> list[tuple[int, int, bytes, str | None]]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT sequence, account_id, payload FROM trading_journal"
+                "SELECT sequence, account_id, payload, traceparent FROM trading_journal"
                 " WHERE shard = %s AND sequence > %s ORDER BY sequence LIMIT %s",
                 (self.shard, self.published, BATCH_ROWS),
             )
-            return [(int(s), int(a), bytes(p)) for s, a, p in await cur.fetchall()]
+            return [(int(s), int(a), bytes(p), t) for s, a, p, t in await cur.fetchall()]
 
     async def _load_state(self) -> None:
         async with self.pool.connection() as conn:

@@ -166,6 +166,7 @@ TRADES = Table(
         Column("close_reason", "smallint"),
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
+        Column("close_note", "text"),
     ),
 )
 
@@ -191,6 +192,8 @@ JOURNAL = Table(
         Column("event_type", "smallint"),
         Column("payload", "bytea"),
         Column("created_at", "timestamptz"),
+        # The traceparent of the span that committed it (NULL when untraced).
+        Column("traceparent", "text"),
     ),
 )
 
@@ -205,6 +208,7 @@ class JournalEntry:
     event_type: int
     payload: bytes
     created_at: datetime
+    traceparent: str | None = None
 
 
 # Write order: accounts first, everything else references them.

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 
-from kit.data.kafka import QUOTES_TOPIC, make_consumer
+from kit.data.kafka import QUOTES_TOPIC, consume_span, make_consumer
 from kit.decimals import parse_decimal
 from kit.obs.kafka_metrics import KAFKA_POSITIONS
 from services.trading.engine import Engine
@@ -59,7 +59,12 @@ async def consume_quotes(
                     if messages:
                         positions[tp.partition] = messages[-1].offset + 1
                     for message in messages:
-                        if message.value is not None:
+                        if message.value is None:
+                            continue
+                        if message.headers:  # a traced quote
+                            with consume_span("engine on_quote", topic, message.headers):
+                                apply_quote(engine, message.value, now)
+                        else:
                             apply_quote(engine, message.value, now)
                 after_batch()
         except KafkaError as exc:

@@ -53,7 +53,8 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
             "EXNESS_SERVICE_TOKEN": SERVICE_TOKEN,
             "EXNESS_DATA_DIR": str(settings.data_dir),
             "EXNESS_LOG_FORMAT": "text",
-            "PYTHONPATH": str(ROOT),
+            # This checkout's generated code, not whichever the virtualenv installed.
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
             **extra,
         }
     )

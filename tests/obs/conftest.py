@@ -1,17 +1,21 @@
-"""One `exness up` for the observability tests: every port free, no price feed (the tests
-publish the quotes they need), Prometheus scraping every second, alerts firing after 1 s,
-quotes stale after 3 s, a partition stalled after 8 s."""
+"""The observability tests' platforms, each an `exness up` on free ports with its own data
+directory. `stack` (metrics): no price feed (the tests publish the quotes they need),
+Prometheus scraping every second, alerts firing after 1 s, quotes stale after 3 s, a partition
+stalled after 8 s. `platform` (tracing): spans exported quickly, every quote traced and the
+services' request log lines on (DEBUG)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.support.platform import Platform, running_platform
 from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 
 MAX_QUOTE_AGE_S = 3
@@ -68,3 +72,22 @@ def stack(session_dir: Path) -> Iterator[Stack]:
         yield Stack(state, data_dir)
     finally:
         stop_up(process)
+
+
+@pytest.fixture(scope="module")
+def platform(session_dir: Path, request: pytest.FixtureRequest) -> Iterator[Platform]:
+    with running_platform(
+        session_dir / f"obs-{request.module.__name__.rsplit('.', 1)[-1]}",
+        EXNESS_LOG_LEVEL="DEBUG",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        EXNESS_QUOTE_TRACE_RATIO="1",  # every quote of the synthetic feed is traced
+        EXNESS_TRACE_RATIO="1",
+        EXNESS_EDGE_TRACE_PERCENT="100",
+    ) as platform:
+        yield platform
+
+
+@pytest.fixture
+async def api(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.url, trust_env=False, timeout=15) as client:
+        yield client

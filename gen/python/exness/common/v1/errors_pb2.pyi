@@ -89,6 +89,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the account has as many pending orders as it may (ErrorInfo metadata
     `limit`); cancel one before placing another. Market orders are not limited.
     """
+    ERROR_REASON_TRADING_HALTED: _ErrorReason.ValueType  # 43
+    """FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
     ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
@@ -174,6 +176,8 @@ ERROR_REASON_PENDING_ORDER_LIMIT: ErrorReason.ValueType  # 42
 """FAILED_PRECONDITION: the account has as many pending orders as it may (ErrorInfo metadata
 `limit`); cancel one before placing another. Market orders are not limited.
 """
+ERROR_REASON_TRADING_HALTED: ErrorReason.ValueType  # 43
+"""FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
 ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an

@@ -394,8 +394,14 @@ class PublishQuotesRequest(_message.Message):
 
     QUOTE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """Feed that produced it, e.g. "backpack", "binance", "synthetic", "replay"."""
+    traceparent: _builtins.str
+    """W3C traceparent of the poller's span for this quote when the poller traces it (a sample
+    of the quotes): MarketData continues the trace into the Kafka record's headers, so one
+    trace follows the quote through the topic to the fan-out and the engine.
+    """
     @_builtins.property
     def quote(self) -> Global___Quote:
         """A raw exchange quote, before the broker's markup."""
@@ -405,10 +411,11 @@ class PublishQuotesRequest(_message.Message):
         *,
         quote: Global___Quote | None = ...,
         source: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quote", b"quote", "source", b"source", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -112,6 +112,8 @@ class _CloseReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CloseReas
     CLOSE_REASON_TAKE_PROFIT: _CloseReason.ValueType  # 3
     CLOSE_REASON_STOP_OUT: _CloseReason.ValueType  # 4
     """Closed by the broker because the margin level fell to the stop-out level."""
+    CLOSE_REASON_OPERATOR: _CloseReason.ValueType  # 5
+    """Closed by the broker's operators; the trade's `close_note` says why."""
 
 class CloseReason(_CloseReason, metaclass=_CloseReasonEnumTypeWrapper):
     """Why a position (or part of it) was closed."""
@@ -123,6 +125,8 @@ CLOSE_REASON_STOP_LOSS: CloseReason.ValueType  # 2
 CLOSE_REASON_TAKE_PROFIT: CloseReason.ValueType  # 3
 CLOSE_REASON_STOP_OUT: CloseReason.ValueType  # 4
 """Closed by the broker because the margin level fell to the stop-out level."""
+CLOSE_REASON_OPERATOR: CloseReason.ValueType  # 5
+"""Closed by the broker's operators; the trade's `close_note` says why."""
 Global___CloseReason: _TypeAlias = CloseReason  # noqa: Y015
 
 class _LedgerEntryKind:
@@ -417,6 +421,7 @@ class Trade(_message.Message):
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
     OPEN_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    CLOSE_NOTE_FIELD_NUMBER: _builtins.int
     trade_id: _builtins.str
     position_id: _builtins.str
     symbol: _builtins.str
@@ -428,6 +433,8 @@ class Trade(_message.Message):
     close_price: _builtins.str
     realized_pnl: _builtins.str
     close_reason: Global___CloseReason.ValueType
+    close_note: _builtins.str
+    """Why the broker closed it (close reason OPERATOR); empty otherwise."""
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -446,10 +453,11 @@ class Trade(_message.Message):
         close_reason: Global___CloseReason.ValueType = ...,
         open_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
+        close_note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "open_price", b"open_price", "open_time", b"open_time", "position_id", b"position_id", "realized_pnl", b"realized_pnl", "side", b"side", "symbol", b"symbol", "trade_id", b"trade_id", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_note", b"close_note", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "open_price", b"open_price", "open_time", b"open_time", "position_id", b"position_id", "realized_pnl", b"realized_pnl", "side", b"side", "symbol", b"symbol", "trade_id", b"trade_id", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
