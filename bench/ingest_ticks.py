@@ -169,10 +169,8 @@ async def tick_writer_processes(
     pool: AsyncConnectionPool, database_url: str, bootstrap: str, rows: int, batch: int, run: int,
     members: int,
 ) -> float:  # fmt: skip
-    """`members` processes in one fresh group, started together so they join in one
-    generation. (A fresh group per run: when several members re-join a group whose previous
-    members have all left, the embedded broker can keep a departed member as the leader and
-    the group stalls for minutes; observed with Tansu, not a Kafka behaviour.)"""
+    """`members` processes of one fresh consumer, started together; they split the topic's
+    partitions through leases in PostgreSQL (a fresh consumer per run: no stored offsets)."""
     await reset(pool)
     group = f"bench-members-{run}"
     command = (sys.executable, "-m", "bench.ingest_ticks", "--member", database_url, bootstrap)

@@ -398,21 +398,26 @@ def _status(args: argparse.Namespace) -> int:
     figures = read_figures(state["prometheus"]) if state.get("prometheus") else None
     services = figures.services if figures else {}
     rows = []
+    # Every instance: MarketData replicas and engine shards are listed by `exness up`.
+    instances = {"market": "market_replicas", "trading": "trading_shards"}
     for spec in SERVICES:
-        where = state[spec.state_key]
-        ok = grpc_serving(where, spec.health_service)
+        addresses = state.get(instances.get(spec.state_key, ""), [state[spec.state_key]])
+        # The figures are per service (every instance of it together).
         seen = services.get(spec.state_key, ServiceFigures())
         p99_ms = None if seen.p99_s is None else seen.p99_s * 1000
-        rows.append(
-            [
-                spec.state_key,
-                where,
-                "SERVING" if ok else "NOT SERVING",
-                _rate(seen.rps),
-                _rate(p99_ms, " ms"),
-                _rate(seen.errors_per_s),
-            ]
-        )
+        for n, where in enumerate(addresses):
+            name = spec.state_key if len(addresses) == 1 else f"{spec.state_key} {n}"
+            ok = grpc_serving(where, spec.health_service)
+            rows.append(
+                [
+                    name,
+                    where,
+                    "SERVING" if ok else "NOT SERVING",
+                    _rate(seen.rps),
+                    _rate(p99_ms, " ms"),
+                    _rate(seen.errors_per_s),
+                ]
+            )
     edge_ok = http_ok(f"http://{state['edge']}/healthz", timeout_s=2)
     rows.append(["edge", state["edge_url"], "SERVING" if edge_ok else "NOT SERVING", "", "", ""])
     columns = ["component", "where", "health", "req/s", "p99", "errors/s"]

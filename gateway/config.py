@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 
+import yaml
 from google.protobuf import descriptor_pb2
 
+from gateway.layout import apply_layout
 from kit.settings import Settings, env_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +49,10 @@ class EdgeConfig:
     auth: Upstream = Upstream("127.0.0.1", 50051)
     market: Upstream = Upstream("127.0.0.1", 50052)
     trading: Upstream = Upstream("127.0.0.1", 50053)
+    # Engine shards (position = shard id) and MarketData replicas; empty: just `trading` /
+    # `market` above.
+    trading_shards: tuple[Upstream, ...] = ()
+    market_replicas: tuple[Upstream, ...] = ()
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     admin_host: str = "127.0.0.1"
@@ -87,6 +93,8 @@ class EdgeConfig:
             auth=Upstream.parse(services.auth_addr),
             market=Upstream.parse(services.market_addr),
             trading=Upstream.parse(services.trading_addr),
+            trading_shards=_upstreams(env("EXNESS_TRADING_SHARD_ADDRS", "")),
+            market_replicas=_upstreams(env("EXNESS_MARKET_REPLICA_ADDRS", "")),
             listen_host=env("EXNESS_EDGE_HOST", "127.0.0.1"),
             listen_port=env_int("EXNESS_EDGE_PORT", 8080),
             admin_host=env("EXNESS_EDGE_ADMIN_HOST", "127.0.0.1"),
@@ -113,6 +121,14 @@ class EdgeConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
+    def trading_upstreams(self) -> tuple[Upstream, ...]:
+        return self.trading_shards or (self.trading,)
+
+    @property
+    def market_upstreams(self) -> tuple[Upstream, ...]:
+        return self.market_replicas or (self.market,)
+
+    @property
     def url(self) -> str:
         host = (
             "localhost" if self.listen_host in ("0.0.0.0", "127.0.0.1", "::") else self.listen_host
@@ -127,6 +143,11 @@ class EdgeConfig:
     def allowed_origins(self) -> list[str]:
         own = [f"http://localhost:{self.listen_port}", f"http://127.0.0.1:{self.listen_port}"]
         return list(dict.fromkeys([*own, *self.cors_origins]))
+
+
+def _upstreams(addresses: str) -> tuple[Upstream, ...]:
+    """A comma-separated list of host:port."""
+    return tuple(Upstream.parse(a.strip()) for a in addresses.split(",") if a.strip())
 
 
 # The services the edge routes (their methods get per-method gRPC stats).
@@ -155,7 +176,8 @@ def _duration(seconds: float) -> str:
 
 def render(config: EdgeConfig, template: str | None = None) -> str:
     """The Envoy config for `config`. Every placeholder must be filled: a missing one raises
-    KeyError rather than producing a config with a hole in it."""
+    KeyError rather than producing a config with a hole in it. The repository's template is
+    then laid out for the configured shards and replicas (gateway/layout.py)."""
     text = TEMPLATE_PATH.read_text() if template is None else template
     values = {
         "LISTEN_HOST": config.listen_host,
@@ -188,4 +210,13 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
         "OTLP_PORT": str(config.otlp.port),
         "TRACE_PERCENT": f"{config.trace_percent:g}",
     }
-    return Template(text).substitute(values)
+    rendered = Template(text).substitute(values)
+    if template is not None:
+        return rendered
+    doc = yaml.safe_load(rendered)
+    apply_layout(
+        doc,
+        [(u.host, u.port) for u in config.trading_upstreams],
+        [(u.host, u.port) for u in config.market_upstreams],
+    )
+    return str(yaml.safe_dump(doc, sort_keys=False, width=1000))

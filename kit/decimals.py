@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-_DECIMAL_RE = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+# ASCII digits only ("\d" would take "١" or "０"), and fullmatch: "$" alone also matches before
+# a trailing newline.
+_DECIMAL_RE = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
 def parse_decimal(text: str) -> Decimal:
     """Parses "12.50"-style text; raises ValueError on anything else (exponents, "NaN",
     "1,000", spaces, leading "+", leading zeros)."""
-    if not _DECIMAL_RE.match(text):
+    if not _DECIMAL_RE.fullmatch(text):
         raise ValueError(f"not a plain decimal number: {text[:40]!r}")
     try:
         return Decimal(text)

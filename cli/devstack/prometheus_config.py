@@ -134,8 +134,10 @@ def write(directory: Path, config: dict[str, Any], rules: dict[str, Any]) -> Pat
 # docker-compose.yml: the services by their compose names, metrics on the default ports.
 COMPOSE_TARGETS = [
     Target("auth", "auth:9461"),
-    Target("market", "market:9462"),
-    Target("trading", "trading:9463"),
+    Target("market", "market-0:9462"),
+    Target("market", "market-1:9462"),
+    Target("trading", "trading-0:9463"),
+    Target("trading", "trading-1:9463"),
     Target("poller", "poller:9464"),
     Target("envoy", "envoy:9901", "/stats/prometheus"),
 ]

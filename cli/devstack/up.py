@@ -30,7 +30,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.table import Table
 
-from cli.devstack.children import REPO_ROOT, SERVICES, STATE_FILE, Child, StartError, log_tail
+from cli.devstack.children import REPO_ROOT, STATE_FILE, Child, StartError, log_tail
+from cli.devstack.shape import Shape, addresses, instances
 from gateway.config import WEB_DIST, EdgeConfig, Upstream
 from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
@@ -71,8 +72,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--edge-port", type=int, default=env_int("EXNESS_EDGE_PORT", 8080))
     add("--admin-port", type=int, default=env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
     add("--auth-port", type=int, default=settings.auth_port)
-    add("--market-port", type=int, default=settings.market_port)
-    add("--trading-port", type=int, default=settings.trading_port)
+    add(
+        "--market-port",
+        type=int,
+        default=settings.market_port,
+        help="port of MarketData (replica N listens on this port + N)",
+    )
+    add(
+        "--trading-port",
+        type=int,
+        default=settings.trading_port,
+        help="port of the Trading engine (shard N listens on this port + N)",
+    )
+    add(
+        "--shards",
+        type=int,
+        default=env_int("EXNESS_SHARDS", settings.shard_count),
+        help="Trading engine shards, one process each (default 1); fixed when the database "
+        "is created",
+    )
+    add(
+        "--market-replicas",
+        type=int,
+        default=env_int("EXNESS_MARKET_REPLICAS", 1),
+        help="MarketData processes behind the edge (default 1)",
+    )
     add(
         "--postgres-port",
         type=int,
@@ -260,6 +284,7 @@ def _start_infrastructure(
     except Exception as exc:
         raise StartError(f"migrations failed: {exc}") from None
     console.print(f"migrations: {len(applied)} applied now")
+    _check_shard_count(database_url, args.shards)
 
     kafka = args.kafka or settings.kafka_bootstrap_servers
     if not kafka:
@@ -293,8 +318,35 @@ def _start_infrastructure(
 
 
 def _service_ports(args: argparse.Namespace) -> dict[str, int]:
-    """The port of each of SERVICES, by its state key."""
+    """The (base) port of each of SERVICES, by its state key."""
     return {"auth": args.auth_port, "market": args.market_port, "trading": args.trading_port}
+
+
+def _shape(args: argparse.Namespace) -> Shape:
+    try:
+        return Shape(shards=args.shards, market_replicas=args.market_replicas)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
+
+
+def _check_shard_count(database_url: str, shards: int) -> None:
+    """Refused before anything starts: the database was created with another shard count."""
+    from kit.data.shard_layout import check_shard_count
+    from kit.rpc.errors import StartupError
+
+    async def check() -> None:
+        from kit.data.db import open_pool
+
+        pool = await open_pool(database_url, min_size=1, max_size=1, name="up-shards")
+        try:
+            await check_shard_count(pool, shards)
+        finally:
+            await pool.close()
+
+    try:
+        asyncio.run(check())
+    except StartupError as exc:
+        raise StartError(str(exc)) from None
 
 
 def _stopper(child: Child) -> Callable[[], None]:
@@ -304,22 +356,22 @@ def _stopper(child: Child) -> Callable[[], None]:
 def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
     logs = platform.data_dir / "logs"
     host = args.host
-    ports = _service_ports(args)
+    # Made here, once: replicas starting side by side would each create a different one.
+    Settings(data_dir=platform.data_dir).resolved_service_token()
     started: list[Child] = []
-    for spec in SERVICES:
-        port = ports[spec.state_key]
+    for instance in instances(_shape(args), _service_ports(args), _metrics_ports(args)):
         child = Child(
-            spec.name,
-            [spec.command],
-            env,
-            logs / f"{spec.command}.log",
-            address=f"{host}:{port}",
-            health_service=spec.health_service,
+            instance.name,
+            [instance.spec.command],
+            {**env, **instance.env},
+            logs / instance.log_name,
+            address=f"{host}:{instance.port}",
+            health_service=instance.spec.health_service,
         )
-        console.print(f"starting {spec.name} on {host}:{port} ...")
+        console.print(f"starting {instance.name} on {host}:{instance.port} ...")
         child.start()
         platform.children.append(child)
-        platform.stoppers.append((spec.name, _stopper(child)))
+        platform.stoppers.append((instance.name, _stopper(child)))
         started.append(child)
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
@@ -339,6 +391,10 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         )
 
 
+def _addresses(args: argparse.Namespace, key: str) -> list[str]:
+    return addresses(args.host, _shape(args), _service_ports(args), key)
+
+
 def _metrics_ports(args: argparse.Namespace) -> dict[str, int]:
     """The /metrics port of each process, by job name."""
     return {
@@ -347,6 +403,13 @@ def _metrics_ports(args: argparse.Namespace) -> dict[str, int]:
         "trading": args.trading_metrics_port,
         "poller": args.poller_metrics_port,
     }
+
+
+def _instance_metrics(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(job, /metrics port) of every process: each shard and replica has its own port."""
+    made = instances(_shape(args), _service_ports(args), _metrics_ports(args))
+    found = [(i.spec.state_key, i.metrics_port) for i in made if i.metrics_port is not None]
+    return [*found, ("poller", args.poller_metrics_port)]
 
 
 def _start_prometheus(
@@ -364,10 +427,8 @@ def _start_prometheus(
             "running without it[/]"
         )
         return ""
-    jobs = dict(_metrics_ports(args))
-    if args.feed == "none":
-        del jobs["poller"]
-    targets = [Target(job, f"{args.host}:{port}") for job, port in jobs.items()]
+    jobs = [(j, p) for j, p in _instance_metrics(args) if j != "poller" or args.feed != "none"]
+    targets = [Target(job, f"{args.host}:{port}") for job, port in jobs]
     edge = platform.edge
     if edge is not None:
         targets.append(Target("envoy", edge.admin_url.removeprefix("http://"), "/stats/prometheus"))
@@ -430,6 +491,8 @@ def _start_edge(
         auth=Upstream(args.host, args.auth_port),
         market=Upstream(args.host, args.market_port),
         trading=Upstream(args.host, args.trading_port),
+        market_replicas=tuple(map(Upstream.parse, _addresses(args, "market"))),
+        trading_shards=tuple(map(Upstream.parse, _addresses(args, "trading"))),
         listen_host=args.edge_host,
         listen_port=args.edge_port,
         admin_port=args.admin_port,
@@ -499,6 +562,9 @@ def _write_state(
         "edge": f"{config.self_host}:{config.listen_port}",
         "admin": f"{config.admin_host}:{config.admin_port}",
         **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
+        "shards": args.shards,
+        "trading_shards": _addresses(args, "trading"),
+        "market_replicas": _addresses(args, "market"),
         "database_url": env["DATABASE_URL"],
         "kafka": env["KAFKA_BOOTSTRAP_SERVERS"],
         "metrics": {job: f"{args.host}:{port}" for job, port in _metrics_ports(args).items()},
@@ -583,6 +649,9 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
             "EXNESS_MARKET_ADDR": f"{args.host}:{args.market_port}",
             "EXNESS_TRADING_ADDR": f"{args.host}:{args.trading_port}",
+            # Auth places new users on shards by this count; every engine checks it against
+            # the database.
+            "EXNESS_SHARD_COUNT": str(args.shards),
             "EXNESS_AUTH_METRICS_PORT": str(args.auth_metrics_port),
             "EXNESS_MARKET_METRICS_PORT": str(args.market_metrics_port),
             "EXNESS_TRADING_METRICS_PORT": str(args.trading_metrics_port),
@@ -595,15 +664,17 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     try:
         with _single_instance(data_dir):
+            flags = {"auth": "--auth-port", "market": "--market-port", "trading": "--trading-port"}
             wanted = [
-                ("Auth", args.auth_port, "--auth-port"),
-                ("MarketData", args.market_port, "--market-port"),
-                ("Trading", args.trading_port, "--trading-port"),
+                *(
+                    (i.name, i.port, flags[i.spec.state_key])
+                    for i in instances(_shape(args), _service_ports(args))
+                ),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
                 *(
                     (f"{job} metrics", port, f"--{job}-metrics-port")
-                    for job, port in _metrics_ports(args).items()
+                    for job, port in _instance_metrics(args)
                 ),
             ]
             if args.prometheus_port:

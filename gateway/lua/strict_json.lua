@@ -1,28 +1,58 @@
--- Refuses a REST request whose JSON body names a field its request message does not define.
--- Envoy's gRPC-JSON transcoder drops such fields silently (envoy #46623): a misspelt
--- "stopLos" must not place an order without a stop-loss. Everything else about the body
--- (syntax, types) is left to the transcoder, which already answers 400 for it.
+-- Refuses a REST request whose JSON body is not strict JSON or names a field its request
+-- message does not define. Envoy's gRPC-JSON transcoder drops unknown fields silently (envoy
+-- #46623) and is lenient about syntax: a misspelt "stopLos" must not place an order without a
+-- stop-loss, and "volum" must not close a whole position.
+--
+-- It runs in two halves around the transcoder, so that the check never guesses what the
+-- transcoder will do (content-type variants, trailing slashes, escapes in paths...):
+--   before_transcoding keeps the raw body of every request that is not native gRPC;
+--   after_transcoding looks at the gRPC method the transcoder actually chose, and checks the
+--   kept body against that method's request message. A transcoded call whose body was not
+--   kept is refused: the guard fails closed.
 --
 -- The field tables come from the descriptor set (gateway/rest_fields.py renders
--- exness_rest_fields.lua next to this file); dkjson is the JSON decoder (vendored, MIT).
+-- exness_rest_fields.lua next to this file); dkjson decodes (vendored, MIT) once
+-- strict_syntax has accepted the text.
 local json = require("dkjson")
 local spec = require("exness_rest_fields")
+local strict_syntax = require("strict_syntax")
 
 local M = {}
+local NAMESPACE = "exness.strict_json"
+local GRPC = "application/grpc"
 
-local function route_of(method, path)
-  path = path:gsub("%?.*$", "")
-  for _, route in ipairs(spec.routes) do
-    if route.method == method and path:match(route.pattern) then
-      return route
-    end
+-- Envoy's own test for a gRPC request (Grpc::Common::hasGrpcContentType): exactly
+-- application/grpc, or application/grpc+<codec>. The transcoder leaves those alone, and their
+-- bodies may be endless streams, so they are not read here.
+local function is_native_grpc(content_type)
+  if content_type == nil or content_type:sub(1, #GRPC) ~= GRPC then
+    return false
   end
-  return nil
+  return #content_type == #GRPC or content_type:sub(#GRPC + 1, #GRPC + 1) == "+"
+end
+
+function M.before_transcoding(handle)
+  if is_native_grpc(handle:headers():get("content-type")) then
+    return
+  end
+  local body = handle:body() -- the whole body; the buffer filter has bounded its size
+  local text = ""
+  if body ~= nil and body:length() > 0 then
+    text = body:getBytes(0, body:length())
+  end
+  handle:streamInfo():dynamicMetadata():set(NAMESPACE, "body", text)
 end
 
 local function is_array(value)
   local meta = getmetatable(value)
   return meta ~= nil and meta.__jsontype == "array"
+end
+
+-- A client-chosen name, safe to echo: printable ASCII, at most 64 characters (the message
+-- travels in a header and must stay valid UTF-8 for the transcoder's JSON status).
+local function printable(name)
+  local safe = tostring(name):gsub("[^\32-\126]", "?")
+  return safe:sub(1, 64)
 end
 
 -- The dotted path of the first unknown field in `value` (a decoded JSON object of message
@@ -35,12 +65,12 @@ local function unknown_field(value, type_name, prefix)
   for key, item in pairs(value) do
     local nested = fields[key]
     if nested == nil then
-      return prefix .. tostring(key)
+      return prefix .. printable(key)
     end
     if type(nested) == "string" and type(item) == "table" then
       local items = is_array(item) and item or { item }
       for _, element in ipairs(items) do
-        local bad = unknown_field(element, nested, prefix .. key .. ".")
+        local bad = unknown_field(element, nested, prefix .. printable(key) .. ".")
         if bad ~= nil then
           return bad
         end
@@ -50,32 +80,55 @@ local function unknown_field(value, type_name, prefix)
   return nil
 end
 
-function M.on_request(handle)
+-- The problem with `text` as the body of `message`, or nil.
+local function problem(text, message)
+  if text == "" then
+    return nil
+  end
+  if not strict_syntax.valid(text) then
+    return "the body is not strict JSON (RFC 8259)"
+  end
+  local decoded = json.decode(text, 1, json.null)
+  local bad = unknown_field(decoded, message, "")
+  if bad ~= nil then
+    return bad .. ": unknown field"
+  end
+  return nil
+end
+
+-- gRPC-shaped, since the request is a gRPC call by now: the transcoder turns it into a 400
+-- with a JSON google.rpc.Status for the REST client.
+local function refuse(handle, why)
+  local message = "invalid request: " .. why
+  local encoded = message:gsub("[^%w%-%._~ :]", function(c)
+    return string.format("%%%02X", c:byte())
+  end)
+  handle:respond({
+    [":status"] = "200",
+    ["content-type"] = GRPC,
+    ["grpc-status"] = "3",
+    ["grpc-message"] = encoded,
+  }, "")
+end
+
+function M.after_transcoding(handle)
   local headers = handle:headers()
-  local method = headers:get(":method")
-  if method ~= "POST" and method ~= "PATCH" and method ~= "PUT" then
-    return
+  local message = spec.methods[headers:get(":path") or ""]
+  if message == nil then
+    return -- not a method that takes a JSON body
   end
-  local content_type = headers:get("content-type") or ""
-  if content_type:find("^application/grpc") then
-    return
+  local kept = handle:streamInfo():dynamicMetadata():get(NAMESPACE)
+  local text = kept and kept.body
+  if text == nil then
+    if headers:get("x-envoy-original-path") ~= nil then
+      refuse(handle, "the request body could not be inspected")
+    end
+    return -- native gRPC: protobuf has no field names to misspell
   end
-  local route = route_of(method, headers:get(":path") or "")
-  if route == nil then
-    return
+  local why = problem(text, message)
+  if why ~= nil then
+    refuse(handle, why)
   end
-  local body = handle:body()
-  if body == nil or body:length() == 0 then
-    return
-  end
-  local decoded = json.decode(body:getBytes(0, body:length()), 1, nil)
-  local bad = unknown_field(decoded, route.message, "")
-  if bad == nil then
-    return
-  end
-  -- Plain text: the edge's local_reply_config turns it into a JSON google.rpc.Status.
-  handle:respond({ [":status"] = "400", ["content-type"] = "text/plain" },
-    "invalid request: " .. bad .. ": unknown field")
 end
 
 return M

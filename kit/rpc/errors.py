@@ -93,6 +93,12 @@ def unauthenticated(message: str, reason: str = "TOKEN_INVALID") -> ServiceError
     return ServiceError(grpc.StatusCode.UNAUTHENTICATED, reason, message)
 
 
+def token_expired() -> ServiceError:
+    return unauthenticated(
+        "the access token expired: reconnect with a fresh one", reason="TOKEN_EXPIRED"
+    )
+
+
 def permission_denied(message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED", message)
 

@@ -3,9 +3,14 @@
 1. access: a method is PUBLIC, needs a USER access token, the internal SERVICE credential, or
    the OPERATOR credential (admin services);
    the verified caller is put in a context variable (services never trust ids in bodies);
-2. validation of the request against the rules declared in the .proto;
-3. error mapping: ServiceError -> its google.rpc.Status; anything else -> INTERNAL, logged;
-4. one structured log line per call (method, code, duration).
+2. decoding that cannot fail: a request too large for its method, or not a valid message,
+   is answered RESOURCE_EXHAUSTED / INVALID_ARGUMENT (kit.rpc.decoding);
+3. validation of the request against the rules declared in the .proto;
+4. error mapping: ServiceError -> its google.rpc.Status; an unimplemented method stays
+   UNIMPLEMENTED; anything else -> INTERNAL, logged;
+5. a server stream of a USER method ends with UNAUTHENTICATED when its access token expires
+   (the client reconnects with a fresh one);
+6. one structured log line per call (method, code, duration).
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import trace
 
 from kit.rpc import validation
+from kit.rpc.decoding import Undecodable, checked, guarded
 from kit.rpc.errors import (
     ServiceError,
     internal_status,
@@ -32,11 +39,13 @@ from kit.rpc.errors import (
     unauthenticated,
 )
 from kit.rpc.identity import (
+    Caller,
     TokenVerifier,
     bearer_token,
     reset_current_caller,
     set_current_caller,
 )
+from kit.rpc.stream_lifetime import until_expiry, write_until_expiry
 
 log = logging.getLogger("exness.rpc")
 tracer = trace.get_tracer("exness.rpc")
@@ -45,6 +54,9 @@ SERVICE_TOKEN_HEADER = "x-service-token"
 OPERATOR_TOKEN_HEADER = "x-operator-token"
 _ALWAYS_PUBLIC = ("/grpc.health.v1.", "/grpc.reflection.")
 _UNTRACED = contextlib.nullcontext()
+# Every request message of the platform is small (the edge refuses bodies over 64 KiB too);
+# the bound applies after decompression. Methods that need more say so per method.
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
 
 
 class Access(enum.Enum):
@@ -64,11 +76,16 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         verifier: TokenVerifier | None,
         service_token: str | None = None,
         operator_token: str | None = None,
+        max_request_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self._access = dict(access)
         self._verifier = verifier
         self._service_token = service_token
         self._operator_token = operator_token
+        self._max_request_bytes = dict(max_request_bytes or {})
+
+    def max_request_bytes_of(self, method: str) -> int:
+        return self._max_request_bytes.get(method, DEFAULT_MAX_REQUEST_BYTES)
 
     def access_of(self, method: str) -> Access:
         if method.startswith(_ALWAYS_PUBLIC):
@@ -87,27 +104,28 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         access = self.access_of(method)
         metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
         guard = _Guard(self, method, access, metadata)
+        deserializer = guarded(handler.request_deserializer, self.max_request_bytes_of(method))
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 guard.unary_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 guard.unary_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 guard.stream_unary(handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
             guard.stream_stream(handler.stream_stream),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
 
@@ -156,9 +174,13 @@ class _Guard:
         self.method = method
         self.access = access
         self.metadata = metadata
+        self.expires_at: float | None = None  # of a USER caller's token
 
     async def _enter(self, request: Any | None) -> Any:
         caller = await self.pipeline.authenticate(self.access, self.metadata)
+        self.expires_at = caller.expires_at if isinstance(caller, Caller) else None
+        if isinstance(request, Undecodable):
+            raise request.error
         if request is not None:
             # A span only inside a traced call (health checks are not traced).
             traced = trace.get_current_span().is_recording()
@@ -171,6 +193,10 @@ class _Guard:
     async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, ServiceError):
             status = exc.to_status()
+            level = logging.INFO
+        elif isinstance(exc, NotImplementedError):
+            # A generated servicer's stub for a method this server does not implement.
+            status = status_pb2.Status(code=code_pb2.UNIMPLEMENTED, message="not implemented")
             level = logging.INFO
         else:
             status = internal_status()
@@ -200,7 +226,10 @@ class _Guard:
             await self._fail(context, exc)  # aborts the call: raises AbortError
         finally:
             if token is not None:
-                reset_current_caller(token)
+                # A stream the client cancelled is closed by the event loop's generator
+                # finaliser, in another Context: there is nothing of ours to reset there.
+                with contextlib.suppress(ValueError):
+                    reset_current_caller(token)
             if log.isEnabledFor(logging.DEBUG):
                 elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
                 log.debug("rpc done", extra={"method": self.method, "ms": elapsed_ms})
@@ -218,10 +247,10 @@ class _Guard:
             async with self._scope(context, request):
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
-                    async for item in result:
+                    async for item in until_expiry(result, self.expires_at):
                         yield item
                 else:  # a handler that writes with context.write()
-                    await result
+                    await write_until_expiry(result, self.expires_at)
 
         return behaviour
 
@@ -229,7 +258,7 @@ class _Guard:
         # Streamed requests are validated by their handler, message by message.
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             async with self._scope(context, None):
-                return await inner(requests, context)
+                return await inner(checked(requests), context)
             raise AssertionError("unreachable: a failed call was aborted")
 
         return behaviour
@@ -237,7 +266,8 @@ class _Guard:
     def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._scope(context, None):
-                async for item in inner(requests, context):
+                replies = inner(checked(requests), context)
+                async for item in until_expiry(replies, self.expires_at):
                     yield item
 
         return behaviour

@@ -2,6 +2,9 @@
 
 The rules are read from the message descriptors once per message type, so every service
 validates the same way and a rule lives next to the field it guards, in the .proto.
+
+One rule needs no declaration: a Timestamp in a request must lie in TIMESTAMP_RANGE, so no
+handler ever meets a date its arithmetic or the database cannot represent.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from dataclasses import dataclass
 from exness.common.v1 import validate_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.decimals import parse_decimal, scale_of
 from kit.rpc.errors import FieldViolation
 
 FD = _descriptor.FieldDescriptor
+TIMESTAMP = "google.protobuf.Timestamp"
+# Seconds since the epoch: 1970-01-01T00:00:00Z up to (not including) 9000-01-01T00:00:00Z.
+TIMESTAMP_RANGE = (0, 221845392000)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class _FieldCheck:
     field: _descriptor.FieldDescriptor
     rules: validate_pb2.FieldRules | None
     nested: bool  # a singular message field whose own fields carry rules
+    timestamp: bool  # a singular google.protobuf.Timestamp field
 
 
 def violations(message: Message, prefix: str = "") -> list[FieldViolation]:
@@ -35,6 +43,8 @@ def violations(message: Message, prefix: str = "") -> list[FieldViolation]:
         name = prefix + check.field.name
         if check.rules is not None:
             found.extend(_apply(check.field, check.rules, message, name))
+        if check.timestamp and message.HasField(check.field.name):
+            found.extend(_check_timestamp(getattr(message, check.field.name), name))
         if check.nested and message.HasField(check.field.name):
             found.extend(violations(getattr(message, check.field.name), name + "."))
     return found
@@ -50,9 +60,11 @@ def _checks_for(desc: _descriptor.Descriptor) -> tuple[_FieldCheck, ...]:
             if options.HasExtension(validate_pb2.rules)
             else None
         )
-        nested = fd.type == FD.TYPE_MESSAGE and not _is_repeated(fd) and _has_rules(fd.message_type)
-        if rules is not None or nested:
-            checks.append(_FieldCheck(fd, rules, nested))
+        message_type = fd.message_type if not _is_repeated(fd) else None
+        timestamp = message_type is not None and message_type.full_name == TIMESTAMP
+        nested = message_type is not None and not timestamp and _has_rules(message_type)
+        if rules is not None or nested or timestamp:
+            checks.append(_FieldCheck(fd, rules, nested, timestamp))
     return tuple(checks)
 
 
@@ -67,7 +79,14 @@ def _is_repeated(fd: _descriptor.FieldDescriptor) -> bool:
 
 @functools.cache
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # ASCII: a declared [0-9]-like "\\d" must not admit other scripts' digits.
+    return re.compile(pattern, re.ASCII)
+
+
+def _check_timestamp(stamp: Timestamp, name: str) -> Iterator[FieldViolation]:
+    low, high = TIMESTAMP_RANGE
+    if not low <= stamp.seconds < high or not 0 <= stamp.nanos < 1_000_000_000:
+        yield FieldViolation(name, "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z")
 
 
 def _apply(

@@ -21,6 +21,7 @@ from kit.settings import Settings, require
 from services.auth.keys import Keyring, new_key_file
 from services.auth.servicer import METHOD_ACCESS, SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
+from services.auth.throttle import LoginBackoff, LoginThrottle
 from services.auth.tokens import AccessTokenIssuer
 
 
@@ -49,13 +50,23 @@ class AuthApp:
     keyring: Keyring
 
 
-def build(settings: Settings, pool: AsyncConnectionPool, port: int | None = None) -> AuthApp:
+def build(
+    settings: Settings,
+    pool: AsyncConnectionPool,
+    port: int | None = None,
+    login_backoff: LoginBackoff | None = None,
+) -> AuthApp:
     keyring = Keyring.load(keys_path(settings))
     issuer = AccessTokenIssuer(
         keyring, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )
     servicer = AuthServicer(
-        AuthStore(pool), keyring, issuer, settings.refresh_token_ttl_s, settings.shard_count
+        AuthStore(pool),
+        keyring,
+        issuer,
+        settings.refresh_token_ttl_s,
+        settings.shard_count,
+        LoginThrottle(pool, login_backoff or LoginBackoff.from_env()),
     )
     # Auth verifies its own tokens with its own keyring: no network hop to itself.
     verifier = TokenVerifier(

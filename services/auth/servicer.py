@@ -15,6 +15,7 @@ from kit.rpc.interceptors import Access
 from services.auth import credentials
 from services.auth.keys import Keyring
 from services.auth.store import AuthStore, EmailTaken, RefreshOutcome, UserRow
+from services.auth.throttle import LoginThrottle
 from services.auth.tokens import AccessTokenIssuer, new_refresh_token, refresh_token_hash
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -37,8 +38,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         issuer: AccessTokenIssuer,
         refresh_ttl_s: int,
         shard_count: int,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         self.store = store
+        self.throttle = throttle or LoginThrottle(store.pool)
         self.keyring = keyring
         self.issuer = issuer
         self.refresh_ttl_s = refresh_ttl_s
@@ -63,13 +66,19 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
-        user = await self.store.user_by_email(credentials.normalise_email(request.email))
+        email = credentials.normalise_email(request.email)
+        # Before anything tells known and unknown emails apart.
+        failed_before = await self.throttle.check(email)
+        user = await self.store.user_by_email(email)
         # Unknown email and wrong password fail alike, in time too (a dummy hash is verified).
         ok = await credentials.verify_password(
             user.password_hash if user else None, request.password
         )
         if user is None or not ok:
+            await self.throttle.failed(email)
             raise unauthenticated("email or password is wrong", reason="INVALID_CREDENTIALS")
+        if failed_before:
+            await self.throttle.succeeded(email)
         return auth_pb2.LoginResponse(**await self._new_session(user))
 
     async def Refresh(

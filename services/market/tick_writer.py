@@ -1,11 +1,18 @@
-"""The tick writer: a Kafka consumer group on `market.quotes` that stores every quote in
-`ticks` (COPY, in batches) and folds it into `candles`, exactly once.
+"""The tick writer: consumers of `market.quotes`, one per MarketData process, that split its
+partitions among themselves and store every quote in `ticks` (COPY, in batches) and fold it
+into `candles`, exactly once.
+
+The split is made through leases in PostgreSQL (kit.data.partition_leases) and aiokafka's
+`assign()`, not through a Kafka consumer group: the embedded broker can keep a departed member
+as the group's leader and stall the group for minutes. A member hands a partition on by writing
+what it read, then releasing its lease; a member that dies loses its leases when they expire.
 
 Exactly once into PostgreSQL: each batch's transaction also advances the writer's offsets in
 `market_consumer_offsets`, fenced on the offsets it started from. A retried batch whose first
 attempt did commit, or a batch written by a member that lost its partitions in a rebalance,
 fails the fence, rolls back, and the writer re-seeks from the stored offsets. Kafka's own
-committed offsets are not used.
+committed offsets are not used. The fence, not the lease, is what keeps a tick from being
+written twice: two members that both believe they own a partition cannot both advance it.
 
 Reading/decoding the next batch overlaps with writing the previous one (a queue of two), so the
 Python side and PostgreSQL work in parallel.
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from exness.market.v1 import market_pb2
 from google.protobuf.message import DecodeError
 from psycopg_pool import AsyncConnectionPool
@@ -30,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 from kit.backoff import Backoff
 from kit.data.kafka import QUOTES_TOPIC, make_consumer
 from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
+from kit.data.partition_leases import DEFAULT_TTL_S, PartitionLeases, Share
 from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
 from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import COPY_SQL, StampCache, copy_escape, price_ok, symbol_ok
@@ -178,17 +186,6 @@ class RecordDecoder:
         batch.malformed = malformed
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, writer: TickWriter) -> None:
-        self._writer = writer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._writer.drain(timeout_s=10.0)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._writer.resync(assigned)
-
-
 class TickWriter:
     def __init__(
         self,
@@ -199,6 +196,8 @@ class TickWriter:
         topic: str = QUOTES_TOPIC,
         max_batch: int = 5000,
         batch_wait_ms: int = 100,
+        member: str | None = None,
+        lease_ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         self._pool = pool
         self._topic = topic
@@ -206,10 +205,14 @@ class TickWriter:
         self.consumer_name = consumer_name
         self._max_batch = max_batch
         self._batch_wait_ms = batch_wait_ms
+        self._member = member
+        self._lease_ttl_s = lease_ttl_s
+        self._leases: PartitionLeases | None = None
+        # Partitions are assigned from the leases; no Kafka group.
         self._consumer = make_consumer(
             bootstrap,
             client_id=consumer_name,
-            group_id=consumer_name,
+            group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -232,6 +235,10 @@ class TickWriter:
         self.log_resets = 0
 
     @property
+    def member(self) -> str:
+        return self._leases.member if self._leases is not None else self._member or ""
+
+    @property
     def consumer(self) -> AIOKafkaConsumer:
         return self._consumer
 
@@ -244,16 +251,64 @@ class TickWriter:
         return self._read_positions.copy()
 
     async def start(self) -> None:
-        self._consumer.subscribe([self._topic], listener=_Listener(self))
         await self._consumer.start()
+        await self._consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = self._consumer.partitions_for_topic(self._topic)
+        if not partitions:
+            raise RuntimeError(f"topic {self._topic} does not exist")
+        self._leases = PartitionLeases(
+            self._pool,
+            self.consumer_name,
+            self._topic,
+            len(partitions),
+            member=self._member,
+            ttl_s=self._lease_ttl_s,
+        )
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="tick-writer-read"),
             asyncio.create_task(self._write_loop(), name="tick-writer-write"),
+            asyncio.create_task(self._lease_loop(), name="tick-writer-leases"),
         ]
 
+    async def _lease_loop(self) -> None:
+        """Heartbeats a few times per lease period and follows what each one decides."""
+        assert self._leases is not None
+        interval = self._leases.ttl_s / 3
+        while True:
+            try:
+                await self._follow(await self._leases.heartbeat())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the fence still guards writes while leases lapse
+                log.warning("tick writer: lease heartbeat failed: %s", exc)
+            await asyncio.sleep(interval)
+
+    async def _follow(self, share: Share) -> None:
+        """Reads the partitions this member owns; writes what it read of the others before
+        releasing them, so the next owner starts where this one stopped."""
+        assert self._leases is not None
+        wanted = {TopicPartition(self._topic, p) for p in share.owned}
+        if wanted != self._consumer.assignment() or not self.assigned.is_set():
+            self._consumer.assign(sorted(wanted))
+            await self.drain(timeout_s=10.0)
+            await self.resync(wanted)
+            log.info(
+                "tick writer owns partitions",
+                extra={
+                    "member": self._leases.member,
+                    "partitions": sorted(share.owned),
+                    "members": share.members,
+                },
+            )
+        await self._leases.release(share.to_release)
+
     async def stop(self) -> None:
-        """Stops reading, writes what was already read, then leaves the group."""
-        reader, writer = self._tasks or (None, None)
+        """Stops reading, writes what was already read, then gives its leases back."""
+        reader, writer, leases = self._tasks or (None, None, None)
+        if leases is not None:
+            leases.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leases
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,6 +318,11 @@ class TickWriter:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
+        if self._leases is not None:
+            try:
+                await self._leases.leave()
+            except Exception as exc:  # they expire by themselves
+                log.warning("tick writer: could not release its leases: %s", exc)
         await self._consumer.stop()
 
     async def drain(self, timeout_s: float) -> None:
@@ -377,6 +437,10 @@ class TickWriter:
         being decoded (one decode of a whole batch would hold them up for tens of ms)."""
         pending: Batch | None = None
         while True:
+            if not self._consumer.assignment():
+                pending = None
+                await asyncio.sleep(self._batch_wait_ms / 1000)
+                continue
             try:
                 records = await self._consumer.getmany(
                     timeout_ms=0 if pending is not None else self._batch_wait_ms,
@@ -444,13 +508,21 @@ class TickWriter:
 
     async def write(self, batch: Batch) -> None:
         """One transaction: the offset fences and the candle merge in one pipelined round
-        trip, then the rows in one COPY buffer."""
+        trip, then the rows in one COPY buffer.
+
+        The fences expect the offsets of the batch's own epoch, taken before the first await:
+        a resync while this write waits (partitions handed over, a fence conflict) replaces
+        them with the database's newer offsets, which would let this batch's older rows pass
+        a fence meant for other rows and be stored twice."""
+        if batch.epoch != self._epoch:
+            return  # read before a resync moved the positions
+        expected_by_partition = {p: self._expected.get(p) for p in batch.next_offsets}
         started = time.perf_counter()
         async with self._pool.connection() as conn, conn.transaction():
             fences = []
             async with conn.pipeline():
                 for partition, next_offset in batch.next_offsets.items():
-                    expected = self._expected.get(partition)
+                    expected = expected_by_partition[partition]
                     cur = await conn.execute(
                         _FENCE_SQL,
                         (
@@ -470,7 +542,8 @@ class TickWriter:
             if batch.rows:
                 async with conn.cursor() as copy_cur, copy_cur.copy(COPY_SQL) as copy:
                     await copy.write(batch.payload)
-        self._expected.update(batch.next_offsets)
+        if batch.epoch == self._epoch:  # else the resync's offsets stand (a fence re-checks)
+            self._expected.update(batch.next_offsets)
         self.rows_written += batch.rows
         self.candle_rows_written += candle_rows
         self.malformed += batch.malformed

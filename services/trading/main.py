@@ -14,6 +14,7 @@ from exness.trading.v1 import trading_pb2_grpc
 
 from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
+from kit.data.shard_layout import check_shard_count
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
@@ -69,6 +70,7 @@ async def main(settings: Settings, port: int) -> None:
     setup_logging("trading", settings.log_level, settings.log_format)
     setup_tracing("trading", settings.data_dir)
     pool = await open_pool(settings.database_url, min_size=2, max_size=8, name="trading")
+    await check_shard_count(pool, settings.shard_count, settings.shard_id)
     await ensure_topics(settings.kafka_bootstrap_servers)
 
     app = await TradingApp.start(

@@ -50,6 +50,9 @@ class OutboxRelay:
         self.bootstrap = bootstrap
         self.shard = shard
         self.topic = topic
+        # Journal sequences start at 1 on every shard: consumers dedupe by (shard, sequence),
+        # and every record names its shard.
+        self._headers = [("shard", str(shard).encode())]
         self.published = 0
         self._acked: dict[int, int] = {}  # partition -> end offset acknowledged to us
         self._wake = asyncio.Event()
@@ -136,7 +139,7 @@ class OutboxRelay:
         spans = RelaySpans(self.topic)
         for sequence, account_id, payload, parent in rows:
             key = str(account_id).encode()
-            headers = spans.start(sequence, parent)
+            headers = [*self._headers, *spans.start(sequence, parent)]
             partition = _PARTITIONER(key, partitions, partitions)
             builder = builders.get(partition)
             if builder is None:

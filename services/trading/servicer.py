@@ -52,6 +52,10 @@ def _decimal(text: str) -> Decimal | None:
     return parse_decimal(text) if text else None
 
 
+# Ids are issued as decimal numbers: anything else is malformed input, not an unknown id.
+_MALFORMED_ID = "is not an id issued by this API (decimal digits)"
+
+
 def _id(text: str) -> int | None:
     # isascii(): str.isdigit() also takes digits int() refuses, such as "²".
     return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
@@ -200,12 +204,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> pb.CancelOrderResponse:
         account = self._account()
         order_id = _id(request.order_id)
-        if order_id is not None and self.engine.has_pending_order(account, order_id):
+        if order_id is None:
+            raise invalid_field("order_id", _MALFORMED_ID)
+        if self.engine.has_pending_order(account, order_id):
             _, order = await self._apply(lambda a: self.engine.cancel_order(a, order_id, _now()))
             await self._committed()
             return pb.CancelOrderResponse(order=codec.order_pb(order))
         await self._committed()
-        if order_id is not None and await store.find_order(self.pool, account.account_id, order_id):
+        if await store.find_order(self.pool, account.account_id, order_id):
             raise failed_precondition(
                 "ORDER_NOT_PENDING", "the order is no longer pending", order_id=request.order_id
             )
@@ -322,7 +328,5 @@ def _page(request: _PageRequest) -> tuple[int | None, int]:
 def _position_id(text: str) -> int:
     position_id = _id(text)
     if position_id is None:
-        raise not_found(
-            "POSITION_NOT_FOUND", "no such open position on your account", position_id=text
-        )
+        raise invalid_field("position_id", _MALFORMED_ID)
     return position_id

@@ -6,6 +6,7 @@ through the edge, as users do."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -13,13 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.auth.keys import thumbprint
 from tests.support.processes import start_up, stop_up, up_env, wait_for_state
 
 # Generous for the suite (many users register from 127.0.0.1); the rate-limit test exhausts
 # the bucket of another loopback address.
 AUTH_RATE_BURST = 40
+LOGIN_BACKOFF_BASE_S = 30
 
 
 @dataclass
@@ -45,6 +51,8 @@ def edge_env(**extra: str) -> dict[str, str]:
     """The environment of the `exness up` runs of tests/edge."""
     return up_env(
         EXNESS_EDGE_AUTH_RATE_BURST=str(AUTH_RATE_BURST),
+        # Long enough that a test sees the block before it lifts, even on a busy machine.
+        EXNESS_LOGIN_BACKOFF_BASE=str(LOGIN_BACKOFF_BASE_S),
         EXNESS_LOG_LEVEL="INFO",
         COLUMNS="160",  # wide enough that the table cells tests grep for are not wrapped
         **extra,
@@ -102,3 +110,34 @@ async def register(api: httpx.AsyncClient, deposit: str | None = "10000") -> Use
 @pytest.fixture
 async def user(api: httpx.AsyncClient) -> User:
     return await register(api)
+
+
+def signing_key(stack: Stack) -> tuple[str, Ed25519PrivateKey]:
+    """Auth's own key (from the platform's data directory) and the kid the JWKS gives it."""
+    pem = sorted((stack.data_dir / "keys").glob("*.pem"))[-1]
+    key = serialization.load_pem_private_key(Path(pem).read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return thumbprint(key.public_key()), key
+
+
+def token_claims(user: User, **overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    return {
+        "iss": "exness-auth",
+        "aud": "exness-api",
+        "sub": user.user_id,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+        "shard": 0,
+        **overrides,
+    }
+
+
+def short_lived_token(stack: Stack, user: User, lifetime_s: int) -> tuple[str, int]:
+    """An access token for `user`, signed with Auth's real key, valid for `lifetime_s`; and
+    its expiry (Unix seconds)."""
+    kid, key = signing_key(stack)
+    expires_at = int(time.time()) + lifetime_s
+    claims = token_claims(user, exp=expires_at)
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid}), expires_at

@@ -38,6 +38,9 @@ OUR_IMAGE = "exness-platform:latest"
 THEIRS = {"timescaledb", "kafka", "envoy", "prometheus", "jaeger", "grafana"}
 # Variables that libpq itself reads (the database password travels outside the URL).
 LIBPQ = {"PGPASSWORD"}
+# The production shape: two engine shards and two MarketData replicas.
+TRADING_SHARDS = ("trading-0", "trading-1")
+MARKET_REPLICAS = ("market-0", "market-1")
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -85,7 +88,14 @@ def test_the_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
 
 
 def test_commands_are_exness_subcommands_that_parse(compose: dict[str, Any]) -> None:
-    assert set(_ours(compose)) >= {"migrate", "auth", "market", "trading", "poller", "edge-config"}
+    assert set(_ours(compose)) >= {
+        "migrate",
+        "auth",
+        *MARKET_REPLICAS,
+        *TRADING_SHARDS,
+        "poller",
+        "edge-config",
+    }
     for name, service in _ours(compose).items():
         assert service["image"] == OUR_IMAGE or service.get("build") == ".", name
         command = [_interpolate(str(part)) for part in service["command"]]
@@ -120,8 +130,8 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
     listens = {}  # service -> port it listens on, from its own settings
     for name, variable in (
         ("auth", "EXNESS_AUTH_PORT"),
-        ("market", "EXNESS_MARKET_PORT"),
-        ("trading", "EXNESS_TRADING_PORT"),
+        *((replica, "EXNESS_MARKET_PORT") for replica in MARKET_REPLICAS),
+        *((shard, "EXNESS_TRADING_PORT") for shard in TRADING_SHARDS),
     ):
         port = int(services[name]["environment"][variable])
         listens[name] = port
@@ -129,16 +139,38 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
         assert f"127.0.0.1:{port}" in services[name]["healthcheck"]["test"]
     for name, service in _ours(compose).items():
         for variable, value in service.get("environment", {}).items():
-            if variable.endswith("_ADDR"):
-                host, at = str(value).rsplit(":", 1)
-                assert host in services, (name, variable, value)
-                assert listens[host] == int(at), (name, variable, value)
+            if variable.endswith(("_ADDR", "_ADDRS")):
+                for address in str(value).split(","):
+                    host, at = address.rsplit(":", 1)
+                    assert host in services, (name, variable, value)
+                    assert listens[host] == int(at), (name, variable, value)
     env = services["edge-config"]["environment"]
     published = services["envoy"]["ports"][0]
     assert _interpolate(published).split(":")[-1] == str(env["EXNESS_EDGE_PORT"])
     kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    for client in ("market", "trading"):
+    for client in (*MARKET_REPLICAS, *TRADING_SHARDS):
         assert services[client]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] in kafka
+
+
+def test_two_engine_shards_and_two_market_replicas(compose: dict[str, Any]) -> None:
+    """Each shard's engine knows its own shard id and the same count as Auth, the edge routes
+    to every shard in shard order, and market.quotes has a partition for every tick writer."""
+    from kit.data.kafka import QUOTES_TOPIC, TOPIC_PARTITIONS
+
+    services = compose["services"]
+    count = int(services["auth"]["environment"]["EXNESS_SHARD_COUNT"])
+    assert count == len(TRADING_SHARDS)
+    for shard, name in enumerate(TRADING_SHARDS):
+        env = services[name]["environment"]
+        assert (int(env["EXNESS_SHARD_ID"]), int(env["EXNESS_SHARD_COUNT"])) == (shard, count)
+    edge = services["edge-config"]["environment"]
+    routed = [a.split(":")[0] for a in edge["EXNESS_TRADING_SHARD_ADDRS"].split(",")]
+    assert routed == list(TRADING_SHARDS)
+    replicas = [a.split(":")[0] for a in edge["EXNESS_MARKET_REPLICA_ADDRS"].split(",")]
+    assert replicas == list(MARKET_REPLICAS)
+    assert TOPIC_PARTITIONS[QUOTES_TOPIC] >= len(MARKET_REPLICAS)
+    for dependency in (*MARKET_REPLICAS, *TRADING_SHARDS):
+        assert services["envoy"]["depends_on"][dependency]["condition"] == "service_healthy"
 
 
 def test_dependencies_and_volumes_exist(compose: dict[str, Any]) -> None:
@@ -182,7 +214,15 @@ def test_the_envoy_service_gets_the_same_template_rendered(
             patch.setenv(key, value)
         assert edge_cli.run(parser.parse_args(args)) == 0
     rendered = (out / "envoy.yaml").read_text()
-    assert "address: trading, port_value: 50053" in rendered
+    clusters = {c["name"]: c for c in yaml.safe_load(rendered)["static_resources"]["clusters"]}
+
+    def hosts(cluster: str) -> list[str]:
+        endpoints = clusters[cluster]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        return [e["endpoint"]["address"]["socket_address"]["address"] for e in endpoints]
+
+    for shard, name in enumerate(TRADING_SHARDS):
+        assert hosts(f"trading_shard_{shard}") == [name]
+    assert hosts("market") == list(MARKET_REPLICAS)
     assert str(out / "exness.binpb") in rendered
     checked = validate(out / "envoy.yaml")
     assert checked.ok, checked.output
@@ -276,12 +316,12 @@ def test_prometheus_scrapes_every_service_and_envoy(compose: dict[str, Any]) -> 
     assert admin["EXNESS_EDGE_ADMIN_HOST"] == "0.0.0.0"  # reachable from Prometheus
     assert targets == {
         "auth": ("/metrics", [f"auth:{defaults.auth_metrics_port}"]),
-        "market": ("/metrics", [f"market:{defaults.market_metrics_port}"]),
-        "trading": ("/metrics", [f"trading:{defaults.trading_metrics_port}"]),
+        "market": ("/metrics", [f"{m}:{defaults.market_metrics_port}" for m in MARKET_REPLICAS]),
+        "trading": ("/metrics", [f"{t}:{defaults.trading_metrics_port}" for t in TRADING_SHARDS]),
         "poller": ("/metrics", [f"poller:{defaults.poller_metrics_port}"]),
         "envoy": ("/stats/prometheus", [f"envoy:{admin['EXNESS_EDGE_ADMIN_PORT']}"]),
     }
-    for job in ("auth", "market", "trading", "poller"):
+    for job in ("auth", *MARKET_REPLICAS, *TRADING_SHARDS, "poller"):
         env = services[job]["environment"]
         assert env.get("EXNESS_BIND_HOST", "0.0.0.0") == "0.0.0.0", job
 

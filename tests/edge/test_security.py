@@ -9,41 +9,24 @@ import json
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import grpc
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from exness.market.v1 import market_pb2, market_pb2_grpc
 
-from tests.edge.conftest import AUTH_RATE_BURST, PASSWORD, Stack, User, register
-
-
-def _signing_key(stack: Stack) -> tuple[str, Ed25519PrivateKey]:
-    """Auth's own key (from the platform's data directory) and the kid the JWKS gives it."""
-    pem = sorted((stack.data_dir / "keys").glob("*.pem"))[-1]
-    key = serialization.load_pem_private_key(Path(pem).read_bytes(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    from services.auth.keys import thumbprint
-
-    return thumbprint(key.public_key()), key
-
-
-def _claims(user: User, **overrides: object) -> dict[str, object]:
-    now = int(time.time())
-    return {
-        "iss": "exness-auth",
-        "aud": "exness-api",
-        "sub": user.user_id,
-        "iat": now,
-        "exp": now + 300,
-        "jti": str(uuid.uuid4()),
-        "shard": 0,
-        **overrides,
-    }
+from services.auth.throttle import LoginBackoff
+from tests.edge.conftest import (
+    AUTH_RATE_BURST,
+    PASSWORD,
+    Stack,
+    User,
+    register,
+    signing_key,
+    token_claims,
+)
 
 
 async def _balance(api: httpx.AsyncClient, user: User) -> Decimal:
@@ -69,16 +52,16 @@ async def test_a_valid_token_signed_by_auth_passes(
     stack: Stack, api: httpx.AsyncClient, user: User
 ) -> None:
     """The control for the refusals below: a token made the same way with Auth's real key."""
-    kid, key = _signing_key(stack)
-    token = jwt.encode(_claims(user), key, algorithm="EdDSA", headers={"kid": kid})
+    kid, key = signing_key(stack)
+    token = jwt.encode(token_claims(user), key, algorithm="EdDSA", headers={"kid": kid})
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {token}"})
     assert reply.status_code == 200, reply.text
 
 
 async def test_expired_token(stack: Stack, api: httpx.AsyncClient, user: User) -> None:
-    kid, key = _signing_key(stack)
+    kid, key = signing_key(stack)
     expired = jwt.encode(
-        _claims(user, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
+        token_claims(user, iat=int(time.time()) - 3600, exp=int(time.time()) - 600),
         key,
         algorithm="EdDSA",
         headers={"kid": kid},
@@ -91,9 +74,9 @@ async def test_expired_token(stack: Stack, api: httpx.AsyncClient, user: User) -
 async def test_token_signed_by_another_key(
     api: httpx.AsyncClient, stack: Stack, user: User
 ) -> None:
-    kid, _ = _signing_key(stack)
+    kid, _ = signing_key(stack)
     forged = jwt.encode(
-        _claims(user), Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
+        token_claims(user), Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid}
     )
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {forged}"})
     assert reply.status_code == 401
@@ -104,15 +87,15 @@ async def test_alg_none_token(api: httpx.AsyncClient, user: User) -> None:
     def part(data: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
-    unsigned = f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(_claims(user))}."
+    unsigned = f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(token_claims(user))}."
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {unsigned}"})
     assert reply.status_code == 401
 
 
 async def test_wrong_audience(stack: Stack, api: httpx.AsyncClient, user: User) -> None:
-    kid, key = _signing_key(stack)
+    kid, key = signing_key(stack)
     token = jwt.encode(
-        _claims(user, aud="someone-else"), key, algorithm="EdDSA", headers={"kid": kid}
+        token_claims(user, aud="someone-else"), key, algorithm="EdDSA", headers={"kid": kid}
     )
     reply = await api.get("/v1/account", headers={"authorization": f"Bearer {token}"})
     assert reply.status_code == 403  # Envoy: a valid signature, but not for this API
@@ -135,6 +118,12 @@ async def test_spoofed_identity_headers_are_ignored(api: httpx.AsyncClient) -> N
     assert me.json()["user"]["userId"] == alice.user_id
 
 
+def _nobody() -> str:
+    """A fresh unknown email: Auth's own per-account backoff never kicks in, so every 429 in
+    these tests is the edge's per-address limit."""
+    return f"nobody-{uuid.uuid4().hex[:12]}@example.com"
+
+
 async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient) -> None:
     """Another loopback address is another client: it runs out of its own bucket (429 with a
     JSON status) while this test session's usual address keeps logging in."""
@@ -147,7 +136,7 @@ async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient)
         # costs a password hash, so one at a time would never run it dry.
         replies = await asyncio.gather(
             *[
-                other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
+                other.post("/v1/auth/login", json={"email": _nobody(), "password": "x"})
                 for _ in range(attempts)
             ]
         )
@@ -163,6 +152,33 @@ async def test_login_rate_limit_per_client(stack: Stack, api: httpx.AsyncClient)
     assert fine.status_code == 200
 
 
+async def test_failed_logins_back_off_per_account_at_the_edge(stack: Stack) -> None:
+    """Auth's own per-account backoff, seen by a REST client: a JSON 429 with its reason, the
+    same for an unknown email; other accounts are not affected."""
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.11")  # a bucket of its own
+    async with httpx.AsyncClient(
+        base_url=stack.url, transport=transport, trust_env=False, timeout=60
+    ) as other:
+        victim = await register(other, deposit=None)
+        answers = {}
+        for email in (victim.email, _nobody()):
+            for _ in range(LoginBackoff().free_failures + 1):
+                wrong = await other.post(
+                    "/v1/auth/login", json={"email": email, "password": "wrong-password-1"}
+                )
+                assert wrong.status_code == 401, wrong.text
+            blocked = await other.post(
+                "/v1/auth/login", json={"email": email, "password": PASSWORD}
+            )
+            answers[email] = (blocked.status_code, blocked.json()["details"][0]["reason"])
+        assert set(answers.values()) == {(429, "LOGIN_THROTTLED")}
+        bystander = await register(other, deposit=None)
+        fine = await other.post(
+            "/v1/auth/login", json={"email": bystander.email, "password": PASSWORD}
+        )
+        assert fine.status_code == 200, fine.text
+
+
 async def test_rate_limit_ignores_forwarded_for(stack: Stack) -> None:
     """A client cannot get a fresh bucket per request by writing x-forwarded-for."""
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.10")
@@ -174,7 +190,7 @@ async def test_rate_limit_ignores_forwarded_for(stack: Stack) -> None:
             *[
                 other.post(
                     "/v1/auth/login",
-                    json={"email": "nobody@example.com", "password": "x"},
+                    json={"email": _nobody(), "password": "x"},
                     headers={"x-forwarded-for": f"10.1.{n // 250}.{n % 250 + 1}"},
                 )
                 for n in range(attempts)

@@ -54,7 +54,12 @@ def test_every_broken_rule_is_named() -> None:
 
 
 @pytest.mark.parametrize(
-    "amount", ["NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"]
+    "amount",
+    [
+        *("NaN", "Infinity", "1,000", " 5", "+5", "0x10", "05", "1.", ".5", "1e2"),
+        # Only ASCII digits, and nothing after the number (not even a newline).
+        *("100\n", "1\u0660", "1\uff10", "\u0661", "1.\u0665", "5 ", "\u22125"),
+    ],
 )
 def test_decimal_strings_must_be_plain(amount: str) -> None:
     assert "amount" in fields(trading_pb2.DepositRequest(amount=amount))
@@ -83,3 +88,24 @@ def test_decimal_text_round_trips(value: object) -> None:
 
     assert isinstance(value, Decimal)
     assert parse_decimal(format_decimal(value)) == value
+
+
+def test_timestamps_outside_the_supported_range_are_named() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ancient = Timestamp()
+    ancient.FromJsonString("0001-01-02T00:00:00Z")
+    candles = market_pb2.GetCandlesRequest(symbol="BTCUSD", end_time=ancient)
+    assert "end_time" in fields(candles)
+    far = Timestamp(seconds=253402300799)  # 9999-12-31T23:59:59Z: valid protobuf, still refused
+    order = trading_pb2.PlaceOrderRequest(
+        symbol="BTCUSD",
+        side=trading_pb2.ORDER_SIDE_BUY,
+        type=trading_pb2.ORDER_TYPE_LIMIT,
+        volume="0.01",
+        price="100",
+        expire_time=far,
+    )
+    assert set(fields(order)) == {"expire_time"}
+    order.expire_time.FromJsonString("2030-01-01T00:00:00Z")
+    assert fields(order) == {}

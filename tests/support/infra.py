@@ -25,6 +25,21 @@ def start_postgres(root: Path) -> EmbeddedPostgres:
     return server
 
 
+def fresh_database(url: str, prefix: str) -> str:
+    """A new, migrated database on the server of `url`, for a test whose processes must not
+    share the session database (e.g. one that needs another engine shard count)."""
+    import uuid
+
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    fresh = psycopg.conninfo.make_conninfo(url, dbname=name)
+    migrate(fresh)
+    return fresh
+
+
 def start_broker(root: Path) -> EmbeddedBroker:
     broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
     broker.start()

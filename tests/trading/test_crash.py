@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,13 +31,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
+from cli.devstack.postgres import EmbeddedPostgres
+from kit.data.db import open_pool
 from kit.data.kafka import EVENTS_TOPIC, QUOTES_TOPIC, make_producer
 from kit.data.kafka_probe import probe_offsets
-from tests.support.infra import free_port
+from tests.support.infra import free_port, fresh_database
 from tests.trading.conftest import AuthHandle
 
 SHARD = 2  # its own shard: in-process engines of other tests own shards 0 and 1
 DRAIN_SHARD = 3
+# Engines check their shard against the count the database was created with: these get a
+# database of their own, created for enough shards.
+SHARD_COUNT = max(SHARD, DRAIN_SHARD) + 1
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 64
 USERS = 16
@@ -154,13 +159,26 @@ async def _read_events_with_kcat(bootstrap: str) -> list[tuple[bytes, pb.Account
     return events
 
 
+@pytest.fixture(scope="module")
+def crash_database_url(postgres: EmbeddedPostgres) -> str:
+    return fresh_database(postgres.url, "crash")
+
+
+@pytest.fixture
+async def crash_pool(crash_database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    pool = await open_pool(crash_database_url, max_size=3)
+    yield pool
+    await pool.close()
+
+
 async def test_sigkill_under_load_loses_nothing_acknowledged(
     auth: AuthHandle,
-    database_url: str,
+    crash_database_url: str,
     kafka_bootstrap: str,
-    db_pool: AsyncConnectionPool,
+    crash_pool: AsyncConnectionPool,
     session_dir: Path,
 ) -> None:
+    database_url, db_pool = crash_database_url, crash_pool
     port = free_port()
     env = {
         **os.environ,
@@ -168,6 +186,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "EXNESS_AUTH_ADDR": auth.settings.auth_addr,
         "EXNESS_SHARD_ID": str(SHARD),
+        "EXNESS_SHARD_COUNT": str(SHARD_COUNT),
         "EXNESS_DATA_DIR": str(session_dir / "crash-engine"),
         "EXNESS_LOG_LEVEL": "WARNING",
         "PYTHONPATH": f"{ROOT}:{ROOT / 'gen' / 'python'}",
@@ -365,13 +384,14 @@ async def _quoted(
 
 async def test_sigterm_under_load_answers_every_call_in_flight(
     auth: AuthHandle,
-    database_url: str,
+    crash_database_url: str,
     kafka_bootstrap: str,
-    db_pool: AsyncConnectionPool,
+    crash_pool: AsyncConnectionPool,
     session_dir: Path,
 ) -> None:
     """SIGTERM mid-load: every call the engine took is answered (none CANCELLED), the ones it
     answered are in the database, and it exits cleanly within its grace period."""
+    database_url, db_pool = crash_database_url, crash_pool
     grace_s = 10
     port = free_port()
     env = {
@@ -380,6 +400,7 @@ async def test_sigterm_under_load_answers_every_call_in_flight(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "EXNESS_AUTH_ADDR": auth.settings.auth_addr,
         "EXNESS_SHARD_ID": str(DRAIN_SHARD),
+        "EXNESS_SHARD_COUNT": str(SHARD_COUNT),
         "EXNESS_DATA_DIR": str(session_dir / "drain-engine"),
         "EXNESS_LOG_LEVEL": "WARNING",
         "EXNESS_SHUTDOWN_GRACE": str(grace_s),

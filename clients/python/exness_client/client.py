@@ -17,6 +17,7 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 from google.protobuf import timestamp_pb2
 
+from exness_client.account_feed import AccountFeed, OpenedCall
 from exness_client.errors import ExnessError
 from exness_client.session import Session, SessionStore
 
@@ -56,6 +57,9 @@ class RetryPolicy:
 
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
+# (RST_STREAM: INTERNAL, no ErrorInfo reason). Read-only streams reconnect on it too.
+_STREAM_RETRYABLE = (*_RETRYABLE, grpc.StatusCode.INTERNAL)
 
 
 def _decimal(value: Number | None, name: str) -> str:
@@ -276,7 +280,7 @@ class ExnessClient:
                 return
             except grpc.aio.AioRpcError as exc:
                 error = ExnessError.from_rpc(exc)
-                if not reconnect or error.code not in _RETRYABLE or error.reason:
+                if not reconnect or error.code not in _STREAM_RETRYABLE or error.reason:
                     raise error from None
             finally:
                 call.cancel()
@@ -398,14 +402,22 @@ class ExnessClient:
         )
         return reply
 
-    async def stream_account(self) -> AsyncIterator[trading_pb2.AccountEvent]:
-        call = self.trading.StreamAccount(
-            trading_pb2.StreamAccountRequest(), metadata=await self._metadata()
+    async def stream_account(
+        self, reconnect: bool = True
+    ) -> AsyncIterator[trading_pb2.AccountEvent]:
+        """Account events, starting with a snapshot of the account. The server ends a stream
+        when its access token expires: with `reconnect`, a successor opened with a fresh token
+        takes over without a gap (exness_client.account_feed)."""
+        feed = AccountFeed(
+            self._open_account_call, self.retry.backoff, self.retry.attempts if reconnect else 0
         )
-        try:
-            async for message in call:
-                yield message.event
-        except grpc.aio.AioRpcError as exc:
-            raise ExnessError.from_rpc(exc) from None
-        finally:
-            call.cancel()
+        async for event in feed.events():
+            yield event
+
+    async def _open_account_call(self, fresh_token: bool) -> OpenedCall:
+        if fresh_token and self.store.session is not None:
+            await self._refresh_if_current(self.store.session)
+        metadata = await self._metadata()
+        assert self.store.session is not None
+        call = self.trading.StreamAccount(trading_pb2.StreamAccountRequest(), metadata=metadata)
+        return OpenedCall(call, self.store.session.refresh_at)

@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# Refresh this long before the access token expires, so a call never races its expiry.
+# Refresh this long before the access token expires, so a call never races its expiry (a
+# third of its lifetime for tokens that live less than 90 s, which would otherwise be
+# refreshed before every call).
 REFRESH_MARGIN_S = 30.0
 
 
@@ -19,15 +21,24 @@ class Session:
     refresh_token: str
     expires_at: float  # unix time
     email: str = ""
+    issued_at: float = 0.0  # unix time; 0 when unknown (a session file from an older SDK)
 
     @classmethod
     def issued(
         cls, access_token: str, refresh_token: str, expires_in: int, email: str = ""
     ) -> Session:
-        return cls(access_token, refresh_token, time.time() + expires_in, email)
+        now = time.time()
+        return cls(access_token, refresh_token, now + expires_in, email, now)
+
+    @property
+    def refresh_at(self) -> float:
+        margin = REFRESH_MARGIN_S
+        if self.issued_at:
+            margin = min(margin, (self.expires_at - self.issued_at) / 3)
+        return self.expires_at - margin
 
     def needs_refresh(self, now: float | None = None) -> bool:
-        return (now if now is not None else time.time()) >= self.expires_at - REFRESH_MARGIN_S
+        return (now if now is not None else time.time()) >= self.refresh_at
 
 
 class SessionStore:

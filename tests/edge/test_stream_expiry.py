@@ -1,0 +1,86 @@
+"""A stream does not outlive its access token, and the SDK carries on across tokens without a
+gap: through the real Envoy and the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+import httpx
+from exness.trading.v1 import trading_pb2, trading_pb2_grpc
+from exness_client import ExnessClient
+from exness_client.session import Session
+
+from tests.edge.conftest import Stack, register, short_lived_token
+from tests.support.grpc_errors import failure_of
+
+
+async def test_an_account_stream_ends_when_its_token_expires(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    user = await register(api, deposit=None)
+    token, expires_at = short_lived_token(stack, user, lifetime_s=4)
+    async with grpc.aio.insecure_channel(stack.edge) as channel:
+        call = trading_pb2_grpc.TradingServiceStub(channel).StreamAccount(
+            trading_pb2.StreamAccountRequest(), metadata=(("authorization", f"Bearer {token}"),)
+        )
+        snapshot = await call.read()
+        assert snapshot.event.type == trading_pb2.ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT
+        try:
+            ended = await asyncio.wait_for(call.read(), timeout=20)
+        except grpc.aio.AioRpcError as exc:
+            failure = failure_of(exc)
+        else:
+            raise AssertionError(f"the stream went on after its token expired: {ended}")
+    assert failure.code == grpc.StatusCode.UNAUTHENTICATED
+    assert expires_at - 1 <= time.time() < expires_at + 10
+
+
+async def test_the_sdk_account_stream_outlives_its_token_without_a_gap(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    user = await register(api)
+    short, expires_at = short_lived_token(stack, user, lifetime_s=6)
+    orders = 8
+    placed: list[str] = []
+    async with ExnessClient(stack.edge) as client:
+        # Signed in with a token about to expire and a real refresh token.
+        session = Session(short, user.refresh_token, expires_at, issued_at=time.time())
+        client.store.save(session)
+        events: list[trading_pb2.AccountEvent] = []
+
+        async def follow() -> None:
+            async for event in client.stream_account():
+                events.append(event)
+                seen = {e.order.order_id for e in events if e.order.order_id}
+                if len(placed) == orders and set(placed) <= seen:
+                    return
+
+        follower = asyncio.ensure_future(follow())
+        await asyncio.sleep(1)  # subscribed
+        for n in range(orders):  # spread over the token's expiry
+            reply = await api.post(
+                "/v1/orders",
+                headers=user.auth,
+                json={
+                    "symbol": "BTCUSD",
+                    "side": "ORDER_SIDE_BUY",
+                    "type": "ORDER_TYPE_MARKET",
+                    "volume": "0.01",
+                    "clientOrderId": f"gapless-{n}",
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            placed.append(reply.json()["order"]["orderId"])
+            await asyncio.sleep(1.2)
+        assert time.time() > expires_at + 2  # the first stream's token is long gone
+        await asyncio.wait_for(follower, timeout=30)
+        assert client.store.session is not None
+        assert client.store.session.access_token != short  # it switched to a fresh token
+
+    sequences = [e.sequence for e in events]
+    assert sequences == sorted(set(sequences)), sequences  # once each, in order
+    assert events[0].type == trading_pb2.ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT
+    with_orders = [e for e in events if e.order.order_id]
+    assert {e.order.order_id for e in with_orders} == set(placed)
