@@ -54,5 +54,7 @@ echo "== gofmt"
 test -z "$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
 echo "== mypy"
 mypy
+echo "== web terminal bundle (the browser tests load web/dist)"
+npm run --silent build:web >/dev/null
 echo "== pytest"
 pytest "$@"

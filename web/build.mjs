@@ -24,7 +24,7 @@ await build({
   logLevel: "warning",
 });
 // One stylesheet file keeps the served set to three files; order is the cascade order.
-const styles = ["base.css", "layout.css", "components.css"];
+const styles = ["base.css", "layout.css", "components.css", "responsive.css"];
 const css = await Promise.all(styles.map((f) => readFile(join(webDir, "styles", f), "utf8")));
 await writeFile(join(dist, "app.css"), css.join("\n"));
 await copyFile(join(webDir, "index.html"), join(dist, "index.html"));

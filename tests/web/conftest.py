@@ -1,5 +1,6 @@
 """Browser tests: one real platform (tests/web/platform.py) and one Chromium per session; a
-fresh browser context (its own session storage) per test, at a laptop-sized viewport."""
+fresh browser context (its own session storage) per test, at a laptop-sized viewport unless a
+test asks for another (parametrize `viewport` indirectly with a name from VIEWPORTS)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ CHROMIUM_ARGS = [
 ]
 # Short-lived access tokens, so that the terminal must refresh them during the tests.
 ACCESS_TOKEN_TTL_S = 20
+VIEWPORTS = {"phone": (390, 844), "tablet": (768, 1024), "desktop": (1280, 720)}
+# A zone that is not UTC and not a whole number of hours from it, so a time shown in the wrong
+# zone cannot pass for the right one.
+BROWSER_TIMEZONE = "Asia/Kathmandu"
+# Records Content-Security-Policy violations: the policy must not break the terminal.
+CSP_PROBE = """document.addEventListener('securitypolicyviolation', (e) =>
+    (window.__cspViolations = window.__cspViolations || []).push(
+        `${e.violatedDirective} ${e.blockedURI}`));"""
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +69,22 @@ def browser(playwright_session: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 720}, locale="en-US")
+def viewport(request: pytest.FixtureRequest) -> str:
+    name = getattr(request, "param", "desktop")
+    assert name in VIEWPORTS, name
+    return str(name)
+
+
+@pytest.fixture
+def context(browser: Browser, viewport: str) -> Iterator[BrowserContext]:
+    width, height = VIEWPORTS[viewport]
+    ctx = browser.new_context(
+        viewport={"width": width, "height": height},
+        locale="en-US",
+        timezone_id=BROWSER_TIMEZONE,
+        accept_downloads=True,
+    )
+    ctx.add_init_script(CSP_PROBE)
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()
@@ -76,3 +99,5 @@ def page(platform: Platform, context: BrowserContext) -> Iterator[Page]:
     yield pg
     # An uncaught exception in the terminal is a bug even when the test's checks passed.
     assert not errors, f"uncaught errors in the page: {errors}"
+    violations = pg.evaluate("window.__cspViolations || []")
+    assert not violations, f"the Content-Security-Policy blocked: {violations}"

@@ -50,6 +50,7 @@ class SyntheticFeed:
         self.mids = {s: m for s, (m, _) in START_MIDS.items()}
         self.decimals = {s: d for s, (_, d) in START_MIDS.items()}
         self.frozen: set[str] = set()
+        self.paused: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="synthetic-feed", daemon=True)
@@ -70,6 +71,15 @@ class SyntheticFeed:
             else:
                 self.frozen.discard(symbol)
 
+    def pause(self, symbol: str) -> None:
+        """Stops sending quotes for `symbol`, as a stalled exchange feed would."""
+        with self._lock:
+            self.paused.add(symbol)
+
+    def resume(self, symbol: str) -> None:
+        with self._lock:
+            self.paused.discard(symbol)
+
     def mid(self, symbol: str) -> Decimal:
         with self._lock:
             return self.mids[symbol]
@@ -80,6 +90,8 @@ class SyntheticFeed:
             now.GetCurrentTime()
             with self._lock:
                 for symbol, mid in self.mids.items():
+                    if symbol in self.paused:
+                        continue
                     if symbol not in self.frozen:
                         mid = mid * (Decimal(1) + Decimal(str(round(random.gauss(0, 0.0004), 6))))
                         self.mids[symbol] = mid

@@ -44,6 +44,22 @@ class Terminal:
     def tid(self, testid: str) -> Locator:
         return self.page.get_by_test_id(testid)
 
+    # --- layout ----------------------------------------------------------------------------
+    @property
+    def phone(self) -> bool:
+        """On a phone one view shows at a time, chosen in the bottom bar."""
+        return self.tid("bottom-nav").is_visible()
+
+    def go(self, view: str) -> None:
+        """Shows a view (quotes, chart, trade, positions, history, account) where the layout
+        has one view at a time; on wider screens everything is already on screen."""
+        if not self.phone:
+            return
+        button = self.tid(f"nav-{view}")
+        if button.get_attribute("aria-pressed") != "true":
+            button.click()
+        expect(self.tid("terminal")).to_have_attribute("data-view", view)
+
     # --- session ---------------------------------------------------------------------------
     def _submit_auth(self, tab: str, email: str, password: str) -> None:
         self.tid(f"auth-tab-{tab}").click()
@@ -58,8 +74,13 @@ class Terminal:
         self._submit_auth("login", email, password)
 
     def expect_terminal(self) -> None:
-        expect(self.tid("terminal")).to_be_visible()
-        expect(self.tid("conn-status")).to_have_attribute("data-state", "live", timeout=20_000)
+        # Sign-up hashes a password: on a loaded machine that takes a while.
+        expect(self.tid("terminal")).to_be_visible(timeout=20_000)
+        # Both streams up. The pill as a whole may also say some price is stale: that is the
+        # platform's feed, not the terminal's connection.
+        conn = self.tid("conn-status")
+        expect(conn).to_have_attribute("data-quotes", "live", timeout=20_000)
+        expect(conn).to_have_attribute("data-account", "live", timeout=20_000)
 
     def new_trader(self, deposit: str | None = "10000") -> str:
         email = fresh_email()
@@ -71,6 +92,7 @@ class Terminal:
 
     def deposit(self, amount: str) -> None:
         before = self.balance()
+        self.go("account")
         self.tid("deposit-open").click()
         self.tid("deposit-amount").fill(amount)
         self.tid("deposit-amount").press("Enter")
@@ -90,6 +112,7 @@ class Terminal:
 
     # --- market ----------------------------------------------------------------------------
     def select(self, symbol: str) -> None:
+        self.go("quotes")
         self.tid(f"instrument-{symbol}").click()
         expect(self.tid("ticket-symbol")).to_have_text(symbol)
         expect(self.tid("chart-symbol")).to_have_text(symbol)
@@ -107,6 +130,7 @@ class Terminal:
         sl: str = "",
         tp: str = "",
     ) -> None:
+        self.go("trade")
         self.tid(f"ticket-side-{side}").click()
         self.tid("ticket-type").select_option(label=order_type)
         if price:
@@ -115,17 +139,30 @@ class Terminal:
         self.tid("ticket-sl").fill(sl)
         self.tid("ticket-tp").fill(tp)
 
-    def submit_ticket(self) -> None:
+    def submit_ticket(self, confirm: bool = True) -> None:
+        """Sends the ticket; with one-click trading off (the default) the terminal asks to
+        confirm side, volume and price first, and `confirm` answers yes."""
+        self.go("trade")
         self.tid("ticket-volume").press("Enter")
+        if confirm:
+            expect(self.tid("confirm-dialog")).to_be_visible()
+            self.tid("confirm-dialog-submit").click()
+            expect(self.tid("confirm-dialog")).to_have_count(0)
 
     # --- positions -------------------------------------------------------------------------
     def position_rows(self) -> Locator:
         return self.page.locator("[data-testid=position-row]")
 
+    def positions_view(self) -> Locator:
+        """Shows the open positions and returns their rows."""
+        self.show_tab("positions")
+        return self.position_rows()
+
     def position_pnl(self, row: Locator) -> Decimal:
         return number(row.get_by_test_id("position-pnl").inner_text())
 
     def show_tab(self, name: str) -> None:
+        self.go("history" if name == "history" else "positions")
         self.tid(f"tab-{name}").click()
 
 

@@ -15,13 +15,16 @@ import { ReconnectingStream } from "./api/stream";
 import { dec, fmtMoney, fmtVolume } from "./decimal";
 import { h } from "./dom";
 import { Session } from "./session";
+import { SettingsStore } from "./settings";
 import { Store } from "./store";
+import { setTimeZone } from "./time";
 import { blotterPanel } from "./ui/blotter";
 import { chartPanel } from "./ui/chart";
 import type { Ctx } from "./ui/context";
 import { instrumentsPanel } from "./ui/instruments";
 import { closeReasonWord } from "./ui/labels";
 import { loginScreen } from "./ui/login";
+import { bottomNav } from "./ui/nav";
 import { ticketPanel } from "./ui/ticket";
 import { toastHost } from "./ui/toasts";
 import { topBar } from "./ui/topbar";
@@ -29,6 +32,7 @@ import { topBar } from "./ui/topbar";
 export class App {
   private readonly store = new Store();
   private readonly session = new Session();
+  private readonly settings = new SettingsStore();
   private readonly clients: Clients;
   private readonly ctx: Ctx;
   private readonly toasts = toastHost();
@@ -43,11 +47,18 @@ export class App {
       refresh: () => this.session.refresh(),
     });
     this.session.attach(this.clients);
-    this.ctx = { clients: this.clients, store: this.store, session: this.session, notify: this.toasts.notify };
+    this.ctx = {
+      clients: this.clients, store: this.store, session: this.session, settings: this.settings, notify: this.toasts.notify,
+    };
+    setTimeZone(this.settings.current.timeZone);
+    // Quote ages grow while nothing arrives: re-judge freshness every second.
+    window.setInterval(() => this.store.tick(Date.now()), 1_000);
     this.session.onChange((loggedIn, message) => (loggedIn ? this.showTerminal() : this.showLogin(message)));
     document.body.appendChild(this.toasts.el);
     // Exposed for end-to-end tests and debugging in the console; not used by the app itself.
-    (window as unknown as { __terminal: unknown }).__terminal = { store: this.store, session: this.session };
+    (window as unknown as { __terminal: unknown }).__terminal = {
+      store: this.store, session: this.session, streams: () => ({ account: this.accountStream, quotes: this.quoteStream }),
+    };
   }
 
   async start(): Promise<void> {
@@ -113,13 +124,15 @@ export class App {
     if (this.terminal) return;
     document.title = "Exness Terminal";
     const { bar, banner } = topBar(this.ctx);
-    this.terminal = h("div", { class: "terminal", testid: "terminal" },
+    const terminal = h("div", { class: "terminal", testid: "terminal" },
       bar, banner,
       h("main", { class: "workspace" },
         instrumentsPanel(this.ctx),
         h("div", { class: "center" }, chartPanel(this.ctx), blotterPanel(this.ctx)),
         ticketPanel(this.ctx)));
-    this.root.replaceChildren(this.terminal);
+    terminal.appendChild(bottomNav(this.ctx, terminal));
+    this.terminal = terminal;
+    this.root.replaceChildren(terminal);
     this.store.emit("instruments", "selected", "quotes", "connection");
     this.startAccount();
   }
@@ -177,6 +190,9 @@ export class App {
         }
         break;
       }
+      case AccountEventType.BALANCE_CHANGED:
+        s.addLedger(ev.ledgerEntry);
+        break;
       case AccountEventType.MARGIN_CALL:
         s.marginCallAt = Date.now();
         s.emit("marginCall");
@@ -191,19 +207,39 @@ export class App {
   private async resync(): Promise<void> {
     const seq = ++this.resyncSeq;
     try {
-      const [pos, ord, trd] = await Promise.all([
-        this.clients.trading.listPositions({}),
-        this.clients.trading.listOrders({}),
-        this.clients.trading.listTrades({ pageSize: 100 }),
+      const trading = this.clients.trading;
+      // Every open position and pending order (they are paged); history pages on demand.
+      const [positions, orders, trd] = await Promise.all([
+        allPages(async (pageToken) => {
+          const r = await trading.listPositions({ pageSize: 500, pageToken });
+          return [r.positions, r.nextPageToken] as const;
+        }),
+        allPages(async (pageToken) => {
+          const r = await trading.listOrders({ pageSize: 500, pageToken });
+          return [r.orders, r.nextPageToken] as const;
+        }),
+        trading.listTrades({ pageSize: 100 }),
       ]);
       if (seq !== this.resyncSeq || !this.terminal) return;
-      this.store.setPositions(pos.positions);
-      this.store.setOrders(ord.orders);
-      this.store.setTrades(trd.trades);
+      this.store.setPositions(positions);
+      this.store.setOrders(orders);
+      this.store.setTrades(trd.trades, trd.nextPageToken);
     } catch (e) {
       this.toasts.notify(`Could not load your positions: ${describeError(e)}`, "error");
     }
   }
+}
+
+/** Follows next-page tokens until the last page. */
+async function allPages<T>(page: (token: string) => Promise<readonly [T[], string]>): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  do {
+    const [items, next] = await page(token);
+    out.push(...items);
+    token = next;
+  } while (token);
+  return out;
 }
 
 function sleep(ms: number): Promise<void> {

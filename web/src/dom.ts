@@ -51,12 +51,3 @@ export function flash(el: HTMLElement, cls: "flash-up" | "flash-down"): void {
 export function clear(el: Element): void {
   while (el.firstChild) el.removeChild(el.firstChild);
 }
-
-const timeFmt = new Intl.DateTimeFormat("en-GB", {
-  year: "numeric", month: "2-digit", day: "2-digit",
-  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-});
-
-export function fmtTime(ms: number | null): string {
-  return ms === null ? "—" : timeFmt.format(new Date(ms)).replace(",", "");
-}

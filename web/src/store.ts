@@ -1,9 +1,10 @@
 // Application state and change notification. One store, plain data, small typed topics:
 // panels subscribe to what they show and re-render only that.
 import type { Instrument, Quote } from "../../gen/ts/exness/market/v1/market_pb";
-import type { Account, Order, Position, Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
+import type { Account, LedgerEntry, Order, Position, Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
 import type { StreamState } from "./api/stream";
 import { dec } from "./decimal";
+import { freshnessOf, type Freshness } from "./freshness";
 
 export type Topic =
   | "instruments"
@@ -14,7 +15,13 @@ export type Topic =
   | "orders"
   | "trades"
   | "connection"
-  | "marginCall";
+  | "marginCall"
+  | "clock"
+  | "ledger"
+  | "view";
+
+/** What a phone shows, one at a time (tablets and desktops show them side by side). */
+export type View = "quotes" | "chart" | "trade" | "positions" | "history" | "account";
 
 export interface QuoteView {
   quote: Quote;
@@ -34,9 +41,17 @@ export class Store {
   orders = new Map<string, Order>();
   trades: Trade[] = [];
   tradesSeen = new Set<string>();
+  /** ListTrades' token for the next older page; empty when every trade is loaded. */
+  tradesNextToken = "";
   streams: Record<"quotes" | "account", StreamState> = { quotes: "stopped", account: "stopped" };
   marginCallAt: number | null = null;
   lastSequence = 0n;
+  /** Balance operations seen by this page (Deposit answers and BALANCE_CHANGED events). */
+  ledger: LedgerEntry[] = [];
+  private ledgerSeen = new Set<string>();
+  view: View = "quotes";
+  /** Wall clock of the last "clock" tick: quote ages move even when no quote arrives. */
+  now = Date.now();
 
   private subs = new Map<Topic, Set<() => void>>();
   private pending = new Set<Topic>();
@@ -79,6 +94,7 @@ export class Store {
   }
 
   applyQuote(q: Quote): void {
+    this.now = Date.now();
     const prev = this.quotes.get(q.symbol);
     let dir: -1 | 0 | 1 = 0;
     if (prev) {
@@ -146,10 +162,45 @@ export class Store {
     this.emit("trades");
   }
 
-  setTrades(list: Trade[]): void {
+  setTrades(list: Trade[], nextPageToken: string): void {
     this.trades = [...list];
     this.tradesSeen = new Set(list.map((t) => t.tradeId));
+    this.tradesNextToken = nextPageToken;
     this.emit("trades");
+  }
+
+  /** A further (older) page of ListTrades. */
+  appendOlderTrades(list: Trade[], nextPageToken: string): void {
+    for (const t of list) {
+      if (this.tradesSeen.has(t.tradeId)) continue;
+      this.tradesSeen.add(t.tradeId);
+      this.trades.push(t);
+    }
+    this.tradesNextToken = nextPageToken;
+    this.emit("trades");
+  }
+
+  setView(v: View): void {
+    if (v === this.view) return;
+    this.view = v;
+    this.emit("view");
+  }
+
+  tick(now: number): void {
+    this.now = now;
+    this.emit("clock");
+  }
+
+  /** Whether the symbol's price may be traded on now, and why not. */
+  freshness(symbol: string): Freshness {
+    return freshnessOf(this.quotes.get(symbol)?.quote, this.bySymbol.get(symbol), this.streams.quotes, this.now);
+  }
+
+  addLedger(e: LedgerEntry | undefined): void {
+    if (!e || this.ledgerSeen.has(e.entryId)) return;
+    this.ledgerSeen.add(e.entryId);
+    this.ledger.push(e);
+    this.emit("ledger");
   }
 
   setStream(name: "quotes" | "account", state: StreamState): void {
@@ -163,8 +214,11 @@ export class Store {
     this.orders.clear();
     this.trades = [];
     this.tradesSeen.clear();
+    this.tradesNextToken = "";
+    this.ledger = [];
+    this.ledgerSeen.clear();
     this.marginCallAt = null;
     this.lastSequence = 0n;
-    this.emit("account", "positions", "orders", "trades", "marginCall");
+    this.emit("account", "positions", "orders", "trades", "marginCall", "ledger");
   }
 }

@@ -1,9 +1,9 @@
 // Trading arithmetic the terminal shows between server updates, with the platform's rules:
 // a BUY closes at the bid, a SELL at the ask; P&L = (close - open) x volume x contract size,
 // negated for a SELL; margin = volume x contract size x price / leverage.
-import type { Instrument } from "../../gen/ts/exness/market/v1/market_pb";
+import type { Instrument, Quote } from "../../gen/ts/exness/market/v1/market_pb";
 import { OrderSide, type Account, type Position } from "../../gen/ts/exness/trading/v1/trading_pb";
-import { Decimal, dec } from "./decimal";
+import { Decimal, dec, fmtPrice } from "./decimal";
 import type { Store } from "./store";
 
 /** The price a position would close at now, from the streamed quote; null without one. */
@@ -88,4 +88,30 @@ export function volumeForMargin(inst: Instrument, margin: Decimal, price: Decima
   const step = dec(inst.volumeStep) ?? new Decimal("0.01");
   const raw = margin.times(leverage).div(size.times(price));
   return raw.div(step).floor().times(step);
+}
+
+/** What the engine deducts from free margin at once when filling: units x (ask - bid). */
+export function spreadCost(inst: Instrument, volume: Decimal, q: Quote): Decimal {
+  const size = dec(inst.contractSize) ?? new Decimal(1);
+  const spread = (dec(q.ask) ?? new Decimal(0)).minus(dec(q.bid) ?? 0);
+  return volume.times(size).times(Decimal.max(spread, 0));
+}
+
+/**
+ * Why a stop loss or take profit would be refused, in words naming the field, or null. As the
+ * engine checks it: against the price the position would close at now (a BUY closes at the
+ * bid, a SELL at the ask), or against the order price for a pending order.
+ */
+export function levelProblem(
+  side: OrderSide, kind: "sl" | "tp", level: Decimal, q: Quote, pendingPrice: Decimal | null, decimals: number,
+): string | null {
+  const buy = side === OrderSide.BUY;
+  const reference = pendingPrice ?? dec(buy ? q.bid : q.ask);
+  if (!reference) return null;
+  const what = pendingPrice ? "the order price" : buy ? "the bid" : "the ask";
+  const name = kind === "sl" ? "Stop loss" : "Take profit";
+  const mustBeBelow = (kind === "sl") === buy;
+  const wrong = mustBeBelow ? level.gte(reference) : level.lte(reference);
+  if (!wrong) return null;
+  return `${name} must be ${mustBeBelow ? "below" : "above"} ${what} (${fmtPrice(reference, decimals)}) for a ${buy ? "buy" : "sell"}.`;
 }

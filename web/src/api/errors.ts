@@ -10,6 +10,7 @@ import {
   type BadRequest_FieldViolation,
   type ErrorInfo,
 } from "../../../gen/ts/google/rpc/error_details_pb";
+import { fmtMoney } from "../decimal";
 
 export type { ErrorInfo };
 export type FieldViolation = BadRequest_FieldViolation;
@@ -54,7 +55,9 @@ const REASON_TEXT: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.IDEMPOTENCY_KEY_REUSED]: "This order was already sent with different details.",
   [ErrorReason.WRONG_SHARD]: "Your account is temporarily unavailable. Try again.",
   [ErrorReason.ENGINE_UNAVAILABLE]: "Trading is restarting. Try again in a moment.",
-  [ErrorReason.PENDING_ORDER_LIMIT]: "Too many pending orders. Cancel one before placing another.",
+  [ErrorReason.PENDING_ORDER_LIMIT]:
+    "You have as many pending orders as the account allows. Cancel one first.",
+  [ErrorReason.INSUFFICIENT_MARGIN]: "Not enough free margin",
   [ErrorReason.SLOW_CONSUMER]: "The live feed fell behind. Reconnecting.",
   [ErrorReason.ROUTE_NOT_FOUND]: "Not found.",
   [ErrorReason.METHOD_NOT_ALLOWED]: "Not allowed.",
@@ -89,17 +92,24 @@ export function describeError(e: unknown): string {
   if (info && reason === ErrorReason.INSUFFICIENT_MARGIN) {
     const req = info.metadata["required_margin"];
     const free = info.metadata["free_margin"];
-    let text = "Not enough free margin";
-    if (req && free) text += `: required ${req} USD, free ${free} USD.`;
-    else if (req) text += `: required ${req} USD.`;
+    let text = REASON_TEXT[ErrorReason.INSUFFICIENT_MARGIN] ?? "Not enough free margin";
+    if (req && free) text += `: required ${fmtMoney(req)} USD, free ${fmtMoney(free)} USD.`;
+    else if (req) text += `: required ${fmtMoney(req)} USD.`;
     else text += ".";
     return text;
   }
+  // A violation names the field and says what is wrong with it: more use than the reason's
+  // general sentence ("Stop loss: a BUY stop-loss must be below the current price 64,990.10").
+  if (violations.length > 0) {
+    return violations
+      .map((v) => `${capitalize(fieldLabel(v.field))}: ${groupDigits(v.description)}`)
+      .join(". ");
+  }
+  if (reason === ErrorReason.PENDING_ORDER_LIMIT && info?.metadata["limit"]) {
+    return `You have ${info.metadata["limit"]} pending orders, as many as the account allows. Cancel one first.`;
+  }
   if (reason !== undefined && reason !== ErrorReason.INVALID_ARGUMENT && REASON_TEXT[reason]) {
     return REASON_TEXT[reason];
-  }
-  if (violations.length > 0) {
-    return violations.map((v) => `${capitalize(fieldLabel(v.field))}: ${v.description}`).join(". ");
   }
   if (err.code === Code.InvalidArgument || err.code === Code.FailedPrecondition) {
     // No structured detail: the server's message is the best we have, without the code prefix.
@@ -111,6 +121,12 @@ export function describeError(e: unknown): string {
 /** The ErrorInfo reason of a failed call, if it has one. */
 export function reasonOf(e: unknown): string | null {
   return errorInfoOf(ConnectError.from(e))?.reason ?? null;
+}
+
+/** Thousands separators for the numbers in a server's sentence ("65001.5" -> "65,001.5"). */
+function groupDigits(text: string): string {
+  return text.replace(/(?<![\d.:-])(\d{4,})(\.\d+)?(?![\d:-])/g, (_m, int: string, frac: string | undefined) =>
+    int.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + (frac ?? ""));
 }
 
 function capitalize(s: string): string {

@@ -22,6 +22,8 @@ export class ReconnectingStream<T> {
   private wake: (() => void) | null = null;
   state: StreamState = "stopped";
   attempts = 0;
+  /** Reopened after UNAUTHENTICATED with a renewed token (no visible gap). */
+  renewals = 0;
 
   constructor(private readonly opts: StreamOptions<T>) {}
 
@@ -53,13 +55,19 @@ export class ReconnectingStream<T> {
   private async loop(): Promise<void> {
     const min = this.opts.minDelayMs ?? 500;
     const max = this.opts.maxDelayMs ?? 8_000;
+    // After a token renewal the stream reopens at once and keeps showing "live": the trader
+    // should see no gap just because the access token it was opened with expired.
+    let renewed = false;
     while (this.running) {
       const abort = new AbortController();
       this.abort = abort;
-      this.setState(this.attempts === 0 ? "connecting" : "retrying", null);
+      if (!renewed) this.setState(this.attempts === 0 ? "connecting" : "retrying", null);
+      renewed = false;
       let detail: string | null = "stream ended";
+      let delivered = false;
       try {
         for await (const msg of this.opts.open(abort.signal)) {
+          delivered = true;
           if (this.state !== "live") this.setState("live", null);
           this.attempts = 0; // a working connection resets the backoff
           this.opts.onMessage(msg);
@@ -73,9 +81,15 @@ export class ReconnectingStream<T> {
             this.running = false;
             break;
           }
+          // Only a stream that worked is reopened at once: one refused straight away backs off.
+          renewed = delivered;
         }
       }
       if (!this.running) break;
+      if (renewed) {
+        this.renewals += 1;
+        continue;
+      }
       if (abort.signal.aborted) continue; // restart(): reconnect at once
       this.attempts += 1;
       const base = Math.min(max, min * 2 ** Math.min(this.attempts - 1, 10));

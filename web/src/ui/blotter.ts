@@ -1,14 +1,16 @@
 // The bottom panel: open positions (live P&L, modify SL/TP, close whole or part), pending
-// orders (cancel) and trade history, as tabs.
+// orders (cancel) and history, as tabs. On a phone the tables become cards (see layout.css).
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { OrderSide, type Order, type Position, type Trade } from "../../../gen/ts/exness/trading/v1/trading_pb";
+import { OrderSide, type Order, type Position } from "../../../gen/ts/exness/trading/v1/trading_pb";
 import { describeError } from "../api/errors";
 import { dec, fmtMoney, fmtPrice, fmtVolume, isPositiveDecimal, signOf } from "../decimal";
-import { fmtTime, h, setText } from "../dom";
+import { h, setText } from "../dom";
+import { fmtTime } from "../time";
 import { closePrice, livePnl } from "../trading";
 import type { Ctx } from "./context";
 import { field, formDialog } from "./dialogs";
-import { closeReasonWord, orderTypeWord, sideWord } from "./labels";
+import { historyView } from "./history";
+import { orderTypeWord, sideWord } from "./labels";
 
 type TabName = "positions" | "orders" | "history";
 
@@ -27,7 +29,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
     posCells.clear();
     const rows = [...store.positions.values()].sort((a, b) => tsOf(b.openTime) - tsOf(a.openTime));
     if (rows.length === 0) {
-      posBody.replaceChildren(emptyRow(10, "No open positions", "positions-empty"));
+      posBody.replaceChildren(emptyRow(11, "No open positions", "positions-empty"));
     } else {
       posBody.replaceChildren(...rows.map(positionRow));
     }
@@ -36,23 +38,24 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
   };
 
   const positionRow = (p: Position): HTMLTableRowElement => {
-    const current = h("td", { class: "num", testid: "position-current" }, "—");
-    const pnl = h("td", { class: "num pnl", testid: "position-pnl" }, "—");
+    const current = h("td", { class: "num", testid: "position-current", "data-label": "Current" }, "—");
+    const pnl = h("td", { class: "num pnl", testid: "position-pnl", "data-label": "P&L (USD)" }, "—");
     posCells.set(p.positionId, { current, pnl });
     const modify = h("button", { type: "button", class: "btn btn-xs", testid: "position-modify", title: "Set stop loss / take profit" }, "SL/TP");
     const close = h("button", { type: "button", class: "btn btn-xs btn-danger", testid: "position-close" }, "Close");
     modify.addEventListener("click", () => openModify(p));
     close.addEventListener("click", () => openClose(p));
     return h("tr", { testid: "position-row", "data-position-id": p.positionId, "data-symbol": p.symbol },
-      h("td", { class: "sym" }, p.symbol),
-      h("td", { class: p.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "position-side" }, sideWord(p.side)),
-      h("td", { class: "num", testid: "position-volume" }, fmtVolume(p.volume)),
-      h("td", { class: "num", testid: "position-open" }, px(p.symbol, p.openPrice)),
+      h("td", { class: "sym", "data-label": "Symbol" }, p.symbol),
+      h("td", { class: p.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "position-side", "data-label": "Side" }, sideWord(p.side)),
+      h("td", { class: "num", testid: "position-volume", "data-label": "Volume" }, fmtVolume(p.volume)),
+      h("td", { class: "num", testid: "position-open", "data-label": "Open" }, px(p.symbol, p.openPrice)),
       current,
-      h("td", { class: "num", testid: "position-sl" }, px(p.symbol, p.stopLoss)),
-      h("td", { class: "num", testid: "position-tp" }, px(p.symbol, p.takeProfit)),
-      h("td", { class: "num", testid: "position-margin" }, fmtMoney(p.margin)),
       pnl,
+      h("td", { class: "num", testid: "position-sl", "data-label": "S/L" }, px(p.symbol, p.stopLoss)),
+      h("td", { class: "num", testid: "position-tp", "data-label": "T/P" }, px(p.symbol, p.takeProfit)),
+      h("td", { class: "num", testid: "position-margin", "data-label": "Margin" }, fmtMoney(p.margin)),
+      h("td", { class: "num time", testid: "position-time", "data-label": "Opened" }, fmtTime(p.openTime ? timestampMs(p.openTime) : null)),
       h("td", { class: "actions" }, modify, close));
   };
 
@@ -157,37 +160,15 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
       }
     });
     return h("tr", { testid: "order-row", "data-order-id": o.orderId, "data-symbol": o.symbol },
-      h("td", { class: "sym" }, o.symbol),
-      h("td", { class: o.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "order-type" }, orderTypeWord(o.side, o.type)),
-      h("td", { class: "num", testid: "order-volume" }, fmtVolume(o.volume)),
-      h("td", { class: "num", testid: "order-price" }, px(o.symbol, o.price)),
-      h("td", { class: "num" }, px(o.symbol, o.stopLoss)),
-      h("td", { class: "num" }, px(o.symbol, o.takeProfit)),
-      h("td", { class: "num" }, o.leverage ? `1:${o.leverage}` : "—"),
-      h("td", { class: "num time" }, fmtTime(o.createTime ? timestampMs(o.createTime) : null)),
+      h("td", { class: "sym", "data-label": "Symbol" }, o.symbol),
+      h("td", { class: o.side === OrderSide.BUY ? "side-buy" : "side-sell", testid: "order-type", "data-label": "Type" }, orderTypeWord(o.side, o.type)),
+      h("td", { class: "num", testid: "order-volume", "data-label": "Volume" }, fmtVolume(o.volume)),
+      h("td", { class: "num", testid: "order-price", "data-label": "Price" }, px(o.symbol, o.price)),
+      h("td", { class: "num", "data-label": "S/L" }, px(o.symbol, o.stopLoss)),
+      h("td", { class: "num", "data-label": "T/P" }, px(o.symbol, o.takeProfit)),
+      h("td", { class: "num", "data-label": "Leverage" }, o.leverage ? `1:${o.leverage}` : "—"),
+      h("td", { class: "num time", "data-label": "Placed" }, fmtTime(o.createTime ? timestampMs(o.createTime) : null)),
       h("td", { class: "actions" }, cancel));
-  };
-
-  // ---- history ---------------------------------------------------------------------------
-  const histBody = h("tbody", { testid: "history-body" });
-  const renderHistory = (): void => {
-    const rows = store.trades.slice(0, 200);
-    histBody.replaceChildren(...(rows.length ? rows.map(tradeRow) : [emptyRow(9, "No closed trades yet", "history-empty")]));
-  };
-  const tradeRow = (t: Trade): HTMLTableRowElement => {
-    const pnl = h("td", { class: "num pnl", testid: "trade-pnl" }, fmtMoney(t.realizedPnl, true));
-    const s = signOf(t.realizedPnl);
-    pnl.classList.toggle("up", s > 0);
-    pnl.classList.toggle("down", s < 0);
-    return h("tr", { testid: "trade-row", "data-trade-id": t.tradeId, "data-position-id": t.positionId, "data-reason": String(t.closeReason) },
-      h("td", { class: "num time" }, fmtTime(t.closeTime ? timestampMs(t.closeTime) : null)),
-      h("td", { class: "sym" }, t.symbol),
-      h("td", { class: t.side === OrderSide.BUY ? "side-buy" : "side-sell" }, sideWord(t.side)),
-      h("td", { class: "num", testid: "trade-volume" }, fmtVolume(t.volume)),
-      h("td", { class: "num" }, px(t.symbol, t.openPrice)),
-      h("td", { class: "num", testid: "trade-close-price" }, px(t.symbol, t.closePrice)),
-      pnl,
-      h("td", { class: "reason", testid: "trade-reason" }, closeReasonWord(t.closeReason)));
   };
 
   // ---- tabs ------------------------------------------------------------------------------
@@ -202,19 +183,18 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
   const tabHistory = tab("history", "History", false);
 
   const table = (heads: [string, boolean][], body: HTMLElement): HTMLTableElement =>
-    h("table", { class: "grid-table" },
+    h("table", { class: "grid-table cards" },
       h("thead", {}, h("tr", {}, heads.map(([t, num]) => h("th", { class: num ? "num" : "" }, t)))), body);
 
   const panes: Record<TabName, HTMLElement> = {
     positions: h("div", { class: "pane scroll", id: "pane-positions", role: "tabpanel", testid: "positions" },
-      table([["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Current", true], ["S/L", true],
-        ["T/P", true], ["Margin", true], ["P&L (USD)", true], ["", false]], posBody)),
+      // P&L next to the prices: on a narrow screen the columns after it scroll under the actions.
+      table([["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Current", true], ["P&L (USD)", true],
+        ["S/L", true], ["T/P", true], ["Margin", true], ["Opened", true], ["", false]], posBody)),
     orders: h("div", { class: "pane scroll", id: "pane-orders", role: "tabpanel", testid: "orders" },
       table([["Symbol", false], ["Type", false], ["Volume", true], ["Price", true], ["S/L", true], ["T/P", true],
         ["Leverage", true], ["Placed", true], ["", false]], ordBody)),
-    history: h("div", { class: "pane scroll", id: "pane-history", role: "tabpanel", testid: "history" },
-      table([["Closed", true], ["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Close", true],
-        ["P&L (USD)", true], ["Reason", false]], histBody)),
+    history: h("div", { class: "pane", id: "pane-history", role: "tabpanel", testid: "history" }, historyView(ctx)),
   };
   const tabs: Record<TabName, HTMLButtonElement> = { positions: tabPositions, orders: tabOrders, history: tabHistory };
 
@@ -230,14 +210,17 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
   store.on("quotes", updatePnl);
   store.on("instruments", renderPositions);
   store.on("orders", renderOrders);
-  store.on("trades", renderHistory);
+  // The phone's Positions and History views are this one panel on another tab.
+  store.on("view", () => {
+    if (store.view === "history") show("history");
+    else if (store.view === "positions" && active === "history") show("positions");
+  });
 
-  const panel = h("section", { class: "panel blotter", "aria-label": "Positions, orders and history" },
+  const panel = h("section", { class: "panel blotter", "aria-label": "Positions, orders and history", "data-pane": "positions history" },
     h("header", { class: "panel-head tabs", role: "tablist" }, tabPositions, tabOrders, tabHistory),
     h("div", { class: "panel-body" }, panes.positions, panes.orders, panes.history));
   renderPositions();
   renderOrders();
-  renderHistory();
   show("positions");
   return panel;
 }

@@ -1,5 +1,7 @@
 // Market watch: every instrument with live bid/ask and change since the day's open.
 // Cells flash green/red when the bid moves; click or Enter selects the chart and ticket symbol.
+// A stale price is greyed with its age; every price greys while the quote stream reconnects.
+import { fmtAge } from "../freshness";
 import { Decimal, dec, fmtPrice, signOf } from "../decimal";
 import { flash, h, setText } from "../dom";
 import type { Ctx } from "./context";
@@ -9,6 +11,7 @@ interface Row {
   bid: HTMLElement;
   ask: HTMLElement;
   change: HTMLElement;
+  age: HTMLElement;
   tick: number;
 }
 
@@ -24,12 +27,13 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
       const bid = h("td", { class: "num", testid: `bid-${inst.symbol}` }, "—");
       const ask = h("td", { class: "num", testid: `ask-${inst.symbol}` }, "—");
       const change = h("td", { class: "num change", testid: `change-${inst.symbol}` }, "—");
+      const age = h("span", { class: "quote-age", testid: `age-${inst.symbol}`, hidden: true }, "");
       const tr = h("tr", {
         class: "instrument-row", tabindex: 0, testid: `instrument-${inst.symbol}`,
         "data-symbol": inst.symbol, title: inst.description, role: "row",
       },
         h("td", { class: "sym" }, h("span", { class: "sym-code" }, inst.symbol),
-          h("span", { class: "sym-desc" }, inst.description)),
+          h("span", { class: "sym-desc" }, inst.description), age),
         bid, ask, change);
       const choose = (): void => store.select(inst.symbol);
       tr.addEventListener("click", choose);
@@ -43,7 +47,7 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
           next?.focus();
         }
       });
-      rows.set(inst.symbol, { tr, bid, ask, change, tick: 0 });
+      rows.set(inst.symbol, { tr, bid, ask, change, age, tick: 0 });
       tbody.appendChild(tr);
     }
     markSelected();
@@ -54,7 +58,21 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
     for (const [sym, row] of rows) row.tr.setAttribute("aria-selected", String(sym === store.selected));
   };
 
+  /** Greys what may not be traded on, and says how old a stale price is. */
+  const markFreshness = (): void => {
+    panel.classList.toggle("prices-offline", store.streams.quotes !== "live");
+    for (const [sym, row] of rows) {
+      const f = store.freshness(sym);
+      row.tr.dataset.fresh = f.state;
+      const showAge = f.state === "stale" || (f.state === "offline" && f.ageMs !== null);
+      row.age.hidden = !showAge;
+      if (showAge) setText(row.age, `${f.ageMs === null ? "?" : fmtAge(f.ageMs)} old`);
+      row.tr.title = f.state === "fresh" ? (store.bySymbol.get(sym)?.description ?? sym) : f.reason;
+    }
+  };
+
   const update = (): void => {
+    markFreshness();
     for (const [sym, row] of rows) {
       const view = store.quotes.get(sym);
       const inst = store.bySymbol.get(sym);
@@ -105,8 +123,10 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
   store.on("selected", markSelected);
   store.on("selected", renderSpec);
   store.on("quotes", update);
+  store.on("clock", markFreshness);
+  store.on("connection", markFreshness);
 
-  const panel = h("section", { class: "panel instruments", testid: "instruments", "aria-label": "Instruments" },
+  const panel: HTMLElement = h("section", { class: "panel instruments", testid: "instruments", "aria-label": "Instruments", "data-pane": "quotes" },
     h("header", { class: "panel-head" }, h("h2", {}, "Market watch")),
     h("div", { class: "panel-body scroll" },
       h("table", { class: "grid-table" },

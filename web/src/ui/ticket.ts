@@ -1,12 +1,15 @@
 // Order ticket: BUY/SELL, market or pending (limit/stop) at a price, size as volume or as
-// margin + leverage, optional SL/TP; the required margin is shown before sending.
+// margin + leverage, optional SL/TP; the required margin (and the spread the engine deducts at
+// once) is shown before sending. Unless one-click trading is switched on, the trader confirms
+// side, volume and price first. Trading is paused while the symbol's price is stale.
 import type { Instrument } from "../../../gen/ts/exness/market/v1/market_pb";
 import { OrderSide, OrderType } from "../../../gen/ts/exness/trading/v1/trading_pb";
 import { describeError } from "../api/errors";
 import { Decimal, dec, fmtMoney, fmtPrice, fmtVolume, isPositiveDecimal } from "../decimal";
 import { h, setText } from "../dom";
-import { effectiveLeverage, liveAccount, requiredMargin, volumeForMargin } from "../trading";
+import { effectiveLeverage, levelProblem, liveAccount, requiredMargin, spreadCost, volumeForMargin } from "../trading";
 import type { Ctx } from "./context";
+import { confirmDialog } from "./dialogs";
 
 const LEVERAGES = [1, 2, 5, 10, 20, 50, 100, 200, 400, 500, 1000, 2000];
 
@@ -38,6 +41,12 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
   const tp = h("input", { id: "ticket-tp", testid: "ticket-tp", inputmode: "decimal", autocomplete: "off", placeholder: "Optional" });
 
   const reqMargin = h("dd", { class: "num", testid: "ticket-required-margin" }, "—");
+  const spreadCostEl = h("dd", { class: "num", testid: "ticket-spread-cost" }, "—");
+  const needed = h("dd", { class: "num", testid: "ticket-margin-needed" }, "—");
+  const staleNote = h("div", { class: "stale-note", role: "status", testid: "ticket-stale", hidden: true });
+  const oneClick = h("input", { type: "checkbox", id: "ticket-one-click", testid: "one-click" });
+  oneClick.checked = ctx.settings.current.oneClick;
+  oneClick.addEventListener("change", () => ctx.settings.update({ oneClick: oneClick.checked }));
   const derivedVol = h("dd", { class: "num", testid: "ticket-derived-volume" }, "—");
   const freeMargin = h("dd", { class: "num", testid: "ticket-free-margin" }, "—");
   const levShown = h("dd", { class: "num", testid: "ticket-effective-leverage" }, "—");
@@ -117,12 +126,28 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     setText(derivedVol, vol ? fmtVolume(vol) : "—");
     const need = vol && p ? requiredMargin(i, vol, p, lev) : null;
     setText(reqMargin, need ? `${fmtMoney(need)} USD` : "—");
+    // The engine fills only if free margin covers the margin plus the spread the position
+    // starts with (volume x contract size x (ask - bid)).
+    const cost = vol && q ? spreadCost(i, vol, q) : null;
+    setText(spreadCostEl, cost ? `${fmtMoney(cost)} USD` : "—");
+    const total = need && cost ? need.plus(cost) : null;
+    setText(needed, total ? `${fmtMoney(total)} USD` : "—");
     const live = liveAccount(store, store.account);
     setText(freeMargin, live.freeMargin ? `${fmtMoney(live.freeMargin)} USD` : "—");
-    reqMargin.classList.toggle("down", !!(need && live.freeMargin && need.gt(live.freeMargin)));
+    const short = !!(total && live.freeMargin && total.gt(live.freeMargin));
+    reqMargin.classList.toggle("down", short);
+    needed.classList.toggle("down", short);
+    const f = store.freshness(i.symbol);
+    const paused = f.state !== "fresh";
+    staleNote.hidden = !paused;
+    setText(staleNote, paused ? f.reason : "");
+    buyBtn.disabled = paused;
+    sellBtn.disabled = paused;
+    form.dataset.paused = String(paused);
     const sideWord = side === OrderSide.BUY ? "Buy" : "Sell";
     const typeWord = orderType() === OrderType.LIMIT ? " limit" : orderType() === OrderType.STOP ? " stop" : "";
     setText(submit, busy ? "Sending…" : `${sideWord}${typeWord} ${vol ? fmtVolume(vol) + " " : ""}${i.symbol}`);
+    submit.disabled = busy || paused;
     submit.classList.toggle("btn-buy", side === OrderSide.BUY);
     submit.classList.toggle("btn-sell", side === OrderSide.SELL);
   }
@@ -155,16 +180,27 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     leverage.value = [...leverage.options].some((o) => o.value === current) ? current : "0";
   }
 
-  const validate = (i: Instrument): string | null => {
-    if (orderType() !== OrderType.MARKET && !isPositiveDecimal(price.value)) return "Enter the trigger price.";
-    if (sizeMode === "volume" && !isPositiveDecimal(volume.value)) return "Enter a volume in lots, e.g. " + i.volumeMin + ".";
-    if (sizeMode === "margin" && !isPositiveDecimal(margin.value)) return "Enter the margin in USD.";
-    if (sl.value.trim() && !isPositiveDecimal(sl.value)) return "Stop loss must be a price, e.g. " + (store.quotes.get(i.symbol)?.quote.bid ?? "100.00") + ".";
-    if (tp.value.trim() && !isPositiveDecimal(tp.value)) return "Take profit must be a price.";
+  /** The first problem with the form, naming its field, or null. */
+  const validate = (i: Instrument): [HTMLInputElement, string] | null => {
+    if (orderType() !== OrderType.MARKET && !isPositiveDecimal(price.value)) return [price, "Price: enter the trigger price."];
+    if (sizeMode === "volume" && !isPositiveDecimal(volume.value)) return [volume, `Volume: enter lots, e.g. ${i.volumeMin}.`];
+    if (sizeMode === "margin" && !isPositiveDecimal(margin.value)) return [margin, "Margin: enter an amount in USD."];
+    if (sl.value.trim() && !isPositiveDecimal(sl.value)) return [sl, "Stop loss must be a price, e.g. " + fmtPrice(store.quotes.get(i.symbol)?.quote.bid ?? "100", i.priceDecimals) + "."];
+    if (tp.value.trim() && !isPositiveDecimal(tp.value)) return [tp, "Take profit must be a price."];
     if (sizeMode === "margin") {
       const v = orderVolume(i, execPrice(), effectiveLeverage(i, askedLeverage(), store.account));
       const min = dec(i.volumeMin);
-      if (!v || (min && v.lt(min))) return `This margin buys less than the minimum volume (${i.volumeMin} lots).`;
+      if (!v || (min && v.lt(min))) return [margin, `Margin: buys less than the minimum volume (${i.volumeMin} lots).`];
+    }
+    const q = store.quotes.get(i.symbol)?.quote;
+    if (q) {
+      const pending = orderType() !== OrderType.MARKET ? dec(price.value) : null;
+      for (const [input, kind] of [[sl, "sl"], [tp, "tp"]] as const) {
+        const level = dec(input.value);
+        if (!level) continue;
+        const problem = levelProblem(side, kind, level, q, pending, i.priceDecimals);
+        if (problem) return [input, problem];
+      }
     }
     return null;
   };
@@ -187,8 +223,11 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
       h("dt", {}, "Volume"), derivedVol,
       h("dt", {}, "Leverage"), levShown,
       h("dt", {}, "Required margin"), reqMargin,
+      h("dt", {}, "Spread cost"), spreadCostEl,
+      h("dt", {}, "Margin + spread"), needed,
       h("dt", {}, "Free margin"), freeMargin),
-    error, message, submit);
+    staleNote, error, message, submit,
+    h("label", { class: "check", for: "ticket-one-click" }, oneClick, "One-click trading (no confirmation)"));
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -196,12 +235,22 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     if (!i || busy) return;
     error.textContent = "";
     message.textContent = "";
+    for (const el of [price, volume, margin, sl, tp]) el.removeAttribute("aria-invalid");
     const problem = validate(i);
     if (problem) {
-      error.textContent = problem;
+      const [input, text] = problem;
+      error.textContent = text;
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    const f = store.freshness(i.symbol);
+    if (f.state !== "fresh") {
+      error.textContent = f.reason;
       return;
     }
     const type = orderType();
+    if (!ctx.settings.current.oneClick && !(await confirmOrder(i, type))) return;
     busy = true;
     submit.disabled = true;
     recompute();
@@ -245,8 +294,29 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     recompute();
   });
   store.on("positions", recompute);
+  store.on("clock", recompute);
+  store.on("connection", recompute);
 
-  const panel = h("section", { class: "panel ticket", "aria-label": "Order ticket" },
+  /** Asks the trader to confirm side, volume and price; resolves false when cancelled. */
+  function confirmOrder(i: Instrument, type: OrderType): Promise<boolean> {
+    const lev = effectiveLeverage(i, askedLeverage(), store.account);
+    const p = execPrice();
+    const vol = orderVolume(i, p, lev);
+    const sideText = side === OrderSide.BUY ? "Buy" : "Sell";
+    const typeText = type === OrderType.LIMIT ? "limit" : type === OrderType.STOP ? "stop" : "at market";
+    const priceText = p ? fmtPrice(p, i.priceDecimals) : "—";
+    const lines: [string, string][] = [
+      ["Side", `${sideText} ${typeText}`],
+      ["Volume", `${vol ? fmtVolume(vol) : "—"} lots ${i.symbol}`],
+      [type === OrderType.MARKET ? "Price now (fills at the market)" : "Trigger price", priceText],
+      ["Stop loss", sl.value.trim() ? fmtPrice(sl.value, i.priceDecimals) : "none"],
+      ["Take profit", tp.value.trim() ? fmtPrice(tp.value, i.priceDecimals) : "none"],
+      ["Margin + spread", needed.textContent ?? "—"],
+    ];
+    return confirmDialog(`${sideText} ${vol ? fmtVolume(vol) : ""} ${i.symbol}?`, "confirm-dialog", lines, `Confirm ${sideText.toLowerCase()}`);
+  }
+
+  const panel = h("section", { class: "panel ticket", "aria-label": "Order ticket", "data-pane": "trade" },
     h("header", { class: "panel-head" }, h("h2", {}, "New order"), symbolTitle),
     h("div", { class: "panel-body" }, form));
   resetForSymbol();

@@ -4,6 +4,7 @@
 import { describeError } from "../api/errors";
 import { dec, fmtMoney, isPositiveDecimal, signOf } from "../decimal";
 import { h, setText } from "../dom";
+import { timeZoneChoice, setTimeZone, zoneLabel } from "../time";
 import { liveAccount } from "../trading";
 import type { Ctx } from "./context";
 import { field, formDialog } from "./dialogs";
@@ -53,6 +54,7 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
       try {
         const res = await ctx.clients.trading.deposit({ amount: amount.value.trim() });
         store.setAccount(res.account);
+        store.addLedger(res.entry);
         ctx.notify(`Deposited ${fmtMoney(amount.value)} USD`, "success");
         dlg.close();
       } catch (e) {
@@ -66,6 +68,26 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   const connText = h("span", { class: "conn-text" }, "Connecting…");
   const conn = h("div", { class: "conn", testid: "conn-status", "data-state": "connecting", role: "status", "aria-live": "polite" }, connDot, connText);
 
+  // Every time on screen follows this zone; the button says which one and switches it.
+  const tzOffset = h("span", { class: "tz-offset" }, "");
+  const tzName = h("span", { class: "tz-name" }, "");
+  const tz = h("button", { type: "button", class: "btn btn-sm btn-ghost tz", testid: "tz-toggle", title: "Times are shown in this zone; click to switch between your browser's zone and UTC" }, tzOffset, tzName);
+  const renderZone = (): void => {
+    const [offset, ...name] = zoneLabel().split(" ");
+    setText(tzOffset, offset);
+    setText(tzName, name.length ? ` ${name.join(" ")}` : "");
+  };
+  renderZone();
+  tz.addEventListener("click", () => {
+    const next = timeZoneChoice() === "utc" ? "local" : "utc";
+    setTimeZone(next);
+    ctx.settings.update({ timeZone: next });
+  });
+  ctx.settings.onChange(() => {
+    renderZone();
+    store.emit("positions", "orders", "trades", "ledger");
+  });
+
   const user = h("span", { class: "user", testid: "user-email" }, ctx.session.email ?? "");
   const logout = h("button", { type: "button", class: "btn btn-sm btn-ghost", testid: "logout" }, "Log out");
   logout.addEventListener("click", () => void ctx.session.logout());
@@ -76,7 +98,8 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
     h("div", { class: "account-actions" },
       depositBtn,
       h("label", { class: "inline-label", for: "account-leverage" }, "Leverage"), leverage,
-      conn, user, logout));
+      user, logout),
+    conn, tz);
 
   const bannerText = h("span", { testid: "margin-call-text" }, "");
   const banner = h("div", { class: "margin-call", role: "alert", testid: "margin-call-warning", hidden: true },
@@ -112,8 +135,10 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
     const q = store.streams.quotes;
     const acc = store.streams.account;
     const states = [q, acc].filter((s) => s !== "stopped");
-    let state = "live";
-    let text = "Live";
+    // Live means both: the streams are up and every price is fresh.
+    const stale = store.instruments.map((i) => i.symbol).filter((sym) => store.freshness(sym).state === "stale");
+    let state = stale.length ? "stale" : "live";
+    let text = stale.length ? `Live · ${stale.length} stale` : "Live";
     if (states.some((s) => s === "retrying")) {
       state = "down";
       text = "Reconnecting…";
@@ -124,7 +149,8 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
     conn.dataset.state = state;
     conn.dataset.quotes = q;
     conn.dataset.account = acc;
-    conn.title = `Prices: ${q}; account: ${acc}`;
+    conn.dataset.stale = stale.join(" ");
+    conn.title = `Prices: ${q}; account: ${acc}${stale.length ? `; stale: ${stale.join(", ")}` : ""}`;
     setText(connText, text);
   };
 
@@ -133,7 +159,15 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   store.on("positions", render);
   store.on("marginCall", render);
   store.on("connection", renderConn);
-  ctx.session.onChange(() => setText(user, ctx.session.email ?? ""));
+  store.on("clock", renderConn);
+  store.on("quotes", renderConn);
+  // Narrow screens hide the email; the log-out button still says whose session it ends.
+  const showUser = (): void => {
+    setText(user, ctx.session.email ?? "");
+    logout.title = `Log out ${ctx.session.email ?? ""}`;
+  };
+  ctx.session.onChange(showUser);
+  showUser();
   render();
   renderConn();
   return { bar, banner };
