@@ -64,6 +64,14 @@ def database_url(postgres: EmbeddedPostgres) -> str:
 
 
 @pytest.fixture(scope="session")
+def single_shard_database_url(postgres: EmbeddedPostgres) -> str:
+    """A database of its own for platforms started with the default single engine shard: the
+    session database holds users of other shards (auth and scale tests), and a one-shard
+    engine refuses a database like that (its shard count is a property of the data)."""
+    return infra.fresh_database(postgres.url, "single_shard")
+
+
+@pytest.fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
     pool = await open_pool(database_url, max_size=5)
     yield pool

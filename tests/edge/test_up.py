@@ -106,12 +106,18 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
 
 
 def test_a_component_that_fails_shows_its_log(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str
+    tmp_path: Path, single_shard_database_url: str, kafka_bootstrap: str
 ) -> None:
     """The replay feed without a tape cannot start: the message names the component and shows
     the end of its log, and nothing started before it is left running."""
     result = _run_up(
-        tmp_path, "--database-url", database_url, "--kafka", kafka_bootstrap, "--feed", "replay"
+        tmp_path,
+        "--database-url",
+        single_shard_database_url,
+        "--kafka",
+        kafka_bootstrap,
+        "--feed",
+        "replay",
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Poller (replay) exited at start-up" in result.stderr
@@ -121,12 +127,12 @@ def test_a_component_that_fails_shows_its_log(
 
 
 def test_stop_leaves_no_process_behind(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str
+    tmp_path: Path, single_shard_database_url: str, kafka_bootstrap: str
 ) -> None:
     """External PostgreSQL and Kafka (--database-url / --kafka); SIGTERM stops every child and
     every process those children started."""
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
-    process = _start_up_external(data_dir, output, database_url, kafka_bootstrap)
+    process = _start_up_external(data_dir, output, single_shard_database_url, kafka_bootstrap)
     try:
         state = wait_for_state(data_dir, process, output)
     except BaseException:
@@ -147,12 +153,12 @@ def test_stop_leaves_no_process_behind(
 
 
 def test_crashed_components_are_restarted(
-    tmp_path: Path, database_url: str, kafka_bootstrap: str
+    tmp_path: Path, single_shard_database_url: str, kafka_bootstrap: str
 ) -> None:
     """SIGKILL MarketData and Envoy under `exness up`: both come back on their own, and the
     edge reports every upstream healthy again."""
     data_dir, output = tmp_path / "data", tmp_path / "up.out"
-    process = _start_up_external(data_dir, output, database_url, kafka_bootstrap)
+    process = _start_up_external(data_dir, output, single_shard_database_url, kafka_bootstrap)
     try:
         state = wait_for_state(data_dir, process, output)
         killed = {"MarketData": state["children"]["MarketData"], "Envoy": state["edge_pid"]}

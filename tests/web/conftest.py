@@ -36,7 +36,10 @@ CSP_PROBE = """document.addEventListener('securitypolicyviolation', (e) =>
 
 
 @pytest.fixture(scope="session")
-def platform(session_dir: Path, database_url: str, kafka_bootstrap: str) -> Iterator[Platform]:
+def platform(
+    session_dir: Path, single_shard_database_url: str, kafka_bootstrap: str
+) -> Iterator[Platform]:
+    database_url = single_shard_database_url
     root = session_dir / "web-platform"
     root.mkdir(parents=True, exist_ok=True)
     plat = Platform(root, database_url, kafka_bootstrap, access_token_ttl_s=ACCESS_TOKEN_TTL_S)
