@@ -10,6 +10,8 @@ import type { Ctx } from "./context";
 import { field, formDialog } from "./dialogs";
 
 const LEVERAGES = [1, 2, 5, 10, 20, 50, 100, 200, 400, 500, 1000, 2000];
+/** How long a MARGIN_CALL event keeps the banner up when the live level alone would not. */
+const MARGIN_CALL_EVENT_MS = 5_000;
 
 export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   const { store } = ctx;
@@ -105,6 +107,7 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   const banner = h("div", { class: "margin-call", role: "alert", testid: "margin-call-warning", hidden: true },
     h("strong", {}, "Margin call"), bannerText);
 
+  let bannerTimer: number | undefined;
   const render = (): void => {
     const a = store.account;
     const live = liveAccount(store, a);
@@ -120,10 +123,17 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
     level.classList.toggle("down", live.marginCall);
     if (a && document.activeElement !== leverage) leverage.value = String(a.leverage);
     // The banner shows while the live level is at or below the call level; a MARGIN_CALL event
-    // shows it at once even before the next quote.
-    const recentEvent = store.marginCallAt !== null && Date.now() - store.marginCallAt < 5_000;
-    const show = live.marginCall || recentEvent;
+    // shows it at once even before the next quote. With no open position there is nothing to
+    // call margin on: a stop-out that closed the last one ends the warning at once.
+    const sinceEvent = store.marginCallAt === null ? Infinity : Date.now() - store.marginCallAt;
+    const recentEvent = sinceEvent < MARGIN_CALL_EVENT_MS;
+    const show = store.positions.size > 0 && (live.marginCall || recentEvent);
     banner.hidden = !show;
+    // Quotes may pause (a closed market, a frozen feed): re-check when the event's window ends.
+    if (recentEvent) {
+      clearTimeout(bannerTimer);
+      bannerTimer = window.setTimeout(render, MARGIN_CALL_EVENT_MS - sinceEvent + 50);
+    }
     if (show && a) {
       setText(bannerText,
         ` Margin level ${live.marginLevel ? fmtMoney(live.marginLevel) + "%" : "—"} is at or below ${a.marginCallLevel || "60"}%. ` +
