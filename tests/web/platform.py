@@ -158,6 +158,14 @@ class Platform:
             raise RuntimeError(
                 "web/dist is not built: run `npm run build:web` (scripts/setup.sh does)"
             )
+        # A bundle older than its sources tests yesterday's terminal, not the one in the tree.
+        built = (WEB_DIST / "app.js").stat().st_mtime
+        sources = [*WEB_DIST.parent.glob("src/**/*.ts"), *WEB_DIST.parent.glob("styles/*.css")]
+        newer = sorted(str(f) for f in sources if f.stat().st_mtime > built)
+        if newer:
+            raise RuntimeError(
+                f"web/dist is older than {newer[0]}: run `npm run build:web` (make test does)"
+            )
         self.ports = {name: free_port() for name in SERVICES}
         for name in SERVICES:
             self.start_service(name)
