@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from kit.data.instruments import Instrument
-from services.trading.model import HUNDRED, ZERO, Exposure, Position, Quote
+from services.trading.model import HUNDRED, ZERO, Exposure, Position, Quote, margin_of
 from services.trading.triggers import Book
 
 DEFAULT_MARGIN_CALL_LEVEL = Decimal(60)
@@ -86,3 +86,19 @@ def watch_levels(
             else:
                 levels.append((symbol, Book.ASK_FALL, quote.ask - step))
     return levels
+
+
+def leverage_change_margins(
+    positions: Iterable[Position], instruments: Mapping[str, Instrument], leverage: int
+) -> dict[int, tuple[int, Decimal]]:
+    """position id -> (leverage, margin) of each open position margined at a new account
+    leverage (capped by its instrument), at its open price as when it opened."""
+    margins = {}
+    for p in positions:
+        inst = instruments[p.symbol]
+        position_leverage = min(leverage, inst.max_leverage)
+        margins[p.position_id] = (
+            position_leverage,
+            margin_of(p.volume, inst.contract_size, p.open_price, position_leverage),
+        )
+    return margins
