@@ -4,7 +4,7 @@
 // instrument outside its trading session says so.
 import { SwapType, type Instrument } from "../../../gen/ts/exness/market/v1/market_pb";
 import { fmtAge } from "../freshness";
-import { Decimal, dec, fmtPrice, signOf } from "../decimal";
+import { Decimal, dec, fmtMoney, fmtPrice, signOf } from "../decimal";
 import { flash, h, setText } from "../dom";
 import { marketState } from "../sessions";
 import type { Ctx } from "./context";
@@ -125,7 +125,7 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
       ...row("Volume max", i.volumeMax),
       ...row("Max leverage", `1:${i.maxLeverage}`),
       ...row("Spread markup", terms?.spreadMarkup || i.spreadMarkup || "0"),
-      ...row("Commission / lot / side", terms?.commissionPerLot ? `${terms.commissionPerLot} USD` : "none"),
+      ...row("Commission / lot / side", dec(terms?.commissionPerLot)?.gt(0) ? `${fmtMoney(terms?.commissionPerLot)} USD` : "none"),
       ...row("Digits", String(i.priceDecimals)),
       ...row("Trading hours (UTC)", sessionsText(i.sessions)),
       ...(swapText(i) ? row("Swap long / short", swapText(i)) : []));
