@@ -48,11 +48,13 @@ def test_raw_spread_fills_at_its_tighter_spread_and_pays_commission_both_sides()
     # Standard markup 0.00010, Raw Spread none: 0.00005 inside on each side.
     assert engine.quote("EURUSD", "raw_spread") is not None
     typed = engine.quote("EURUSD", "raw_spread")
-    assert typed is not None and (typed.bid, typed.ask) == (D("1.08505"), D("1.08507"))
+    assert typed is not None
+    assert (typed.bid, typed.ask) == (D("1.08505"), D("1.08507"))
 
     raw_buy = engine.place_order(raw, market("EURUSD", BUY, "1"), clock.now).position
     std_buy = engine.place_order(standard, market("EURUSD", BUY, "1"), clock.now).position
-    assert raw_buy is not None and std_buy is not None
+    assert raw_buy is not None
+    assert std_buy is not None
     assert raw_buy.open_price == D("1.08507")
     assert std_buy.open_price == D("1.08512")
     assert raw_buy.margin == D("1085.07")  # 1 x 100000 x 1.08507 / 100
@@ -95,7 +97,8 @@ def test_zero_commission_on_a_partial_close_splits_the_open_side() -> None:
     result = engine.close_position(zero, position.position_id, D("0.20"), clock.now)
     assert result.trade.realized_pnl == D("16.00")  # 0.2 x 100 x (2401.10 - 2400.30)
     assert result.trade.commission == D("-2.00")  # 1.00 open side + 1.00 close side
-    assert result.position is not None and result.position.commission == D("-1.50")
+    assert result.position is not None
+    assert result.position.commission == D("-1.50")
     assert zero.balance == D("10000") - D("2.50") + D("16.00") - D("1.00")
 
 
@@ -129,7 +132,8 @@ def test_margin_call_level_comes_from_the_account_type() -> None:
     quote(engine, clock, "BTCUSD", "64400.00", "64410.00")
     calls = [e.account_id for e in events(engine) if e.type is EventType.MARGIN_CALL]
     assert calls == [standard.account_id]
-    assert standard.margin_call and not pro.margin_call
+    assert standard.margin_call
+    assert not pro.margin_call
     # Pro: equity 95.00 = 14.61 % <= 30 %.
     quote(engine, clock, "BTCUSD", "64100.00", "64110.00")
     assert pro.margin_call
@@ -168,7 +172,8 @@ def test_leverage_change_remargins_open_positions_or_is_refused() -> None:
     engine.deposit(account, D(1000), clock.now)
     quote(engine, clock, "BTCUSD", "65000.00", "65010.00")
     position = engine.place_order(account, market("BTCUSD", BUY, "0.10"), clock.now).position
-    assert position is not None and position.margin == D("65.01")  # at 1:100
+    assert position is not None
+    assert position.margin == D("65.01")
     events(engine)
 
     engine.set_leverage(account, 10, clock.now)  # 650.10 of margin against 999.00 of equity
@@ -267,7 +272,8 @@ def test_two_accounts_of_one_user_keep_their_own_positions_orders_and_balance() 
     in_b = engine.place_order(b, pending("BTCUSD", SELL, LIMIT, "0.10", "66000.00"), clock.now)
     assert in_a is not None
     assert [p.position_id for p in engine.open_positions(a)] == [in_a.position_id]
-    assert engine.open_positions(b) == [] and engine.pending_orders(a) == []
+    assert engine.open_positions(b) == []
+    assert engine.pending_orders(a) == []
     assert in_b.order.status is OrderStatus.PENDING
     with pytest.raises(Refusal) as exc:
         engine.close_position(b, in_a.position_id, None, clock.now)
