@@ -583,12 +583,19 @@ class Engine:
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
-        free_after = self._equity(account) - spread_cost - account.margin - margin
+        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
+        exposure = account.exposure.get(order.symbol)
+        extra = (
+            margin
+            if exposure is None
+            else exposure.margin_with(order.side, units, margin) - exposure.margin()
+        )
+        free_after = self._equity(account) - spread_cost - account.margin - extra
         if free_after < 0:
             raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
                 "free margin does not cover the margin this order needs",
-                required_margin=str(margin),
+                required_margin=str(extra),
                 free_margin=str(money(self._equity(account) - account.margin)),
             )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
@@ -623,11 +630,12 @@ class Engine:
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
-        account.margin += position.margin
         exposure = account.exposure.get(position.symbol)
         if exposure is None:
             exposure = account.exposure[position.symbol] = Exposure()
+        before = exposure.margin()
         exposure.add(position, 1)
+        account.margin += exposure.margin() - before
         self._index_levels(position)
 
     def _close(
@@ -664,8 +672,8 @@ class Engine:
             note,
         )
         exposure = account.exposure[position.symbol]
+        before = exposure.margin()
         exposure.add(position, -1)
-        account.margin -= position.margin
         if volume == position.volume:
             self._unindex_levels(position)
             del self.positions[position.position_id]
@@ -680,9 +688,9 @@ class Engine:
             position.margin = margin_of(
                 position.volume, inst.contract_size, position.open_price, position.leverage
             )
-            account.margin += position.margin
             exposure.add(position, 1)
             snapshot = position.snapshot()
+        account.margin += exposure.margin() - before
         kind = EventType.STOP_OUT if reason is CloseReason.STOP_OUT else EventType.POSITION_CLOSED
         self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
@@ -708,14 +716,16 @@ class Engine:
 
     def _check_risk(self, account: Account, now: datetime) -> None:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
-        if account.margin:
+        # Fully hedged positions need no margin, so open positions (not margin) say whether
+        # there is anything to check: at zero margin the levels are crossed at zero equity.
+        if account.positions:
             mc, so = self.levels(account)
             equity = self._equity(account)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
                 equity = self._equity(account)
-        if account.margin == 0:  # no position left (or none to begin with)
+        if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
             if account.balance < 0 and not account.positions:
@@ -761,7 +771,7 @@ class Engine:
         """Indexes the prices at which this account must be looked at again (see
         risk.watch_levels). `equity`, `mc` and `so` are the account's figures now."""
         self._disarm(account)
-        if account.margin == 0:
+        if not account.positions:
             return
         levels = watch_levels(
             account.exposure, self.quotes, equity, account.margin, mc, so, account.margin_call

@@ -108,6 +108,30 @@ def margin_of(volume: Decimal, contract_size: Decimal, price: Decimal, leverage:
     return (volume * contract_size * price / leverage).quantize(CENT, rounding=ROUND_CEILING)
 
 
+def hedged_margin(
+    long_units: Decimal, long_margin: Decimal, short_units: Decimal, short_margin: Decimal
+) -> Decimal:
+    """The margin one symbol's positions need together: only the larger side's unhedged part,
+    at that side's average margin per unit, rounded UP to the cent; fully hedged: zero.
+
+    As MT5-based brokers such as Exness apply it ("hedged margin" 0: positions of equal volume
+    in opposite directions need no margin; the excess volume of the larger side is margined),
+    see https://fusionmarkets.freshdesk.com/support/solutions/articles/51000385806 (MT5:
+    "the margin requirement for perfectly hedged positions is zero") and Exness's FAQ as quoted
+    at https://fofan.org/faq/why-i-cant-close-hedged-orders-positions-on-exness-mt4-and-mt5.
+    """
+    if long_units >= short_units:
+        big_units, big_margin, small_units = long_units, long_margin, short_units
+    else:
+        big_units, big_margin, small_units = short_units, short_margin, long_units
+    if not small_units:
+        return big_margin
+    if big_units == small_units:
+        return ZERO
+    excess = big_margin * (big_units - small_units) / big_units
+    return excess.quantize(CENT, rounding=ROUND_CEILING)
+
+
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
 class Quote:
     symbol: str
@@ -320,27 +344,57 @@ class LedgerEntry:
 
 class Exposure:
     """An account's open positions in one symbol, aggregated so equity is O(symbols):
-    floating P&L = long_units x bid - long_cost + short_cost - short_units x ask."""
+    floating P&L = long_units x bid - long_cost + short_cost - short_units x ask; margin =
+    hedged_margin of the two sides."""
 
-    __slots__ = ("count", "long_cost", "long_units", "short_cost", "short_units")
+    __slots__ = (
+        "count",
+        "long_cost",
+        "long_margin",
+        "long_units",
+        "short_cost",
+        "short_margin",
+        "short_units",
+    )
 
     def __init__(self) -> None:
         self.long_units = ZERO
         self.long_cost = ZERO
+        self.long_margin = ZERO
         self.short_units = ZERO
         self.short_cost = ZERO
+        self.short_margin = ZERO
         self.count = 0
 
     def add(self, position: Position, sign: int) -> None:
         units = position.units if sign > 0 else -position.units
+        margin = position.margin if sign > 0 else -position.margin
         cost = units * position.open_price
         if position.side is Side.BUY:
             self.long_units += units
             self.long_cost += cost
+            self.long_margin += margin
         else:
             self.short_units += units
             self.short_cost += cost
+            self.short_margin += margin
         self.count += sign
+
+    def margin(self) -> Decimal:
+        return hedged_margin(self.long_units, self.long_margin, self.short_units, self.short_margin)
+
+    def margin_with(self, side: Side, units: Decimal, margin: Decimal) -> Decimal:
+        """The margin these positions would need with one more position of `side`."""
+        if side is Side.BUY:
+            return hedged_margin(
+                self.long_units + units,
+                self.long_margin + margin,
+                self.short_units,
+                self.short_margin,
+            )
+        return hedged_margin(
+            self.long_units, self.long_margin, self.short_units + units, self.short_margin + margin
+        )
 
     def pnl(self, quote: Quote) -> Decimal:
         return (
@@ -388,7 +442,7 @@ class Account:
         self.created_at = created_at
         self.updated_at = updated_at or created_at
         self.margin_call = margin_call  # in margin call until the level recovers
-        self.margin = ZERO  # sum of open positions' margin
+        self.margin = ZERO  # sum of its exposures' (hedged) margins
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}  # pending only
         # client_order_id -> (order id, request fingerprint): idempotent retries
