@@ -45,6 +45,7 @@ from services.trading.model import (
     exact,
     margin_of,
     money,
+    pnl_of,
 )
 from services.trading.orders import (
     OrderRequest,
@@ -651,11 +652,7 @@ class Engine:
         price = position.close_price(quote)
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
-        pnl = money(
-            units * (price - position.open_price)
-            if position.side is Side.BUY
-            else units * (position.open_price - price)
-        )
+        pnl = pnl_of(position.side, units, position.open_price, price)
         trade = Trade(
             self._trade_ids(),
             account.account_id,

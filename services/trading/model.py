@@ -98,8 +98,17 @@ class EventType(enum.IntEnum):
 
 
 def money(value: Decimal) -> Decimal:
-    """Realised amounts settle in cents (half up), so the ledger sums exactly to the balance."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    """The one rounding rule for money: cents, half up (half a cent away from zero), never a
+    negative zero. Realised amounts settle in it, so the ledger sums exactly to the balance,
+    and every amount shown is rounded by it, so what is shown is what would be realised."""
+    cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return cents.copy_abs() if cents.is_zero() else cents
+
+
+def pnl_of(side: Side, units: Decimal, open_price: Decimal, price: Decimal) -> Decimal:
+    """The P&L, in money, of `units` of a position of `side` opened at `open_price` and closed
+    at `price`: what closing realises and what a position shows at that price."""
+    return money(units * (price - open_price) if side is Side.BUY else units * (open_price - price))
 
 
 def margin_of(volume: Decimal, contract_size: Decimal, price: Decimal, leverage: int) -> Decimal:
