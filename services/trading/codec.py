@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from exness.trading.v1 import trading_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kit.data.account_types import AccountType
+from kit.data.instruments import Instrument
 from kit.decimals import format_decimal
 from services.trading.model import (
     AccountView,
@@ -71,6 +73,11 @@ def account_pb(view: AccountView) -> pb.Account:
         shard=view.shard,
         margin_call_level=dec(view.margin_call_level),
         stop_out_level=dec(view.stop_out_level),
+        account_type=view.account_type,
+        kind=int(view.kind),  # type: ignore[arg-type]
+        swap_free=view.swap_free,
+        is_default=view.is_default,
+        create_time=ts(view.created_at),
     )
 
 
@@ -112,6 +119,7 @@ def order_pb(order: Order) -> pb.Order:
         reject_reason=order.reject_reason,
         create_time=ts(order.created_at),
         update_time=ts(order.updated_at),
+        account_id=str(order.account_id),
     )
     if order.expire_at is not None:
         message.expire_time.CopyFrom(ts(order.expire_at))
@@ -141,6 +149,8 @@ def position_pb(position: Position, quote: Quote | None) -> pb.Position:
         unrealized_pnl="" if pnl is None else cents(pnl),
         order_id=str(position.order_id),
         open_time=ts(position.opened_at),
+        commission=dec(position.commission, 2),
+        account_id=str(position.account_id),
     )
 
 
@@ -158,6 +168,8 @@ def trade_pb(trade: Trade) -> pb.Trade:
         open_time=ts(trade.opened_at),
         close_time=ts(trade.closed_at),
         close_note=trade.close_note,
+        commission=dec(trade.commission, 2),
+        account_id=str(trade.account_id),
     )
 
 
@@ -169,13 +181,14 @@ def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
         balance_after=cents(entry.balance_after),
         reference_id=entry.reference_id,
         create_time=ts(entry.created_at),
+        account_id=str(entry.account_id),
     )
 
 
 def event_pb(
     event: Event,
     view: AccountView,
-    quote_of: Callable[[str], Quote | None],
+    quote_of: Callable[[str, str], Quote | None],
     accounts: dict[int, pb.Account],
 ) -> pb.AccountEvent:
     """The event as journaled, with `view`, its account's figures. `accounts`: a cache of
@@ -196,9 +209,32 @@ def event_pb(
         message.order.CopyFrom(final_order_pb(event.order))
     # A closed position travels as the trade only; `position` is what stays open.
     if event.position is not None and event.position.closed_at is None:
-        message.position.CopyFrom(position_pb(event.position, quote_of(event.position.symbol)))
+        message.position.CopyFrom(
+            position_pb(event.position, quote_of(event.position.symbol, view.account_type))
+        )
     if event.trade is not None:
         message.trade.CopyFrom(trade_pb(event.trade))
     if event.ledger is not None:
         message.ledger_entry.CopyFrom(ledger_pb(event.ledger))
     return message
+
+
+def account_type_pb(
+    account_type: AccountType, instruments: Mapping[str, Instrument]
+) -> pb.AccountType:
+    """The type with its terms on every listed instrument, ordered by symbol."""
+    return pb.AccountType(
+        name=account_type.name,
+        display_name=account_type.display_name,
+        margin_call_level=dec(account_type.margin_call_level),
+        stop_out_level=dec(account_type.stop_out_level),
+        max_leverage=account_type.max_leverage,
+        terms=[
+            pb.AccountTypeTerms(
+                symbol=symbol,
+                spread_markup=dec(account_type.markup(inst)),
+                commission_per_lot=dec(account_type.terms_of(symbol).commission_per_lot, 2),
+            )
+            for symbol, inst in sorted(instruments.items())
+        ],
+    )

@@ -244,7 +244,7 @@ class _Rows:
     def __init__(
         self,
         shard: int,
-        quote_of: Callable[[str], Quote | None],
+        quote_of: Callable[[str, str], Quote | None],
         handoff: Handoff,
         spans: CommitSpans,
     ) -> None:

@@ -20,13 +20,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
+from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.refusal import Refusal, not_found, precondition_failed, unavailable
+from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
     HUNDRED,
     ZERO,
     Account,
+    AccountKind,
     AccountView,
     CloseReason,
     Event,
@@ -55,11 +57,19 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
+    check_type_leverage,
+    check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
 )
-from services.trading.risk import next_to_stop_out, strictest_levels, watch_levels
+from services.trading.risk import (
+    hedged_total,
+    leverage_change_margins,
+    next_to_stop_out,
+    strictest_levels,
+    watch_levels,
+)
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -68,6 +78,8 @@ DEFAULT_LEVERAGE = 100
 # Pending orders per account (MT5 servers have the same kind of limit): each is indexed and
 # listed, so an account must not be able to grow them without bound.
 DEFAULT_MAX_PENDING_ORDERS = 200
+# Trading accounts per user (the default one included): each is kept in memory.
+DEFAULT_MAX_ACCOUNTS = 10
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -94,15 +106,32 @@ class Engine:
         default_leverage: int = DEFAULT_LEVERAGE,
         max_quote_age: timedelta = timedelta(seconds=10),
         max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
+        account_types: Mapping[str, AccountType] | None = None,
+        max_accounts: int = DEFAULT_MAX_ACCOUNTS,
     ) -> None:
         self.instruments = dict(instruments)
         self.max_pending_orders = max_pending_orders
+        self.max_accounts = max_accounts
+        # Without the account_types table (unit tests): one Standard type with the strictest
+        # levels of the instruments' groups, as before account types existed.
+        self.account_types = dict(
+            account_types or fallback_types(*strictest_levels(self.instruments.values()))
+        )
+        # (type, symbol) -> how far the type's bid sits above (its ask below) the published
+        # quote; only types whose spread differs from the default markup have entries.
+        self._shifts: dict[tuple[str, str], Decimal] = {
+            (t.name, i.symbol): shift
+            for t in self.account_types.values()
+            for i in self.instruments.values()
+            if (shift := t.quote_shift(i))
+        }
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
         self.quotes: dict[str, Quote] = {}
         self.accounts: dict[int, Account] = {}
-        self.by_user: dict[str, Account] = {}
+        self.by_user: dict[str, Account] = {}  # the default account of each user
+        self.user_accounts: dict[str, list[Account]] = {}  # all of them, oldest first
         self.positions: dict[int, Position] = {}
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
@@ -119,11 +148,6 @@ class Engine:
         # orders costs no index work. During a tick watches are re-armed at once.
         self._stale: dict[int, Account] = {}
         self._ticking = False
-        self._default_levels = strictest_levels(self.instruments.values())
-        # Usually every group has the same levels: then no per-account lookup is needed.
-        self._uniform_levels = (
-            len({(i.margin_call_level, i.stop_out_level) for i in self.instruments.values()}) <= 1
-        )
 
     # ---------------------------------------------------------------- restore (from the DB)
 
@@ -140,8 +164,15 @@ class Engine:
         self._ledger_ids = ShardIds(shard, ledger)
 
     def restore_account(self, account: Account) -> None:
+        self._register(account)
+
+    def _register(self, account: Account) -> None:
         self.accounts[account.account_id] = account
-        self.by_user[account.user_id] = account
+        if account.is_default:
+            self.by_user[account.user_id] = account
+        owned = self.user_accounts.setdefault(account.user_id, [])
+        owned.append(account)
+        owned.sort(key=lambda a: a.account_id)
 
     def restore_order(self, order: Order) -> None:
         account = self.accounts[order.account_id]
@@ -172,8 +203,34 @@ class Engine:
         """The sequence of the last event emitted."""
         return self._sequence
 
-    def quote(self, symbol: str) -> Quote | None:
-        return self.quotes.get(symbol)
+    def quote(self, symbol: str, account_type: str = STANDARD) -> Quote | None:
+        """The latest quote of `symbol` as accounts of `account_type` trade it."""
+        quote = self.quotes.get(symbol)
+        return None if quote is None else self._typed_quote(account_type, quote)
+
+    def _typed_quote(self, account_type: str, quote: Quote) -> Quote:
+        """The published quote with the account type's spread (the same object when the type
+        trades at the default markup)."""
+        shift = self._shifts.get((account_type, quote.symbol))
+        if shift is None:
+            return quote
+        return Quote(quote.symbol, quote.bid + shift, quote.ask - shift, quote.time)
+
+    def _book_price(self, account_type: str, symbol: str, book: Book, price: Decimal) -> Decimal:
+        """A trigger level in the account type's prices, as a level of the published quote
+        the index is fed with: bid' = bid + shift and ask' = ask - shift."""
+        shift = self._shifts.get((account_type, symbol))
+        if shift is None:
+            return price
+        return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+
+    def account_type(self, account: Account) -> AccountType:
+        return self.account_types[account.account_type]
+
+    def accounts_of(self, user_id: str) -> list[Account]:
+        """The user's accounts, the default one first, then oldest first."""
+        owned = self.user_accounts.get(user_id, [])
+        return sorted(owned, key=lambda a: not a.is_default)
 
     def pending_orders(
         self, account: Account, *, before_id: int | None = None, limit: int | None = None
@@ -217,18 +274,18 @@ class Engine:
     def _equity(self, account: Account) -> Decimal:
         equity = account.balance
         quotes = self.quotes
+        typed = self._typed_quote
+        kind = account.account_type
         for symbol, exposure in account.exposure.items():
             quote = quotes.get(symbol)
             if quote is not None:  # no quote yet after a restart: valued at its open price
-                equity += exposure.pnl(quote)
+                equity += exposure.pnl(typed(kind, quote))
         return equity
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
-        """(margin call, stop-out) levels in percent: the strictest of the groups of the
-        instruments the account holds, or of all groups when it holds none."""
-        if self._uniform_levels or not account.exposure:
-            return self._default_levels
-        return strictest_levels(self.instruments[s] for s in account.exposure)
+        """(margin call, stop-out) levels in percent, of the account's type."""
+        account_type = self.account_types[account.account_type]
+        return account_type.margin_call_level, account_type.stop_out_level
 
     def _view(self, account: Account) -> AccountView:
         equity = self._equity(account)
@@ -247,6 +304,10 @@ class Engine:
             account.margin_call,
             account.created_at,
             account.updated_at,
+            account.account_type,
+            account.kind,
+            account.swap_free,
+            account.is_default,
         )
 
     # ---------------------------------------------------------------- hand-over to persistence
@@ -267,15 +328,77 @@ class Engine:
 
     @exact
     def account_of(self, user_id: str, now: datetime) -> Account:
-        """The user's account, opened (zero USD balance) on first use."""
+        """The user's default account (Standard, demo), opened with a zero USD balance on
+        first use."""
         account = self.by_user.get(user_id)
         if account is None:
             account = Account(
                 self._account_ids(), user_id, self.shard_id, self.default_leverage, ZERO, now
             )
-            self.accounts[account.account_id] = account
-            self.by_user[user_id] = account
+            self._register(account)
             self._outbox.append(self._view(account))
+        return account
+
+    def account_for(self, user_id: str, account_id: int | None, now: datetime) -> Account:
+        """The user's account `account_id`, or the default one when None. Another user's
+        account and an unknown id are the same answer, so ids reveal nothing."""
+        if account_id is None:
+            return self.account_of(user_id, now)
+        account = self.accounts.get(account_id)
+        if account is None or account.user_id != user_id:
+            raise not_found(
+                "ACCOUNT_NOT_FOUND",
+                "no such trading account among yours",
+                account_id=str(account_id),
+            )
+        return account
+
+    @exact
+    def create_account(
+        self,
+        user_id: str,
+        type_name: str,
+        kind: AccountKind,
+        leverage: int,
+        swap_free: bool,
+        now: datetime,
+    ) -> Account:
+        """Opens another account for the user (zero balance); the default one is opened
+        first if the user has none yet. `leverage` 0: the platform default, capped by the
+        type."""
+        account_type = self.account_types.get(type_name)
+        if account_type is None:
+            raise invalid_field(
+                "account_type",
+                f"no account type {type_name!r}; one of {', '.join(self.account_types)}",
+                "UNKNOWN_ACCOUNT_TYPE",
+            )
+        if leverage == 0:
+            leverage = min(self.default_leverage, account_type.max_leverage)
+        check_type_leverage(account_type, leverage)
+        owned = self.user_accounts.get(user_id, [])
+        if len(owned) + (0 if user_id in self.by_user else 1) >= self.max_accounts:
+            raise precondition_failed(
+                "ACCOUNT_LIMIT",
+                f"you already hold {self.max_accounts} trading accounts, the most allowed",
+                limit=str(self.max_accounts),
+            )
+        self.account_of(user_id, now)
+        account = Account(
+            self._account_ids(),
+            user_id,
+            self.shard_id,
+            leverage,
+            ZERO,
+            now,
+            account_type=type_name,
+            kind=kind,
+            swap_free=swap_free,
+            is_default=False,
+        )
+        self._register(account)
+        self._outbox.append(self._view(account))
+        self._emit(account, EventType.ACCOUNT_CREATED, now)
         return account
 
     @exact
@@ -285,11 +408,48 @@ class Engine:
         self._check_risk(account, now)
         return entry
 
+    @exact
+    def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        """Takes demo funds out: at most the free margin (and never below a zero balance)."""
+        free = min(self._equity(account) - account.margin, account.balance)
+        check_withdrawal(amount, free)
+        entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
+        self._check_risk(account, now)
+        return entry
+
+    @exact
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
+        """Sets the account leverage and margins the open positions at it (each capped by its
+        instrument); refused when the new margin would exceed the equity."""
         check_account_leverage(leverage)
+        check_type_leverage(self.account_type(account), leverage)
+        margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
+        required = hedged_total(account.positions.values(), margins)
+        equity = self._equity(account)
+        if margins and required > equity:
+            raise precondition_failed(
+                "LEVERAGE_CHANGE_REFUSED",
+                f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
+                f" than the equity {money(equity)}",
+                required_margin=str(money(required)),
+                equity=str(money(equity)),
+            )
         account.leverage = leverage
         account.updated_at = now
+        for position_id, (position_leverage, margin) in margins.items():
+            position = account.positions[position_id]
+            if position.leverage == position_leverage and position.margin == margin:
+                continue
+            exposure = account.exposure[position.symbol]
+            before = exposure.margin()
+            exposure.add(position, -1)
+            position.leverage = position_leverage
+            position.margin = margin
+            exposure.add(position, 1)
+            account.margin += exposure.margin() - before
+            self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
+        self._check_risk(account, now)
 
     # ---------------------------------------------------------------- orders
 
@@ -342,7 +502,8 @@ class Engine:
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        entry = entry_price(inst, req, quote, now, self.max_quote_age)
+        typed = self._typed_quote(account.account_type, quote)
+        entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
 
         order = Order(
@@ -418,8 +579,9 @@ class Engine:
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
+        typed = self._typed_quote(account.account_type, quote)
         check_levels(
-            position.side, position.close_price(quote), stop_loss, take_profit, "the current price"
+            position.side, position.close_price(typed), stop_loss, take_profit, "the current price"
         )
         self._unindex_levels(position)
         position.stop_loss = stop_loss
@@ -580,10 +742,12 @@ class Engine:
         spread the position starts with); raises INSUFFICIENT_MARGIN otherwise. Returns a
         snapshot of the new position."""
         inst = self.instruments[order.symbol]
+        quote = self._typed_quote(account.account_type, quote)
         price = quote.ask if order.side is Side.BUY else quote.bid
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
+        commission = self._commission(account, order.symbol, order.volume)
         # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
         exposure = account.exposure.get(order.symbol)
         extra = (
@@ -591,7 +755,7 @@ class Engine:
             if exposure is None
             else exposure.margin_with(order.side, units, margin) - exposure.margin()
         )
-        free_after = self._equity(account) - spread_cost - account.margin - extra
+        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
         if free_after < 0:
             raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
@@ -618,6 +782,7 @@ class Engine:
             now,
             order.stop_loss,
             order.take_profit,
+            commission=-commission,
         )
         order.fill_price = price
         order.position_id = position.position_id
@@ -626,7 +791,16 @@ class Engine:
         # A filled order never changes again (it is in no book), so it is its own snapshot.
         self._emit(account, EventType.ORDER_FILLED, now, order=order)
         self._emit(account, EventType.POSITION_OPENED, now, position=opened)
+        if commission:
+            self._change_balance(
+                account, LedgerKind.COMMISSION, -commission, str(position.position_id), now
+            )
         return opened
+
+    def _commission(self, account: Account, symbol: str, volume: Decimal) -> Decimal:
+        """One side's commission of `volume` lots, in cents (positive)."""
+        rate = self.account_types[account.account_type].terms_of(symbol).commission_per_lot
+        return money(volume * rate) if rate else ZERO
 
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
@@ -649,10 +823,17 @@ class Engine:
         now: datetime,
         note: str = "",
     ) -> Trade:
-        price = position.close_price(quote)
+        price = position.close_price(self._typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
         pnl = pnl_of(position.side, units, position.open_price, price)
+        # The open side's commission of the part closed (all of it on a whole close), and
+        # this close's side.
+        whole = volume == position.volume
+        open_side = (
+            position.commission if whole else money(position.commission * volume / position.volume)
+        )
+        close_side = self._commission(account, position.symbol, volume)
         trade = Trade(
             self._trade_ids(),
             account.account_id,
@@ -667,11 +848,12 @@ class Engine:
             position.opened_at,
             now,
             note,
+            open_side - close_side,
         )
         exposure = account.exposure[position.symbol]
         before = exposure.margin()
         exposure.add(position, -1)
-        if volume == position.volume:
+        if whole:
             self._unindex_levels(position)
             del self.positions[position.position_id]
             del account.positions[position.position_id]
@@ -680,6 +862,7 @@ class Engine:
                 del account.exposure[position.symbol]
             snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
+            position.commission -= open_side
             position.volume -= volume
             position.units = position.volume * inst.contract_size
             position.margin = margin_of(
@@ -692,6 +875,10 @@ class Engine:
         self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
             self._change_balance(account, LedgerKind.REALIZED_PNL, pnl, str(trade.trade_id), now)
+        if close_side:
+            self._change_balance(
+                account, LedgerKind.COMMISSION, -close_side, str(position.position_id), now
+            )
         return trade
 
     def _change_balance(
@@ -749,7 +936,8 @@ class Engine:
         while account.positions:
             if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            worst = next_to_stop_out(account.positions.values(), self.quotes)
+            quotes = {s: self._typed_quote(account.account_type, q) for s, q in self.quotes.items()}
+            worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
                 break
             self._close(
@@ -770,13 +958,21 @@ class Engine:
         self._disarm(account)
         if not account.positions:
             return
+        kind = account.account_type
+        quotes = self.quotes
+        if any((kind, s) in self._shifts for s in account.exposure):
+            quotes = {
+                s: self._typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
+            }
         levels = watch_levels(
-            account.exposure, self.quotes, equity, account.margin, mc, so, account.margin_call
+            account.exposure, quotes, equity, account.margin, mc, so, account.margin_call
         )
         add = self.index.add
         ref = account.account_id
+        price_of = self._book_price
         account.watch.extend(
-            add(symbol, book, price, Kind.WATCH, ref) for symbol, book, price in levels
+            add(symbol, book, price_of(kind, symbol, book, price), Kind.WATCH, ref)
+            for symbol, book, price in levels
         )
 
     def _index_order(self, account: Account, order: Order) -> None:
@@ -785,7 +981,8 @@ class Engine:
             book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
         else:
             book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
-        order.handle = self.index.add(order.symbol, book, order.price, Kind.ORDER, order.order_id)
+        price = self._book_price(account.account_type, order.symbol, book, order.price)
+        order.handle = self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
         self.pending[order.order_id] = order
         account.orders[order.order_id] = order
         if order.expire_at is not None:
@@ -805,19 +1002,22 @@ class Engine:
 
     def _index_levels(self, position: Position) -> None:
         buy = position.side is Side.BUY
+        kind = self.accounts[position.account_id].account_type
         if position.stop_loss is not None:
+            book = Book.BID_FALL if buy else Book.ASK_RISE
             position.sl_handle = self.index.add(
                 position.symbol,
-                Book.BID_FALL if buy else Book.ASK_RISE,
-                position.stop_loss,
+                book,
+                self._book_price(kind, position.symbol, book, position.stop_loss),
                 Kind.STOP_LOSS,
                 position.position_id,
             )
         if position.take_profit is not None:
+            book = Book.BID_RISE if buy else Book.ASK_FALL
             position.tp_handle = self.index.add(
                 position.symbol,
-                Book.BID_RISE if buy else Book.ASK_FALL,
-                position.take_profit,
+                book,
+                self._book_price(kind, position.symbol, book, position.take_profit),
                 Kind.TAKE_PROFIT,
                 position.position_id,
             )

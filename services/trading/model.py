@@ -79,6 +79,14 @@ class LedgerKind(enum.IntEnum):
     DEPOSIT = 1
     REALIZED_PNL = 2
     NEGATIVE_BALANCE_RESET = 3
+    WITHDRAWAL = 4
+    COMMISSION = 5
+    SWAP = 6
+
+
+class AccountKind(enum.IntEnum):
+    DEMO = 1
+    REAL = 2
 
 
 class EventType(enum.IntEnum):
@@ -95,6 +103,9 @@ class EventType(enum.IntEnum):
     LEVERAGE_CHANGED = 11
     MARGIN_CALL = 12
     STOP_OUT = 13
+    ACCOUNT_CREATED = 14
+    SWAP_CHARGED = 15
+    TRAILING_STOP_MOVED = 16
 
 
 def money(value: Decimal) -> Decimal:
@@ -245,6 +256,7 @@ class Position:
     __slots__ = (
         "account_id",
         "closed_at",
+        "commission",
         "leverage",
         "margin",
         "open_price",
@@ -277,6 +289,7 @@ class Position:
         stop_loss: Decimal | None = None,
         take_profit: Decimal | None = None,
         closed_at: datetime | None = None,
+        commission: Decimal = ZERO,
     ) -> None:
         self.position_id = position_id
         self.account_id = account_id
@@ -292,6 +305,7 @@ class Position:
         self.stop_loss = stop_loss
         self.take_profit = take_profit
         self.closed_at = closed_at
+        self.commission = commission  # charged so far on the open side (negative)
         self.sl_handle = 0  # trigger-index handles; 0 means not indexed
         self.tp_handle = 0
 
@@ -311,6 +325,7 @@ class Position:
             self.stop_loss,
             self.take_profit,
             self.closed_at,
+            self.commission,
         )
 
     def close_price(self, quote: Quote) -> Decimal:
@@ -338,6 +353,7 @@ class Trade:
     opened_at: datetime
     closed_at: datetime
     close_note: str = ""  # why the operators closed it (OPERATOR)
+    commission: Decimal = ZERO  # open and close sides of this part (negative)
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -417,9 +433,12 @@ class Exposure:
 class Account:
     __slots__ = (
         "account_id",
+        "account_type",
         "balance",
         "created_at",
         "exposure",
+        "is_default",
+        "kind",
         "leverage",
         "margin",
         "margin_call",
@@ -427,6 +446,7 @@ class Account:
         "positions",
         "requests",
         "shard",
+        "swap_free",
         "updated_at",
         "user_id",
         "watch",
@@ -442,9 +462,18 @@ class Account:
         created_at: datetime,
         margin_call: bool = False,
         updated_at: datetime | None = None,
+        *,
+        account_type: str = "standard",
+        kind: AccountKind = AccountKind.DEMO,
+        swap_free: bool = False,
+        is_default: bool = True,
     ) -> None:
         self.account_id = account_id
         self.user_id = user_id
+        self.account_type = account_type  # name of its AccountType
+        self.kind = kind
+        self.swap_free = swap_free  # no swaps at the rollover
+        self.is_default = is_default  # what requests without an account_id act on
         self.shard = shard
         self.leverage = leverage
         self.balance = balance
@@ -477,6 +506,10 @@ class AccountView:
     margin_call: bool
     created_at: datetime
     updated_at: datetime
+    account_type: str = "standard"
+    kind: AccountKind = AccountKind.DEMO
+    swap_free: bool = False
+    is_default: bool = True
 
     @property
     def free_margin(self) -> Decimal:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
 from kit.refusal import invalid_field, precondition_failed
 from services.trading.model import OrderType, Quote, Side, money
@@ -60,6 +61,28 @@ def check_deposit(amount: Decimal) -> None:
 def check_account_leverage(leverage: int) -> None:
     if not 1 <= leverage <= MAX_LEVERAGE:
         raise invalid_field("leverage", f"must be between 1 and {MAX_LEVERAGE}", "INVALID_LEVERAGE")
+
+
+def check_type_leverage(account_type: AccountType, leverage: int) -> None:
+    if leverage > account_type.max_leverage:
+        raise invalid_field(
+            "leverage",
+            f"{account_type.display_name} accounts allow at most 1:{account_type.max_leverage}",
+            "INVALID_LEVERAGE",
+        )
+
+
+def check_withdrawal(amount: Decimal, free_margin: Decimal) -> None:
+    """A withdrawal: positive, in cents, at most the free margin."""
+    if amount <= 0 or amount != money(amount):
+        raise invalid_field("amount", "must be > 0 and have at most 2 decimals")
+    if amount > free_margin:
+        shown = money(max(free_margin, Decimal(0)))
+        raise precondition_failed(
+            "INSUFFICIENT_FREE_MARGIN",
+            f"the free margin is {shown} USD; at most that can be withdrawn",
+            free_margin=str(shown),
+        )
 
 
 def order_leverage(account_leverage: int, inst: Instrument, requested: int) -> int:
@@ -138,12 +161,14 @@ def entry_price(
     if req.price is not None or req.stop_loss is not None or req.take_profit is not None:
         for name in ("price", "stop_loss", "take_profit"):
             check_tick(inst, name, getattr(req, name))
+    # Market orders fill at the quote and pending ones are judged against it: a stale quote
+    # refuses both.
+    check_fresh(quote, now, max_age)
     if req.type is OrderType.MARKET:
         if req.price is not None:
             raise invalid_field("price", "must be empty for MARKET orders")
         if req.expire_at is not None:
             raise invalid_field("expire_time", "only pending orders expire")
-        check_fresh(quote, now, max_age)
         entry = quote.ask if req.side is Side.BUY else quote.bid
         exit_price = quote.bid if req.side is Side.BUY else quote.ask
         check_levels(req.side, exit_price, req.stop_loss, req.take_profit, "the current price")

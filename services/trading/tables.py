@@ -97,6 +97,10 @@ ACCOUNTS = Table(
         Column("margin_call", "bool"),
         Column("created_at", "timestamptz"),
         Column("updated_at", "timestamptz"),
+        Column("account_type", "text"),
+        Column("kind", "smallint"),
+        Column("swap_free", "bool"),
+        Column("is_default", "bool"),
     ),
     conflict_key="account_id",
     updated=("balance", "leverage", "margin_call", "updated_at"),
@@ -146,9 +150,10 @@ POSITIONS = Table(
         Column("margin", "numeric"),
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
+        Column("commission", "numeric"),
     ),
     conflict_key="position_id",
-    updated=("volume", "stop_loss", "take_profit", "margin", "closed_at"),
+    updated=("volume", "stop_loss", "take_profit", "margin", "closed_at", "commission"),
 )
 
 TRADES = Table(
@@ -167,6 +172,7 @@ TRADES = Table(
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
         Column("close_note", "text"),
+        Column("commission", "numeric"),
     ),
 )
 

@@ -211,7 +211,7 @@ def test_unknown_symbol_and_missing_quote() -> None:
     refused(exc, grpc.StatusCode.UNAVAILABLE, "NO_QUOTE")
 
 
-def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -> None:
+def test_stale_quote_refuses_market_and_pending_orders_and_closes() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
@@ -224,8 +224,12 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
     with pytest.raises(Refusal) as exc:
         engine.close_position(account, opened.position.position_id, None, clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
-    placed = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
-    assert placed.order.status is OrderStatus.PENDING
+    # A pending order is judged against the quote too (issue 15 item 6): refused alike, and
+    # nothing is booked.
+    with pytest.raises(Refusal) as exc:
+        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
+    refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
+    assert account.orders == {}
     # A quote stamped in the past is stale even if it just arrived.
     now = clock.tick()
     engine.on_quote("BTCUSD", D("65000"), D("65010"), now - timedelta(seconds=30), now)
