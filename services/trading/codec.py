@@ -113,6 +113,7 @@ def order_pb(order: Order) -> pb.Order:
         price=dec(order.price),
         stop_loss=dec(order.stop_loss),
         take_profit=dec(order.take_profit),
+        trailing_stop=dec(order.trailing_stop),
         leverage=order.leverage,
         fill_price=dec(order.fill_price),
         position_id="" if order.position_id is None else str(order.position_id),
@@ -144,12 +145,13 @@ def position_pb(position: Position, quote: Quote | None) -> pb.Position:
         current_price=dec(current),
         stop_loss=dec(position.stop_loss),
         take_profit=dec(position.take_profit),
+        trailing_stop=dec(position.trailing_stop),
         leverage=position.leverage,
         margin=cents(position.margin),
         unrealized_pnl="" if pnl is None else cents(pnl),
         order_id=str(position.order_id),
         open_time=ts(position.opened_at),
-        commission=dec(position.commission, 2),
+        commission=cents(position.commission),
         account_id=str(position.account_id),
     )
 
@@ -168,7 +170,7 @@ def trade_pb(trade: Trade) -> pb.Trade:
         open_time=ts(trade.opened_at),
         close_time=ts(trade.closed_at),
         close_note=trade.close_note,
-        commission=dec(trade.commission, 2),
+        commission=cents(trade.commission),
         account_id=str(trade.account_id),
     )
 

@@ -57,11 +57,13 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
+    check_trailing_stop,
     check_type_leverage,
     check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
+    trailed_stop,
 )
 from services.trading.risk import (
     hedged_total,
@@ -505,6 +507,9 @@ class Engine:
         typed = self._typed_quote(account.account_type, quote)
         entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
+        # A market BUY trails the bid it closes at; a pending order the price it fills at.
+        trails = typed.bid if req.type is OrderType.MARKET else entry
+        check_trailing_stop(inst, req.trailing_stop, req.side, trails)
 
         order = Order(
             self._order_ids(),
@@ -521,6 +526,7 @@ class Engine:
             stop_loss=req.stop_loss,
             take_profit=req.take_profit,
             expire_at=req.expire_at,
+            trailing_stop=req.trailing_stop,
         )
         position: Position | None = None
         if req.type is OrderType.MARKET:
@@ -571,7 +577,11 @@ class Engine:
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
         now: datetime,
+        trailing_stop: Decimal | None = None,
     ) -> Position:
+        """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
+        A trailing stop sets the stop-loss at its distance from the current price, unless the
+        stop-loss given is already better for the position."""
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -580,12 +590,15 @@ class Engine:
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
         typed = self._typed_quote(account.account_type, quote)
-        check_levels(
-            position.side, position.close_price(typed), stop_loss, take_profit, "the current price"
-        )
+        current = position.close_price(typed)
+        check_levels(position.side, current, stop_loss, take_profit, "the current price")
+        check_trailing_stop(inst, trailing_stop, position.side, current)
+        if trailing_stop is not None:
+            stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
         self._unindex_levels(position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
+        position.trailing_stop = trailing_stop
         self._index_levels(position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
@@ -713,6 +726,11 @@ class Engine:
             position = self.positions.get(ref)
             if position is None:
                 return
+            if kind is Kind.TRAIL:
+                if position.trail_handle == handle:
+                    position.trail_handle = 0
+                    self._trail(position, quote, now)
+                return
             if kind is Kind.STOP_LOSS and position.sl_handle == handle:
                 position.sl_handle = 0
                 reason = CloseReason.STOP_LOSS
@@ -724,6 +742,18 @@ class Engine:
             account = self.accounts[position.account_id]
             self._close(account, position, position.volume, quote, reason, now)
             self._check_risk(account, now)
+
+    def _trail(self, position: Position, quote: Quote, now: datetime) -> None:
+        """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
+        assert position.trailing_stop is not None
+        account = self.accounts[position.account_id]
+        current = position.close_price(self._typed_quote(account.account_type, quote))
+        self._unindex_levels(position)
+        position.stop_loss = trailed_stop(
+            position.side, current, position.trailing_stop, position.stop_loss
+        )
+        self._index_levels(position)
+        self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
     # ---------------------------------------------------------------- internals
 
@@ -783,7 +813,12 @@ class Engine:
             order.stop_loss,
             order.take_profit,
             commission=-commission,
+            trailing_stop=order.trailing_stop,
         )
+        if order.trailing_stop is not None:  # the stop-loss starts at the distance, or better
+            position.stop_loss = trailed_stop(
+                order.side, position.close_price(quote), order.trailing_stop, order.stop_loss
+            )
         order.fill_price = price
         order.position_id = position.position_id
         self._add_position(account, position)
@@ -1021,6 +1056,19 @@ class Engine:
                 Kind.TAKE_PROFIT,
                 position.position_id,
             )
+        if position.trailing_stop is not None and position.stop_loss is not None:
+            # The next step: the close price one price step past stop-loss + distance, so the
+            # stop-loss moves (and an event is sent) only by whole price steps.
+            step = self.instruments[position.symbol].tick_size + position.trailing_stop
+            book = Book.BID_RISE if buy else Book.ASK_FALL
+            level = position.stop_loss + step if buy else position.stop_loss - step
+            position.trail_handle = self.index.add(
+                position.symbol,
+                book,
+                self._book_price(kind, position.symbol, book, level),
+                Kind.TRAIL,
+                position.position_id,
+            )
 
     def _unindex_levels(self, position: Position) -> None:
         if position.sl_handle:
@@ -1029,6 +1077,9 @@ class Engine:
         if position.tp_handle:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
+        if position.trail_handle:
+            self.index.remove(position.trail_handle)
+            position.trail_handle = 0
 
     def _emit(
         self,

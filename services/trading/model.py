@@ -179,6 +179,7 @@ class Order:
         "stop_loss",
         "symbol",
         "take_profit",
+        "trailing_stop",
         "type",
         "updated_at",
         "volume",
@@ -206,6 +207,7 @@ class Order:
         position_id: int | None = None,
         reject_reason: str = "",
         updated_at: datetime | None = None,
+        trailing_stop: Decimal | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -226,6 +228,7 @@ class Order:
         self.fill_price = fill_price
         self.position_id = position_id
         self.reject_reason = reject_reason
+        self.trailing_stop = trailing_stop  # distance set on the position it opens
         self.handle = 0  # trigger-index handle while pending
 
     def snapshot(self) -> Order:
@@ -249,6 +252,7 @@ class Order:
             position_id=self.position_id,
             reject_reason=self.reject_reason,
             updated_at=self.updated_at,
+            trailing_stop=self.trailing_stop,
         )
 
 
@@ -269,6 +273,8 @@ class Position:
         "symbol",
         "take_profit",
         "tp_handle",
+        "trail_handle",
+        "trailing_stop",
         "units",
         "volume",
     )
@@ -290,6 +296,7 @@ class Position:
         take_profit: Decimal | None = None,
         closed_at: datetime | None = None,
         commission: Decimal = ZERO,
+        trailing_stop: Decimal | None = None,
     ) -> None:
         self.position_id = position_id
         self.account_id = account_id
@@ -306,8 +313,11 @@ class Position:
         self.take_profit = take_profit
         self.closed_at = closed_at
         self.commission = commission  # charged so far on the open side (negative)
+        # Distance (price units) the stop-loss trails the close price at; None: not trailing.
+        self.trailing_stop = trailing_stop
         self.sl_handle = 0  # trigger-index handles; 0 means not indexed
         self.tp_handle = 0
+        self.trail_handle = 0
 
     def snapshot(self) -> Position:
         return Position(
@@ -326,6 +336,7 @@ class Position:
             self.take_profit,
             self.closed_at,
             self.commission,
+            self.trailing_stop,
         )
 
     def close_price(self, quote: Quote) -> Decimal:
