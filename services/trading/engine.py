@@ -47,6 +47,7 @@ from services.trading.model import (
     exact,
     margin_of,
     money,
+    pnl_of,
 )
 from services.trading.orders import (
     OrderRequest,
@@ -56,13 +57,16 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
+    check_trailing_stop,
     check_type_leverage,
     check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
+    trailed_stop,
 )
 from services.trading.risk import (
+    hedged_total,
     leverage_change_margins,
     next_to_stop_out,
     strictest_levels,
@@ -422,7 +426,7 @@ class Engine:
         check_account_leverage(leverage)
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
-        required = sum((m for _, m in margins.values()), ZERO)
+        required = hedged_total(account.positions.values(), margins)
         equity = self._equity(account)
         if margins and required > equity:
             raise precondition_failed(
@@ -438,9 +442,13 @@ class Engine:
             position = account.positions[position_id]
             if position.leverage == position_leverage and position.margin == margin:
                 continue
-            account.margin += margin - position.margin
+            exposure = account.exposure[position.symbol]
+            before = exposure.margin()
+            exposure.add(position, -1)
             position.leverage = position_leverage
             position.margin = margin
+            exposure.add(position, 1)
+            account.margin += exposure.margin() - before
             self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
         self._check_risk(account, now)
@@ -499,6 +507,9 @@ class Engine:
         typed = self._typed_quote(account.account_type, quote)
         entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
+        # A market BUY trails the bid it closes at; a pending order the price it fills at.
+        trails = typed.bid if req.type is OrderType.MARKET else entry
+        check_trailing_stop(inst, req.trailing_stop, req.side, trails)
 
         order = Order(
             self._order_ids(),
@@ -515,6 +526,7 @@ class Engine:
             stop_loss=req.stop_loss,
             take_profit=req.take_profit,
             expire_at=req.expire_at,
+            trailing_stop=req.trailing_stop,
         )
         position: Position | None = None
         if req.type is OrderType.MARKET:
@@ -565,7 +577,11 @@ class Engine:
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
         now: datetime,
+        trailing_stop: Decimal | None = None,
     ) -> Position:
+        """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
+        A trailing stop sets the stop-loss at its distance from the current price, unless the
+        stop-loss given is already better for the position."""
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -574,12 +590,15 @@ class Engine:
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
         typed = self._typed_quote(account.account_type, quote)
-        check_levels(
-            position.side, position.close_price(typed), stop_loss, take_profit, "the current price"
-        )
+        current = position.close_price(typed)
+        check_levels(position.side, current, stop_loss, take_profit, "the current price")
+        check_trailing_stop(inst, trailing_stop, position.side, current)
+        if trailing_stop is not None:
+            stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
         self._unindex_levels(position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
+        position.trailing_stop = trailing_stop
         self._index_levels(position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
@@ -707,6 +726,11 @@ class Engine:
             position = self.positions.get(ref)
             if position is None:
                 return
+            if kind is Kind.TRAIL:
+                if position.trail_handle == handle:
+                    position.trail_handle = 0
+                    self._trail(position, quote, now)
+                return
             if kind is Kind.STOP_LOSS and position.sl_handle == handle:
                 position.sl_handle = 0
                 reason = CloseReason.STOP_LOSS
@@ -718,6 +742,18 @@ class Engine:
             account = self.accounts[position.account_id]
             self._close(account, position, position.volume, quote, reason, now)
             self._check_risk(account, now)
+
+    def _trail(self, position: Position, quote: Quote, now: datetime) -> None:
+        """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
+        assert position.trailing_stop is not None
+        account = self.accounts[position.account_id]
+        current = position.close_price(self._typed_quote(account.account_type, quote))
+        self._unindex_levels(position)
+        position.stop_loss = trailed_stop(
+            position.side, current, position.trailing_stop, position.stop_loss
+        )
+        self._index_levels(position)
+        self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
     # ---------------------------------------------------------------- internals
 
@@ -742,12 +778,19 @@ class Engine:
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
         commission = self._commission(account, order.symbol, order.volume)
-        free_after = self._equity(account) - spread_cost - commission - account.margin - margin
+        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
+        exposure = account.exposure.get(order.symbol)
+        extra = (
+            margin
+            if exposure is None
+            else exposure.margin_with(order.side, units, margin) - exposure.margin()
+        )
+        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
         if free_after < 0:
             raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
                 "free margin does not cover the margin this order needs",
-                required_margin=str(margin),
+                required_margin=str(extra),
                 free_margin=str(money(self._equity(account) - account.margin)),
             )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
@@ -770,7 +813,12 @@ class Engine:
             order.stop_loss,
             order.take_profit,
             commission=-commission,
+            trailing_stop=order.trailing_stop,
         )
+        if order.trailing_stop is not None:  # the stop-loss starts at the distance, or better
+            position.stop_loss = trailed_stop(
+                order.side, position.close_price(quote), order.trailing_stop, order.stop_loss
+            )
         order.fill_price = price
         order.position_id = position.position_id
         self._add_position(account, position)
@@ -792,11 +840,12 @@ class Engine:
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
-        account.margin += position.margin
         exposure = account.exposure.get(position.symbol)
         if exposure is None:
             exposure = account.exposure[position.symbol] = Exposure()
+        before = exposure.margin()
         exposure.add(position, 1)
+        account.margin += exposure.margin() - before
         self._index_levels(position)
 
     def _close(
@@ -812,11 +861,7 @@ class Engine:
         price = position.close_price(self._typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
-        pnl = money(
-            units * (price - position.open_price)
-            if position.side is Side.BUY
-            else units * (position.open_price - price)
-        )
+        pnl = pnl_of(position.side, units, position.open_price, price)
         # The open side's commission of the part closed (all of it on a whole close), and
         # this close's side.
         whole = volume == position.volume
@@ -841,8 +886,8 @@ class Engine:
             open_side - close_side,
         )
         exposure = account.exposure[position.symbol]
+        before = exposure.margin()
         exposure.add(position, -1)
-        account.margin -= position.margin
         if whole:
             self._unindex_levels(position)
             del self.positions[position.position_id]
@@ -858,9 +903,9 @@ class Engine:
             position.margin = margin_of(
                 position.volume, inst.contract_size, position.open_price, position.leverage
             )
-            account.margin += position.margin
             exposure.add(position, 1)
             snapshot = position.snapshot()
+        account.margin += exposure.margin() - before
         kind = EventType.STOP_OUT if reason is CloseReason.STOP_OUT else EventType.POSITION_CLOSED
         self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
@@ -890,14 +935,16 @@ class Engine:
 
     def _check_risk(self, account: Account, now: datetime) -> None:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
-        if account.margin:
+        # Fully hedged positions need no margin, so open positions (not margin) say whether
+        # there is anything to check: at zero margin the levels are crossed at zero equity.
+        if account.positions:
             mc, so = self.levels(account)
             equity = self._equity(account)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
                 equity = self._equity(account)
-        if account.margin == 0:  # no position left (or none to begin with)
+        if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
             if account.balance < 0 and not account.positions:
@@ -944,7 +991,7 @@ class Engine:
         """Indexes the prices at which this account must be looked at again (see
         risk.watch_levels). `equity`, `mc` and `so` are the account's figures now."""
         self._disarm(account)
-        if account.margin == 0:
+        if not account.positions:
             return
         kind = account.account_type
         quotes = self.quotes
@@ -1009,6 +1056,19 @@ class Engine:
                 Kind.TAKE_PROFIT,
                 position.position_id,
             )
+        if position.trailing_stop is not None and position.stop_loss is not None:
+            # The next step: the close price one price step past stop-loss + distance, so the
+            # stop-loss moves (and an event is sent) only by whole price steps.
+            step = self.instruments[position.symbol].tick_size + position.trailing_stop
+            book = Book.BID_RISE if buy else Book.ASK_FALL
+            level = position.stop_loss + step if buy else position.stop_loss - step
+            position.trail_handle = self.index.add(
+                position.symbol,
+                book,
+                self._book_price(kind, position.symbol, book, level),
+                Kind.TRAIL,
+                position.position_id,
+            )
 
     def _unindex_levels(self, position: Position) -> None:
         if position.sl_handle:
@@ -1017,6 +1077,9 @@ class Engine:
         if position.tp_handle:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
+        if position.trail_handle:
+            self.index.remove(position.trail_handle)
+            position.trail_handle = 0
 
     def _emit(
         self,

@@ -53,6 +53,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
         position_id=f["position_id"],
         reject_reason=f["reject_reason"],
         updated_at=f["updated_at"],
+        trailing_stop=f["trailing_stop"],
     )
 
 
@@ -75,6 +76,7 @@ def position_from_row(row: Sequence[Any], contract_size: Decimal) -> Position:
         f["take_profit"],
         f["closed_at"],
         f["commission"],
+        trailing_stop=f["trailing_stop"],
     )
 
 

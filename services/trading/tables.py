@@ -129,6 +129,7 @@ ORDERS = Table(
         Column("created_at", "timestamptz"),
         Column("updated_at", "timestamptz"),
         Column("expire_at", "timestamptz"),
+        Column("trailing_stop", "numeric"),
     ),
     conflict_key="order_id",
     updated=("status", "fill_price", "position_id", "reject_reason", "updated_at"),
@@ -151,9 +152,18 @@ POSITIONS = Table(
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
         Column("commission", "numeric"),
+        Column("trailing_stop", "numeric"),
     ),
     conflict_key="position_id",
-    updated=("volume", "stop_loss", "take_profit", "margin", "closed_at", "commission"),
+    updated=(
+        "volume",
+        "stop_loss",
+        "take_profit",
+        "margin",
+        "closed_at",
+        "commission",
+        "trailing_stop",
+    ),
 )
 
 TRADES = Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -203,7 +203,8 @@ def _check(engine: Engine, account: Account, ledger_total: Decimal) -> None:
     positions = [p for p in engine.positions.values() if p.account_id == account.account_id]
     assert sorted(p.position_id for p in positions) == sorted(account.positions)
     floating = D(0)
-    margin = D(0)
+    # symbol -> side -> (units, margin): hedged margin counts only the larger side's excess.
+    sides: dict[str, dict[Side, tuple[Decimal, Decimal]]] = {}
     for p in positions:
         inst = engine.instruments[p.symbol]
         quote = engine.quotes[p.symbol]
@@ -211,12 +212,23 @@ def _check(engine: Engine, account: Account, ledger_total: Decimal) -> None:
         sign = 1 if p.side is Side.BUY else -1
         floating += sign * p.volume * inst.contract_size * (close - p.open_price)
         assert p.margin == margin_of(p.volume, inst.contract_size, p.open_price, p.leverage)
-        margin += p.margin
+        units, held = sides.setdefault(p.symbol, {}).get(p.side, (D(0), D(0)))
+        sides[p.symbol][p.side] = (units + p.volume * inst.contract_size, held + p.margin)
         # Nothing is left open beyond a level the market has crossed.
         if p.stop_loss is not None:
             assert close > p.stop_loss if p.side is Side.BUY else close < p.stop_loss
         if p.take_profit is not None:
             assert close < p.take_profit if p.side is Side.BUY else close > p.take_profit
+    margin = D(0)
+    for by_side in sides.values():
+        (lu, lm), (su, sm) = (
+            by_side.get(Side.BUY, (D(0), D(0))),
+            by_side.get(Side.SELL, (D(0), D(0))),
+        )
+        big_units, big_margin, small_units = (lu, lm, su) if lu >= su else (su, sm, lu)
+        if big_units:
+            excess = big_margin * (big_units - small_units) / big_units
+            margin += excess.quantize(D("0.01"), rounding=ROUND_CEILING)
     view = engine.view(account)
     equity = account.balance + floating
     assert view.equity == equity
@@ -224,8 +236,8 @@ def _check(engine: Engine, account: Account, ledger_total: Decimal) -> None:
     assert view.free_margin == equity - margin
     if margin:
         assert view.margin_level == equity / margin * HUNDRED
-        # Stopped out down to above the stop-out level (0 %).
-        assert equity * HUNDRED > margin * view.stop_out_level
     else:
         assert view.margin_level is None
+    if positions:  # stopped out down to above the stop-out level (0 %), hedged or not
+        assert equity * HUNDRED > margin * view.stop_out_level
     assert account.balance >= 0 or positions
