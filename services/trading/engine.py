@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -225,6 +225,39 @@ class Engine:
         if shift is None:
             return price
         return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+
+    @exact
+    def follow_markup(self, symbol: str, markup: Decimal) -> None:
+        """The published quotes of `symbol` now carry `markup` (the operators changed it): the
+        account types' spreads are taken relative to it from now on, and the triggers of
+        accounts whose type trades another spread are indexed again at the new distance."""
+        inst = self.instruments.get(symbol)
+        if inst is None or inst.spread_markup == markup:
+            return
+        self.instruments[symbol] = replace(inst, spread_markup=markup)
+        moved = set()
+        for account_type in self.account_types.values():
+            key = (account_type.name, symbol)
+            shift = account_type.quote_shift(self.instruments[symbol])
+            if self._shifts.get(key, ZERO) != shift:
+                moved.add(account_type.name)
+            if shift:
+                self._shifts[key] = shift
+            else:
+                self._shifts.pop(key, None)
+        if not moved:
+            return
+        for position in self.positions.values():
+            account = self.accounts[position.account_id]
+            if position.symbol == symbol and account.account_type in moved:
+                self._unindex_levels(position)
+                self._index_levels(position)
+                self._recheck.add(account.account_id)
+        for order in list(self.pending.values()):
+            account = self.accounts[order.account_id]
+            if order.symbol == symbol and account.account_type in moved:
+                self.index.remove(order.handle)
+                order.handle = self._order_trigger(account, order)
 
     def account_type(self, account: Account) -> AccountType:
         return self.account_types[account.account_type]
@@ -1011,17 +1044,21 @@ class Engine:
         )
 
     def _index_order(self, account: Account, order: Order) -> None:
+        order.handle = self._order_trigger(account, order)
+        self.pending[order.order_id] = order
+        account.orders[order.order_id] = order
+        if order.expire_at is not None:
+            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+
+    def _order_trigger(self, account: Account, order: Order) -> int:
+        """Indexes the pending order's trigger price (in the published quote's terms)."""
         assert order.price is not None
         if order.type is OrderType.LIMIT:
             book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
         else:
             book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
         price = self._book_price(account.account_type, order.symbol, book, order.price)
-        order.handle = self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
-        self.pending[order.order_id] = order
-        account.orders[order.order_id] = order
-        if order.expire_at is not None:
-            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+        return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
 
     def _end_order(
         self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""

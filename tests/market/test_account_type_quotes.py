@@ -17,6 +17,7 @@ from exness.market.v1 import market_pb2, market_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from services.market.main import MarketApp
+from services.market.quote_rules import QuoteValidator
 from services.market.typed_quotes import typed_quote
 from services.trading.model import AccountKind, Side
 from tests.market.conftest import eventually, publish, quote_request
@@ -46,6 +47,11 @@ async def raw_spread_terms(
 async def test_raw_spread_quotes_are_tighter_than_standard(
     market_stub: market_pb2_grpc.MarketDataServiceStub, market_app: MarketApp
 ) -> None:
+    published = await QuoteValidator(market_app.catalog).check(
+        quote_request(SYMBOL, "1.10000", "1.10010", time.time_ns())
+    )
+    assert isinstance(published, market_pb2.QuoteEvent)
+    assert published.spread_markup == "0.0001"  # what the engine measures types' spreads from
     await publish(market_stub, [quote_request(SYMBOL, "1.10000", "1.10010", time.time_ns())])
     await eventually(lambda: market_app.hub.latest(SYMBOL) is not None)
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import grpc
 import pytest
+from exness.market.v1 import market_pb2
 
 from kit.refusal import Refusal
 from services.trading.engine import Engine
@@ -18,6 +19,7 @@ from services.trading.model import (
     LedgerKind,
     OrderStatus,
 )
+from services.trading.tick_feed import apply_quote
 from tests.trading.support import Clock, D, market, pending, quote, typed_engine
 from tests.trading.test_engine_rules import BUY, LIMIT, SELL, events, refused
 
@@ -297,3 +299,42 @@ def test_account_limit_and_unknown_type() -> None:
         engine.create_account("bob", "gold", DEMO, 0, False, clock.now)
     refused(exc, grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_ACCOUNT_TYPE", "account_type")
     assert "bob" not in engine.by_user
+
+
+def test_a_changed_default_markup_moves_the_types_prices_and_triggers() -> None:
+    engine, clock = typed_engine()
+    raw = engine.accounts[opened(engine, clock, "raw_spread")]
+    quote(engine, clock, "EURUSD", "1.08500", "1.08512")  # markup 0.00010: Raw 1.08505/07
+    req = market("EURUSD", BUY, "0.10", stop_loss=D("1.08400"))
+    position = engine.place_order(raw, req, clock.now).position
+    assert position is not None
+    order = engine.place_order(raw, pending("EURUSD", BUY, LIMIT, "0.10", "1.08405"), clock.now)
+    # The operators raise the default markup to 0.00030: published quotes widen by 0.00010 on
+    # each side; the Raw Spread account's prices must not move.
+    engine.follow_markup("EURUSD", D("0.00030"))
+    quote(engine, clock, "EURUSD", "1.08490", "1.08522")
+    typed = engine.quote("EURUSD", "raw_spread")
+    assert typed is not None
+    assert (typed.bid, typed.ask) == (D("1.08505"), D("1.08507"))
+    quote(engine, clock, "EURUSD", "1.08391", "1.08423")  # Raw 1.08406 / 1.08408: nothing yet
+    assert position.position_id in raw.positions
+    assert order.order.order_id in raw.orders
+    quote(engine, clock, "EURUSD", "1.08385", "1.08417")  # Raw 1.08400 / 1.08402
+    closed = [e.trade for e in events(engine) if e.trade is not None]
+    assert [(t.close_reason, t.close_price) for t in closed] == [
+        (CloseReason.STOP_LOSS, D("1.08400"))
+    ]
+    [filled] = raw.positions.values()  # the BUY LIMIT at 1.08405 filled at the Raw ask
+    assert filled.open_price == D("1.08402")
+
+
+def test_the_quote_feed_follows_the_markup_each_quote_carries() -> None:
+    engine, clock = typed_engine()
+    event = market_pb2.QuoteEvent(spread_markup="0.00030")
+    event.quote.symbol, event.quote.bid, event.quote.ask = "EURUSD", "1.08490", "1.08522"
+    event.quote.time.FromDatetime(clock.tick())
+    apply_quote(engine, event.SerializeToString(), clock.now)
+    assert engine.instruments["EURUSD"].spread_markup == D("0.00030")
+    typed = engine.quote("EURUSD", "raw_spread")
+    assert typed is not None
+    assert (typed.bid, typed.ask) == (D("1.08505"), D("1.08507"))
