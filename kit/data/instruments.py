@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+from kit.data.sessions import TradingSession
 
 if TYPE_CHECKING:  # the engine imports the row model and must not load a database driver
     from psycopg_pool import AsyncConnectionPool
@@ -29,6 +31,8 @@ class Instrument:
     quote_currency: str = "USD"
     synthetic_start: Decimal = Decimal(0)  # the offline synthetic feed's start price
     synthetic_vol: Decimal = Decimal(0)  # and its per-second volatility (fraction)
+    # Weekly windows it trades in (UTC); empty: always open.
+    sessions: tuple[TradingSession, ...] = ()
 
     @property
     def tick_size(self) -> Decimal:
@@ -45,9 +49,24 @@ _SELECT = (
 )
 
 
+_SESSIONS = (
+    "SELECT symbol, open_weekday, open_minute, close_weekday, close_minute"
+    " FROM instrument_sessions ORDER BY symbol, open_weekday, open_minute"
+)
+
+
 async def load_instruments(pool: AsyncConnectionPool) -> dict[str, Instrument]:
-    """Every enabled instrument by symbol."""
+    """Every enabled instrument by symbol, with its trading sessions."""
     async with pool.connection() as conn:
         cur = await conn.execute(_SELECT)
         rows = await cur.fetchall()
-    return {row[0]: Instrument(*row) for row in rows}
+        cur = await conn.execute(_SESSIONS)
+        session_rows = await cur.fetchall()
+    instruments = {row[0]: Instrument(*row) for row in rows}
+    sessions: dict[str, list[TradingSession]] = {}
+    for symbol, *window in session_rows:
+        sessions.setdefault(symbol, []).append(TradingSession(*window))
+    return {
+        symbol: replace(inst, sessions=tuple(sessions.get(symbol, ())))
+        for symbol, inst in instruments.items()
+    }

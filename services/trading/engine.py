@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
+from kit.data.sessions import is_open, next_open
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
@@ -110,8 +111,11 @@ class Engine:
         max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         account_types: Mapping[str, AccountType] | None = None,
         max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        trading_sessions: bool = True,
     ) -> None:
         self.instruments = dict(instruments)
+        # False: every instrument trades around the clock (platforms tested at any hour).
+        self.trading_sessions = trading_sessions
         self.max_pending_orders = max_pending_orders
         self.max_accounts = max_accounts
         # Without the account_types table (unit tests): one Standard type with the strictest
@@ -500,6 +504,8 @@ class Engine:
                 " may hold; cancel one first",
                 limit=str(self.max_pending_orders),
             )
+        if req.type is OrderType.MARKET:  # pending orders may wait for the open
+            self._check_open(inst, now)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -610,6 +616,7 @@ class Engine:
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
+        self._check_open(self.instruments[position.symbol], now)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -686,6 +693,10 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
+        if not self._is_open(self.instruments[symbol], now):
+            # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
+            # margin watches stay indexed and are judged on the first quote after the open.
+            return
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
@@ -756,6 +767,19 @@ class Engine:
         self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
     # ---------------------------------------------------------------- internals
+
+    def _is_open(self, inst: Instrument, now: datetime) -> bool:
+        return not self.trading_sessions or is_open(inst.sessions, now)
+
+    def _check_open(self, inst: Instrument, now: datetime) -> None:
+        if not self._is_open(inst, now):
+            opens_at = next_open(inst.sessions, now)
+            raise precondition_failed(
+                "MARKET_CLOSED",
+                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
+                symbol=inst.symbol,
+                opens_at=opens_at.isoformat(),
+            )
 
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
@@ -971,7 +995,12 @@ class Engine:
         while account.positions:
             if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            quotes = {s: self._typed_quote(account.account_type, q) for s, q in self.quotes.items()}
+            # Positions in a closed market cannot be closed: they wait for the open.
+            quotes = {
+                s: self._typed_quote(account.account_type, q)
+                for s, q in self.quotes.items()
+                if self._is_open(self.instruments[s], now)
+            }
             worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
                 break

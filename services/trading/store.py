@@ -113,6 +113,7 @@ async def load_engine(
     shard_id: int,
     max_quote_age: timedelta,
     max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
+    trading_sessions: bool = True,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
@@ -123,6 +124,7 @@ async def load_engine(
         shard_id=shard_id,
         max_quote_age=max_quote_age,
         max_pending_orders=max_pending_orders,
+        trading_sessions=trading_sessions,
     )
     low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
