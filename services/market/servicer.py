@@ -54,6 +54,10 @@ def instrument_message(spec: Instrument) -> market_pb2.Instrument:
         max_leverage=spec.max_leverage,
         spread_markup=format_decimal(spec.spread_markup),
         quote_currency=spec.quote_currency,
+        swap_type=int(spec.swap_type),  # type: ignore[arg-type]
+        swap_long=format_decimal(spec.swap_long),
+        swap_short=format_decimal(spec.swap_short),
+        triple_swap_weekday=spec.triple_swap_weekday,
         sessions=[
             market_pb2.TradingSession(
                 open_weekday=s.open_weekday,

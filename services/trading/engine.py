@@ -43,6 +43,7 @@ from services.trading.model import (
     OrderType,
     Position,
     Quote,
+    RolloverMark,
     Side,
     Trade,
     exact,
@@ -73,6 +74,7 @@ from services.trading.risk import (
     strictest_levels,
     watch_levels,
 )
+from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -142,8 +144,11 @@ class Engine:
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
         self._expiries: list[tuple[datetime, int]] = []
-        # Events (and newly opened accounts) not yet handed over, in sequence order.
-        self._outbox: list[Event | AccountView] = []
+        # Events (and newly opened accounts, rollover marks) not yet handed over, in order.
+        self._outbox: list[Event | AccountView | RolloverMark] = []
+        # The last daily rollover charged (None: not known yet, see _roll) and the next one.
+        self._last_rollover: datetime | None = None
+        self._next_rollover: datetime | None = None
         self._sequence = 0
         self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
@@ -156,6 +161,16 @@ class Engine:
         self._ticking = False
 
     # ---------------------------------------------------------------- restore (from the DB)
+
+    @property
+    def last_rollover(self) -> datetime | None:
+        """The last daily rollover charged; None until the engine has seen the clock."""
+        return self._last_rollover
+
+    def restore_rollover(self, last_rollover: datetime) -> None:
+        """The last rollover this shard charged, as committed."""
+        self._last_rollover = last_rollover
+        self._next_rollover = last_rollover + ONE_DAY
 
     def restore_counters(
         self, *, sequence: int, account: int, order: int, position: int, trade: int, ledger: int
@@ -409,6 +424,7 @@ class Engine:
 
     @exact
     def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        self._roll(now)
         check_deposit(amount)
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
@@ -417,6 +433,7 @@ class Engine:
     @exact
     def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         """Takes demo funds out: at most the free margin (and never below a zero balance)."""
+        self._roll(now)
         free = min(self._equity(account) - account.margin, account.balance)
         check_withdrawal(amount, free)
         entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
@@ -427,6 +444,7 @@ class Engine:
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
         """Sets the account leverage and margins the open positions at it (each capped by its
         instrument); refused when the new margin would exceed the equity."""
+        self._roll(now)
         check_account_leverage(leverage)
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
@@ -461,6 +479,7 @@ class Engine:
 
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
+        self._roll(now)
         fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
             seen = account.requests.get(req.client_order_id)
@@ -549,6 +568,7 @@ class Engine:
 
     @exact
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
+        self._roll(now)
         order = account.orders.get(order_id)
         if order is None:
             raise not_found(
@@ -561,6 +581,7 @@ class Engine:
     @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._roll(now)
         self._expire(now)
 
     def _expire(self, now: datetime) -> None:
@@ -588,6 +609,7 @@ class Engine:
         """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
         A trailing stop sets the stop-loss at its distance from the current price, unless the
         stop-loss given is already better for the position."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -613,6 +635,7 @@ class Engine:
     def close_position(
         self, account: Account, position_id: int, volume: Decimal | None, now: datetime
     ) -> CloseResult:
+        self._roll(now)
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
@@ -633,6 +656,7 @@ class Engine:
         self, account: Account, position_id: int, note: str, now: datetime
     ) -> CloseResult:
         """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         quote = self.quotes.get(position.symbol)
         if quote is None:
@@ -658,6 +682,7 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
+        self._roll(now)
         self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
@@ -765,6 +790,61 @@ class Engine:
         )
         self._index_levels(position)
         self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
+
+    # ---------------------------------------------------------------- rollover (swaps)
+
+    def _roll(self, now: datetime) -> None:
+        """Charges every rollover passed since the last one charged, once each, in order. The
+        first time the engine has none (a new shard), the latest passed one is recorded as
+        charged: swaps start with the next rollover."""
+        due_at = self._next_rollover
+        if due_at is not None and now < due_at:
+            return
+        latest = rollover_at_or_before(now)
+        if self._last_rollover is not None:
+            rollover = self._last_rollover + ONE_DAY
+            while rollover <= latest:
+                self._charge_swaps(rollover, now)
+                rollover += ONE_DAY
+        self.restore_rollover(latest)
+        self._outbox.append(RolloverMark(self.shard_id, latest))
+
+    def _charge_swaps(self, rollover: datetime, now: datetime) -> None:
+        """One rollover: the swap of every open position of every account that is not
+        swap-free, a SWAP ledger entry and a SWAP_CHARGED event each."""
+        for account in self.accounts.values():
+            if account.swap_free or not account.positions:
+                continue
+            for position in list(account.positions.values()):
+                inst = self.instruments[position.symbol]
+                days = swap_days(inst, rollover)
+                if not days:
+                    continue
+                quote = self.quotes.get(position.symbol)
+                price = (
+                    position.open_price
+                    if quote is None
+                    else position.close_price(self._typed_quote(account.account_type, quote))
+                )
+                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if not amount:
+                    continue
+                position.swap += amount
+                account.balance += amount
+                account.updated_at = now
+                entry = LedgerEntry(
+                    self._ledger_ids(),
+                    account.account_id,
+                    LedgerKind.SWAP,
+                    amount,
+                    account.balance,
+                    str(position.position_id),
+                    now,
+                )
+                self._emit(
+                    account, EventType.SWAP_CHARGED, now, position=position.snapshot(), ledger=entry
+                )
+            self._check_risk(account, now)
 
     # ---------------------------------------------------------------- internals
 
@@ -893,6 +973,8 @@ class Engine:
             position.commission if whole else money(position.commission * volume / position.volume)
         )
         close_side = self._commission(account, position.symbol, volume)
+        # Swaps were booked at each rollover; the trade shows the part closed accumulated.
+        swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
             self._trade_ids(),
             account.account_id,
@@ -908,6 +990,7 @@ class Engine:
             now,
             note,
             open_side - close_side,
+            swap,
         )
         exposure = account.exposure[position.symbol]
         before = exposure.margin()
@@ -922,6 +1005,7 @@ class Engine:
             snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
             position.commission -= open_side
+            position.swap -= swap
             position.volume -= volume
             position.units = position.volume * inst.contract_size
             position.margin = margin_of(

@@ -77,6 +77,7 @@ def position_from_row(row: Sequence[Any], contract_size: Decimal) -> Position:
         f["closed_at"],
         f["commission"],
         trailing_stop=f["trailing_stop"],
+        swap=f["swap"],
     )
 
 
@@ -164,6 +165,12 @@ async def load_engine(
                 (low, high),
             )
             maxima.append(int((await cur.fetchone() or (0,))[0]))
+        await cur.execute(
+            "SELECT last_rollover FROM trading_rollovers WHERE shard = %s", (shard_id,)
+        )
+        rollover = await cur.fetchone()
+        if rollover is not None:
+            engine.restore_rollover(rollover[0])
         await cur.execute(
             "SELECT coalesce(max(sequence), 0) FROM trading_journal WHERE shard = %s", (shard_id,)
         )
