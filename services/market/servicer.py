@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
 from kit.data.kafka import trace_headers
+from kit.data.sessions import hhmm
 from kit.decimals import format_decimal
 from kit.rpc.errors import invalid_field, not_found, unavailable
 from services.market.candles import INTERVAL_SECONDS, read_candles
@@ -53,6 +54,19 @@ def instrument_message(spec: Instrument) -> market_pb2.Instrument:
         max_leverage=spec.max_leverage,
         spread_markup=format_decimal(spec.spread_markup),
         quote_currency=spec.quote_currency,
+        swap_type=int(spec.swap_type),  # type: ignore[arg-type]
+        swap_long=format_decimal(spec.swap_long),
+        swap_short=format_decimal(spec.swap_short),
+        triple_swap_weekday=spec.triple_swap_weekday,
+        sessions=[
+            market_pb2.TradingSession(
+                open_weekday=s.open_weekday,
+                open_time=hhmm(s.open_minute),
+                close_weekday=s.close_weekday,
+                close_time=hhmm(s.close_minute),
+            )
+            for s in spec.sessions
+        ],
     )
 
 

@@ -152,6 +152,7 @@ def position_pb(position: Position, quote: Quote | None) -> pb.Position:
         order_id=str(position.order_id),
         open_time=ts(position.opened_at),
         commission=cents(position.commission),
+        swap=cents(position.swap),
         account_id=str(position.account_id),
     )
 
@@ -171,6 +172,7 @@ def trade_pb(trade: Trade) -> pb.Trade:
         close_time=ts(trade.closed_at),
         close_note=trade.close_note,
         commission=cents(trade.commission),
+        swap=cents(trade.swap),
         account_id=str(trade.account_id),
     )
 

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
+from kit.data.sessions import is_open, next_open
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
@@ -42,6 +43,7 @@ from services.trading.model import (
     OrderType,
     Position,
     Quote,
+    RolloverMark,
     Side,
     Trade,
     exact,
@@ -72,6 +74,7 @@ from services.trading.risk import (
     strictest_levels,
     watch_levels,
 )
+from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -110,8 +113,11 @@ class Engine:
         max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         account_types: Mapping[str, AccountType] | None = None,
         max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        trading_sessions: bool = True,
     ) -> None:
         self.instruments = dict(instruments)
+        # False: every instrument trades around the clock (platforms tested at any hour).
+        self.trading_sessions = trading_sessions
         self.max_pending_orders = max_pending_orders
         self.max_accounts = max_accounts
         # Without the account_types table (unit tests): one Standard type with the strictest
@@ -138,8 +144,11 @@ class Engine:
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
         self._expiries: list[tuple[datetime, int]] = []
-        # Events (and newly opened accounts) not yet handed over, in sequence order.
-        self._outbox: list[Event | AccountView] = []
+        # Events (and newly opened accounts, rollover marks) not yet handed over, in order.
+        self._outbox: list[Event | AccountView | RolloverMark] = []
+        # The last daily rollover charged (None: not known yet, see _roll) and the next one.
+        self._last_rollover: datetime | None = None
+        self._next_rollover: datetime | None = None
         self._sequence = 0
         self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
@@ -152,6 +161,16 @@ class Engine:
         self._ticking = False
 
     # ---------------------------------------------------------------- restore (from the DB)
+
+    @property
+    def last_rollover(self) -> datetime | None:
+        """The last daily rollover charged; None until the engine has seen the clock."""
+        return self._last_rollover
+
+    def restore_rollover(self, last_rollover: datetime) -> None:
+        """The last rollover this shard charged, as committed."""
+        self._last_rollover = last_rollover
+        self._next_rollover = last_rollover + ONE_DAY
 
     def restore_counters(
         self, *, sequence: int, account: int, order: int, position: int, trade: int, ledger: int
@@ -438,6 +457,7 @@ class Engine:
 
     @exact
     def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        self._roll(now)
         check_deposit(amount)
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
@@ -446,6 +466,7 @@ class Engine:
     @exact
     def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         """Takes demo funds out: at most the free margin (and never below a zero balance)."""
+        self._roll(now)
         free = min(self._equity(account) - account.margin, account.balance)
         check_withdrawal(amount, free)
         entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
@@ -456,6 +477,7 @@ class Engine:
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
         """Sets the account leverage and margins the open positions at it (each capped by its
         instrument); refused when the new margin would exceed the equity."""
+        self._roll(now)
         check_account_leverage(leverage)
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
@@ -490,6 +512,7 @@ class Engine:
 
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
+        self._roll(now)
         fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
             seen = account.requests.get(req.client_order_id)
@@ -533,6 +556,8 @@ class Engine:
                 " may hold; cancel one first",
                 limit=str(self.max_pending_orders),
             )
+        if req.type is OrderType.MARKET:  # pending orders may wait for the open
+            self._check_open(inst, now)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -576,6 +601,7 @@ class Engine:
 
     @exact
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
+        self._roll(now)
         order = account.orders.get(order_id)
         if order is None:
             raise not_found(
@@ -588,6 +614,7 @@ class Engine:
     @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._roll(now)
         self._expire(now)
 
     def _expire(self, now: datetime) -> None:
@@ -615,6 +642,7 @@ class Engine:
         """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
         A trailing stop sets the stop-loss at its distance from the current price, unless the
         stop-loss given is already better for the position."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -640,9 +668,11 @@ class Engine:
     def close_position(
         self, account: Account, position_id: int, volume: Decimal | None, now: datetime
     ) -> CloseResult:
+        self._roll(now)
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
+        self._check_open(self.instruments[position.symbol], now)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -659,6 +689,7 @@ class Engine:
         self, account: Account, position_id: int, note: str, now: datetime
     ) -> CloseResult:
         """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         quote = self.quotes.get(position.symbol)
         if quote is None:
@@ -684,6 +715,7 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
+        self._roll(now)
         self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
@@ -719,6 +751,10 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
+        if not self._is_open(self.instruments[symbol], now):
+            # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
+            # margin watches stay indexed and are judged on the first quote after the open.
+            return
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
@@ -788,7 +824,75 @@ class Engine:
         self._index_levels(position)
         self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
+    # ---------------------------------------------------------------- rollover (swaps)
+
+    def _roll(self, now: datetime) -> None:
+        """Charges every rollover passed since the last one charged, once each, in order. The
+        first time the engine has none (a new shard), the latest passed one is recorded as
+        charged: swaps start with the next rollover."""
+        due_at = self._next_rollover
+        if due_at is not None and now < due_at:
+            return
+        latest = rollover_at_or_before(now)
+        if self._last_rollover is not None:
+            rollover = self._last_rollover + ONE_DAY
+            while rollover <= latest:
+                self._charge_swaps(rollover, now)
+                rollover += ONE_DAY
+        self.restore_rollover(latest)
+        self._outbox.append(RolloverMark(self.shard_id, latest))
+
+    def _charge_swaps(self, rollover: datetime, now: datetime) -> None:
+        """One rollover: the swap of every open position of every account that is not
+        swap-free, a SWAP ledger entry and a SWAP_CHARGED event each."""
+        for account in self.accounts.values():
+            if account.swap_free or not account.positions:
+                continue
+            for position in list(account.positions.values()):
+                inst = self.instruments[position.symbol]
+                days = swap_days(inst, rollover)
+                if not days:
+                    continue
+                quote = self.quotes.get(position.symbol)
+                price = (
+                    position.open_price
+                    if quote is None
+                    else position.close_price(self._typed_quote(account.account_type, quote))
+                )
+                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if not amount:
+                    continue
+                position.swap += amount
+                account.balance += amount
+                account.updated_at = now
+                entry = LedgerEntry(
+                    self._ledger_ids(),
+                    account.account_id,
+                    LedgerKind.SWAP,
+                    amount,
+                    account.balance,
+                    str(position.position_id),
+                    now,
+                )
+                self._emit(
+                    account, EventType.SWAP_CHARGED, now, position=position.snapshot(), ledger=entry
+                )
+            self._check_risk(account, now)
+
     # ---------------------------------------------------------------- internals
+
+    def _is_open(self, inst: Instrument, now: datetime) -> bool:
+        return not self.trading_sessions or is_open(inst.sessions, now)
+
+    def _check_open(self, inst: Instrument, now: datetime) -> None:
+        if not self._is_open(inst, now):
+            opens_at = next_open(inst.sessions, now)
+            raise precondition_failed(
+                "MARKET_CLOSED",
+                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
+                symbol=inst.symbol,
+                opens_at=opens_at.isoformat(),
+            )
 
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
@@ -902,6 +1006,8 @@ class Engine:
             position.commission if whole else money(position.commission * volume / position.volume)
         )
         close_side = self._commission(account, position.symbol, volume)
+        # Swaps were booked at each rollover; the trade shows the part closed accumulated.
+        swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
             self._trade_ids(),
             account.account_id,
@@ -917,6 +1023,7 @@ class Engine:
             now,
             note,
             open_side - close_side,
+            swap,
         )
         exposure = account.exposure[position.symbol]
         before = exposure.margin()
@@ -931,6 +1038,7 @@ class Engine:
             snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
             position.commission -= open_side
+            position.swap -= swap
             position.volume -= volume
             position.units = position.volume * inst.contract_size
             position.margin = margin_of(
@@ -1004,7 +1112,12 @@ class Engine:
         while account.positions:
             if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            quotes = {s: self._typed_quote(account.account_type, q) for s, q in self.quotes.items()}
+            # Positions in a closed market cannot be closed: they wait for the open.
+            quotes = {
+                s: self._typed_quote(account.account_type, q)
+                for s, q in self.quotes.items()
+                if self._is_open(self.instruments[s], now)
+            }
             worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
                 break

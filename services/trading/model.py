@@ -270,6 +270,7 @@ class Position:
         "side",
         "sl_handle",
         "stop_loss",
+        "swap",
         "symbol",
         "take_profit",
         "tp_handle",
@@ -297,6 +298,7 @@ class Position:
         closed_at: datetime | None = None,
         commission: Decimal = ZERO,
         trailing_stop: Decimal | None = None,
+        swap: Decimal = ZERO,
     ) -> None:
         self.position_id = position_id
         self.account_id = account_id
@@ -315,6 +317,7 @@ class Position:
         self.commission = commission  # charged so far on the open side (negative)
         # Distance (price units) the stop-loss trails the close price at; None: not trailing.
         self.trailing_stop = trailing_stop
+        self.swap = swap  # swaps charged (< 0) or paid at rollovers so far
         self.sl_handle = 0  # trigger-index handles; 0 means not indexed
         self.tp_handle = 0
         self.trail_handle = 0
@@ -337,6 +340,7 @@ class Position:
             self.closed_at,
             self.commission,
             self.trailing_stop,
+            self.swap,
         )
 
     def close_price(self, quote: Quote) -> Decimal:
@@ -365,6 +369,7 @@ class Trade:
     closed_at: datetime
     close_note: str = ""  # why the operators closed it (OPERATOR)
     commission: Decimal = ZERO  # open and close sides of this part (negative)
+    swap: Decimal = ZERO  # swaps this part accumulated while open
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -550,10 +555,19 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloverMark:
+    """The shard's last rollover charged: committed with the charges, so none is charged
+    twice."""
+
+    shard: int
+    last_rollover: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Handoff:
     """What the engine emitted since the last hand-over, given up to the committer: opened
     accounts (AccountView) and events in sequence order, and the figures of each account the
     events touch as they were at hand-over (the `account` its events are journaled with)."""
 
-    items: tuple[Event | AccountView, ...]
+    items: tuple[Event | AccountView | RolloverMark, ...]
     views: Mapping[int, AccountView]

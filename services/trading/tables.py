@@ -153,6 +153,7 @@ POSITIONS = Table(
         Column("closed_at", "timestamptz"),
         Column("commission", "numeric"),
         Column("trailing_stop", "numeric"),
+        Column("swap", "numeric"),
     ),
     conflict_key="position_id",
     updated=(
@@ -163,6 +164,7 @@ POSITIONS = Table(
         "closed_at",
         "commission",
         "trailing_stop",
+        "swap",
     ),
 )
 
@@ -183,6 +185,7 @@ TRADES = Table(
         Column("closed_at", "timestamptz"),
         Column("close_note", "text"),
         Column("commission", "numeric"),
+        Column("swap", "numeric"),
     ),
 )
 
@@ -227,5 +230,12 @@ class JournalEntry:
     traceparent: str | None = None
 
 
+ROLLOVERS = Table(
+    "trading_rollovers",
+    (Column("shard", "int"), Column("last_rollover", "timestamptz")),
+    conflict_key="shard",
+    updated=("last_rollover",),
+)
+
 # Write order: accounts first, everything else references them.
-WRITE_ORDER = (ACCOUNTS, ORDERS, POSITIONS, TRADES, LEDGER, JOURNAL)
+WRITE_ORDER = (ACCOUNTS, ORDERS, POSITIONS, TRADES, LEDGER, JOURNAL, ROLLOVERS)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from kit.data.account_types import AccountType, Terms
 from kit.data.instruments import Instrument
+from kit.data.sessions import TradingSession
 from services.trading.engine import Engine, OrderRequest
 from services.trading.model import Account, OrderType, Side
 
@@ -25,9 +26,19 @@ def instruments() -> dict[str, Instrument]:
         ("XAUUSD", "metal", 2, "100", "0.01", "0.01", "200", 2000),
     ]
     return {
-        s: Instrument(s, c, p, D(cs), D(vmin), D(step), D(vmax), lev, D(60), D(0))
+        s: Instrument(
+            s, c, p, D(cs), D(vmin), D(step), D(vmax), lev, D(60), D(0), sessions=SESSIONS[c]
+        )
         for s, c, p, cs, vmin, step, vmax, lev in rows
     }
+
+
+# As migrations/0311_trading_sessions.sql seeds them: Sunday 21:05 (metals 22:05) to Friday 21:00.
+SESSIONS = {
+    "crypto": (),
+    "forex": (TradingSession(7, 21 * 60 + 5, 5, 21 * 60),),
+    "metal": (TradingSession(7, 22 * 60 + 5, 5, 21 * 60),),
+}
 
 
 class Clock:
