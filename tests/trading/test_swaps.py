@@ -168,7 +168,7 @@ def test_a_restored_engine_charges_no_rollover_twice() -> None:
     assert [amount for _, amount in charges(second)] == [D("-25.50")]
 
 
-SHARD = 6  # its own engine: other modules' engines own shards 0 to 5
+SHARD = 8  # its own engine: other modules' engines own shards 0 to 7
 
 
 async def test_the_last_rollover_is_committed_and_loaded(
