@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
+from kit.data.sessions import is_open, next_open
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
@@ -42,11 +43,13 @@ from services.trading.model import (
     OrderType,
     Position,
     Quote,
+    RolloverMark,
     Side,
     Trade,
     exact,
     margin_of,
     money,
+    pnl_of,
 )
 from services.trading.orders import (
     OrderRequest,
@@ -56,18 +59,22 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
+    check_trailing_stop,
     check_type_leverage,
     check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
+    trailed_stop,
 )
 from services.trading.risk import (
+    hedged_total,
     leverage_change_margins,
     next_to_stop_out,
     strictest_levels,
     watch_levels,
 )
+from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -106,8 +113,11 @@ class Engine:
         max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
         account_types: Mapping[str, AccountType] | None = None,
         max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        trading_sessions: bool = True,
     ) -> None:
         self.instruments = dict(instruments)
+        # False: every instrument trades around the clock (platforms tested at any hour).
+        self.trading_sessions = trading_sessions
         self.max_pending_orders = max_pending_orders
         self.max_accounts = max_accounts
         # Without the account_types table (unit tests): one Standard type with the strictest
@@ -134,8 +144,11 @@ class Engine:
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
         self._expiries: list[tuple[datetime, int]] = []
-        # Events (and newly opened accounts) not yet handed over, in sequence order.
-        self._outbox: list[Event | AccountView] = []
+        # Events (and newly opened accounts, rollover marks) not yet handed over, in order.
+        self._outbox: list[Event | AccountView | RolloverMark] = []
+        # The last daily rollover charged (None: not known yet, see _roll) and the next one.
+        self._last_rollover: datetime | None = None
+        self._next_rollover: datetime | None = None
         self._sequence = 0
         self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
@@ -148,6 +161,16 @@ class Engine:
         self._ticking = False
 
     # ---------------------------------------------------------------- restore (from the DB)
+
+    @property
+    def last_rollover(self) -> datetime | None:
+        """The last daily rollover charged; None until the engine has seen the clock."""
+        return self._last_rollover
+
+    def restore_rollover(self, last_rollover: datetime) -> None:
+        """The last rollover this shard charged, as committed."""
+        self._last_rollover = last_rollover
+        self._next_rollover = last_rollover + ONE_DAY
 
     def restore_counters(
         self, *, sequence: int, account: int, order: int, position: int, trade: int, ledger: int
@@ -221,6 +244,39 @@ class Engine:
         if shift is None:
             return price
         return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+
+    @exact
+    def follow_markup(self, symbol: str, markup: Decimal) -> None:
+        """The published quotes of `symbol` now carry `markup` (the operators changed it): the
+        account types' spreads are taken relative to it from now on, and the triggers of
+        accounts whose type trades another spread are indexed again at the new distance."""
+        inst = self.instruments.get(symbol)
+        if inst is None or inst.spread_markup == markup:
+            return
+        self.instruments[symbol] = replace(inst, spread_markup=markup)
+        moved = set()
+        for account_type in self.account_types.values():
+            key = (account_type.name, symbol)
+            shift = account_type.quote_shift(self.instruments[symbol])
+            if self._shifts.get(key, ZERO) != shift:
+                moved.add(account_type.name)
+            if shift:
+                self._shifts[key] = shift
+            else:
+                self._shifts.pop(key, None)
+        if not moved:
+            return
+        for position in self.positions.values():
+            account = self.accounts[position.account_id]
+            if position.symbol == symbol and account.account_type in moved:
+                self._unindex_levels(position)
+                self._index_levels(position)
+                self._recheck.add(account.account_id)
+        for order in list(self.pending.values()):
+            account = self.accounts[order.account_id]
+            if order.symbol == symbol and account.account_type in moved:
+                self.index.remove(order.handle)
+                order.handle = self._order_trigger(account, order)
 
     def account_type(self, account: Account) -> AccountType:
         return self.account_types[account.account_type]
@@ -401,6 +457,7 @@ class Engine:
 
     @exact
     def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        self._roll(now)
         check_deposit(amount)
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
@@ -409,6 +466,7 @@ class Engine:
     @exact
     def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         """Takes demo funds out: at most the free margin (and never below a zero balance)."""
+        self._roll(now)
         free = min(self._equity(account) - account.margin, account.balance)
         check_withdrawal(amount, free)
         entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
@@ -419,10 +477,11 @@ class Engine:
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
         """Sets the account leverage and margins the open positions at it (each capped by its
         instrument); refused when the new margin would exceed the equity."""
+        self._roll(now)
         check_account_leverage(leverage)
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
-        required = sum((m for _, m in margins.values()), ZERO)
+        required = hedged_total(account.positions.values(), margins)
         equity = self._equity(account)
         if margins and required > equity:
             raise precondition_failed(
@@ -438,9 +497,13 @@ class Engine:
             position = account.positions[position_id]
             if position.leverage == position_leverage and position.margin == margin:
                 continue
-            account.margin += margin - position.margin
+            exposure = account.exposure[position.symbol]
+            before = exposure.margin()
+            exposure.add(position, -1)
             position.leverage = position_leverage
             position.margin = margin
+            exposure.add(position, 1)
+            account.margin += exposure.margin() - before
             self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
         self._check_risk(account, now)
@@ -449,6 +512,7 @@ class Engine:
 
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
+        self._roll(now)
         fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
             seen = account.requests.get(req.client_order_id)
@@ -492,6 +556,8 @@ class Engine:
                 " may hold; cancel one first",
                 limit=str(self.max_pending_orders),
             )
+        if req.type is OrderType.MARKET:  # pending orders may wait for the open
+            self._check_open(inst, now)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -499,6 +565,9 @@ class Engine:
         typed = self._typed_quote(account.account_type, quote)
         entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
+        # A market BUY trails the bid it closes at; a pending order the price it fills at.
+        trails = typed.bid if req.type is OrderType.MARKET else entry
+        check_trailing_stop(inst, req.trailing_stop, req.side, trails)
 
         order = Order(
             self._order_ids(),
@@ -515,6 +584,7 @@ class Engine:
             stop_loss=req.stop_loss,
             take_profit=req.take_profit,
             expire_at=req.expire_at,
+            trailing_stop=req.trailing_stop,
         )
         position: Position | None = None
         if req.type is OrderType.MARKET:
@@ -531,6 +601,7 @@ class Engine:
 
     @exact
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
+        self._roll(now)
         order = account.orders.get(order_id)
         if order is None:
             raise not_found(
@@ -543,6 +614,7 @@ class Engine:
     @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._roll(now)
         self._expire(now)
 
     def _expire(self, now: datetime) -> None:
@@ -565,7 +637,12 @@ class Engine:
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
         now: datetime,
+        trailing_stop: Decimal | None = None,
     ) -> Position:
+        """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
+        A trailing stop sets the stop-loss at its distance from the current price, unless the
+        stop-loss given is already better for the position."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -574,12 +651,15 @@ class Engine:
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
         typed = self._typed_quote(account.account_type, quote)
-        check_levels(
-            position.side, position.close_price(typed), stop_loss, take_profit, "the current price"
-        )
+        current = position.close_price(typed)
+        check_levels(position.side, current, stop_loss, take_profit, "the current price")
+        check_trailing_stop(inst, trailing_stop, position.side, current)
+        if trailing_stop is not None:
+            stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
         self._unindex_levels(position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
+        position.trailing_stop = trailing_stop
         self._index_levels(position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
@@ -588,9 +668,11 @@ class Engine:
     def close_position(
         self, account: Account, position_id: int, volume: Decimal | None, now: datetime
     ) -> CloseResult:
+        self._roll(now)
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
+        self._check_open(self.instruments[position.symbol], now)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -607,6 +689,7 @@ class Engine:
         self, account: Account, position_id: int, note: str, now: datetime
     ) -> CloseResult:
         """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         quote = self.quotes.get(position.symbol)
         if quote is None:
@@ -632,6 +715,7 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
+        self._roll(now)
         self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
@@ -667,6 +751,10 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
+        if not self._is_open(self.instruments[symbol], now):
+            # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
+            # margin watches stay indexed and are judged on the first quote after the open.
+            return
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
@@ -707,6 +795,11 @@ class Engine:
             position = self.positions.get(ref)
             if position is None:
                 return
+            if kind is Kind.TRAIL:
+                if position.trail_handle == handle:
+                    position.trail_handle = 0
+                    self._trail(position, quote, now)
+                return
             if kind is Kind.STOP_LOSS and position.sl_handle == handle:
                 position.sl_handle = 0
                 reason = CloseReason.STOP_LOSS
@@ -719,7 +812,87 @@ class Engine:
             self._close(account, position, position.volume, quote, reason, now)
             self._check_risk(account, now)
 
+    def _trail(self, position: Position, quote: Quote, now: datetime) -> None:
+        """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
+        assert position.trailing_stop is not None
+        account = self.accounts[position.account_id]
+        current = position.close_price(self._typed_quote(account.account_type, quote))
+        self._unindex_levels(position)
+        position.stop_loss = trailed_stop(
+            position.side, current, position.trailing_stop, position.stop_loss
+        )
+        self._index_levels(position)
+        self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
+
+    # ---------------------------------------------------------------- rollover (swaps)
+
+    def _roll(self, now: datetime) -> None:
+        """Charges every rollover passed since the last one charged, once each, in order. The
+        first time the engine has none (a new shard), the latest passed one is recorded as
+        charged: swaps start with the next rollover."""
+        due_at = self._next_rollover
+        if due_at is not None and now < due_at:
+            return
+        latest = rollover_at_or_before(now)
+        if self._last_rollover is not None:
+            rollover = self._last_rollover + ONE_DAY
+            while rollover <= latest:
+                self._charge_swaps(rollover, now)
+                rollover += ONE_DAY
+        self.restore_rollover(latest)
+        self._outbox.append(RolloverMark(self.shard_id, latest))
+
+    def _charge_swaps(self, rollover: datetime, now: datetime) -> None:
+        """One rollover: the swap of every open position of every account that is not
+        swap-free, a SWAP ledger entry and a SWAP_CHARGED event each."""
+        for account in self.accounts.values():
+            if account.swap_free or not account.positions:
+                continue
+            for position in list(account.positions.values()):
+                inst = self.instruments[position.symbol]
+                days = swap_days(inst, rollover)
+                if not days:
+                    continue
+                quote = self.quotes.get(position.symbol)
+                price = (
+                    position.open_price
+                    if quote is None
+                    else position.close_price(self._typed_quote(account.account_type, quote))
+                )
+                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if not amount:
+                    continue
+                position.swap += amount
+                account.balance += amount
+                account.updated_at = now
+                entry = LedgerEntry(
+                    self._ledger_ids(),
+                    account.account_id,
+                    LedgerKind.SWAP,
+                    amount,
+                    account.balance,
+                    str(position.position_id),
+                    now,
+                )
+                self._emit(
+                    account, EventType.SWAP_CHARGED, now, position=position.snapshot(), ledger=entry
+                )
+            self._check_risk(account, now)
+
     # ---------------------------------------------------------------- internals
+
+    def _is_open(self, inst: Instrument, now: datetime) -> bool:
+        return not self.trading_sessions or is_open(inst.sessions, now)
+
+    def _check_open(self, inst: Instrument, now: datetime) -> None:
+        if not self._is_open(inst, now):
+            opens_at = next_open(inst.sessions, now)
+            raise precondition_failed(
+                "MARKET_CLOSED",
+                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
+                symbol=inst.symbol,
+                opens_at=opens_at.isoformat(),
+            )
 
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
@@ -742,12 +915,19 @@ class Engine:
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
         commission = self._commission(account, order.symbol, order.volume)
-        free_after = self._equity(account) - spread_cost - commission - account.margin - margin
+        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
+        exposure = account.exposure.get(order.symbol)
+        extra = (
+            margin
+            if exposure is None
+            else exposure.margin_with(order.side, units, margin) - exposure.margin()
+        )
+        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
         if free_after < 0:
             raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
                 "free margin does not cover the margin this order needs",
-                required_margin=str(margin),
+                required_margin=str(extra),
                 free_margin=str(money(self._equity(account) - account.margin)),
             )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
@@ -770,7 +950,12 @@ class Engine:
             order.stop_loss,
             order.take_profit,
             commission=-commission,
+            trailing_stop=order.trailing_stop,
         )
+        if order.trailing_stop is not None:  # the stop-loss starts at the distance, or better
+            position.stop_loss = trailed_stop(
+                order.side, position.close_price(quote), order.trailing_stop, order.stop_loss
+            )
         order.fill_price = price
         order.position_id = position.position_id
         self._add_position(account, position)
@@ -792,11 +977,12 @@ class Engine:
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
-        account.margin += position.margin
         exposure = account.exposure.get(position.symbol)
         if exposure is None:
             exposure = account.exposure[position.symbol] = Exposure()
+        before = exposure.margin()
         exposure.add(position, 1)
+        account.margin += exposure.margin() - before
         self._index_levels(position)
 
     def _close(
@@ -812,11 +998,7 @@ class Engine:
         price = position.close_price(self._typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
-        pnl = money(
-            units * (price - position.open_price)
-            if position.side is Side.BUY
-            else units * (position.open_price - price)
-        )
+        pnl = pnl_of(position.side, units, position.open_price, price)
         # The open side's commission of the part closed (all of it on a whole close), and
         # this close's side.
         whole = volume == position.volume
@@ -824,6 +1006,8 @@ class Engine:
             position.commission if whole else money(position.commission * volume / position.volume)
         )
         close_side = self._commission(account, position.symbol, volume)
+        # Swaps were booked at each rollover; the trade shows the part closed accumulated.
+        swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
             self._trade_ids(),
             account.account_id,
@@ -839,10 +1023,11 @@ class Engine:
             now,
             note,
             open_side - close_side,
+            swap,
         )
         exposure = account.exposure[position.symbol]
+        before = exposure.margin()
         exposure.add(position, -1)
-        account.margin -= position.margin
         if whole:
             self._unindex_levels(position)
             del self.positions[position.position_id]
@@ -853,14 +1038,15 @@ class Engine:
             snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
             position.commission -= open_side
+            position.swap -= swap
             position.volume -= volume
             position.units = position.volume * inst.contract_size
             position.margin = margin_of(
                 position.volume, inst.contract_size, position.open_price, position.leverage
             )
-            account.margin += position.margin
             exposure.add(position, 1)
             snapshot = position.snapshot()
+        account.margin += exposure.margin() - before
         kind = EventType.STOP_OUT if reason is CloseReason.STOP_OUT else EventType.POSITION_CLOSED
         self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
@@ -890,14 +1076,16 @@ class Engine:
 
     def _check_risk(self, account: Account, now: datetime) -> None:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
-        if account.margin:
+        # Fully hedged positions need no margin, so open positions (not margin) say whether
+        # there is anything to check: at zero margin the levels are crossed at zero equity.
+        if account.positions:
             mc, so = self.levels(account)
             equity = self._equity(account)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
                 equity = self._equity(account)
-        if account.margin == 0:  # no position left (or none to begin with)
+        if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
             if account.balance < 0 and not account.positions:
@@ -924,7 +1112,12 @@ class Engine:
         while account.positions:
             if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            quotes = {s: self._typed_quote(account.account_type, q) for s, q in self.quotes.items()}
+            # Positions in a closed market cannot be closed: they wait for the open.
+            quotes = {
+                s: self._typed_quote(account.account_type, q)
+                for s, q in self.quotes.items()
+                if self._is_open(self.instruments[s], now)
+            }
             worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
                 break
@@ -944,7 +1137,7 @@ class Engine:
         """Indexes the prices at which this account must be looked at again (see
         risk.watch_levels). `equity`, `mc` and `so` are the account's figures now."""
         self._disarm(account)
-        if account.margin == 0:
+        if not account.positions:
             return
         kind = account.account_type
         quotes = self.quotes
@@ -964,17 +1157,21 @@ class Engine:
         )
 
     def _index_order(self, account: Account, order: Order) -> None:
+        order.handle = self._order_trigger(account, order)
+        self.pending[order.order_id] = order
+        account.orders[order.order_id] = order
+        if order.expire_at is not None:
+            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+
+    def _order_trigger(self, account: Account, order: Order) -> int:
+        """Indexes the pending order's trigger price (in the published quote's terms)."""
         assert order.price is not None
         if order.type is OrderType.LIMIT:
             book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
         else:
             book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
         price = self._book_price(account.account_type, order.symbol, book, order.price)
-        order.handle = self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
-        self.pending[order.order_id] = order
-        account.orders[order.order_id] = order
-        if order.expire_at is not None:
-            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+        return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
 
     def _end_order(
         self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""
@@ -1009,6 +1206,19 @@ class Engine:
                 Kind.TAKE_PROFIT,
                 position.position_id,
             )
+        if position.trailing_stop is not None and position.stop_loss is not None:
+            # The next step: the close price one price step past stop-loss + distance, so the
+            # stop-loss moves (and an event is sent) only by whole price steps.
+            step = self.instruments[position.symbol].tick_size + position.trailing_stop
+            book = Book.BID_RISE if buy else Book.ASK_FALL
+            level = position.stop_loss + step if buy else position.stop_loss - step
+            position.trail_handle = self.index.add(
+                position.symbol,
+                book,
+                self._book_price(kind, position.symbol, book, level),
+                Kind.TRAIL,
+                position.position_id,
+            )
 
     def _unindex_levels(self, position: Position) -> None:
         if position.sl_handle:
@@ -1017,6 +1227,9 @@ class Engine:
         if position.tp_handle:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
+        if position.trail_handle:
+            self.index.remove(position.trail_handle)
+            position.trail_handle = 0
 
     def _emit(
         self,

@@ -29,6 +29,7 @@ class OrderRequest:
     take_profit: Decimal | None = None
     client_order_id: str = ""
     expire_at: datetime | None = None
+    trailing_stop: Decimal | None = None  # distance for the position's stop-loss to trail at
 
     def fingerprint(self) -> str:
         """What a retry with the same client_order_id must repeat exactly."""
@@ -37,20 +38,21 @@ class OrderRequest:
             return "" if v is None else format(v.normalize(), "f")
 
         expire = self.expire_at.isoformat() if self.expire_at else ""
-        return "|".join(
-            (
-                self.symbol,
-                str(int(self.side)),
-                str(int(self.type)),
-                d(self.volume),
-                d(self.margin),
-                str(self.leverage),
-                d(self.price),
-                d(self.stop_loss),
-                d(self.take_profit),
-                expire,
-            )
-        )
+        fields = [
+            self.symbol,
+            str(int(self.side)),
+            str(int(self.type)),
+            d(self.volume),
+            d(self.margin),
+            str(self.leverage),
+            d(self.price),
+            d(self.stop_loss),
+            d(self.take_profit),
+            expire,
+        ]
+        if self.trailing_stop is not None:  # appended only when set: older keys stay valid
+            fields.append(d(self.trailing_stop))
+        return "|".join(fields)
 
 
 def check_deposit(amount: Decimal) -> None:
@@ -251,3 +253,33 @@ def check_levels(
                 f"a SELL take-profit must be below {what} {reference}",
                 "INVALID_PRICE_LEVEL",
             )
+
+
+def check_trailing_stop(
+    inst: Instrument, distance: Decimal | None, side: Side, reference: Decimal
+) -> None:
+    """A trailing-stop distance: positive, on the price grid, and for a BUY less than the price
+    it trails (`reference`, its close price), so the stop-loss it sets is a positive price."""
+    if distance is None:
+        return
+    if distance <= 0:
+        raise invalid_field("trailing_stop", "must be > 0", "INVALID_PRICE_LEVEL")
+    check_tick(inst, "trailing_stop", distance)
+    if side is Side.BUY and distance >= reference:
+        raise invalid_field(
+            "trailing_stop",
+            f"must be less than the price it trails, {reference}",
+            "INVALID_PRICE_LEVEL",
+        )
+
+
+def trailed_stop(
+    side: Side, close_price: Decimal, distance: Decimal, stop_loss: Decimal | None
+) -> Decimal:
+    """The stop-loss a trailing stop gives at `close_price`: `distance` behind it, never worse
+    for the position than `stop_loss` (a trailing stop only ever moves in its favour)."""
+    if side is Side.BUY:
+        level = close_price - distance
+        return level if stop_loss is None else max(level, stop_loss)
+    level = close_price + distance
+    return level if stop_loss is None else min(level, stop_loss)

@@ -242,6 +242,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             take_profit=_decimal(request.take_profit),
             client_order_id=request.client_order_id,
             expire_at=expire_at,
+            trailing_stop=_decimal(request.trailing_stop),
         )
         account, result = await self._apply(
             lambda a: self.engine.place_order(a, order_request, _now()), request.account_id
@@ -318,9 +319,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ModifyPositionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModifyPositionResponse:
         stop_loss, take_profit = _decimal(request.stop_loss), _decimal(request.take_profit)
+        trailing_stop = _decimal(request.trailing_stop)
         _, position = await self._apply(
             lambda a: self.engine.modify_position(
-                a, _position_id(request.position_id), stop_loss, take_profit, _now()
+                a, _position_id(request.position_id), stop_loss, take_profit, _now(), trailing_stop
             ),
             request.account_id,
         )

@@ -53,6 +53,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
         position_id=f["position_id"],
         reject_reason=f["reject_reason"],
         updated_at=f["updated_at"],
+        trailing_stop=f["trailing_stop"],
     )
 
 
@@ -75,6 +76,8 @@ def position_from_row(row: Sequence[Any], contract_size: Decimal) -> Position:
         f["take_profit"],
         f["closed_at"],
         f["commission"],
+        trailing_stop=f["trailing_stop"],
+        swap=f["swap"],
     )
 
 
@@ -111,6 +114,7 @@ async def load_engine(
     shard_id: int,
     max_quote_age: timedelta,
     max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
+    trading_sessions: bool = True,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
@@ -121,6 +125,7 @@ async def load_engine(
         shard_id=shard_id,
         max_quote_age=max_quote_age,
         max_pending_orders=max_pending_orders,
+        trading_sessions=trading_sessions,
     )
     low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
@@ -160,6 +165,12 @@ async def load_engine(
                 (low, high),
             )
             maxima.append(int((await cur.fetchone() or (0,))[0]))
+        await cur.execute(
+            "SELECT last_rollover FROM trading_rollovers WHERE shard = %s", (shard_id,)
+        )
+        rollover = await cur.fetchone()
+        if rollover is not None:
+            engine.restore_rollover(rollover[0])
         await cur.execute(
             "SELECT coalesce(max(sequence), 0) FROM trading_journal WHERE shard = %s", (shard_id,)
         )

@@ -76,7 +76,7 @@ def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     buy = engine.place_order(account, market("BTCUSD", BUY, "0.10"), clock.now)
-    sell = engine.place_order(account, market("BTCUSD", SELL, "0.10"), clock.now)
+    sell = engine.place_order(account, market("BTCUSD", SELL, "0.04"), clock.now)
     assert buy.order.fill_price == D("65010")
     assert buy.order.status is OrderStatus.FILLED
     assert sell.order.fill_price == D("65000")
@@ -84,13 +84,14 @@ def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     assert sell.position is not None
     # Margin = volume x contract size x price / leverage (1:100 default).
     assert buy.position.margin == D("65.01")
-    assert sell.position.margin == D("65.00")
+    assert sell.position.margin == D("26.00")
     view = engine.view(account)
-    # Both pay the spread: BUY closes at bid (-1), SELL closes at ask (-1).
-    assert view.equity == D("9998")
-    assert view.margin == D("130.01")
-    assert view.free_margin == D("9867.99")
-    assert view.margin_level == D("9998") / D("130.01") * 100
+    # Both pay the spread: BUY closes at bid (-1), SELL closes at ask (-0.40).
+    assert view.equity == D("9998.6")
+    # Hedged: only the BUY's unhedged 0.06 lot is margined, 65.01 x 0.06 / 0.10 = 39.006 -> up.
+    assert view.margin == D("39.01")
+    assert view.free_margin == D("9959.59")
+    assert view.margin_level == D("9998.6") / D("39.01") * 100
 
 
 def test_contract_size_and_leverage_cap_for_forex() -> None:

@@ -653,8 +653,14 @@ class QuoteEvent(_message.Message):
     QUOTE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """Feed that produced it."""
+    spread_markup: _builtins.str
+    """The instrument's default spread markup the quote carries (price units, decimal string):
+    an account type with another markup trades the quote moved by half the difference on each
+    side, so consumers follow a markup the operators change without a restart.
+    """
     @_builtins.property
     def quote(self) -> Global___Quote:
         """The quote, with the broker's markup."""
@@ -669,10 +675,11 @@ class QuoteEvent(_message.Message):
         quote: Global___Quote | None = ...,
         source: _builtins.str = ...,
         publish_time: _timestamp_pb2.Timestamp | None = ...,
+        spread_markup: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote", "source", b"source", "spread_markup", b"spread_markup"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

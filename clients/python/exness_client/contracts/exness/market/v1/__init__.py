@@ -596,6 +596,13 @@ class QuoteEvent(betterproto2.Message):
     When MarketData published it (for latency measurement).
     """
 
+    spread_markup: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    The instrument's default spread markup the quote carries (price units, decimal string):
+    an account type with another markup trades the quote moved by half the difference on each
+    side, so consumers follow a markup the operators change without a restart.
+    """
+
 
 default_message_pool.register_message("exness.market.v1", "QuoteEvent", QuoteEvent)
 
