@@ -164,6 +164,18 @@ class Terminal:
     def bid(self, symbol: str) -> str:
         return self.tid(f"bid-{symbol}").inner_text()
 
+    def steady(self, testid: str, samples: int = 4) -> Decimal:
+        """A number the terminal shows, once it has stayed the same for `samples` readings
+        (a price the feed holds still, after the stream caught up)."""
+        seen: list[str] = []
+
+        def same() -> str | None:
+            seen.append(self.tid(testid).inner_text())
+            time.sleep(0.3)
+            return seen[-1] if len(seen) >= samples and len(set(seen[-samples:])) == 1 else None
+
+        return number(wait_for(same, what=f"{testid} to hold still"))
+
     # --- ticket ----------------------------------------------------------------------------
     def fill_ticket(
         self,

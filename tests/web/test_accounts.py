@@ -39,9 +39,23 @@ def term(page: Page, symbol: str) -> Locator:
 def test_second_account_withdraw_commission_and_history(
     page: Page, platform: Platform, artifacts_dir: Path
 ) -> None:
+    assert platform.feed is not None
+    # BTCUSD moves only when this test moves it: spreads, stops and P&L are known.
+    mid = platform.feed.mid("BTCUSD").quantize(Decimal("1"))
+    platform.feed.set_mid("BTCUSD", mid)
+    try:
+        second_account_flow(page, platform, artifacts_dir, mid)
+    finally:
+        platform.feed.set_mid("BTCUSD", platform.feed.mid("BTCUSD"), freeze=False)
+
+
+def second_account_flow(page: Page, platform: Platform, artifacts_dir: Path, mid: Decimal) -> None:
+    assert platform.feed is not None
     t = Terminal(page)
     t.new_trader(deposit="10000")
     default = t.current_account_id()
+    t.select("BTCUSD")
+    standard_spread = t.steady("ticket-spread")
     expect(t.tid("account-current")).to_have_text(f"Standard · Demo #{default}")
 
     # The dialog shows each type's conditions before anything is opened.
@@ -67,6 +81,10 @@ def test_second_account_withdraw_commission_and_history(
     expect(t.tid("account-leverage")).to_have_value("500")
     t.show_tab("history")
     expect(t.tid("history-empty")).to_be_visible()
+    # Quotes now carry Raw Spread's BTCUSD spread: the default markup (10) less.
+    t.go("trade")
+    raw_spread = t.steady("ticket-spread")
+    assert standard_spread - raw_spread == Decimal("10"), (standard_spread, raw_spread)
 
     # Withdraw beside Deposit: more than the free margin is refused, in words.
     t.withdraw("50")
@@ -81,13 +99,34 @@ def test_second_account_withdraw_commission_and_history(
 
     # Raw Spread charges 3.25 USD per lot per side on BTCUSD: shown before sending, on the
     # position, and on the trade (both sides).
+    # A trailing stop from the ticket starts the stop loss at its distance from the bid.
     t.select("BTCUSD")
+    bid = t.steady("bid-BTCUSD")
     t.fill_ticket(side="buy", volume="1.00")
+    t.tid("ticket-trailing").fill("500")
     expect(t.tid("ticket-commission")).to_have_text("3.25 USD")
     t.submit_ticket()
     row = t.positions_view().first
     expect(row.get_by_test_id("position-commission")).to_have_text("−3.25")
     expect(row.get_by_test_id("position-swap")).to_have_text("0.00")
+    expect(row.get_by_test_id("position-trailing")).to_have_text("500.00")
+    expect(row.get_by_test_id("position-sl")).to_have_text(f"{bid - 500:,.2f}")
+    # Closer in the modify dialog; then the price rises and the stop follows it.
+    row.get_by_test_id("position-modify").click()
+    expect(t.tid("modify-trailing")).to_have_value("500")
+    t.tid("modify-trailing").fill("300")
+    t.tid("modify-trailing").press("Enter")
+    expect(t.tid("modify-dialog")).to_have_count(0)
+    expect(row.get_by_test_id("position-trailing")).to_have_text("300.00")
+    expect(row.get_by_test_id("position-sl")).to_have_text(f"{bid - 300:,.2f}")
+    platform.feed.set_mid("BTCUSD", mid + 100)
+
+    def risen_bid() -> Decimal | None:
+        b = t.steady("bid-BTCUSD")
+        return b if b > bid + 90 else None
+
+    risen = wait_for(risen_bid, what="the bid to rise by 100")
+    expect(row.get_by_test_id("position-sl")).to_have_text(f"{risen - 300:,.2f}")
     # 1:1 would need the position's whole value as margin: refused in words, nothing changes.
     t.tid("account-leverage").select_option("1")
     refusal = page.locator("[data-testid=toast]", has_text="Leverage not changed")
