@@ -133,6 +133,7 @@ class Engine:
             for i in self.instruments.values()
             if (shift := t.quote_shift(i))
         }
+        self._shifted_types = {name for name, _ in self._shifts}
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
@@ -264,6 +265,7 @@ class Engine:
                 self._shifts[key] = shift
             else:
                 self._shifts.pop(key, None)
+        self._shifted_types = {name for name, _ in self._shifts}
         if not moved:
             return
         for position in self.positions.values():
@@ -328,12 +330,14 @@ class Engine:
     def _equity(self, account: Account) -> Decimal:
         equity = account.balance
         quotes = self.quotes
-        typed = self._typed_quote
         kind = account.account_type
+        # Most accounts trade at the published quote: no per-symbol lookup for them.
+        shifted = kind in self._shifted_types
+        typed = self._typed_quote
         for symbol, exposure in account.exposure.items():
             quote = quotes.get(symbol)
             if quote is not None:  # no quote yet after a restart: valued at its open price
-                equity += exposure.pnl(typed(kind, quote))
+                equity += exposure.pnl(typed(kind, quote) if shifted else quote)
         return equity
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -287,7 +287,14 @@ def _check(engine: Engine, account: Account, ledger_total: Decimal) -> None:
         assert quote is not None
         close = quote.bid if p.side is Side.BUY else quote.ask
         sign = 1 if p.side is Side.BUY else -1
-        floating += sign * p.volume * inst.contract_size * (close - p.open_price)
+        pnl = sign * p.volume * inst.contract_size * (close - p.open_price)
+        floating += pnl
+        # Shown P&L at this quote == what closing at it realises: cents, half away from zero
+        # (a close settles so; the whole closes of the program check it against the trade).
+        realised = pnl.quantize(D("0.01"), rounding=ROUND_HALF_UP)
+        assert position_pb(p, quote).unrealized_pnl == format(
+            realised if realised else realised.copy_abs(), "f"
+        )
         assert p.margin == margin_of(p.volume, inst.contract_size, p.open_price, p.leverage)
         units, held = sides.setdefault(p.symbol, {}).get(p.side, (D(0), D(0)))
         sides[p.symbol][p.side] = (units + p.volume * inst.contract_size, held + p.margin)

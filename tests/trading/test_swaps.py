@@ -14,7 +14,7 @@ from services.trading.engine import Engine
 from services.trading.model import AccountKind, Event, EventType, LedgerKind, RolloverMark, Side
 from services.trading.store import load_engine
 from tests.trading.conftest import StartTrading
-from tests.trading.support import D, instruments, market
+from tests.trading.support import SESSIONS, D, instruments, market
 
 BUY, SELL = Side.BUY, Side.SELL
 TUESDAY = datetime(2025, 1, 7, 12, 0, tzinfo=UTC)
@@ -171,7 +171,7 @@ def test_a_restored_engine_charges_no_rollover_twice() -> None:
 SHARD = 8  # its own engine: other modules' engines own shards 0 to 7
 
 
-async def test_the_last_rollover_is_committed_and_loaded(
+async def test_the_last_rollover_rates_and_sessions_are_committed_and_loaded(
     start_trading: StartTrading, db_pool: AsyncConnectionPool
 ) -> None:
     trading = await start_trading(SHARD)
@@ -197,3 +197,7 @@ async def test_the_last_rollover_is_committed_and_loaded(
     specs = await load_instruments(db_pool)
     assert (specs["EURUSD"].swap_type, specs["EURUSD"].triple_swap_weekday) == (SwapType.POINTS, 3)
     assert specs["XAUUSD"].swap_short == D("22.0")
+    # ... and so do the seeded sessions (migrations/0311_trading_sessions.sql)
+    assert specs["EURUSD"].sessions == SESSIONS["forex"]
+    assert specs["XAUUSD"].sessions == SESSIONS["metal"]
+    assert specs["BTCUSD"].sessions == ()
