@@ -132,6 +132,16 @@ def second_account_flow(page: Page, platform: Platform, artifacts_dir: Path, mid
     refusal = page.locator("[data-testid=toast]", has_text="Leverage not changed")
     expect(refusal).to_contain_text("more than your equity of")
     expect(t.tid("account-leverage")).to_have_value("500")
+
+    # The default account does not show this position, nor this account's margin; back on the
+    # Raw Spread account it is there again, as it was.
+    t.switch_account(default)
+    expect(t.positions_view()).to_have_count(0)
+    wait_for(lambda: t.metric("account-margin") == 0, what="no margin on the default account")
+    t.switch_account(raw)
+    row = t.positions_view().first
+    expect(t.position_rows()).to_have_count(1)
+    expect(row.get_by_test_id("position-trailing")).to_have_text("300.00")
     row.get_by_test_id("position-close").click()
     t.tid("close-volume").press("Enter")
     expect(t.position_rows()).to_have_count(0)
