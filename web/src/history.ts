@@ -2,7 +2,7 @@
 // withdrawals, realised P&L, commission, swaps, negative-balance compensation, each with the
 // balance after it) and closed trades (ListTrades), both newest first, a page at a time, within
 // a period. Totals and CSV export need the whole period, so they walk every page of it.
-import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { LedgerEntryKind, type LedgerEntry, type Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
 import type { Clients } from "./api/clients";
 import { Decimal, dec } from "./decimal";
@@ -26,12 +26,12 @@ export class HistoryApi {
   constructor(private readonly clients: Clients) {}
 
   async transactions(accountId: string, period: Period, pageSize: number, pageToken: string): Promise<Page<LedgerEntry>> {
-    const res = await this.clients.trading.listTransactions({ accountId, pageSize, pageToken, ...window_(period) });
+    const res = await this.clients.trading.listTransactions({ accountId, pageSize, pageToken, ...timeWindow(period) });
     return { items: res.entries, nextToken: res.nextPageToken };
   }
 
   async trades(accountId: string, period: Period, pageSize: number, pageToken: string): Promise<Page<Trade>> {
-    const res = await this.clients.trading.listTrades({ accountId, pageSize, pageToken, ...window_(period) });
+    const res = await this.clients.trading.listTrades({ accountId, pageSize, pageToken, ...timeWindow(period) });
     return { items: res.trades, nextToken: res.nextPageToken };
   }
 
@@ -46,7 +46,8 @@ export class HistoryApi {
   }
 }
 
-function window_(p: Period): { startTime?: ReturnType<typeof timestampFromMs>; endTime?: ReturnType<typeof timestampFromMs> } {
+/** The request fields of a period; an open side is left out. */
+function timeWindow(p: Period): { startTime?: Timestamp; endTime?: Timestamp } {
   return {
     ...(p.startMs !== null ? { startTime: timestampFromMs(p.startMs) } : {}),
     ...(p.endMs !== null ? { endTime: timestampFromMs(p.endMs) } : {}),

@@ -28,7 +28,7 @@ function weekMinute(weekday: number, time: string): number | null {
   return (weekday - 1) * MINUTES_PER_DAY + hh * 60 + mm;
 }
 
-function window_(s: TradingSession): [number, number] | null {
+function weeklyWindow(s: TradingSession): [number, number] | null {
   const open = weekMinute(s.openWeekday, s.openTime);
   const close = weekMinute(s.closeWeekday, s.closeTime);
   return open === null || close === null ? null : [open, close];
@@ -41,7 +41,7 @@ function inside(now: number, [open, close]: [number, number]): boolean {
 }
 
 export function marketState(inst: Instrument | undefined, nowMs: number): MarketState {
-  const windows = (inst?.sessions ?? []).map(window_).filter((w): w is [number, number] => w !== null);
+  const windows = (inst?.sessions ?? []).map(weeklyWindow).filter((w): w is [number, number] => w !== null);
   if (windows.length === 0) return { open: true };
   const now = minuteOfWeek(nowMs);
   if (windows.some((w) => inside(now, w))) return { open: true };

@@ -91,7 +91,7 @@ export function historyView(ctx: Ctx, api = new HistoryApi(ctx.clients)): HTMLEl
       h("td", { class: "type", "data-label": "Type", testid: "history-type" }, ledgerKindWord(e.kind)),
       money(e.amount, "ledger-amount", "Amount (USD)"),
       h("td", { class: "num", "data-label": "Balance (USD)", testid: "ledger-balance" }, fmtMoney(e.balanceAfter)),
-      h("td", { class: "muted", "data-label": "Reference", testid: "ledger-reference" }, e.referenceId));
+      h("td", { class: "muted", "data-label": "Reference", testid: "ledger-reference" }, referenceText(e)));
 
   const tradeRow = (t: Trade): HTMLTableRowElement =>
     h("tr", { testid: "trade-row", "data-trade-id": t.tradeId, "data-position-id": t.positionId, "data-reason": String(t.closeReason) },
@@ -256,4 +256,19 @@ export function historyView(ctx: Ctx, api = new HistoryApi(ctx.clients)): HTMLEl
     totals,
     h("div", { class: "pane-scroll scroll" }, h("table", { class: "grid-table cards" }, head, body)),
     h("div", { class: "pager" }, prev, pageLabel, next, status));
+}
+
+/** What a balance operation refers to, in words: realised P&L books a trade, commission and
+ * swaps a position. */
+function referenceText(e: LedgerEntry): string {
+  if (!e.referenceId) return "";
+  switch (e.kind) {
+    case LedgerEntryKind.REALIZED_PNL:
+      return `Trade #${e.referenceId}`;
+    case LedgerEntryKind.COMMISSION:
+    case LedgerEntryKind.SWAP:
+      return `Position #${e.referenceId}`;
+    default:
+      return `#${e.referenceId}`;
+  }
 }
