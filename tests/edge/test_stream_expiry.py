@@ -1,5 +1,5 @@
-"""A stream does not outlive its access token, and the SDK carries on across tokens without a
-gap: through the real Envoy and the real services."""
+"""A stream does not outlive its access token nor its session (logout), and the SDK carries on
+across tokens without a gap: through the real Envoy and the real services."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from exness_client import ExnessClient
 from exness_client.contracts.exness.trading.v1 import AccountEvent, AccountEventType
 from exness_client.session import Session
 
-from tests.edge.conftest import Stack, register, short_lived_token
+from tests.edge.conftest import PASSWORD, Stack, register, short_lived_token
 from tests.support.grpc_errors import failure_of
 
 
@@ -37,6 +37,79 @@ async def test_an_account_stream_ends_when_its_token_expires(
             raise AssertionError(f"the stream went on after its token expired: {ended}")
     assert failure.code == grpc.StatusCode.UNAUTHENTICATED
     assert expires_at - 1 <= time.time() < expires_at + 10
+
+
+async def _ended(call: grpc.aio.UnaryStreamCall, timeout_s: float) -> float:
+    """Reads `call` until it fails (within `timeout_s`, or TimeoutError); how long it took."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                await call.read()
+    except grpc.aio.AioRpcError as exc:
+        failure = failure_of(exc)
+    assert failure.code == grpc.StatusCode.UNAUTHENTICATED, failure
+    assert failure.reason == "SESSION_REVOKED", failure
+    return time.monotonic() - started
+
+
+async def test_logging_out_ends_the_sessions_open_account_streams(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    user = await register(api, deposit=None)
+    auth = (("authorization", f"Bearer {user.access_token}"),)
+    request = trading_pb2.StreamAccountRequest()
+    # The same stream through the edge and straight to the engine: the engine ends both.
+    async with (
+        grpc.aio.insecure_channel(stack.edge) as edge,
+        grpc.aio.insecure_channel(stack.state["trading"]) as direct,
+    ):
+        calls = [
+            trading_pb2_grpc.TradingServiceStub(channel).StreamAccount(request, metadata=auth)
+            for channel in (edge, direct)
+        ]
+        for call in calls:
+            snapshot = await call.read()
+            assert snapshot.event.type == trading_pb2.ACCOUNT_EVENT_TYPE_ACCOUNT_SNAPSHOT
+
+        logout = await api.post("/v1/auth/logout", json={"refreshToken": user.refresh_token})
+        assert logout.status_code == 200, logout.text
+        # Promptly: the engines follow revocations every second (10 s is for a busy machine;
+        # the token itself would have run for 15 minutes).
+        waited = await asyncio.gather(*(_ended(call, timeout_s=10) for call in calls))
+        assert max(waited) < 10
+
+        # The logged-out token opens nothing new and is refused for unary calls too.
+        again = trading_pb2_grpc.TradingServiceStub(edge).StreamAccount(request, metadata=auth)
+        await _ended(again, timeout_s=5)
+    refused = await api.get("/v1/account", headers=user.auth)
+    assert refused.status_code == 401, refused.text
+    assert "SESSION_REVOKED" in refused.text
+
+
+async def test_logging_out_leaves_other_sessions_streams_open(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    user = await register(api, deposit=None)
+    login = await api.post("/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    other = login.json()["accessToken"]  # a second login (another device)
+    async with grpc.aio.insecure_channel(stack.edge) as channel:
+        call = trading_pb2_grpc.TradingServiceStub(channel).StreamAccount(
+            trading_pb2.StreamAccountRequest(), metadata=(("authorization", f"Bearer {other}"),)
+        )
+        await call.read()  # the snapshot
+        logout = await api.post("/v1/auth/logout", json={"refreshToken": user.refresh_token})
+        assert logout.status_code == 200, logout.text
+        funded = await api.post(
+            "/v1/account:deposit",
+            json={"amount": "5"},
+            headers={"authorization": f"Bearer {other}"},
+        )
+        assert funded.status_code == 200, funded.text
+        event = await asyncio.wait_for(call.read(), timeout=15)  # still open, still live
+        assert event.event.type == trading_pb2.ACCOUNT_EVENT_TYPE_BALANCE_CHANGED, event
+        call.cancel()
 
 
 @pytest.mark.skip(
