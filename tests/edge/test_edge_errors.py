@@ -53,10 +53,14 @@ async def test_rate_limited_rest_calls_carry_a_reason(stack: Stack) -> None:
     async with httpx.AsyncClient(
         base_url=stack.url, transport=transport, trust_env=False, timeout=60
     ) as other:
+        # One attempt per email: Auth's own per-account backoff (LOGIN_THROTTLED, also a 429)
+        # would otherwise answer the attempts that pass the edge after the fifth.
         replies = await asyncio.gather(
             *[
-                other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
-                for _ in range(AUTH_RATE_BURST + 20)
+                other.post(
+                    "/v1/auth/login", json={"email": f"nobody-{n}@example.com", "password": "x"}
+                )
+                for n in range(AUTH_RATE_BURST + 20)
             ]
         )
     limited = [reply for reply in replies if reply.status_code == 429]
