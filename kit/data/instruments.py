@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the engine imports the row model and must not load a database driver
+    from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
 
@@ -48,6 +49,10 @@ _SELECT = (
 async def load_instruments(pool: AsyncConnectionPool) -> dict[str, Instrument]:
     """Every enabled instrument by symbol."""
     async with pool.connection() as conn:
-        cur = await conn.execute(_SELECT)
-        rows = await cur.fetchall()
-    return {row[0]: Instrument(*row) for row in rows}
+        return await read_instruments(conn)
+
+
+async def read_instruments(conn: AsyncConnection[Any]) -> dict[str, Instrument]:
+    """The same, on a connection of the caller's (a process that needs no pool)."""
+    cur = await conn.execute(_SELECT)
+    return {row[0]: Instrument(*row) for row in await cur.fetchall()}
