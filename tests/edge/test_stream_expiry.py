@@ -8,8 +8,9 @@ import time
 
 import grpc
 import httpx
+import pytest
 from exness.trading.v1 import trading_pb2, trading_pb2_grpc
-from exness_client import ExnessClient
+from exness_client import Code, ExnessClient, ExnessError
 from exness_client.contracts.exness.trading.v1 import AccountEvent, AccountEventType
 from exness_client.session import Session
 
@@ -109,6 +110,30 @@ async def test_logging_out_leaves_other_sessions_streams_open(
         event = await asyncio.wait_for(call.read(), timeout=15)  # still open, still live
         assert event.event.type == trading_pb2.ACCOUNT_EVENT_TYPE_BALANCE_CHANGED, event
         call.cancel()
+
+
+async def test_the_sdk_stops_at_a_logout_elsewhere_and_says_why(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    """Logged out on another device: the SDK's stream and calls end with SESSION_REVOKED, not
+    with a refresh that fails for a reason the user cannot act on."""
+    user = await register(api, deposit=None)
+    async with ExnessClient(stack.edge) as client:
+        client.store.save(Session.issued(user.access_token, user.refresh_token, 900))
+        events = client.stream_account()
+        snapshot = await asyncio.wait_for(anext(events), 15)
+        assert snapshot.type == AccountEventType.ACCOUNT_SNAPSHOT
+        logout = await api.post("/v1/auth/logout", json={"refreshToken": user.refresh_token})
+        assert logout.status_code == 200, logout.text
+        with pytest.raises(ExnessError) as ended:
+            await asyncio.wait_for(anext(events), 15)
+        assert (ended.value.code, ended.value.reason) == (Code.UNAUTHENTICATED, "SESSION_REVOKED")
+
+        client.store.save(Session.issued(user.access_token, user.refresh_token, 900))
+        with pytest.raises(ExnessError) as refused:
+            await client.account()
+        assert refused.value.reason == "SESSION_REVOKED"
+        assert client.store.session is None  # signed out: log in again
 
 
 async def test_the_sdk_account_stream_outlives_its_token_without_a_gap(
