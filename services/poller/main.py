@@ -145,7 +145,6 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
         trace_ratio=settings.quote_trace_ratio,
     )
     metrics.register(args.source, stats, buffer=buffer, publisher=publisher)
-    serve_metrics(settings.bind_host, settings.poller_metrics_port)
 
     source: asyncio.Task[None]
     if args.source == "synthetic":
@@ -171,6 +170,9 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         feed = binance_feed(args.url or BINANCE_URL, _mapping(args.symbols, BINANCE_SYMBOLS))
         source = asyncio.create_task(run_exchange_feed(feed, buffer, stats))
+    # Only once the source is set up: a poller whose /metrics answers has accepted its
+    # arguments (`exness up` waits for that rather than guessing a settling time).
+    serve_metrics(settings.bind_host, settings.poller_metrics_port)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
