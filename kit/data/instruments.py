@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kit.data.sessions import TradingSession
 
 if TYPE_CHECKING:  # the engine imports the row model and must not load a database driver
+    from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
 
@@ -72,10 +73,15 @@ _SESSIONS = (
 async def load_instruments(pool: AsyncConnectionPool) -> dict[str, Instrument]:
     """Every enabled instrument by symbol, with its trading sessions."""
     async with pool.connection() as conn:
-        cur = await conn.execute(_SELECT)
-        rows = await cur.fetchall()
-        cur = await conn.execute(_SESSIONS)
-        session_rows = await cur.fetchall()
+        return await read_instruments(conn)
+
+
+async def read_instruments(conn: AsyncConnection[Any]) -> dict[str, Instrument]:
+    """The same, on a connection of the caller's (a process that needs no pool)."""
+    cur = await conn.execute(_SELECT)
+    rows = await cur.fetchall()
+    cur = await conn.execute(_SESSIONS)
+    session_rows = await cur.fetchall()
     instruments = {
         row[0]: replace(
             Instrument(*row[:15]),

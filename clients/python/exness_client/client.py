@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from exness_client.account_feed import AccountFeed, OpenedCall
+from exness_client.account_feed import SESSION_REVOKED, AccountFeed, OpenedCall
 from exness_client.contracts.exness.auth.v1 import (
     AuthServiceStub,
     GetMeRequest,
@@ -198,6 +198,9 @@ class ExnessClient:
             except _CALL_FAILURES as exc:
                 error = _failure(exc)
             session = self.store.session
+            if error.reason == SESSION_REVOKED:
+                self.store.save(None)  # logged out elsewhere: sign in again
+                raise error
             if (
                 auth
                 and not refreshed

@@ -68,6 +68,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
     ErrorInfo metadata `retry_after_s` (seconds) before trying again.
     """
+    ERROR_REASON_SESSION_REVOKED: _ErrorReason.ValueType  # 18
+    """UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+    token): calls are refused and open streams end. Log in again; refreshing will not help.
+    """
     ERROR_REASON_UNKNOWN_SYMBOL: _ErrorReason.ValueType  # 20
     """Market data.
     NOT_FOUND: the symbol is not a listed instrument.
@@ -220,6 +224,10 @@ with a fresh token (the SDKs do this without a gap).
 ERROR_REASON_LOGIN_THROTTLED: ErrorReason.ValueType  # 17
 """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
 ErrorInfo metadata `retry_after_s` (seconds) before trying again.
+"""
+ERROR_REASON_SESSION_REVOKED: ErrorReason.ValueType  # 18
+"""UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+token): calls are refused and open streams end. Log in again; refreshing will not help.
 """
 ERROR_REASON_UNKNOWN_SYMBOL: ErrorReason.ValueType  # 20
 """Market data.

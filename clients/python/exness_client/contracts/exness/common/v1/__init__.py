@@ -167,6 +167,12 @@ class ErrorReason(betterproto2.Enum):
     ErrorInfo metadata `retry_after_s` (seconds) before trying again.
     """
 
+    SESSION_REVOKED = 18
+    """
+    UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+    token): calls are refused and open streams end. Log in again; refreshing will not help.
+    """
+
     UNKNOWN_SYMBOL = 20
     """
     Market data.
@@ -352,6 +358,7 @@ class ErrorReason(betterproto2.Enum):
             15: "ERROR_REASON_USER_NOT_FOUND",
             16: "ERROR_REASON_TOKEN_EXPIRED",
             17: "ERROR_REASON_LOGIN_THROTTLED",
+            18: "ERROR_REASON_SESSION_REVOKED",
             20: "ERROR_REASON_UNKNOWN_SYMBOL",
             21: "ERROR_REASON_NO_QUOTE",
             23: "ERROR_REASON_BROKER_UNAVAILABLE",
@@ -401,6 +408,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_USER_NOT_FOUND": 15,
             "ERROR_REASON_TOKEN_EXPIRED": 16,
             "ERROR_REASON_LOGIN_THROTTLED": 17,
+            "ERROR_REASON_SESSION_REVOKED": 18,
             "ERROR_REASON_UNKNOWN_SYMBOL": 20,
             "ERROR_REASON_NO_QUOTE": 21,
             "ERROR_REASON_BROKER_UNAVAILABLE": 23,
