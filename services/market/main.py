@@ -175,7 +175,9 @@ def build(
         )
     publisher = QuotePublisher(bootstrap)
     feed = QuoteFeed(hub, bootstrap, reporter=reporter)
-    servicer = MarketDataServicer(pool, catalog, hub, publisher)
+    servicer = MarketDataServicer(
+        pool, catalog, hub, publisher, trading_sessions=settings.trading_sessions
+    )
     admin = MarketAdminServicer(pool, catalog)
     pipeline = RequestPipeline(
         auth_service_verifier(settings),

@@ -41,7 +41,9 @@ _CATEGORIES = {
 }
 
 
-def instrument_message(spec: Instrument) -> market_pb2.Instrument:
+def instrument_message(spec: Instrument, with_sessions: bool = True) -> market_pb2.Instrument:
+    """The published instrument; `with_sessions` False (a platform that trades every
+    instrument around the clock) publishes no sessions, which means always open."""
     return market_pb2.Instrument(
         symbol=spec.symbol,
         description=spec.description,
@@ -65,7 +67,7 @@ def instrument_message(spec: Instrument) -> market_pb2.Instrument:
                 close_weekday=s.close_weekday,
                 close_time=hhmm(s.close_minute),
             )
-            for s in spec.sessions
+            for s in (spec.sessions if with_sessions else ())
         ],
     )
 
@@ -85,9 +87,11 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         catalog: InstrumentCatalog,
         hub: QuoteHub,
         publisher: QuotePublisher,
+        trading_sessions: bool = True,
     ) -> None:
         self._pool = pool
         self._catalog = catalog
+        self._trading_sessions = trading_sessions
         self._hub = hub
         self._publisher = publisher
         self._validator = QuoteValidator(catalog)
@@ -104,7 +108,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
     ) -> market_pb2.ListInstrumentsResponse:
         await self._catalog.refresh_if_stale()  # new listings appear within min_refresh_s
         return market_pb2.ListInstrumentsResponse(
-            instruments=[instrument_message(s) for s in self._catalog.all()]
+            instruments=[instrument_message(s, self._trading_sessions) for s in self._catalog.all()]
         )
 
     async def _account_type(self, name: str) -> AccountType | None:

@@ -184,9 +184,10 @@ class Platform:
         self.feed = SyntheticFeed(f"127.0.0.1:{self.ports['market']}")
         self.feed.start()
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, **env: str) -> None:
+        """Starts one service; keyword arguments override its environment."""
         log = self.root / f"{name}.log"
-        proc = start_exness([SERVICES[name]], self.env(), log)
+        proc = start_exness([SERVICES[name]], {**self.env(), **env}, log)
         self.processes[name] = proc
         wait_healthy(f"127.0.0.1:{self.ports[name]}", proc, log, timeout_s=90)
 
@@ -201,9 +202,9 @@ class Platform:
             proc.kill()
             proc.wait()
 
-    def restart_service(self, name: str) -> None:
+    def restart_service(self, name: str, **env: str) -> None:
         self.stop_service(name)
-        self.start_service(name)
+        self.start_service(name, **env)
 
     def restart_envoy(self, down_s: float = 1.0) -> None:
         assert self.envoy is not None

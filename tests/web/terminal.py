@@ -102,6 +102,50 @@ class Terminal:
             what=f"balance after depositing {amount}",
         )
 
+    def withdraw(self, amount: str) -> None:
+        """Opens the withdraw dialog and sends `amount`; the dialog stays open on a refusal."""
+        self.go("account")
+        self.tid("withdraw-open").click()
+        self.tid("withdraw-amount").fill(amount)
+        self.tid("withdraw-amount").press("Enter")
+
+    # --- accounts --------------------------------------------------------------------------
+    def current_account_id(self) -> str:
+        return self.tid("account-switcher").get_attribute("data-account-id") or ""
+
+    def open_account(
+        self, account_type: str, real: bool = False, leverage: str = "0", swap_free: bool = False
+    ) -> str:
+        """Opens another account from the switcher's dialog; returns its number once the
+        terminal shows it."""
+        before = self.current_account_id()
+        self.go("account")
+        self.tid("account-switcher").click()
+        self.tid("account-open").click()
+        self.tid("open-account-type").select_option(account_type)
+        if real:
+            self.page.locator("label[for=open-account-kind-real]").click()
+        self.tid("open-account-leverage").select_option(leverage)
+        if swap_free:
+            self.page.locator("label[for=open-account-swap-free]").click()
+        self.tid("open-account-dialog-submit").click()
+        expect(self.tid("open-account-dialog")).to_have_count(0)
+
+        def new_account() -> str | None:
+            now = self.current_account_id()
+            return now if now and now != before else None
+
+        return wait_for(new_account, what="the new account")
+
+    def switch_account(self, account_id: str) -> None:
+        self.go("account")
+        self.tid("account-switcher").click()
+        self.page.locator(f"[data-testid=account-option][data-account-id='{account_id}']").click()
+        expect(self.tid("account-dialog")).to_have_count(0)
+        expect(self.tid("account-switcher")).to_have_attribute("data-account-id", account_id)
+        conn = self.tid("conn-status")
+        expect(conn).to_have_attribute("data-account", "live")
+
     # --- account bar -----------------------------------------------------------------------
     def metric(self, testid: str) -> Decimal | None:
         text = self.tid(testid).inner_text()
@@ -119,6 +163,18 @@ class Terminal:
 
     def bid(self, symbol: str) -> str:
         return self.tid(f"bid-{symbol}").inner_text()
+
+    def steady(self, testid: str, samples: int = 4) -> Decimal:
+        """A number the terminal shows, once it has stayed the same for `samples` readings
+        (a price the feed holds still, after the stream caught up)."""
+        seen: list[str] = []
+
+        def same() -> str | None:
+            seen.append(self.tid(testid).inner_text())
+            time.sleep(0.3)
+            return seen[-1] if len(seen) >= samples and len(set(seen[-samples:])) == 1 else None
+
+        return number(wait_for(same, what=f"{testid} to hold still"))
 
     # --- ticket ----------------------------------------------------------------------------
     def fill_ticket(
@@ -164,6 +220,12 @@ class Terminal:
     def show_tab(self, name: str) -> None:
         self.go("history" if name == "history" else "positions")
         self.tid(f"tab-{name}").click()
+
+    def show_history(self, mode: str) -> None:
+        """The history's balance operations ("balance") or closed trades ("trades")."""
+        self.show_tab("history")
+        self.tid(f"history-mode-{mode}").click()
+        expect(self.tid(f"history-mode-{mode}")).to_have_attribute("aria-pressed", "true")
 
 
 def wait_distinct(

@@ -136,7 +136,7 @@ def test_margin_call_warning_and_stop_out_in_history(page: Page, platform: Platf
         # A 70 USD drop takes equity below zero: the broker closes the position.
         platform.feed.set_mid("XAUUSD", start - 70)
         expect(t.position_rows()).to_have_count(0, timeout=20_000)
-        t.show_tab("history")
+        t.show_history("trades")
         trade = page.locator("[data-testid=trade-row]").first
         expect(trade.get_by_test_id("trade-reason")).to_have_text("Stop out")
         # Negative balance protection: the balance does not stay below zero.

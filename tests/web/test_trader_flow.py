@@ -192,22 +192,26 @@ def test_whole_trader_flow(
     finally:
         platform.feed.set_mid("BTCUSD", platform.feed.mid("BTCUSD"), freeze=False)
 
-    # History: both closes and the deposit, with totals that add up to the balance.
-    t.show_tab("history")
+    # History: both closed trades; the balance operations (the deposit and both closes'
+    # P&L), with totals per kind that add up to the balance.
+    t.show_history("trades")
     trades = page.locator("[data-testid=trade-row]")
     expect(trades).to_have_count(2)
-    deposits = page.locator("[data-testid=ledger-row]")
-    expect(deposits).to_have_count(1)
-    expect(deposits.first.get_by_test_id("history-type")).to_have_text("Deposit")
-    expect(deposits.first.get_by_test_id("ledger-amount")).to_have_text("+10,000.00")
     pnls = [number(x) for x in page.locator("[data-testid=trade-pnl]").all_inner_texts()]
     wait_for(lambda: t.balance() == Decimal("10000") + sum(pnls), what="balance = deposit + P&L")
-    expect(t.tid("history-total-deposits")).to_have_text("10,000.00")
-    assert number(t.tid("history-total-trading").inner_text()) == sum(pnls)
+    assert number(t.tid("history-total-pnl").inner_text()) == sum(pnls)
+    t.show_history("balance")
+    ops = page.locator("[data-testid=ledger-row]")
+    expect(ops).to_have_count(3)
+    expect(ops.last.get_by_test_id("history-type")).to_have_text("Deposit")
+    expect(ops.last.get_by_test_id("ledger-amount")).to_have_text("+10,000.00")
+    expect(t.tid("history-total-deposit")).to_have_text("+10,000.00")
+    assert number(t.tid("history-total-realized_pnl").inner_text()) == sum(pnls)
     assert number(t.tid("history-total-net").inner_text()) == t.balance()
     t.tid("history-period").select_option("today")
+    expect(ops).to_have_count(3)
+    t.show_history("trades")
     expect(trades).to_have_count(2)
-    expect(deposits).to_have_count(1)
 
     # Times: the browser's zone everywhere, named in the header, switchable to UTC.
     closed_at = page.evaluate("Number(window.__terminal.store.trades[0].closeTime.seconds)")
@@ -219,19 +223,21 @@ def test_whole_trader_flow(
     expect(t.tid("tz-toggle")).to_have_text("UTC")
     shown, expected = chart_candle_time(t, "UTC")
     assert shown == expected
-    t.show_tab("history")
+    t.show_history("trades")
     expect(trades.first.locator("td.time")).to_have_text(local(closed_at, "UTC"))
 
-    # CSV export of the period: the same rows, plain decimals, the zone named.
+    # CSV export of the period's balance operations: plain decimals, the zone named.
+    t.show_history("balance")
     with page.expect_download() as download:
         t.tid("history-export").click()
     text = Path(download.value.path()).read_text(encoding="utf-8")
     table = list(csv.DictReader(text.splitlines()))
-    assert [r["Type"] for r in table].count("Trade") == 2
+    assert [r["Type"] for r in table].count("Realised P&L") == 2
     dep = [r for r in table if r["Type"] == "Deposit"]
     assert [r["Amount (USD)"] for r in dep] == ["10000.00"]
     assert dep[0]["Balance after (USD)"] == "10000.00"
-    assert sorted(Decimal(r["Amount (USD)"]) for r in table if r["Type"] == "Trade") == sorted(pnls)
+    realised = [Decimal(r["Amount (USD)"]) for r in table if r["Type"] == "Realised P&L"]
+    assert sorted(realised) == sorted(pnls)
     assert {r["Time zone"] for r in table} == {"UTC"}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r["Time"]) for r in table)
     check_layout(page, t, "the history")
@@ -239,7 +245,8 @@ def test_whole_trader_flow(
 
 
 def test_history_pages_balance_operations(page: Page, platform: Platform) -> None:
-    """More operations than one page holds: pages of 20, newest first, none lost."""
+    """More operations than one page holds: pages of 20 from the server, newest first, none
+    lost, and Newer goes back."""
     t = Terminal(page)
     t.new_trader(deposit="100")
     for i in range(24):
@@ -247,19 +254,51 @@ def test_history_pages_balance_operations(page: Page, platform: Platform) -> Non
     t.show_tab("history")
     rows = page.locator("[data-testid=ledger-row]")
     expect(rows).to_have_count(20)
-    expect(t.tid("history-page")).to_have_text("Page 1 of 2")
+    expect(t.tid("history-page")).to_have_text("Page 1")
     expect(rows.first.get_by_test_id("ledger-amount")).to_have_text("+24.00")
     t.tid("history-next").click()
     expect(rows).to_have_count(5)
     expect(rows.last.get_by_test_id("ledger-amount")).to_have_text("+100.00")
     expect(t.tid("history-next")).to_be_disabled()
-    expect(t.tid("history-total-deposits")).to_have_text(f"{100 + sum(range(1, 25)):,.2f}")
+    expect(t.tid("history-page")).to_have_text("Page 2")
+    expect(t.tid("history-total-deposit")).to_have_text(f"+{100 + sum(range(1, 25)):,.2f}")
+    t.tid("history-prev").click()
+    expect(rows.first.get_by_test_id("ledger-amount")).to_have_text("+24.00")
+    expect(t.tid("history-prev")).to_be_disabled()
+
+
+def check_account_controls(page: Page, t: Terminal, where: str, shot: Path) -> None:
+    """The account list, the open-account and withdraw dialogs and the custom history period
+    fit too."""
+    t.go("account")
+    t.tid("account-switcher").click()
+    expect(page.locator("[data-testid=account-option]")).not_to_have_count(0)
+    check_layout(page, t, f"{where}, the account list")
+    t.tid("account-open").click()
+    expect(
+        t.tid("open-account-conditions").locator("[data-testid=open-account-term]")
+    ).not_to_have_count(0)
+    check_layout(page, t, f"{where}, opening an account")
+    page.screenshot(path=f"{shot}-open-account.png")
+    t.tid("open-account-dialog-cancel").click()
+    t.tid("withdraw-open").click()
+    check_layout(page, t, f"{where}, withdrawing")
+    t.tid("withdraw-dialog-cancel").click()
+    t.show_tab("history")
+    t.tid("history-period").select_option("custom")
+    expect(t.tid("history-from")).to_be_visible()
+    check_layout(page, t, f"{where}, history between custom dates")
+    page.screenshot(path=f"{shot}-history-custom.png")
+    t.tid("history-period").select_option("all")
 
 
 @pytest.mark.parametrize("viewport", ["phone"], indirect=True)
-def test_every_view_fits_from_the_smallest_phone_to_a_laptop(page: Page) -> None:
+def test_every_view_fits_from_the_smallest_phone_to_a_laptop(
+    page: Page, artifacts_dir: Path
+) -> None:
     """The edges of each range, with a position and a pending order on screen: nothing wider
-    than the screen, and on phones every control big enough for a finger."""
+    than the screen, and on phones every control big enough for a finger; the account
+    controls too."""
     t = Terminal(page)
     t.new_trader(deposit="5000")
     t.select("ETHUSD")
@@ -273,3 +312,5 @@ def test_every_view_fits_from_the_smallest_phone_to_a_laptop(page: Page) -> None
             t.go(view)
             check_layout(page, t, f"{width}x{height}, {view}")
         assert t.phone == (width <= 700)
+        if width in (360, 1024, 1366):
+            check_account_controls(page, t, f"{width}x{height}", artifacts_dir / f"web-{width}")

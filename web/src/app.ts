@@ -2,13 +2,15 @@
 // Quotes (public) stream from boot; the account stream runs while someone is logged in. Both
 // reconnect with backoff on their own; after the account stream reconnects its first message is
 // a snapshot, and positions, orders and history are re-read so nothing missed while it was down
-// is lost.
+// is lost. Everything follows the account chosen in the switcher: its id goes on every Trading
+// call and on the account stream, and quotes carry its account type's spread.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { CandleInterval } from "../../gen/ts/exness/market/v1/market_pb";
 import {
   AccountEventType, type AccountEvent, type StreamAccountResponse,
 } from "../../gen/ts/exness/trading/v1/trading_pb";
 import type { StreamQuotesResponse } from "../../gen/ts/exness/market/v1/market_pb";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createClients, type Clients } from "./api/clients";
 import { describeError } from "./api/errors";
 import { ReconnectingStream } from "./api/stream";
@@ -18,6 +20,7 @@ import { Session } from "./session";
 import { SettingsStore } from "./settings";
 import { Store } from "./store";
 import { setTimeZone } from "./time";
+import { refreshAccounts } from "./ui/accounts";
 import { blotterPanel } from "./ui/blotter";
 import { chartPanel } from "./ui/chart";
 import type { Ctx } from "./ui/context";
@@ -40,6 +43,8 @@ export class App {
   private accountStream: ReconnectingStream<StreamAccountResponse> | null = null;
   private terminal: HTMLElement | null = null;
   private resyncSeq = 0;
+  /** The account type the quote stream was opened for ("" is the Standard spread). */
+  private quotesType = "";
 
   constructor(private readonly root: HTMLElement) {
     this.clients = createClients({
@@ -54,6 +59,7 @@ export class App {
     // Quote ages grow while nothing arrives: re-judge freshness every second.
     window.setInterval(() => this.store.tick(Date.now()), 1_000);
     this.session.onChange((loggedIn, message) => (loggedIn ? this.showTerminal() : this.showLogin(message)));
+    this.store.on("accountSwitch", () => this.onAccountSwitch());
     document.body.appendChild(this.toasts.el);
     // Exposed for end-to-end tests and debugging in the console; not used by the app itself.
     (window as unknown as { __terminal: unknown }).__terminal = {
@@ -64,7 +70,32 @@ export class App {
   async start(): Promise<void> {
     if (this.session.loggedIn) this.showTerminal();
     else this.showLogin(null);
+    void this.loadAccountTypes();
     await this.loadInstruments();
+  }
+
+  /** Account types are public: the open-account dialog shows their conditions. */
+  private async loadAccountTypes(): Promise<void> {
+    try {
+      const res = await this.clients.trading.listAccountTypes({});
+      this.store.setAccountTypes(res.accountTypes);
+    } catch {
+      // Retried when the open-account dialog is shown.
+    }
+  }
+
+  /** The user's accounts for the switcher; a platform without ListAccounts has just one. */
+  private async loadAccounts(): Promise<void> {
+    try {
+      await refreshAccounts(this.ctx);
+      if (!this.terminal) return;
+      const remembered = rememberedAccount();
+      if (remembered && remembered !== this.store.accountId && this.store.accounts.some((a) => a.accountId === remembered)) {
+        this.store.selectAccount(remembered);
+      }
+    } catch (e) {
+      if (ConnectError.from(e).code !== Code.Unimplemented) this.toasts.notify(`Could not list your accounts: ${describeError(e)}`, "error");
+    }
   }
 
   /** Instruments are public; retried until the platform answers (it may still be starting). */
@@ -87,9 +118,12 @@ export class App {
     const symbols = this.store.instruments.map((i) => i.symbol);
     if (symbols.length === 0) return;
     this.quoteStream?.stop();
+    const accountType = quoteTypeOf(this.store.accountType);
+    if (accountType !== this.quotesType) this.store.clearQuotes();
+    this.quotesType = accountType;
     this.quoteStream = new ReconnectingStream<StreamQuotesResponse>({
       name: "quotes",
-      open: (signal) => this.clients.market.streamQuotes({ symbols }, { signal }),
+      open: (signal) => this.clients.market.streamQuotes({ symbols, accountType }, { signal }),
       onMessage: (m) => m.quote && this.store.applyQuote(m.quote),
       onState: (s) => this.store.setStream("quotes", s),
     });
@@ -135,13 +169,27 @@ export class App {
     this.root.replaceChildren(terminal);
     this.store.emit("instruments", "selected", "quotes", "connection");
     this.startAccount();
+    void this.loadAccounts();
+  }
+
+  /** A switch re-points the account stream, and the quotes when the spread differs. */
+  private onAccountSwitch(): void {
+    if (!this.terminal) return;
+    rememberAccount(this.store.accountId);
+    this.startAccount();
+    this.followAccountType();
+  }
+
+  private followAccountType(): void {
+    if (this.quoteStream && quoteTypeOf(this.store.accountType) !== this.quotesType) this.startQuotes();
   }
 
   private startAccount(): void {
     this.accountStream?.stop();
+    const accountId = this.store.accountId;
     this.accountStream = new ReconnectingStream<StreamAccountResponse>({
       name: "account",
-      open: (signal) => this.clients.trading.streamAccount({}, { signal }),
+      open: (signal) => this.clients.trading.streamAccount({ accountId }, { signal }),
       onMessage: (m) => m.event && this.onAccountEvent(m.event),
       onState: (s) => this.store.setStream("account", s),
       onUnauthenticated: () => this.session.refresh(),
@@ -151,9 +199,12 @@ export class App {
 
   private onAccountEvent(ev: AccountEvent): void {
     const s = this.store;
+    // A stream of the account shown before a switch may still deliver a last event.
+    if (ev.accountId && s.accountId && ev.accountId !== s.accountId) return;
     if (ev.type === AccountEventType.ACCOUNT_SNAPSHOT) {
       s.lastSequence = ev.sequence;
       s.setAccount(ev.account);
+      this.followAccountType();
       void this.resync();
       return;
     }
@@ -191,7 +242,12 @@ export class App {
         break;
       }
       case AccountEventType.BALANCE_CHANGED:
+      case AccountEventType.SWAP_CHARGED:
         s.addLedger(ev.ledgerEntry);
+        if (ev.position) s.upsertPosition(ev.position);
+        break;
+      case AccountEventType.TRAILING_STOP_MOVED:
+        s.upsertPosition(ev.position);
         break;
       case AccountEventType.MARGIN_CALL:
         s.marginCallAt = Date.now();
@@ -206,21 +262,22 @@ export class App {
   /** Re-reads positions, orders and history (after each (re)connect of the account stream). */
   private async resync(): Promise<void> {
     const seq = ++this.resyncSeq;
+    const accountId = this.store.accountId;
     try {
       const trading = this.clients.trading;
       // Every open position and pending order (they are paged); history pages on demand.
       const [positions, orders, trd] = await Promise.all([
         allPages(async (pageToken) => {
-          const r = await trading.listPositions({ pageSize: 500, pageToken });
+          const r = await trading.listPositions({ pageSize: 500, pageToken, accountId });
           return [r.positions, r.nextPageToken] as const;
         }),
         allPages(async (pageToken) => {
-          const r = await trading.listOrders({ pageSize: 500, pageToken });
+          const r = await trading.listOrders({ pageSize: 500, pageToken, accountId });
           return [r.orders, r.nextPageToken] as const;
         }),
-        trading.listTrades({ pageSize: 100 }),
+        trading.listTrades({ pageSize: 100, accountId }),
       ]);
-      if (seq !== this.resyncSeq || !this.terminal) return;
+      if (seq !== this.resyncSeq || !this.terminal || accountId !== this.store.accountId) return;
       this.store.setPositions(positions);
       this.store.setOrders(orders);
       this.store.setTrades(trd.trades, trd.nextPageToken);
@@ -240,6 +297,30 @@ async function allPages<T>(page: (token: string) => Promise<readonly [T[], strin
     token = next;
   } while (token);
   return out;
+}
+
+/** The account type quotes are asked for: "" is the instruments' default (Standard) spread. */
+function quoteTypeOf(accountType: string): string {
+  return accountType === "standard" ? "" : accountType;
+}
+
+// The chosen account survives a reload of the tab (like the session, per tab).
+const ACCOUNT_KEY = "exness.account";
+
+function rememberAccount(id: string): void {
+  try {
+    sessionStorage.setItem(ACCOUNT_KEY, id);
+  } catch {
+    // Private mode: a reload shows the default account.
+  }
+}
+
+function rememberedAccount(): string | null {
+  try {
+    return sessionStorage.getItem(ACCOUNT_KEY);
+  } catch {
+    return null;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

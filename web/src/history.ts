@@ -1,144 +1,141 @@
-// The account's history as one list, newest first: closed trades and every other balance
-// operation (deposits, negative-balance compensation, and whatever kinds the ledger gains).
-//
-// The API has no list of balance operations yet (a ListTransactions RPC is planned): today the
-// trades come from ListTrades, page by page, and the other operations from what this page has
-// seen (Deposit answers, BALANCE_CHANGED events). What happened before that is summed into one
-// "not itemised" row so the totals still add up to the balance. A ListTransactions source will
-// implement HistorySource and replace TradesAndSessionLedger without the view changing.
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { LedgerEntryKind, OrderSide, type LedgerEntry, type Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
+// The account's history from the platform: balance operations (ListTransactions: deposits,
+// withdrawals, realised P&L, commission, swaps, negative-balance compensation, each with the
+// balance after it) and closed trades (ListTrades), both newest first, a page at a time, within
+// a period. Totals and CSV export need the whole period, so they walk every page of it.
+import { timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { LedgerEntryKind, type LedgerEntry, type Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
 import type { Clients } from "./api/clients";
 import { Decimal, dec } from "./decimal";
-import type { Store } from "./store";
 
-export type HistoryKind = "trade" | "ledger" | "unitemised";
-
-export interface HistoryRow {
-  id: string;
-  time: number | null;
-  kind: HistoryKind;
-  /** "Trade", "Deposit", "Negative balance compensation", ... */
-  type: string;
-  symbol: string;
-  side: OrderSide | null;
-  volume: string;
-  openPrice: string;
-  closePrice: string;
-  /** USD, signed: what the operation did to the balance. */
-  amount: Decimal;
-  balanceAfter: string;
-  note: string;
-  trade?: Trade;
-  ledgerKind?: LedgerEntryKind;
+/** A time window: start inclusive, end exclusive (epoch ms); null leaves that side open. */
+export interface Period {
+  startMs: number | null;
+  endMs: number | null;
 }
 
-export interface HistoryQuery {
-  /** Only rows at or after this time (epoch ms); null for all time. */
-  fromMs: number | null;
+export interface Page<T> {
+  items: T[];
+  /** Empty on the last page. */
+  nextToken: string;
 }
 
-export interface HistoryResult {
-  rows: HistoryRow[];
-  /** False when older rows may exist that were not loaded yet. */
-  complete: boolean;
-}
+/** Page size of the walks behind totals and export (the largest the API allows). */
+const WALK_PAGE = 500;
 
-export interface HistorySource {
-  query(q: HistoryQuery): Promise<HistoryResult>;
-}
+export class HistoryApi {
+  constructor(private readonly clients: Clients) {}
 
-const TRADES_PAGE = 100;
-
-export class TradesAndSessionLedger implements HistorySource {
-  private paging: Promise<void> | null = null;
-
-  constructor(private readonly clients: Clients, private readonly store: Store) {}
-
-  private async nextPage(): Promise<void> {
-    const res = await this.clients.trading.listTrades({ pageSize: TRADES_PAGE, pageToken: this.store.tradesNextToken });
-    this.store.appendOlderTrades(res.trades, res.nextPageToken);
+  async transactions(accountId: string, period: Period, pageSize: number, pageToken: string): Promise<Page<LedgerEntry>> {
+    const res = await this.clients.trading.listTransactions({ accountId, pageSize, pageToken, ...timeWindow(period) });
+    return { items: res.entries, nextToken: res.nextPageToken };
   }
 
-  async query(q: HistoryQuery): Promise<HistoryResult> {
-    const s = this.store;
-    // Totals need the whole period. Trades come newest first: page on while the oldest one
-    // loaded is still inside the period. One pager at a time: queries overlap while it runs.
-    while (s.tradesNextToken && (q.fromMs === null || oldestTradeMs(s.trades) >= q.fromMs)) {
-      this.paging ??= this.nextPage().finally(() => (this.paging = null));
-      await this.paging;
-    }
-    const complete = !s.tradesNextToken;
-    const rows = [...s.trades.map(tradeRow), ...s.ledger.filter((e) => e.kind !== LedgerEntryKind.REALIZED_PNL).map(ledgerRow)];
-    if (complete && q.fromMs === null) {
-      const rest = unitemised(s, rows);
-      if (rest) rows.push(rest);
-    }
-    const inPeriod = rows.filter((r) => q.fromMs === null || (r.time !== null && r.time >= q.fromMs));
-    inPeriod.sort((a, b) => (b.time ?? -Infinity) - (a.time ?? -Infinity));
-    return { rows: inPeriod, complete };
+  async trades(accountId: string, period: Period, pageSize: number, pageToken: string): Promise<Page<Trade>> {
+    const res = await this.clients.trading.listTrades({ accountId, pageSize, pageToken, ...timeWindow(period) });
+    return { items: res.trades, nextToken: res.nextPageToken };
+  }
+
+  /** Every balance operation of the period. */
+  allTransactions(accountId: string, period: Period): Promise<LedgerEntry[]> {
+    return walk((token) => this.transactions(accountId, period, WALK_PAGE, token));
+  }
+
+  /** Every trade closed in the period. */
+  allTrades(accountId: string, period: Period): Promise<Trade[]> {
+    return walk((token) => this.trades(accountId, period, WALK_PAGE, token));
   }
 }
 
-function oldestTradeMs(trades: Trade[]): number {
-  const last = trades[trades.length - 1];
-  return last?.closeTime ? timestampMs(last.closeTime) : Infinity;
-}
-
-function tradeRow(t: Trade): HistoryRow {
+/** The request fields of a period; an open side is left out. */
+function timeWindow(p: Period): { startTime?: Timestamp; endTime?: Timestamp } {
   return {
-    id: `trade-${t.tradeId}`, time: t.closeTime ? timestampMs(t.closeTime) : null, kind: "trade", type: "Trade",
-    symbol: t.symbol, side: t.side, volume: t.volume, openPrice: t.openPrice, closePrice: t.closePrice,
-    amount: dec(t.realizedPnl) ?? new Decimal(0), balanceAfter: "", note: "", trade: t,
+    ...(p.startMs !== null ? { startTime: timestampFromMs(p.startMs) } : {}),
+    ...(p.endMs !== null ? { endTime: timestampFromMs(p.endMs) } : {}),
   };
 }
 
-function ledgerRow(e: LedgerEntry): HistoryRow {
-  return {
-    id: `ledger-${e.entryId}`, time: e.createTime ? timestampMs(e.createTime) : null, kind: "ledger",
-    type: ledgerKindWord(e.kind), symbol: "", side: null, volume: "", openPrice: "", closePrice: "",
-    amount: dec(e.amount) ?? new Decimal(0), balanceAfter: e.balanceAfter, note: e.referenceId, ledgerKind: e.kind,
-  };
-}
-
-/** Balance operations from before this page: balance minus everything itemised. */
-function unitemised(s: Store, rows: HistoryRow[]): HistoryRow | null {
-  const balance = dec(s.account?.balance);
-  if (!balance) return null;
-  const itemised = rows.reduce((sum, r) => sum.plus(r.amount), new Decimal(0));
-  const rest = balance.minus(itemised);
-  if (rest.isZero()) return null;
-  return {
-    id: "unitemised", time: null, kind: "unitemised", type: "Earlier balance operations (not itemised)",
-    symbol: "", side: null, volume: "", openPrice: "", closePrice: "", amount: rest, balanceAfter: "",
-    note: "Deposits and other operations from before this session; the platform does not list them yet.",
-  };
+async function walk<T>(page: (token: string) => Promise<Page<T>>): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  do {
+    const p = await page(token);
+    out.push(...p.items);
+    token = p.nextToken;
+  } while (token);
+  return out;
 }
 
 /** Words for a ledger kind, also for kinds this build does not know by name yet. */
 export function ledgerKindWord(kind: LedgerEntryKind): string {
-  if (kind === LedgerEntryKind.NEGATIVE_BALANCE_RESET) return "Negative balance compensation";
-  const name = LedgerEntryKind[kind] as string | undefined;
-  if (!name) return "Balance operation";
-  const words = name.toLowerCase().replace(/_/g, " ");
-  return words[0].toUpperCase() + words.slice(1);
+  switch (kind) {
+    case LedgerEntryKind.DEPOSIT:
+      return "Deposit";
+    case LedgerEntryKind.WITHDRAWAL:
+      return "Withdrawal";
+    case LedgerEntryKind.REALIZED_PNL:
+      return "Realised P&L";
+    case LedgerEntryKind.COMMISSION:
+      return "Commission";
+    case LedgerEntryKind.SWAP:
+      return "Swap";
+    case LedgerEntryKind.NEGATIVE_BALANCE_RESET:
+      return "Negative balance compensation";
+    default:
+      return "Balance operation";
+  }
 }
 
-export interface HistoryTotals {
-  deposits: Decimal;
-  trading: Decimal;
-  other: Decimal;
+/** The kinds the totals line names, in its order. */
+export const TOTAL_KINDS: LedgerEntryKind[] = [
+  LedgerEntryKind.DEPOSIT,
+  LedgerEntryKind.WITHDRAWAL,
+  LedgerEntryKind.REALIZED_PNL,
+  LedgerEntryKind.COMMISSION,
+  LedgerEntryKind.SWAP,
+  LedgerEntryKind.NEGATIVE_BALANCE_RESET,
+];
+
+export interface LedgerTotals {
+  byKind: Map<LedgerEntryKind, Decimal>;
   net: Decimal;
 }
 
-export function totalsOf(rows: HistoryRow[]): HistoryTotals {
-  const zero = new Decimal(0);
-  const t = { deposits: zero, trading: zero, other: zero, net: zero };
-  for (const r of rows) {
-    if (r.kind === "trade") t.trading = t.trading.plus(r.amount);
-    else if (r.ledgerKind === LedgerEntryKind.DEPOSIT) t.deposits = t.deposits.plus(r.amount);
-    else t.other = t.other.plus(r.amount);
-    t.net = t.net.plus(r.amount);
+export function ledgerTotals(entries: LedgerEntry[]): LedgerTotals {
+  const byKind = new Map<LedgerEntryKind, Decimal>(TOTAL_KINDS.map((k) => [k, new Decimal(0)]));
+  let net = new Decimal(0);
+  for (const e of entries) {
+    const amount = dec(e.amount) ?? new Decimal(0);
+    byKind.set(e.kind, (byKind.get(e.kind) ?? new Decimal(0)).plus(amount));
+    net = net.plus(amount);
   }
+  return { byKind, net };
+}
+
+export interface TradeTotals {
+  count: number;
+  pnl: Decimal;
+  commission: Decimal;
+  swap: Decimal;
+  /** P&L after commission and swaps. */
+  net: Decimal;
+}
+
+export function tradeTotals(trades: Trade[]): TradeTotals {
+  const zero = new Decimal(0);
+  const t = { count: trades.length, pnl: zero, commission: zero, swap: zero, net: zero };
+  for (const x of trades) {
+    t.pnl = t.pnl.plus(dec(x.realizedPnl) ?? 0);
+    t.commission = t.commission.plus(dec(x.commission) ?? 0);
+    t.swap = t.swap.plus(dec(x.swap) ?? 0);
+  }
+  t.net = t.pnl.plus(t.commission).plus(t.swap);
   return t;
+}
+
+export function entryTimeMs(e: LedgerEntry): number | null {
+  return e.createTime ? timestampMs(e.createTime) : null;
+}
+
+export function tradeTimeMs(t: Trade): number | null {
+  return t.closeTime ? timestampMs(t.closeTime) : null;
 }

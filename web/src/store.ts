@@ -1,7 +1,7 @@
 // Application state and change notification. One store, plain data, small typed topics:
 // panels subscribe to what they show and re-render only that.
 import type { Instrument, Quote } from "../../gen/ts/exness/market/v1/market_pb";
-import type { Account, LedgerEntry, Order, Position, Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
+import type { Account, AccountType, LedgerEntry, Order, Position, Trade } from "../../gen/ts/exness/trading/v1/trading_pb";
 import type { StreamState } from "./api/stream";
 import { dec } from "./decimal";
 import { freshnessOf, type Freshness } from "./freshness";
@@ -18,6 +18,8 @@ export type Topic =
   | "marginCall"
   | "clock"
   | "ledger"
+  | "accounts"
+  | "accountSwitch"
   | "view";
 
 /** What a phone shows, one at a time (tablets and desktops show them side by side). */
@@ -36,6 +38,13 @@ export class Store {
   bySymbol = new Map<string, Instrument>();
   quotes = new Map<string, QuoteView>();
   selected = "";
+  /** The trading account every view and call is about; empty until the first one is known
+   * (calls without an account id act on the user's default account). */
+  accountId = "";
+  /** The user's accounts (ListAccounts), the default one first. */
+  accounts: Account[] = [];
+  /** Account types with their conditions (ListAccountTypes). */
+  accountTypes: AccountType[] = [];
   account: Account | null = null;
   positions = new Map<string, Position>();
   orders = new Map<string, Order>();
@@ -107,6 +116,13 @@ export class Store {
     this.emit("quotes");
   }
 
+  /** Forgets every price (another account type's spread is coming). */
+  clearQuotes(): void {
+    this.quotes.clear();
+    this.firstBid.clear();
+    this.emit("quotes");
+  }
+
   /** Opening bid of the current day (from the 1d candle), the base of the change column. */
   dayOpen = new Map<string, string>();
   private firstBid = new Map<string, string>();
@@ -121,14 +137,53 @@ export class Store {
     return this.dayOpen.get(symbol) ?? this.firstBid.get(symbol) ?? null;
   }
 
+  /** The account's latest figures; another account's (a late answer after a switch) only
+   * refresh its entry in the accounts list. */
   setAccount(a: Account | undefined): void {
     if (!a) return;
+    const i = this.accounts.findIndex((x) => x.accountId === a.accountId);
+    if (i >= 0) {
+      this.accounts[i] = a;
+      this.emit("accounts");
+    }
+    if (this.accountId && a.accountId && a.accountId !== this.accountId) return;
+    if (!this.accountId && a.accountId) this.accountId = a.accountId;
     this.account = a;
     this.emit("account");
   }
 
+  setAccounts(list: Account[]): void {
+    this.accounts = [...list];
+    if (!this.accountId) this.accountId = (list.find((a) => a.isDefault) ?? list[0])?.accountId ?? "";
+    this.emit("accounts");
+  }
+
+  setAccountTypes(list: AccountType[]): void {
+    this.accountTypes = [...list];
+    this.emit("accounts");
+  }
+
+  /** The account type of the account on screen ("" before it is known). */
+  get accountType(): string {
+    return this.account?.accountType ?? this.accounts.find((a) => a.accountId === this.accountId)?.accountType ?? "";
+  }
+
+  /** Points every view at another account: what was shown of the previous one goes. */
+  selectAccount(id: string): void {
+    if (id === this.accountId) return;
+    this.resetAccountState();
+    this.accountId = id;
+    this.account = this.accounts.find((a) => a.accountId === id) ?? null;
+    this.emit("accountSwitch", "accounts", "account", "positions", "orders", "trades", "marginCall", "ledger");
+  }
+
+  /** False for what belongs to another account than the one on screen (a late answer). */
+  private mine(x: { accountId: string } | undefined): x is { accountId: string } {
+    return !!x && (!x.accountId || !this.accountId || x.accountId === this.accountId);
+  }
+
   upsertPosition(p: Position | undefined): void {
-    if (!p) return;
+    if (!p || !this.mine(p)) return;
     this.positions.set(p.positionId, p);
     this.emit("positions");
   }
@@ -143,7 +198,7 @@ export class Store {
   }
 
   upsertOrder(o: Order | undefined): void {
-    if (!o) return;
+    if (!o || !this.mine(o)) return;
     // Only pending orders are listed; any other status removes it from the list.
     if (o.status === 1 /* ORDER_STATUS_PENDING */) this.orders.set(o.orderId, o);
     else this.orders.delete(o.orderId);
@@ -156,7 +211,7 @@ export class Store {
   }
 
   addTrade(t: Trade | undefined): void {
-    if (!t || this.tradesSeen.has(t.tradeId)) return;
+    if (!t || !this.mine(t) || this.tradesSeen.has(t.tradeId)) return;
     this.tradesSeen.add(t.tradeId);
     this.trades.unshift(t);
     this.emit("trades");
@@ -197,7 +252,7 @@ export class Store {
   }
 
   addLedger(e: LedgerEntry | undefined): void {
-    if (!e || this.ledgerSeen.has(e.entryId)) return;
+    if (!e || !this.mine(e) || this.ledgerSeen.has(e.entryId)) return;
     this.ledgerSeen.add(e.entryId);
     this.ledger.push(e);
     this.emit("ledger");
@@ -209,6 +264,13 @@ export class Store {
   }
 
   reset(): void {
+    this.accountId = "";
+    this.accounts = [];
+    this.resetAccountState();
+    this.emit("accounts", "account", "positions", "orders", "trades", "marginCall", "ledger");
+  }
+
+  private resetAccountState(): void {
     this.account = null;
     this.positions.clear();
     this.orders.clear();
@@ -219,6 +281,5 @@ export class Store {
     this.ledgerSeen.clear();
     this.marginCallAt = null;
     this.lastSequence = 0n;
-    this.emit("account", "positions", "orders", "trades", "marginCall", "ledger");
   }
 }

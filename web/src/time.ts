@@ -64,3 +64,18 @@ export function startOfDay(ms: number): number {
   const off = offsetMinutes(ms) * 60_000;
   return Math.floor((ms + off) / 86_400_000) * 86_400_000 - off;
 }
+
+/** Start of the calendar day "YYYY-MM-DD" in the chosen zone, as epoch ms; null if malformed. */
+export function dayStartMs(date: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date.trim());
+  if (!m) return null;
+  const utcMidnight = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  if (Number.isNaN(utcMidnight)) return null;
+  // The zone's offset at that moment (a day that starts a DST change is off by its shift).
+  return utcMidnight - offsetMinutes(utcMidnight) * 60_000;
+}
+
+/** "YYYY-MM-DD" of the day containing `ms` in the chosen zone (a date input's value). */
+export function dayOf(ms: number): string {
+  return fmtTime(ms).slice(0, 10);
+}

@@ -11,6 +11,7 @@ import {
   type ErrorInfo,
 } from "../../../gen/ts/google/rpc/error_details_pb";
 import { fmtMoney } from "../decimal";
+import { fmtTime, zoneLabel } from "../time";
 
 export type { ErrorInfo };
 export type FieldViolation = BadRequest_FieldViolation;
@@ -64,7 +65,32 @@ const REASON_TEXT: Partial<Record<ErrorReason, string>> = {
   [ErrorReason.REQUEST_TOO_LARGE]: "The request is too large.",
   [ErrorReason.RATE_LIMITED]: "Too many attempts. Wait a moment and try again.",
   [ErrorReason.SERVICE_UNAVAILABLE]: "The platform is unavailable right now. Try again in a moment.",
+  [ErrorReason.MARKET_CLOSED]: "The market is closed for this instrument.",
+  [ErrorReason.ACCOUNT_NOT_FOUND]: "This trading account does not exist among yours.",
+  [ErrorReason.UNKNOWN_ACCOUNT_TYPE]: "There is no account type by that name.",
+  [ErrorReason.ACCOUNT_LIMIT]: "You already hold as many accounts as allowed.",
+  [ErrorReason.LEVERAGE_CHANGE_REFUSED]:
+    "Your open positions would need more margin at that leverage than your equity covers.",
+  [ErrorReason.INSUFFICIENT_FREE_MARGIN]: "Not enough free margin to withdraw that much.",
 };
+
+/** Sentences whose figures come from ErrorInfo metadata; null falls back to REASON_TEXT. */
+const WITH_FIGURES: Partial<Record<ErrorReason, (m: Record<string, string>) => string | null>> = {
+  [ErrorReason.MARKET_CLOSED]: (m) => (m["opens_at"] ? `The market is closed: it opens ${fmtWhen(m["opens_at"])}.` : null),
+  [ErrorReason.ACCOUNT_LIMIT]: (m) => (m["limit"] ? `You already hold ${m["limit"]} accounts, as many as allowed.` : null),
+  [ErrorReason.LEVERAGE_CHANGE_REFUSED]: (m) => (m["required_margin"] && m["equity"]
+    ? `Leverage not changed: your open positions would need ${fmtMoney(m["required_margin"])} USD of margin, more than your equity of ${fmtMoney(m["equity"])} USD.`
+    : null),
+  [ErrorReason.INSUFFICIENT_FREE_MARGIN]: (m) => (m["free_margin"]
+    ? `Not enough free margin to withdraw that much: free margin is ${fmtMoney(m["free_margin"])} USD.`
+    : null),
+};
+
+/** An instant from ErrorInfo metadata (RFC 3339 or epoch seconds) in the chosen time zone. */
+function fmtWhen(value: string): string {
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value);
+  return Number.isNaN(ms) ? value : `${fmtTime(ms).slice(0, 16)} (${zoneLabel(ms).split(" ")[0]})`;
+}
 
 const CODE_TEXT: Partial<Record<Code, string>> = {
   [Code.Unavailable]: "The platform is unavailable right now. Try again in a moment.",
@@ -108,6 +134,8 @@ export function describeError(e: unknown): string {
   if (reason === ErrorReason.PENDING_ORDER_LIMIT && info?.metadata["limit"]) {
     return `You have ${info.metadata["limit"]} pending orders, as many as the account allows. Cancel one first.`;
   }
+  const figures = reason !== undefined && info ? WITH_FIGURES[reason]?.(info.metadata) : null;
+  if (figures) return figures;
   if (reason !== undefined && reason !== ErrorReason.INVALID_ARGUMENT && REASON_TEXT[reason]) {
     return REASON_TEXT[reason];
   }

@@ -1,4 +1,5 @@
-// The bottom panel: open positions (live P&L, modify SL/TP, close whole or part), pending
+// The bottom panel: open positions (live P&L, commission and swap so far, modify SL/TP and the
+// trailing stop, close whole or part), pending
 // orders (cancel) and history, as tabs. On a phone the tables become cards (see layout.css).
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { OrderSide, type Order, type Position } from "../../../gen/ts/exness/trading/v1/trading_pb";
@@ -29,7 +30,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
     posCells.clear();
     const rows = [...store.positions.values()].sort((a, b) => tsOf(b.openTime) - tsOf(a.openTime));
     if (rows.length === 0) {
-      posBody.replaceChildren(emptyRow(11, "No open positions", "positions-empty"));
+      posBody.replaceChildren(emptyRow(POSITION_HEADS.length, "No open positions", "positions-empty"));
     } else {
       posBody.replaceChildren(...rows.map(positionRow));
     }
@@ -41,7 +42,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
     const current = h("td", { class: "num", testid: "position-current", "data-label": "Current" }, "—");
     const pnl = h("td", { class: "num pnl", testid: "position-pnl", "data-label": "P&L (USD)" }, "—");
     posCells.set(p.positionId, { current, pnl });
-    const modify = h("button", { type: "button", class: "btn btn-xs", testid: "position-modify", title: "Set stop loss / take profit" }, "SL/TP");
+    const modify = h("button", { type: "button", class: "btn btn-xs", testid: "position-modify", title: "Set stop loss, take profit and trailing stop" }, "SL/TP");
     const close = h("button", { type: "button", class: "btn btn-xs btn-danger", testid: "position-close" }, "Close");
     modify.addEventListener("click", () => openModify(p));
     close.addEventListener("click", () => openClose(p));
@@ -54,6 +55,9 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
       pnl,
       h("td", { class: "num", testid: "position-sl", "data-label": "S/L" }, px(p.symbol, p.stopLoss)),
       h("td", { class: "num", testid: "position-tp", "data-label": "T/P" }, px(p.symbol, p.takeProfit)),
+      h("td", { class: "num", testid: "position-trailing", "data-label": "Trailing" }, p.trailingStop ? px(p.symbol, p.trailingStop) : "—"),
+      money(p.commission, "position-commission", "Commission"),
+      money(p.swap, "position-swap", "Swap"),
       h("td", { class: "num", testid: "position-margin", "data-label": "Margin" }, fmtMoney(p.margin)),
       h("td", { class: "num time", testid: "position-time", "data-label": "Opened" }, fmtTime(p.openTime ? timestampMs(p.openTime) : null)),
       h("td", { class: "actions" }, modify, close));
@@ -77,16 +81,19 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
     const d = decimalsOf(p.symbol);
     const sl = h("input", { inputmode: "decimal", autocomplete: "off", testid: "modify-sl", value: p.stopLoss, placeholder: "None" });
     const tp = h("input", { inputmode: "decimal", autocomplete: "off", testid: "modify-tp", value: p.takeProfit, placeholder: "None" });
+    const trailing = h("input", { inputmode: "decimal", autocomplete: "off", testid: "modify-trailing", value: p.trailingStop, placeholder: "None" });
     const q = store.quotes.get(p.symbol)?.quote;
     const hint = q ? `Now: bid ${fmtPrice(q.bid, d)} / ask ${fmtPrice(q.ask, d)}. Empty removes the level.` : "Empty removes the level.";
     const dlg = formDialog(`${sideWord(p.side)} ${fmtVolume(p.volume)} ${p.symbol} — stop loss / take profit`, "modify-dialog",
-      [field("modify-sl", "Stop loss", sl), field("modify-tp", "Take profit", tp, hint)], "Save");
+      [field("modify-sl", "Stop loss", sl), field("modify-tp", "Take profit", tp, hint),
+        field("modify-trailing", "Trailing stop (distance in price)", trailing,
+          "The stop loss follows the price at this distance, only in your favour. Empty removes it.")], "Save");
     sl.focus();
     dlg.form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      for (const [input, name] of [[sl, "Stop loss"], [tp, "Take profit"]] as const) {
+      for (const [input, name] of [[sl, "Stop loss"], [tp, "Take profit"], [trailing, "Trailing stop"]] as const) {
         if (input.value.trim() && !isPositiveDecimal(input.value)) {
-          dlg.error.textContent = `${name} must be a price or empty.`;
+          dlg.error.textContent = `${name} must be ${input === trailing ? "a distance" : "a price"} or empty.`;
           input.focus();
           return;
         }
@@ -95,9 +102,10 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
       try {
         const res = await ctx.clients.trading.modifyPosition({
           positionId: p.positionId, stopLoss: sl.value.trim(), takeProfit: tp.value.trim(),
+          trailingStop: trailing.value.trim(), accountId: store.accountId,
         });
         store.upsertPosition(res.position);
-        ctx.notify(`${p.symbol}: stop loss ${sl.value.trim() || "none"}, take profit ${tp.value.trim() || "none"}`, "success");
+        ctx.notify(`${p.symbol}: stop loss ${sl.value.trim() || "none"}, take profit ${tp.value.trim() || "none"}, trailing stop ${trailing.value.trim() || "none"}`, "success");
         dlg.close();
       } catch (e) {
         dlg.error.textContent = describeError(e);
@@ -124,7 +132,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
       const whole = dec(v)!.gte(dec(p.volume)!);
       dlg.submit.disabled = true;
       try {
-        const res = await ctx.clients.trading.closePosition({ positionId: p.positionId, volume: whole ? "" : v });
+        const res = await ctx.clients.trading.closePosition({ positionId: p.positionId, volume: whole ? "" : v, accountId: store.accountId });
         store.addTrade(res.trade);
         if (res.position && !dec(res.position.volume)?.isZero()) store.upsertPosition(res.position);
         else store.removePosition(p.positionId);
@@ -151,7 +159,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
     cancel.addEventListener("click", async () => {
       cancel.disabled = true;
       try {
-        const res = await ctx.clients.trading.cancelOrder({ orderId: o.orderId });
+        const res = await ctx.clients.trading.cancelOrder({ orderId: o.orderId, accountId: store.accountId });
         store.upsertOrder(res.order);
         ctx.notify(`${orderTypeWord(o.side, o.type)} ${o.symbol} cancelled`, "success");
       } catch (e) {
@@ -189,8 +197,7 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
   const panes: Record<TabName, HTMLElement> = {
     positions: h("div", { class: "pane scroll", id: "pane-positions", role: "tabpanel", testid: "positions" },
       // P&L next to the prices: on a narrow screen the columns after it scroll under the actions.
-      table([["Symbol", false], ["Side", false], ["Volume", true], ["Open", true], ["Current", true], ["P&L (USD)", true],
-        ["S/L", true], ["T/P", true], ["Margin", true], ["Opened", true], ["", false]], posBody)),
+      table(POSITION_HEADS, posBody)),
     orders: h("div", { class: "pane scroll", id: "pane-orders", role: "tabpanel", testid: "orders" },
       table([["Symbol", false], ["Type", false], ["Volume", true], ["Price", true], ["S/L", true], ["T/P", true],
         ["Leverage", true], ["Placed", true], ["", false]], ordBody)),
@@ -223,6 +230,18 @@ export function blotterPanel(ctx: Ctx): HTMLElement {
   renderOrders();
   show("positions");
   return panel;
+}
+
+const POSITION_HEADS: [string, boolean][] = [["Symbol", false], ["Side", false], ["Volume", true], ["Open", true],
+  ["Current", true], ["P&L (USD)", true], ["S/L", true], ["T/P", true], ["Trailing", true], ["Commission", true],
+  ["Swap", true], ["Margin", true], ["Opened", true], ["", false]];
+
+/** A signed USD cell (commission, swap), "0.00" when the platform sends none. */
+function money(v: string, testid: string, label: string): HTMLTableCellElement {
+  const td = h("td", { class: "num", testid, "data-label": label }, fmtMoney(v || "0"));
+  td.classList.toggle("down", signOf(v) < 0);
+  td.classList.toggle("up", signOf(v) > 0);
+  return td;
 }
 
 function tsOf(t: Parameters<typeof timestampMs>[0] | undefined): number {

@@ -290,6 +290,9 @@ export function chartPanel(ctx: Ctx): HTMLElement {
         positionId: p.positionId,
         stopLoss: kind === "sl" ? text : p.stopLoss,
         takeProfit: kind === "tp" ? text : p.takeProfit,
+        // ModifyPosition replaces every level: the trailing stop stays as it is.
+        trailingStop: p.trailingStop,
+        accountId: store.accountId,
       });
       store.upsertPosition(res.position);
       const msg = `${p.symbol}: ${name.toLowerCase()} moved to ${fmtPrice(level, d)}`;

@@ -1,9 +1,12 @@
 // Market watch: every instrument with live bid/ask and change since the day's open.
 // Cells flash green/red when the bid moves; click or Enter selects the chart and ticket symbol.
-// A stale price is greyed with its age; every price greys while the quote stream reconnects.
+// A stale price is greyed with its age; every price greys while the quote stream reconnects; an
+// instrument outside its trading session says so.
+import { SwapType, type Instrument } from "../../../gen/ts/exness/market/v1/market_pb";
 import { fmtAge } from "../freshness";
-import { Decimal, dec, fmtPrice, signOf } from "../decimal";
+import { Decimal, dec, fmtMoney, fmtPrice, signOf } from "../decimal";
 import { flash, h, setText } from "../dom";
+import { marketState } from "../sessions";
 import type { Ctx } from "./context";
 
 interface Row {
@@ -12,6 +15,7 @@ interface Row {
   ask: HTMLElement;
   change: HTMLElement;
   age: HTMLElement;
+  closed: HTMLElement;
   tick: number;
 }
 
@@ -28,12 +32,13 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
       const ask = h("td", { class: "num", testid: `ask-${inst.symbol}` }, "—");
       const change = h("td", { class: "num change", testid: `change-${inst.symbol}` }, "—");
       const age = h("span", { class: "quote-age", testid: `age-${inst.symbol}`, hidden: true }, "");
+      const closed = h("span", { class: "market-closed", testid: `closed-${inst.symbol}`, hidden: true }, "Closed");
       const tr = h("tr", {
         class: "instrument-row", tabindex: 0, testid: `instrument-${inst.symbol}`,
         "data-symbol": inst.symbol, title: inst.description, role: "row",
       },
         h("td", { class: "sym" }, h("span", { class: "sym-code" }, inst.symbol),
-          h("span", { class: "sym-desc" }, inst.description), age),
+          h("span", { class: "sym-desc" }, inst.description), age, closed),
         bid, ask, change);
       const choose = (): void => store.select(inst.symbol);
       tr.addEventListener("click", choose);
@@ -47,7 +52,7 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
           next?.focus();
         }
       });
-      rows.set(inst.symbol, { tr, bid, ask, change, age, tick: 0 });
+      rows.set(inst.symbol, { tr, bid, ask, change, age, closed, tick: 0 });
       tbody.appendChild(tr);
     }
     markSelected();
@@ -68,6 +73,9 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
       row.age.hidden = !showAge;
       if (showAge) setText(row.age, `${f.ageMs === null ? "?" : fmtAge(f.ageMs)} old`);
       row.tr.title = f.state === "fresh" ? (store.bySymbol.get(sym)?.description ?? sym) : f.reason;
+      const open = marketState(store.bySymbol.get(sym), store.now).open;
+      row.tr.dataset.market = open ? "open" : "closed";
+      row.closed.hidden = open;
     }
   };
 
@@ -109,19 +117,26 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
     if (!i) return void specList.replaceChildren();
     const row = (k: string, v: string): HTMLElement[] => [h("dt", {}, k), h("dd", { class: "num" }, v)];
     setText(specTitle, `${i.symbol} specification`);
+    // The account type on screen sets the spread and commission.
+    const terms = store.accountTypes.find((t) => t.name === store.accountType)?.terms.find((t) => t.symbol === i.symbol);
     specList.replaceChildren(
       ...row("Contract size", i.contractSize),
       ...row("Volume min / step", `${i.volumeMin} / ${i.volumeStep}`),
       ...row("Volume max", i.volumeMax),
       ...row("Max leverage", `1:${i.maxLeverage}`),
-      ...row("Spread markup", i.spreadMarkup || "0"),
-      ...row("Digits", String(i.priceDecimals)));
+      ...row("Spread markup", terms?.spreadMarkup || i.spreadMarkup || "0"),
+      ...row("Commission / lot / side", dec(terms?.commissionPerLot)?.gt(0) ? `${fmtMoney(terms?.commissionPerLot)} USD` : "none"),
+      ...row("Digits", String(i.priceDecimals)),
+      ...row("Trading hours (UTC)", sessionsText(i.sessions)),
+      ...(swapText(i) ? row("Swap long / short", swapText(i)) : []));
   };
 
   store.on("instruments", build);
   store.on("instruments", renderSpec);
   store.on("selected", markSelected);
   store.on("selected", renderSpec);
+  store.on("accounts", renderSpec);
+  store.on("accountSwitch", renderSpec);
   store.on("quotes", update);
   store.on("clock", markFreshness);
   store.on("connection", markFreshness);
@@ -138,4 +153,19 @@ export function instrumentsPanel(ctx: Ctx): HTMLElement {
   build();
   renderSpec();
   return panel;
+}
+
+const WEEKDAYS = ["", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/** "Sun 22:05 – Fri 20:55", or "24/7" for an instrument without sessions. */
+function sessionsText(sessions: Instrument["sessions"]): string {
+  if (sessions.length === 0) return "24/7";
+  return sessions.map((s) => `${WEEKDAYS[s.openWeekday] ?? "?"} ${s.openTime} – ${WEEKDAYS[s.closeWeekday] ?? "?"} ${s.closeTime}`).join(", ");
+}
+
+/** The instrument's swap rates with their unit; "" when it charges none. */
+function swapText(i: Instrument): string {
+  if (i.swapType === SwapType.UNSPECIFIED || (!i.swapLong && !i.swapShort)) return "";
+  const unit = i.swapType === SwapType.POINTS ? " points" : "% a year";
+  return `${i.swapLong || "0"} / ${i.swapShort || "0"}${unit}`;
 }

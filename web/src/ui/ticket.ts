@@ -1,12 +1,16 @@
 // Order ticket: BUY/SELL, market or pending (limit/stop) at a price, size as volume or as
 // margin + leverage, optional SL/TP; the required margin (and the spread the engine deducts at
-// once) is shown before sending. Unless one-click trading is switched on, the trader confirms
-// side, volume and price first. Trading is paused while the symbol's price is stale.
+// once) is shown before sending, with the account type's commission; an optional trailing stop.
+// Unless one-click trading is switched on, the trader confirms side, volume and price first.
+// Trading is paused while the symbol's price is stale or its market is closed (with the time it
+// opens).
 import type { Instrument } from "../../../gen/ts/exness/market/v1/market_pb";
 import { OrderSide, OrderType } from "../../../gen/ts/exness/trading/v1/trading_pb";
 import { describeError } from "../api/errors";
 import { Decimal, dec, fmtMoney, fmtPrice, fmtVolume, isPositiveDecimal } from "../decimal";
 import { h, setText } from "../dom";
+import { marketState } from "../sessions";
+import { fmtTime, zoneLabel } from "../time";
 import { effectiveLeverage, levelProblem, liveAccount, requiredMargin, spreadCost, volumeForMargin } from "../trading";
 import type { Ctx } from "./context";
 import { confirmDialog } from "./dialogs";
@@ -39,6 +43,8 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
   const leverage = h("select", { id: "ticket-leverage", testid: "ticket-leverage" });
   const sl = h("input", { id: "ticket-sl", testid: "ticket-sl", inputmode: "decimal", autocomplete: "off", placeholder: "Optional" });
   const tp = h("input", { id: "ticket-tp", testid: "ticket-tp", inputmode: "decimal", autocomplete: "off", placeholder: "Optional" });
+  const trailing = h("input", { id: "ticket-trailing", testid: "ticket-trailing", inputmode: "decimal", autocomplete: "off", placeholder: "Optional distance" });
+  const commissionEl = h("dd", { class: "num", testid: "ticket-commission" }, "—");
 
   const reqMargin = h("dd", { class: "num", testid: "ticket-required-margin" }, "—");
   const spreadCostEl = h("dd", { class: "num", testid: "ticket-spread-cost" }, "—");
@@ -91,7 +97,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     }
     recompute();
   });
-  for (const el of [price, volume, margin, sl, tp]) el.addEventListener("input", () => recompute());
+  for (const el of [price, volume, margin, sl, tp, trailing]) el.addEventListener("input", () => recompute());
   leverage.addEventListener("change", () => recompute());
 
   /** The price the order would execute at: the quote for market orders, else the trigger. */
@@ -137,10 +143,13 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     const short = !!(total && live.freeMargin && total.gt(live.freeMargin));
     reqMargin.classList.toggle("down", short);
     needed.classList.toggle("down", short);
-    const f = store.freshness(i.symbol);
-    const paused = f.state !== "fresh";
+    const commission = vol ? openCommission(i.symbol, vol) : null;
+    setText(commissionEl, commission ? `${fmtMoney(commission)} USD` : "—");
+    const why = pauseReason(i);
+    const paused = why !== null;
     staleNote.hidden = !paused;
-    setText(staleNote, paused ? f.reason : "");
+    setText(staleNote, why ?? "");
+    form.dataset.market = marketState(i, store.now).open ? "open" : "closed";
     buyBtn.disabled = paused;
     sellBtn.disabled = paused;
     form.dataset.paused = String(paused);
@@ -150,6 +159,24 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     submit.disabled = busy || paused;
     submit.classList.toggle("btn-buy", side === OrderSide.BUY);
     submit.classList.toggle("btn-sell", side === OrderSide.SELL);
+  }
+
+  /** Why the ticket cannot send now (closed market, stale price), or null. */
+  function pauseReason(i: Instrument): string | null {
+    const m = marketState(i, store.now);
+    if (!m.open) {
+      const when = m.opensAtMs === null ? "" : ` It opens ${fmtTime(m.opensAtMs).slice(0, 16)} (${zoneLabel(m.opensAtMs).split(" ")[0]}).`;
+      return `The ${i.symbol} market is closed.${when}`;
+    }
+    const f = store.freshness(i.symbol);
+    return f.state === "fresh" ? null : f.reason;
+  }
+
+  /** Commission of the open side at the account type's rate per lot; null when none. */
+  function openCommission(symbol: string, vol: Decimal): Decimal | null {
+    const t = store.accountTypes.find((x) => x.name === store.accountType);
+    const rate = dec(t?.terms.find((x) => x.symbol === symbol)?.commissionPerLot);
+    return rate && !rate.isZero() ? vol.times(rate) : null;
   }
 
   const resetForSymbol = (): void => {
@@ -162,6 +189,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     if (orderType() !== OrderType.MARKET) typeSel.dispatchEvent(new Event("change"));
     sl.value = "";
     tp.value = "";
+    trailing.value = "";
     error.textContent = "";
     message.textContent = "";
     fillLeverage();
@@ -187,6 +215,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     if (sizeMode === "margin" && !isPositiveDecimal(margin.value)) return [margin, "Margin: enter an amount in USD."];
     if (sl.value.trim() && !isPositiveDecimal(sl.value)) return [sl, "Stop loss must be a price, e.g. " + fmtPrice(store.quotes.get(i.symbol)?.quote.bid ?? "100", i.priceDecimals) + "."];
     if (tp.value.trim() && !isPositiveDecimal(tp.value)) return [tp, "Take profit must be a price."];
+    if (trailing.value.trim() && !isPositiveDecimal(trailing.value)) return [trailing, "Trailing stop: enter a distance in price units, e.g. 50."];
     if (sizeMode === "margin") {
       const v = orderVolume(i, execPrice(), effectiveLeverage(i, askedLeverage(), store.account));
       const min = dec(i.volumeMin);
@@ -219,12 +248,14 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     h("div", { class: "field-row" },
       h("div", { class: "field" }, h("label", { for: "ticket-sl" }, "Stop loss"), sl),
       h("div", { class: "field" }, h("label", { for: "ticket-tp" }, "Take profit"), tp)),
+    h("div", { class: "field" }, h("label", { for: "ticket-trailing" }, "Trailing stop (distance)"), trailing),
     h("dl", { class: "ticket-summary" },
       h("dt", {}, "Volume"), derivedVol,
       h("dt", {}, "Leverage"), levShown,
       h("dt", {}, "Required margin"), reqMargin,
       h("dt", {}, "Spread cost"), spreadCostEl,
       h("dt", {}, "Margin + spread"), needed,
+      h("dt", {}, "Commission"), commissionEl,
       h("dt", {}, "Free margin"), freeMargin),
     staleNote, error, message, submit,
     h("label", { class: "check", for: "ticket-one-click" }, oneClick, "One-click trading (no confirmation)"));
@@ -235,7 +266,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     if (!i || busy) return;
     error.textContent = "";
     message.textContent = "";
-    for (const el of [price, volume, margin, sl, tp]) el.removeAttribute("aria-invalid");
+    for (const el of [price, volume, margin, sl, tp, trailing]) el.removeAttribute("aria-invalid");
     const problem = validate(i);
     if (problem) {
       const [input, text] = problem;
@@ -244,9 +275,9 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
       input.focus();
       return;
     }
-    const f = store.freshness(i.symbol);
-    if (f.state !== "fresh") {
-      error.textContent = f.reason;
+    const why = pauseReason(i);
+    if (why) {
+      error.textContent = why;
       return;
     }
     const type = orderType();
@@ -265,7 +296,9 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
         price: type === OrderType.MARKET ? "" : price.value.trim(),
         stopLoss: sl.value.trim(),
         takeProfit: tp.value.trim(),
+        trailingStop: trailing.value.trim(),
         clientOrderId: `web-${crypto.randomUUID()}`,
+        accountId: store.accountId,
       });
       store.upsertOrder(res.order);
       store.upsertPosition(res.position);
@@ -294,6 +327,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
     recompute();
   });
   store.on("positions", recompute);
+  store.on("accounts", recompute);
   store.on("clock", recompute);
   store.on("connection", recompute);
 
@@ -311,6 +345,7 @@ export function ticketPanel(ctx: Ctx): HTMLElement {
       [type === OrderType.MARKET ? "Price now (fills at the market)" : "Trigger price", priceText],
       ["Stop loss", sl.value.trim() ? fmtPrice(sl.value, i.priceDecimals) : "none"],
       ["Take profit", tp.value.trim() ? fmtPrice(tp.value, i.priceDecimals) : "none"],
+      ["Trailing stop", trailing.value.trim() ? fmtPrice(trailing.value, i.priceDecimals) : "none"],
       ["Margin + spread", needed.textContent ?? "—"],
     ];
     return confirmDialog(`${sideText} ${vol ? fmtVolume(vol) : ""} ${i.symbol}?`, "confirm-dialog", lines, `Confirm ${sideText.toLowerCase()}`);

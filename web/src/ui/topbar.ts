@@ -1,15 +1,14 @@
-// The account bar: balance, equity, margin, free margin, margin level and floating P&L, live
-// between StreamAccount events; deposit, leverage, connection indicator and log out; plus the
-// margin-call banner under it.
+// The account bar: the account switcher; balance, equity, margin, free margin, margin level and
+// floating P&L, live between StreamAccount events; deposit, withdraw, leverage, connection
+// indicator and log out; plus the margin-call banner under it.
 import { describeError } from "../api/errors";
 import { dec, fmtMoney, isPositiveDecimal, signOf } from "../decimal";
 import { h, setText } from "../dom";
 import { timeZoneChoice, setTimeZone, zoneLabel } from "../time";
 import { liveAccount } from "../trading";
+import { accountSwitcher, LEVERAGES, maxLeverageOf } from "./accounts";
 import type { Ctx } from "./context";
 import { field, formDialog } from "./dialogs";
-
-const LEVERAGES = [1, 2, 5, 10, 20, 50, 100, 200, 400, 500, 1000, 2000];
 /** How long a MARGIN_CALL event keeps the banner up when the live level alone would not. */
 const MARGIN_CALL_EVENT_MS = 5_000;
 
@@ -26,12 +25,22 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   const [mLevel, level] = metric("Margin level", "account-margin-level");
   const [mPnl, pnl] = metric("Floating P&L", "account-pnl");
 
-  const leverage = h("select", { id: "account-leverage", testid: "account-leverage", "aria-label": "Account leverage" },
-    ...LEVERAGES.map((l) => h("option", { value: String(l) }, `1:${l}`)));
+  const leverage = h("select", { id: "account-leverage", testid: "account-leverage", "aria-label": "Account leverage" });
+  // Only what the account type allows.
+  const fillLeverage = (): void => {
+    const max = maxLeverageOf(store);
+    const current = store.account ? String(store.account.leverage) : leverage.value;
+    const options = LEVERAGES.filter((l) => l <= max);
+    if (store.account && !options.includes(store.account.leverage)) options.push(store.account.leverage);
+    if (leverage.options.length === options.length && [...leverage.options].every((o, i) => o.value === String(options[i]))) return;
+    leverage.replaceChildren(...options.sort((a, b) => a - b).map((l) => h("option", { value: String(l) }, `1:${l}`)));
+    leverage.value = current;
+  };
+  fillLeverage();
   leverage.addEventListener("change", async () => {
     const wanted = Number(leverage.value);
     try {
-      const res = await ctx.clients.trading.setLeverage({ leverage: wanted });
+      const res = await ctx.clients.trading.setLeverage({ leverage: wanted, accountId: store.accountId });
       store.setAccount(res.account);
       ctx.notify(`Account leverage set to 1:${wanted}`, "success");
     } catch (e) {
@@ -54,10 +63,38 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
       }
       dlg.submit.disabled = true;
       try {
-        const res = await ctx.clients.trading.deposit({ amount: amount.value.trim() });
+        const res = await ctx.clients.trading.deposit({ amount: amount.value.trim(), accountId: store.accountId });
         store.setAccount(res.account);
         store.addLedger(res.entry);
         ctx.notify(`Deposited ${fmtMoney(amount.value)} USD`, "success");
+        dlg.close();
+      } catch (e) {
+        dlg.error.textContent = describeError(e);
+        dlg.submit.disabled = false;
+      }
+    });
+  });
+
+  const withdrawBtn = h("button", { type: "button", class: "btn btn-sm", testid: "withdraw-open" }, "Withdraw");
+  withdrawBtn.addEventListener("click", () => {
+    const amount = h("input", { inputmode: "decimal", autocomplete: "off", testid: "withdraw-amount" });
+    const free = liveAccount(store, store.account).freeMargin;
+    const dlg = formDialog("Withdraw demo funds (USD)", "withdraw-dialog",
+      [field("withdraw-amount", "Amount (USD)", amount,
+        `At most the free margin${free ? `, now ${fmtMoney(free)} USD` : ""}; 2 decimals.`)], "Withdraw");
+    amount.focus();
+    dlg.form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!isPositiveDecimal(amount.value) || (dec(amount.value)?.decimalPlaces() ?? 0) > 2) {
+        dlg.error.textContent = "Enter an amount in USD, e.g. 500 or 250.50.";
+        return;
+      }
+      dlg.submit.disabled = true;
+      try {
+        const res = await ctx.clients.trading.withdraw({ amount: amount.value.trim(), accountId: store.accountId });
+        store.setAccount(res.account);
+        store.addLedger(res.entry);
+        ctx.notify(`Withdrew ${fmtMoney(amount.value)} USD`, "success");
         dlg.close();
       } catch (e) {
         dlg.error.textContent = describeError(e);
@@ -96,9 +133,10 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
 
   const bar = h("header", { class: "topbar", testid: "account-bar" },
     h("div", { class: "brand" }, h("span", { class: "brand-mark" }, "exness"), h("span", { class: "brand-sub" }, "terminal")),
+    accountSwitcher(ctx),
     h("div", { class: "metrics" }, mBalance, mEquity, mMargin, mFree, mLevel, mPnl),
     h("div", { class: "account-actions" },
-      depositBtn,
+      depositBtn, withdrawBtn,
       h("label", { class: "inline-label", for: "account-leverage" }, "Leverage"), leverage,
       user, logout),
     conn, tz);
@@ -121,6 +159,7 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
     pnl.classList.toggle("up", s > 0);
     pnl.classList.toggle("down", s < 0);
     level.classList.toggle("down", live.marginCall);
+    fillLeverage();
     if (a && document.activeElement !== leverage) leverage.value = String(a.leverage);
     // The banner shows while the live level is at or below the call level; a MARGIN_CALL event
     // shows it at once even before the next quote. With no open position there is nothing to
@@ -165,6 +204,7 @@ export function topBar(ctx: Ctx): { bar: HTMLElement; banner: HTMLElement } {
   };
 
   store.on("account", render);
+  store.on("accounts", render);
   store.on("quotes", render);
   store.on("positions", render);
   store.on("marginCall", render);
