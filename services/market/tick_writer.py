@@ -246,6 +246,7 @@ class TickWriter:
         self.db_retries = 0
         self.log_resets = 0
         self.duplicates_skipped = 0  # rows of quotes already stored (read twice)
+        self.reader_failures = 0  # unexpected errors the reader recovered from
         self.watch = PartitionWatch(
             bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
         )
@@ -470,6 +471,22 @@ class TickWriter:
         self.watch.forget(verdict.stalled | verdict.reset)
 
     async def _read_loop(self) -> None:
+        """Reads until stopped. An unexpected error must not end the reader silently (its
+        partitions would stay leased to a member that writes nothing): it is logged, and
+        reading starts again from the offsets stored with the data."""
+        while True:
+            try:
+                await self._read_batches()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.reader_failures += 1
+                log.exception("tick writer: the reader failed; re-positioning")
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):  # else the watch finds it stalled
+                    await self.resync(self._consumer.assignment())
+
+    async def _read_batches(self) -> None:
         """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
         up. Decoding a chunk takes a few milliseconds and the loop is released after each
         one, so the writer's round trips to PostgreSQL are answered while the next batch is
