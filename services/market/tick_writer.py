@@ -41,7 +41,7 @@ from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_leases import DEFAULT_TTL_S, PartitionLeases, Share
 from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.rpc.health import HealthReporter
-from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.candles import BASE_WIDTH, CandleFolder, fold_stored_now, upsert_candles
 from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import (
     CREATE_STAGING_SQL,
@@ -603,15 +603,20 @@ class TickWriter:
                         ),
                     )
                     fences.append((partition, expected, cur))
-                candle_rows = await upsert_candles(conn, batch.folder)
             for partition, expected, cur in fences:
                 if await cur.fetchone() is None:
                     raise _Fenced(f"partition {partition}: expected {expected}")
+            folder = batch.folder
             if batch.rows:
                 async with conn.cursor() as copy_cur, copy_cur.copy(STAGED_COPY_SQL) as copy:
                     await copy.write(batch.payload)
                 merged = await conn.execute(MERGE_STAGED_SQL)
                 skipped = batch.rows - max(merged.rowcount, 0)
+                if skipped:
+                    # Quotes stored before (a log read again): candles count each tick once,
+                    # so they fold only the ticks this transaction stored.
+                    folder = await fold_stored_now(conn)
+            candle_rows = await upsert_candles(conn, folder)
         if batch.epoch == self._epoch:  # else the resync's offsets stand (a fence re-checks)
             self._expected.update(batch.next_offsets)
         self.duplicates_skipped += skipped
