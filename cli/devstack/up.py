@@ -437,9 +437,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         platform.stoppers.append(("poller", _stopper(poller)))
         platform.supervisor.add(_supervised(poller, unhealthy_limit_s))
         poller.wait_alive(POLLER_SETTLE_S)
-        platform.rows.append(
-            (poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path))
-        )
+        platform.rows.append((poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path)))
 
 
 def _addresses(args: argparse.Namespace, key: str) -> list[str]:
