@@ -34,6 +34,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.data.kafka import QUOTES_TOPIC, ensure_topics, make_producer
 from kit.data.migrations import migrate
+from kit.processes import spawn as start_child
+from kit.processes import wait_ready
 from kit.rpc.probes import grpc_serving
 from services.auth.keys import Keyring, new_key_file
 from services.auth.tokens import AccessTokenIssuer
@@ -60,19 +62,20 @@ async def serve_echo(port: int) -> None:
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
+    return start_child([sys.executable, *args], log, env=env, cwd=ROOT)
 
 
 async def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            raise SystemExit(f"a server exited; see {log}")
-        if await asyncio.to_thread(grpc_serving, f"127.0.0.1:{port}", ""):
-            return
-        await asyncio.sleep(0.2)
-    raise SystemExit("a server never became healthy")
+    """Until the server on `port` serves gRPC health (StartError with its log otherwise)."""
+    await asyncio.to_thread(
+        wait_ready,
+        process,
+        lambda: grpc_serving(f"127.0.0.1:{port}", ""),
+        name=f"the server on port {port}",
+        log_path=log,
+        timeout_s=60,
+        interval_s=0.2,
+    )
 
 
 async def wait_port(port: int) -> None:

@@ -20,7 +20,13 @@ from typing import Any
 import betterproto2
 from exness_client import Code, ExnessClient, ExnessError, SessionStore
 from exness_client.contracts.exness.market.v1 import Quote
-from exness_client.contracts.exness.trading.v1 import Account, Order, OrderSide, Position
+from exness_client.contracts.exness.trading.v1 import (
+    Account,
+    AccountKind,
+    Order,
+    OrderSide,
+    Position,
+)
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -57,11 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edge", help="host:port of the edge (default: see `exness --help`)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add = parser.add_argument
+    if command in _ON_AN_ACCOUNT:
+        add("--account", default="", help="account id (see `exness accounts`; default: yours)")
     if command in ("register", "login"):
         add("email")
         add("--password", help="default: $EXNESS_PASSWORD, else asked for")
-    elif command == "deposit":
+    elif command in ("deposit", "withdraw"):
         add("amount", help="USD, e.g. 1000 or 250.50")
+    elif command == "create-account":
+        add("type", help="account type: standard, pro, raw_spread or zero")
+        add("--real", action="store_true", help='labelled "real" (default: demo)')
+        add("--leverage", type=int, default=0, help="e.g. 500 for 1:500")
+        add("--swap-free", action="store_true", help="no swaps at the rollover")
+    elif command == "transactions":
+        add("--limit", type=int, default=20)
     elif command == "leverage":
         add("leverage", type=int, help="e.g. 100 for 1:100")
     elif command == "order":
@@ -90,8 +105,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add("--limit", type=int, default=20)
     elif command == "quotes":
         add("symbols", nargs="*", help="default: every instrument")
+        add("--type", default="", help="with this account type's spread, e.g. raw_spread")
         add("--follow", "-f", action="store_true", help="keep streaming")
 
+
+# Commands that act on one trading account (--account).
+_ON_AN_ACCOUNT = {
+    "account",
+    "deposit",
+    "withdraw",
+    "leverage",
+    "order",
+    "orders",
+    "cancel",
+    "positions",
+    "modify",
+    "close",
+    "trades",
+    "transactions",
+}
 
 # --- output -------------------------------------------------------------------------------
 
@@ -132,6 +164,11 @@ _NUMERIC = {
     "close",
     "leverage",
     "floating P&L",
+    "amount",
+    "balance after",
+    "commission",
+    "margin call %",
+    "stop out %",
 }
 
 
@@ -233,17 +270,103 @@ async def _logout(client: ExnessClient, args: argparse.Namespace) -> None:
 
 
 async def _account(client: ExnessClient, args: argparse.Namespace) -> None:
-    account = await client.account()
+    account = await client.account(args.account)
     _print_json(account) if args.json else console.print(_account_table(account))
 
 
+def _accounts_table(accounts: list[Account]) -> Table:
+    return _table(
+        "trading accounts",
+        ["id", "type", "kind", "default", "balance", "equity", "leverage"],
+        [
+            [
+                a.account_id,
+                a.account_type,
+                "real" if a.kind is AccountKind.REAL else "demo",
+                "yes" if a.is_default else "",
+                a.balance,
+                a.equity,
+                f"1:{a.leverage}",
+            ]
+            for a in accounts
+        ],
+    )
+
+
+async def _accounts(client: ExnessClient, args: argparse.Namespace) -> None:
+    accounts = await client.accounts()
+    _print_json(accounts) if args.json else console.print(_accounts_table(accounts))
+
+
+async def _create_account(client: ExnessClient, args: argparse.Namespace) -> None:
+    account = await client.create_account(
+        args.type, real=args.real, leverage=args.leverage, swap_free=args.swap_free
+    )
+    _print_json(account) if args.json else console.print(_accounts_table([account]))
+
+
+async def _account_types(client: ExnessClient, args: argparse.Namespace) -> None:
+    types = await client.account_types()
+    if args.json:
+        _print_json(types)
+        return
+    console.print(
+        _table(
+            "account types",
+            ["name", "margin call %", "stop out %", "leverage", "symbol", "markup", "commission"],
+            [
+                [
+                    t.name if n == 0 else "",
+                    t.margin_call_level if n == 0 else "",
+                    t.stop_out_level if n == 0 else "",
+                    f"1:{t.max_leverage}" if n == 0 else "",
+                    x.symbol,
+                    x.spread_markup,
+                    x.commission_per_lot,
+                ]
+                for t in types
+                for n, x in enumerate(t.terms)
+            ],
+        )
+    )
+
+
 async def _deposit(client: ExnessClient, args: argparse.Namespace) -> None:
-    reply = await client.deposit(args.amount)
+    reply = await client.deposit(args.amount, args.account)
     _print_json(reply) if args.json else console.print(_account_table(reply.account))
 
 
+async def _withdraw(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.withdraw(args.amount, args.account)
+    _print_json(reply) if args.json else console.print(_account_table(reply.account))
+
+
+async def _transactions(client: ExnessClient, args: argparse.Namespace) -> None:
+    reply = await client.transactions(page_size=args.limit, account_id=args.account)
+    if args.json:
+        _print_json(reply.entries)
+        return
+    console.print(
+        _table(
+            "transactions",
+            ["id", "time", "kind", "amount", "balance after", "reference"],
+            [
+                [
+                    e.entry_id,
+                    e.create_time.strftime("%Y-%m-%d %H:%M:%S") if e.create_time else "-",
+                    e.kind.name,
+                    e.amount,
+                    e.balance_after,
+                    e.reference_id or "-",
+                ]
+                for e in reply.entries
+            ],
+        )
+    )
+
+
 async def _leverage(client: ExnessClient, args: argparse.Namespace) -> None:
-    account = await client.set_leverage(args.leverage)
+    account = await client.set_leverage(args.leverage, args.account)
     _print_json(account) if args.json else console.print(_account_table(account))
 
 
@@ -266,6 +389,7 @@ async def _order(client: ExnessClient, args: argparse.Namespace) -> None:
         stop_loss=args.sl,
         take_profit=args.tp,
         client_order_id=args.id,
+        account_id=args.account,
     )
     if args.json:
         _print_json(reply)
@@ -277,27 +401,27 @@ async def _order(client: ExnessClient, args: argparse.Namespace) -> None:
 
 
 async def _orders(client: ExnessClient, args: argparse.Namespace) -> None:
-    orders = await client.orders()
+    orders = await client.orders(args.account)
     _print_json(orders) if args.json else console.print(_orders_table(orders, "pending orders"))
 
 
 async def _cancel(client: ExnessClient, args: argparse.Namespace) -> None:
-    order = await client.cancel_order(args.order_id)
+    order = await client.cancel_order(args.order_id, args.account)
     _print_json(order) if args.json else console.print(_orders_table([order], "cancelled"))
 
 
 async def _positions(client: ExnessClient, args: argparse.Namespace) -> None:
-    positions = await client.positions()
+    positions = await client.positions(args.account)
     _print_json(positions) if args.json else console.print(_positions_table(positions))
 
 
 async def _modify(client: ExnessClient, args: argparse.Namespace) -> None:
-    position = await client.modify_position(args.position_id, args.sl, args.tp)
+    position = await client.modify_position(args.position_id, args.sl, args.tp, args.account)
     _print_json(position) if args.json else console.print(_positions_table([position]))
 
 
 async def _close(client: ExnessClient, args: argparse.Namespace) -> None:
-    reply = await client.close_position(args.position_id, args.volume)
+    reply = await client.close_position(args.position_id, args.volume, args.account)
     if args.json:
         _print_json(reply)
         return
@@ -310,14 +434,14 @@ async def _close(client: ExnessClient, args: argparse.Namespace) -> None:
 
 
 async def _trades(client: ExnessClient, args: argparse.Namespace) -> None:
-    reply = await client.trades(page_size=args.limit, symbol=args.symbol)
+    reply = await client.trades(page_size=args.limit, symbol=args.symbol, account_id=args.account)
     if args.json:
         _print_json(reply.trades)
         return
     console.print(
         _table(
             "closed trades",
-            ["id", "symbol", "side", "volume", "open", "close", "P&L", "reason"],
+            ["id", "symbol", "side", "volume", "open", "close", "P&L", "commission", "reason"],
             [
                 [
                     t.trade_id,
@@ -327,6 +451,7 @@ async def _trades(client: ExnessClient, args: argparse.Namespace) -> None:
                     t.open_price,
                     t.close_price,
                     t.realized_pnl,
+                    t.commission,
                     t.close_reason.name,
                 ]
                 for t in reply.trades
@@ -363,7 +488,7 @@ async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
     if not args.follow:
         # One GetQuote per symbol, side by side; symbols without a quote yet are left out.
         replies = await asyncio.gather(
-            *(client.quote(symbol) for symbol in symbols), return_exceptions=True
+            *(client.quote(symbol, args.type) for symbol in symbols), return_exceptions=True
         )
         quotes: dict[str, Quote] = {}
         for symbol, reply in zip(symbols, replies, strict=True):
@@ -376,11 +501,11 @@ async def _quotes(client: ExnessClient, args: argparse.Namespace) -> None:
         return
     latest: dict[str, Quote] = {}
     if args.json:
-        async for quote in client.stream_quotes(symbols):
+        async for quote in client.stream_quotes(symbols, account_type=args.type):
             print(json.dumps(quote.to_dict()), flush=True)
         return
     with Live(_quotes_table(latest), console=console, refresh_per_second=8) as live:
-        async for quote in client.stream_quotes(symbols):
+        async for quote in client.stream_quotes(symbols, account_type=args.type):
             latest[quote.symbol] = quote
             live.update(_quotes_table(latest))
 
@@ -445,6 +570,11 @@ COMMANDS: dict[str, Callable[[ExnessClient, argparse.Namespace], Awaitable[None]
     "modify": _modify,
     "close": _close,
     "trades": _trades,
+    "accounts": _accounts,
+    "account-types": _account_types,
+    "create-account": _create_account,
+    "withdraw": _withdraw,
+    "transactions": _transactions,
     "instruments": _instruments,
     "quotes": _quotes,
 }

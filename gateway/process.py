@@ -7,7 +7,6 @@ import importlib
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from gateway.bundle import write_bundle
 from gateway.config import EdgeConfig
+from kit.processes import kill_group, log_tail, signal_group, spawn, wait_ready
 
 
 class EdgeError(RuntimeError):
@@ -68,32 +68,29 @@ class EnvoyProcess:
                 f"the rendered Envoy config is invalid ({self.config_path}):\n"
                 f"{checked.output[-2000:]}"
             )
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    str(envoy_binary()),
-                    "-c",
-                    str(self.config_path),
-                    "--log-level",
-                    "warn",
-                    "--base-id",
-                    str(self.config.admin_port),  # shared memory name: one per instance
-                    "--drain-time-s",
-                    "1",
-                    "--parent-shutdown-time-s",
-                    "2",
-                    "--file-flush-interval-msec",
-                    "1000",  # access log lines within a second
-                    *(
-                        ["--concurrency", str(self.config.concurrency)]
-                        if self.config.concurrency
-                        else []
-                    ),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn(
+            [
+                str(envoy_binary()),
+                "-c",
+                str(self.config_path),
+                "--log-level",
+                "warn",
+                "--base-id",
+                str(self.config.admin_port),  # shared memory name: one per instance
+                "--drain-time-s",
+                "1",
+                "--parent-shutdown-time-s",
+                "2",
+                "--file-flush-interval-msec",
+                "1000",  # access log lines within a second
+                *(
+                    ["--concurrency", str(self.config.concurrency)]
+                    if self.config.concurrency
+                    else []
+                ),
+            ],
+            self.log_path,
+        )
 
     @property
     def admin_url(self) -> str:
@@ -108,30 +105,20 @@ class EnvoyProcess:
             return False
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise EdgeError(
-                    f"Envoy exited at start-up (code {self.process.returncode}):\n{self.log_tail()}"
-                )
-            if self.ready():
-                return
-            time.sleep(0.1)
-        raise EdgeError(f"Envoy was not ready in {timeout_s:g}s:\n{self.log_tail()}")
+        """Raises kit.processes.StartError (Envoy killed) unless it is ready in time."""
+        assert self.process is not None, "start() it first"
+        wait_ready(
+            self.process, self.ready, name="Envoy", log_path=self.log_path, timeout_s=timeout_s
+        )
 
     def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        signal_group(self.process, signal.SIGTERM)
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+            kill_group(self.process)

@@ -33,9 +33,12 @@ _EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(19)}
 
 
 def format_decimal(value: Decimal, places: int | None = None) -> str:
-    """Plain notation, no exponent; quantized to `places` when given."""
+    """Plain notation, no exponent; quantized to `places` when given. Never "-0" or "-0.00":
+    a value that rounds to zero is printed unsigned."""
     if places is not None:
         value = value.quantize(_EXPONENTS.get(places) or Decimal(1).scaleb(-places))
+    if value.is_signed() and value.is_zero():
+        value = value.copy_abs()
     text = format(value, "f")
     if places is None and "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -32,6 +32,17 @@ def env_float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
 
 
+def env_switch(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SystemExit(f"{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where embedded PostgreSQL, signing keys and the service token live.
@@ -73,6 +84,9 @@ class Settings:
     quote_trace_ratio: float = 0.01
     # Pending (limit/stop) orders one account may hold at once.
     max_pending_orders: int = 200
+    # Whether instruments trade only inside their sessions (forex and metals close at the
+    # weekend); off, everything trades around the clock (platforms tested at any hour).
+    trading_sessions: bool = True
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds to let in-flight calls finish on SIGTERM.
@@ -106,6 +120,7 @@ class Settings:
             shard_id=env_int("EXNESS_SHARD_ID", 0),
             shard_count=env_int("EXNESS_SHARD_COUNT", 1),
             max_quote_age_s=env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
+            trading_sessions=env_switch("EXNESS_TRADING_SESSIONS", True),
             quote_trace_ratio=env_float("EXNESS_QUOTE_TRACE_RATIO", 0.01),
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),

@@ -57,4 +57,4 @@ mypy
 echo "== web terminal bundle (the browser tests load web/dist)"
 npm run --silent build:web >/dev/null
 echo "== pytest"
-pytest "$@"
+pytest --durations=30 "$@"

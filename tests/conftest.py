@@ -18,6 +18,12 @@ from kit.data.db import open_pool
 from kit.data.kafka import ensure_topics
 from tests.support import infra
 
+# The platforms these tests start trade forex and metals at whatever hour the suite runs, and
+# those markets close at the weekend: every process they start (which inherits this
+# environment) trades around the clock. The session rules are tested on the engine's own
+# clock (tests/trading/test_sessions.py).
+os.environ.setdefault("EXNESS_TRADING_SESSIONS", "off")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -4,13 +4,10 @@ truth and the outbox relay re-publishes what the broker lost."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
+from kit.processes import kill_group, spawn, wait_ready
 from kit.rpc.probes import is_listening
 
 
@@ -39,8 +36,7 @@ class EmbeddedBroker:
         binary = tansu_binary()
         binary.chmod(binary.stat().st_mode | 0o111)
         url = f"tcp://{self.host}:{self.port}"
-        out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(binary),
                 "broker",
@@ -53,33 +49,24 @@ class EmbeddedBroker:
                 "--cluster-id",
                 "exness",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_path,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the embedded broker exited at start-up (code {self.process.returncode})"
-                )
-            if is_listening(self.host, self.port):
-                return self.bootstrap
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"the embedded broker did not listen on {self.bootstrap} in {timeout_s}s"
+        wait_ready(
+            self.process,
+            lambda: is_listening(self.host, self.port),
+            name=f"the embedded broker ({self.bootstrap})",
+            log_path=self.log_path,
+            timeout_s=timeout_s,
         )
+        return self.bootstrap
 
     def exited(self) -> int | None:
         """Its exit code once it has exited (and reaped), else None."""
         return None if self.process is None else self.process.poll()
 
     def kill(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        if self.process is not None:
+            kill_group(self.process)
 
     def restart(self) -> str:
         """A new, empty broker on the same address (its logs were in memory)."""

@@ -4,17 +4,25 @@ log file, and is judged healthy by the standard gRPC health check."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.processes import (
+    StartError,
+    kill_group,
+    log_tail,
+    signal_group,
+    spawn,
+    still_running_after,
+    wait_ready,
+)
 from kit.rpc.probes import grpc_serving
+
+__all__ = ["SERVICES", "STATE_FILE", "Child", "ServiceSpec", "StartError", "log_tail"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `exness up` records what it started, in its data directory (read by `exness status`).
@@ -38,17 +46,6 @@ SERVICES = (
 )
 
 
-class StartError(RuntimeError):
-    """A component did not start; the message says which and why (with its log's tail)."""
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    if not path.exists():
-        return "(no log)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join(f"    {line}" for line in text) or "(empty log)"
-
-
 @dataclass
 class Child:
     """One `exness <command>` process."""
@@ -69,17 +66,12 @@ class Child:
         return self.process.pid if self.process else None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv or [sys.executable, "-m", "cli.main", *self.command],
-                env=dict(self.env),
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn(
+            self.argv or [sys.executable, "-m", "cli.main", *self.command],
+            self.log_path,
+            env=self.env,
+            cwd=REPO_ROOT,
+        )
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -90,47 +82,33 @@ class Child:
         return grpc_serving(self.address, self.health_service)
 
     def wait_healthy(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            code = self.exited()
-            if code is not None:
-                raise StartError(
-                    f"{self.name} exited at start-up (code {code}); "
-                    f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            if self.healthy():
-                return
-            time.sleep(0.2)
-        raise StartError(
-            f"{self.name} was not healthy after {timeout_s:g}s; "
-            f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
+        self.wait_until(self.healthy, timeout_s)
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Raises StartError (its group killed) unless `ready()` passes within `timeout_s`."""
+        assert self.process is not None, "start() it first"
+        wait_ready(
+            self.process,
+            ready,
+            name=self.name,
+            log_path=self.log_path,
+            timeout_s=timeout_s,
+            interval_s=0.2,
         )
 
     def restart(self) -> None:
         """Kills what is left of it (its whole group), reaps it, starts it again."""
-        self.signal_group(signal.SIGKILL)
         if self.process is not None:
-            self.process.wait()
+            kill_group(self.process)
         self.start()
 
     def wait_alive(self, settle_s: float) -> None:
-        """For a process without a health check: it must still run after `settle_s` (one that
-        rejects its arguments exits within that, even on a busy machine)."""
-        deadline = time.monotonic() + settle_s
-        while time.monotonic() < deadline:
-            code = self.exited()
-            if code is not None:
-                raise StartError(
-                    f"{self.name} exited at start-up (code {code}); "
-                    f"the end of {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
+        """For a process without a health check: it must still run after `settle_s`."""
+        self.wait_until(still_running_after(settle_s), settle_s + 1)
 
     def signal_group(self, sig: int) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+        if self.process is not None:
+            signal_group(self.process, sig)
 
     def stop(self, timeout_s: float) -> None:
         """SIGTERM to its process group (the service drains in-flight calls), SIGKILL after

@@ -7,19 +7,17 @@ PostgreSQL refuses to run as root; as root the server runs as a dedicated system
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+from kit.processes import kill_group, spawn, wait_ready
 from kit.rpc.probes import port_is_free
 
 log = logging.getLogger(__name__)
@@ -134,34 +132,29 @@ class EmbeddedPostgres:
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():  # left behind by a killed server; postgres itself checks the pid
             log.info("found a stale postmaster.pid", extra={"path": str(stale_pid)})
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    str(_bin_dir() / "postgres"),
-                    "-D",
-                    str(self.data_dir),
-                    "-p",
-                    str(self.port),
-                    "-h",
-                    self.host,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **self._identity(),
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"PostgreSQL exited at start-up; see {self.log_path}:\n"
-                    + self.log_path.read_text()[-2000:]
-                )
-            if self._ready():
-                self._create_database()
-                return self.url
-            time.sleep(0.2)
-        raise RuntimeError(f"PostgreSQL did not become ready in {timeout_s}s; see {self.log_path}")
+        self.process = spawn(
+            [
+                str(_bin_dir() / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-h",
+                self.host,
+            ],
+            self.log_path,
+            **self._identity(),
+        )
+        wait_ready(
+            self.process,
+            self._ready,
+            name=f"PostgreSQL ({self.host}:{self.port})",
+            log_path=self.log_path,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+        )
+        self._create_database()
+        return self.url
 
     def _ready(self) -> bool:
         result = subprocess.run(
@@ -197,11 +190,8 @@ class EmbeddedPostgres:
 
     def kill(self) -> None:
         """SIGKILL to the server and its backends (its process group), and reap it."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        if self.process is not None:
+            kill_group(self.process)
 
     def restart(self) -> str:
         """After a crash: whatever is left of the old server goes, then a normal start

@@ -5,11 +5,10 @@ directory."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from cli.devstack.children import Child, StartError, log_tail
+from cli.devstack.children import Child, StartError
 from cli.devstack.prometheus_config import AlertThresholds, Target, render_config, render_rules
 from cli.devstack.prometheus_config import write as write_config
 from kit.rpc.probes import http_ok
@@ -52,12 +51,5 @@ def start_prometheus(
         ],
     )
     child.start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not http_ok(f"http://{listen}/-/ready", timeout_s=1):
-        if child.exited() is not None or time.monotonic() > deadline:
-            child.stop(5)
-            raise StartError(
-                f"Prometheus did not start; the end of {child.log_path}:\n{log_tail(child.log_path)}"
-            )
-        time.sleep(0.2)
+    child.wait_until(lambda: http_ok(f"http://{listen}/-/ready", timeout_s=1), READY_TIMEOUT_S)
     return child

@@ -436,7 +436,11 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         platform.children.append(poller)
         platform.stoppers.append(("poller", _stopper(poller)))
         platform.supervisor.add(_supervised(poller, unhealthy_limit_s))
-        poller.wait_alive(POLLER_SETTLE_S)
+        if args.poller_metrics_port:  # served once its source is set up
+            metrics = f"http://{host}:{args.poller_metrics_port}/metrics"
+            poller.wait_until(lambda: http_ok(metrics, timeout_s=1), HEALTH_TIMEOUT_S)
+        else:
+            poller.wait_alive(POLLER_SETTLE_S)
         platform.rows.append((poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path)))
 
 

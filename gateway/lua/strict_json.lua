@@ -14,6 +14,7 @@
 -- exness_rest_fields.lua next to this file); dkjson decodes (vendored, MIT) once
 -- strict_syntax has accepted the text.
 local json = require("dkjson")
+local rpc_status = require("rpc_status")
 local spec = require("exness_rest_fields")
 local strict_syntax = require("strict_syntax")
 
@@ -80,7 +81,10 @@ local function unknown_field(value, type_name, prefix)
   return nil
 end
 
--- The problem with `text` as the body of `message`, or nil.
+local UNKNOWN_FIELD = "unknown field"
+
+-- The problem with `text` as the body of `message`, or nil: a description, and the field at
+-- fault when there is one.
 local function problem(text, message)
   if text == "" then
     return nil
@@ -91,23 +95,26 @@ local function problem(text, message)
   local decoded = json.decode(text, 1, json.null)
   local bad = unknown_field(decoded, message, "")
   if bad ~= nil then
-    return bad .. ": unknown field"
+    return UNKNOWN_FIELD, bad
   end
   return nil
 end
 
--- gRPC-shaped, since the request is a gRPC call by now: the transcoder turns it into a 400
--- with a JSON google.rpc.Status for the REST client.
-local function refuse(handle, why)
-  local message = "invalid request: " .. why
+-- gRPC-shaped, since the request is a gRPC call by now, and with the details the services'
+-- errors carry (ErrorInfo INVALID_ARGUMENT; BadRequest naming the field when one is at
+-- fault): the transcoder turns it into a 400 with that JSON google.rpc.Status.
+local function refuse(handle, why, field)
+  local message = "invalid request: " .. (field and (field .. ": ") or "") .. why
   local encoded = message:gsub("[^%w%-%._~ :]", function(c)
     return string.format("%%%02X", c:byte())
   end)
+  local details = rpc_status.encode(3, message, "INVALID_ARGUMENT", field, why)
   handle:respond({
     [":status"] = "200",
     ["content-type"] = GRPC,
     ["grpc-status"] = "3",
     ["grpc-message"] = encoded,
+    ["grpc-status-details-bin"] = handle:base64Escape(details),
   }, "")
 end
 
@@ -125,9 +132,9 @@ function M.after_transcoding(handle)
     end
     return -- native gRPC: protobuf has no field names to misspell
   end
-  local why = problem(text, message)
+  local why, field = problem(text, message)
   if why ~= nil then
-    refuse(handle, why)
+    refuse(handle, why, field)
   end
 end
 

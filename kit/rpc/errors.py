@@ -99,6 +99,12 @@ def token_expired() -> ServiceError:
     )
 
 
+def session_revoked() -> ServiceError:
+    return unauthenticated(
+        "this session has ended (logged out): log in again", reason="SESSION_REVOKED"
+    )
+
+
 def permission_denied(message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED", message)
 

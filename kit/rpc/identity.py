@@ -36,6 +36,8 @@ class Caller:
     shard: int
     # The token's `exp` (Unix seconds): how long a cache may keep honouring it.
     expires_at: float
+    # The login it belongs to (claim `sid`), which a logout revokes; "" for tokens without one.
+    session_id: str = ""
 
 
 _current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar(
@@ -160,7 +162,15 @@ class TokenVerifier:
         shard = claims.get("shard", 0)
         if not isinstance(shard, int):
             raise unauthenticated("access token has an invalid shard claim")
-        return Caller(user_id=str(claims["sub"]), shard=shard, expires_at=float(claims["exp"]))
+        session_id = claims.get("sid", "")
+        if not isinstance(session_id, str):
+            raise unauthenticated("access token has an invalid sid claim")
+        return Caller(
+            user_id=str(claims["sub"]),
+            shard=shard,
+            expires_at=float(claims["exp"]),
+            session_id=session_id,
+        )
 
 
 def bearer_token(metadata: Mapping[str, str]) -> str | None:

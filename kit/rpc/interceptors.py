@@ -9,7 +9,8 @@
 4. error mapping: ServiceError -> its google.rpc.Status; an unimplemented method stays
    UNIMPLEMENTED; anything else -> INTERNAL, logged;
 5. a server stream of a USER method ends with UNAUTHENTICATED when its access token expires
-   (the client reconnects with a fresh one);
+   (the client reconnects with a fresh one), or at once when its session is revoked (logout;
+   kit.rpc.revocations), which also refuses every further call with that token;
 6. one structured log line per call (method, code, duration).
 """
 
@@ -37,6 +38,7 @@ from kit.rpc.errors import (
     internal_status,
     invalid_argument,
     permission_denied,
+    session_revoked,
     unauthenticated,
     unavailable,
 )
@@ -47,7 +49,8 @@ from kit.rpc.identity import (
     reset_current_caller,
     set_current_caller,
 )
-from kit.rpc.stream_lifetime import until_expiry, write_until_expiry
+from kit.rpc.revocations import RevokedSessions
+from kit.rpc.stream_lifetime import StreamLifetime, until_ended, write_until_ended
 
 log = logging.getLogger("exness.rpc")
 tracer = trace.get_tracer("exness.rpc")
@@ -75,9 +78,11 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         max_request_bytes: Mapping[str, int] | None = None,
         *,
         access: Callable[[str], Access] = access_of,
+        revocations: RevokedSessions | None = None,
     ) -> None:
         # `access` is each method's declared access; tests may stand a probe in for a contract.
         self._access_of = access
+        self.revocations = revocations
         self._verifier = verifier
         self._service_token = service_token
         self._operator_token = operator_token
@@ -142,7 +147,10 @@ class RequestPipeline(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             raise unauthenticated("this method needs an access token (authorization: Bearer ...)")
         if self._verifier is None:  # pragma: no cover - a wiring mistake, not a user error
             raise ServiceError(grpc.StatusCode.INTERNAL, "INTERNAL", "no token verifier")
-        return await self._verifier.verify(token)
+        caller = await self._verifier.verify(token)
+        if self.revocations is not None and self.revocations.is_revoked(caller.session_id):
+            raise session_revoked()
+        return caller
 
 
 def _check_secret(
@@ -168,11 +176,17 @@ class _Guard:
         self.method = method
         self.access = access
         self.metadata = metadata
-        self.expires_at: float | None = None  # of a USER caller's token
+        # How long a server stream may run: a USER caller's token, and its session.
+        self.lifetime = StreamLifetime(None)
+        self._unwatch: Callable[[], None] | None = None
 
-    async def _enter(self, request: Any | None) -> Any:
+    async def _enter(self, request: Any | None, streaming: bool) -> Any:
         caller = await self.pipeline.authenticate(self.access, self.metadata)
-        self.expires_at = caller.expires_at if isinstance(caller, Caller) else None
+        if isinstance(caller, Caller):
+            self.lifetime = StreamLifetime(caller.expires_at)
+            revocations = self.pipeline.revocations
+            if streaming and revocations is not None and caller.session_id:
+                self._unwatch = revocations.watch(caller.session_id, self.lifetime.revoke)
         if isinstance(request, Undecodable):
             raise request.error
         if request is not None:
@@ -209,20 +223,22 @@ class _Guard:
 
     @contextlib.asynccontextmanager
     async def _scope(
-        self, context: grpc.aio.ServicerContext, request: Any | None
+        self, context: grpc.aio.ServicerContext, request: Any | None, streaming: bool = False
     ) -> AsyncIterator[None]:
         """Authenticates and validates on entry; maps whatever the handler raises to a status;
         logs the call's duration."""
         started = time.perf_counter()
         token = None
         try:
-            token = await self._enter(request)
+            token = await self._enter(request, streaming)
             yield
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await self._fail(context, exc)  # aborts the call: raises AbortError
         finally:
+            if self._unwatch is not None:
+                self._unwatch()
             if token is not None:
                 # A stream the client cancelled is closed by the event loop's generator
                 # finaliser, in another Context: there is nothing of ours to reset there.
@@ -242,13 +258,13 @@ class _Guard:
 
     def unary_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with self._scope(context, request):
+            async with self._scope(context, request, streaming=True):
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
-                    async for item in until_expiry(result, self.expires_at):
+                    async for item in until_ended(result, self.lifetime):
                         yield item
                 else:  # a handler that writes with context.write()
-                    await write_until_expiry(result, self.expires_at)
+                    await write_until_ended(result, self.lifetime)
 
         return behaviour
 
@@ -263,9 +279,9 @@ class _Guard:
 
     def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with self._scope(context, None):
+            async with self._scope(context, None, streaming=True):
                 replies = inner(checked(requests), context)
-                async for item in until_expiry(replies, self.expires_at):
+                async for item in until_ended(replies, self.lifetime):
                     yield item
 
         return behaviour

@@ -17,6 +17,7 @@ from kit.obs.tracing import setup_tracing
 from kit.rpc import server as kit_server
 from kit.rpc.identity import StaticKeySource, TokenVerifier
 from kit.rpc.interceptors import RequestPipeline
+from kit.rpc.revocations import RevokedSessions
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
 from services.auth.keys import Keyring, new_key_file
@@ -49,6 +50,8 @@ class AuthApp:
 
     server: GrpcServer
     keyring: Keyring
+    # Followed only once started (serve() does): a GetMe with a logged-out token is refused.
+    revocations: RevokedSessions
 
 
 def build(
@@ -62,7 +65,7 @@ def build(
         keyring, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )
     servicer = AuthServicer(
-        AuthStore(pool),
+        AuthStore(pool, settings.access_token_ttl_s),
         keyring,
         issuer,
         settings.refresh_token_ttl_s,
@@ -73,18 +76,19 @@ def build(
     verifier = TokenVerifier(
         StaticKeySource(keyring.public_keys()), settings.jwt_issuer, settings.jwt_audience
     )
+    revocations = RevokedSessions(pool)
     server = GrpcServer(
         services=[
             ServiceSpec(
                 SERVICE_NAME, lambda s: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, s)
             )
         ],
-        interceptors=[RequestPipeline(verifier)],
+        interceptors=[RequestPipeline(verifier, revocations=revocations)],
         host=settings.bind_host,
         port=settings.auth_port if port is None else port,
         grace_s=settings.shutdown_grace_s,
     )
-    return AuthApp(server, keyring)
+    return AuthApp(server, keyring, revocations)
 
 
 async def serve(settings: Settings, port: int | None) -> None:
@@ -95,6 +99,8 @@ async def serve(settings: Settings, port: int | None) -> None:
     app = build(settings, pool, port)
     serve_metrics(settings.bind_host, settings.auth_metrics_port)
     app.server.on_stop.append(pool.close)
+    await app.revocations.start()
+    app.server.on_stop.append(app.revocations.stop)
     watch = DatabaseWatch(settings.database_url, app.server.reporter)
     await watch.start()
     app.server.on_stop.append(watch.stop)

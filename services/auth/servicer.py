@@ -90,7 +90,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 "refresh token is unknown, expired or revoked", reason="REFRESH_TOKEN_INVALID"
             )
         return auth_pb2.RefreshResponse(
-            **self._token_fields(self.issuer.issue(rotated.user_id, rotated.shard), successor)
+            **self._token_fields(
+                self.issuer.issue(rotated.user.user_id, rotated.user.shard, rotated.session_id),
+                successor,
+            )
         )
 
     async def Logout(
@@ -115,8 +118,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def _new_session(self, user: UserRow) -> dict[str, Any]:
         """Starts a refresh-token family for a fresh login; the fields of a token response."""
         refresh = new_refresh_token()
-        await self.store.start_family(user.user_id, refresh_token_hash(refresh), self.refresh_ttl_s)
-        return self._token_fields(self.issuer.issue(user.user_id, user.shard), refresh)
+        session_id = await self.store.start_family(
+            user.user_id, refresh_token_hash(refresh), self.refresh_ttl_s
+        )
+        return self._token_fields(self.issuer.issue(user.user_id, user.shard, session_id), refresh)
 
     def _token_fields(self, access: str, refresh: str) -> dict[str, Any]:
         """Login, Refresh and Register's TokenPair carry the same four fields."""

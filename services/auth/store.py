@@ -24,6 +24,14 @@ class EmailTaken(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Rotated:
+    """A refresh token used up: its user, and the session (refresh-token family) it continues."""
+
+    user: UserRow
+    session_id: str
+
+
 class RefreshOutcome(Enum):
     """Why a refresh token was not rotated."""
 
@@ -35,6 +43,14 @@ class RefreshOutcome(Enum):
 _USER_COLUMNS = (
     "users.user_id::text, users.email, users.password_hash, users.shard, users.created_at"
 )
+# A revoked session stays listed while access tokens of it may still be honoured: their
+# lifetime plus the verifiers' clock leeway.
+_REVOKE_SESSION = (
+    "INSERT INTO revoked_sessions (session_id, expires_at)"
+    " VALUES (%s, now() + make_interval(secs => %s)) ON CONFLICT (session_id) DO NOTHING"
+)
+_FORGET_EXPIRED_REVOCATIONS = "DELETE FROM revoked_sessions WHERE expires_at < now()"
+TOKEN_LEEWAY_S = 60
 _INSERT_REFRESH_TOKEN = (
     "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)"
     " VALUES (%s, %s, %s, now() + make_interval(secs => %s))"
@@ -42,8 +58,10 @@ _INSERT_REFRESH_TOKEN = (
 
 
 class AuthStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, access_token_ttl_s: int = 900) -> None:
         self.pool = pool
+        # How long a revoked session's access tokens could still be presented.
+        self._revocation_ttl_s = access_token_ttl_s + TOKEN_LEEWAY_S
 
     async def create_user(self, email: str, password_hash: str, shard_count: int) -> UserRow:
         user_id = uuid.uuid4()
@@ -82,14 +100,16 @@ class AuthStore:
             row = await cur.fetchone()
         return UserRow(*row) if row else None
 
-    async def start_family(self, user_id: str, token_hash: bytes, ttl_s: int) -> None:
-        """Stores the first refresh token of a new login."""
+    async def start_family(self, user_id: str, token_hash: bytes, ttl_s: int) -> str:
+        """Stores the first refresh token of a new login; the new session's id."""
+        session_id = uuid.uuid4()
         async with self.pool.connection() as conn:
-            await conn.execute(_INSERT_REFRESH_TOKEN, (token_hash, user_id, uuid.uuid4(), ttl_s))
+            await conn.execute(_INSERT_REFRESH_TOKEN, (token_hash, user_id, session_id, ttl_s))
+        return str(session_id)
 
     async def rotate(
         self, old_hash: bytes, new_hash: bytes, ttl_s: int
-    ) -> UserRow | RefreshOutcome:
+    ) -> Rotated | RefreshOutcome:
         """Uses up `old_hash` and stores its successor, atomically: the token's user, or why
         not. A used token presented again revokes its whole family (someone replayed a stolen
         token)."""
@@ -114,18 +134,26 @@ class AuthStore:
                     " WHERE family_id = %s AND revoked_at IS NULL",
                     (family_id,),
                 )
+                await conn.execute(_REVOKE_SESSION, (family_id, self._revocation_ttl_s))
                 return RefreshOutcome.REUSED
             user = UserRow(*user_columns)
             await conn.execute(
                 "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = %s", (old_hash,)
             )
             await conn.execute(_INSERT_REFRESH_TOKEN, (new_hash, user.user_id, family_id, ttl_s))
-        return user
+        return Rotated(user, str(family_id))
 
     async def revoke_family_of(self, token_hash: bytes) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
+        """Ends the session of a refresh token: its family can no longer be refreshed, and its
+        access tokens are refused (and their streams ended) by every service."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
                 "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
-                " (SELECT family_id FROM refresh_tokens WHERE token_hash = %s)",
+                " (SELECT family_id FROM refresh_tokens WHERE token_hash = %s)"
+                " RETURNING family_id",
                 (token_hash,),
             )
+            revoked = await cur.fetchone()
+            if revoked is not None:
+                await conn.execute(_FORGET_EXPIRED_REVOCATIONS)
+                await conn.execute(_REVOKE_SESSION, (revoked[0], self._revocation_ttl_s))

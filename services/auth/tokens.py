@@ -20,9 +20,10 @@ class AccessTokenIssuer:
     audience: str
     ttl_s: int
 
-    def issue(self, user_id: str, shard: int) -> str:
+    def issue(self, user_id: str, shard: int, session_id: str = "") -> str:
+        """An access token; `session_id` (claim `sid`) lets a logout end it early."""
         now = int(time.time())
-        claims = {
+        claims: dict[str, object] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": user_id,
@@ -32,6 +33,8 @@ class AccessTokenIssuer:
             "jti": str(uuid.uuid4()),
             "shard": shard,
         }
+        if session_id:
+            claims["sid"] = session_id
         signer = self.keyring.signer
         return jwt.encode(
             claims, signer.private_key, algorithm="EdDSA", headers={"kid": signer.kid}

@@ -91,4 +91,5 @@ class QuoteValidator:
         event.quote.ask = format_decimal(marked_ask, spec.price_decimals)
         event.quote.time.CopyFrom(quote.time)
         event.publish_time.FromNanoseconds(now_ns)
+        event.spread_markup = format_decimal(spec.spread_markup)
         return event

@@ -15,8 +15,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
 from kit.data.kafka import trace_headers
+from kit.data.sessions import hhmm
 from kit.decimals import format_decimal
 from kit.rpc.errors import invalid_field, not_found, unavailable
 from services.market.candles import INTERVAL_SECONDS, read_candles
@@ -24,6 +26,7 @@ from services.market.fanout import QuoteHub
 from services.market.instruments import InstrumentCatalog
 from services.market.quote_producer import QuotePublisher
 from services.market.quote_rules import QuoteValidator
+from services.market.typed_quotes import typed_quote
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("exness.market")
@@ -51,6 +54,19 @@ def instrument_message(spec: Instrument) -> market_pb2.Instrument:
         max_leverage=spec.max_leverage,
         spread_markup=format_decimal(spec.spread_markup),
         quote_currency=spec.quote_currency,
+        swap_type=int(spec.swap_type),  # type: ignore[arg-type]
+        swap_long=format_decimal(spec.swap_long),
+        swap_short=format_decimal(spec.swap_short),
+        triple_swap_weekday=spec.triple_swap_weekday,
+        sessions=[
+            market_pb2.TradingSession(
+                open_weekday=s.open_weekday,
+                open_time=hhmm(s.open_minute),
+                close_weekday=s.close_weekday,
+                close_time=hhmm(s.close_minute),
+            )
+            for s in spec.sessions
+        ],
     )
 
 
@@ -91,15 +107,27 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
             instruments=[instrument_message(s) for s in self._catalog.all()]
         )
 
+    async def _account_type(self, name: str) -> AccountType | None:
+        """The account type a quote request names (None: the default markup)."""
+        if not name:
+            return None
+        account_type = await self._catalog.account_type(name)
+        if account_type is None:
+            raise invalid_field("account_type", f"no account type {name!r}", "UNKNOWN_ACCOUNT_TYPE")
+        return account_type
+
     async def GetQuote(
         self, request: market_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
     ) -> market_pb2.GetQuoteResponse:
         spec = await self._instrument(request.symbol)
+        account_type = await self._account_type(request.account_type)
         quote = self._hub.latest(spec.symbol)
         if quote is None:
             raise unavailable(
                 "NO_QUOTE", f"no quote for {spec.symbol} has arrived yet", symbol=spec.symbol
             )
+        if account_type is not None:
+            quote = typed_quote(quote, spec, account_type)
         return market_pb2.GetQuoteResponse(quote=quote)
 
     async def GetCandles(
@@ -133,12 +161,17 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         self, request: market_pb2.StreamQuotesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[market_pb2.StreamQuotesResponse]:
         symbols = list(dict.fromkeys(request.symbols))
-        for symbol in symbols:
-            await self._instrument(symbol)
+        specs = {symbol: await self._instrument(symbol) for symbol in symbols}
+        account_type = await self._account_type(request.account_type)
         subscription = self._hub.subscribe(symbols)
         try:
             while True:
                 for message in await subscription.next_batch():
+                    if account_type is not None:
+                        quote = message.quote
+                        message = market_pb2.StreamQuotesResponse(
+                            quote=typed_quote(quote, specs[quote.symbol], account_type)
+                        )
                     yield message
         finally:
             # Reached on cancel, on client disconnect and on server shutdown alike.

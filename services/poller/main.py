@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 
+from kit.data.instruments import read_instruments
 from kit.logs import setup_logging
 from kit.obs.metrics import serve_metrics
 from kit.obs.tracing import setup_tracing
@@ -96,16 +97,17 @@ def _mapping(text: str, default: dict[str, str]) -> dict[str, str]:
     return {market: symbol for market, symbol in pairs}
 
 
-def load_walk_specs(database_url: str, only: list[str]) -> list[WalkSpec]:
+async def load_walk_specs(database_url: str, only: list[str]) -> list[WalkSpec]:
     try:
-        with psycopg.connect(database_url, connect_timeout=10) as conn:
-            rows = conn.execute(
-                "SELECT symbol, synthetic_start, synthetic_vol, price_decimals FROM instruments"
-                " WHERE enabled ORDER BY symbol"
-            ).fetchall()
+        async with await psycopg.AsyncConnection.connect(database_url, connect_timeout=10) as conn:
+            instruments = await read_instruments(conn)
     except psycopg.Error as exc:
         raise SystemExit(f"exness poller: cannot read instruments: {exc}".splitlines()[0]) from None
-    specs = [WalkSpec(*row) for row in rows if not only or row[0] in only]
+    specs = [
+        WalkSpec(i.symbol, i.synthetic_start, i.synthetic_vol, i.price_decimals)
+        for i in instruments.values()
+        if not only or i.symbol in only
+    ]
     unknown = sorted(set(only) - {s.symbol for s in specs})
     if unknown:
         raise SystemExit(f"exness poller: not listed instruments: {', '.join(unknown)}")
@@ -146,7 +148,6 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
         trace_ratio=settings.quote_trace_ratio,
     )
     metrics.register(args.source, stats, buffer=buffer, publisher=publisher)
-    serve_metrics(settings.bind_host, settings.poller_metrics_port)
 
     source: asyncio.Task[None]
     if args.source == "synthetic":
@@ -155,7 +156,7 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         only = [s for s in args.symbols.split(",") if s]
         walk = RandomWalk(
-            load_walk_specs(settings.database_url, only),
+            await load_walk_specs(settings.database_url, only),
             args.rate if args.rate is not None else 20.0,
             args.seed,
         )
@@ -172,6 +173,9 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
     else:
         feed = binance_feed(args.url or BINANCE_URL, _mapping(args.symbols, BINANCE_SYMBOLS))
         source = asyncio.create_task(run_exchange_feed(feed, buffer, stats))
+    # Only once the source is set up: a poller whose /metrics answers has accepted its
+    # arguments (`exness up` waits for that rather than guessing a settling time).
+    serve_metrics(settings.bind_host, settings.poller_metrics_port)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -72,8 +72,8 @@ class TradingAdminServicer(admin_pb2_grpc.TradingAdminServiceServicer):
             if quote is not None:
                 mid = (quote.bid + quote.ask) / 2
                 size = self.engine.instruments[symbol].contract_size
-                notional = codec.dec(net * size * mid, 2)
-                floating = codec.dec(pnl[symbol], 2)
+                notional = codec.cents(net * size * mid)
+                floating = codec.cents(pnl[symbol])
             answer.symbols.append(
                 pb.SymbolExposure(
                     symbol=symbol,
@@ -103,9 +103,9 @@ class TradingAdminServicer(admin_pb2_grpc.TradingAdminServiceServicer):
                 pb.AccountRisk(
                     account_id=str(view.account_id),
                     user_id=view.user_id,
-                    balance=codec.dec(view.balance, 2),
-                    equity=codec.dec(view.equity, 2),
-                    margin=codec.dec(view.margin, 2),
+                    balance=codec.cents(view.balance),
+                    equity=codec.cents(view.equity),
+                    margin=codec.cents(view.margin),
                     margin_level=codec.dec(level, 2),
                     positions=positions,
                 )

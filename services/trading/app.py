@@ -62,6 +62,7 @@ class TradingApp:
         quotes_topic: str = QUOTES_TOPIC,
         events_topic: str = EVENTS_TOPIC,
         reporter: HealthReporter | None = None,
+        trading_sessions: bool = True,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
         max_quote_age = timedelta(seconds=max_quote_age_s)
@@ -72,6 +73,7 @@ class TradingApp:
                 shard_id=shard_id,
                 max_quote_age=max_quote_age,
                 max_pending_orders=max_pending_orders,
+                trading_sessions=trading_sessions,
             )
             loaded.halted.update(await load_halts(pool))
             return loaded

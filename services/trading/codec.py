@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from exness.trading.v1 import trading_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kit.data.account_types import AccountType
+from kit.data.instruments import Instrument
 from kit.decimals import format_decimal
 from services.trading.model import (
     AccountView,
@@ -19,6 +21,8 @@ from services.trading.model import (
     Quote,
     Trade,
     exact,
+    money,
+    pnl_of,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,6 +31,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def dec(value: Decimal | None, places: int | None = None) -> str:
     """format_decimal, with "" for an absent value."""
     return "" if value is None else format_decimal(value, places)
+
+
+def cents(value: Decimal) -> str:
+    """A money amount as shown: rounded by the engine's one rule for money (model.money)."""
+    return format_decimal(money(value), 2)
 
 
 _last_stamp: tuple[datetime, Timestamp] = (_EPOCH, Timestamp())
@@ -54,16 +63,21 @@ def account_pb(view: AccountView) -> pb.Account:
     return pb.Account(
         account_id=str(view.account_id),
         currency="USD",
-        balance=dec(view.balance, 2),
-        equity=dec(view.equity, 2),
-        margin=dec(view.margin, 2),
-        free_margin=dec(view.free_margin, 2),
+        balance=cents(view.balance),
+        equity=cents(view.equity),
+        margin=cents(view.margin),
+        free_margin=cents(view.free_margin),
         margin_level="" if level is None else dec(level, 2),
         leverage=view.leverage,
-        floating_pnl=dec(view.floating_pnl, 2),
+        floating_pnl=cents(view.floating_pnl),
         shard=view.shard,
         margin_call_level=dec(view.margin_call_level),
         stop_out_level=dec(view.stop_out_level),
+        account_type=view.account_type,
+        kind=int(view.kind),  # type: ignore[arg-type]
+        swap_free=view.swap_free,
+        is_default=view.is_default,
+        create_time=ts(view.created_at),
     )
 
 
@@ -99,12 +113,14 @@ def order_pb(order: Order) -> pb.Order:
         price=dec(order.price),
         stop_loss=dec(order.stop_loss),
         take_profit=dec(order.take_profit),
+        trailing_stop=dec(order.trailing_stop),
         leverage=order.leverage,
         fill_price=dec(order.fill_price),
         position_id="" if order.position_id is None else str(order.position_id),
         reject_reason=order.reject_reason,
         create_time=ts(order.created_at),
         update_time=ts(order.updated_at),
+        account_id=str(order.account_id),
     )
     if order.expire_at is not None:
         message.expire_time.CopyFrom(ts(order.expire_at))
@@ -114,7 +130,12 @@ def order_pb(order: Order) -> pb.Order:
 @exact
 def position_pb(position: Position, quote: Quote | None) -> pb.Position:
     current = position.close_price(quote) if quote is not None else None
-    pnl = position.pnl_at(current) if current is not None else None
+    # Exactly what closing at this quote would realise (the engine's own function).
+    pnl = (
+        None
+        if current is None
+        else pnl_of(position.side, position.units, position.open_price, current)
+    )
     return pb.Position(
         position_id=str(position.position_id),
         symbol=position.symbol,
@@ -124,11 +145,15 @@ def position_pb(position: Position, quote: Quote | None) -> pb.Position:
         current_price=dec(current),
         stop_loss=dec(position.stop_loss),
         take_profit=dec(position.take_profit),
+        trailing_stop=dec(position.trailing_stop),
         leverage=position.leverage,
-        margin=dec(position.margin, 2),
-        unrealized_pnl=dec(pnl, 2),
+        margin=cents(position.margin),
+        unrealized_pnl="" if pnl is None else cents(pnl),
         order_id=str(position.order_id),
         open_time=ts(position.opened_at),
+        commission=cents(position.commission),
+        swap=cents(position.swap),
+        account_id=str(position.account_id),
     )
 
 
@@ -141,11 +166,14 @@ def trade_pb(trade: Trade) -> pb.Trade:
         volume=dec(trade.volume),
         open_price=dec(trade.open_price),
         close_price=dec(trade.close_price),
-        realized_pnl=dec(trade.realized_pnl, 2),
+        realized_pnl=cents(trade.realized_pnl),
         close_reason=int(trade.close_reason),  # type: ignore[arg-type]
         open_time=ts(trade.opened_at),
         close_time=ts(trade.closed_at),
         close_note=trade.close_note,
+        commission=cents(trade.commission),
+        swap=cents(trade.swap),
+        account_id=str(trade.account_id),
     )
 
 
@@ -153,17 +181,18 @@ def ledger_pb(entry: LedgerEntry) -> pb.LedgerEntry:
     return pb.LedgerEntry(
         entry_id=str(entry.entry_id),
         kind=int(entry.kind),  # type: ignore[arg-type]
-        amount=dec(entry.amount, 2),
-        balance_after=dec(entry.balance_after, 2),
+        amount=cents(entry.amount),
+        balance_after=cents(entry.balance_after),
         reference_id=entry.reference_id,
         create_time=ts(entry.created_at),
+        account_id=str(entry.account_id),
     )
 
 
 def event_pb(
     event: Event,
     view: AccountView,
-    quote_of: Callable[[str], Quote | None],
+    quote_of: Callable[[str, str], Quote | None],
     accounts: dict[int, pb.Account],
 ) -> pb.AccountEvent:
     """The event as journaled, with `view`, its account's figures. `accounts`: a cache of
@@ -184,9 +213,32 @@ def event_pb(
         message.order.CopyFrom(final_order_pb(event.order))
     # A closed position travels as the trade only; `position` is what stays open.
     if event.position is not None and event.position.closed_at is None:
-        message.position.CopyFrom(position_pb(event.position, quote_of(event.position.symbol)))
+        message.position.CopyFrom(
+            position_pb(event.position, quote_of(event.position.symbol, view.account_type))
+        )
     if event.trade is not None:
         message.trade.CopyFrom(trade_pb(event.trade))
     if event.ledger is not None:
         message.ledger_entry.CopyFrom(ledger_pb(event.ledger))
     return message
+
+
+def account_type_pb(
+    account_type: AccountType, instruments: Mapping[str, Instrument]
+) -> pb.AccountType:
+    """The type with its terms on every listed instrument, ordered by symbol."""
+    return pb.AccountType(
+        name=account_type.name,
+        display_name=account_type.display_name,
+        margin_call_level=dec(account_type.margin_call_level),
+        stop_out_level=dec(account_type.stop_out_level),
+        max_leverage=account_type.max_leverage,
+        terms=[
+            pb.AccountTypeTerms(
+                symbol=symbol,
+                spread_markup=dec(account_type.markup(inst)),
+                commission_per_lot=dec(account_type.terms_of(symbol).commission_per_lot, 2),
+            )
+            for symbol, inst in sorted(instruments.items())
+        ],
+    )

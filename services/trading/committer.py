@@ -27,13 +27,14 @@ from kit.backoff import Backoff
 from services.trading import metrics
 from services.trading.codec import event_pb
 from services.trading.engine import Engine
-from services.trading.model import AccountView, Handoff, Quote
+from services.trading.model import AccountView, Handoff, Quote, RolloverMark
 from services.trading.tables import (
     ACCOUNTS,
     JOURNAL,
     LEDGER,
     ORDERS,
     POSITIONS,
+    ROLLOVERS,
     TRADES,
     WRITE_ORDER,
     JournalEntry,
@@ -244,7 +245,7 @@ class _Rows:
     def __init__(
         self,
         shard: int,
-        quote_of: Callable[[str], Quote | None],
+        quote_of: Callable[[str, str], Quote | None],
         handoff: Handoff,
         spans: CommitSpans,
     ) -> None:
@@ -257,9 +258,13 @@ class _Rows:
         self.protos: list[pb.AccountEvent] = []
         self.last_sequence = 0
         account_messages: dict[int, pb.Account] = {}
+        rollovers: dict[int, tuple[Any, ...]] = {}
         for item in handoff.items:
             if isinstance(item, AccountView):
                 accounts[item.account_id] = ACCOUNTS.row(item)
+                continue
+            if isinstance(item, RolloverMark):
+                rollovers[item.shard] = ROLLOVERS.row(item)
                 continue
             view = handoff.views[item.account_id]
             accounts[view.account_id] = ACCOUNTS.row(view)
@@ -291,6 +296,7 @@ class _Rows:
             TRADES: trades,
             LEDGER: ledger,
             JOURNAL: journal,
+            ROLLOVERS: list(rollovers.values()),
         }
 
     def statements(self) -> list[tuple[str, list[str]]]:

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
+from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.refusal import Refusal, not_found, precondition_failed, unavailable
+from kit.data.sessions import is_open, next_open
+from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
 from services.trading.model import (
     HUNDRED,
     ZERO,
     Account,
+    AccountKind,
     AccountView,
     CloseReason,
     Event,
@@ -40,11 +43,13 @@ from services.trading.model import (
     OrderType,
     Position,
     Quote,
+    RolloverMark,
     Side,
     Trade,
     exact,
     margin_of,
     money,
+    pnl_of,
 )
 from services.trading.orders import (
     OrderRequest,
@@ -54,11 +59,22 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
+    check_trailing_stop,
+    check_type_leverage,
+    check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
+    trailed_stop,
 )
-from services.trading.risk import next_to_stop_out, strictest_levels, watch_levels
+from services.trading.risk import (
+    hedged_total,
+    leverage_change_margins,
+    next_to_stop_out,
+    strictest_levels,
+    watch_levels,
+)
+from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -67,6 +83,8 @@ DEFAULT_LEVERAGE = 100
 # Pending orders per account (MT5 servers have the same kind of limit): each is indexed and
 # listed, so an account must not be able to grow them without bound.
 DEFAULT_MAX_PENDING_ORDERS = 200
+# Trading accounts per user (the default one included): each is kept in memory.
+DEFAULT_MAX_ACCOUNTS = 10
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -93,21 +111,45 @@ class Engine:
         default_leverage: int = DEFAULT_LEVERAGE,
         max_quote_age: timedelta = timedelta(seconds=10),
         max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
+        account_types: Mapping[str, AccountType] | None = None,
+        max_accounts: int = DEFAULT_MAX_ACCOUNTS,
+        trading_sessions: bool = True,
     ) -> None:
         self.instruments = dict(instruments)
+        # False: every instrument trades around the clock (platforms tested at any hour).
+        self.trading_sessions = trading_sessions
         self.max_pending_orders = max_pending_orders
+        self.max_accounts = max_accounts
+        # Without the account_types table (unit tests): one Standard type with the strictest
+        # levels of the instruments' groups, as before account types existed.
+        self.account_types = dict(
+            account_types or fallback_types(*strictest_levels(self.instruments.values()))
+        )
+        # (type, symbol) -> how far the type's bid sits above (its ask below) the published
+        # quote; only types whose spread differs from the default markup have entries.
+        self._shifts: dict[tuple[str, str], Decimal] = {
+            (t.name, i.symbol): shift
+            for t in self.account_types.values()
+            for i in self.instruments.values()
+            if (shift := t.quote_shift(i))
+        }
+        self._shifted_types = {name for name, _ in self._shifts}
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
         self.quotes: dict[str, Quote] = {}
         self.accounts: dict[int, Account] = {}
-        self.by_user: dict[str, Account] = {}
+        self.by_user: dict[str, Account] = {}  # the default account of each user
+        self.user_accounts: dict[str, list[Account]] = {}  # all of them, oldest first
         self.positions: dict[int, Position] = {}
         self.pending: dict[int, Order] = {}
         self.index = TriggerIndex()
         self._expiries: list[tuple[datetime, int]] = []
-        # Events (and newly opened accounts) not yet handed over, in sequence order.
-        self._outbox: list[Event | AccountView] = []
+        # Events (and newly opened accounts, rollover marks) not yet handed over, in order.
+        self._outbox: list[Event | AccountView | RolloverMark] = []
+        # The last daily rollover charged (None: not known yet, see _roll) and the next one.
+        self._last_rollover: datetime | None = None
+        self._next_rollover: datetime | None = None
         self._sequence = 0
         self.restore_counters(sequence=0, account=0, order=0, position=0, trade=0, ledger=0)
         self._recheck: set[int] = set()
@@ -118,13 +160,18 @@ class Engine:
         # orders costs no index work. During a tick watches are re-armed at once.
         self._stale: dict[int, Account] = {}
         self._ticking = False
-        self._default_levels = strictest_levels(self.instruments.values())
-        # Usually every group has the same levels: then no per-account lookup is needed.
-        self._uniform_levels = (
-            len({(i.margin_call_level, i.stop_out_level) for i in self.instruments.values()}) <= 1
-        )
 
     # ---------------------------------------------------------------- restore (from the DB)
+
+    @property
+    def last_rollover(self) -> datetime | None:
+        """The last daily rollover charged; None until the engine has seen the clock."""
+        return self._last_rollover
+
+    def restore_rollover(self, last_rollover: datetime) -> None:
+        """The last rollover this shard charged, as committed."""
+        self._last_rollover = last_rollover
+        self._next_rollover = last_rollover + ONE_DAY
 
     def restore_counters(
         self, *, sequence: int, account: int, order: int, position: int, trade: int, ledger: int
@@ -139,8 +186,15 @@ class Engine:
         self._ledger_ids = ShardIds(shard, ledger)
 
     def restore_account(self, account: Account) -> None:
+        self._register(account)
+
+    def _register(self, account: Account) -> None:
         self.accounts[account.account_id] = account
-        self.by_user[account.user_id] = account
+        if account.is_default:
+            self.by_user[account.user_id] = account
+        owned = self.user_accounts.setdefault(account.user_id, [])
+        owned.append(account)
+        owned.sort(key=lambda a: a.account_id)
 
     def restore_order(self, order: Order) -> None:
         account = self.accounts[order.account_id]
@@ -171,8 +225,68 @@ class Engine:
         """The sequence of the last event emitted."""
         return self._sequence
 
-    def quote(self, symbol: str) -> Quote | None:
-        return self.quotes.get(symbol)
+    def quote(self, symbol: str, account_type: str = STANDARD) -> Quote | None:
+        """The latest quote of `symbol` as accounts of `account_type` trade it."""
+        quote = self.quotes.get(symbol)
+        return None if quote is None else self._typed_quote(account_type, quote)
+
+    def _typed_quote(self, account_type: str, quote: Quote) -> Quote:
+        """The published quote with the account type's spread (the same object when the type
+        trades at the default markup)."""
+        shift = self._shifts.get((account_type, quote.symbol))
+        if shift is None:
+            return quote
+        return Quote(quote.symbol, quote.bid + shift, quote.ask - shift, quote.time)
+
+    def _book_price(self, account_type: str, symbol: str, book: Book, price: Decimal) -> Decimal:
+        """A trigger level in the account type's prices, as a level of the published quote
+        the index is fed with: bid' = bid + shift and ask' = ask - shift."""
+        shift = self._shifts.get((account_type, symbol))
+        if shift is None:
+            return price
+        return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+
+    @exact
+    def follow_markup(self, symbol: str, markup: Decimal) -> None:
+        """The published quotes of `symbol` now carry `markup` (the operators changed it): the
+        account types' spreads are taken relative to it from now on, and the triggers of
+        accounts whose type trades another spread are indexed again at the new distance."""
+        inst = self.instruments.get(symbol)
+        if inst is None or inst.spread_markup == markup:
+            return
+        self.instruments[symbol] = replace(inst, spread_markup=markup)
+        moved = set()
+        for account_type in self.account_types.values():
+            key = (account_type.name, symbol)
+            shift = account_type.quote_shift(self.instruments[symbol])
+            if self._shifts.get(key, ZERO) != shift:
+                moved.add(account_type.name)
+            if shift:
+                self._shifts[key] = shift
+            else:
+                self._shifts.pop(key, None)
+        self._shifted_types = {name for name, _ in self._shifts}
+        if not moved:
+            return
+        for position in self.positions.values():
+            account = self.accounts[position.account_id]
+            if position.symbol == symbol and account.account_type in moved:
+                self._unindex_levels(position)
+                self._index_levels(position)
+                self._recheck.add(account.account_id)
+        for order in list(self.pending.values()):
+            account = self.accounts[order.account_id]
+            if order.symbol == symbol and account.account_type in moved:
+                self.index.remove(order.handle)
+                order.handle = self._order_trigger(account, order)
+
+    def account_type(self, account: Account) -> AccountType:
+        return self.account_types[account.account_type]
+
+    def accounts_of(self, user_id: str) -> list[Account]:
+        """The user's accounts, the default one first, then oldest first."""
+        owned = self.user_accounts.get(user_id, [])
+        return sorted(owned, key=lambda a: not a.is_default)
 
     def pending_orders(
         self, account: Account, *, before_id: int | None = None, limit: int | None = None
@@ -216,18 +330,20 @@ class Engine:
     def _equity(self, account: Account) -> Decimal:
         equity = account.balance
         quotes = self.quotes
+        kind = account.account_type
+        # Most accounts trade at the published quote: no per-symbol lookup for them.
+        shifted = kind in self._shifted_types
+        typed = self._typed_quote
         for symbol, exposure in account.exposure.items():
             quote = quotes.get(symbol)
             if quote is not None:  # no quote yet after a restart: valued at its open price
-                equity += exposure.pnl(quote)
+                equity += exposure.pnl(typed(kind, quote) if shifted else quote)
         return equity
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
-        """(margin call, stop-out) levels in percent: the strictest of the groups of the
-        instruments the account holds, or of all groups when it holds none."""
-        if self._uniform_levels or not account.exposure:
-            return self._default_levels
-        return strictest_levels(self.instruments[s] for s in account.exposure)
+        """(margin call, stop-out) levels in percent, of the account's type."""
+        account_type = self.account_types[account.account_type]
+        return account_type.margin_call_level, account_type.stop_out_level
 
     def _view(self, account: Account) -> AccountView:
         equity = self._equity(account)
@@ -246,6 +362,10 @@ class Engine:
             account.margin_call,
             account.created_at,
             account.updated_at,
+            account.account_type,
+            account.kind,
+            account.swap_free,
+            account.is_default,
         )
 
     # ---------------------------------------------------------------- hand-over to persistence
@@ -266,34 +386,137 @@ class Engine:
 
     @exact
     def account_of(self, user_id: str, now: datetime) -> Account:
-        """The user's account, opened (zero USD balance) on first use."""
+        """The user's default account (Standard, demo), opened with a zero USD balance on
+        first use."""
         account = self.by_user.get(user_id)
         if account is None:
             account = Account(
                 self._account_ids(), user_id, self.shard_id, self.default_leverage, ZERO, now
             )
-            self.accounts[account.account_id] = account
-            self.by_user[user_id] = account
+            self._register(account)
             self._outbox.append(self._view(account))
+        return account
+
+    def account_for(self, user_id: str, account_id: int | None, now: datetime) -> Account:
+        """The user's account `account_id`, or the default one when None. Another user's
+        account and an unknown id are the same answer, so ids reveal nothing."""
+        if account_id is None:
+            return self.account_of(user_id, now)
+        account = self.accounts.get(account_id)
+        if account is None or account.user_id != user_id:
+            raise not_found(
+                "ACCOUNT_NOT_FOUND",
+                "no such trading account among yours",
+                account_id=str(account_id),
+            )
+        return account
+
+    @exact
+    def create_account(
+        self,
+        user_id: str,
+        type_name: str,
+        kind: AccountKind,
+        leverage: int,
+        swap_free: bool,
+        now: datetime,
+    ) -> Account:
+        """Opens another account for the user (zero balance); the default one is opened
+        first if the user has none yet. `leverage` 0: the platform default, capped by the
+        type."""
+        account_type = self.account_types.get(type_name)
+        if account_type is None:
+            raise invalid_field(
+                "account_type",
+                f"no account type {type_name!r}; one of {', '.join(self.account_types)}",
+                "UNKNOWN_ACCOUNT_TYPE",
+            )
+        if leverage == 0:
+            leverage = min(self.default_leverage, account_type.max_leverage)
+        check_type_leverage(account_type, leverage)
+        owned = self.user_accounts.get(user_id, [])
+        if len(owned) + (0 if user_id in self.by_user else 1) >= self.max_accounts:
+            raise precondition_failed(
+                "ACCOUNT_LIMIT",
+                f"you already hold {self.max_accounts} trading accounts, the most allowed",
+                limit=str(self.max_accounts),
+            )
+        self.account_of(user_id, now)
+        account = Account(
+            self._account_ids(),
+            user_id,
+            self.shard_id,
+            leverage,
+            ZERO,
+            now,
+            account_type=type_name,
+            kind=kind,
+            swap_free=swap_free,
+            is_default=False,
+        )
+        self._register(account)
+        self._outbox.append(self._view(account))
+        self._emit(account, EventType.ACCOUNT_CREATED, now)
         return account
 
     @exact
     def deposit(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        self._roll(now)
         check_deposit(amount)
         entry = self._change_balance(account, LedgerKind.DEPOSIT, amount, "", now)
         self._check_risk(account, now)
         return entry
 
+    @exact
+    def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
+        """Takes demo funds out: at most the free margin (and never below a zero balance)."""
+        self._roll(now)
+        free = min(self._equity(account) - account.margin, account.balance)
+        check_withdrawal(amount, free)
+        entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
+        self._check_risk(account, now)
+        return entry
+
+    @exact
     def set_leverage(self, account: Account, leverage: int, now: datetime) -> None:
+        """Sets the account leverage and margins the open positions at it (each capped by its
+        instrument); refused when the new margin would exceed the equity."""
+        self._roll(now)
         check_account_leverage(leverage)
+        check_type_leverage(self.account_type(account), leverage)
+        margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
+        required = hedged_total(account.positions.values(), margins)
+        equity = self._equity(account)
+        if margins and required > equity:
+            raise precondition_failed(
+                "LEVERAGE_CHANGE_REFUSED",
+                f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
+                f" than the equity {money(equity)}",
+                required_margin=str(money(required)),
+                equity=str(money(equity)),
+            )
         account.leverage = leverage
         account.updated_at = now
+        for position_id, (position_leverage, margin) in margins.items():
+            position = account.positions[position_id]
+            if position.leverage == position_leverage and position.margin == margin:
+                continue
+            exposure = account.exposure[position.symbol]
+            before = exposure.margin()
+            exposure.add(position, -1)
+            position.leverage = position_leverage
+            position.margin = margin
+            exposure.add(position, 1)
+            account.margin += exposure.margin() - before
+            self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         self._emit(account, EventType.LEVERAGE_CHANGED, now)
+        self._check_risk(account, now)
 
     # ---------------------------------------------------------------- orders
 
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
+        self._roll(now)
         fingerprint = req.fingerprint() if req.client_order_id else ""
         if req.client_order_id:
             seen = account.requests.get(req.client_order_id)
@@ -337,12 +560,18 @@ class Engine:
                 " may hold; cancel one first",
                 limit=str(self.max_pending_orders),
             )
+        if req.type is OrderType.MARKET:  # pending orders may wait for the open
+            self._check_open(inst, now)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        entry = entry_price(inst, req, quote, now, self.max_quote_age)
+        typed = self._typed_quote(account.account_type, quote)
+        entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
+        # A market BUY trails the bid it closes at; a pending order the price it fills at.
+        trails = typed.bid if req.type is OrderType.MARKET else entry
+        check_trailing_stop(inst, req.trailing_stop, req.side, trails)
 
         order = Order(
             self._order_ids(),
@@ -359,6 +588,7 @@ class Engine:
             stop_loss=req.stop_loss,
             take_profit=req.take_profit,
             expire_at=req.expire_at,
+            trailing_stop=req.trailing_stop,
         )
         position: Position | None = None
         if req.type is OrderType.MARKET:
@@ -375,6 +605,7 @@ class Engine:
 
     @exact
     def cancel_order(self, account: Account, order_id: int, now: datetime) -> Order:
+        self._roll(now)
         order = account.orders.get(order_id)
         if order is None:
             raise not_found(
@@ -387,6 +618,7 @@ class Engine:
     @exact
     def expire(self, now: datetime) -> None:
         """Expires pending orders whose expire time has passed."""
+        self._roll(now)
         self._expire(now)
 
     def _expire(self, now: datetime) -> None:
@@ -409,7 +641,12 @@ class Engine:
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
         now: datetime,
+        trailing_stop: Decimal | None = None,
     ) -> Position:
+        """Replaces the position's stop-loss, take-profit and trailing stop (None clears one).
+        A trailing stop sets the stop-loss at its distance from the current price, unless the
+        stop-loss given is already better for the position."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         inst = self.instruments[position.symbol]
         check_tick(inst, "stop_loss", stop_loss)
@@ -417,12 +654,16 @@ class Engine:
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        check_levels(
-            position.side, position.close_price(quote), stop_loss, take_profit, "the current price"
-        )
+        typed = self._typed_quote(account.account_type, quote)
+        current = position.close_price(typed)
+        check_levels(position.side, current, stop_loss, take_profit, "the current price")
+        check_trailing_stop(inst, trailing_stop, position.side, current)
+        if trailing_stop is not None:
+            stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
         self._unindex_levels(position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
+        position.trailing_stop = trailing_stop
         self._index_levels(position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
@@ -431,9 +672,11 @@ class Engine:
     def close_position(
         self, account: Account, position_id: int, volume: Decimal | None, now: datetime
     ) -> CloseResult:
+        self._roll(now)
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
+        self._check_open(self.instruments[position.symbol], now)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -450,6 +693,7 @@ class Engine:
         self, account: Account, position_id: int, note: str, now: datetime
     ) -> CloseResult:
         """An operator closes a whole position at the market; `note` (why) goes on the trade."""
+        self._roll(now)
         position = self._position_of(account, position_id)
         quote = self.quotes.get(position.symbol)
         if quote is None:
@@ -475,6 +719,7 @@ class Engine:
         previous = self.quotes.get(symbol)
         if previous is not None and time < previous.time:
             return
+        self._roll(now)
         self._settle_watches()  # at the quotes the accounts were last checked at
         self._ticking = True
         try:
@@ -510,6 +755,10 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
+        if not self._is_open(self.instruments[symbol], now):
+            # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
+            # margin watches stay indexed and are judged on the first quote after the open.
+            return
         checked: set[int] = set()
         while True:
             fired = self.index.pop_fired(symbol, bid, ask)
@@ -550,6 +799,11 @@ class Engine:
             position = self.positions.get(ref)
             if position is None:
                 return
+            if kind is Kind.TRAIL:
+                if position.trail_handle == handle:
+                    position.trail_handle = 0
+                    self._trail(position, quote, now)
+                return
             if kind is Kind.STOP_LOSS and position.sl_handle == handle:
                 position.sl_handle = 0
                 reason = CloseReason.STOP_LOSS
@@ -562,7 +816,87 @@ class Engine:
             self._close(account, position, position.volume, quote, reason, now)
             self._check_risk(account, now)
 
+    def _trail(self, position: Position, quote: Quote, now: datetime) -> None:
+        """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
+        assert position.trailing_stop is not None
+        account = self.accounts[position.account_id]
+        current = position.close_price(self._typed_quote(account.account_type, quote))
+        self._unindex_levels(position)
+        position.stop_loss = trailed_stop(
+            position.side, current, position.trailing_stop, position.stop_loss
+        )
+        self._index_levels(position)
+        self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
+
+    # ---------------------------------------------------------------- rollover (swaps)
+
+    def _roll(self, now: datetime) -> None:
+        """Charges every rollover passed since the last one charged, once each, in order. The
+        first time the engine has none (a new shard), the latest passed one is recorded as
+        charged: swaps start with the next rollover."""
+        due_at = self._next_rollover
+        if due_at is not None and now < due_at:
+            return
+        latest = rollover_at_or_before(now)
+        if self._last_rollover is not None:
+            rollover = self._last_rollover + ONE_DAY
+            while rollover <= latest:
+                self._charge_swaps(rollover, now)
+                rollover += ONE_DAY
+        self.restore_rollover(latest)
+        self._outbox.append(RolloverMark(self.shard_id, latest))
+
+    def _charge_swaps(self, rollover: datetime, now: datetime) -> None:
+        """One rollover: the swap of every open position of every account that is not
+        swap-free, a SWAP ledger entry and a SWAP_CHARGED event each."""
+        for account in self.accounts.values():
+            if account.swap_free or not account.positions:
+                continue
+            for position in list(account.positions.values()):
+                inst = self.instruments[position.symbol]
+                days = swap_days(inst, rollover)
+                if not days:
+                    continue
+                quote = self.quotes.get(position.symbol)
+                price = (
+                    position.open_price
+                    if quote is None
+                    else position.close_price(self._typed_quote(account.account_type, quote))
+                )
+                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if not amount:
+                    continue
+                position.swap += amount
+                account.balance += amount
+                account.updated_at = now
+                entry = LedgerEntry(
+                    self._ledger_ids(),
+                    account.account_id,
+                    LedgerKind.SWAP,
+                    amount,
+                    account.balance,
+                    str(position.position_id),
+                    now,
+                )
+                self._emit(
+                    account, EventType.SWAP_CHARGED, now, position=position.snapshot(), ledger=entry
+                )
+            self._check_risk(account, now)
+
     # ---------------------------------------------------------------- internals
+
+    def _is_open(self, inst: Instrument, now: datetime) -> bool:
+        return not self.trading_sessions or is_open(inst.sessions, now)
+
+    def _check_open(self, inst: Instrument, now: datetime) -> None:
+        if not self._is_open(inst, now):
+            opens_at = next_open(inst.sessions, now)
+            raise precondition_failed(
+                "MARKET_CLOSED",
+                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
+                symbol=inst.symbol,
+                opens_at=opens_at.isoformat(),
+            )
 
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
@@ -579,16 +913,25 @@ class Engine:
         spread the position starts with); raises INSUFFICIENT_MARGIN otherwise. Returns a
         snapshot of the new position."""
         inst = self.instruments[order.symbol]
+        quote = self._typed_quote(account.account_type, quote)
         price = quote.ask if order.side is Side.BUY else quote.bid
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
-        free_after = self._equity(account) - spread_cost - account.margin - margin
+        commission = self._commission(account, order.symbol, order.volume)
+        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
+        exposure = account.exposure.get(order.symbol)
+        extra = (
+            margin
+            if exposure is None
+            else exposure.margin_with(order.side, units, margin) - exposure.margin()
+        )
+        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
         if free_after < 0:
             raise precondition_failed(
                 "INSUFFICIENT_MARGIN",
                 "free margin does not cover the margin this order needs",
-                required_margin=str(margin),
+                required_margin=str(extra),
                 free_margin=str(money(self._equity(account) - account.margin)),
             )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
@@ -610,7 +953,13 @@ class Engine:
             now,
             order.stop_loss,
             order.take_profit,
+            commission=-commission,
+            trailing_stop=order.trailing_stop,
         )
+        if order.trailing_stop is not None:  # the stop-loss starts at the distance, or better
+            position.stop_loss = trailed_stop(
+                order.side, position.close_price(quote), order.trailing_stop, order.stop_loss
+            )
         order.fill_price = price
         order.position_id = position.position_id
         self._add_position(account, position)
@@ -618,16 +967,26 @@ class Engine:
         # A filled order never changes again (it is in no book), so it is its own snapshot.
         self._emit(account, EventType.ORDER_FILLED, now, order=order)
         self._emit(account, EventType.POSITION_OPENED, now, position=opened)
+        if commission:
+            self._change_balance(
+                account, LedgerKind.COMMISSION, -commission, str(position.position_id), now
+            )
         return opened
+
+    def _commission(self, account: Account, symbol: str, volume: Decimal) -> Decimal:
+        """One side's commission of `volume` lots, in cents (positive)."""
+        rate = self.account_types[account.account_type].terms_of(symbol).commission_per_lot
+        return money(volume * rate) if rate else ZERO
 
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
-        account.margin += position.margin
         exposure = account.exposure.get(position.symbol)
         if exposure is None:
             exposure = account.exposure[position.symbol] = Exposure()
+        before = exposure.margin()
         exposure.add(position, 1)
+        account.margin += exposure.margin() - before
         self._index_levels(position)
 
     def _close(
@@ -640,14 +999,19 @@ class Engine:
         now: datetime,
         note: str = "",
     ) -> Trade:
-        price = position.close_price(quote)
+        price = position.close_price(self._typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
-        pnl = money(
-            units * (price - position.open_price)
-            if position.side is Side.BUY
-            else units * (position.open_price - price)
+        pnl = pnl_of(position.side, units, position.open_price, price)
+        # The open side's commission of the part closed (all of it on a whole close), and
+        # this close's side.
+        whole = volume == position.volume
+        open_side = (
+            position.commission if whole else money(position.commission * volume / position.volume)
         )
+        close_side = self._commission(account, position.symbol, volume)
+        # Swaps were booked at each rollover; the trade shows the part closed accumulated.
+        swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
             self._trade_ids(),
             account.account_id,
@@ -662,11 +1026,13 @@ class Engine:
             position.opened_at,
             now,
             note,
+            open_side - close_side,
+            swap,
         )
         exposure = account.exposure[position.symbol]
+        before = exposure.margin()
         exposure.add(position, -1)
-        account.margin -= position.margin
-        if volume == position.volume:
+        if whole:
             self._unindex_levels(position)
             del self.positions[position.position_id]
             del account.positions[position.position_id]
@@ -675,18 +1041,24 @@ class Engine:
                 del account.exposure[position.symbol]
             snapshot = position  # closed: the engine lets go of it, so it never changes again
         else:
+            position.commission -= open_side
+            position.swap -= swap
             position.volume -= volume
             position.units = position.volume * inst.contract_size
             position.margin = margin_of(
                 position.volume, inst.contract_size, position.open_price, position.leverage
             )
-            account.margin += position.margin
             exposure.add(position, 1)
             snapshot = position.snapshot()
+        account.margin += exposure.margin() - before
         kind = EventType.STOP_OUT if reason is CloseReason.STOP_OUT else EventType.POSITION_CLOSED
         self._emit(account, kind, now, position=snapshot, trade=trade)
         if pnl != 0:
             self._change_balance(account, LedgerKind.REALIZED_PNL, pnl, str(trade.trade_id), now)
+        if close_side:
+            self._change_balance(
+                account, LedgerKind.COMMISSION, -close_side, str(position.position_id), now
+            )
         return trade
 
     def _change_balance(
@@ -708,14 +1080,16 @@ class Engine:
 
     def _check_risk(self, account: Account, now: datetime) -> None:
         """Margin call and stop-out for one account, then re-arms its margin watch."""
-        if account.margin:
+        # Fully hedged positions need no margin, so open positions (not margin) say whether
+        # there is anything to check: at zero margin the levels are crossed at zero equity.
+        if account.positions:
             mc, so = self.levels(account)
             equity = self._equity(account)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
                 equity = self._equity(account)
-        if account.margin == 0:  # no position left (or none to begin with)
+        if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
             if account.balance < 0 and not account.positions:
@@ -742,7 +1116,13 @@ class Engine:
         while account.positions:
             if self._equity(account) * HUNDRED > account.margin * so:
                 break
-            worst = next_to_stop_out(account.positions.values(), self.quotes)
+            # Positions in a closed market cannot be closed: they wait for the open.
+            quotes = {
+                s: self._typed_quote(account.account_type, q)
+                for s, q in self.quotes.items()
+                if self._is_open(self.instruments[s], now)
+            }
+            worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
                 break
             self._close(
@@ -761,28 +1141,41 @@ class Engine:
         """Indexes the prices at which this account must be looked at again (see
         risk.watch_levels). `equity`, `mc` and `so` are the account's figures now."""
         self._disarm(account)
-        if account.margin == 0:
+        if not account.positions:
             return
+        kind = account.account_type
+        quotes = self.quotes
+        if any((kind, s) in self._shifts for s in account.exposure):
+            quotes = {
+                s: self._typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
+            }
         levels = watch_levels(
-            account.exposure, self.quotes, equity, account.margin, mc, so, account.margin_call
+            account.exposure, quotes, equity, account.margin, mc, so, account.margin_call
         )
         add = self.index.add
         ref = account.account_id
+        price_of = self._book_price
         account.watch.extend(
-            add(symbol, book, price, Kind.WATCH, ref) for symbol, book, price in levels
+            add(symbol, book, price_of(kind, symbol, book, price), Kind.WATCH, ref)
+            for symbol, book, price in levels
         )
 
     def _index_order(self, account: Account, order: Order) -> None:
+        order.handle = self._order_trigger(account, order)
+        self.pending[order.order_id] = order
+        account.orders[order.order_id] = order
+        if order.expire_at is not None:
+            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+
+    def _order_trigger(self, account: Account, order: Order) -> int:
+        """Indexes the pending order's trigger price (in the published quote's terms)."""
         assert order.price is not None
         if order.type is OrderType.LIMIT:
             book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
         else:
             book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
-        order.handle = self.index.add(order.symbol, book, order.price, Kind.ORDER, order.order_id)
-        self.pending[order.order_id] = order
-        account.orders[order.order_id] = order
-        if order.expire_at is not None:
-            heapq.heappush(self._expiries, (order.expire_at, order.order_id))
+        price = self._book_price(account.account_type, order.symbol, book, order.price)
+        return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
 
     def _end_order(
         self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""
@@ -798,20 +1191,36 @@ class Engine:
 
     def _index_levels(self, position: Position) -> None:
         buy = position.side is Side.BUY
+        kind = self.accounts[position.account_id].account_type
         if position.stop_loss is not None:
+            book = Book.BID_FALL if buy else Book.ASK_RISE
             position.sl_handle = self.index.add(
                 position.symbol,
-                Book.BID_FALL if buy else Book.ASK_RISE,
-                position.stop_loss,
+                book,
+                self._book_price(kind, position.symbol, book, position.stop_loss),
                 Kind.STOP_LOSS,
                 position.position_id,
             )
         if position.take_profit is not None:
+            book = Book.BID_RISE if buy else Book.ASK_FALL
             position.tp_handle = self.index.add(
                 position.symbol,
-                Book.BID_RISE if buy else Book.ASK_FALL,
-                position.take_profit,
+                book,
+                self._book_price(kind, position.symbol, book, position.take_profit),
                 Kind.TAKE_PROFIT,
+                position.position_id,
+            )
+        if position.trailing_stop is not None and position.stop_loss is not None:
+            # The next step: the close price one price step past stop-loss + distance, so the
+            # stop-loss moves (and an event is sent) only by whole price steps.
+            step = self.instruments[position.symbol].tick_size + position.trailing_stop
+            book = Book.BID_RISE if buy else Book.ASK_FALL
+            level = position.stop_loss + step if buy else position.stop_loss - step
+            position.trail_handle = self.index.add(
+                position.symbol,
+                book,
+                self._book_price(kind, position.symbol, book, level),
+                Kind.TRAIL,
                 position.position_id,
             )
 
@@ -822,6 +1231,9 @@ class Engine:
         if position.tp_handle:
             self.index.remove(position.tp_handle)
             position.tp_handle = 0
+        if position.trail_handle:
+            self.index.remove(position.trail_handle)
+            position.trail_handle = 0
 
     def _emit(
         self,

@@ -22,6 +22,7 @@ from kit.obs.tracing import setup_tracing
 from kit.rpc.auth_keys import auth_service_verifier
 from kit.rpc.health import HealthReporter
 from kit.rpc.interceptors import RequestPipeline
+from kit.rpc.revocations import RevokedSessions
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.rpc.server import run as run_server
 from kit.settings import Settings, require
@@ -33,12 +34,16 @@ from services.trading.servicer import SERVICE_NAME
 log = logging.getLogger(__name__)
 
 
-def request_pipeline(settings: Settings) -> RequestPipeline:
+def request_pipeline(
+    settings: Settings, revocations: RevokedSessions | None = None
+) -> RequestPipeline:
     """Token checks for TradingService, whose methods all act on the caller's own account, and
     the operators' TradingAdminService (both declare their access in their protos); verified
-    tokens are cached."""
+    tokens are cached; tokens of revoked sessions are refused and their streams ended."""
     return RequestPipeline(
-        auth_service_verifier(settings), operator_token=settings.resolved_operator_token()
+        auth_service_verifier(settings),
+        operator_token=settings.resolved_operator_token(),
+        revocations=revocations,
     )
 
 
@@ -63,10 +68,13 @@ async def main(settings: Settings, port: int) -> None:
         max_quote_age_s=settings.max_quote_age_s,
         max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
+        trading_sessions=settings.trading_sessions,
     )
     metrics.register(app.engine, app.relay)
     serve_metrics(settings.bind_host, settings.trading_metrics_port)
-    pipeline = request_pipeline(settings)
+    revocations = RevokedSessions(pool)
+    await revocations.start()
+    pipeline = request_pipeline(settings, revocations)
     server = GrpcServer(
         services=[
             ServiceSpec(
@@ -82,7 +90,7 @@ async def main(settings: Settings, port: int) -> None:
         host=settings.bind_host,
         port=port,
         grace_s=settings.shutdown_grace_s,
-        on_stop=[pool.close, app.stop],
+        on_stop=[pool.close, app.stop, revocations.stop],
         reporter=reporter,
     )
     watch = DatabaseWatch(settings.database_url, reporter)

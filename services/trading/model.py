@@ -79,6 +79,14 @@ class LedgerKind(enum.IntEnum):
     DEPOSIT = 1
     REALIZED_PNL = 2
     NEGATIVE_BALANCE_RESET = 3
+    WITHDRAWAL = 4
+    COMMISSION = 5
+    SWAP = 6
+
+
+class AccountKind(enum.IntEnum):
+    DEMO = 1
+    REAL = 2
 
 
 class EventType(enum.IntEnum):
@@ -95,17 +103,53 @@ class EventType(enum.IntEnum):
     LEVERAGE_CHANGED = 11
     MARGIN_CALL = 12
     STOP_OUT = 13
+    ACCOUNT_CREATED = 14
+    SWAP_CHARGED = 15
+    TRAILING_STOP_MOVED = 16
 
 
 def money(value: Decimal) -> Decimal:
-    """Realised amounts settle in cents (half up), so the ledger sums exactly to the balance."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    """The one rounding rule for money: cents, half up (half a cent away from zero), never a
+    negative zero. Realised amounts settle in it, so the ledger sums exactly to the balance,
+    and every amount shown is rounded by it, so what is shown is what would be realised."""
+    cents = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return cents.copy_abs() if cents.is_zero() else cents
+
+
+def pnl_of(side: Side, units: Decimal, open_price: Decimal, price: Decimal) -> Decimal:
+    """The P&L, in money, of `units` of a position of `side` opened at `open_price` and closed
+    at `price`: what closing realises and what a position shows at that price."""
+    return money(units * (price - open_price) if side is Side.BUY else units * (open_price - price))
 
 
 def margin_of(volume: Decimal, contract_size: Decimal, price: Decimal, leverage: int) -> Decimal:
     """Margin = volume x contract size x price / leverage, rounded UP to the cent (the broker
     never holds less than the formula asks)."""
     return (volume * contract_size * price / leverage).quantize(CENT, rounding=ROUND_CEILING)
+
+
+def hedged_margin(
+    long_units: Decimal, long_margin: Decimal, short_units: Decimal, short_margin: Decimal
+) -> Decimal:
+    """The margin one symbol's positions need together: only the larger side's unhedged part,
+    at that side's average margin per unit, rounded UP to the cent; fully hedged: zero.
+
+    As MT5-based brokers such as Exness apply it ("hedged margin" 0: positions of equal volume
+    in opposite directions need no margin; the excess volume of the larger side is margined),
+    see https://fusionmarkets.freshdesk.com/support/solutions/articles/51000385806 (MT5:
+    "the margin requirement for perfectly hedged positions is zero") and Exness's FAQ as quoted
+    at https://fofan.org/faq/why-i-cant-close-hedged-orders-positions-on-exness-mt4-and-mt5.
+    """
+    if long_units >= short_units:
+        big_units, big_margin, small_units = long_units, long_margin, short_units
+    else:
+        big_units, big_margin, small_units = short_units, short_margin, long_units
+    if not small_units:
+        return big_margin
+    if big_units == small_units:
+        return ZERO
+    excess = big_margin * (big_units - small_units) / big_units
+    return excess.quantize(CENT, rounding=ROUND_CEILING)
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -135,6 +179,7 @@ class Order:
         "stop_loss",
         "symbol",
         "take_profit",
+        "trailing_stop",
         "type",
         "updated_at",
         "volume",
@@ -162,6 +207,7 @@ class Order:
         position_id: int | None = None,
         reject_reason: str = "",
         updated_at: datetime | None = None,
+        trailing_stop: Decimal | None = None,
     ) -> None:
         self.order_id = order_id
         self.account_id = account_id
@@ -182,6 +228,7 @@ class Order:
         self.fill_price = fill_price
         self.position_id = position_id
         self.reject_reason = reject_reason
+        self.trailing_stop = trailing_stop  # distance set on the position it opens
         self.handle = 0  # trigger-index handle while pending
 
     def snapshot(self) -> Order:
@@ -205,6 +252,7 @@ class Order:
             position_id=self.position_id,
             reject_reason=self.reject_reason,
             updated_at=self.updated_at,
+            trailing_stop=self.trailing_stop,
         )
 
 
@@ -212,6 +260,7 @@ class Position:
     __slots__ = (
         "account_id",
         "closed_at",
+        "commission",
         "leverage",
         "margin",
         "open_price",
@@ -221,9 +270,12 @@ class Position:
         "side",
         "sl_handle",
         "stop_loss",
+        "swap",
         "symbol",
         "take_profit",
         "tp_handle",
+        "trail_handle",
+        "trailing_stop",
         "units",
         "volume",
     )
@@ -244,6 +296,9 @@ class Position:
         stop_loss: Decimal | None = None,
         take_profit: Decimal | None = None,
         closed_at: datetime | None = None,
+        commission: Decimal = ZERO,
+        trailing_stop: Decimal | None = None,
+        swap: Decimal = ZERO,
     ) -> None:
         self.position_id = position_id
         self.account_id = account_id
@@ -259,8 +314,13 @@ class Position:
         self.stop_loss = stop_loss
         self.take_profit = take_profit
         self.closed_at = closed_at
+        self.commission = commission  # charged so far on the open side (negative)
+        # Distance (price units) the stop-loss trails the close price at; None: not trailing.
+        self.trailing_stop = trailing_stop
+        self.swap = swap  # swaps charged (< 0) or paid at rollovers so far
         self.sl_handle = 0  # trigger-index handles; 0 means not indexed
         self.tp_handle = 0
+        self.trail_handle = 0
 
     def snapshot(self) -> Position:
         return Position(
@@ -278,6 +338,9 @@ class Position:
             self.stop_loss,
             self.take_profit,
             self.closed_at,
+            self.commission,
+            self.trailing_stop,
+            self.swap,
         )
 
     def close_price(self, quote: Quote) -> Decimal:
@@ -305,6 +368,8 @@ class Trade:
     opened_at: datetime
     closed_at: datetime
     close_note: str = ""  # why the operators closed it (OPERATOR)
+    commission: Decimal = ZERO  # open and close sides of this part (negative)
+    swap: Decimal = ZERO  # swaps this part accumulated while open
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs ~6x per construction
@@ -320,27 +385,57 @@ class LedgerEntry:
 
 class Exposure:
     """An account's open positions in one symbol, aggregated so equity is O(symbols):
-    floating P&L = long_units x bid - long_cost + short_cost - short_units x ask."""
+    floating P&L = long_units x bid - long_cost + short_cost - short_units x ask; margin =
+    hedged_margin of the two sides."""
 
-    __slots__ = ("count", "long_cost", "long_units", "short_cost", "short_units")
+    __slots__ = (
+        "count",
+        "long_cost",
+        "long_margin",
+        "long_units",
+        "short_cost",
+        "short_margin",
+        "short_units",
+    )
 
     def __init__(self) -> None:
         self.long_units = ZERO
         self.long_cost = ZERO
+        self.long_margin = ZERO
         self.short_units = ZERO
         self.short_cost = ZERO
+        self.short_margin = ZERO
         self.count = 0
 
     def add(self, position: Position, sign: int) -> None:
         units = position.units if sign > 0 else -position.units
+        margin = position.margin if sign > 0 else -position.margin
         cost = units * position.open_price
         if position.side is Side.BUY:
             self.long_units += units
             self.long_cost += cost
+            self.long_margin += margin
         else:
             self.short_units += units
             self.short_cost += cost
+            self.short_margin += margin
         self.count += sign
+
+    def margin(self) -> Decimal:
+        return hedged_margin(self.long_units, self.long_margin, self.short_units, self.short_margin)
+
+    def margin_with(self, side: Side, units: Decimal, margin: Decimal) -> Decimal:
+        """The margin these positions would need with one more position of `side`."""
+        if side is Side.BUY:
+            return hedged_margin(
+                self.long_units + units,
+                self.long_margin + margin,
+                self.short_units,
+                self.short_margin,
+            )
+        return hedged_margin(
+            self.long_units, self.long_margin, self.short_units + units, self.short_margin + margin
+        )
 
     def pnl(self, quote: Quote) -> Decimal:
         return (
@@ -354,9 +449,12 @@ class Exposure:
 class Account:
     __slots__ = (
         "account_id",
+        "account_type",
         "balance",
         "created_at",
         "exposure",
+        "is_default",
+        "kind",
         "leverage",
         "margin",
         "margin_call",
@@ -364,6 +462,7 @@ class Account:
         "positions",
         "requests",
         "shard",
+        "swap_free",
         "updated_at",
         "user_id",
         "watch",
@@ -379,16 +478,25 @@ class Account:
         created_at: datetime,
         margin_call: bool = False,
         updated_at: datetime | None = None,
+        *,
+        account_type: str = "standard",
+        kind: AccountKind = AccountKind.DEMO,
+        swap_free: bool = False,
+        is_default: bool = True,
     ) -> None:
         self.account_id = account_id
         self.user_id = user_id
+        self.account_type = account_type  # name of its AccountType
+        self.kind = kind
+        self.swap_free = swap_free  # no swaps at the rollover
+        self.is_default = is_default  # what requests without an account_id act on
         self.shard = shard
         self.leverage = leverage
         self.balance = balance
         self.created_at = created_at
         self.updated_at = updated_at or created_at
         self.margin_call = margin_call  # in margin call until the level recovers
-        self.margin = ZERO  # sum of open positions' margin
+        self.margin = ZERO  # sum of its exposures' (hedged) margins
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}  # pending only
         # client_order_id -> (order id, request fingerprint): idempotent retries
@@ -414,6 +522,10 @@ class AccountView:
     margin_call: bool
     created_at: datetime
     updated_at: datetime
+    account_type: str = "standard"
+    kind: AccountKind = AccountKind.DEMO
+    swap_free: bool = False
+    is_default: bool = True
 
     @property
     def free_margin(self) -> Decimal:
@@ -443,10 +555,19 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloverMark:
+    """The shard's last rollover charged: committed with the charges, so none is charged
+    twice."""
+
+    shard: int
+    last_rollover: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Handoff:
     """What the engine emitted since the last hand-over, given up to the committer: opened
     accounts (AccountView) and events in sequence order, and the figures of each account the
     events touch as they were at hand-over (the `account` its events are journaled with)."""
 
-    items: tuple[Event | AccountView, ...]
+    items: tuple[Event | AccountView | RolloverMark, ...]
     views: Mapping[int, AccountView]

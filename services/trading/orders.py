@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
+from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
 from kit.refusal import invalid_field, precondition_failed
 from services.trading.model import OrderType, Quote, Side, money
@@ -28,6 +29,7 @@ class OrderRequest:
     take_profit: Decimal | None = None
     client_order_id: str = ""
     expire_at: datetime | None = None
+    trailing_stop: Decimal | None = None  # distance for the position's stop-loss to trail at
 
     def fingerprint(self) -> str:
         """What a retry with the same client_order_id must repeat exactly."""
@@ -36,20 +38,21 @@ class OrderRequest:
             return "" if v is None else format(v.normalize(), "f")
 
         expire = self.expire_at.isoformat() if self.expire_at else ""
-        return "|".join(
-            (
-                self.symbol,
-                str(int(self.side)),
-                str(int(self.type)),
-                d(self.volume),
-                d(self.margin),
-                str(self.leverage),
-                d(self.price),
-                d(self.stop_loss),
-                d(self.take_profit),
-                expire,
-            )
-        )
+        fields = [
+            self.symbol,
+            str(int(self.side)),
+            str(int(self.type)),
+            d(self.volume),
+            d(self.margin),
+            str(self.leverage),
+            d(self.price),
+            d(self.stop_loss),
+            d(self.take_profit),
+            expire,
+        ]
+        if self.trailing_stop is not None:  # appended only when set: older keys stay valid
+            fields.append(d(self.trailing_stop))
+        return "|".join(fields)
 
 
 def check_deposit(amount: Decimal) -> None:
@@ -60,6 +63,28 @@ def check_deposit(amount: Decimal) -> None:
 def check_account_leverage(leverage: int) -> None:
     if not 1 <= leverage <= MAX_LEVERAGE:
         raise invalid_field("leverage", f"must be between 1 and {MAX_LEVERAGE}", "INVALID_LEVERAGE")
+
+
+def check_type_leverage(account_type: AccountType, leverage: int) -> None:
+    if leverage > account_type.max_leverage:
+        raise invalid_field(
+            "leverage",
+            f"{account_type.display_name} accounts allow at most 1:{account_type.max_leverage}",
+            "INVALID_LEVERAGE",
+        )
+
+
+def check_withdrawal(amount: Decimal, free_margin: Decimal) -> None:
+    """A withdrawal: positive, in cents, at most the free margin."""
+    if amount <= 0 or amount != money(amount):
+        raise invalid_field("amount", "must be > 0 and have at most 2 decimals")
+    if amount > free_margin:
+        shown = money(max(free_margin, Decimal(0)))
+        raise precondition_failed(
+            "INSUFFICIENT_FREE_MARGIN",
+            f"the free margin is {shown} USD; at most that can be withdrawn",
+            free_margin=str(shown),
+        )
 
 
 def order_leverage(account_leverage: int, inst: Instrument, requested: int) -> int:
@@ -138,12 +163,14 @@ def entry_price(
     if req.price is not None or req.stop_loss is not None or req.take_profit is not None:
         for name in ("price", "stop_loss", "take_profit"):
             check_tick(inst, name, getattr(req, name))
+    # Market orders fill at the quote and pending ones are judged against it: a stale quote
+    # refuses both.
+    check_fresh(quote, now, max_age)
     if req.type is OrderType.MARKET:
         if req.price is not None:
             raise invalid_field("price", "must be empty for MARKET orders")
         if req.expire_at is not None:
             raise invalid_field("expire_time", "only pending orders expire")
-        check_fresh(quote, now, max_age)
         entry = quote.ask if req.side is Side.BUY else quote.bid
         exit_price = quote.bid if req.side is Side.BUY else quote.ask
         check_levels(req.side, exit_price, req.stop_loss, req.take_profit, "the current price")
@@ -226,3 +253,33 @@ def check_levels(
                 f"a SELL take-profit must be below {what} {reference}",
                 "INVALID_PRICE_LEVEL",
             )
+
+
+def check_trailing_stop(
+    inst: Instrument, distance: Decimal | None, side: Side, reference: Decimal
+) -> None:
+    """A trailing-stop distance: positive, on the price grid, and for a BUY less than the price
+    it trails (`reference`, its close price), so the stop-loss it sets is a positive price."""
+    if distance is None:
+        return
+    if distance <= 0:
+        raise invalid_field("trailing_stop", "must be > 0", "INVALID_PRICE_LEVEL")
+    check_tick(inst, "trailing_stop", distance)
+    if side is Side.BUY and distance >= reference:
+        raise invalid_field(
+            "trailing_stop",
+            f"must be less than the price it trails, {reference}",
+            "INVALID_PRICE_LEVEL",
+        )
+
+
+def trailed_stop(
+    side: Side, close_price: Decimal, distance: Decimal, stop_loss: Decimal | None
+) -> Decimal:
+    """The stop-loss a trailing stop gives at `close_price`: `distance` behind it, never worse
+    for the position than `stop_loss` (a trailing stop only ever moves in its favour)."""
+    if side is Side.BUY:
+        level = close_price - distance
+        return level if stop_loss is None else max(level, stop_loss)
+    level = close_price + distance
+    return level if stop_loss is None else min(level, stop_loss)

@@ -7,7 +7,16 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from kit.data.instruments import Instrument
-from services.trading.model import HUNDRED, ZERO, Exposure, Position, Quote
+from services.trading.model import (
+    HUNDRED,
+    ZERO,
+    Exposure,
+    Position,
+    Quote,
+    Side,
+    hedged_margin,
+    margin_of,
+)
 from services.trading.triggers import Book
 
 DEFAULT_MARGIN_CALL_LEVEL = Decimal(60)
@@ -86,3 +95,33 @@ def watch_levels(
             else:
                 levels.append((symbol, Book.ASK_FALL, quote.ask - step))
     return levels
+
+
+def leverage_change_margins(
+    positions: Iterable[Position], instruments: Mapping[str, Instrument], leverage: int
+) -> dict[int, tuple[int, Decimal]]:
+    """position id -> (leverage, margin) of each open position margined at a new account
+    leverage (capped by its instrument), at its open price as when it opened."""
+    margins = {}
+    for p in positions:
+        inst = instruments[p.symbol]
+        position_leverage = min(leverage, inst.max_leverage)
+        margins[p.position_id] = (
+            position_leverage,
+            margin_of(p.volume, inst.contract_size, p.open_price, position_leverage),
+        )
+    return margins
+
+
+def hedged_total(
+    positions: Iterable[Position], margins: Mapping[int, tuple[int, Decimal]]
+) -> Decimal:
+    """The account margin the positions would need with the given per-position margins: the
+    sum over symbols of each symbol's hedged margin (model.hedged_margin)."""
+    sides: dict[str, list[Decimal]] = {}  # symbol -> [long units, margin, short units, margin]
+    for p in positions:
+        figures = sides.setdefault(p.symbol, [ZERO, ZERO, ZERO, ZERO])
+        at = 0 if p.side is Side.BUY else 2
+        figures[at] += p.units
+        figures[at + 1] += margins[p.position_id][1]
+    return sum((hedged_margin(*figures) for figures in sides.values()), ZERO)

@@ -32,7 +32,7 @@ from kit.rpc.identity import current_caller
 from services.trading import codec, store
 from services.trading.committer import CommitFailed, Committer
 from services.trading.engine import Engine, OrderRequest
-from services.trading.model import Account, EventType, OrderType, Position, Side
+from services.trading.model import Account, AccountKind, EventType, OrderType, Position, Side
 from services.trading.streams import AccountStreams
 
 SERVICE_NAME = "exness.trading.v1.TradingService"
@@ -74,8 +74,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self.pool = pool
         self.streams = streams
 
-    def _account(self) -> Account:
-        """The caller's account, once this engine may act on it."""
+    def _account(self, account_id: str = "") -> Account:
+        """The caller's account named by `account_id` (their default one when empty), once
+        this engine may act on it. Every account lives on its user's shard."""
         if not self.committer.accepting:
             raise unavailable(
                 ENGINE_UNAVAILABLE, "the engine is restoring its state; retry shortly"
@@ -88,7 +89,20 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 f"{caller.shard}",
                 shard=str(caller.shard),
             )
-        return self.engine.account_of(caller.user_id, _now())
+        if not account_id:
+            return self.engine.account_of(caller.user_id, _now())
+        number = _id(account_id)
+        if number is None:
+            raise invalid_field("account_id", _MALFORMED_ID)
+        try:
+            return self.engine.account_for(caller.user_id, number, _now())
+        except Refusal as refusal:
+            raise refusal_error(refusal) from None
+
+    def _caller_user(self) -> str:
+        """The caller's user id, once this engine may act for them."""
+        self._account()  # the default account exists once the user has any
+        return current_caller().user_id
 
     async def _committed(self) -> None:
         """Waits until everything this call saw or did is committed."""
@@ -101,10 +115,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 " client_order_id)",
             ) from exc
 
-    async def _apply(self, command: Callable[[Account], T]) -> tuple[Account, T]:
-        """Runs an engine command for the caller. A refusal may rest on effects still in
-        flight (e.g. a close whose commit fails): it is answered only once they are committed."""
-        account = self._account()
+    async def _apply(
+        self, command: Callable[[Account], T], account_id: str = ""
+    ) -> tuple[Account, T]:
+        """Runs an engine command on the caller's account `account_id`. A refusal may rest on
+        effects still in flight (e.g. a close whose commit fails): it is answered only once
+        they are committed."""
+        account = self._account(account_id)
         try:
             return account, command(account)
         except Refusal as refusal:
@@ -115,20 +132,84 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return codec.account_pb(self.engine.view(account))
 
     def _position(self, position: Position) -> pb.Position:
-        return codec.position_pb(position, self.engine.quote(position.symbol))
+        account_type = self.engine.accounts[position.account_id].account_type
+        return codec.position_pb(position, self.engine.quote(position.symbol, account_type))
 
     async def GetAccount(
         self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetAccountResponse:
-        account = self._account()
+        account = self._account(request.account_id)
         await self._committed()
         return pb.GetAccountResponse(account=self._view(account))
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccountsResponse:
+        user_id = self._caller_user()
+        await self._committed()
+        return pb.ListAccountsResponse(
+            accounts=[self._view(a) for a in self.engine.accounts_of(user_id)]
+        )
+
+    async def CreateAccount(
+        self, request: pb.CreateAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateAccountResponse:
+        user_id = self._caller_user()
+        kind = AccountKind.REAL if request.kind == pb.ACCOUNT_KIND_REAL else AccountKind.DEMO
+        try:
+            account = self.engine.create_account(
+                user_id, request.account_type, kind, request.leverage, request.swap_free, _now()
+            )
+        except Refusal as refusal:
+            await self._committed()
+            raise refusal_error(refusal) from None
+        view = self._view(account)
+        await self._committed()
+        return pb.CreateAccountResponse(account=view)
+
+    async def ListAccountTypes(
+        self, request: pb.ListAccountTypesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccountTypesResponse:
+        return pb.ListAccountTypesResponse(
+            account_types=[
+                codec.account_type_pb(t, self.engine.instruments)
+                for t in self.engine.account_types.values()
+            ]
+        )
+
+    async def Withdraw(
+        self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WithdrawResponse:
+        amount = parse_decimal(request.amount)
+        account, entry = await self._apply(
+            lambda a: self.engine.withdraw(a, amount, _now()), request.account_id
+        )
+        view = self._view(account)
+        await self._committed()
+        return pb.WithdrawResponse(account=view, entry=codec.ledger_pb(entry))
+
+    async def ListTransactions(
+        self, request: pb.ListTransactionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTransactionsResponse:
+        account = self._account(request.account_id)
+        before, size = _page(request)
+        start, end = _window(request)
+        await self._committed()
+        entries = await store.list_ledger(
+            self.pool, account.account_id, before_id=before, limit=size + 1, start=start, end=end
+        )
+        token = str(entries[size - 1].entry_id) if len(entries) > size else ""
+        return pb.ListTransactionsResponse(
+            entries=[codec.ledger_pb(e) for e in entries[:size]], next_page_token=token
+        )
 
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
     ) -> pb.DepositResponse:
         amount = parse_decimal(request.amount)
-        account, entry = await self._apply(lambda a: self.engine.deposit(a, amount, _now()))
+        account, entry = await self._apply(
+            lambda a: self.engine.deposit(a, amount, _now()), request.account_id
+        )
         view = self._view(account)
         await self._committed()
         return pb.DepositResponse(account=view, entry=codec.ledger_pb(entry))
@@ -137,7 +218,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.SetLeverageRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetLeverageResponse:
         account, _ = await self._apply(
-            lambda a: self.engine.set_leverage(a, request.leverage, _now())
+            lambda a: self.engine.set_leverage(a, request.leverage, _now()), request.account_id
         )
         view = self._view(account)
         await self._committed()
@@ -161,9 +242,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             take_profit=_decimal(request.take_profit),
             client_order_id=request.client_order_id,
             expire_at=expire_at,
+            trailing_stop=_decimal(request.trailing_stop),
         )
         account, result = await self._apply(
-            lambda a: self.engine.place_order(a, order_request, _now())
+            lambda a: self.engine.place_order(a, order_request, _now()), request.account_id
         )
         if result.duplicate:
             await self._committed()
@@ -190,7 +272,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
-        account = self._account()
+        account = self._account(request.account_id)
         before, size = _page(request)
         await self._committed()
         orders = self.engine.pending_orders(account, before_id=before, limit=size + 1)
@@ -202,12 +284,14 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelOrderResponse:
-        account = self._account()
+        account = self._account(request.account_id)
         order_id = _id(request.order_id)
         if order_id is None:
             raise invalid_field("order_id", _MALFORMED_ID)
         if self.engine.has_pending_order(account, order_id):
-            _, order = await self._apply(lambda a: self.engine.cancel_order(a, order_id, _now()))
+            _, order = await self._apply(
+                lambda a: self.engine.cancel_order(a, order_id, _now()), request.account_id
+            )
             await self._committed()
             return pb.CancelOrderResponse(order=codec.order_pb(order))
         await self._committed()
@@ -222,7 +306,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def ListPositions(
         self, request: pb.ListPositionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListPositionsResponse:
-        account = self._account()
+        account = self._account(request.account_id)
         before, size = _page(request)
         await self._committed()
         positions = self.engine.open_positions(account, before_id=before, limit=size + 1)
@@ -235,10 +319,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: pb.ModifyPositionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModifyPositionResponse:
         stop_loss, take_profit = _decimal(request.stop_loss), _decimal(request.take_profit)
+        trailing_stop = _decimal(request.trailing_stop)
         _, position = await self._apply(
             lambda a: self.engine.modify_position(
-                a, _position_id(request.position_id), stop_loss, take_profit, _now()
-            )
+                a, _position_id(request.position_id), stop_loss, take_profit, _now(), trailing_stop
+            ),
+            request.account_id,
         )
         response = pb.ModifyPositionResponse(position=self._position(position))
         await self._committed()
@@ -251,7 +337,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         account, result = await self._apply(
             lambda a: self.engine.close_position(
                 a, _position_id(request.position_id), volume, _now()
-            )
+            ),
+            request.account_id,
         )
         response = pb.ClosePositionResponse(
             trade=codec.trade_pb(result.trade), account=self._view(account)
@@ -264,11 +351,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def ListTrades(
         self, request: pb.ListTradesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTradesResponse:
-        account = self._account()
+        account = self._account(request.account_id)
         before, size = _page(request)
+        start, end = _window(request)
         await self._committed()
         trades = await store.list_trades(
-            self.pool, account.account_id, before_id=before, limit=size + 1, symbol=request.symbol
+            self.pool,
+            account.account_id,
+            before_id=before,
+            limit=size + 1,
+            symbol=request.symbol,
+            start=start,
+            end=end,
         )
         token = str(trades[size - 1].trade_id) if len(trades) > size else ""
         return pb.ListTradesResponse(
@@ -278,7 +372,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def StreamAccount(
         self, request: pb.StreamAccountRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamAccountResponse]:
-        account = self._account()
+        account = self._account(request.account_id)
         key = str(account.account_id)
         subscription = self.streams.subscribe(key)
         try:
@@ -323,6 +417,25 @@ def _page(request: _PageRequest) -> tuple[int | None, int]:
         if before is None:
             raise invalid_field("page_token", "not a token from a previous response")
     return before, request.page_size or DEFAULT_PAGE_SIZE
+
+
+def _window(
+    request: pb.ListTradesRequest | pb.ListTransactionsRequest,
+) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of a List request's optional time window."""
+    bounds: list[datetime | None] = []
+    for name in ("start_time", "end_time"):
+        if not request.HasField(name):
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(getattr(request, name).ToDatetime(tzinfo=UTC))
+        except (ValueError, OverflowError) as exc:
+            raise invalid_field(name, "is not a valid time") from exc
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise invalid_field("start_time", "must be before end_time")
+    return start, end
 
 
 def _position_id(text: str) -> int:

@@ -4,18 +4,22 @@ read queries that do not belong in memory (closed orders, trades)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from kit.data.account_types import load_account_types
 from kit.data.instruments import load_instruments
 from services.trading.engine import DEFAULT_MAX_PENDING_ORDERS, Engine
 from services.trading.ids import shard_range
 from services.trading.model import (
     Account,
+    AccountKind,
     CloseReason,
+    LedgerEntry,
+    LedgerKind,
     Order,
     OrderStatus,
     OrderType,
@@ -23,7 +27,7 @@ from services.trading.model import (
     Side,
     Trade,
 )
-from services.trading.tables import ACCOUNTS, ORDERS, POSITIONS, TRADES
+from services.trading.tables import ACCOUNTS, LEDGER, ORDERS, POSITIONS, TRADES
 
 
 def order_from_row(row: Sequence[Any]) -> Order:
@@ -49,6 +53,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
         position_id=f["position_id"],
         reject_reason=f["reject_reason"],
         updated_at=f["updated_at"],
+        trailing_stop=f["trailing_stop"],
     )
 
 
@@ -70,6 +75,9 @@ def position_from_row(row: Sequence[Any], contract_size: Decimal) -> Position:
         f["stop_loss"],
         f["take_profit"],
         f["closed_at"],
+        f["commission"],
+        trailing_stop=f["trailing_stop"],
+        swap=f["swap"],
     )
 
 
@@ -93,6 +101,10 @@ def account_from_row(row: Sequence[Any]) -> Account:
         f["created_at"],
         f["margin_call"],
         f["updated_at"],
+        account_type=f["account_type"],
+        kind=AccountKind(f["kind"]),
+        swap_free=f["swap_free"],
+        is_default=f["is_default"],
     )
 
 
@@ -102,15 +114,18 @@ async def load_engine(
     shard_id: int,
     max_quote_age: timedelta,
     max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
+    trading_sessions: bool = True,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
     instruments = await load_instruments(pool)
     engine = Engine(
         instruments,
+        account_types=await load_account_types(pool),
         shard_id=shard_id,
         max_quote_age=max_quote_age,
         max_pending_orders=max_pending_orders,
+        trading_sessions=trading_sessions,
     )
     low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:
@@ -151,6 +166,12 @@ async def load_engine(
             )
             maxima.append(int((await cur.fetchone() or (0,))[0]))
         await cur.execute(
+            "SELECT last_rollover FROM trading_rollovers WHERE shard = %s", (shard_id,)
+        )
+        rollover = await cur.fetchone()
+        if rollover is not None:
+            engine.restore_rollover(rollover[0])
+        await cur.execute(
             "SELECT coalesce(max(sequence), 0) FROM trading_journal WHERE shard = %s", (shard_id,)
         )
         sequence = int((await cur.fetchone() or (0,))[0])
@@ -182,8 +203,10 @@ async def list_trades(
     before_id: int | None,
     limit: int,
     symbol: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> list[Trade]:
-    """Newest first; keyset pagination on trade_id."""
+    """Newest first; keyset pagination on trade_id; closed within [start, end) when given."""
     query = f"SELECT {TRADES.select_list} FROM trading_trades WHERE account_id = %s"
     params: list[Any] = [account_id]
     if before_id is not None:
@@ -192,9 +215,53 @@ async def list_trades(
     if symbol:
         query += " AND symbol = %s"
         params.append(symbol)
+    query, params = _within(query, params, "closed_at", start, end)
     query += " ORDER BY trade_id DESC LIMIT %s"
     params.append(limit)
     async with pool.connection() as conn:
         cur = await conn.execute(query, params)
         rows = await cur.fetchall()
     return [trade_from_row(row) for row in rows]
+
+
+def _within(
+    query: str, params: list[Any], column: str, start: datetime | None, end: datetime | None
+) -> tuple[str, list[Any]]:
+    """Adds `start <= column < end` for the bounds given."""
+    if start is not None:
+        query += f" AND {column} >= %s"
+        params.append(start)
+    if end is not None:
+        query += f" AND {column} < %s"
+        params.append(end)
+    return query, params
+
+
+async def list_ledger(
+    pool: AsyncConnectionPool,
+    account_id: int,
+    *,
+    before_id: int | None,
+    limit: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[LedgerEntry]:
+    """The account's balance operations newest first; keyset pagination on entry_id (ids grow
+    with time within a shard, and an account never leaves its shard)."""
+    query = f"SELECT {LEDGER.select_list} FROM trading_ledger WHERE account_id = %s"
+    params: list[Any] = [account_id]
+    if before_id is not None:
+        query += " AND entry_id < %s"
+        params.append(before_id)
+    query, params = _within(query, params, "created_at", start, end)
+    query += " ORDER BY entry_id DESC LIMIT %s"
+    params.append(limit)
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, params)
+        rows = await cur.fetchall()
+    entries = []
+    for row in rows:
+        f = LEDGER.read(row)
+        f["kind"] = LedgerKind(f["kind"])
+        entries.append(LedgerEntry(**f))
+    return entries

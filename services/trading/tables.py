@@ -97,6 +97,10 @@ ACCOUNTS = Table(
         Column("margin_call", "bool"),
         Column("created_at", "timestamptz"),
         Column("updated_at", "timestamptz"),
+        Column("account_type", "text"),
+        Column("kind", "smallint"),
+        Column("swap_free", "bool"),
+        Column("is_default", "bool"),
     ),
     conflict_key="account_id",
     updated=("balance", "leverage", "margin_call", "updated_at"),
@@ -125,6 +129,7 @@ ORDERS = Table(
         Column("created_at", "timestamptz"),
         Column("updated_at", "timestamptz"),
         Column("expire_at", "timestamptz"),
+        Column("trailing_stop", "numeric"),
     ),
     conflict_key="order_id",
     updated=("status", "fill_price", "position_id", "reject_reason", "updated_at"),
@@ -146,9 +151,21 @@ POSITIONS = Table(
         Column("margin", "numeric"),
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
+        Column("commission", "numeric"),
+        Column("trailing_stop", "numeric"),
+        Column("swap", "numeric"),
     ),
     conflict_key="position_id",
-    updated=("volume", "stop_loss", "take_profit", "margin", "closed_at"),
+    updated=(
+        "volume",
+        "stop_loss",
+        "take_profit",
+        "margin",
+        "closed_at",
+        "commission",
+        "trailing_stop",
+        "swap",
+    ),
 )
 
 TRADES = Table(
@@ -167,6 +184,8 @@ TRADES = Table(
         Column("opened_at", "timestamptz"),
         Column("closed_at", "timestamptz"),
         Column("close_note", "text"),
+        Column("commission", "numeric"),
+        Column("swap", "numeric"),
     ),
 )
 
@@ -211,5 +230,12 @@ class JournalEntry:
     traceparent: str | None = None
 
 
+ROLLOVERS = Table(
+    "trading_rollovers",
+    (Column("shard", "int"), Column("last_rollover", "timestamptz")),
+    conflict_key="shard",
+    updated=("last_rollover",),
+)
+
 # Write order: accounts first, everything else references them.
-WRITE_ORDER = (ACCOUNTS, ORDERS, POSITIONS, TRADES, LEDGER, JOURNAL)
+WRITE_ORDER = (ACCOUNTS, ORDERS, POSITIONS, TRADES, LEDGER, JOURNAL, ROLLOVERS)

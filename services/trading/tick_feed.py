@@ -31,9 +31,12 @@ def apply_quote(engine: Engine, value: bytes, now: datetime) -> None:
         quote = event.quote
         bid, ask = parse_decimal(quote.bid), parse_decimal(quote.ask)
         time = quote.time.ToDatetime(tzinfo=UTC)
+        markup = parse_decimal(event.spread_markup) if event.spread_markup else None
     except (DecodeError, ValueError) as exc:
         log.warning("ignoring a malformed quote", extra={"error": str(exc)})
         return
+    if markup is not None:
+        engine.follow_markup(quote.symbol, markup)
     engine.on_quote(quote.symbol, bid, ask, time, now)
 
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind
 from kit.data.kafka import Headers, trace_headers
 from kit.obs.tracing import traceparent
 from services.trading.engine import Engine
-from services.trading.model import AccountView, Event
+from services.trading.model import Event
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("exness.trading")
@@ -99,7 +99,7 @@ class CommandTraces:
 
         return run  # type: ignore[return-value]
 
-    def start_commit(self, items: Sequence[Event | AccountView]) -> CommitSpans:
+    def start_commit(self, items: Sequence[object]) -> CommitSpans:
         """The spans for a batch just drained from the engine (taking its events' parents).
         Tracing never stops a commit: a failure here costs the batch its spans only."""
         parents: dict[int, SpanContext] = {}

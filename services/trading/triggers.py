@@ -5,8 +5,8 @@ sorted books, one per (price, direction); a tick pops entries from the crossed e
 until the first one that is not crossed. Cost per tick: O(fired x log n) plus four peeks, not
 O(open positions).
 
-What fires is identified by (kind, ref): a pending order, a position's SL or TP, or an
-account's margin watch (see engine.Engine._rearm).
+What fires is identified by (kind, ref): a pending order, a position's SL, TP or trailing
+stop step, or an account's margin watch (see engine.Engine._rearm).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Kind(enum.IntEnum):
     STOP_LOSS = 1
     TAKE_PROFIT = 2
     WATCH = 3
+    TRAIL = 4  # a trailing stop's next step: move the stop-loss
 
 
 _FALLS = (Book.BID_FALL, Book.ASK_FALL)

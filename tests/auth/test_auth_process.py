@@ -26,9 +26,10 @@ def auth_process(
         "EXNESS_AUTH_PORT": str(port),
         "EXNESS_DATA_DIR": str(session_dir / "auth-process"),
     }
-    process = start_exness(["auth"], env, session_dir / "auth-process.log")
+    log = session_dir / "auth-process.log"
+    process = start_exness(["auth"], env, log)
     address = f"127.0.0.1:{port}"
-    wait_healthy(address, "exness.auth.v1.AuthService", process=process)
+    wait_healthy(address, process, log, "exness.auth.v1.AuthService")
     yield address, process, env
     if process.poll() is None:
         process.kill()

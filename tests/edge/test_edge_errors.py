@@ -53,10 +53,15 @@ async def test_rate_limited_rest_calls_carry_a_reason(stack: Stack) -> None:
     async with httpx.AsyncClient(
         base_url=stack.url, transport=transport, trust_env=False, timeout=60
     ) as other:
+        # Registrations with a password too weak to hash: the same bucket as logins, but cheap
+        # for Auth (a flood of failed logins costs a password hash each and starves Auth's
+        # health checks) and clear of its per-account login backoff (LOGIN_THROTTLED, a 429 too).
         replies = await asyncio.gather(
             *[
-                other.post("/v1/auth/login", json={"email": "nobody@example.com", "password": "x"})
-                for _ in range(AUTH_RATE_BURST + 20)
+                other.post(
+                    "/v1/auth/register", json={"email": f"nobody-{n}@example.com", "password": "x"}
+                )
+                for n in range(AUTH_RATE_BURST + 20)
             ]
         )
     limited = [reply for reply in replies if reply.status_code == 429]

@@ -44,6 +44,18 @@ async def _state(api: httpx.AsyncClient, user: User) -> tuple[Any, ...]:
     return account["balance"], levels, sorted(o["orderId"] for o in orders)
 
 
+def _details(reply: httpx.Response) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ErrorInfo and the BadRequest field violations of a JSON google.rpc.Status."""
+    info: dict[str, Any] = {}
+    fields: dict[str, str] = {}
+    for detail in reply.json().get("details", []):
+        if detail["@type"].endswith("/google.rpc.ErrorInfo"):
+            info = detail
+        elif detail["@type"].endswith("/google.rpc.BadRequest"):
+            fields |= {v["field"]: v["description"] for v in detail["fieldViolations"]}
+    return info, fields
+
+
 def _assert_refused(reply: httpx.Response, why: str, expect: str | None = None) -> None:
     assert reply.status_code == 400, (why, reply.status_code, reply.text)
     assert reply.headers.get("content-type", "").startswith("application/json"), (
@@ -54,6 +66,10 @@ def _assert_refused(reply: httpx.Response, why: str, expect: str | None = None) 
     assert reply.json()["code"] == 3, (why, reply.text)
     if expect is not None:
         assert expect in reply.json()["message"], (why, reply.text)
+    # The shape of every error of the platform, whoever refused it.
+    info, _ = _details(reply)
+    assert info.get("reason") == "INVALID_ARGUMENT", (why, reply.text)
+    assert info.get("domain") == "exness.com", (why, reply.text)
 
 
 async def test_unknown_fields_are_refused_in_every_shape(
@@ -109,6 +125,38 @@ async def test_unknown_fields_are_refused_in_every_shape(
     modified = await api.patch(f"/v1/positions/{pid}/", headers=user.auth, json={"stopLoss": "2"})
     assert modified.status_code == 200, modified.text
     assert modified.json()["position"]["stopLoss"] == "2"
+
+
+async def test_the_guards_refusals_decode_like_the_services_errors(
+    api: httpx.AsyncClient, user: User
+) -> None:
+    """The edge's unknown-field guard and the engine's own validation: one error shape (code,
+    message, ErrorInfo reason, BadRequest naming the field), so a client decodes both alike."""
+    order = {"symbol": "BTCUSD", "side": "ORDER_SIDE_BUY", "type": "ORDER_TYPE_MARKET"}
+    by_guard = await api.post(
+        "/v1/orders", headers=user.auth, json={**order, "volume": "0.01", "stopLos": "1"}
+    )
+    by_service = await api.post(
+        "/v1/orders", headers=user.auth, json={**order, "volume": "0.01", "stopLoss": "x"}
+    )
+    for reply in (by_guard, by_service):
+        _assert_refused(reply, reply.text)
+        assert [d["@type"] for d in reply.json()["details"]] == [
+            "type.googleapis.com/google.rpc.ErrorInfo",
+            "type.googleapis.com/google.rpc.BadRequest",
+        ], reply.text
+    assert _details(by_guard)[1] == {"stopLos": "unknown field"}
+    assert list(_details(by_service)[1]) == ["stop_loss"]
+
+    nested = await api.patch(
+        "/v1/positions/1", headers=user.auth, json={"stopLoss": "2", "takeProfit": {"x": 1}}
+    )
+    _assert_refused(nested, nested.text)
+
+    # A body that is not JSON at all has no field to blame: the reason alone.
+    unreadable = await api.post("/v1/orders", headers=user.auth, content=b"{'symbol': 'BTCUSD'}")
+    _assert_refused(unreadable, unreadable.text, "strict JSON")
+    assert _details(unreadable)[1] == {}
 
 
 async def test_ids_and_texts_that_only_look_valid_are_never_500(

@@ -43,6 +43,7 @@ TEST_INSTRUMENTS: list[tuple[str, str, int, str, str, str]] = [
     ("ZTSTL", "crypto", 2, "0", "100", "0.001"),  # stalled partition
     ("ZTOLD", "crypto", 2, "0", "100", "0.001"),  # stale quotes
     ("ZTFOV", "crypto", 2, "0", "100", "0.001"),  # poller fail-over between replicas
+    ("ZTACT", "forex", 5, "0.00010", "1.1", "0.0001"),  # account types' spreads
     *[(f"ZTS{i}", "crypto", 2, "0", "100", "0.001") for i in range(10)],  # streaming
 ]
 
@@ -88,7 +89,7 @@ async def test_instruments(db_pool: AsyncConnectionPool) -> AsyncIterator[list[s
 
 
 async def _forget(conn: object, symbols: list[str]) -> None:
-    for table in ("ticks", "candles", "instruments"):
+    for table in ("ticks", "candles", "account_type_terms", "instruments"):
         await conn.execute(f"DELETE FROM {table} WHERE symbol = ANY(%s)", (symbols,))  # type: ignore[attr-defined]
 
 

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cli.devstack.children import STATE_FILE
+from kit.processes import kill_group, spawn, wait_ready
 from kit.rpc.probes import grpc_serving
 from tests.support.infra import free_port
 
@@ -31,30 +31,27 @@ def start_exness(
     args: list[str], env: Mapping[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
     """`exness ARGS...` as a child process with its output in `log_path`."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    return spawn(
+        [sys.executable, "-m", "cli.main", *args], log_path, env={**os.environ, **env}, cwd=REPO
+    )
 
 
 def wait_healthy(
     address: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
     service: str = "",
     timeout_s: float = 30.0,
-    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before it was healthy")
-        if grpc_serving(address, service):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{address} not healthy in {timeout_s}s")
+    """Until `process` serves gRPC health on `address` (StartError, killed, otherwise)."""
+    wait_ready(
+        process,
+        lambda: grpc_serving(address, service),
+        name=f"the service on {address}",
+        log_path=log_path,
+        timeout_s=timeout_s,
+        interval_s=0.2,
+    )
 
 
 # --- `exness up` as a whole, on free ports ----------------------------------------------------
@@ -99,15 +96,7 @@ def start_up(
 ) -> subprocess.Popen[bytes]:
     """`exness up` in the background, output in `output`, in its own process group (so a stuck
     run can be killed whole)."""
-    with output.open("wb") as out:
-        return subprocess.Popen(
-            up_command(data_dir, *extra),
-            cwd=REPO,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return spawn(up_command(data_dir, *extra), output, env=env, cwd=REPO)
 
 
 def wait_for_state(
@@ -117,21 +106,18 @@ def wait_for_state(
     timeout_s: float = UP_START_TIMEOUT_S,
 ) -> dict[str, Any]:
     """What `exness up` recorded once everything is up and announced (its state file)."""
-    deadline = time.monotonic() + timeout_s
     state_path = data_dir / STATE_FILE
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"exness up exited ({process.returncode}):\n"
-                f"{output.read_text(errors='replace')[-4000:]}"
-            )
-        if state_path.exists():
-            state: dict[str, Any] = json.loads(state_path.read_text())
-            return state
-        time.sleep(0.2)
-    raise AssertionError(
-        f"exness up not ready in {timeout_s}s:\n{output.read_text(errors='replace')[-4000:]}"
+    wait_ready(
+        process,
+        state_path.exists,
+        name="exness up",
+        log_path=output,
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        tail_lines=60,
     )
+    state: dict[str, Any] = json.loads(state_path.read_text())
+    return state
 
 
 def stop_up(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
@@ -141,5 +127,5 @@ def stop_up(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
     try:
         return process.wait(timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.wait()
+        kill_group(process)
+        return process.returncode

@@ -134,6 +134,7 @@ async def start_trading(
             kafka_bootstrap=kafka_bootstrap,
             quotes_topic=quotes_topic,
             events_topic=events_topic,
+            trading_sessions=False,  # trades XAUUSD at any hour (see tests/conftest.py)
         )
         pipeline = request_pipeline(auth.settings)  # as the engine process wires it
         server = GrpcServer(

@@ -76,7 +76,7 @@ def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
     buy = engine.place_order(account, market("BTCUSD", BUY, "0.10"), clock.now)
-    sell = engine.place_order(account, market("BTCUSD", SELL, "0.10"), clock.now)
+    sell = engine.place_order(account, market("BTCUSD", SELL, "0.04"), clock.now)
     assert buy.order.fill_price == D("65010")
     assert buy.order.status is OrderStatus.FILLED
     assert sell.order.fill_price == D("65000")
@@ -84,13 +84,14 @@ def test_buy_fills_at_ask_sell_at_bid_with_margin_formula() -> None:
     assert sell.position is not None
     # Margin = volume x contract size x price / leverage (1:100 default).
     assert buy.position.margin == D("65.01")
-    assert sell.position.margin == D("65.00")
+    assert sell.position.margin == D("26.00")
     view = engine.view(account)
-    # Both pay the spread: BUY closes at bid (-1), SELL closes at ask (-1).
-    assert view.equity == D("9998")
-    assert view.margin == D("130.01")
-    assert view.free_margin == D("9867.99")
-    assert view.margin_level == D("9998") / D("130.01") * 100
+    # Both pay the spread: BUY closes at bid (-1), SELL closes at ask (-0.40).
+    assert view.equity == D("9998.6")
+    # Hedged: only the BUY's unhedged 0.06 lot is margined, 65.01 x 0.06 / 0.10 = 39.006 -> up.
+    assert view.margin == D("39.01")
+    assert view.free_margin == D("9959.59")
+    assert view.margin_level == D("9998.6") / D("39.01") * 100
 
 
 def test_contract_size_and_leverage_cap_for_forex() -> None:
@@ -210,7 +211,7 @@ def test_unknown_symbol_and_missing_quote() -> None:
     refused(exc, grpc.StatusCode.UNAVAILABLE, "NO_QUOTE")
 
 
-def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -> None:
+def test_stale_quote_refuses_market_and_pending_orders_and_closes() -> None:
     engine, clock = new_engine()
     account = funded(engine, clock)
     quote(engine, clock, "BTCUSD", "65000", "65010")
@@ -223,8 +224,12 @@ def test_stale_quote_refuses_market_orders_and_closes_but_not_pending_orders() -
     with pytest.raises(Refusal) as exc:
         engine.close_position(account, opened.position.position_id, None, clock.now)
     refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
-    placed = engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
-    assert placed.order.status is OrderStatus.PENDING
+    # A pending order is judged against the quote too (issue 15 item 6): refused alike, and
+    # nothing is booked.
+    with pytest.raises(Refusal) as exc:
+        engine.place_order(account, pending("BTCUSD", BUY, LIMIT, "0.01", "60000"), clock.now)
+    refused(exc, grpc.StatusCode.FAILED_PRECONDITION, "STALE_QUOTE")
+    assert account.orders == {}
     # A quote stamped in the past is stale even if it just arrived.
     now = clock.tick()
     engine.on_quote("BTCUSD", D("65000"), D("65010"), now - timedelta(seconds=30), now)

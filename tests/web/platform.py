@@ -185,9 +185,10 @@ class Platform:
         self.feed.start()
 
     def start_service(self, name: str) -> None:
-        proc = start_exness([SERVICES[name]], self.env(), self.root / f"{name}.log")
+        log = self.root / f"{name}.log"
+        proc = start_exness([SERVICES[name]], self.env(), log)
         self.processes[name] = proc
-        wait_healthy(f"127.0.0.1:{self.ports[name]}", process=proc, timeout_s=90)
+        wait_healthy(f"127.0.0.1:{self.ports[name]}", proc, log, timeout_s=90)
 
     def stop_service(self, name: str) -> None:
         proc = self.processes.pop(name, None)

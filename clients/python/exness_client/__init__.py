@@ -5,7 +5,8 @@ contracts by betterproto2 (exness_client.contracts) and grpclib.
         await client.login("me@example.com", "secret-pass-1")
         placed = await client.place_order("BTCUSD", "buy", volume="0.01", stop_loss="60000")
 
-Access tokens are refreshed before they expire (and once more on UNAUTHENTICATED); calls that
+Access tokens are refreshed before they expire (and once more on UNAUTHENTICATED, unless the
+session was revoked by a logout: then the error is raised and the stored session dropped); calls that
 are safe to repeat are retried on UNAVAILABLE with backoff; PlaceOrder is made safe to repeat by
 an idempotency key (client_order_id) generated once per logical order and reused on each retry.
 """

@@ -6,7 +6,9 @@ stays the source of events until it ends (or has delivered everything up to the 
 snapshot), and the successor, already subscribed, takes over at once: its snapshot (the
 account as it is) and the events it held meanwhile. Events are deduplicated by their journal
 sequence, so each reaches the consumer once and in order, and nothing waits for a reconnect.
-A call that drops for another transient reason is reopened with backoff.
+A call that drops for another transient reason is reopened with backoff. A stream whose
+session was revoked (the user logged out, SESSION_REVOKED) is not reopened: the error reaches
+the consumer.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from exness_client.contracts.exness.trading.v1 import AccountEvent, StreamAccoun
 from exness_client.errors import Code, ExnessError
 
 _RETRYABLE = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
+# The login is over: a fresh token cannot be had, and trying would only hide why.
+SESSION_REVOKED = "SESSION_REVOKED"
 
 
 @dataclass
@@ -56,6 +60,9 @@ class _Stream:
             await self.queue.put((self, _Ended(ExnessError.from_grpc(exc))))
         except (StreamTerminatedError, OSError) as exc:
             failed = ExnessError(Code.UNAVAILABLE, f"connection failed: {exc}")
+            await self.queue.put((self, _Ended(failed)))
+        except Exception as exc:  # reported, never swallowed: the consumer would wait forever
+            failed = ExnessError(Code.UNKNOWN, f"the stream failed: {exc!r}")
             await self.queue.put((self, _Ended(failed)))
 
     def close(self) -> None:
@@ -151,6 +158,8 @@ class AccountFeed:
         if source is not self._active and source is not self._successor:
             return []
         error = ended.error
+        if error is not None and error.reason == SESSION_REVOKED:
+            raise error
         expired = error is not None and error.code == Code.UNAUTHENTICATED
         transient = error is None or (error.code in _RETRYABLE and not error.reason)
         if not (expired or transient) or self._failures >= self._attempts:

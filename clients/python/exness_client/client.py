@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from grpclib.client import Channel
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
-from exness_client.account_feed import AccountFeed, OpenedCall
+from exness_client.account_feed import SESSION_REVOKED, AccountFeed, OpenedCall
 from exness_client.contracts.exness.auth.v1 import (
     AuthServiceStub,
     GetMeRequest,
@@ -41,16 +41,23 @@ from exness_client.contracts.exness.market.v1 import (
 from exness_client.contracts.exness.trading.v1 import (
     Account,
     AccountEvent,
+    AccountKind,
+    AccountType,
     CancelOrderRequest,
     ClosePositionRequest,
     ClosePositionResponse,
+    CreateAccountRequest,
     DepositRequest,
     DepositResponse,
     GetAccountRequest,
+    ListAccountsRequest,
+    ListAccountTypesRequest,
     ListOrdersRequest,
     ListPositionsRequest,
     ListTradesRequest,
     ListTradesResponse,
+    ListTransactionsRequest,
+    ListTransactionsResponse,
     ModifyPositionRequest,
     Order,
     OrderSide,
@@ -61,6 +68,8 @@ from exness_client.contracts.exness.trading.v1 import (
     SetLeverageRequest,
     StreamAccountRequest,
     TradingServiceStub,
+    WithdrawRequest,
+    WithdrawResponse,
 )
 from exness_client.errors import Code, ExnessError
 from exness_client.session import Session, SessionStore
@@ -189,6 +198,9 @@ class ExnessClient:
             except _CALL_FAILURES as exc:
                 error = _failure(exc)
             session = self.store.session
+            if error.reason == SESSION_REVOKED:
+                self.store.save(None)  # logged out elsewhere: sign in again
+                raise error
             if (
                 auth
                 and not refreshed
@@ -291,9 +303,13 @@ class ExnessClient:
         )
         return list(reply.instruments)
 
-    async def quote(self, symbol: str) -> Quote:
+    async def quote(self, symbol: str, account_type: str = "") -> Quote:
+        """The latest quote; with `account_type` (e.g. "raw_spread"), with that type's spread."""
         reply = await self._call(
-            self.market.get_quote, GetQuoteRequest(symbol=symbol), auth=False, retry=True
+            self.market.get_quote,
+            GetQuoteRequest(symbol=symbol, account_type=account_type),
+            auth=False,
+            retry=True,
         )
         assert reply.quote is not None
         return reply.quote
@@ -308,7 +324,7 @@ class ExnessClient:
         return list(reply.candles)
 
     async def stream_quotes(
-        self, symbols: Sequence[str], reconnect: bool = True
+        self, symbols: Sequence[str], reconnect: bool = True, account_type: str = ""
     ) -> AsyncIterator[Quote]:
         """Live quotes; on a dropped stream, reconnects with backoff (the server starts each
         stream with the latest quote of every symbol, so nothing current is missed)."""
@@ -316,7 +332,7 @@ class ExnessClient:
         while True:
             try:
                 async for message in self.market.stream_quotes(
-                    StreamQuotesRequest(symbols=list(symbols))
+                    StreamQuotesRequest(symbols=list(symbols), account_type=account_type)
                 ):
                     attempt = 0
                     if message.quote is not None:
@@ -331,21 +347,86 @@ class ExnessClient:
 
     # --- Trading ------------------------------------------------------------------------------
 
-    async def account(self) -> Account:
-        reply = await self._call(self.trading.get_account, GetAccountRequest(), retry=True)
+    # Every Trading call takes `account_id`: one of the caller's accounts (see accounts());
+    # empty for the default one.
+
+    async def account(self, account_id: str = "") -> Account:
+        reply = await self._call(
+            self.trading.get_account, GetAccountRequest(account_id=account_id), retry=True
+        )
         assert reply.account is not None
         return reply.account
 
-    async def deposit(self, amount: Number) -> DepositResponse:
+    async def accounts(self) -> list[Account]:
+        """The caller's trading accounts, the default one first."""
+        reply = await self._call(self.trading.list_accounts, ListAccountsRequest(), retry=True)
+        return list(reply.accounts)
+
+    async def create_account(
+        self, account_type: str, *, real: bool = False, leverage: int = 0, swap_free: bool = False
+    ) -> Account:
+        # Not retried: a repeated call would open a second account.
+        reply = await self._call(
+            self.trading.create_account,
+            CreateAccountRequest(
+                account_type=account_type,
+                kind=AccountKind.REAL if real else AccountKind.DEMO,
+                leverage=leverage,
+                swap_free=swap_free,
+            ),
+        )
+        assert reply.account is not None
+        return reply.account
+
+    async def account_types(self) -> list[AccountType]:
+        reply = await self._call(
+            self.trading.list_account_types, ListAccountTypesRequest(), auth=False, retry=True
+        )
+        return list(reply.account_types)
+
+    async def deposit(self, amount: Number, account_id: str = "") -> DepositResponse:
         # Not retried: a deposit carries no idempotency key.
         reply: DepositResponse = await self._call(
-            self.trading.deposit, DepositRequest(amount=_decimal(amount, "amount"))
+            self.trading.deposit,
+            DepositRequest(amount=_decimal(amount, "amount"), account_id=account_id),
         )
         return reply
 
-    async def set_leverage(self, leverage: int) -> Account:
+    async def withdraw(self, amount: Number, account_id: str = "") -> WithdrawResponse:
+        # Not retried, as deposit.
+        reply: WithdrawResponse = await self._call(
+            self.trading.withdraw,
+            WithdrawRequest(amount=_decimal(amount, "amount"), account_id=account_id),
+        )
+        return reply
+
+    async def transactions(
+        self,
+        page_size: int = 0,
+        page_token: str = "",
+        account_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+    ) -> ListTransactionsResponse:
+        """Balance operations newest first, each with the balance after it."""
+        reply: ListTransactionsResponse = await self._call(
+            self.trading.list_transactions,
+            ListTransactionsRequest(
+                page_size=page_size,
+                page_token=page_token,
+                account_id=account_id,
+                start_time=start_time,
+                end_time=end_time,
+            ),
+            retry=True,
+        )
+        return reply
+
+    async def set_leverage(self, leverage: int, account_id: str = "") -> Account:
         reply = await self._call(
-            self.trading.set_leverage, SetLeverageRequest(leverage=leverage), retry=True
+            self.trading.set_leverage,
+            SetLeverageRequest(leverage=leverage, account_id=account_id),
+            retry=True,
         )
         assert reply.account is not None
         return reply.account
@@ -364,6 +445,7 @@ class ExnessClient:
         take_profit: Number | None = None,
         client_order_id: str | None = None,
         expire_time: datetime | None = None,
+        account_id: str = "",
     ) -> PlaceOrderResponse:
         """Places an order. Its idempotency key is generated here ONCE and reused by every
         retry, so a retried request never opens a second position."""
@@ -379,25 +461,36 @@ class ExnessClient:
             take_profit=_decimal(take_profit, "take_profit"),
             client_order_id=client_order_id or f"sdk-{uuid.uuid4().hex}",
             expire_time=expire_time,
+            account_id=account_id,
         )
         reply: PlaceOrderResponse = await self._call(self.trading.place_order, request, retry=True)
         return reply
 
-    async def orders(self) -> list[Order]:
-        reply = await self._call(self.trading.list_orders, ListOrdersRequest(), retry=True)
+    async def orders(self, account_id: str = "") -> list[Order]:
+        reply = await self._call(
+            self.trading.list_orders, ListOrdersRequest(account_id=account_id), retry=True
+        )
         return list(reply.orders)
 
-    async def cancel_order(self, order_id: str) -> Order:
-        reply = await self._call(self.trading.cancel_order, CancelOrderRequest(order_id=order_id))
+    async def cancel_order(self, order_id: str, account_id: str = "") -> Order:
+        reply = await self._call(
+            self.trading.cancel_order, CancelOrderRequest(order_id=order_id, account_id=account_id)
+        )
         assert reply.order is not None
         return reply.order
 
-    async def positions(self) -> list[Position]:
-        reply = await self._call(self.trading.list_positions, ListPositionsRequest(), retry=True)
+    async def positions(self, account_id: str = "") -> list[Position]:
+        reply = await self._call(
+            self.trading.list_positions, ListPositionsRequest(account_id=account_id), retry=True
+        )
         return list(reply.positions)
 
     async def modify_position(
-        self, position_id: str, stop_loss: Number | None = None, take_profit: Number | None = None
+        self,
+        position_id: str,
+        stop_loss: Number | None = None,
+        take_profit: Number | None = None,
+        account_id: str = "",
     ) -> Position:
         reply = await self._call(
             self.trading.modify_position,
@@ -405,6 +498,7 @@ class ExnessClient:
                 position_id=position_id,
                 stop_loss=_decimal(stop_loss, "stop_loss"),
                 take_profit=_decimal(take_profit, "take_profit"),
+                account_id=account_id,
             ),
             retry=True,
         )  # sets absolute levels: safe to repeat
@@ -412,39 +506,60 @@ class ExnessClient:
         return reply.position
 
     async def close_position(
-        self, position_id: str, volume: Number | None = None
+        self, position_id: str, volume: Number | None = None, account_id: str = ""
     ) -> ClosePositionResponse:
         # Not retried: a repeated partial close would close twice.
         reply: ClosePositionResponse = await self._call(
             self.trading.close_position,
-            ClosePositionRequest(position_id=position_id, volume=_decimal(volume, "volume")),
+            ClosePositionRequest(
+                position_id=position_id, volume=_decimal(volume, "volume"), account_id=account_id
+            ),
         )
         return reply
 
     async def trades(
-        self, page_size: int = 0, page_token: str = "", symbol: str = ""
+        self,
+        page_size: int = 0,
+        page_token: str = "",
+        symbol: str = "",
+        account_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
     ) -> ListTradesResponse:
         reply: ListTradesResponse = await self._call(
             self.trading.list_trades,
-            ListTradesRequest(page_size=page_size, page_token=page_token, symbol=symbol),
+            ListTradesRequest(
+                page_size=page_size,
+                page_token=page_token,
+                symbol=symbol,
+                account_id=account_id,
+                start_time=start_time,
+                end_time=end_time,
+            ),
             retry=True,
         )
         return reply
 
-    async def stream_account(self, reconnect: bool = True) -> AsyncIterator[AccountEvent]:
+    async def stream_account(
+        self, reconnect: bool = True, account_id: str = ""
+    ) -> AsyncIterator[AccountEvent]:
         """Account events, starting with a snapshot of the account. The server ends a stream
         when its access token expires: with `reconnect`, a successor opened with a fresh token
         takes over without a gap (exness_client.account_feed)."""
-        feed = AccountFeed(
-            self._open_account_call, self.retry.backoff, self.retry.attempts if reconnect else 0
-        )
+
+        async def open_call(fresh_token: bool) -> OpenedCall:
+            return await self._open_account_call(fresh_token, account_id)
+
+        feed = AccountFeed(open_call, self.retry.backoff, self.retry.attempts if reconnect else 0)
         async for event in feed.events():
             yield event
 
-    async def _open_account_call(self, fresh_token: bool) -> OpenedCall:
+    async def _open_account_call(self, fresh_token: bool, account_id: str = "") -> OpenedCall:
         if fresh_token and self.store.session is not None:
             await self._refresh_if_current(self.store.session)
         metadata = await self._metadata()
         assert self.store.session is not None
-        call = self.trading.stream_account(StreamAccountRequest(), metadata=metadata)
+        call = self.trading.stream_account(
+            StreamAccountRequest(account_id=account_id), metadata=metadata
+        )
         return OpenedCall(call, self.store.session.refresh_at)

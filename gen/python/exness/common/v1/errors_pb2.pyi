@@ -68,6 +68,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
     ErrorInfo metadata `retry_after_s` (seconds) before trying again.
     """
+    ERROR_REASON_SESSION_REVOKED: _ErrorReason.ValueType  # 18
+    """UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+    token): calls are refused and open streams end. Log in again; refreshing will not help.
+    """
     ERROR_REASON_UNKNOWN_SYMBOL: _ErrorReason.ValueType  # 20
     """Market data.
     NOT_FOUND: the symbol is not a listed instrument.
@@ -117,6 +121,27 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_TRADING_HALTED: _ErrorReason.ValueType  # 43
     """FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
+    ERROR_REASON_MARKET_CLOSED: _ErrorReason.ValueType  # 32
+    """FAILED_PRECONDITION: the instrument is outside its trading session (forex and metals close
+    from Friday's close to Sunday's open, UTC); ErrorInfo metadata `opens_at` says when it opens.
+    Pending orders and stop-loss/take-profit wait for the open.
+    """
+    ERROR_REASON_ACCOUNT_NOT_FOUND: _ErrorReason.ValueType  # 44
+    """NOT_FOUND: no such trading account among the caller's accounts."""
+    ERROR_REASON_UNKNOWN_ACCOUNT_TYPE: _ErrorReason.ValueType  # 45
+    """INVALID_ARGUMENT: no account type by that name (see ListAccountTypes)."""
+    ERROR_REASON_ACCOUNT_LIMIT: _ErrorReason.ValueType  # 46
+    """FAILED_PRECONDITION: the user already holds as many trading accounts as allowed (ErrorInfo
+    metadata `limit`).
+    """
+    ERROR_REASON_LEVERAGE_CHANGE_REFUSED: _ErrorReason.ValueType  # 47
+    """FAILED_PRECONDITION: the open positions would need more margin at the requested leverage
+    than the account's equity covers (ErrorInfo metadata `required_margin`, `equity`).
+    """
+    ERROR_REASON_INSUFFICIENT_FREE_MARGIN: _ErrorReason.ValueType  # 48
+    """FAILED_PRECONDITION: a withdrawal larger than the free margin (ErrorInfo metadata
+    `free_margin`).
+    """
     ERROR_REASON_SLOW_CONSUMER: _ErrorReason.ValueType  # 50
     """Streams.
     RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an
@@ -200,6 +225,10 @@ ERROR_REASON_LOGIN_THROTTLED: ErrorReason.ValueType  # 17
 """RESOURCE_EXHAUSTED: too many failed logins for this email; wait the delay given in
 ErrorInfo metadata `retry_after_s` (seconds) before trying again.
 """
+ERROR_REASON_SESSION_REVOKED: ErrorReason.ValueType  # 18
+"""UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+token): calls are refused and open streams end. Log in again; refreshing will not help.
+"""
 ERROR_REASON_UNKNOWN_SYMBOL: ErrorReason.ValueType  # 20
 """Market data.
 NOT_FOUND: the symbol is not a listed instrument.
@@ -249,6 +278,27 @@ ERROR_REASON_PENDING_ORDER_LIMIT: ErrorReason.ValueType  # 42
 """
 ERROR_REASON_TRADING_HALTED: ErrorReason.ValueType  # 43
 """FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now."""
+ERROR_REASON_MARKET_CLOSED: ErrorReason.ValueType  # 32
+"""FAILED_PRECONDITION: the instrument is outside its trading session (forex and metals close
+from Friday's close to Sunday's open, UTC); ErrorInfo metadata `opens_at` says when it opens.
+Pending orders and stop-loss/take-profit wait for the open.
+"""
+ERROR_REASON_ACCOUNT_NOT_FOUND: ErrorReason.ValueType  # 44
+"""NOT_FOUND: no such trading account among the caller's accounts."""
+ERROR_REASON_UNKNOWN_ACCOUNT_TYPE: ErrorReason.ValueType  # 45
+"""INVALID_ARGUMENT: no account type by that name (see ListAccountTypes)."""
+ERROR_REASON_ACCOUNT_LIMIT: ErrorReason.ValueType  # 46
+"""FAILED_PRECONDITION: the user already holds as many trading accounts as allowed (ErrorInfo
+metadata `limit`).
+"""
+ERROR_REASON_LEVERAGE_CHANGE_REFUSED: ErrorReason.ValueType  # 47
+"""FAILED_PRECONDITION: the open positions would need more margin at the requested leverage
+than the account's equity covers (ErrorInfo metadata `required_margin`, `equity`).
+"""
+ERROR_REASON_INSUFFICIENT_FREE_MARGIN: ErrorReason.ValueType  # 48
+"""FAILED_PRECONDITION: a withdrawal larger than the free margin (ErrorInfo metadata
+`free_margin`).
+"""
 ERROR_REASON_SLOW_CONSUMER: ErrorReason.ValueType  # 50
 """Streams.
 RESOURCE_EXHAUSTED: the stream's reader fell too far behind and was cut off; reconnect (an

@@ -28,7 +28,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65xness/market/v1/market.proto\x12\x10\x65xness.market.v1\x1a\x1d\x65xness/common/v1/access.proto\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x36\n\x08\x63\x61tegory\x18\x03 \x01(\x0e\x32$.exness.market.v1.InstrumentCategory\x12\x16\n\x0eprice_decimals\x18\x04 \x01(\x05\x12\x15\n\rcontract_size\x18\x05 \x01(\t\x12\x12\n\nvolume_min\x18\x06 \x01(\t\x12\x13\n\x0bvolume_step\x18\x07 \x01(\t\x12\x12\n\nvolume_max\x18\x08 \x01(\t\x12\x14\n\x0cmax_leverage\x18\t \x01(\x05\x12\x15\n\rspread_markup\x18\n \x01(\t\x12\x16\n\x0equote_currency\x18\x0b \x01(\t\"j\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x0b\n\x03\x61sk\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stale\x18\x05 \x01(\x08\"\x93\x01\n\x06\x43\x61ndle\x12-\n\topen_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x02 \x01(\t\x12\x0c\n\x04high\x18\x03 \x01(\t\x12\x0b\n\x03low\x18\x04 \x01(\t\x12\r\n\x05\x63lose\x18\x05 \x01(\t\x12\x12\n\ntick_count\x18\x06 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\"\x18\n\x16ListInstrumentsRequest\"L\n\x17ListInstrumentsResponse\x12\x31\n\x0binstruments\x18\x01 \x03(\x0b\x32\x1c.exness.market.v1.Instrument\";\n\x0fGetQuoteRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{2,20}$\":\n\x10GetQuoteResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\"\xf3\x01\n\x11GetCandlesRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{2,20}$\x12<\n\x08interval\x18\x02 \x01(\x0e\x32 .exness.market.v1.CandleIntervalB\x08\xaa\xd4\x18\x04\x08\x01H\x01\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x05limit\x18\x05 \x01(\x05\x42\t\xaa\xd4\x18\x05\x30\x01@\x88\'\"\x83\x01\n\x12GetCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x32\n\x08interval\x18\x02 \x01(\x0e\x32 .exness.market.v1.CandleInterval\x12)\n\x07\x63\x61ndles\x18\x03 \x03(\x0b\x32\x18.exness.market.v1.Candle\"B\n\x13StreamQuotesRequest\x12+\n\x07symbols\x18\x01 \x03(\tB\x1a\xaa\xd4\x18\x16\x08\x01P2Z\x10^[A-Z0-9]{2,20}$\">\n\x14StreamQuotesResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\"c\n\x14PublishQuotesRequest\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\"\xa3\x01\n\x15PublishQuotesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12G\n\x08rejected\x18\x02 \x03(\x0b\x32\x35.exness.market.v1.PublishQuotesResponse.RejectedEntry\x1a/\n\rRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"v\n\nQuoteEvent\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x30\n\x0cpublish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x97\x01\n\x12InstrumentCategory\x12#\n\x1fINSTRUMENT_CATEGORY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINSTRUMENT_CATEGORY_CRYPTO\x10\x01\x12\x1d\n\x19INSTRUMENT_CATEGORY_FOREX\x10\x02\x12\x1d\n\x19INSTRUMENT_CATEGORY_METAL\x10\x03*\xc2\x01\n\x0e\x43\x61ndleInterval\x12\x1f\n\x1b\x43\x41NDLE_INTERVAL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1M\x10\x01\x12\x16\n\x12\x43\x41NDLE_INTERVAL_5M\x10\x02\x12\x17\n\x13\x43\x41NDLE_INTERVAL_15M\x10\x03\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1H\x10\x04\x12\x16\n\x12\x43\x41NDLE_INTERVAL_4H\x10\x05\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1D\x10\x06\x32\xf2\x04\n\x11MarketDataService\x12\x83\x01\n\x0fListInstruments\x12(.exness.market.v1.ListInstrumentsRequest\x1a).exness.market.v1.ListInstrumentsResponse\"\x1b\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/instruments\x12r\n\x08GetQuote\x12!.exness.market.v1.GetQuoteRequest\x1a\".exness.market.v1.GetQuoteResponse\"\x1f\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/quotes/{symbol}\x12y\n\nGetCandles\x12#.exness.market.v1.GetCandlesRequest\x1a$.exness.market.v1.GetCandlesResponse\" \xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/candles/{symbol}\x12~\n\x0cStreamQuotes\x12%.exness.market.v1.StreamQuotesRequest\x1a&.exness.market.v1.StreamQuotesResponse\"\x1d\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/quotes:stream0\x01\x12h\n\rPublishQuotes\x12&.exness.market.v1.PublishQuotesRequest\x1a\'.exness.market.v1.PublishQuotesResponse\"\x04\xb0\xd4\x18\x03(\x01\x42\xa3\x01\n\x14\x63om.exness.market.v1B\x0bMarketProtoP\x01Z5exness.dev/contracts/gen/go/exness/market/v1;marketv1\xa2\x02\x03\x45XM\xaa\x02\x10\x45xness.Market.V1\xba\x02\x03\x45XM\xca\x02\x10\x45xness\\Market\\V1\xea\x02\x12\x45xness::Market::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65xness/market/v1/market.proto\x12\x10\x65xness.market.v1\x1a\x1d\x65xness/common/v1/access.proto\x1a\x1f\x65xness/common/v1/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x03\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x36\n\x08\x63\x61tegory\x18\x03 \x01(\x0e\x32$.exness.market.v1.InstrumentCategory\x12\x16\n\x0eprice_decimals\x18\x04 \x01(\x05\x12\x15\n\rcontract_size\x18\x05 \x01(\t\x12\x12\n\nvolume_min\x18\x06 \x01(\t\x12\x13\n\x0bvolume_step\x18\x07 \x01(\t\x12\x12\n\nvolume_max\x18\x08 \x01(\t\x12\x14\n\x0cmax_leverage\x18\t \x01(\x05\x12\x15\n\rspread_markup\x18\n \x01(\t\x12\x16\n\x0equote_currency\x18\x0b \x01(\t\x12-\n\tswap_type\x18\x0c \x01(\x0e\x32\x1a.exness.market.v1.SwapType\x12\x11\n\tswap_long\x18\r \x01(\t\x12\x12\n\nswap_short\x18\x0e \x01(\t\x12\x1b\n\x13triple_swap_weekday\x18\x0f \x01(\x05\x12\x32\n\x08sessions\x18\x10 \x03(\x0b\x32 .exness.market.v1.TradingSession\"d\n\x0eTradingSession\x12\x14\n\x0copen_weekday\x18\x01 \x01(\x05\x12\x11\n\topen_time\x18\x02 \x01(\t\x12\x15\n\rclose_weekday\x18\x03 \x01(\x05\x12\x12\n\nclose_time\x18\x04 \x01(\t\"j\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x0b\n\x03\x61sk\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05stale\x18\x05 \x01(\x08\"\x93\x01\n\x06\x43\x61ndle\x12-\n\topen_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x02 \x01(\t\x12\x0c\n\x04high\x18\x03 \x01(\t\x12\x0b\n\x03low\x18\x04 \x01(\t\x12\r\n\x05\x63lose\x18\x05 \x01(\t\x12\x12\n\ntick_count\x18\x06 \x01(\x03\x12\x0e\n\x06\x63losed\x18\x07 \x01(\x08\"\x18\n\x16ListInstrumentsRequest\"L\n\x17ListInstrumentsResponse\x12\x31\n\x0binstruments\x18\x01 \x03(\x0b\x32\x1c.exness.market.v1.Instrument\"g\n\x0fGetQuoteRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{2,20}$\x12*\n\x0c\x61\x63\x63ount_type\x18\x02 \x01(\tB\x14\xaa\xd4\x18\x10\"\x0e^[a-z_]{1,32}$\":\n\x10GetQuoteResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\"\xf3\x01\n\x11GetCandlesRequest\x12(\n\x06symbol\x18\x01 \x01(\tB\x18\xaa\xd4\x18\x14\x08\x01\"\x10^[A-Z0-9]{2,20}$\x12<\n\x08interval\x18\x02 \x01(\x0e\x32 .exness.market.v1.CandleIntervalB\x08\xaa\xd4\x18\x04\x08\x01H\x01\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x05limit\x18\x05 \x01(\x05\x42\t\xaa\xd4\x18\x05\x30\x01@\x88\'\"\x83\x01\n\x12GetCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x32\n\x08interval\x18\x02 \x01(\x0e\x32 .exness.market.v1.CandleInterval\x12)\n\x07\x63\x61ndles\x18\x03 \x03(\x0b\x32\x18.exness.market.v1.Candle\"n\n\x13StreamQuotesRequest\x12+\n\x07symbols\x18\x01 \x03(\tB\x1a\xaa\xd4\x18\x16\x08\x01P2Z\x10^[A-Z0-9]{2,20}$\x12*\n\x0c\x61\x63\x63ount_type\x18\x02 \x01(\tB\x14\xaa\xd4\x18\x10\"\x0e^[a-z_]{1,32}$\">\n\x14StreamQuotesResponse\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\"c\n\x14PublishQuotesRequest\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\"\xa3\x01\n\x15PublishQuotesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12G\n\x08rejected\x18\x02 \x03(\x0b\x32\x35.exness.market.v1.PublishQuotesResponse.RejectedEntry\x1a/\n\rRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x8d\x01\n\nQuoteEvent\x12&\n\x05quote\x18\x01 \x01(\x0b\x32\x17.exness.market.v1.Quote\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x30\n\x0cpublish_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rspread_markup\x18\x04 \x01(\t*\x97\x01\n\x12InstrumentCategory\x12#\n\x1fINSTRUMENT_CATEGORY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINSTRUMENT_CATEGORY_CRYPTO\x10\x01\x12\x1d\n\x19INSTRUMENT_CATEGORY_FOREX\x10\x02\x12\x1d\n\x19INSTRUMENT_CATEGORY_METAL\x10\x03*[\n\x08SwapType\x12\x19\n\x15SWAP_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10SWAP_TYPE_POINTS\x10\x01\x12\x1e\n\x1aSWAP_TYPE_PERCENT_PER_YEAR\x10\x02*\xc2\x01\n\x0e\x43\x61ndleInterval\x12\x1f\n\x1b\x43\x41NDLE_INTERVAL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1M\x10\x01\x12\x16\n\x12\x43\x41NDLE_INTERVAL_5M\x10\x02\x12\x17\n\x13\x43\x41NDLE_INTERVAL_15M\x10\x03\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1H\x10\x04\x12\x16\n\x12\x43\x41NDLE_INTERVAL_4H\x10\x05\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1D\x10\x06\x32\xf2\x04\n\x11MarketDataService\x12\x83\x01\n\x0fListInstruments\x12(.exness.market.v1.ListInstrumentsRequest\x1a).exness.market.v1.ListInstrumentsResponse\"\x1b\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/instruments\x12r\n\x08GetQuote\x12!.exness.market.v1.GetQuoteRequest\x1a\".exness.market.v1.GetQuoteResponse\"\x1f\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/quotes/{symbol}\x12y\n\nGetCandles\x12#.exness.market.v1.GetCandlesRequest\x1a$.exness.market.v1.GetCandlesResponse\" \xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/candles/{symbol}\x12~\n\x0cStreamQuotes\x12%.exness.market.v1.StreamQuotesRequest\x1a&.exness.market.v1.StreamQuotesResponse\"\x1d\xb0\xd4\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/quotes:stream0\x01\x12h\n\rPublishQuotes\x12&.exness.market.v1.PublishQuotesRequest\x1a\'.exness.market.v1.PublishQuotesResponse\"\x04\xb0\xd4\x18\x03(\x01\x42\xa3\x01\n\x14\x63om.exness.market.v1B\x0bMarketProtoP\x01Z5exness.dev/contracts/gen/go/exness/market/v1;marketv1\xa2\x02\x03\x45XM\xaa\x02\x10\x45xness.Market.V1\xba\x02\x03\x45XM\xca\x02\x10\x45xness\\Market\\V1\xea\x02\x12\x45xness::Market::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\024com.exness.market.v1B\013MarketProtoP\001Z5exness.dev/contracts/gen/go/exness/market/v1;marketv1\242\002\003EXM\252\002\020Exness.Market.V1\272\002\003EXM\312\002\020Exness\\Market\\V1\352\002\022Exness::Market::V1'
   _globals['_GETQUOTEREQUEST'].fields_by_name['symbol']._loaded_options = None
   _globals['_GETQUOTEREQUEST'].fields_by_name['symbol']._serialized_options = b'\252\324\030\024\010\001\"\020^[A-Z0-9]{2,20}$'
+  _globals['_GETQUOTEREQUEST'].fields_by_name['account_type']._loaded_options = None
+  _globals['_GETQUOTEREQUEST'].fields_by_name['account_type']._serialized_options = b'\252\324\030\020\"\016^[a-z_]{1,32}$'
   _globals['_GETCANDLESREQUEST'].fields_by_name['symbol']._loaded_options = None
   _globals['_GETCANDLESREQUEST'].fields_by_name['symbol']._serialized_options = b'\252\324\030\024\010\001\"\020^[A-Z0-9]{2,20}$'
   _globals['_GETCANDLESREQUEST'].fields_by_name['interval']._loaded_options = None
@@ -46,6 +48,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCANDLESREQUEST'].fields_by_name['limit']._serialized_options = b'\252\324\030\0050\001@\210\''
   _globals['_STREAMQUOTESREQUEST'].fields_by_name['symbols']._loaded_options = None
   _globals['_STREAMQUOTESREQUEST'].fields_by_name['symbols']._serialized_options = b'\252\324\030\026\010\001P2Z\020^[A-Z0-9]{2,20}$'
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['account_type']._loaded_options = None
+  _globals['_STREAMQUOTESREQUEST'].fields_by_name['account_type']._serialized_options = b'\252\324\030\020\"\016^[a-z_]{1,32}$'
   _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._loaded_options = None
   _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._serialized_options = b'8\001'
   _globals['_MARKETDATASERVICE'].methods_by_name['ListInstruments']._loaded_options = None
@@ -58,40 +62,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MARKETDATASERVICE'].methods_by_name['StreamQuotes']._serialized_options = b'\260\324\030\001\202\323\344\223\002\023\022\021/v1/quotes:stream'
   _globals['_MARKETDATASERVICE'].methods_by_name['PublishQuotes']._loaded_options = None
   _globals['_MARKETDATASERVICE'].methods_by_name['PublishQuotes']._serialized_options = b'\260\324\030\003'
-  _globals['_INSTRUMENTCATEGORY']._serialized_start=1846
-  _globals['_INSTRUMENTCATEGORY']._serialized_end=1997
-  _globals['_CANDLEINTERVAL']._serialized_start=2000
-  _globals['_CANDLEINTERVAL']._serialized_end=2194
+  _globals['_INSTRUMENTCATEGORY']._serialized_start=2227
+  _globals['_INSTRUMENTCATEGORY']._serialized_end=2378
+  _globals['_SWAPTYPE']._serialized_start=2380
+  _globals['_SWAPTYPE']._serialized_end=2471
+  _globals['_CANDLEINTERVAL']._serialized_start=2474
+  _globals['_CANDLEINTERVAL']._serialized_end=2668
   _globals['_INSTRUMENT']._serialized_start=179
-  _globals['_INSTRUMENT']._serialized_end=461
-  _globals['_QUOTE']._serialized_start=463
-  _globals['_QUOTE']._serialized_end=569
-  _globals['_CANDLE']._serialized_start=572
-  _globals['_CANDLE']._serialized_end=719
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=721
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=745
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=747
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=823
-  _globals['_GETQUOTEREQUEST']._serialized_start=825
-  _globals['_GETQUOTEREQUEST']._serialized_end=884
-  _globals['_GETQUOTERESPONSE']._serialized_start=886
-  _globals['_GETQUOTERESPONSE']._serialized_end=944
-  _globals['_GETCANDLESREQUEST']._serialized_start=947
-  _globals['_GETCANDLESREQUEST']._serialized_end=1190
-  _globals['_GETCANDLESRESPONSE']._serialized_start=1193
-  _globals['_GETCANDLESRESPONSE']._serialized_end=1324
-  _globals['_STREAMQUOTESREQUEST']._serialized_start=1326
-  _globals['_STREAMQUOTESREQUEST']._serialized_end=1392
-  _globals['_STREAMQUOTESRESPONSE']._serialized_start=1394
-  _globals['_STREAMQUOTESRESPONSE']._serialized_end=1456
-  _globals['_PUBLISHQUOTESREQUEST']._serialized_start=1458
-  _globals['_PUBLISHQUOTESREQUEST']._serialized_end=1557
-  _globals['_PUBLISHQUOTESRESPONSE']._serialized_start=1560
-  _globals['_PUBLISHQUOTESRESPONSE']._serialized_end=1723
-  _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._serialized_start=1676
-  _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._serialized_end=1723
-  _globals['_QUOTEEVENT']._serialized_start=1725
-  _globals['_QUOTEEVENT']._serialized_end=1843
-  _globals['_MARKETDATASERVICE']._serialized_start=2197
-  _globals['_MARKETDATASERVICE']._serialized_end=2823
+  _globals['_INSTRUMENT']._serialized_end=628
+  _globals['_TRADINGSESSION']._serialized_start=630
+  _globals['_TRADINGSESSION']._serialized_end=730
+  _globals['_QUOTE']._serialized_start=732
+  _globals['_QUOTE']._serialized_end=838
+  _globals['_CANDLE']._serialized_start=841
+  _globals['_CANDLE']._serialized_end=988
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=990
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=1014
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=1016
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=1092
+  _globals['_GETQUOTEREQUEST']._serialized_start=1094
+  _globals['_GETQUOTEREQUEST']._serialized_end=1197
+  _globals['_GETQUOTERESPONSE']._serialized_start=1199
+  _globals['_GETQUOTERESPONSE']._serialized_end=1257
+  _globals['_GETCANDLESREQUEST']._serialized_start=1260
+  _globals['_GETCANDLESREQUEST']._serialized_end=1503
+  _globals['_GETCANDLESRESPONSE']._serialized_start=1506
+  _globals['_GETCANDLESRESPONSE']._serialized_end=1637
+  _globals['_STREAMQUOTESREQUEST']._serialized_start=1639
+  _globals['_STREAMQUOTESREQUEST']._serialized_end=1749
+  _globals['_STREAMQUOTESRESPONSE']._serialized_start=1751
+  _globals['_STREAMQUOTESRESPONSE']._serialized_end=1813
+  _globals['_PUBLISHQUOTESREQUEST']._serialized_start=1815
+  _globals['_PUBLISHQUOTESREQUEST']._serialized_end=1914
+  _globals['_PUBLISHQUOTESRESPONSE']._serialized_start=1917
+  _globals['_PUBLISHQUOTESRESPONSE']._serialized_end=2080
+  _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._serialized_start=2033
+  _globals['_PUBLISHQUOTESRESPONSE_REJECTEDENTRY']._serialized_end=2080
+  _globals['_QUOTEEVENT']._serialized_start=2083
+  _globals['_QUOTEEVENT']._serialized_end=2224
+  _globals['_MARKETDATASERVICE']._serialized_start=2671
+  _globals['_MARKETDATASERVICE']._serialized_end=3297
 # @@protoc_insertion_point(module_scope)

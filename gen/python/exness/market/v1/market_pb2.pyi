@@ -48,6 +48,34 @@ INSTRUMENT_CATEGORY_METAL: InstrumentCategory.ValueType  # 3
 """Precious metals against USD (XAUUSD)."""
 Global___InstrumentCategory: _TypeAlias = InstrumentCategory  # noqa: Y015
 
+class _SwapType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SwapTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SwapType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SWAP_TYPE_UNSPECIFIED: _SwapType.ValueType  # 0
+    """No swaps are charged."""
+    SWAP_TYPE_POINTS: _SwapType.ValueType  # 1
+    """Points per lot per day: one point is 10^-price_decimals of the price."""
+    SWAP_TYPE_PERCENT_PER_YEAR: _SwapType.ValueType  # 2
+    """Percent per year of the position's value (volume x contract size x price), charged 1/360
+    per day.
+    """
+
+class SwapType(_SwapType, metaclass=_SwapTypeEnumTypeWrapper):
+    """How an instrument's swap rates are expressed."""
+
+SWAP_TYPE_UNSPECIFIED: SwapType.ValueType  # 0
+"""No swaps are charged."""
+SWAP_TYPE_POINTS: SwapType.ValueType  # 1
+"""Points per lot per day: one point is 10^-price_decimals of the price."""
+SWAP_TYPE_PERCENT_PER_YEAR: SwapType.ValueType  # 2
+"""Percent per year of the position's value (volume x contract size x price), charged 1/360
+per day.
+"""
+Global___SwapType: _TypeAlias = SwapType  # noqa: Y015
+
 class _CandleInterval:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -105,6 +133,11 @@ class Instrument(_message.Message):
     MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
     SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     QUOTE_CURRENCY_FIELD_NUMBER: _builtins.int
+    SWAP_TYPE_FIELD_NUMBER: _builtins.int
+    SWAP_LONG_FIELD_NUMBER: _builtins.int
+    SWAP_SHORT_FIELD_NUMBER: _builtins.int
+    TRIPLE_SWAP_WEEKDAY_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Platform symbol, e.g. "BTCUSD", "EURUSD": 2 to 20 of [A-Z0-9]."""
     description: _builtins.str
@@ -129,6 +162,25 @@ class Instrument(_message.Message):
     """
     quote_currency: _builtins.str
     """Currency that prices and profits are quoted in (always "USD" for now)."""
+    swap_type: Global___SwapType.ValueType
+    """How swap_long and swap_short are expressed."""
+    swap_long: _builtins.str
+    """Swap of a long (BUY) position per lot per day: in points (price_decimals' last digit) or in
+    percent per year of the position's value, by swap_type (decimal string, either sign;
+    negative is a charge).
+    """
+    swap_short: _builtins.str
+    """Swap of a short (SELL) position per lot per day, as swap_long."""
+    triple_swap_weekday: _builtins.int
+    """ISO weekday (1 Monday .. 7 Sunday) whose rollover charges three days of swap (covering the
+    weekend); 0 when every rollover charges one day.
+    """
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradingSession]:
+        """The weekly windows in which it trades (UTC), ordered by opening; empty means always open
+        (crypto). Outside them orders and closes are refused with MARKET_CLOSED.
+        """
+
     def __init__(
         self,
         *,
@@ -143,14 +195,53 @@ class Instrument(_message.Message):
         max_leverage: _builtins.int = ...,
         spread_markup: _builtins.str = ...,
         quote_currency: _builtins.str = ...,
+        swap_type: Global___SwapType.ValueType = ...,
+        swap_long: _builtins.str = ...,
+        swap_short: _builtins.str = ...,
+        triple_swap_weekday: _builtins.int = ...,
+        sessions: _abc.Iterable[Global___TradingSession] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "contract_size", b"contract_size", "description", b"description", "max_leverage", b"max_leverage", "price_decimals", b"price_decimals", "quote_currency", b"quote_currency", "spread_markup", b"spread_markup", "symbol", b"symbol", "volume_max", b"volume_max", "volume_min", b"volume_min", "volume_step", b"volume_step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "contract_size", b"contract_size", "description", b"description", "max_leverage", b"max_leverage", "price_decimals", b"price_decimals", "quote_currency", b"quote_currency", "sessions", b"sessions", "spread_markup", b"spread_markup", "swap_long", b"swap_long", "swap_short", b"swap_short", "swap_type", b"swap_type", "symbol", b"symbol", "triple_swap_weekday", b"triple_swap_weekday", "volume_max", b"volume_max", "volume_min", b"volume_min", "volume_step", b"volume_step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Instrument: _TypeAlias = Instrument  # noqa: Y015
+
+@_typing.final
+class TradingSession(_message.Message):
+    """A weekly window in which an instrument trades, in UTC."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPEN_WEEKDAY_FIELD_NUMBER: _builtins.int
+    OPEN_TIME_FIELD_NUMBER: _builtins.int
+    CLOSE_WEEKDAY_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    open_weekday: _builtins.int
+    """ISO weekday it opens on: 1 Monday .. 7 Sunday."""
+    open_time: _builtins.str
+    """Time of day it opens, "HH:MM" (UTC, 24-hour)."""
+    close_weekday: _builtins.int
+    """ISO weekday it closes on: 1 Monday .. 7 Sunday."""
+    close_time: _builtins.str
+    """Time of day it closes, "HH:MM" (UTC, 24-hour); the close itself is outside the window."""
+    def __init__(
+        self,
+        *,
+        open_weekday: _builtins.int = ...,
+        open_time: _builtins.str = ...,
+        close_weekday: _builtins.int = ...,
+        close_time: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "close_weekday", b"close_weekday", "open_time", b"open_time", "open_weekday", b"open_weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradingSession: _TypeAlias = TradingSession  # noqa: Y015
 
 @_typing.final
 class Quote(_message.Message):
@@ -295,16 +386,22 @@ class GetQuoteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOL_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD"."""
+    account_type: _builtins.str
+    """Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+    instrument's default markup (the Standard account's).
+    """
     def __init__(
         self,
         *,
         symbol: _builtins.str = ...,
+        account_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type", b"account_type", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -415,6 +512,11 @@ class StreamQuotesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SYMBOLS_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
+    account_type: _builtins.str
+    """Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+    instrument's default markup (the Standard account's).
+    """
     @_builtins.property
     def symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Symbols to follow, 1 to 50 of them, each 2 to 20 of [A-Z0-9]."""
@@ -423,10 +525,11 @@ class StreamQuotesRequest(_message.Message):
         self,
         *,
         symbols: _abc.Iterable[_builtins.str] | None = ...,
+        account_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["symbols", b"symbols"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type", b"account_type", "symbols", b"symbols"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -550,8 +653,14 @@ class QuoteEvent(_message.Message):
     QUOTE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """Feed that produced it."""
+    spread_markup: _builtins.str
+    """The instrument's default spread markup the quote carries (price units, decimal string):
+    an account type with another markup trades the quote moved by half the difference on each
+    side, so consumers follow a markup the operators change without a restart.
+    """
     @_builtins.property
     def quote(self) -> Global___Quote:
         """The quote, with the broker's markup."""
@@ -566,10 +675,11 @@ class QuoteEvent(_message.Message):
         quote: Global___Quote | None = ...,
         source: _builtins.str = ...,
         publish_time: _timestamp_pb2.Timestamp | None = ...,
+        spread_markup: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "quote", b"quote", "source", b"source", "spread_markup", b"spread_markup"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -158,6 +158,12 @@ class _LedgerEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Ledge
     """Realised profit or loss of a (partial) close."""
     LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET: _LedgerEntryKind.ValueType  # 3
     """Negative balance protection: the broker covers a negative balance after a stop-out."""
+    LEDGER_ENTRY_KIND_WITHDRAWAL: _LedgerEntryKind.ValueType  # 4
+    """Demo funds taken out by Withdraw (negative amount)."""
+    LEDGER_ENTRY_KIND_COMMISSION: _LedgerEntryKind.ValueType  # 5
+    """Commission of an open or a close (negative amount); `reference_id` is the position."""
+    LEDGER_ENTRY_KIND_SWAP: _LedgerEntryKind.ValueType  # 6
+    """Swap of a position at the daily rollover (either sign); `reference_id` is the position."""
 
 class LedgerEntryKind(_LedgerEntryKind, metaclass=_LedgerEntryKindEnumTypeWrapper):
     """Why a balance changed."""
@@ -170,7 +176,37 @@ LEDGER_ENTRY_KIND_REALIZED_PNL: LedgerEntryKind.ValueType  # 2
 """Realised profit or loss of a (partial) close."""
 LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET: LedgerEntryKind.ValueType  # 3
 """Negative balance protection: the broker covers a negative balance after a stop-out."""
+LEDGER_ENTRY_KIND_WITHDRAWAL: LedgerEntryKind.ValueType  # 4
+"""Demo funds taken out by Withdraw (negative amount)."""
+LEDGER_ENTRY_KIND_COMMISSION: LedgerEntryKind.ValueType  # 5
+"""Commission of an open or a close (negative amount); `reference_id` is the position."""
+LEDGER_ENTRY_KIND_SWAP: LedgerEntryKind.ValueType  # 6
+"""Swap of a position at the daily rollover (either sign); `reference_id` is the position."""
 Global___LedgerEntryKind: _TypeAlias = LedgerEntryKind  # noqa: Y015
+
+class _AccountKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccountKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccountKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCOUNT_KIND_UNSPECIFIED: _AccountKind.ValueType  # 0
+    """Not a valid kind; CreateAccount treats it as DEMO."""
+    ACCOUNT_KIND_DEMO: _AccountKind.ValueType  # 1
+    """Demo money: Deposit and Withdraw move funds freely."""
+    ACCOUNT_KIND_REAL: _AccountKind.ValueType  # 2
+    """Labelled "real" (this platform moves no real money: funds are still demo funds)."""
+
+class AccountKind(_AccountKind, metaclass=_AccountKindEnumTypeWrapper):
+    """Whether an account trades with play money or is labelled as a real-money account."""
+
+ACCOUNT_KIND_UNSPECIFIED: AccountKind.ValueType  # 0
+"""Not a valid kind; CreateAccount treats it as DEMO."""
+ACCOUNT_KIND_DEMO: AccountKind.ValueType  # 1
+"""Demo money: Deposit and Withdraw move funds freely."""
+ACCOUNT_KIND_REAL: AccountKind.ValueType  # 2
+"""Labelled "real" (this platform moves no real money: funds are still demo funds)."""
+Global___AccountKind: _TypeAlias = AccountKind  # noqa: Y015
 
 class _AccountEventType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -206,6 +242,12 @@ class _AccountEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Acco
     """The margin level fell to the margin call level."""
     ACCOUNT_EVENT_TYPE_STOP_OUT: _AccountEventType.ValueType  # 13
     """Positions are being closed by the broker; `trade` is each closed one."""
+    ACCOUNT_EVENT_TYPE_ACCOUNT_CREATED: _AccountEventType.ValueType  # 14
+    """A new trading account was opened; `account` is it."""
+    ACCOUNT_EVENT_TYPE_SWAP_CHARGED: _AccountEventType.ValueType  # 15
+    """A swap was charged at the rollover; `position` is it, `ledger_entry` the charge."""
+    ACCOUNT_EVENT_TYPE_TRAILING_STOP_MOVED: _AccountEventType.ValueType  # 16
+    """A trailing stop moved the position's stop-loss; `position` is it."""
 
 class AccountEventType(_AccountEventType, metaclass=_AccountEventTypeEnumTypeWrapper):
     """What an AccountEvent reports."""
@@ -238,7 +280,89 @@ ACCOUNT_EVENT_TYPE_MARGIN_CALL: AccountEventType.ValueType  # 12
 """The margin level fell to the margin call level."""
 ACCOUNT_EVENT_TYPE_STOP_OUT: AccountEventType.ValueType  # 13
 """Positions are being closed by the broker; `trade` is each closed one."""
+ACCOUNT_EVENT_TYPE_ACCOUNT_CREATED: AccountEventType.ValueType  # 14
+"""A new trading account was opened; `account` is it."""
+ACCOUNT_EVENT_TYPE_SWAP_CHARGED: AccountEventType.ValueType  # 15
+"""A swap was charged at the rollover; `position` is it, `ledger_entry` the charge."""
+ACCOUNT_EVENT_TYPE_TRAILING_STOP_MOVED: AccountEventType.ValueType  # 16
+"""A trailing stop moved the position's stop-loss; `position` is it."""
 Global___AccountEventType: _TypeAlias = AccountEventType  # noqa: Y015
+
+@_typing.final
+class AccountTypeTerms(_message.Message):
+    """The trading conditions one account type gives an instrument."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    SPREAD_MARKUP_FIELD_NUMBER: _builtins.int
+    COMMISSION_PER_LOT_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """Platform symbol, e.g. "EURUSD"."""
+    spread_markup: _builtins.str
+    """Added to the exchange's spread for accounts of this type, in price units (decimal
+    string), half on each side of the mid; replaces the instrument's default markup.
+    """
+    commission_per_lot: _builtins.str
+    """USD per lot per side (decimal string): charged on open and again on close."""
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        spread_markup: _builtins.str = ...,
+        commission_per_lot: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commission_per_lot", b"commission_per_lot", "spread_markup", b"spread_markup", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountTypeTerms: _TypeAlias = AccountTypeTerms  # noqa: Y015
+
+@_typing.final
+class AccountType(_message.Message):
+    """An account type: its name, levels, maximum leverage and per-instrument terms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Stable id: "standard", "pro", "raw_spread" or "zero"."""
+    display_name: _builtins.str
+    """For people, e.g. "Raw Spread"."""
+    margin_call_level: _builtins.str
+    """Margin level at or below which a margin call event is sent, in percent (decimal string)."""
+    stop_out_level: _builtins.str
+    """Margin level at or below which positions are stopped out, in percent (decimal string)."""
+    max_leverage: _builtins.int
+    """Highest account leverage of this type (each instrument caps it further)."""
+    @_builtins.property
+    def terms(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountTypeTerms]:
+        """Terms per instrument, ordered by symbol."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        margin_call_level: _builtins.str = ...,
+        stop_out_level: _builtins.str = ...,
+        max_leverage: _builtins.int = ...,
+        terms: _abc.Iterable[Global___AccountTypeTerms] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "margin_call_level", b"margin_call_level", "max_leverage", b"max_leverage", "name", b"name", "stop_out_level", b"stop_out_level", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountType: _TypeAlias = AccountType  # noqa: Y015
 
 @_typing.final
 class Account(_message.Message):
@@ -258,6 +382,11 @@ class Account(_message.Message):
     SHARD_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
     STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SWAP_FREE_FIELD_NUMBER: _builtins.int
+    IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """Opaque id of the account (decimal digits; unique across shards)."""
     currency: _builtins.str
@@ -282,6 +411,18 @@ class Account(_message.Message):
     """Margin level at or below which a margin call event is sent, in percent."""
     stop_out_level: _builtins.str
     """Margin level at or below which positions are stopped out, in percent."""
+    account_type: _builtins.str
+    """Name of its account type, e.g. "standard" (see ListAccountTypes)."""
+    kind: Global___AccountKind.ValueType
+    """Demo or real-labelled."""
+    swap_free: _builtins.bool
+    """True when no swaps are charged on its positions."""
+    is_default: _builtins.bool
+    """True for the account that requests without an `account_id` act on."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was opened."""
+
     def __init__(
         self,
         *,
@@ -297,10 +438,15 @@ class Account(_message.Message):
         shard: _builtins.int = ...,
         margin_call_level: _builtins.str = ...,
         stop_out_level: _builtins.str = ...,
+        account_type: _builtins.str = ...,
+        kind: Global___AccountKind.ValueType = ...,
+        swap_free: _builtins.bool = ...,
+        is_default: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "balance", b"balance", "currency", b"currency", "equity", b"equity", "floating_pnl", b"floating_pnl", "free_margin", b"free_margin", "leverage", b"leverage", "margin", b"margin", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "shard", b"shard", "stop_out_level", b"stop_out_level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "account_type", b"account_type", "balance", b"balance", "create_time", b"create_time", "currency", b"currency", "equity", b"equity", "floating_pnl", b"floating_pnl", "free_margin", b"free_margin", "is_default", b"is_default", "kind", b"kind", "leverage", b"leverage", "margin", b"margin", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "shard", b"shard", "stop_out_level", b"stop_out_level", "swap_free", b"swap_free"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -329,6 +475,8 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Opaque id of the order (decimal digits; unique across shards)."""
     client_order_id: _builtins.str
@@ -357,6 +505,10 @@ class Order(_message.Message):
     """Position it opened (FILLED only)."""
     reject_reason: _builtins.str
     """Why it was rejected (REJECTED only): an ErrorReason name such as "INSUFFICIENT_MARGIN"."""
+    trailing_stop: _builtins.str
+    """Trailing-stop distance to set on the position it opens, in price units; empty for none."""
+    account_id: _builtins.str
+    """The account it belongs to."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was placed."""
@@ -389,10 +541,12 @@ class Order(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        trailing_stop: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "create_time", b"create_time", "expire_time", b"expire_time", "fill_price", b"fill_price", "leverage", b"leverage", "order_id", b"order_id", "position_id", b"position_id", "price", b"price", "reject_reason", b"reject_reason", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "type", b"type", "update_time", b"update_time", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "create_time", b"create_time", "expire_time", b"expire_time", "fill_price", b"fill_price", "leverage", b"leverage", "order_id", b"order_id", "position_id", b"position_id", "price", b"price", "reject_reason", b"reject_reason", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_stop", b"trailing_stop", "type", b"type", "update_time", b"update_time", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -417,6 +571,10 @@ class Position(_message.Message):
     UNREALIZED_PNL_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
     OPEN_TIME_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
     """Opaque id of the position (decimal digits; unique across shards)."""
     symbol: _builtins.str
@@ -441,6 +599,16 @@ class Position(_message.Message):
     """Floating P&L at current_price."""
     order_id: _builtins.str
     """Order that opened it."""
+    trailing_stop: _builtins.str
+    """Trailing-stop distance in price units (decimal string); empty for none. While set, the
+    stop-loss follows the price at this distance, only ever in the position's favour.
+    """
+    commission: _builtins.str
+    """Commission charged so far (the open side), as a negative USD amount (decimal string)."""
+    swap: _builtins.str
+    """Swaps charged so far at rollovers, in USD (decimal string, either sign)."""
+    account_id: _builtins.str
+    """The account it belongs to."""
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp:
         """When it opened."""
@@ -461,10 +629,14 @@ class Position(_message.Message):
         unrealized_pnl: _builtins.str = ...,
         order_id: _builtins.str = ...,
         open_time: _timestamp_pb2.Timestamp | None = ...,
+        trailing_stop: _builtins.str = ...,
+        commission: _builtins.str = ...,
+        swap: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["open_time", b"open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_price", b"current_price", "leverage", b"leverage", "margin", b"margin", "open_price", b"open_price", "open_time", b"open_time", "order_id", b"order_id", "position_id", b"position_id", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "unrealized_pnl", b"unrealized_pnl", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "commission", b"commission", "current_price", b"current_price", "leverage", b"leverage", "margin", b"margin", "open_price", b"open_price", "open_time", b"open_time", "order_id", b"order_id", "position_id", b"position_id", "side", b"side", "stop_loss", b"stop_loss", "swap", b"swap", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_stop", b"trailing_stop", "unrealized_pnl", b"unrealized_pnl", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -488,6 +660,9 @@ class Trade(_message.Message):
     OPEN_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_NOTE_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     trade_id: _builtins.str
     """Opaque id of the trade (decimal digits; unique across shards)."""
     position_id: _builtins.str
@@ -510,6 +685,12 @@ class Trade(_message.Message):
     """Why it closed."""
     close_note: _builtins.str
     """Why the broker closed it (close reason OPERATOR); empty otherwise."""
+    commission: _builtins.str
+    """Commission of this part, open and close sides together, as a negative USD amount."""
+    swap: _builtins.str
+    """Swaps this part accumulated while open, in USD (either sign)."""
+    account_id: _builtins.str
+    """The account it belongs to."""
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp:
         """When the position opened."""
@@ -533,10 +714,13 @@ class Trade(_message.Message):
         open_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
         close_note: _builtins.str = ...,
+        commission: _builtins.str = ...,
+        swap: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_note", b"close_note", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "open_price", b"open_price", "open_time", b"open_time", "position_id", b"position_id", "realized_pnl", b"realized_pnl", "side", b"side", "symbol", b"symbol", "trade_id", b"trade_id", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "close_note", b"close_note", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "commission", b"commission", "open_price", b"open_price", "open_time", b"open_time", "position_id", b"position_id", "realized_pnl", b"realized_pnl", "side", b"side", "swap", b"swap", "symbol", b"symbol", "trade_id", b"trade_id", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,6 +738,7 @@ class LedgerEntry(_message.Message):
     BALANCE_AFTER_FIELD_NUMBER: _builtins.int
     REFERENCE_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     entry_id: _builtins.str
     """Opaque id of the entry (decimal digits)."""
     kind: Global___LedgerEntryKind.ValueType
@@ -564,6 +749,8 @@ class LedgerEntry(_message.Message):
     """Balance after this entry."""
     reference_id: _builtins.str
     """Related position or trade, if any."""
+    account_id: _builtins.str
+    """The account it belongs to."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was booked."""
@@ -577,10 +764,11 @@ class LedgerEntry(_message.Message):
         balance_after: _builtins.str = ...,
         reference_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "create_time", b"create_time", "entry_id", b"entry_id", "kind", b"kind", "reference_id", b"reference_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "balance_after", b"balance_after", "create_time", b"create_time", "entry_id", b"entry_id", "kind", b"kind", "reference_id", b"reference_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -588,16 +776,21 @@ Global___LedgerEntry: _TypeAlias = LedgerEntry  # noqa: Y015
 
 @_typing.final
 class GetAccountRequest(_message.Message):
-    """GetAccount's input (empty: the account is the caller's)."""
+    """GetAccount's input."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account to show; empty for the caller's default account."""
     def __init__(
         self,
+        *,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -634,16 +827,20 @@ class DepositRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AMOUNT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     amount: _builtins.str
     """USD, > 0, at most 2 decimals, at most 1,000,000 per deposit."""
+    account_id: _builtins.str
+    """The account to credit; empty for the caller's default account."""
     def __init__(
         self,
         *,
         amount: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -686,16 +883,20 @@ class SetLeverageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LEVERAGE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     leverage: _builtins.int
     """1 to 2000 (1:1 to 1:2000); each instrument caps it further."""
+    account_id: _builtins.str
+    """The account to act on; empty for the caller's default account."""
     def __init__(
         self,
         *,
         leverage: _builtins.int = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leverage", b"leverage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "leverage", b"leverage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -742,6 +943,8 @@ class PlaceOrderRequest(_message.Message):
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD"."""
     side: Global___OrderSide.ValueType
@@ -764,6 +967,12 @@ class PlaceOrderRequest(_message.Message):
     """Optional take-profit: above the entry for BUY, below for SELL."""
     client_order_id: _builtins.str
     """Optional idempotency key, unique per account: 1 to 64 of [A-Za-z0-9_.:-]."""
+    account_id: _builtins.str
+    """The account to trade on; empty for the caller's default account."""
+    trailing_stop: _builtins.str
+    """Optional trailing-stop distance for the position, in price units (> 0): the stop-loss
+    follows the price at this distance, only ever in the position's favour.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """Pending orders only: when the order lapses; absent means good-till-cancelled."""
@@ -782,10 +991,12 @@ class PlaceOrderRequest(_message.Message):
         take_profit: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        account_id: _builtins.str = ...,
+        trailing_stop: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_time", b"expire_time", "leverage", b"leverage", "margin", b"margin", "price", b"price", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "type", b"type", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "client_order_id", b"client_order_id", "expire_time", b"expire_time", "leverage", b"leverage", "margin", b"margin", "price", b"price", "side", b"side", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_stop", b"trailing_stop", "type", b"type", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -829,19 +1040,23 @@ class ListOrdersRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 1 to 500, default 50 (0 means the default)."""
     page_token: _builtins.str
     """From a previous response's next_page_token; empty for the first page."""
+    account_id: _builtins.str
+    """The account to list; empty for the caller's default account."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -882,16 +1097,20 @@ class CancelOrderRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDER_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """The pending order to cancel; at most 64 characters."""
+    account_id: _builtins.str
+    """The account the order is on; empty for the caller's default account."""
     def __init__(
         self,
         *,
         order_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "order_id", b"order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -929,19 +1148,23 @@ class ListPositionsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size: 1 to 500, default 50 (0 means the default)."""
     page_token: _builtins.str
     """From a previous response's next_page_token; empty for the first page."""
+    account_id: _builtins.str
+    """The account to list; empty for the caller's default account."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -984,22 +1207,30 @@ class ModifyPositionRequest(_message.Message):
     POSITION_ID_FIELD_NUMBER: _builtins.int
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    TRAILING_STOP_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
     """The open position to change; at most 64 characters."""
     stop_loss: _builtins.str
     """New stop-loss; empty removes it."""
     take_profit: _builtins.str
     """New take-profit; empty removes it."""
+    account_id: _builtins.str
+    """The account the position is on; empty for the caller's default account."""
+    trailing_stop: _builtins.str
+    """New trailing-stop distance in price units (> 0); empty removes it."""
     def __init__(
         self,
         *,
         position_id: _builtins.str = ...,
         stop_loss: _builtins.str = ...,
         take_profit: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        trailing_stop: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["position_id", b"position_id", "stop_loss", b"stop_loss", "take_profit", b"take_profit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "position_id", b"position_id", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_stop", b"trailing_stop"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1037,19 +1268,23 @@ class ClosePositionRequest(_message.Message):
 
     POSITION_ID_FIELD_NUMBER: _builtins.int
     VOLUME_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
     """The open position to close; at most 64 characters."""
     volume: _builtins.str
     """Lots to close; empty closes all of it."""
+    account_id: _builtins.str
+    """The account the position is on; empty for the caller's default account."""
     def __init__(
         self,
         *,
         position_id: _builtins.str = ...,
         volume: _builtins.str = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["position_id", b"position_id", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "position_id", b"position_id", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1100,22 +1335,38 @@ class ListTradesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     SYMBOL_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """1 to 500, default 50."""
     page_token: _builtins.str
     """From a previous response's next_page_token."""
     symbol: _builtins.str
     """Only trades of this symbol."""
+    account_id: _builtins.str
+    """The account to list; empty for the caller's default account."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only trades closed at or after this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only trades closed before this time."""
+
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         symbol: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time", "symbol", b"symbol"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1151,7 +1402,29 @@ Global___ListTradesResponse: _TypeAlias = ListTradesResponse  # noqa: Y015
 
 @_typing.final
 class StreamAccountRequest(_message.Message):
-    """StreamAccount's input (empty: the account is the caller's)."""
+    """StreamAccount's input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account to follow; empty for the caller's default account."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamAccountRequest: _TypeAlias = StreamAccountRequest  # noqa: Y015
+
+@_typing.final
+class ListAccountsRequest(_message.Message):
+    """ListAccounts's input (the accounts are the caller's)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1164,7 +1437,258 @@ class StreamAccountRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___StreamAccountRequest: _TypeAlias = StreamAccountRequest  # noqa: Y015
+Global___ListAccountsRequest: _TypeAlias = ListAccountsRequest  # noqa: Y015
+
+@_typing.final
+class ListAccountsResponse(_message.Message):
+    """ListAccounts's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def accounts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Account]:
+        """The caller's accounts, the default one first, computed from the latest quotes."""
+
+    def __init__(
+        self,
+        *,
+        accounts: _abc.Iterable[Global___Account] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountsResponse: _TypeAlias = ListAccountsResponse  # noqa: Y015
+
+@_typing.final
+class CreateAccountRequest(_message.Message):
+    """CreateAccount's input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LEVERAGE_FIELD_NUMBER: _builtins.int
+    SWAP_FREE_FIELD_NUMBER: _builtins.int
+    account_type: _builtins.str
+    """Account type name: "standard", "pro", "raw_spread" or "zero" (see ListAccountTypes)."""
+    kind: Global___AccountKind.ValueType
+    """DEMO (the default when unspecified) or REAL."""
+    leverage: _builtins.int
+    """Account leverage, 1 to 2000 capped by the account type; default: the platform's default."""
+    swap_free: _builtins.bool
+    """True for a swap-free account: no swaps are charged on its positions."""
+    def __init__(
+        self,
+        *,
+        account_type: _builtins.str = ...,
+        kind: Global___AccountKind.ValueType = ...,
+        leverage: _builtins.int = ...,
+        swap_free: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_type", b"account_type", "kind", b"kind", "leverage", b"leverage", "swap_free", b"swap_free"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAccountRequest: _TypeAlias = CreateAccountRequest  # noqa: Y015
+
+@_typing.final
+class CreateAccountResponse(_message.Message):
+    """CreateAccount's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account:
+        """The new account, with a zero balance."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAccountResponse: _TypeAlias = CreateAccountResponse  # noqa: Y015
+
+@_typing.final
+class ListAccountTypesRequest(_message.Message):
+    """ListAccountTypes's input (empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountTypesRequest: _TypeAlias = ListAccountTypesRequest  # noqa: Y015
+
+@_typing.final
+class ListAccountTypesResponse(_message.Message):
+    """ListAccountTypes's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_TYPES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account_types(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountType]:
+        """Every account type, Standard first."""
+
+    def __init__(
+        self,
+        *,
+        account_types: _abc.Iterable[Global___AccountType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_types", b"account_types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccountTypesResponse: _TypeAlias = ListAccountTypesResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawRequest(_message.Message):
+    """Withdraw's input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    amount: _builtins.str
+    """USD, > 0, at most 2 decimals; at most the free margin."""
+    account_id: _builtins.str
+    """The account to debit; empty for the caller's default account."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawRequest: _TypeAlias = WithdrawRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawResponse(_message.Message):
+    """Withdraw's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___Account:
+        """The account after the withdrawal."""
+
+    @_builtins.property
+    def entry(self) -> Global___LedgerEntry:
+        """The ledger entry that booked it."""
+
+    def __init__(
+        self,
+        *,
+        account: Global___Account | None = ...,
+        entry: Global___LedgerEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "entry", b"entry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawResponse: _TypeAlias = WithdrawResponse  # noqa: Y015
+
+@_typing.final
+class ListTransactionsRequest(_message.Message):
+    """ListTransactions's input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1 to 500, default 50 (0 means the default)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token; empty for the first page."""
+    account_id: _builtins.str
+    """The account to list; empty for the caller's default account."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Only operations booked at or after this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Only operations booked before this time."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransactionsRequest: _TypeAlias = ListTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class ListTransactionsResponse(_message.Message):
+    """ListTransactions's result: one page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LedgerEntry]:
+        """Balance operations, newest first; at most page_size of them. Each carries the balance
+        after it.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LedgerEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransactionsResponse: _TypeAlias = ListTransactionsResponse  # noqa: Y015
 
 @_typing.final
 class StreamAccountResponse(_message.Message):

@@ -26,19 +26,27 @@ if _version_not_supported:
 
 
 class TradingServiceStub:
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     def __init__(self, channel):
@@ -52,10 +60,30 @@ class TradingServiceStub:
                 request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.GetAccountRequest.SerializeToString,
                 response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.GetAccountResponse.FromString,
                 _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/exness.trading.v1.TradingService/ListAccounts',
+                request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
+        self.CreateAccount = channel.unary_unary(
+                '/exness.trading.v1.TradingService/CreateAccount',
+                request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountRequest.SerializeToString,
+                response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountResponse.FromString,
+                _registered_method=True)
+        self.ListAccountTypes = channel.unary_unary(
+                '/exness.trading.v1.TradingService/ListAccountTypes',
+                request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesRequest.SerializeToString,
+                response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesResponse.FromString,
+                _registered_method=True)
         self.Deposit = channel.unary_unary(
                 '/exness.trading.v1.TradingService/Deposit',
                 request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.DepositRequest.SerializeToString,
                 response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.DepositResponse.FromString,
+                _registered_method=True)
+        self.Withdraw = channel.unary_unary(
+                '/exness.trading.v1.TradingService/Withdraw',
+                request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawRequest.SerializeToString,
+                response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawResponse.FromString,
                 _registered_method=True)
         self.SetLeverage = channel.unary_unary(
                 '/exness.trading.v1.TradingService/SetLeverage',
@@ -97,6 +125,11 @@ class TradingServiceStub:
                 request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesRequest.SerializeToString,
                 response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesResponse.FromString,
                 _registered_method=True)
+        self.ListTransactions = channel.unary_unary(
+                '/exness.trading.v1.TradingService/ListTransactions',
+                request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsRequest.SerializeToString,
+                response_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsResponse.FromString,
+                _registered_method=True)
         self.StreamAccount = channel.unary_stream(
                 '/exness.trading.v1.TradingService/StreamAccount',
                 request_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.StreamAccountRequest.SerializeToString,
@@ -105,25 +138,59 @@ class TradingServiceStub:
 
 
 class TradingServiceServicer:
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     def GetAccount(self, request, context):
         """Returns the account with balance, equity, margin, free margin and margin level computed
         from current quotes.
         Errors: UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """Lists the caller's trading accounts, the default one first, then oldest first.
+        Errors: UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAccount(self, request, context):
+        """Opens another trading account for the caller, of the given type and kind, with a zero
+        balance.
+        Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+        (ACCOUNT_LIMIT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccountTypes(self, request, context):
+        """Lists the account types with their trading conditions (spread markup and commission per
+        instrument, margin call and stop-out levels, maximum leverage).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,10 +204,22 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Withdraw(self, request, context):
+        """Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+        margin.
+        Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+        (INSUFFICIENT_FREE_MARGIN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetLeverage(self, request, context):
-        """Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-        orders use min(account leverage, instrument max leverage).
-        Errors: INVALID_ARGUMENT (out of range).
+        """Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+        (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+        Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+        INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+        need more margin than the equity).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,8 +235,9 @@ class TradingServiceServicer:
         the same request returns the first result instead of placing a second order.
 
         Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-        STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+        (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+        (NO_QUOTE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -186,8 +266,8 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ModifyPosition(self, request, context):
-        """Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-        removes the level).
+        """Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+        empty string removes the level).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
         the wrong side of the current quote).
         """
@@ -198,7 +278,7 @@ class TradingServiceServicer:
     def ClosePosition(self, request, context):
         """Closes a position at the current quote, whole or in part (`volume`).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +286,15 @@ class TradingServiceServicer:
 
     def ListTrades(self, request, context):
         """Lists closed trades (whole or partial closes), newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTransactions(self, request, context):
+        """Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+        swaps, negative-balance compensation) with the balance after each, newest first, a page at
+        a time, optionally within a time window.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,10 +318,30 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.GetAccountRequest.FromString,
                     response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.GetAccountResponse.SerializeToString,
             ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsRequest.FromString,
+                    response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'CreateAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccount,
+                    request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountRequest.FromString,
+                    response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountResponse.SerializeToString,
+            ),
+            'ListAccountTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccountTypes,
+                    request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesRequest.FromString,
+                    response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesResponse.SerializeToString,
+            ),
             'Deposit': grpc.unary_unary_rpc_method_handler(
                     servicer.Deposit,
                     request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.DepositRequest.FromString,
                     response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.DepositResponse.SerializeToString,
+            ),
+            'Withdraw': grpc.unary_unary_rpc_method_handler(
+                    servicer.Withdraw,
+                    request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawRequest.FromString,
+                    response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawResponse.SerializeToString,
             ),
             'SetLeverage': grpc.unary_unary_rpc_method_handler(
                     servicer.SetLeverage,
@@ -274,6 +383,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesRequest.FromString,
                     response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesResponse.SerializeToString,
             ),
+            'ListTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransactions,
+                    request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsRequest.FromString,
+                    response_serializer=exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsResponse.SerializeToString,
+            ),
             'StreamAccount': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamAccount,
                     request_deserializer=exness_dot_trading_dot_v1_dot_trading__pb2.StreamAccountRequest.FromString,
@@ -288,19 +402,27 @@ def add_TradingServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TradingService:
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     @staticmethod
@@ -331,6 +453,87 @@ class TradingService:
             _registered_method=True)
 
     @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exness.trading.v1.TradingService/ListAccounts',
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsRequest.SerializeToString,
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exness.trading.v1.TradingService/CreateAccount',
+            exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountRequest.SerializeToString,
+            exness_dot_trading_dot_v1_dot_trading__pb2.CreateAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccountTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exness.trading.v1.TradingService/ListAccountTypes',
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesRequest.SerializeToString,
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListAccountTypesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Deposit(request,
             target,
             options=(),
@@ -347,6 +550,33 @@ class TradingService:
             '/exness.trading.v1.TradingService/Deposit',
             exness_dot_trading_dot_v1_dot_trading__pb2.DepositRequest.SerializeToString,
             exness_dot_trading_dot_v1_dot_trading__pb2.DepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Withdraw(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exness.trading.v1.TradingService/Withdraw',
+            exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawRequest.SerializeToString,
+            exness_dot_trading_dot_v1_dot_trading__pb2.WithdrawResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -563,6 +793,33 @@ class TradingService:
             '/exness.trading.v1.TradingService/ListTrades',
             exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesRequest.SerializeToString,
             exness_dot_trading_dot_v1_dot_trading__pb2.ListTradesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/exness.trading.v1.TradingService/ListTransactions',
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsRequest.SerializeToString,
+            exness_dot_trading_dot_v1_dot_trading__pb2.ListTransactionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,19 +27,27 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TradingServiceStub:
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     @_typing.overload
@@ -51,14 +59,36 @@ class TradingServiceStub:
     from current quotes.
     Errors: UNAUTHENTICATED.
     """
+    ListAccounts: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListAccountsRequest, _trading_pb2.ListAccountsResponse]
+    """Lists the caller's trading accounts, the default one first, then oldest first.
+    Errors: UNAUTHENTICATED.
+    """
+    CreateAccount: _grpc.UnaryUnaryMultiCallable[_trading_pb2.CreateAccountRequest, _trading_pb2.CreateAccountResponse]
+    """Opens another trading account for the caller, of the given type and kind, with a zero
+    balance.
+    Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+    (ACCOUNT_LIMIT).
+    """
+    ListAccountTypes: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListAccountTypesRequest, _trading_pb2.ListAccountTypesResponse]
+    """Lists the account types with their trading conditions (spread markup and commission per
+    instrument, margin call and stop-out levels, maximum leverage).
+    """
     Deposit: _grpc.UnaryUnaryMultiCallable[_trading_pb2.DepositRequest, _trading_pb2.DepositResponse]
     """Adds demo funds to the balance (a ledger entry of kind DEPOSIT).
     Errors: INVALID_ARGUMENT (amount not positive, over 1,000,000 or more than 2 decimals).
     """
+    Withdraw: _grpc.UnaryUnaryMultiCallable[_trading_pb2.WithdrawRequest, _trading_pb2.WithdrawResponse]
+    """Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+    margin.
+    Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+    (INSUFFICIENT_FREE_MARGIN).
+    """
     SetLeverage: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SetLeverageRequest, _trading_pb2.SetLeverageResponse]
-    """Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-    orders use min(account leverage, instrument max leverage).
-    Errors: INVALID_ARGUMENT (out of range).
+    """Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+    (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+    Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+    INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+    need more margin than the equity).
     """
     PlaceOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]
     """Places a market order (filled at once at the current quote) or a pending LIMIT/STOP order
@@ -70,8 +100,9 @@ class TradingServiceStub:
     the same request returns the first result instead of placing a second order.
 
     Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-    INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-    STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+    INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+    (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+    (NO_QUOTE).
     """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListOrdersRequest, _trading_pb2.ListOrdersResponse]
     """Lists the account's pending orders, newest first."""
@@ -82,18 +113,23 @@ class TradingServiceStub:
     ListPositions: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListPositionsRequest, _trading_pb2.ListPositionsResponse]
     """Lists the account's open positions with their floating P&L, newest first."""
     ModifyPosition: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ModifyPositionRequest, _trading_pb2.ModifyPositionResponse]
-    """Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-    removes the level).
+    """Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+    empty string removes the level).
     Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
     the wrong side of the current quote).
     """
     ClosePosition: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ClosePositionRequest, _trading_pb2.ClosePositionResponse]
     """Closes a position at the current quote, whole or in part (`volume`).
     Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-    volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+    volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
     """
     ListTrades: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListTradesRequest, _trading_pb2.ListTradesResponse]
     """Lists closed trades (whole or partial closes), newest first, a page at a time."""
+    ListTransactions: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListTransactionsRequest, _trading_pb2.ListTransactionsResponse]
+    """Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+    swaps, negative-balance compensation) with the balance after each, newest first, a page at
+    a time, optionally within a time window.
+    """
     StreamAccount: _grpc.UnaryStreamMultiCallable[_trading_pb2.StreamAccountRequest, _trading_pb2.StreamAccountResponse]
     """Streams the caller's account events: first an ACCOUNT_SNAPSHOT, then every order, position,
     balance and margin event as it is committed. Each event has the account's journal sequence;
@@ -103,19 +139,27 @@ class TradingServiceStub:
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -124,14 +168,36 @@ class TradingServiceAsyncStub(TradingServiceStub):
     from current quotes.
     Errors: UNAUTHENTICATED.
     """
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListAccountsRequest, _trading_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    """Lists the caller's trading accounts, the default one first, then oldest first.
+    Errors: UNAUTHENTICATED.
+    """
+    CreateAccount: _aio.UnaryUnaryMultiCallable[_trading_pb2.CreateAccountRequest, _trading_pb2.CreateAccountResponse]  # type: ignore[assignment]
+    """Opens another trading account for the caller, of the given type and kind, with a zero
+    balance.
+    Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+    (ACCOUNT_LIMIT).
+    """
+    ListAccountTypes: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListAccountTypesRequest, _trading_pb2.ListAccountTypesResponse]  # type: ignore[assignment]
+    """Lists the account types with their trading conditions (spread markup and commission per
+    instrument, margin call and stop-out levels, maximum leverage).
+    """
     Deposit: _aio.UnaryUnaryMultiCallable[_trading_pb2.DepositRequest, _trading_pb2.DepositResponse]  # type: ignore[assignment]
     """Adds demo funds to the balance (a ledger entry of kind DEPOSIT).
     Errors: INVALID_ARGUMENT (amount not positive, over 1,000,000 or more than 2 decimals).
     """
+    Withdraw: _aio.UnaryUnaryMultiCallable[_trading_pb2.WithdrawRequest, _trading_pb2.WithdrawResponse]  # type: ignore[assignment]
+    """Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+    margin.
+    Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+    (INSUFFICIENT_FREE_MARGIN).
+    """
     SetLeverage: _aio.UnaryUnaryMultiCallable[_trading_pb2.SetLeverageRequest, _trading_pb2.SetLeverageResponse]  # type: ignore[assignment]
-    """Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-    orders use min(account leverage, instrument max leverage).
-    Errors: INVALID_ARGUMENT (out of range).
+    """Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+    (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+    Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+    INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+    need more margin than the equity).
     """
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.PlaceOrderRequest, _trading_pb2.PlaceOrderResponse]  # type: ignore[assignment]
     """Places a market order (filled at once at the current quote) or a pending LIMIT/STOP order
@@ -143,8 +209,9 @@ class TradingServiceAsyncStub(TradingServiceStub):
     the same request returns the first result instead of placing a second order.
 
     Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-    INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-    STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+    INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+    (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+    (NO_QUOTE).
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListOrdersRequest, _trading_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists the account's pending orders, newest first."""
@@ -155,18 +222,23 @@ class TradingServiceAsyncStub(TradingServiceStub):
     ListPositions: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListPositionsRequest, _trading_pb2.ListPositionsResponse]  # type: ignore[assignment]
     """Lists the account's open positions with their floating P&L, newest first."""
     ModifyPosition: _aio.UnaryUnaryMultiCallable[_trading_pb2.ModifyPositionRequest, _trading_pb2.ModifyPositionResponse]  # type: ignore[assignment]
-    """Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-    removes the level).
+    """Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+    empty string removes the level).
     Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
     the wrong side of the current quote).
     """
     ClosePosition: _aio.UnaryUnaryMultiCallable[_trading_pb2.ClosePositionRequest, _trading_pb2.ClosePositionResponse]  # type: ignore[assignment]
     """Closes a position at the current quote, whole or in part (`volume`).
     Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-    volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+    volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
     """
     ListTrades: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListTradesRequest, _trading_pb2.ListTradesResponse]  # type: ignore[assignment]
     """Lists closed trades (whole or partial closes), newest first, a page at a time."""
+    ListTransactions: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListTransactionsRequest, _trading_pb2.ListTransactionsResponse]  # type: ignore[assignment]
+    """Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+    swaps, negative-balance compensation) with the balance after each, newest first, a page at
+    a time, optionally within a time window.
+    """
     StreamAccount: _aio.UnaryStreamMultiCallable[_trading_pb2.StreamAccountRequest, _trading_pb2.StreamAccountResponse]  # type: ignore[assignment]
     """Streams the caller's account events: first an ACCOUNT_SNAPSHOT, then every order, position,
     balance and margin event as it is committed. Each event has the account's journal sequence;
@@ -175,19 +247,27 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The trading engine: the caller's account, orders and positions.
+    """The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     @_abc_1.abstractmethod
@@ -202,6 +282,38 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def ListAccounts(
+        self,
+        request: _trading_pb2.ListAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListAccountsResponse, _abc.Awaitable[_trading_pb2.ListAccountsResponse]]:
+        """Lists the caller's trading accounts, the default one first, then oldest first.
+        Errors: UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateAccount(
+        self,
+        request: _trading_pb2.CreateAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.CreateAccountResponse, _abc.Awaitable[_trading_pb2.CreateAccountResponse]]:
+        """Opens another trading account for the caller, of the given type and kind, with a zero
+        balance.
+        Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+        (ACCOUNT_LIMIT).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccountTypes(
+        self,
+        request: _trading_pb2.ListAccountTypesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListAccountTypesResponse, _abc.Awaitable[_trading_pb2.ListAccountTypesResponse]]:
+        """Lists the account types with their trading conditions (spread markup and commission per
+        instrument, margin call and stop-out levels, maximum leverage).
+        """
+
+    @_abc_1.abstractmethod
     def Deposit(
         self,
         request: _trading_pb2.DepositRequest,
@@ -212,14 +324,28 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def Withdraw(
+        self,
+        request: _trading_pb2.WithdrawRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.WithdrawResponse, _abc.Awaitable[_trading_pb2.WithdrawResponse]]:
+        """Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+        margin.
+        Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+        (INSUFFICIENT_FREE_MARGIN).
+        """
+
+    @_abc_1.abstractmethod
     def SetLeverage(
         self,
         request: _trading_pb2.SetLeverageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.SetLeverageResponse, _abc.Awaitable[_trading_pb2.SetLeverageResponse]]:
-        """Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-        orders use min(account leverage, instrument max leverage).
-        Errors: INVALID_ARGUMENT (out of range).
+        """Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+        (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+        Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+        INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+        need more margin than the equity).
         """
 
     @_abc_1.abstractmethod
@@ -237,8 +363,9 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         the same request returns the first result instead of placing a second order.
 
         Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-        STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+        (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+        (NO_QUOTE).
         """
 
     @_abc_1.abstractmethod
@@ -273,8 +400,8 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.ModifyPositionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.ModifyPositionResponse, _abc.Awaitable[_trading_pb2.ModifyPositionResponse]]:
-        """Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-        removes the level).
+        """Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+        empty string removes the level).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
         the wrong side of the current quote).
         """
@@ -287,7 +414,7 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_trading_pb2.ClosePositionResponse, _abc.Awaitable[_trading_pb2.ClosePositionResponse]]:
         """Closes a position at the current quote, whole or in part (`volume`).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
         """
 
     @_abc_1.abstractmethod
@@ -297,6 +424,17 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.ListTradesResponse, _abc.Awaitable[_trading_pb2.ListTradesResponse]]:
         """Lists closed trades (whole or partial closes), newest first, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def ListTransactions(
+        self,
+        request: _trading_pb2.ListTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListTransactionsResponse, _abc.Awaitable[_trading_pb2.ListTransactionsResponse]]:
+        """Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+        swaps, negative-balance compensation) with the balance after each, newest first, a page at
+        a time, optionally within a time window.
+        """
 
     @_abc_1.abstractmethod
     def StreamAccount(

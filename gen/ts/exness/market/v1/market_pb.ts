@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/market/v1/market.proto.
  */
 export const file_exness_market_v1_market: GenFile = /*@__PURE__*/
-  fileDesc("Ch1leG5lc3MvbWFya2V0L3YxL21hcmtldC5wcm90bxIQZXhuZXNzLm1hcmtldC52MSKaAgoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSNgoIY2F0ZWdvcnkYAyABKA4yJC5leG5lc3MubWFya2V0LnYxLkluc3RydW1lbnRDYXRlZ29yeRIWCg5wcmljZV9kZWNpbWFscxgEIAEoBRIVCg1jb250cmFjdF9zaXplGAUgASgJEhIKCnZvbHVtZV9taW4YBiABKAkSEwoLdm9sdW1lX3N0ZXAYByABKAkSEgoKdm9sdW1lX21heBgIIAEoCRIUCgxtYXhfbGV2ZXJhZ2UYCSABKAUSFQoNc3ByZWFkX21hcmt1cBgKIAEoCRIWCg5xdW90ZV9jdXJyZW5jeRgLIAEoCSJqCgVRdW90ZRIOCgZzeW1ib2wYASABKAkSCwoDYmlkGAIgASgJEgsKA2FzaxgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGFsZRgFIAEoCCKTAQoGQ2FuZGxlEi0KCW9wZW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgCIAEoCRIMCgRoaWdoGAMgASgJEgsKA2xvdxgEIAEoCRINCgVjbG9zZRgFIAEoCRISCgp0aWNrX2NvdW50GAYgASgDEg4KBmNsb3NlZBgHIAEoCCIYChZMaXN0SW5zdHJ1bWVudHNSZXF1ZXN0IkwKF0xpc3RJbnN0cnVtZW50c1Jlc3BvbnNlEjEKC2luc3RydW1lbnRzGAEgAygLMhwuZXhuZXNzLm1hcmtldC52MS5JbnN0cnVtZW50IjsKD0dldFF1b3RlUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezIsMjB9JCI6ChBHZXRRdW90ZVJlc3BvbnNlEiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZSLzAQoRR2V0Q2FuZGxlc1JlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSPAoIaW50ZXJ2YWwYAiABKA4yIC5leG5lc3MubWFya2V0LnYxLkNhbmRsZUludGVydmFsQgiq1BgECAFIARIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoFbGltaXQYBSABKAVCCarUGAUwAUCIJyKDAQoSR2V0Q2FuZGxlc1Jlc3BvbnNlEg4KBnN5bWJvbBgBIAEoCRIyCghpbnRlcnZhbBgCIAEoDjIgLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlSW50ZXJ2YWwSKQoHY2FuZGxlcxgDIAMoCzIYLmV4bmVzcy5tYXJrZXQudjEuQ2FuZGxlIkIKE1N0cmVhbVF1b3Rlc1JlcXVlc3QSKwoHc3ltYm9scxgBIAMoCUIaqtQYFggBUDJaEF5bQS1aMC05XXsyLDIwfSQiPgoUU3RyZWFtUXVvdGVzUmVzcG9uc2USJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlImMKFFB1Ymxpc2hRdW90ZXNSZXF1ZXN0EiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZRIOCgZzb3VyY2UYAiABKAkSEwoLdHJhY2VwYXJlbnQYAyABKAkiowEKFVB1Ymxpc2hRdW90ZXNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoAxJHCghyZWplY3RlZBgCIAMoCzI1LmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlLlJlamVjdGVkRW50cnkaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBInYKClF1b3RlRXZlbnQSJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlEg4KBnNvdXJjZRgCIAEoCRIwCgxwdWJsaXNoX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKpcBChJJbnN0cnVtZW50Q2F0ZWdvcnkSIwofSU5TVFJVTUVOVF9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh4KGklOU1RSVU1FTlRfQ0FURUdPUllfQ1JZUFRPEAESHQoZSU5TVFJVTUVOVF9DQVRFR09SWV9GT1JFWBACEh0KGUlOU1RSVU1FTlRfQ0FURUdPUllfTUVUQUwQAyrCAQoOQ2FuZGxlSW50ZXJ2YWwSHwobQ0FORExFX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASFgoSQ0FORExFX0lOVEVSVkFMXzFNEAESFgoSQ0FORExFX0lOVEVSVkFMXzVNEAISFwoTQ0FORExFX0lOVEVSVkFMXzE1TRADEhYKEkNBTkRMRV9JTlRFUlZBTF8xSBAEEhYKEkNBTkRMRV9JTlRFUlZBTF80SBAFEhYKEkNBTkRMRV9JTlRFUlZBTF8xRBAGMvIEChFNYXJrZXREYXRhU2VydmljZRKDAQoPTGlzdEluc3RydW1lbnRzEiguZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXF1ZXN0GikuZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXNwb25zZSIbsNQYAYLT5JMCERIPL3YxL2luc3RydW1lbnRzEnIKCEdldFF1b3RlEiEuZXhuZXNzLm1hcmtldC52MS5HZXRRdW90ZVJlcXVlc3QaIi5leG5lc3MubWFya2V0LnYxLkdldFF1b3RlUmVzcG9uc2UiH7DUGAGC0+STAhUSEy92MS9xdW90ZXMve3N5bWJvbH0SeQoKR2V0Q2FuZGxlcxIjLmV4bmVzcy5tYXJrZXQudjEuR2V0Q2FuZGxlc1JlcXVlc3QaJC5leG5lc3MubWFya2V0LnYxLkdldENhbmRsZXNSZXNwb25zZSIgsNQYAYLT5JMCFhIUL3YxL2NhbmRsZXMve3N5bWJvbH0SfgoMU3RyZWFtUXVvdGVzEiUuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXF1ZXN0GiYuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXNwb25zZSIdsNQYAYLT5JMCExIRL3YxL3F1b3RlczpzdHJlYW0wARJoCg1QdWJsaXNoUXVvdGVzEiYuZXhuZXNzLm1hcmtldC52MS5QdWJsaXNoUXVvdGVzUmVxdWVzdBonLmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlIgSw1BgDKAFCowEKFGNvbS5leG5lc3MubWFya2V0LnYxQgtNYXJrZXRQcm90b1ABWjVleG5lc3MuZGV2L2NvbnRyYWN0cy9nZW4vZ28vZXhuZXNzL21hcmtldC92MTttYXJrZXR2MaICA0VYTaoCEEV4bmVzcy5NYXJrZXQuVjG6AgNFWE3KAhBFeG5lc3NcTWFya2V0XFYx6gISRXhuZXNzOjpNYXJrZXQ6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch1leG5lc3MvbWFya2V0L3YxL21hcmtldC5wcm90bxIQZXhuZXNzLm1hcmtldC52MSLBAwoKSW5zdHJ1bWVudBIOCgZzeW1ib2wYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSNgoIY2F0ZWdvcnkYAyABKA4yJC5leG5lc3MubWFya2V0LnYxLkluc3RydW1lbnRDYXRlZ29yeRIWCg5wcmljZV9kZWNpbWFscxgEIAEoBRIVCg1jb250cmFjdF9zaXplGAUgASgJEhIKCnZvbHVtZV9taW4YBiABKAkSEwoLdm9sdW1lX3N0ZXAYByABKAkSEgoKdm9sdW1lX21heBgIIAEoCRIUCgxtYXhfbGV2ZXJhZ2UYCSABKAUSFQoNc3ByZWFkX21hcmt1cBgKIAEoCRIWCg5xdW90ZV9jdXJyZW5jeRgLIAEoCRItCglzd2FwX3R5cGUYDCABKA4yGi5leG5lc3MubWFya2V0LnYxLlN3YXBUeXBlEhEKCXN3YXBfbG9uZxgNIAEoCRISCgpzd2FwX3Nob3J0GA4gASgJEhsKE3RyaXBsZV9zd2FwX3dlZWtkYXkYDyABKAUSMgoIc2Vzc2lvbnMYECADKAsyIC5leG5lc3MubWFya2V0LnYxLlRyYWRpbmdTZXNzaW9uImQKDlRyYWRpbmdTZXNzaW9uEhQKDG9wZW5fd2Vla2RheRgBIAEoBRIRCglvcGVuX3RpbWUYAiABKAkSFQoNY2xvc2Vfd2Vla2RheRgDIAEoBRISCgpjbG9zZV90aW1lGAQgASgJImoKBVF1b3RlEg4KBnN5bWJvbBgBIAEoCRILCgNiaWQYAiABKAkSCwoDYXNrGAMgASgJEigKBHRpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXN0YWxlGAUgASgIIpMBCgZDYW5kbGUSLQoJb3Blbl90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRvcGVuGAIgASgJEgwKBGhpZ2gYAyABKAkSCwoDbG93GAQgASgJEg0KBWNsb3NlGAUgASgJEhIKCnRpY2tfY291bnQYBiABKAMSDgoGY2xvc2VkGAcgASgIIhgKFkxpc3RJbnN0cnVtZW50c1JlcXVlc3QiTAoXTGlzdEluc3RydW1lbnRzUmVzcG9uc2USMQoLaW5zdHJ1bWVudHMYASADKAsyHC5leG5lc3MubWFya2V0LnYxLkluc3RydW1lbnQiZwoPR2V0UXVvdGVSZXF1ZXN0EigKBnN5bWJvbBgBIAEoCUIYqtQYFAgBIhBeW0EtWjAtOV17MiwyMH0kEioKDGFjY291bnRfdHlwZRgCIAEoCUIUqtQYECIOXlthLXpfXXsxLDMyfSQiOgoQR2V0UXVvdGVSZXNwb25zZRImCgVxdW90ZRgBIAEoCzIXLmV4bmVzcy5tYXJrZXQudjEuUXVvdGUi8wEKEUdldENhbmRsZXNSZXF1ZXN0EigKBnN5bWJvbBgBIAEoCUIYqtQYFAgBIhBeW0EtWjAtOV17MiwyMH0kEjwKCGludGVydmFsGAIgASgOMiAuZXhuZXNzLm1hcmtldC52MS5DYW5kbGVJbnRlcnZhbEIIqtQYBAgBSAESLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKBWxpbWl0GAUgASgFQgmq1BgFMAFAiCcigwEKEkdldENhbmRsZXNSZXNwb25zZRIOCgZzeW1ib2wYASABKAkSMgoIaW50ZXJ2YWwYAiABKA4yIC5leG5lc3MubWFya2V0LnYxLkNhbmRsZUludGVydmFsEikKB2NhbmRsZXMYAyADKAsyGC5leG5lc3MubWFya2V0LnYxLkNhbmRsZSJuChNTdHJlYW1RdW90ZXNSZXF1ZXN0EisKB3N5bWJvbHMYASADKAlCGqrUGBYIAVAyWhBeW0EtWjAtOV17MiwyMH0kEioKDGFjY291bnRfdHlwZRgCIAEoCUIUqtQYECIOXlthLXpfXXsxLDMyfSQiPgoUU3RyZWFtUXVvdGVzUmVzcG9uc2USJgoFcXVvdGUYASABKAsyFy5leG5lc3MubWFya2V0LnYxLlF1b3RlImMKFFB1Ymxpc2hRdW90ZXNSZXF1ZXN0EiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZRIOCgZzb3VyY2UYAiABKAkSEwoLdHJhY2VwYXJlbnQYAyABKAkiowEKFVB1Ymxpc2hRdW90ZXNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoAxJHCghyZWplY3RlZBgCIAMoCzI1LmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlLlJlamVjdGVkRW50cnkaLwoNUmVqZWN0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIo0BCgpRdW90ZUV2ZW50EiYKBXF1b3RlGAEgASgLMhcuZXhuZXNzLm1hcmtldC52MS5RdW90ZRIOCgZzb3VyY2UYAiABKAkSMAoMcHVibGlzaF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1zcHJlYWRfbWFya3VwGAQgASgJKpcBChJJbnN0cnVtZW50Q2F0ZWdvcnkSIwofSU5TVFJVTUVOVF9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh4KGklOU1RSVU1FTlRfQ0FURUdPUllfQ1JZUFRPEAESHQoZSU5TVFJVTUVOVF9DQVRFR09SWV9GT1JFWBACEh0KGUlOU1RSVU1FTlRfQ0FURUdPUllfTUVUQUwQAypbCghTd2FwVHlwZRIZChVTV0FQX1RZUEVfVU5TUEVDSUZJRUQQABIUChBTV0FQX1RZUEVfUE9JTlRTEAESHgoaU1dBUF9UWVBFX1BFUkNFTlRfUEVSX1lFQVIQAirCAQoOQ2FuZGxlSW50ZXJ2YWwSHwobQ0FORExFX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASFgoSQ0FORExFX0lOVEVSVkFMXzFNEAESFgoSQ0FORExFX0lOVEVSVkFMXzVNEAISFwoTQ0FORExFX0lOVEVSVkFMXzE1TRADEhYKEkNBTkRMRV9JTlRFUlZBTF8xSBAEEhYKEkNBTkRMRV9JTlRFUlZBTF80SBAFEhYKEkNBTkRMRV9JTlRFUlZBTF8xRBAGMvIEChFNYXJrZXREYXRhU2VydmljZRKDAQoPTGlzdEluc3RydW1lbnRzEiguZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXF1ZXN0GikuZXhuZXNzLm1hcmtldC52MS5MaXN0SW5zdHJ1bWVudHNSZXNwb25zZSIbsNQYAYLT5JMCERIPL3YxL2luc3RydW1lbnRzEnIKCEdldFF1b3RlEiEuZXhuZXNzLm1hcmtldC52MS5HZXRRdW90ZVJlcXVlc3QaIi5leG5lc3MubWFya2V0LnYxLkdldFF1b3RlUmVzcG9uc2UiH7DUGAGC0+STAhUSEy92MS9xdW90ZXMve3N5bWJvbH0SeQoKR2V0Q2FuZGxlcxIjLmV4bmVzcy5tYXJrZXQudjEuR2V0Q2FuZGxlc1JlcXVlc3QaJC5leG5lc3MubWFya2V0LnYxLkdldENhbmRsZXNSZXNwb25zZSIgsNQYAYLT5JMCFhIUL3YxL2NhbmRsZXMve3N5bWJvbH0SfgoMU3RyZWFtUXVvdGVzEiUuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXF1ZXN0GiYuZXhuZXNzLm1hcmtldC52MS5TdHJlYW1RdW90ZXNSZXNwb25zZSIdsNQYAYLT5JMCExIRL3YxL3F1b3RlczpzdHJlYW0wARJoCg1QdWJsaXNoUXVvdGVzEiYuZXhuZXNzLm1hcmtldC52MS5QdWJsaXNoUXVvdGVzUmVxdWVzdBonLmV4bmVzcy5tYXJrZXQudjEuUHVibGlzaFF1b3Rlc1Jlc3BvbnNlIgSw1BgDKAFCowEKFGNvbS5leG5lc3MubWFya2V0LnYxQgtNYXJrZXRQcm90b1ABWjVleG5lc3MuZGV2L2NvbnRyYWN0cy9nZW4vZ28vZXhuZXNzL21hcmtldC92MTttYXJrZXR2MaICA0VYTaoCEEV4bmVzcy5NYXJrZXQuVjG6AgNFWE3KAhBFeG5lc3NcTWFya2V0XFYx6gISRXhuZXNzOjpNYXJrZXQ6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A tradable instrument and its trading conditions.
@@ -100,6 +100,45 @@ export type Instrument = Message<"exness.market.v1.Instrument"> & {
    * @generated from field: string quote_currency = 11;
    */
   quoteCurrency: string;
+
+  /**
+   * How swap_long and swap_short are expressed.
+   *
+   * @generated from field: exness.market.v1.SwapType swap_type = 12;
+   */
+  swapType: SwapType;
+
+  /**
+   * Swap of a long (BUY) position per lot per day: in points (price_decimals' last digit) or in
+   * percent per year of the position's value, by swap_type (decimal string, either sign;
+   * negative is a charge).
+   *
+   * @generated from field: string swap_long = 13;
+   */
+  swapLong: string;
+
+  /**
+   * Swap of a short (SELL) position per lot per day, as swap_long.
+   *
+   * @generated from field: string swap_short = 14;
+   */
+  swapShort: string;
+
+  /**
+   * ISO weekday (1 Monday .. 7 Sunday) whose rollover charges three days of swap (covering the
+   * weekend); 0 when every rollover charges one day.
+   *
+   * @generated from field: int32 triple_swap_weekday = 15;
+   */
+  tripleSwapWeekday: number;
+
+  /**
+   * The weekly windows in which it trades (UTC), ordered by opening; empty means always open
+   * (crypto). Outside them orders and closes are refused with MARKET_CLOSED.
+   *
+   * @generated from field: repeated exness.market.v1.TradingSession sessions = 16;
+   */
+  sessions: TradingSession[];
 };
 
 /**
@@ -108,6 +147,48 @@ export type Instrument = Message<"exness.market.v1.Instrument"> & {
  */
 export const InstrumentSchema: GenMessage<Instrument> = /*@__PURE__*/
   messageDesc(file_exness_market_v1_market, 0);
+
+/**
+ * A weekly window in which an instrument trades, in UTC.
+ *
+ * @generated from message exness.market.v1.TradingSession
+ */
+export type TradingSession = Message<"exness.market.v1.TradingSession"> & {
+  /**
+   * ISO weekday it opens on: 1 Monday .. 7 Sunday.
+   *
+   * @generated from field: int32 open_weekday = 1;
+   */
+  openWeekday: number;
+
+  /**
+   * Time of day it opens, "HH:MM" (UTC, 24-hour).
+   *
+   * @generated from field: string open_time = 2;
+   */
+  openTime: string;
+
+  /**
+   * ISO weekday it closes on: 1 Monday .. 7 Sunday.
+   *
+   * @generated from field: int32 close_weekday = 3;
+   */
+  closeWeekday: number;
+
+  /**
+   * Time of day it closes, "HH:MM" (UTC, 24-hour); the close itself is outside the window.
+   *
+   * @generated from field: string close_time = 4;
+   */
+  closeTime: string;
+};
+
+/**
+ * Describes the message exness.market.v1.TradingSession.
+ * Use `create(TradingSessionSchema)` to create a new message.
+ */
+export const TradingSessionSchema: GenMessage<TradingSession> = /*@__PURE__*/
+  messageDesc(file_exness_market_v1_market, 1);
 
 /**
  * A two-sided price.
@@ -161,7 +242,7 @@ export type Quote = Message<"exness.market.v1.Quote"> & {
  * Use `create(QuoteSchema)` to create a new message.
  */
 export const QuoteSchema: GenMessage<Quote> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 1);
+  messageDesc(file_exness_market_v1_market, 2);
 
 /**
  * Open/high/low/close of the bid over one interval.
@@ -224,7 +305,7 @@ export type Candle = Message<"exness.market.v1.Candle"> & {
  * Use `create(CandleSchema)` to create a new message.
  */
 export const CandleSchema: GenMessage<Candle> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 2);
+  messageDesc(file_exness_market_v1_market, 3);
 
 /**
  * ListInstruments's input (empty).
@@ -239,7 +320,7 @@ export type ListInstrumentsRequest = Message<"exness.market.v1.ListInstrumentsRe
  * Use `create(ListInstrumentsRequestSchema)` to create a new message.
  */
 export const ListInstrumentsRequestSchema: GenMessage<ListInstrumentsRequest> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 3);
+  messageDesc(file_exness_market_v1_market, 4);
 
 /**
  * ListInstruments's result.
@@ -260,7 +341,7 @@ export type ListInstrumentsResponse = Message<"exness.market.v1.ListInstrumentsR
  * Use `create(ListInstrumentsResponseSchema)` to create a new message.
  */
 export const ListInstrumentsResponseSchema: GenMessage<ListInstrumentsResponse> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 4);
+  messageDesc(file_exness_market_v1_market, 5);
 
 /**
  * GetQuote's input.
@@ -274,6 +355,14 @@ export type GetQuoteRequest = Message<"exness.market.v1.GetQuoteRequest"> & {
    * @generated from field: string symbol = 1;
    */
   symbol: string;
+
+  /**
+   * Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+   * instrument's default markup (the Standard account's).
+   *
+   * @generated from field: string account_type = 2;
+   */
+  accountType: string;
 };
 
 /**
@@ -281,7 +370,7 @@ export type GetQuoteRequest = Message<"exness.market.v1.GetQuoteRequest"> & {
  * Use `create(GetQuoteRequestSchema)` to create a new message.
  */
 export const GetQuoteRequestSchema: GenMessage<GetQuoteRequest> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 5);
+  messageDesc(file_exness_market_v1_market, 6);
 
 /**
  * GetQuote's result.
@@ -302,7 +391,7 @@ export type GetQuoteResponse = Message<"exness.market.v1.GetQuoteResponse"> & {
  * Use `create(GetQuoteResponseSchema)` to create a new message.
  */
 export const GetQuoteResponseSchema: GenMessage<GetQuoteResponse> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 6);
+  messageDesc(file_exness_market_v1_market, 7);
 
 /**
  * GetCandles's input.
@@ -351,7 +440,7 @@ export type GetCandlesRequest = Message<"exness.market.v1.GetCandlesRequest"> & 
  * Use `create(GetCandlesRequestSchema)` to create a new message.
  */
 export const GetCandlesRequestSchema: GenMessage<GetCandlesRequest> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 7);
+  messageDesc(file_exness_market_v1_market, 8);
 
 /**
  * GetCandles's result.
@@ -386,7 +475,7 @@ export type GetCandlesResponse = Message<"exness.market.v1.GetCandlesResponse"> 
  * Use `create(GetCandlesResponseSchema)` to create a new message.
  */
 export const GetCandlesResponseSchema: GenMessage<GetCandlesResponse> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 8);
+  messageDesc(file_exness_market_v1_market, 9);
 
 /**
  * StreamQuotes's input.
@@ -400,6 +489,14 @@ export type StreamQuotesRequest = Message<"exness.market.v1.StreamQuotesRequest"
    * @generated from field: repeated string symbols = 1;
    */
   symbols: string[];
+
+  /**
+   * Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+   * instrument's default markup (the Standard account's).
+   *
+   * @generated from field: string account_type = 2;
+   */
+  accountType: string;
 };
 
 /**
@@ -407,7 +504,7 @@ export type StreamQuotesRequest = Message<"exness.market.v1.StreamQuotesRequest"
  * Use `create(StreamQuotesRequestSchema)` to create a new message.
  */
 export const StreamQuotesRequestSchema: GenMessage<StreamQuotesRequest> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 9);
+  messageDesc(file_exness_market_v1_market, 10);
 
 /**
  * One message of the StreamQuotes stream.
@@ -428,7 +525,7 @@ export type StreamQuotesResponse = Message<"exness.market.v1.StreamQuotesRespons
  * Use `create(StreamQuotesResponseSchema)` to create a new message.
  */
 export const StreamQuotesResponseSchema: GenMessage<StreamQuotesResponse> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 10);
+  messageDesc(file_exness_market_v1_market, 11);
 
 /**
  * One message of the PublishQuotes client stream.
@@ -465,7 +562,7 @@ export type PublishQuotesRequest = Message<"exness.market.v1.PublishQuotesReques
  * Use `create(PublishQuotesRequestSchema)` to create a new message.
  */
 export const PublishQuotesRequestSchema: GenMessage<PublishQuotesRequest> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 11);
+  messageDesc(file_exness_market_v1_market, 12);
 
 /**
  * PublishQuotes's result, when the feed closes its stream.
@@ -494,7 +591,7 @@ export type PublishQuotesResponse = Message<"exness.market.v1.PublishQuotesRespo
  * Use `create(PublishQuotesResponseSchema)` to create a new message.
  */
 export const PublishQuotesResponseSchema: GenMessage<PublishQuotesResponse> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 12);
+  messageDesc(file_exness_market_v1_market, 13);
 
 /**
  * Payload of Kafka topic `market.quotes` (key: symbol): a quote as clients see it, with markup.
@@ -522,6 +619,15 @@ export type QuoteEvent = Message<"exness.market.v1.QuoteEvent"> & {
    * @generated from field: google.protobuf.Timestamp publish_time = 3;
    */
   publishTime?: Timestamp | undefined;
+
+  /**
+   * The instrument's default spread markup the quote carries (price units, decimal string):
+   * an account type with another markup trades the quote moved by half the difference on each
+   * side, so consumers follow a markup the operators change without a restart.
+   *
+   * @generated from field: string spread_markup = 4;
+   */
+  spreadMarkup: string;
 };
 
 /**
@@ -529,7 +635,7 @@ export type QuoteEvent = Message<"exness.market.v1.QuoteEvent"> & {
  * Use `create(QuoteEventSchema)` to create a new message.
  */
 export const QuoteEventSchema: GenMessage<QuoteEvent> = /*@__PURE__*/
-  messageDesc(file_exness_market_v1_market, 13);
+  messageDesc(file_exness_market_v1_market, 14);
 
 /**
  * How an instrument is grouped for trading conditions.
@@ -571,6 +677,41 @@ export enum InstrumentCategory {
  */
 export const InstrumentCategorySchema: GenEnum<InstrumentCategory> = /*@__PURE__*/
   enumDesc(file_exness_market_v1_market, 0);
+
+/**
+ * How an instrument's swap rates are expressed.
+ *
+ * @generated from enum exness.market.v1.SwapType
+ */
+export enum SwapType {
+  /**
+   * No swaps are charged.
+   *
+   * @generated from enum value: SWAP_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Points per lot per day: one point is 10^-price_decimals of the price.
+   *
+   * @generated from enum value: SWAP_TYPE_POINTS = 1;
+   */
+  POINTS = 1,
+
+  /**
+   * Percent per year of the position's value (volume x contract size x price), charged 1/360
+   * per day.
+   *
+   * @generated from enum value: SWAP_TYPE_PERCENT_PER_YEAR = 2;
+   */
+  PERCENT_PER_YEAR = 2,
+}
+
+/**
+ * Describes the enum exness.market.v1.SwapType.
+ */
+export const SwapTypeSchema: GenEnum<SwapType> = /*@__PURE__*/
+  enumDesc(file_exness_market_v1_market, 1);
 
 /**
  * Candle width.
@@ -632,7 +773,7 @@ export enum CandleInterval {
  * Describes the enum exness.market.v1.CandleInterval.
  */
 export const CandleIntervalSchema: GenEnum<CandleInterval> = /*@__PURE__*/
-  enumDesc(file_exness_market_v1_market, 1);
+  enumDesc(file_exness_market_v1_market, 2);
 
 /**
  * Prices: the instruments the broker lists, their live bid/ask quotes (the exchange price plus

@@ -15,7 +15,99 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file exness/trading/v1/trading.proto.
  */
 export const file_exness_trading_v1_trading: GenFile = /*@__PURE__*/
-  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSL1AQoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJIvYDCgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AgoIUG9zaXRpb24SEwoLcG9zaXRpb25faWQYASABKAkSDgoGc3ltYm9sGAIgASgJEioKBHNpZGUYAyABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSDgoGdm9sdW1lGAQgASgJEhIKCm9wZW5fcHJpY2UYBSABKAkSFQoNY3VycmVudF9wcmljZRgGIAEoCRIRCglzdG9wX2xvc3MYByABKAkSEwoLdGFrZV9wcm9maXQYCCABKAkSEAoIbGV2ZXJhZ2UYCSABKAUSDgoGbWFyZ2luGAogASgJEhYKDnVucmVhbGl6ZWRfcG5sGAsgASgJEhAKCG9yZGVyX2lkGAwgASgJEi0KCW9wZW5fdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi4gIKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNsb3NlX25vdGUYDCABKAkivwEKC0xlZGdlckVudHJ5EhAKCGVudHJ5X2lkGAEgASgJEjAKBGtpbmQYAiABKA4yIi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeUtpbmQSDgoGYW1vdW50GAMgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBCABKAkSFAoMcmVmZXJlbmNlX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCITChFHZXRBY2NvdW50UmVxdWVzdCJBChJHZXRBY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQiMAoORGVwb3NpdFJlcXVlc3QSHgoGYW1vdW50GAEgASgJQg6q1BgKCAEqBggBGAIgCSJtCg9EZXBvc2l0UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQSLQoFZW50cnkYAiABKAsyHi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeSI1ChJTZXRMZXZlcmFnZVJlcXVlc3QSHwoIbGV2ZXJhZ2UYASABKAVCDarUGAkIATABOAFA0A8iQgoTU2V0TGV2ZXJhZ2VSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhouZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudCLOAwoRUGxhY2VPcmRlclJlcXVlc3QSKAoGc3ltYm9sGAEgASgJQhiq1BgUCAEiEF5bQS1aMC05XXsyLDIwfSQSNAoEc2lkZRgCIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyU2lkZUIIqtQYBAgBSAESNAoEdHlwZRgDIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZUIIqtQYBAgBSAESHAoGdm9sdW1lGAQgASgJQgyq1BgIKgYIARgIIBISHAoGbWFyZ2luGAUgASgJQgyq1BgIKgYIARgCIA4SGwoIbGV2ZXJhZ2UYBiABKAVCCarUGAUwAUDQDxIbCgVwcmljZRgHIAEoCUIMqtQYCCoGCAEYCCASEh8KCXN0b3BfbG9zcxgIIAEoCUIMqtQYCCoGCAEYCCASEiEKC3Rha2VfcHJvZml0GAkgASgJQgyq1BgIKgYIARgIIBISOAoPY2xpZW50X29yZGVyX2lkGAogASgJQh+q1BgbGEAiF15bQS1aYS16MC05Xy46LV17MSw2NH0kEi8KC2V4cGlyZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJQbGFjZU9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgCIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uIk4KEUxpc3RPcmRlcnNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAEiVwoSTGlzdE9yZGVyc1Jlc3BvbnNlEigKBm9yZGVycxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIwChJDYW5jZWxPcmRlclJlcXVlc3QSGgoIb3JkZXJfaWQYASABKAlCCKrUGAQIARhAIj4KE0NhbmNlbE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlciJRChRMaXN0UG9zaXRpb25zUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCarUGAUwAUD0AxIbCgpwYWdlX3Rva2VuGAIgASgJQgeq1BgDGIABImAKFUxpc3RQb3NpdGlvbnNSZXNwb25zZRIuCglwb3NpdGlvbnMYASADKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiegoVTW9kaWZ5UG9zaXRpb25SZXF1ZXN0Eh0KC3Bvc2l0aW9uX2lkGAEgASgJQgiq1BgECAEYQBIfCglzdG9wX2xvc3MYAiABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgDIAEoCUIMqtQYCCoGCAEYCCASIkcKFk1vZGlmeVBvc2l0aW9uUmVzcG9uc2USLQoIcG9zaXRpb24YASABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiJTChRDbG9zZVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHAoGdm9sdW1lGAIgASgJQgyq1BgIKgYIARgIIBIinAEKFUNsb3NlUG9zaXRpb25SZXNwb25zZRInCgV0cmFkZRgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEi0KCHBvc2l0aW9uGAIgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24SKwoHYWNjb3VudBgDIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQidgoRTGlzdFRyYWRlc1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgmq1BgFMAFA9AMSGwoKcGFnZV90b2tlbhgCIAEoCUIHqtQYAxiAARImCgZzeW1ib2wYAyABKAlCFqrUGBIiEF5bQS1aMC05XXsyLDIwfSQiVwoSTGlzdFRyYWRlc1Jlc3BvbnNlEigKBnRyYWRlcxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIWChRTdHJlYW1BY2NvdW50UmVxdWVzdCJHChVTdHJlYW1BY2NvdW50UmVzcG9uc2USLgoFZXZlbnQYASABKAsyHy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnQihgMKDEFjY291bnRFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxISCgphY2NvdW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSMQoEdHlwZRgEIAEoDjIjLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnRFdmVudFR5cGUSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoFb3JkZXIYBiABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchItCghwb3NpdGlvbhgHIAEoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEicKBXRyYWRlGAggASgLMhguZXhuZXNzLnRyYWRpbmcudjEuVHJhZGUSNAoMbGVkZ2VyX2VudHJ5GAkgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnkSKwoHYWNjb3VudBgKIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQqUAoJT3JkZXJTaWRlEhoKFk9SREVSX1NJREVfVU5TUEVDSUZJRUQQABISCg5PUkRFUl9TSURFX0JVWRABEhMKD09SREVSX1NJREVfU0VMTBACKmkKCU9yZGVyVHlwZRIaChZPUkRFUl9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRT1JERVJfVFlQRV9NQVJLRVQQARIUChBPUkRFUl9UWVBFX0xJTUlUEAISEwoPT1JERVJfVFlQRV9TVE9QEAMqrwEKC09yZGVyU3RhdHVzEhwKGE9SREVSX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFE9SREVSX1NUQVRVU19QRU5ESU5HEAESFwoTT1JERVJfU1RBVFVTX0ZJTExFRBACEhoKFk9SREVSX1NUQVRVU19DQU5DRUxMRUQQAxIZChVPUkRFUl9TVEFUVVNfUkVKRUNURUQQBBIYChRPUkRFUl9TVEFUVVNfRVhQSVJFRBAFKrQBCgtDbG9zZVJlYXNvbhIcChhDTE9TRV9SRUFTT05fVU5TUEVDSUZJRUQQABIXChNDTE9TRV9SRUFTT05fQ0xJRU5UEAESGgoWQ0xPU0VfUkVBU09OX1NUT1BfTE9TUxACEhwKGENMT1NFX1JFQVNPTl9UQUtFX1BST0ZJVBADEhkKFUNMT1NFX1JFQVNPTl9TVE9QX09VVBAEEhkKFUNMT1NFX1JFQVNPTl9PUEVSQVRPUhAFKqUBCg9MZWRnZXJFbnRyeUtpbmQSIQodTEVER0VSX0VOVFJZX0tJTkRfVU5TUEVDSUZJRUQQABIdChlMRURHRVJfRU5UUllfS0lORF9ERVBPU0lUEAESIgoeTEVER0VSX0VOVFJZX0tJTkRfUkVBTElaRURfUE5MEAISLAooTEVER0VSX0VOVFJZX0tJTkRfTkVHQVRJVkVfQkFMQU5DRV9SRVNFVBADKq4EChBBY2NvdW50RXZlbnRUeXBlEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI0FDQ09VTlRfRVZFTlRfVFlQRV9BQ0NPVU5UX1NOQVBTSE9UEAESIwofQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1BMQUNFRBACEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9GSUxMRUQQAxImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfQ0FOQ0VMTEVEEAQSJQohQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX1JFSkVDVEVEEAUSJAogQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0VYUElSRUQQBhImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfUE9TSVRJT05fT1BFTkVEEAcSKAokQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX01PRElGSUVEEAgSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX1BPU0lUSU9OX0NMT1NFRBAJEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9CQUxBTkNFX0NIQU5HRUQQChInCiNBQ0NPVU5UX0VWRU5UX1RZUEVfTEVWRVJBR0VfQ0hBTkdFRBALEiIKHkFDQ09VTlRfRVZFTlRfVFlQRV9NQVJHSU5fQ0FMTBAMEh8KG0FDQ09VTlRfRVZFTlRfVFlQRV9TVE9QX09VVBANMo8LCg5UcmFkaW5nU2VydmljZRJyCgpHZXRBY2NvdW50EiQuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5HZXRBY2NvdW50UmVzcG9uc2UiF7DUGAKC0+STAg0SCy92MS9hY2NvdW50EnQKB0RlcG9zaXQSIS5leG5lc3MudHJhZGluZy52MS5EZXBvc2l0UmVxdWVzdBoiLmV4bmVzcy50cmFkaW5nLnYxLkRlcG9zaXRSZXNwb25zZSIisNQYAoLT5JMCGDoBKiITL3YxL2FjY291bnQ6ZGVwb3NpdBKEAQoLU2V0TGV2ZXJhZ2USJS5leG5lc3MudHJhZGluZy52MS5TZXRMZXZlcmFnZVJlcXVlc3QaJi5leG5lc3MudHJhZGluZy52MS5TZXRMZXZlcmFnZVJlc3BvbnNlIiaw1BgCgtPkkwIcOgEqIhcvdjEvYWNjb3VudDpzZXRMZXZlcmFnZRJ0CgpQbGFjZU9yZGVyEiQuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5QbGFjZU9yZGVyUmVzcG9uc2UiGbDUGAKC0+STAg86ASoiCi92MS9vcmRlcnMScQoKTGlzdE9yZGVycxIkLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RPcmRlcnNSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuTGlzdE9yZGVyc1Jlc3BvbnNlIhaw1BgCgtPkkwIMEgovdjEvb3JkZXJzEn8KC0NhbmNlbE9yZGVyEiUuZXhuZXNzLnRyYWRpbmcudjEuQ2FuY2VsT3JkZXJSZXF1ZXN0GiYuZXhuZXNzLnRyYWRpbmcudjEuQ2FuY2VsT3JkZXJSZXNwb25zZSIhsNQYAoLT5JMCFyoVL3YxL29yZGVycy97b3JkZXJfaWR9En0KDUxpc3RQb3NpdGlvbnMSJy5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RQb3NpdGlvbnNSZXNwb25zZSIZsNQYAoLT5JMCDxINL3YxL3Bvc2l0aW9ucxKRAQoOTW9kaWZ5UG9zaXRpb24SKC5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlcXVlc3QaKS5leG5lc3MudHJhZGluZy52MS5Nb2RpZnlQb3NpdGlvblJlc3BvbnNlIiqw1BgCgtPkkwIgOgEqMhsvdjEvcG9zaXRpb25zL3twb3NpdGlvbl9pZH0SlAEKDUNsb3NlUG9zaXRpb24SJy5leG5lc3MudHJhZGluZy52MS5DbG9zZVBvc2l0aW9uUmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkNsb3NlUG9zaXRpb25SZXNwb25zZSIwsNQYAoLT5JMCJjoBKiIhL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9OmNsb3NlEnEKCkxpc3RUcmFkZXMSJC5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVxdWVzdBolLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RUcmFkZXNSZXNwb25zZSIWsNQYAoLT5JMCDBIKL3YxL3RyYWRlcxKEAQoNU3RyZWFtQWNjb3VudBInLmV4bmVzcy50cmFkaW5nLnYxLlN0cmVhbUFjY291bnRSZXF1ZXN0GiguZXhuZXNzLnRyYWRpbmcudjEuU3RyZWFtQWNjb3VudFJlc3BvbnNlIh6w1BgCgtPkkwIUEhIvdjEvYWNjb3VudDpzdHJlYW0wAUKqAQoVY29tLmV4bmVzcy50cmFkaW5nLnYxQgxUcmFkaW5nUHJvdG9QAVo3ZXhuZXNzLmRldi9jb250cmFjdHMvZ2VuL2dvL2V4bmVzcy90cmFkaW5nL3YxO3RyYWRpbmd2MaICA0VYVKoCEUV4bmVzcy5UcmFkaW5nLlYxugIDRVhUygIRRXhuZXNzXFRyYWRpbmdcVjHqAhNFeG5lc3M6OlRyYWRpbmc6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch9leG5lc3MvdHJhZGluZy92MS90cmFkaW5nLnByb3RvEhFleG5lc3MudHJhZGluZy52MSJVChBBY2NvdW50VHlwZVRlcm1zEg4KBnN5bWJvbBgBIAEoCRIVCg1zcHJlYWRfbWFya3VwGAIgASgJEhoKEmNvbW1pc3Npb25fcGVyX2xvdBgDIAEoCSKuAQoLQWNjb3VudFR5cGUSDAoEbmFtZRgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSGQoRbWFyZ2luX2NhbGxfbGV2ZWwYAyABKAkSFgoOc3RvcF9vdXRfbGV2ZWwYBCABKAkSFAoMbWF4X2xldmVyYWdlGAUgASgFEjIKBXRlcm1zGAYgAygLMiMuZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudFR5cGVUZXJtcyKRAwoHQWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEg8KB2JhbGFuY2UYAyABKAkSDgoGZXF1aXR5GAQgASgJEg4KBm1hcmdpbhgFIAEoCRITCgtmcmVlX21hcmdpbhgGIAEoCRIUCgxtYXJnaW5fbGV2ZWwYByABKAkSEAoIbGV2ZXJhZ2UYCCABKAUSFAoMZmxvYXRpbmdfcG5sGAkgASgJEg0KBXNoYXJkGAogASgFEhkKEW1hcmdpbl9jYWxsX2xldmVsGAsgASgJEhYKDnN0b3Bfb3V0X2xldmVsGAwgASgJEhQKDGFjY291bnRfdHlwZRgNIAEoCRIsCgRraW5kGA4gASgOMh4uZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudEtpbmQSEQoJc3dhcF9mcmVlGA8gASgIEhIKCmlzX2RlZmF1bHQYECABKAgSLwoLY3JlYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEECgVPcmRlchIQCghvcmRlcl9pZBgBIAEoCRIXCg9jbGllbnRfb3JkZXJfaWQYAiABKAkSDgoGc3ltYm9sGAMgASgJEioKBHNpZGUYBCABKA4yHC5leG5lc3MudHJhZGluZy52MS5PcmRlclNpZGUSKgoEdHlwZRgFIAEoDjIcLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyVHlwZRIuCgZzdGF0dXMYBiABKA4yHi5leG5lc3MudHJhZGluZy52MS5PcmRlclN0YXR1cxIOCgZ2b2x1bWUYByABKAkSDQoFcHJpY2UYCCABKAkSEQoJc3RvcF9sb3NzGAkgASgJEhMKC3Rha2VfcHJvZml0GAogASgJEhAKCGxldmVyYWdlGAsgASgFEhIKCmZpbGxfcHJpY2UYDCABKAkSEwoLcG9zaXRpb25faWQYDSABKAkSFQoNcmVqZWN0X3JlYXNvbhgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg10cmFpbGluZ19zdG9wGBIgASgJEhIKCmFjY291bnRfaWQYEyABKAkihgMKCFBvc2l0aW9uEhMKC3Bvc2l0aW9uX2lkGAEgASgJEg4KBnN5bWJvbBgCIAEoCRIqCgRzaWRlGAMgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgEIAEoCRISCgpvcGVuX3ByaWNlGAUgASgJEhUKDWN1cnJlbnRfcHJpY2UYBiABKAkSEQoJc3RvcF9sb3NzGAcgASgJEhMKC3Rha2VfcHJvZml0GAggASgJEhAKCGxldmVyYWdlGAkgASgFEg4KBm1hcmdpbhgKIAEoCRIWCg51bnJlYWxpemVkX3BubBgLIAEoCRIQCghvcmRlcl9pZBgMIAEoCRItCglvcGVuX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXRyYWlsaW5nX3N0b3AYDiABKAkSEgoKY29tbWlzc2lvbhgPIAEoCRIMCgRzd2FwGBAgASgJEhIKCmFjY291bnRfaWQYESABKAkimAMKBVRyYWRlEhAKCHRyYWRlX2lkGAEgASgJEhMKC3Bvc2l0aW9uX2lkGAIgASgJEg4KBnN5bWJvbBgDIAEoCRIqCgRzaWRlGAQgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlEg4KBnZvbHVtZRgFIAEoCRISCgpvcGVuX3ByaWNlGAYgASgJEhMKC2Nsb3NlX3ByaWNlGAcgASgJEhQKDHJlYWxpemVkX3BubBgIIAEoCRI0CgxjbG9zZV9yZWFzb24YCSABKA4yHi5leG5lc3MudHJhZGluZy52MS5DbG9zZVJlYXNvbhItCglvcGVuX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNsb3NlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNsb3NlX25vdGUYDCABKAkSEgoKY29tbWlzc2lvbhgNIAEoCRIMCgRzd2FwGA4gASgJEhIKCmFjY291bnRfaWQYDyABKAki0wEKC0xlZGdlckVudHJ5EhAKCGVudHJ5X2lkGAEgASgJEjAKBGtpbmQYAiABKA4yIi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeUtpbmQSDgoGYW1vdW50GAMgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBCABKAkSFAoMcmVmZXJlbmNlX2lkGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgphY2NvdW50X2lkGAcgASgJIjwKEUdldEFjY291bnRSZXF1ZXN0EicKCmFjY291bnRfaWQYASABKAlCE6rUGA8iDV5bMC05XXsxLDIwfSQiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IlkKDkRlcG9zaXRSZXF1ZXN0Eh4KBmFtb3VudBgBIAEoCUIOqtQYCggBKgYIARgCIAkSJwoKYWNjb3VudF9pZBgCIAEoCUITqtQYDyINXlswLTldezEsMjB9JCJtCg9EZXBvc2l0UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnQSLQoFZW50cnkYAiABKAsyHi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeSJeChJTZXRMZXZlcmFnZVJlcXVlc3QSHwoIbGV2ZXJhZ2UYASABKAVCDarUGAkIATABOAFA0A8SJwoKYWNjb3VudF9pZBgCIAEoCUITqtQYDyINXlswLTldezEsMjB9JCJCChNTZXRMZXZlcmFnZVJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IpwEChFQbGFjZU9yZGVyUmVxdWVzdBIoCgZzeW1ib2wYASABKAlCGKrUGBQIASIQXltBLVowLTldezIsMjB9JBI0CgRzaWRlGAIgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJTaWRlQgiq1BgECAFIARI0CgR0eXBlGAMgASgOMhwuZXhuZXNzLnRyYWRpbmcudjEuT3JkZXJUeXBlQgiq1BgECAFIARIcCgZ2b2x1bWUYBCABKAlCDKrUGAgqBggBGAggEhIcCgZtYXJnaW4YBSABKAlCDKrUGAgqBggBGAIgDhIbCghsZXZlcmFnZRgGIAEoBUIJqtQYBTABQNAPEhsKBXByaWNlGAcgASgJQgyq1BgIKgYIARgIIBISHwoJc3RvcF9sb3NzGAggASgJQgyq1BgIKgYIARgIIBISIQoLdGFrZV9wcm9maXQYCSABKAlCDKrUGAgqBggBGAggEhI4Cg9jbGllbnRfb3JkZXJfaWQYCiABKAlCH6rUGBsYQCIXXltBLVphLXowLTlfLjotXXsxLDY0fSQSLwoLZXhwaXJlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKCmFjY291bnRfaWQYDCABKAlCE6rUGA8iDV5bMC05XXsxLDIwfSQSIwoNdHJhaWxpbmdfc3RvcBgNIAEoCUIMqtQYCCoGCAEYCCASImwKElBsYWNlT3JkZXJSZXNwb25zZRInCgVvcmRlchgBIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLk9yZGVyEi0KCHBvc2l0aW9uGAIgASgLMhsuZXhuZXNzLnRyYWRpbmcudjEuUG9zaXRpb24idwoRTGlzdE9yZGVyc1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgmq1BgFMAFA9AMSGwoKcGFnZV90b2tlbhgCIAEoCUIHqtQYAxiAARInCgphY2NvdW50X2lkGAMgASgJQhOq1BgPIg1eWzAtOV17MSwyMH0kIlcKEkxpc3RPcmRlcnNSZXNwb25zZRIoCgZvcmRlcnMYASADKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWQoSQ2FuY2VsT3JkZXJSZXF1ZXN0EhoKCG9yZGVyX2lkGAEgASgJQgiq1BgECAEYQBInCgphY2NvdW50X2lkGAIgASgJQhOq1BgPIg1eWzAtOV17MSwyMH0kIj4KE0NhbmNlbE9yZGVyUmVzcG9uc2USJwoFb3JkZXIYASABKAsyGC5leG5lc3MudHJhZGluZy52MS5PcmRlciJ6ChRMaXN0UG9zaXRpb25zUmVxdWVzdBIcCglwYWdlX3NpemUYASABKAVCCarUGAUwAUD0AxIbCgpwYWdlX3Rva2VuGAIgASgJQgeq1BgDGIABEicKCmFjY291bnRfaWQYAyABKAlCE6rUGA8iDV5bMC05XXsxLDIwfSQiYAoVTGlzdFBvc2l0aW9uc1Jlc3BvbnNlEi4KCXBvc2l0aW9ucxgBIAMoCzIbLmV4bmVzcy50cmFkaW5nLnYxLlBvc2l0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLIAQoVTW9kaWZ5UG9zaXRpb25SZXF1ZXN0Eh0KC3Bvc2l0aW9uX2lkGAEgASgJQgiq1BgECAEYQBIfCglzdG9wX2xvc3MYAiABKAlCDKrUGAgqBggBGAggEhIhCgt0YWtlX3Byb2ZpdBgDIAEoCUIMqtQYCCoGCAEYCCASEicKCmFjY291bnRfaWQYBCABKAlCE6rUGA8iDV5bMC05XXsxLDIwfSQSIwoNdHJhaWxpbmdfc3RvcBgFIAEoCUIMqtQYCCoGCAEYCCASIkcKFk1vZGlmeVBvc2l0aW9uUmVzcG9uc2USLQoIcG9zaXRpb24YASABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbiJ8ChRDbG9zZVBvc2l0aW9uUmVxdWVzdBIdCgtwb3NpdGlvbl9pZBgBIAEoCUIIqtQYBAgBGEASHAoGdm9sdW1lGAIgASgJQgyq1BgIKgYIARgIIBISJwoKYWNjb3VudF9pZBgDIAEoCUITqtQYDyINXlswLTldezEsMjB9JCKcAQoVQ2xvc2VQb3NpdGlvblJlc3BvbnNlEicKBXRyYWRlGAEgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuVHJhZGUSLQoIcG9zaXRpb24YAiABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhIrCgdhY2NvdW50GAMgASgLMhouZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudCL9AQoRTGlzdFRyYWRlc1JlcXVlc3QSHAoJcGFnZV9zaXplGAEgASgFQgmq1BgFMAFA9AMSGwoKcGFnZV90b2tlbhgCIAEoCUIHqtQYAxiAARImCgZzeW1ib2wYAyABKAlCFqrUGBIiEF5bQS1aMC05XXsyLDIwfSQSJwoKYWNjb3VudF9pZBgEIAEoCUITqtQYDyINXlswLTldezEsMjB9JBIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoSTGlzdFRyYWRlc1Jlc3BvbnNlEigKBnRyYWRlcxgBIAMoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI/ChRTdHJlYW1BY2NvdW50UmVxdWVzdBInCgphY2NvdW50X2lkGAEgASgJQhOq1BgPIg1eWzAtOV17MSwyMH0kIhUKE0xpc3RBY2NvdW50c1JlcXVlc3QiRAoUTGlzdEFjY291bnRzUmVzcG9uc2USLAoIYWNjb3VudHMYASADKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IqoBChRDcmVhdGVBY2NvdW50UmVxdWVzdBIsCgxhY2NvdW50X3R5cGUYASABKAlCFqrUGBIIASIOXlthLXpfXXsxLDMyfSQSNAoEa2luZBgCIAEoDjIeLmV4bmVzcy50cmFkaW5nLnYxLkFjY291bnRLaW5kQgaq1BgCSAESGwoIbGV2ZXJhZ2UYAyABKAVCCarUGAUwAUDQDxIRCglzd2FwX2ZyZWUYBCABKAgiRAoVQ3JlYXRlQWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50IhkKF0xpc3RBY2NvdW50VHlwZXNSZXF1ZXN0IlEKGExpc3RBY2NvdW50VHlwZXNSZXNwb25zZRI1Cg1hY2NvdW50X3R5cGVzGAEgAygLMh4uZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudFR5cGUiWgoPV2l0aGRyYXdSZXF1ZXN0Eh4KBmFtb3VudBgBIAEoCUIOqtQYCggBKgYIARgCIA4SJwoKYWNjb3VudF9pZBgCIAEoCUITqtQYDyINXlswLTldezEsMjB9JCJuChBXaXRoZHJhd1Jlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50Ei0KBWVudHJ5GAIgASgLMh4uZXhuZXNzLnRyYWRpbmcudjEuTGVkZ2VyRW50cnki2wEKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBUIJqtQYBTABQPQDEhsKCnBhZ2VfdG9rZW4YAiABKAlCB6rUGAMYgAESJwoKYWNjb3VudF9pZBgDIAEoCUITqtQYDyINXlswLTldezEsMjB9JBIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZAoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEi8KB2VudHJpZXMYASADKAsyHi5leG5lc3MudHJhZGluZy52MS5MZWRnZXJFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoVU3RyZWFtQWNjb3VudFJlc3BvbnNlEi4KBWV2ZW50GAEgASgLMh8uZXhuZXNzLnRyYWRpbmcudjEuQWNjb3VudEV2ZW50IoYDCgxBY2NvdW50RXZlbnQSEAoIc2VxdWVuY2UYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjEKBHR5cGUYBCABKA4yIy5leG5lc3MudHJhZGluZy52MS5BY2NvdW50RXZlbnRUeXBlEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBW9yZGVyGAYgASgLMhguZXhuZXNzLnRyYWRpbmcudjEuT3JkZXISLQoIcG9zaXRpb24YByABKAsyGy5leG5lc3MudHJhZGluZy52MS5Qb3NpdGlvbhInCgV0cmFkZRgIIAEoCzIYLmV4bmVzcy50cmFkaW5nLnYxLlRyYWRlEjQKDGxlZGdlcl9lbnRyeRgJIAEoCzIeLmV4bmVzcy50cmFkaW5nLnYxLkxlZGdlckVudHJ5EisKB2FjY291bnQYCiABKAsyGi5leG5lc3MudHJhZGluZy52MS5BY2NvdW50KlAKCU9yZGVyU2lkZRIaChZPUkRFUl9TSURFX1VOU1BFQ0lGSUVEEAASEgoOT1JERVJfU0lERV9CVVkQARITCg9PUkRFUl9TSURFX1NFTEwQAippCglPcmRlclR5cGUSGgoWT1JERVJfVFlQRV9VTlNQRUNJRklFRBAAEhUKEU9SREVSX1RZUEVfTUFSS0VUEAESFAoQT1JERVJfVFlQRV9MSU1JVBACEhMKD09SREVSX1RZUEVfU1RPUBADKq8BCgtPcmRlclN0YXR1cxIcChhPUkRFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRPUkRFUl9TVEFUVVNfUEVORElORxABEhcKE09SREVSX1NUQVRVU19GSUxMRUQQAhIaChZPUkRFUl9TVEFUVVNfQ0FOQ0VMTEVEEAMSGQoVT1JERVJfU1RBVFVTX1JFSkVDVEVEEAQSGAoUT1JERVJfU1RBVFVTX0VYUElSRUQQBSq0AQoLQ2xvc2VSZWFzb24SHAoYQ0xPU0VfUkVBU09OX1VOU1BFQ0lGSUVEEAASFwoTQ0xPU0VfUkVBU09OX0NMSUVOVBABEhoKFkNMT1NFX1JFQVNPTl9TVE9QX0xPU1MQAhIcChhDTE9TRV9SRUFTT05fVEFLRV9QUk9GSVQQAxIZChVDTE9TRV9SRUFTT05fU1RPUF9PVVQQBBIZChVDTE9TRV9SRUFTT05fT1BFUkFUT1IQBSqFAgoPTGVkZ2VyRW50cnlLaW5kEiEKHUxFREdFUl9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZTEVER0VSX0VOVFJZX0tJTkRfREVQT1NJVBABEiIKHkxFREdFUl9FTlRSWV9LSU5EX1JFQUxJWkVEX1BOTBACEiwKKExFREdFUl9FTlRSWV9LSU5EX05FR0FUSVZFX0JBTEFOQ0VfUkVTRVQQAxIgChxMRURHRVJfRU5UUllfS0lORF9XSVRIRFJBV0FMEAQSIAocTEVER0VSX0VOVFJZX0tJTkRfQ09NTUlTU0lPThAFEhoKFkxFREdFUl9FTlRSWV9LSU5EX1NXQVAQBipZCgtBY2NvdW50S2luZBIcChhBQ0NPVU5UX0tJTkRfVU5TUEVDSUZJRUQQABIVChFBQ0NPVU5UX0tJTkRfREVNTxABEhUKEUFDQ09VTlRfS0lORF9SRUFMEAIqpwUKEEFjY291bnRFdmVudFR5cGUSIgoeQUNDT1VOVF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASJwojQUNDT1VOVF9FVkVOVF9UWVBFX0FDQ09VTlRfU05BUFNIT1QQARIjCh9BQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfUExBQ0VEEAISIwofQUNDT1VOVF9FVkVOVF9UWVBFX09SREVSX0ZJTExFRBADEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9PUkRFUl9DQU5DRUxMRUQQBBIlCiFBQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfUkVKRUNURUQQBRIkCiBBQ0NPVU5UX0VWRU5UX1RZUEVfT1JERVJfRVhQSVJFRBAGEiYKIkFDQ09VTlRfRVZFTlRfVFlQRV9QT1NJVElPTl9PUEVORUQQBxIoCiRBQ0NPVU5UX0VWRU5UX1RZUEVfUE9TSVRJT05fTU9ESUZJRUQQCBImCiJBQ0NPVU5UX0VWRU5UX1RZUEVfUE9TSVRJT05fQ0xPU0VEEAkSJgoiQUNDT1VOVF9FVkVOVF9UWVBFX0JBTEFOQ0VfQ0hBTkdFRBAKEicKI0FDQ09VTlRfRVZFTlRfVFlQRV9MRVZFUkFHRV9DSEFOR0VEEAsSIgoeQUNDT1VOVF9FVkVOVF9UWVBFX01BUkdJTl9DQUxMEAwSHwobQUNDT1VOVF9FVkVOVF9UWVBFX1NUT1BfT1VUEA0SJgoiQUNDT1VOVF9FVkVOVF9UWVBFX0FDQ09VTlRfQ1JFQVRFRBAOEiMKH0FDQ09VTlRfRVZFTlRfVFlQRV9TV0FQX0NIQVJHRUQQDxIqCiZBQ0NPVU5UX0VWRU5UX1RZUEVfVFJBSUxJTkdfU1RPUF9NT1ZFRBAQMp0QCg5UcmFkaW5nU2VydmljZRJyCgpHZXRBY2NvdW50EiQuZXhuZXNzLnRyYWRpbmcudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5HZXRBY2NvdW50UmVzcG9uc2UiF7DUGAKC0+STAg0SCy92MS9hY2NvdW50EnkKDExpc3RBY2NvdW50cxImLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaJy5leG5lc3MudHJhZGluZy52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIYsNQYAoLT5JMCDhIML3YxL2FjY291bnRzEn8KDUNyZWF0ZUFjY291bnQSJy5leG5lc3MudHJhZGluZy52MS5DcmVhdGVBY2NvdW50UmVxdWVzdBooLmV4bmVzcy50cmFkaW5nLnYxLkNyZWF0ZUFjY291bnRSZXNwb25zZSIbsNQYAoLT5JMCEToBKiIML3YxL2FjY291bnRzEokBChBMaXN0QWNjb3VudFR5cGVzEiouZXhuZXNzLnRyYWRpbmcudjEuTGlzdEFjY291bnRUeXBlc1JlcXVlc3QaKy5leG5lc3MudHJhZGluZy52MS5MaXN0QWNjb3VudFR5cGVzUmVzcG9uc2UiHLDUGAGC0+STAhISEC92MS9hY2NvdW50VHlwZXMSdAoHRGVwb3NpdBIhLmV4bmVzcy50cmFkaW5nLnYxLkRlcG9zaXRSZXF1ZXN0GiIuZXhuZXNzLnRyYWRpbmcudjEuRGVwb3NpdFJlc3BvbnNlIiKw1BgCgtPkkwIYOgEqIhMvdjEvYWNjb3VudDpkZXBvc2l0EngKCFdpdGhkcmF3EiIuZXhuZXNzLnRyYWRpbmcudjEuV2l0aGRyYXdSZXF1ZXN0GiMuZXhuZXNzLnRyYWRpbmcudjEuV2l0aGRyYXdSZXNwb25zZSIjsNQYAoLT5JMCGToBKiIUL3YxL2FjY291bnQ6d2l0aGRyYXcShAEKC1NldExldmVyYWdlEiUuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXF1ZXN0GiYuZXhuZXNzLnRyYWRpbmcudjEuU2V0TGV2ZXJhZ2VSZXNwb25zZSImsNQYAoLT5JMCHDoBKiIXL3YxL2FjY291bnQ6c2V0TGV2ZXJhZ2USdAoKUGxhY2VPcmRlchIkLmV4bmVzcy50cmFkaW5nLnYxLlBsYWNlT3JkZXJSZXF1ZXN0GiUuZXhuZXNzLnRyYWRpbmcudjEuUGxhY2VPcmRlclJlc3BvbnNlIhmw1BgCgtPkkwIPOgEqIgovdjEvb3JkZXJzEnEKCkxpc3RPcmRlcnMSJC5leG5lc3MudHJhZGluZy52MS5MaXN0T3JkZXJzUmVxdWVzdBolLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RPcmRlcnNSZXNwb25zZSIWsNQYAoLT5JMCDBIKL3YxL29yZGVycxJ/CgtDYW5jZWxPcmRlchIlLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVxdWVzdBomLmV4bmVzcy50cmFkaW5nLnYxLkNhbmNlbE9yZGVyUmVzcG9uc2UiIbDUGAKC0+STAhcqFS92MS9vcmRlcnMve29yZGVyX2lkfRJ9Cg1MaXN0UG9zaXRpb25zEicuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFBvc2l0aW9uc1JlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5MaXN0UG9zaXRpb25zUmVzcG9uc2UiGbDUGAKC0+STAg8SDS92MS9wb3NpdGlvbnMSkQEKDk1vZGlmeVBvc2l0aW9uEiguZXhuZXNzLnRyYWRpbmcudjEuTW9kaWZ5UG9zaXRpb25SZXF1ZXN0GikuZXhuZXNzLnRyYWRpbmcudjEuTW9kaWZ5UG9zaXRpb25SZXNwb25zZSIqsNQYAoLT5JMCIDoBKjIbL3YxL3Bvc2l0aW9ucy97cG9zaXRpb25faWR9EpQBCg1DbG9zZVBvc2l0aW9uEicuZXhuZXNzLnRyYWRpbmcudjEuQ2xvc2VQb3NpdGlvblJlcXVlc3QaKC5leG5lc3MudHJhZGluZy52MS5DbG9zZVBvc2l0aW9uUmVzcG9uc2UiMLDUGAKC0+STAiY6ASoiIS92MS9wb3NpdGlvbnMve3Bvc2l0aW9uX2lkfTpjbG9zZRJxCgpMaXN0VHJhZGVzEiQuZXhuZXNzLnRyYWRpbmcudjEuTGlzdFRyYWRlc1JlcXVlc3QaJS5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhZGVzUmVzcG9uc2UiFrDUGAKC0+STAgwSCi92MS90cmFkZXMSiQEKEExpc3RUcmFuc2FjdGlvbnMSKi5leG5lc3MudHJhZGluZy52MS5MaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBorLmV4bmVzcy50cmFkaW5nLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXNwb25zZSIcsNQYAoLT5JMCEhIQL3YxL3RyYW5zYWN0aW9ucxKEAQoNU3RyZWFtQWNjb3VudBInLmV4bmVzcy50cmFkaW5nLnYxLlN0cmVhbUFjY291bnRSZXF1ZXN0GiguZXhuZXNzLnRyYWRpbmcudjEuU3RyZWFtQWNjb3VudFJlc3BvbnNlIh6w1BgCgtPkkwIUEhIvdjEvYWNjb3VudDpzdHJlYW0wAUKqAQoVY29tLmV4bmVzcy50cmFkaW5nLnYxQgxUcmFkaW5nUHJvdG9QAVo3ZXhuZXNzLmRldi9jb250cmFjdHMvZ2VuL2dvL2V4bmVzcy90cmFkaW5nL3YxO3RyYWRpbmd2MaICA0VYVKoCEUV4bmVzcy5UcmFkaW5nLlYxugIDRVhUygIRRXhuZXNzXFRyYWRpbmdcVjHqAhNFeG5lc3M6OlRyYWRpbmc6OlYxYgZwcm90bzM", [file_exness_common_v1_access, file_exness_common_v1_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+
+/**
+ * The trading conditions one account type gives an instrument.
+ *
+ * @generated from message exness.trading.v1.AccountTypeTerms
+ */
+export type AccountTypeTerms = Message<"exness.trading.v1.AccountTypeTerms"> & {
+  /**
+   * Platform symbol, e.g. "EURUSD".
+   *
+   * @generated from field: string symbol = 1;
+   */
+  symbol: string;
+
+  /**
+   * Added to the exchange's spread for accounts of this type, in price units (decimal
+   * string), half on each side of the mid; replaces the instrument's default markup.
+   *
+   * @generated from field: string spread_markup = 2;
+   */
+  spreadMarkup: string;
+
+  /**
+   * USD per lot per side (decimal string): charged on open and again on close.
+   *
+   * @generated from field: string commission_per_lot = 3;
+   */
+  commissionPerLot: string;
+};
+
+/**
+ * Describes the message exness.trading.v1.AccountTypeTerms.
+ * Use `create(AccountTypeTermsSchema)` to create a new message.
+ */
+export const AccountTypeTermsSchema: GenMessage<AccountTypeTerms> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 0);
+
+/**
+ * An account type: its name, levels, maximum leverage and per-instrument terms.
+ *
+ * @generated from message exness.trading.v1.AccountType
+ */
+export type AccountType = Message<"exness.trading.v1.AccountType"> & {
+  /**
+   * Stable id: "standard", "pro", "raw_spread" or "zero".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * For people, e.g. "Raw Spread".
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * Margin level at or below which a margin call event is sent, in percent (decimal string).
+   *
+   * @generated from field: string margin_call_level = 3;
+   */
+  marginCallLevel: string;
+
+  /**
+   * Margin level at or below which positions are stopped out, in percent (decimal string).
+   *
+   * @generated from field: string stop_out_level = 4;
+   */
+  stopOutLevel: string;
+
+  /**
+   * Highest account leverage of this type (each instrument caps it further).
+   *
+   * @generated from field: int32 max_leverage = 5;
+   */
+  maxLeverage: number;
+
+  /**
+   * Terms per instrument, ordered by symbol.
+   *
+   * @generated from field: repeated exness.trading.v1.AccountTypeTerms terms = 6;
+   */
+  terms: AccountTypeTerms[];
+};
+
+/**
+ * Describes the message exness.trading.v1.AccountType.
+ * Use `create(AccountTypeSchema)` to create a new message.
+ */
+export const AccountTypeSchema: GenMessage<AccountType> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 1);
 
 /**
  * The trading account. Computed fields use the latest quotes.
@@ -106,6 +198,41 @@ export type Account = Message<"exness.trading.v1.Account"> & {
    * @generated from field: string stop_out_level = 12;
    */
   stopOutLevel: string;
+
+  /**
+   * Name of its account type, e.g. "standard" (see ListAccountTypes).
+   *
+   * @generated from field: string account_type = 13;
+   */
+  accountType: string;
+
+  /**
+   * Demo or real-labelled.
+   *
+   * @generated from field: exness.trading.v1.AccountKind kind = 14;
+   */
+  kind: AccountKind;
+
+  /**
+   * True when no swaps are charged on its positions.
+   *
+   * @generated from field: bool swap_free = 15;
+   */
+  swapFree: boolean;
+
+  /**
+   * True for the account that requests without an `account_id` act on.
+   *
+   * @generated from field: bool is_default = 16;
+   */
+  isDefault: boolean;
+
+  /**
+   * When it was opened.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 17;
+   */
+  createTime?: Timestamp | undefined;
 };
 
 /**
@@ -113,7 +240,7 @@ export type Account = Message<"exness.trading.v1.Account"> & {
  * Use `create(AccountSchema)` to create a new message.
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 0);
+  messageDesc(file_exness_trading_v1_trading, 2);
 
 /**
  * An order: a market order (filled at once) or a pending LIMIT/STOP order.
@@ -239,6 +366,20 @@ export type Order = Message<"exness.trading.v1.Order"> & {
    * @generated from field: google.protobuf.Timestamp expire_time = 17;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * Trailing-stop distance to set on the position it opens, in price units; empty for none.
+   *
+   * @generated from field: string trailing_stop = 18;
+   */
+  trailingStop: string;
+
+  /**
+   * The account it belongs to.
+   *
+   * @generated from field: string account_id = 19;
+   */
+  accountId: string;
 };
 
 /**
@@ -246,7 +387,7 @@ export type Order = Message<"exness.trading.v1.Order"> & {
  * Use `create(OrderSchema)` to create a new message.
  */
 export const OrderSchema: GenMessage<Order> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 1);
+  messageDesc(file_exness_trading_v1_trading, 3);
 
 /**
  * An open position: an exposure in one symbol and direction, from one filled order.
@@ -344,6 +485,35 @@ export type Position = Message<"exness.trading.v1.Position"> & {
    * @generated from field: google.protobuf.Timestamp open_time = 13;
    */
   openTime?: Timestamp | undefined;
+
+  /**
+   * Trailing-stop distance in price units (decimal string); empty for none. While set, the
+   * stop-loss follows the price at this distance, only ever in the position's favour.
+   *
+   * @generated from field: string trailing_stop = 14;
+   */
+  trailingStop: string;
+
+  /**
+   * Commission charged so far (the open side), as a negative USD amount (decimal string).
+   *
+   * @generated from field: string commission = 15;
+   */
+  commission: string;
+
+  /**
+   * Swaps charged so far at rollovers, in USD (decimal string, either sign).
+   *
+   * @generated from field: string swap = 16;
+   */
+  swap: string;
+
+  /**
+   * The account it belongs to.
+   *
+   * @generated from field: string account_id = 17;
+   */
+  accountId: string;
 };
 
 /**
@@ -351,7 +521,7 @@ export type Position = Message<"exness.trading.v1.Position"> & {
  * Use `create(PositionSchema)` to create a new message.
  */
 export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 2);
+  messageDesc(file_exness_trading_v1_trading, 4);
 
 /**
  * A closed trade: a position closed whole, or the closed part of a partial close.
@@ -443,6 +613,27 @@ export type Trade = Message<"exness.trading.v1.Trade"> & {
    * @generated from field: string close_note = 12;
    */
   closeNote: string;
+
+  /**
+   * Commission of this part, open and close sides together, as a negative USD amount.
+   *
+   * @generated from field: string commission = 13;
+   */
+  commission: string;
+
+  /**
+   * Swaps this part accumulated while open, in USD (either sign).
+   *
+   * @generated from field: string swap = 14;
+   */
+  swap: string;
+
+  /**
+   * The account it belongs to.
+   *
+   * @generated from field: string account_id = 15;
+   */
+  accountId: string;
 };
 
 /**
@@ -450,7 +641,7 @@ export type Trade = Message<"exness.trading.v1.Trade"> & {
  * Use `create(TradeSchema)` to create a new message.
  */
 export const TradeSchema: GenMessage<Trade> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 3);
+  messageDesc(file_exness_trading_v1_trading, 5);
 
 /**
  * A balance change. The ledger of an account always sums to its balance.
@@ -499,6 +690,13 @@ export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The account it belongs to.
+   *
+   * @generated from field: string account_id = 7;
+   */
+  accountId: string;
 };
 
 /**
@@ -506,14 +704,20 @@ export type LedgerEntry = Message<"exness.trading.v1.LedgerEntry"> & {
  * Use `create(LedgerEntrySchema)` to create a new message.
  */
 export const LedgerEntrySchema: GenMessage<LedgerEntry> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 4);
+  messageDesc(file_exness_trading_v1_trading, 6);
 
 /**
- * GetAccount's input (empty: the account is the caller's).
+ * GetAccount's input.
  *
  * @generated from message exness.trading.v1.GetAccountRequest
  */
 export type GetAccountRequest = Message<"exness.trading.v1.GetAccountRequest"> & {
+  /**
+   * The account to show; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
 };
 
 /**
@@ -521,7 +725,7 @@ export type GetAccountRequest = Message<"exness.trading.v1.GetAccountRequest"> &
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 5);
+  messageDesc(file_exness_trading_v1_trading, 7);
 
 /**
  * GetAccount's result.
@@ -542,7 +746,7 @@ export type GetAccountResponse = Message<"exness.trading.v1.GetAccountResponse">
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 6);
+  messageDesc(file_exness_trading_v1_trading, 8);
 
 /**
  * Deposit's input.
@@ -556,6 +760,13 @@ export type DepositRequest = Message<"exness.trading.v1.DepositRequest"> & {
    * @generated from field: string amount = 1;
    */
   amount: string;
+
+  /**
+   * The account to credit; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
 };
 
 /**
@@ -563,7 +774,7 @@ export type DepositRequest = Message<"exness.trading.v1.DepositRequest"> & {
  * Use `create(DepositRequestSchema)` to create a new message.
  */
 export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 7);
+  messageDesc(file_exness_trading_v1_trading, 9);
 
 /**
  * Deposit's result.
@@ -591,7 +802,7 @@ export type DepositResponse = Message<"exness.trading.v1.DepositResponse"> & {
  * Use `create(DepositResponseSchema)` to create a new message.
  */
 export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 8);
+  messageDesc(file_exness_trading_v1_trading, 10);
 
 /**
  * SetLeverage's input.
@@ -605,6 +816,13 @@ export type SetLeverageRequest = Message<"exness.trading.v1.SetLeverageRequest">
    * @generated from field: int32 leverage = 1;
    */
   leverage: number;
+
+  /**
+   * The account to act on; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
 };
 
 /**
@@ -612,7 +830,7 @@ export type SetLeverageRequest = Message<"exness.trading.v1.SetLeverageRequest">
  * Use `create(SetLeverageRequestSchema)` to create a new message.
  */
 export const SetLeverageRequestSchema: GenMessage<SetLeverageRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 9);
+  messageDesc(file_exness_trading_v1_trading, 11);
 
 /**
  * SetLeverage's result.
@@ -633,7 +851,7 @@ export type SetLeverageResponse = Message<"exness.trading.v1.SetLeverageResponse
  * Use `create(SetLeverageResponseSchema)` to create a new message.
  */
 export const SetLeverageResponseSchema: GenMessage<SetLeverageResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 10);
+  messageDesc(file_exness_trading_v1_trading, 12);
 
 /**
  * PlaceOrder's input.
@@ -718,6 +936,21 @@ export type PlaceOrderRequest = Message<"exness.trading.v1.PlaceOrderRequest"> &
    * @generated from field: google.protobuf.Timestamp expire_time = 11;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * The account to trade on; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 12;
+   */
+  accountId: string;
+
+  /**
+   * Optional trailing-stop distance for the position, in price units (> 0): the stop-loss
+   * follows the price at this distance, only ever in the position's favour.
+   *
+   * @generated from field: string trailing_stop = 13;
+   */
+  trailingStop: string;
 };
 
 /**
@@ -725,7 +958,7 @@ export type PlaceOrderRequest = Message<"exness.trading.v1.PlaceOrderRequest"> &
  * Use `create(PlaceOrderRequestSchema)` to create a new message.
  */
 export const PlaceOrderRequestSchema: GenMessage<PlaceOrderRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 11);
+  messageDesc(file_exness_trading_v1_trading, 13);
 
 /**
  * PlaceOrder's result.
@@ -753,7 +986,7 @@ export type PlaceOrderResponse = Message<"exness.trading.v1.PlaceOrderResponse">
  * Use `create(PlaceOrderResponseSchema)` to create a new message.
  */
 export const PlaceOrderResponseSchema: GenMessage<PlaceOrderResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 12);
+  messageDesc(file_exness_trading_v1_trading, 14);
 
 /**
  * ListOrders's input.
@@ -774,6 +1007,13 @@ export type ListOrdersRequest = Message<"exness.trading.v1.ListOrdersRequest"> &
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * The account to list; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
 };
 
 /**
@@ -781,7 +1021,7 @@ export type ListOrdersRequest = Message<"exness.trading.v1.ListOrdersRequest"> &
  * Use `create(ListOrdersRequestSchema)` to create a new message.
  */
 export const ListOrdersRequestSchema: GenMessage<ListOrdersRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 13);
+  messageDesc(file_exness_trading_v1_trading, 15);
 
 /**
  * ListOrders's result.
@@ -809,7 +1049,7 @@ export type ListOrdersResponse = Message<"exness.trading.v1.ListOrdersResponse">
  * Use `create(ListOrdersResponseSchema)` to create a new message.
  */
 export const ListOrdersResponseSchema: GenMessage<ListOrdersResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 14);
+  messageDesc(file_exness_trading_v1_trading, 16);
 
 /**
  * CancelOrder's input.
@@ -823,6 +1063,13 @@ export type CancelOrderRequest = Message<"exness.trading.v1.CancelOrderRequest">
    * @generated from field: string order_id = 1;
    */
   orderId: string;
+
+  /**
+   * The account the order is on; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
 };
 
 /**
@@ -830,7 +1077,7 @@ export type CancelOrderRequest = Message<"exness.trading.v1.CancelOrderRequest">
  * Use `create(CancelOrderRequestSchema)` to create a new message.
  */
 export const CancelOrderRequestSchema: GenMessage<CancelOrderRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 15);
+  messageDesc(file_exness_trading_v1_trading, 17);
 
 /**
  * CancelOrder's result.
@@ -851,7 +1098,7 @@ export type CancelOrderResponse = Message<"exness.trading.v1.CancelOrderResponse
  * Use `create(CancelOrderResponseSchema)` to create a new message.
  */
 export const CancelOrderResponseSchema: GenMessage<CancelOrderResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 16);
+  messageDesc(file_exness_trading_v1_trading, 18);
 
 /**
  * ListPositions's input.
@@ -872,6 +1119,13 @@ export type ListPositionsRequest = Message<"exness.trading.v1.ListPositionsReque
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * The account to list; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
 };
 
 /**
@@ -879,7 +1133,7 @@ export type ListPositionsRequest = Message<"exness.trading.v1.ListPositionsReque
  * Use `create(ListPositionsRequestSchema)` to create a new message.
  */
 export const ListPositionsRequestSchema: GenMessage<ListPositionsRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 17);
+  messageDesc(file_exness_trading_v1_trading, 19);
 
 /**
  * ListPositions's result.
@@ -907,7 +1161,7 @@ export type ListPositionsResponse = Message<"exness.trading.v1.ListPositionsResp
  * Use `create(ListPositionsResponseSchema)` to create a new message.
  */
 export const ListPositionsResponseSchema: GenMessage<ListPositionsResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 18);
+  messageDesc(file_exness_trading_v1_trading, 20);
 
 /**
  * ModifyPosition's input.
@@ -935,6 +1189,20 @@ export type ModifyPositionRequest = Message<"exness.trading.v1.ModifyPositionReq
    * @generated from field: string take_profit = 3;
    */
   takeProfit: string;
+
+  /**
+   * The account the position is on; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 4;
+   */
+  accountId: string;
+
+  /**
+   * New trailing-stop distance in price units (> 0); empty removes it.
+   *
+   * @generated from field: string trailing_stop = 5;
+   */
+  trailingStop: string;
 };
 
 /**
@@ -942,7 +1210,7 @@ export type ModifyPositionRequest = Message<"exness.trading.v1.ModifyPositionReq
  * Use `create(ModifyPositionRequestSchema)` to create a new message.
  */
 export const ModifyPositionRequestSchema: GenMessage<ModifyPositionRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 19);
+  messageDesc(file_exness_trading_v1_trading, 21);
 
 /**
  * ModifyPosition's result.
@@ -963,7 +1231,7 @@ export type ModifyPositionResponse = Message<"exness.trading.v1.ModifyPositionRe
  * Use `create(ModifyPositionResponseSchema)` to create a new message.
  */
 export const ModifyPositionResponseSchema: GenMessage<ModifyPositionResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 20);
+  messageDesc(file_exness_trading_v1_trading, 22);
 
 /**
  * ClosePosition's input.
@@ -984,6 +1252,13 @@ export type ClosePositionRequest = Message<"exness.trading.v1.ClosePositionReque
    * @generated from field: string volume = 2;
    */
   volume: string;
+
+  /**
+   * The account the position is on; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
 };
 
 /**
@@ -991,7 +1266,7 @@ export type ClosePositionRequest = Message<"exness.trading.v1.ClosePositionReque
  * Use `create(ClosePositionRequestSchema)` to create a new message.
  */
 export const ClosePositionRequestSchema: GenMessage<ClosePositionRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 21);
+  messageDesc(file_exness_trading_v1_trading, 23);
 
 /**
  * ClosePosition's result.
@@ -1026,7 +1301,7 @@ export type ClosePositionResponse = Message<"exness.trading.v1.ClosePositionResp
  * Use `create(ClosePositionResponseSchema)` to create a new message.
  */
 export const ClosePositionResponseSchema: GenMessage<ClosePositionResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 22);
+  messageDesc(file_exness_trading_v1_trading, 24);
 
 /**
  * ListTrades's input.
@@ -1054,6 +1329,27 @@ export type ListTradesRequest = Message<"exness.trading.v1.ListTradesRequest"> &
    * @generated from field: string symbol = 3;
    */
   symbol: string;
+
+  /**
+   * The account to list; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 4;
+   */
+  accountId: string;
+
+  /**
+   * Only trades closed at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 5;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only trades closed before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 6;
+   */
+  endTime?: Timestamp | undefined;
 };
 
 /**
@@ -1061,7 +1357,7 @@ export type ListTradesRequest = Message<"exness.trading.v1.ListTradesRequest"> &
  * Use `create(ListTradesRequestSchema)` to create a new message.
  */
 export const ListTradesRequestSchema: GenMessage<ListTradesRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 23);
+  messageDesc(file_exness_trading_v1_trading, 25);
 
 /**
  * ListTrades's result: one page.
@@ -1089,14 +1385,20 @@ export type ListTradesResponse = Message<"exness.trading.v1.ListTradesResponse">
  * Use `create(ListTradesResponseSchema)` to create a new message.
  */
 export const ListTradesResponseSchema: GenMessage<ListTradesResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 24);
+  messageDesc(file_exness_trading_v1_trading, 26);
 
 /**
- * StreamAccount's input (empty: the account is the caller's).
+ * StreamAccount's input.
  *
  * @generated from message exness.trading.v1.StreamAccountRequest
  */
 export type StreamAccountRequest = Message<"exness.trading.v1.StreamAccountRequest"> & {
+  /**
+   * The account to follow; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
 };
 
 /**
@@ -1104,7 +1406,276 @@ export type StreamAccountRequest = Message<"exness.trading.v1.StreamAccountReque
  * Use `create(StreamAccountRequestSchema)` to create a new message.
  */
 export const StreamAccountRequestSchema: GenMessage<StreamAccountRequest> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 25);
+  messageDesc(file_exness_trading_v1_trading, 27);
+
+/**
+ * ListAccounts's input (the accounts are the caller's).
+ *
+ * @generated from message exness.trading.v1.ListAccountsRequest
+ */
+export type ListAccountsRequest = Message<"exness.trading.v1.ListAccountsRequest"> & {
+};
+
+/**
+ * Describes the message exness.trading.v1.ListAccountsRequest.
+ * Use `create(ListAccountsRequestSchema)` to create a new message.
+ */
+export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 28);
+
+/**
+ * ListAccounts's result.
+ *
+ * @generated from message exness.trading.v1.ListAccountsResponse
+ */
+export type ListAccountsResponse = Message<"exness.trading.v1.ListAccountsResponse"> & {
+  /**
+   * The caller's accounts, the default one first, computed from the latest quotes.
+   *
+   * @generated from field: repeated exness.trading.v1.Account accounts = 1;
+   */
+  accounts: Account[];
+};
+
+/**
+ * Describes the message exness.trading.v1.ListAccountsResponse.
+ * Use `create(ListAccountsResponseSchema)` to create a new message.
+ */
+export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 29);
+
+/**
+ * CreateAccount's input.
+ *
+ * @generated from message exness.trading.v1.CreateAccountRequest
+ */
+export type CreateAccountRequest = Message<"exness.trading.v1.CreateAccountRequest"> & {
+  /**
+   * Account type name: "standard", "pro", "raw_spread" or "zero" (see ListAccountTypes).
+   *
+   * @generated from field: string account_type = 1;
+   */
+  accountType: string;
+
+  /**
+   * DEMO (the default when unspecified) or REAL.
+   *
+   * @generated from field: exness.trading.v1.AccountKind kind = 2;
+   */
+  kind: AccountKind;
+
+  /**
+   * Account leverage, 1 to 2000 capped by the account type; default: the platform's default.
+   *
+   * @generated from field: int32 leverage = 3;
+   */
+  leverage: number;
+
+  /**
+   * True for a swap-free account: no swaps are charged on its positions.
+   *
+   * @generated from field: bool swap_free = 4;
+   */
+  swapFree: boolean;
+};
+
+/**
+ * Describes the message exness.trading.v1.CreateAccountRequest.
+ * Use `create(CreateAccountRequestSchema)` to create a new message.
+ */
+export const CreateAccountRequestSchema: GenMessage<CreateAccountRequest> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 30);
+
+/**
+ * CreateAccount's result.
+ *
+ * @generated from message exness.trading.v1.CreateAccountResponse
+ */
+export type CreateAccountResponse = Message<"exness.trading.v1.CreateAccountResponse"> & {
+  /**
+   * The new account, with a zero balance.
+   *
+   * @generated from field: exness.trading.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+};
+
+/**
+ * Describes the message exness.trading.v1.CreateAccountResponse.
+ * Use `create(CreateAccountResponseSchema)` to create a new message.
+ */
+export const CreateAccountResponseSchema: GenMessage<CreateAccountResponse> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 31);
+
+/**
+ * ListAccountTypes's input (empty).
+ *
+ * @generated from message exness.trading.v1.ListAccountTypesRequest
+ */
+export type ListAccountTypesRequest = Message<"exness.trading.v1.ListAccountTypesRequest"> & {
+};
+
+/**
+ * Describes the message exness.trading.v1.ListAccountTypesRequest.
+ * Use `create(ListAccountTypesRequestSchema)` to create a new message.
+ */
+export const ListAccountTypesRequestSchema: GenMessage<ListAccountTypesRequest> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 32);
+
+/**
+ * ListAccountTypes's result.
+ *
+ * @generated from message exness.trading.v1.ListAccountTypesResponse
+ */
+export type ListAccountTypesResponse = Message<"exness.trading.v1.ListAccountTypesResponse"> & {
+  /**
+   * Every account type, Standard first.
+   *
+   * @generated from field: repeated exness.trading.v1.AccountType account_types = 1;
+   */
+  accountTypes: AccountType[];
+};
+
+/**
+ * Describes the message exness.trading.v1.ListAccountTypesResponse.
+ * Use `create(ListAccountTypesResponseSchema)` to create a new message.
+ */
+export const ListAccountTypesResponseSchema: GenMessage<ListAccountTypesResponse> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 33);
+
+/**
+ * Withdraw's input.
+ *
+ * @generated from message exness.trading.v1.WithdrawRequest
+ */
+export type WithdrawRequest = Message<"exness.trading.v1.WithdrawRequest"> & {
+  /**
+   * USD, > 0, at most 2 decimals; at most the free margin.
+   *
+   * @generated from field: string amount = 1;
+   */
+  amount: string;
+
+  /**
+   * The account to debit; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message exness.trading.v1.WithdrawRequest.
+ * Use `create(WithdrawRequestSchema)` to create a new message.
+ */
+export const WithdrawRequestSchema: GenMessage<WithdrawRequest> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 34);
+
+/**
+ * Withdraw's result.
+ *
+ * @generated from message exness.trading.v1.WithdrawResponse
+ */
+export type WithdrawResponse = Message<"exness.trading.v1.WithdrawResponse"> & {
+  /**
+   * The account after the withdrawal.
+   *
+   * @generated from field: exness.trading.v1.Account account = 1;
+   */
+  account?: Account | undefined;
+
+  /**
+   * The ledger entry that booked it.
+   *
+   * @generated from field: exness.trading.v1.LedgerEntry entry = 2;
+   */
+  entry?: LedgerEntry | undefined;
+};
+
+/**
+ * Describes the message exness.trading.v1.WithdrawResponse.
+ * Use `create(WithdrawResponseSchema)` to create a new message.
+ */
+export const WithdrawResponseSchema: GenMessage<WithdrawResponse> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 35);
+
+/**
+ * ListTransactions's input.
+ *
+ * @generated from message exness.trading.v1.ListTransactionsRequest
+ */
+export type ListTransactionsRequest = Message<"exness.trading.v1.ListTransactionsRequest"> & {
+  /**
+   * 1 to 500, default 50 (0 means the default).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous response's next_page_token; empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * The account to list; empty for the caller's default account.
+   *
+   * @generated from field: string account_id = 3;
+   */
+  accountId: string;
+
+  /**
+   * Only operations booked at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 4;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only operations booked before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message exness.trading.v1.ListTransactionsRequest.
+ * Use `create(ListTransactionsRequestSchema)` to create a new message.
+ */
+export const ListTransactionsRequestSchema: GenMessage<ListTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 36);
+
+/**
+ * ListTransactions's result: one page.
+ *
+ * @generated from message exness.trading.v1.ListTransactionsResponse
+ */
+export type ListTransactionsResponse = Message<"exness.trading.v1.ListTransactionsResponse"> & {
+  /**
+   * Balance operations, newest first; at most page_size of them. Each carries the balance
+   * after it.
+   *
+   * @generated from field: repeated exness.trading.v1.LedgerEntry entries = 1;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message exness.trading.v1.ListTransactionsResponse.
+ * Use `create(ListTransactionsResponseSchema)` to create a new message.
+ */
+export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_exness_trading_v1_trading, 37);
 
 /**
  * One message of the StreamAccount stream.
@@ -1125,7 +1696,7 @@ export type StreamAccountResponse = Message<"exness.trading.v1.StreamAccountResp
  * Use `create(StreamAccountResponseSchema)` to create a new message.
  */
 export const StreamAccountResponseSchema: GenMessage<StreamAccountResponse> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 26);
+  messageDesc(file_exness_trading_v1_trading, 38);
 
 /**
  * Something that happened to an account. Payload of Kafka topic `trading.events` (key: account
@@ -1211,7 +1782,7 @@ export type AccountEvent = Message<"exness.trading.v1.AccountEvent"> & {
  * Use `create(AccountEventSchema)` to create a new message.
  */
 export const AccountEventSchema: GenMessage<AccountEvent> = /*@__PURE__*/
-  messageDesc(file_exness_trading_v1_trading, 27);
+  messageDesc(file_exness_trading_v1_trading, 39);
 
 /**
  * Direction of an order or position.
@@ -1431,6 +2002,27 @@ export enum LedgerEntryKind {
    * @generated from enum value: LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET = 3;
    */
   NEGATIVE_BALANCE_RESET = 3,
+
+  /**
+   * Demo funds taken out by Withdraw (negative amount).
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_WITHDRAWAL = 4;
+   */
+  WITHDRAWAL = 4,
+
+  /**
+   * Commission of an open or a close (negative amount); `reference_id` is the position.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_COMMISSION = 5;
+   */
+  COMMISSION = 5,
+
+  /**
+   * Swap of a position at the daily rollover (either sign); `reference_id` is the position.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_SWAP = 6;
+   */
+  SWAP = 6,
 }
 
 /**
@@ -1438,6 +2030,40 @@ export enum LedgerEntryKind {
  */
 export const LedgerEntryKindSchema: GenEnum<LedgerEntryKind> = /*@__PURE__*/
   enumDesc(file_exness_trading_v1_trading, 4);
+
+/**
+ * Whether an account trades with play money or is labelled as a real-money account.
+ *
+ * @generated from enum exness.trading.v1.AccountKind
+ */
+export enum AccountKind {
+  /**
+   * Not a valid kind; CreateAccount treats it as DEMO.
+   *
+   * @generated from enum value: ACCOUNT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Demo money: Deposit and Withdraw move funds freely.
+   *
+   * @generated from enum value: ACCOUNT_KIND_DEMO = 1;
+   */
+  DEMO = 1,
+
+  /**
+   * Labelled "real" (this platform moves no real money: funds are still demo funds).
+   *
+   * @generated from enum value: ACCOUNT_KIND_REAL = 2;
+   */
+  REAL = 2,
+}
+
+/**
+ * Describes the enum exness.trading.v1.AccountKind.
+ */
+export const AccountKindSchema: GenEnum<AccountKind> = /*@__PURE__*/
+  enumDesc(file_exness_trading_v1_trading, 5);
 
 /**
  * What an AccountEvent reports.
@@ -1542,28 +2168,57 @@ export enum AccountEventType {
    * @generated from enum value: ACCOUNT_EVENT_TYPE_STOP_OUT = 13;
    */
   STOP_OUT = 13,
+
+  /**
+   * A new trading account was opened; `account` is it.
+   *
+   * @generated from enum value: ACCOUNT_EVENT_TYPE_ACCOUNT_CREATED = 14;
+   */
+  ACCOUNT_CREATED = 14,
+
+  /**
+   * A swap was charged at the rollover; `position` is it, `ledger_entry` the charge.
+   *
+   * @generated from enum value: ACCOUNT_EVENT_TYPE_SWAP_CHARGED = 15;
+   */
+  SWAP_CHARGED = 15,
+
+  /**
+   * A trailing stop moved the position's stop-loss; `position` is it.
+   *
+   * @generated from enum value: ACCOUNT_EVENT_TYPE_TRAILING_STOP_MOVED = 16;
+   */
+  TRAILING_STOP_MOVED = 16,
 }
 
 /**
  * Describes the enum exness.trading.v1.AccountEventType.
  */
 export const AccountEventTypeSchema: GenEnum<AccountEventType> = /*@__PURE__*/
-  enumDesc(file_exness_trading_v1_trading, 5);
+  enumDesc(file_exness_trading_v1_trading, 6);
 
 /**
- * The trading engine: the caller's account, orders and positions.
+ * The trading engine: the caller's accounts, orders and positions.
  *
- * Every RPC needs an access token and acts on the caller's own account only (created with a
- * zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+ * Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+ * holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+ * leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+ * on the user's default account (a Standard demo account, created with a zero USD balance on
+ * first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+ * another account are NOT_FOUND.
  * Money, prices and volumes are decimal strings; money is in the account currency (USD).
  * A command is answered only after its effects are durably committed.
  *
  * Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
- * ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
- * Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
- * 60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
- * profitable first, until the level is back above the stop-out level. A balance left negative
- * by a stop-out is reset to zero (negative balance protection).
+ * ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+ * need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+ * P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+ * type's margin call level or less a margin call event is sent; at its stop-out level or less
+ * positions are stopped out, the least profitable first, until the level is back above the
+ * stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+ * protection). Commission (per lot per side, by account type) is charged on open and on close;
+ * swaps are charged at the daily rollover on every open position of an account that is not
+ * swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
  *
  * @generated from service exness.trading.v1.TradingService
  */
@@ -1581,6 +2236,41 @@ export const TradingService: GenService<{
     output: typeof GetAccountResponseSchema;
   },
   /**
+   * Lists the caller's trading accounts, the default one first, then oldest first.
+   * Errors: UNAUTHENTICATED.
+   *
+   * @generated from rpc exness.trading.v1.TradingService.ListAccounts
+   */
+  listAccounts: {
+    methodKind: "unary";
+    input: typeof ListAccountsRequestSchema;
+    output: typeof ListAccountsResponseSchema;
+  },
+  /**
+   * Opens another trading account for the caller, of the given type and kind, with a zero
+   * balance.
+   * Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+   * (ACCOUNT_LIMIT).
+   *
+   * @generated from rpc exness.trading.v1.TradingService.CreateAccount
+   */
+  createAccount: {
+    methodKind: "unary";
+    input: typeof CreateAccountRequestSchema;
+    output: typeof CreateAccountResponseSchema;
+  },
+  /**
+   * Lists the account types with their trading conditions (spread markup and commission per
+   * instrument, margin call and stop-out levels, maximum leverage).
+   *
+   * @generated from rpc exness.trading.v1.TradingService.ListAccountTypes
+   */
+  listAccountTypes: {
+    methodKind: "unary";
+    input: typeof ListAccountTypesRequestSchema;
+    output: typeof ListAccountTypesResponseSchema;
+  },
+  /**
    * Adds demo funds to the balance (a ledger entry of kind DEPOSIT).
    * Errors: INVALID_ARGUMENT (amount not positive, over 1,000,000 or more than 2 decimals).
    *
@@ -1592,9 +2282,24 @@ export const TradingService: GenService<{
     output: typeof DepositResponseSchema;
   },
   /**
-   * Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-   * orders use min(account leverage, instrument max leverage).
-   * Errors: INVALID_ARGUMENT (out of range).
+   * Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+   * margin.
+   * Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+   * (INSUFFICIENT_FREE_MARGIN).
+   *
+   * @generated from rpc exness.trading.v1.TradingService.Withdraw
+   */
+  withdraw: {
+    methodKind: "unary";
+    input: typeof WithdrawRequestSchema;
+    output: typeof WithdrawResponseSchema;
+  },
+  /**
+   * Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+   * (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+   * Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+   * INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+   * need more margin than the equity).
    *
    * @generated from rpc exness.trading.v1.TradingService.SetLeverage
    */
@@ -1613,8 +2318,9 @@ export const TradingService: GenService<{
    * the same request returns the first result instead of placing a second order.
    *
    * Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-   * INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-   * STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+   * INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+   * (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+   * (NO_QUOTE).
    *
    * @generated from rpc exness.trading.v1.TradingService.PlaceOrder
    */
@@ -1655,8 +2361,8 @@ export const TradingService: GenService<{
     output: typeof ListPositionsResponseSchema;
   },
   /**
-   * Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-   * removes the level).
+   * Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+   * empty string removes the level).
    * Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
    * the wrong side of the current quote).
    *
@@ -1670,7 +2376,7 @@ export const TradingService: GenService<{
   /**
    * Closes a position at the current quote, whole or in part (`volume`).
    * Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-   * volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+   * volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
    *
    * @generated from rpc exness.trading.v1.TradingService.ClosePosition
    */
@@ -1688,6 +2394,18 @@ export const TradingService: GenService<{
     methodKind: "unary";
     input: typeof ListTradesRequestSchema;
     output: typeof ListTradesResponseSchema;
+  },
+  /**
+   * Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+   * swaps, negative-balance compensation) with the balance after each, newest first, a page at
+   * a time, optionally within a time window.
+   *
+   * @generated from rpc exness.trading.v1.TradingService.ListTransactions
+   */
+  listTransactions: {
+    methodKind: "unary";
+    input: typeof ListTransactionsRequestSchema;
+    output: typeof ListTransactionsResponseSchema;
   },
   /**
    * Streams the caller's account events: first an ACCOUNT_SNAPSHOT, then every order, position,

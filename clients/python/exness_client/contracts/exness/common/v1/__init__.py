@@ -167,6 +167,12 @@ class ErrorReason(betterproto2.Enum):
     ErrorInfo metadata `retry_after_s` (seconds) before trying again.
     """
 
+    SESSION_REVOKED = 18
+    """
+    UNAUTHENTICATED: the access token's session has ended (Logout, or a replayed refresh
+    token): calls are refused and open streams end. Log in again; refreshing will not help.
+    """
+
     UNKNOWN_SYMBOL = 20
     """
     Market data.
@@ -264,6 +270,41 @@ class ErrorReason(betterproto2.Enum):
     FAILED_PRECONDITION: the broker's operators halted trading on the instrument for now.
     """
 
+    MARKET_CLOSED = 32
+    """
+    FAILED_PRECONDITION: the instrument is outside its trading session (forex and metals close
+    from Friday's close to Sunday's open, UTC); ErrorInfo metadata `opens_at` says when it opens.
+    Pending orders and stop-loss/take-profit wait for the open.
+    """
+
+    ACCOUNT_NOT_FOUND = 44
+    """
+    NOT_FOUND: no such trading account among the caller's accounts.
+    """
+
+    UNKNOWN_ACCOUNT_TYPE = 45
+    """
+    INVALID_ARGUMENT: no account type by that name (see ListAccountTypes).
+    """
+
+    ACCOUNT_LIMIT = 46
+    """
+    FAILED_PRECONDITION: the user already holds as many trading accounts as allowed (ErrorInfo
+    metadata `limit`).
+    """
+
+    LEVERAGE_CHANGE_REFUSED = 47
+    """
+    FAILED_PRECONDITION: the open positions would need more margin at the requested leverage
+    than the account's equity covers (ErrorInfo metadata `required_margin`, `equity`).
+    """
+
+    INSUFFICIENT_FREE_MARGIN = 48
+    """
+    FAILED_PRECONDITION: a withdrawal larger than the free margin (ErrorInfo metadata
+    `free_margin`).
+    """
+
     SLOW_CONSUMER = 50
     """
     Streams.
@@ -317,6 +358,7 @@ class ErrorReason(betterproto2.Enum):
             15: "ERROR_REASON_USER_NOT_FOUND",
             16: "ERROR_REASON_TOKEN_EXPIRED",
             17: "ERROR_REASON_LOGIN_THROTTLED",
+            18: "ERROR_REASON_SESSION_REVOKED",
             20: "ERROR_REASON_UNKNOWN_SYMBOL",
             21: "ERROR_REASON_NO_QUOTE",
             23: "ERROR_REASON_BROKER_UNAVAILABLE",
@@ -335,6 +377,12 @@ class ErrorReason(betterproto2.Enum):
             41: "ERROR_REASON_ENGINE_UNAVAILABLE",
             42: "ERROR_REASON_PENDING_ORDER_LIMIT",
             43: "ERROR_REASON_TRADING_HALTED",
+            32: "ERROR_REASON_MARKET_CLOSED",
+            44: "ERROR_REASON_ACCOUNT_NOT_FOUND",
+            45: "ERROR_REASON_UNKNOWN_ACCOUNT_TYPE",
+            46: "ERROR_REASON_ACCOUNT_LIMIT",
+            47: "ERROR_REASON_LEVERAGE_CHANGE_REFUSED",
+            48: "ERROR_REASON_INSUFFICIENT_FREE_MARGIN",
             50: "ERROR_REASON_SLOW_CONSUMER",
             60: "ERROR_REASON_ROUTE_NOT_FOUND",
             61: "ERROR_REASON_METHOD_NOT_ALLOWED",
@@ -360,6 +408,7 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_USER_NOT_FOUND": 15,
             "ERROR_REASON_TOKEN_EXPIRED": 16,
             "ERROR_REASON_LOGIN_THROTTLED": 17,
+            "ERROR_REASON_SESSION_REVOKED": 18,
             "ERROR_REASON_UNKNOWN_SYMBOL": 20,
             "ERROR_REASON_NO_QUOTE": 21,
             "ERROR_REASON_BROKER_UNAVAILABLE": 23,
@@ -378,6 +427,12 @@ class ErrorReason(betterproto2.Enum):
             "ERROR_REASON_ENGINE_UNAVAILABLE": 41,
             "ERROR_REASON_PENDING_ORDER_LIMIT": 42,
             "ERROR_REASON_TRADING_HALTED": 43,
+            "ERROR_REASON_MARKET_CLOSED": 32,
+            "ERROR_REASON_ACCOUNT_NOT_FOUND": 44,
+            "ERROR_REASON_UNKNOWN_ACCOUNT_TYPE": 45,
+            "ERROR_REASON_ACCOUNT_LIMIT": 46,
+            "ERROR_REASON_LEVERAGE_CHANGE_REFUSED": 47,
+            "ERROR_REASON_INSUFFICIENT_FREE_MARGIN": 48,
             "ERROR_REASON_SLOW_CONSUMER": 50,
             "ERROR_REASON_ROUTE_NOT_FOUND": 60,
             "ERROR_REASON_METHOD_NOT_ALLOWED": 61,

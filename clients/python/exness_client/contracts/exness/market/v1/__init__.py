@@ -21,6 +21,8 @@ __all__ = (
     "QuoteEvent",
     "StreamQuotesRequest",
     "StreamQuotesResponse",
+    "SwapType",
+    "TradingSession",
 )
 
 import datetime
@@ -150,6 +152,44 @@ class InstrumentCategory(betterproto2.Enum):
         }
 
 
+class SwapType(betterproto2.Enum):
+    """
+    How an instrument's swap rates are expressed.
+    """
+
+    UNSPECIFIED = 0
+    """
+    No swaps are charged.
+    """
+
+    POINTS = 1
+    """
+    Points per lot per day: one point is 10^-price_decimals of the price.
+    """
+
+    PERCENT_PER_YEAR = 2
+    """
+    Percent per year of the position's value (volume x contract size x price), charged 1/360
+    per day.
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "SWAP_TYPE_UNSPECIFIED",
+            1: "SWAP_TYPE_POINTS",
+            2: "SWAP_TYPE_PERCENT_PER_YEAR",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "SWAP_TYPE_UNSPECIFIED": 0,
+            "SWAP_TYPE_POINTS": 1,
+            "SWAP_TYPE_PERCENT_PER_YEAR": 2,
+        }
+
+
 @dataclass(eq=False, repr=False)
 class Candle(betterproto2.Message):
     """
@@ -276,6 +316,12 @@ class GetQuoteRequest(betterproto2.Message):
     Platform symbol: 2 to 20 of [A-Z0-9], e.g. "BTCUSD".
     """
 
+    account_type: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+    instrument's default markup (the Standard account's).
+    """
+
 
 default_message_pool.register_message("exness.market.v1", "GetQuoteRequest", GetQuoteRequest)
 
@@ -357,6 +403,39 @@ class Instrument(betterproto2.Message):
     quote_currency: "str" = betterproto2.field(11, betterproto2.TYPE_STRING)
     """
     Currency that prices and profits are quoted in (always "USD" for now).
+    """
+
+    swap_type: "SwapType" = betterproto2.field(
+        12, betterproto2.TYPE_ENUM, default_factory=lambda: SwapType(0)
+    )
+    """
+    How swap_long and swap_short are expressed.
+    """
+
+    swap_long: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    Swap of a long (BUY) position per lot per day: in points (price_decimals' last digit) or in
+    percent per year of the position's value, by swap_type (decimal string, either sign;
+    negative is a charge).
+    """
+
+    swap_short: "str" = betterproto2.field(14, betterproto2.TYPE_STRING)
+    """
+    Swap of a short (SELL) position per lot per day, as swap_long.
+    """
+
+    triple_swap_weekday: "int" = betterproto2.field(15, betterproto2.TYPE_INT32)
+    """
+    ISO weekday (1 Monday .. 7 Sunday) whose rollover charges three days of swap (covering the
+    weekend); 0 when every rollover charges one day.
+    """
+
+    sessions: "list[TradingSession]" = betterproto2.field(
+        16, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    The weekly windows in which it trades (UTC), ordered by opening; empty means always open
+    (crypto). Outside them orders and closes are refused with MARKET_CLOSED.
     """
 
 
@@ -517,6 +596,13 @@ class QuoteEvent(betterproto2.Message):
     When MarketData published it (for latency measurement).
     """
 
+    spread_markup: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    The instrument's default spread markup the quote carries (price units, decimal string):
+    an account type with another markup trades the quote moved by half the difference on each
+    side, so consumers follow a markup the operators change without a restart.
+    """
+
 
 default_message_pool.register_message("exness.market.v1", "QuoteEvent", QuoteEvent)
 
@@ -530,6 +616,12 @@ class StreamQuotesRequest(betterproto2.Message):
     symbols: "list[str]" = betterproto2.field(1, betterproto2.TYPE_STRING, repeated=True)
     """
     Symbols to follow, 1 to 50 of them, each 2 to 20 of [A-Z0-9].
+    """
+
+    account_type: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Account type whose spread the quote carries (e.g. "raw_spread"); empty for the
+    instrument's default markup (the Standard account's).
     """
 
 
@@ -553,6 +645,36 @@ class StreamQuotesResponse(betterproto2.Message):
 default_message_pool.register_message(
     "exness.market.v1", "StreamQuotesResponse", StreamQuotesResponse
 )
+
+
+@dataclass(eq=False, repr=False)
+class TradingSession(betterproto2.Message):
+    """
+    A weekly window in which an instrument trades, in UTC.
+    """
+
+    open_weekday: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    ISO weekday it opens on: 1 Monday .. 7 Sunday.
+    """
+
+    open_time: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Time of day it opens, "HH:MM" (UTC, 24-hour).
+    """
+
+    close_weekday: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+    """
+    ISO weekday it closes on: 1 Monday .. 7 Sunday.
+    """
+
+    close_time: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    Time of day it closes, "HH:MM" (UTC, 24-hour); the close itself is outside the window.
+    """
+
+
+default_message_pool.register_message("exness.market.v1", "TradingSession", TradingSession)
 
 
 class MarketDataServiceStub(betterproto2_grpclib.ServiceStub):

@@ -7,23 +7,34 @@ __all__ = (
     "Account",
     "AccountEvent",
     "AccountEventType",
+    "AccountKind",
+    "AccountType",
+    "AccountTypeTerms",
     "CancelOrderRequest",
     "CancelOrderResponse",
     "ClosePositionRequest",
     "ClosePositionResponse",
     "CloseReason",
+    "CreateAccountRequest",
+    "CreateAccountResponse",
     "DepositRequest",
     "DepositResponse",
     "GetAccountRequest",
     "GetAccountResponse",
     "LedgerEntry",
     "LedgerEntryKind",
+    "ListAccountTypesRequest",
+    "ListAccountTypesResponse",
+    "ListAccountsRequest",
+    "ListAccountsResponse",
     "ListOrdersRequest",
     "ListOrdersResponse",
     "ListPositionsRequest",
     "ListPositionsResponse",
     "ListTradesRequest",
     "ListTradesResponse",
+    "ListTransactionsRequest",
+    "ListTransactionsResponse",
     "ModifyPositionRequest",
     "ModifyPositionResponse",
     "Order",
@@ -39,6 +50,8 @@ __all__ = (
     "StreamAccountResponse",
     "Trade",
     "TradingServiceStub",
+    "WithdrawRequest",
+    "WithdrawResponse",
 )
 
 import datetime
@@ -134,6 +147,21 @@ class AccountEventType(betterproto2.Enum):
     Positions are being closed by the broker; `trade` is each closed one.
     """
 
+    ACCOUNT_CREATED = 14
+    """
+    A new trading account was opened; `account` is it.
+    """
+
+    SWAP_CHARGED = 15
+    """
+    A swap was charged at the rollover; `position` is it, `ledger_entry` the charge.
+    """
+
+    TRAILING_STOP_MOVED = 16
+    """
+    A trailing stop moved the position's stop-loss; `position` is it.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -151,6 +179,9 @@ class AccountEventType(betterproto2.Enum):
             11: "ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED",
             12: "ACCOUNT_EVENT_TYPE_MARGIN_CALL",
             13: "ACCOUNT_EVENT_TYPE_STOP_OUT",
+            14: "ACCOUNT_EVENT_TYPE_ACCOUNT_CREATED",
+            15: "ACCOUNT_EVENT_TYPE_SWAP_CHARGED",
+            16: "ACCOUNT_EVENT_TYPE_TRAILING_STOP_MOVED",
         }
 
     @classmethod
@@ -170,6 +201,46 @@ class AccountEventType(betterproto2.Enum):
             "ACCOUNT_EVENT_TYPE_LEVERAGE_CHANGED": 11,
             "ACCOUNT_EVENT_TYPE_MARGIN_CALL": 12,
             "ACCOUNT_EVENT_TYPE_STOP_OUT": 13,
+            "ACCOUNT_EVENT_TYPE_ACCOUNT_CREATED": 14,
+            "ACCOUNT_EVENT_TYPE_SWAP_CHARGED": 15,
+            "ACCOUNT_EVENT_TYPE_TRAILING_STOP_MOVED": 16,
+        }
+
+
+class AccountKind(betterproto2.Enum):
+    """
+    Whether an account trades with play money or is labelled as a real-money account.
+    """
+
+    UNSPECIFIED = 0
+    """
+    Not a valid kind; CreateAccount treats it as DEMO.
+    """
+
+    DEMO = 1
+    """
+    Demo money: Deposit and Withdraw move funds freely.
+    """
+
+    REAL = 2
+    """
+    Labelled "real" (this platform moves no real money: funds are still demo funds).
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "ACCOUNT_KIND_UNSPECIFIED",
+            1: "ACCOUNT_KIND_DEMO",
+            2: "ACCOUNT_KIND_REAL",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "ACCOUNT_KIND_UNSPECIFIED": 0,
+            "ACCOUNT_KIND_DEMO": 1,
+            "ACCOUNT_KIND_REAL": 2,
         }
 
 
@@ -256,6 +327,21 @@ class LedgerEntryKind(betterproto2.Enum):
     Negative balance protection: the broker covers a negative balance after a stop-out.
     """
 
+    WITHDRAWAL = 4
+    """
+    Demo funds taken out by Withdraw (negative amount).
+    """
+
+    COMMISSION = 5
+    """
+    Commission of an open or a close (negative amount); `reference_id` is the position.
+    """
+
+    SWAP = 6
+    """
+    Swap of a position at the daily rollover (either sign); `reference_id` is the position.
+    """
+
     @classmethod
     def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
         return {
@@ -263,6 +349,9 @@ class LedgerEntryKind(betterproto2.Enum):
             1: "LEDGER_ENTRY_KIND_DEPOSIT",
             2: "LEDGER_ENTRY_KIND_REALIZED_PNL",
             3: "LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET",
+            4: "LEDGER_ENTRY_KIND_WITHDRAWAL",
+            5: "LEDGER_ENTRY_KIND_COMMISSION",
+            6: "LEDGER_ENTRY_KIND_SWAP",
         }
 
     @classmethod
@@ -272,6 +361,9 @@ class LedgerEntryKind(betterproto2.Enum):
             "LEDGER_ENTRY_KIND_DEPOSIT": 1,
             "LEDGER_ENTRY_KIND_REALIZED_PNL": 2,
             "LEDGER_ENTRY_KIND_NEGATIVE_BALANCE_RESET": 3,
+            "LEDGER_ENTRY_KIND_WITHDRAWAL": 4,
+            "LEDGER_ENTRY_KIND_COMMISSION": 5,
+            "LEDGER_ENTRY_KIND_SWAP": 6,
         }
 
 
@@ -480,6 +572,35 @@ class Account(betterproto2.Message):
     Margin level at or below which positions are stopped out, in percent.
     """
 
+    account_type: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    Name of its account type, e.g. "standard" (see ListAccountTypes).
+    """
+
+    kind: "AccountKind" = betterproto2.field(
+        14, betterproto2.TYPE_ENUM, default_factory=lambda: AccountKind(0)
+    )
+    """
+    Demo or real-labelled.
+    """
+
+    swap_free: "bool" = betterproto2.field(15, betterproto2.TYPE_BOOL)
+    """
+    True when no swaps are charged on its positions.
+    """
+
+    is_default: "bool" = betterproto2.field(16, betterproto2.TYPE_BOOL)
+    """
+    True for the account that requests without an `account_id` act on.
+    """
+
+    create_time: "datetime.datetime | None" = betterproto2.field(
+        17, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    When it was opened.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "Account", Account)
 
@@ -553,6 +674,74 @@ default_message_pool.register_message("exness.trading.v1", "AccountEvent", Accou
 
 
 @dataclass(eq=False, repr=False)
+class AccountType(betterproto2.Message):
+    """
+    An account type: its name, levels, maximum leverage and per-instrument terms.
+    """
+
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Stable id: "standard", "pro", "raw_spread" or "zero".
+    """
+
+    display_name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    For people, e.g. "Raw Spread".
+    """
+
+    margin_call_level: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Margin level at or below which a margin call event is sent, in percent (decimal string).
+    """
+
+    stop_out_level: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    Margin level at or below which positions are stopped out, in percent (decimal string).
+    """
+
+    max_leverage: "int" = betterproto2.field(5, betterproto2.TYPE_INT32)
+    """
+    Highest account leverage of this type (each instrument caps it further).
+    """
+
+    terms: "list[AccountTypeTerms]" = betterproto2.field(
+        6, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    Terms per instrument, ordered by symbol.
+    """
+
+
+default_message_pool.register_message("exness.trading.v1", "AccountType", AccountType)
+
+
+@dataclass(eq=False, repr=False)
+class AccountTypeTerms(betterproto2.Message):
+    """
+    The trading conditions one account type gives an instrument.
+    """
+
+    symbol: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Platform symbol, e.g. "EURUSD".
+    """
+
+    spread_markup: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Added to the exchange's spread for accounts of this type, in price units (decimal
+    string), half on each side of the mid; replaces the instrument's default markup.
+    """
+
+    commission_per_lot: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    USD per lot per side (decimal string): charged on open and again on close.
+    """
+
+
+default_message_pool.register_message("exness.trading.v1", "AccountTypeTerms", AccountTypeTerms)
+
+
+@dataclass(eq=False, repr=False)
 class CancelOrderRequest(betterproto2.Message):
     """
     CancelOrder's input.
@@ -561,6 +750,11 @@ class CancelOrderRequest(betterproto2.Message):
     order_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     The pending order to cancel; at most 64 characters.
+    """
+
+    account_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The account the order is on; empty for the caller's default account.
     """
 
 
@@ -600,6 +794,11 @@ class ClosePositionRequest(betterproto2.Message):
     Lots to close; empty closes all of it.
     """
 
+    account_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The account the position is on; empty for the caller's default account.
+    """
+
 
 default_message_pool.register_message(
     "exness.trading.v1", "ClosePositionRequest", ClosePositionRequest
@@ -634,6 +833,57 @@ default_message_pool.register_message(
 
 
 @dataclass(eq=False, repr=False)
+class CreateAccountRequest(betterproto2.Message):
+    """
+    CreateAccount's input.
+    """
+
+    account_type: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Account type name: "standard", "pro", "raw_spread" or "zero" (see ListAccountTypes).
+    """
+
+    kind: "AccountKind" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: AccountKind(0)
+    )
+    """
+    DEMO (the default when unspecified) or REAL.
+    """
+
+    leverage: "int" = betterproto2.field(3, betterproto2.TYPE_INT32)
+    """
+    Account leverage, 1 to 2000 capped by the account type; default: the platform's default.
+    """
+
+    swap_free: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    True for a swap-free account: no swaps are charged on its positions.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "CreateAccountRequest", CreateAccountRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class CreateAccountResponse(betterproto2.Message):
+    """
+    CreateAccount's result.
+    """
+
+    account: "Account | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    The new account, with a zero balance.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "CreateAccountResponse", CreateAccountResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class DepositRequest(betterproto2.Message):
     """
     Deposit's input.
@@ -642,6 +892,11 @@ class DepositRequest(betterproto2.Message):
     amount: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
     """
     USD, > 0, at most 2 decimals, at most 1,000,000 per deposit.
+    """
+
+    account_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The account to credit; empty for the caller's default account.
     """
 
 
@@ -671,10 +926,13 @@ default_message_pool.register_message("exness.trading.v1", "DepositResponse", De
 @dataclass(eq=False, repr=False)
 class GetAccountRequest(betterproto2.Message):
     """
-    GetAccount's input (empty: the account is the caller's).
+    GetAccount's input.
     """
 
-    pass
+    account_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The account to show; empty for the caller's default account.
+    """
 
 
 default_message_pool.register_message("exness.trading.v1", "GetAccountRequest", GetAccountRequest)
@@ -735,8 +993,77 @@ class LedgerEntry(betterproto2.Message):
     When it was booked.
     """
 
+    account_id: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    The account it belongs to.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "LedgerEntry", LedgerEntry)
+
+
+@dataclass(eq=False, repr=False)
+class ListAccountsRequest(betterproto2.Message):
+    """
+    ListAccounts's input (the accounts are the caller's).
+    """
+
+    pass
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListAccountsRequest", ListAccountsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListAccountsResponse(betterproto2.Message):
+    """
+    ListAccounts's result.
+    """
+
+    accounts: "list[Account]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    The caller's accounts, the default one first, computed from the latest quotes.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListAccountsResponse", ListAccountsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListAccountTypesRequest(betterproto2.Message):
+    """
+    ListAccountTypes's input (empty).
+    """
+
+    pass
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListAccountTypesRequest", ListAccountTypesRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListAccountTypesResponse(betterproto2.Message):
+    """
+    ListAccountTypes's result.
+    """
+
+    account_types: "list[AccountType]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    Every account type, Standard first.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListAccountTypesResponse", ListAccountTypesResponse
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -753,6 +1080,11 @@ class ListOrdersRequest(betterproto2.Message):
     page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
     From a previous response's next_page_token; empty for the first page.
+    """
+
+    account_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The account to list; empty for the caller's default account.
     """
 
 
@@ -793,6 +1125,11 @@ class ListPositionsRequest(betterproto2.Message):
     page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
     """
     From a previous response's next_page_token; empty for the first page.
+    """
+
+    account_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The account to list; empty for the caller's default account.
     """
 
 
@@ -844,6 +1181,25 @@ class ListTradesRequest(betterproto2.Message):
     Only trades of this symbol.
     """
 
+    account_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    The account to list; empty for the caller's default account.
+    """
+
+    start_time: "datetime.datetime | None" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Only trades closed at or after this time.
+    """
+
+    end_time: "datetime.datetime | None" = betterproto2.field(
+        6, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Only trades closed before this time.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "ListTradesRequest", ListTradesRequest)
 
@@ -869,6 +1225,70 @@ default_message_pool.register_message("exness.trading.v1", "ListTradesResponse",
 
 
 @dataclass(eq=False, repr=False)
+class ListTransactionsRequest(betterproto2.Message):
+    """
+    ListTransactions's input.
+    """
+
+    page_size: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    1 to 500, default 50 (0 means the default).
+    """
+
+    page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    From a previous response's next_page_token; empty for the first page.
+    """
+
+    account_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The account to list; empty for the caller's default account.
+    """
+
+    start_time: "datetime.datetime | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Only operations booked at or after this time.
+    """
+
+    end_time: "datetime.datetime | None" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Only operations booked before this time.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListTransactionsRequest", ListTransactionsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListTransactionsResponse(betterproto2.Message):
+    """
+    ListTransactions's result: one page.
+    """
+
+    entries: "list[LedgerEntry]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    Balance operations, newest first; at most page_size of them. Each carries the balance
+    after it.
+    """
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Empty on the last page.
+    """
+
+
+default_message_pool.register_message(
+    "exness.trading.v1", "ListTransactionsResponse", ListTransactionsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
 class ModifyPositionRequest(betterproto2.Message):
     """
     ModifyPosition's input.
@@ -887,6 +1307,16 @@ class ModifyPositionRequest(betterproto2.Message):
     take_profit: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
     """
     New take-profit; empty removes it.
+    """
+
+    account_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    The account the position is on; empty for the caller's default account.
+    """
+
+    trailing_stop: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    New trailing-stop distance in price units (> 0); empty removes it.
     """
 
 
@@ -1015,6 +1445,16 @@ class Order(betterproto2.Message):
     Pending orders only: when it lapses; absent for good-till-cancelled.
     """
 
+    trailing_stop: "str" = betterproto2.field(18, betterproto2.TYPE_STRING)
+    """
+    Trailing-stop distance to set on the position it opens, in price units; empty for none.
+    """
+
+    account_id: "str" = betterproto2.field(19, betterproto2.TYPE_STRING)
+    """
+    The account it belongs to.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "Order", Order)
 
@@ -1085,6 +1525,17 @@ class PlaceOrderRequest(betterproto2.Message):
     )
     """
     Pending orders only: when the order lapses; absent means good-till-cancelled.
+    """
+
+    account_id: "str" = betterproto2.field(12, betterproto2.TYPE_STRING)
+    """
+    The account to trade on; empty for the caller's default account.
+    """
+
+    trailing_stop: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    Optional trailing-stop distance for the position, in price units (> 0): the stop-loss
+    follows the price at this distance, only ever in the position's favour.
     """
 
 
@@ -1186,6 +1637,27 @@ class Position(betterproto2.Message):
     When it opened.
     """
 
+    trailing_stop: "str" = betterproto2.field(14, betterproto2.TYPE_STRING)
+    """
+    Trailing-stop distance in price units (decimal string); empty for none. While set, the
+    stop-loss follows the price at this distance, only ever in the position's favour.
+    """
+
+    commission: "str" = betterproto2.field(15, betterproto2.TYPE_STRING)
+    """
+    Commission charged so far (the open side), as a negative USD amount (decimal string).
+    """
+
+    swap: "str" = betterproto2.field(16, betterproto2.TYPE_STRING)
+    """
+    Swaps charged so far at rollovers, in USD (decimal string, either sign).
+    """
+
+    account_id: "str" = betterproto2.field(17, betterproto2.TYPE_STRING)
+    """
+    The account it belongs to.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "Position", Position)
 
@@ -1199,6 +1671,11 @@ class SetLeverageRequest(betterproto2.Message):
     leverage: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
     """
     1 to 2000 (1:1 to 1:2000); each instrument caps it further.
+    """
+
+    account_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The account to act on; empty for the caller's default account.
     """
 
 
@@ -1225,10 +1702,13 @@ default_message_pool.register_message(
 @dataclass(eq=False, repr=False)
 class StreamAccountRequest(betterproto2.Message):
     """
-    StreamAccount's input (empty: the account is the caller's).
+    StreamAccount's input.
     """
 
-    pass
+    account_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The account to follow; empty for the caller's default account.
+    """
 
 
 default_message_pool.register_message(
@@ -1328,30 +1808,93 @@ class Trade(betterproto2.Message):
     Why the broker closed it (close reason OPERATOR); empty otherwise.
     """
 
+    commission: "str" = betterproto2.field(13, betterproto2.TYPE_STRING)
+    """
+    Commission of this part, open and close sides together, as a negative USD amount.
+    """
+
+    swap: "str" = betterproto2.field(14, betterproto2.TYPE_STRING)
+    """
+    Swaps this part accumulated while open, in USD (either sign).
+    """
+
+    account_id: "str" = betterproto2.field(15, betterproto2.TYPE_STRING)
+    """
+    The account it belongs to.
+    """
+
 
 default_message_pool.register_message("exness.trading.v1", "Trade", Trade)
 
 
+@dataclass(eq=False, repr=False)
+class WithdrawRequest(betterproto2.Message):
+    """
+    Withdraw's input.
+    """
+
+    amount: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    USD, > 0, at most 2 decimals; at most the free margin.
+    """
+
+    account_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The account to debit; empty for the caller's default account.
+    """
+
+
+default_message_pool.register_message("exness.trading.v1", "WithdrawRequest", WithdrawRequest)
+
+
+@dataclass(eq=False, repr=False)
+class WithdrawResponse(betterproto2.Message):
+    """
+    Withdraw's result.
+    """
+
+    account: "Account | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    The account after the withdrawal.
+    """
+
+    entry: "LedgerEntry | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    The ledger entry that booked it.
+    """
+
+
+default_message_pool.register_message("exness.trading.v1", "WithdrawResponse", WithdrawResponse)
+
+
 class TradingServiceStub(betterproto2_grpclib.ServiceStub):
     """
-    The trading engine: the caller's account, orders and positions.
+    The trading engine: the caller's accounts, orders and positions.
 
-    Every RPC needs an access token and acts on the caller's own account only (created with a
-    zero USD balance on first use); ids of other users' orders and positions are NOT_FOUND.
+    Every RPC needs an access token and acts on one of the caller's own accounts only. A user
+    holds several trading accounts (CreateAccount, ListAccounts), each with its own account type,
+    leverage, balance and history. Requests name the account in `account_id`; left empty, they act
+    on the user's default account (a Standard demo account, created with a zero USD balance on
+    first use). Another user's account is ACCOUNT_NOT_FOUND, and ids of orders and positions of
+    another account are NOT_FOUND.
     Money, prices and volumes are decimal strings; money is in the account currency (USD).
     A command is answered only after its effects are durably committed.
 
     Rules: a BUY fills at the ask and closes at the bid; a SELL fills at the bid and closes at the
-    ask. Margin = volume x contract size x price / leverage. Equity = balance + floating P&L.
-    Free margin = equity - margin. Margin level = equity / margin x 100 %. At a margin level of
-    60 % or less a margin call event is sent; at 0 % or less positions are stopped out, the least
-    profitable first, until the level is back above the stop-out level. A balance left negative
-    by a stop-out is reset to zero (negative balance protection).
+    ask. Margin = volume x contract size x price / leverage; opposite positions on one symbol
+    need margin only for the unhedged volume (fully hedged: zero). Equity = balance + floating
+    P&L. Free margin = equity - margin. Margin level = equity / margin x 100 %. At the account
+    type's margin call level or less a margin call event is sent; at its stop-out level or less
+    positions are stopped out, the least profitable first, until the level is back above the
+    stop-out level. A balance left negative by a stop-out is reset to zero (negative balance
+    protection). Commission (per lot per side, by account type) is charged on open and on close;
+    swaps are charged at the daily rollover on every open position of an account that is not
+    swap-free. Forex and metals trade only inside their sessions (MARKET_CLOSED outside them).
     """
 
     async def get_account(
         self,
-        message: "GetAccountRequest | None" = None,
+        message: "GetAccountRequest",
         *,
         timeout: "float | None" = None,
         deadline: "Deadline | None" = None,
@@ -1363,13 +1906,84 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         Errors: UNAUTHENTICATED.
         """
 
-        if message is None:
-            message = GetAccountRequest()
-
         return await self._unary_unary(
             "/exness.trading.v1.TradingService/GetAccount",
             message,
             GetAccountResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_accounts(
+        self,
+        message: "ListAccountsRequest | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListAccountsResponse":
+        """
+        Lists the caller's trading accounts, the default one first, then oldest first.
+        Errors: UNAUTHENTICATED.
+        """
+
+        if message is None:
+            message = ListAccountsRequest()
+
+        return await self._unary_unary(
+            "/exness.trading.v1.TradingService/ListAccounts",
+            message,
+            ListAccountsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def create_account(
+        self,
+        message: "CreateAccountRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "CreateAccountResponse":
+        """
+        Opens another trading account for the caller, of the given type and kind, with a zero
+        balance.
+        Errors: INVALID_ARGUMENT (UNKNOWN_ACCOUNT_TYPE, INVALID_LEVERAGE), FAILED_PRECONDITION
+        (ACCOUNT_LIMIT).
+        """
+
+        return await self._unary_unary(
+            "/exness.trading.v1.TradingService/CreateAccount",
+            message,
+            CreateAccountResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_account_types(
+        self,
+        message: "ListAccountTypesRequest | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListAccountTypesResponse":
+        """
+        Lists the account types with their trading conditions (spread markup and commission per
+        instrument, margin call and stop-out levels, maximum leverage).
+        """
+
+        if message is None:
+            message = ListAccountTypesRequest()
+
+        return await self._unary_unary(
+            "/exness.trading.v1.TradingService/ListAccountTypes",
+            message,
+            ListAccountTypesResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -1397,6 +2011,30 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def withdraw(
+        self,
+        message: "WithdrawRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "WithdrawResponse":
+        """
+        Takes demo funds out of the balance (a ledger entry of kind WITHDRAWAL), at most the free
+        margin.
+        Errors: INVALID_ARGUMENT (amount not positive or more than 2 decimals), FAILED_PRECONDITION
+        (INSUFFICIENT_FREE_MARGIN).
+        """
+
+        return await self._unary_unary(
+            "/exness.trading.v1.TradingService/Withdraw",
+            message,
+            WithdrawResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def set_leverage(
         self,
         message: "SetLeverageRequest",
@@ -1406,9 +2044,11 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "SetLeverageResponse":
         """
-        Sets the account leverage (1 means 1:1). Positions keep the leverage they opened with; new
-        orders use min(account leverage, instrument max leverage).
-        Errors: INVALID_ARGUMENT (out of range).
+        Sets the account leverage (1 means 1:1). Open positions are margined at the new leverage
+        (capped by each instrument); new orders use min(account leverage, instrument max leverage).
+        Errors: INVALID_ARGUMENT (out of range, or above the account type's maximum:
+        INVALID_LEVERAGE), FAILED_PRECONDITION (LEVERAGE_CHANGE_REFUSED: the open positions would
+        need more margin than the equity).
         """
 
         return await self._unary_unary(
@@ -1438,8 +2078,9 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         the same request returns the first result instead of placing a second order.
 
         Errors: INVALID_ARGUMENT (field violations, INVALID_VOLUME, INVALID_PRICE_LEVEL,
-        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL), FAILED_PRECONDITION (INSUFFICIENT_MARGIN,
-        STALE_QUOTE, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE (NO_QUOTE).
+        INVALID_LEVERAGE), NOT_FOUND (UNKNOWN_SYMBOL, ACCOUNT_NOT_FOUND), FAILED_PRECONDITION
+        (INSUFFICIENT_MARGIN, STALE_QUOTE, MARKET_CLOSED, IDEMPOTENCY_KEY_REUSED), UNAVAILABLE
+        (NO_QUOTE).
         """
 
         return await self._unary_unary(
@@ -1524,8 +2165,8 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "ModifyPositionResponse":
         """
-        Sets or clears a position's stop-loss and take-profit (both are replaced: an empty string
-        removes the level).
+        Sets or clears a position's stop-loss, take-profit and trailing stop (all are replaced: an
+        empty string removes the level).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_PRICE_LEVEL: a level on
         the wrong side of the current quote).
         """
@@ -1550,7 +2191,7 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         """
         Closes a position at the current quote, whole or in part (`volume`).
         Errors: NOT_FOUND (POSITION_NOT_FOUND), INVALID_ARGUMENT (INVALID_VOLUME: above the open
-        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE).
+        volume or off the volume step), FAILED_PRECONDITION (STALE_QUOTE, MARKET_CLOSED).
         """
 
         return await self._unary_unary(
@@ -1583,9 +2224,32 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def list_transactions(
+        self,
+        message: "ListTransactionsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListTransactionsResponse":
+        """
+        Lists the account's balance operations (deposits, withdrawals, realised P&L, commission,
+        swaps, negative-balance compensation) with the balance after each, newest first, a page at
+        a time, optionally within a time window.
+        """
+
+        return await self._unary_unary(
+            "/exness.trading.v1.TradingService/ListTransactions",
+            message,
+            ListTransactionsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def stream_account(
         self,
-        message: "StreamAccountRequest | None" = None,
+        message: "StreamAccountRequest",
         *,
         timeout: "float | None" = None,
         deadline: "Deadline | None" = None,
@@ -1597,9 +2261,6 @@ class TradingServiceStub(betterproto2_grpclib.ServiceStub):
         after a reconnect, events with a sequence already seen can be skipped.
         REST: `GET /v1/account:stream` as Server-Sent Events or newline-delimited JSON.
         """
-
-        if message is None:
-            message = StreamAccountRequest()
 
         async for response in self._unary_stream(
             "/exness.trading.v1.TradingService/StreamAccount",
