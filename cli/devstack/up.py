@@ -423,8 +423,13 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         child.wait_healthy(HEALTH_TIMEOUT_S)
         platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
     if args.feed != "none":
+        # Every replica: the poller publishes through any one that is healthy.
+        replicas = ",".join(_addresses(args, "market"))
         poller = Child(
-            f"Poller ({args.feed})", ["poller", "--source", args.feed], env, logs / "poller.log"
+            f"Poller ({args.feed})",
+            ["poller", "--source", args.feed, "--market-addr", replicas],
+            env,
+            logs / "poller.log",
         )
         console.print(f"starting the {args.feed} price feed ...")
         poller.start()
@@ -436,9 +441,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
             poller.wait_until(lambda: http_ok(metrics, timeout_s=1), HEALTH_TIMEOUT_S)
         else:
             poller.wait_alive(POLLER_SETTLE_S)
-        platform.rows.append(
-            (poller.name, f"-> {host}:{args.market_port}", str(poller.pid), str(poller.log_path))
-        )
+        platform.rows.append((poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path)))
 
 
 def _addresses(args: argparse.Namespace, key: str) -> list[str]:

@@ -36,14 +36,26 @@ class LogPoint:
     value: bytes | None
 
 
+def seen_log_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The log end of `tp` as the consumer's last fetch reported it; None before the first
+    fetch and for a partition the consumer is not assigned (any more): aiokafka's own
+    `highwater` raises AssertionError for those, which would kill the caller's task when an
+    assignment changes under it (a tick writer handing partitions on)."""
+    if tp not in consumer.assignment():
+        return None
+    log_end: int | None = consumer.highwater(tp)
+    return log_end
+
+
 def behind_log_end(consumer: AIOKafkaConsumer, topic: str, positions: dict[int, int]) -> set[int]:
     """Partitions whose log end, as the consumer's last fetch reported it, is below our
     position (partition -> next offset): the log was reset (an embedded broker restart). That
     broker answers a fetch past the end with no records rather than an error, so callers check
-    this after every fetch, with or without records."""
+    this after every fetch, with or without records. Partitions no longer assigned are
+    skipped."""
     behind = set()
     for partition, position in positions.items():
-        log_end = consumer.highwater(TopicPartition(topic, partition))
+        log_end = seen_log_end(consumer, TopicPartition(topic, partition))
         if log_end is not None and log_end < position:
             behind.add(partition)
     return behind

@@ -21,6 +21,8 @@ from aiokafka import TopicPartition
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from kit.data.kafka_probe import seen_log_end
+
 # partition -> next offset to read
 Positions = Callable[[], Mapping[int, int]]
 
@@ -77,7 +79,7 @@ class KafkaPositions(Collector):
             for partition, next_offset in sorted(dict(t.positions()).items()):
                 values = [name, t.topic, str(partition)]
                 position.add_metric(values, next_offset)
-                end = t.consumer.highwater(TopicPartition(t.topic, partition))
+                end = seen_log_end(t.consumer, TopicPartition(t.topic, partition))
                 if end is not None:
                     log_end.add_metric(values, end)
                     lag.add_metric(values, max(end - next_offset, 0))

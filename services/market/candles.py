@@ -15,6 +15,8 @@ from decimal import Decimal
 from exness.market.v1 import market_pb2
 from psycopg import AsyncConnection
 
+from services.market.tick_rows import STAGING_TABLE
+
 CI = market_pb2.CandleInterval
 INTERVAL_SECONDS: dict[int, int] = {
     CI.CANDLE_INTERVAL_1M: 60,
@@ -163,6 +165,26 @@ async def upsert_candles(conn: AsyncConnection, folder: CandleFolder) -> int:
             column.append(value)
     await conn.execute(_UPSERT_SQL, columns)
     return len(rows)
+
+
+# The staged ticks this transaction inserted itself (xmin), not those already stored.
+_STORED_NOW_SQL = f"""
+SELECT t.symbol, t.time, t.bid::text FROM ticks t
+JOIN (SELECT DISTINCT symbol, time, source FROM {STAGING_TABLE}) s USING (symbol, time, source)
+WHERE t.xmin = pg_current_xact_id()::xid
+ORDER BY t.time, t.publish_time
+"""
+
+
+async def fold_stored_now(conn: AsyncConnection) -> CandleFolder:
+    """The candles of the staged ticks that the current transaction stored: after a merge
+    that skipped quotes already stored, only these may be counted. Must run in the
+    transaction's top level (not in a savepoint, whose rows carry another xmin)."""
+    folder = CandleFolder()
+    cur = await conn.execute(_STORED_NOW_SQL)
+    for symbol, when, bid in await cur.fetchall():
+        folder.add(symbol, bid, (when - EPOCH) // timedelta(microseconds=1) * 1000)
+    return folder
 
 
 _SELECT_SQL = """

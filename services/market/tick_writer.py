@@ -41,7 +41,7 @@ from kit.data.kafka_probe import behind_log_end, probe_offsets, record_digest
 from kit.data.partition_leases import DEFAULT_TTL_S, PartitionLeases, Share
 from kit.data.partition_watch import PartitionWatch, Verdict
 from kit.rpc.health import HealthReporter
-from services.market.candles import BASE_WIDTH, CandleFolder, upsert_candles
+from services.market.candles import BASE_WIDTH, CandleFolder, fold_stored_now, upsert_candles
 from services.market.metrics import TICK_BATCH_SECONDS
 from services.market.tick_rows import (
     CREATE_STAGING_SQL,
@@ -237,6 +237,12 @@ class TickWriter:
         self._epoch = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.assigned = asyncio.Event()
+        # Cleared while a handover drains the queue: the reader then queues nothing new.
+        self._reading = asyncio.Event()
+        self._reading.set()
+        # The latest heartbeat's decision, for the follower.
+        self._share: Share | None = None
+        self._share_changed = asyncio.Event()
         # Counters, for logs, tests and benchmarks.
         self.rows_written = 0
         self.batches_written = 0
@@ -246,6 +252,7 @@ class TickWriter:
         self.db_retries = 0
         self.log_resets = 0
         self.duplicates_skipped = 0  # rows of quotes already stored (read twice)
+        self.reader_failures = 0  # unexpected errors the reader recovered from
         self.watch = PartitionWatch(
             bootstrap, topic, f"tick writer {consumer_name}", reporter=reporter or HealthReporter()
         )
@@ -285,21 +292,40 @@ class TickWriter:
             asyncio.create_task(self._read_loop(), name="tick-writer-read"),
             asyncio.create_task(self._write_loop(), name="tick-writer-write"),
             asyncio.create_task(self._lease_loop(), name="tick-writer-leases"),
+            asyncio.create_task(self._follow_loop(), name="tick-writer-follow"),
             asyncio.create_task(self._watch_loop(), name="tick-writer-watch"),
         ]
 
     async def _lease_loop(self) -> None:
-        """Heartbeats a few times per lease period and follows what each one decides."""
+        """Heartbeats a few times per lease period, whatever the follower is doing: a handover
+        that takes longer than a lease must not let this member's leases and membership
+        expire (the others would take its partitions while it still writes them, then hand
+        them back: a handover that never settles)."""
         assert self._leases is not None
         interval = self._leases.ttl_s / 3
         while True:
             try:
-                await self._follow(await self._leases.heartbeat())
+                self._share = await self._leases.heartbeat()
+                self._share_changed.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the fence still guards writes while leases lapse
                 log.warning("tick writer: lease heartbeat failed: %s", exc)
             await asyncio.sleep(interval)
+
+    async def _follow_loop(self) -> None:
+        """Applies the latest heartbeat's decision (older ones are superseded)."""
+        while True:
+            await self._share_changed.wait()
+            self._share_changed.clear()
+            if self._share is None:
+                continue
+            try:
+                await self._follow(self._share)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next heartbeat decides again
+                log.warning("tick writer: handover failed: %s", exc)
 
     async def _follow(self, share: Share) -> None:
         """Reads the partitions this member owns; writes what it read of the others before
@@ -307,9 +333,15 @@ class TickWriter:
         assert self._leases is not None
         wanted = {TopicPartition(self._topic, p) for p in share.owned}
         if wanted != self._consumer.assignment() or not self.assigned.is_set():
-            self._consumer.assign(sorted(wanted))
-            await self.drain(timeout_s=10.0)
-            await self.resync(wanted)
+            # The reader pauses, so the queue drains: a reader that keeps queueing batches
+            # would hold the drain to its timeout at every handover.
+            self._reading.clear()
+            try:
+                self._consumer.assign(sorted(wanted))
+                await self.drain(timeout_s=10.0)
+                await self.resync(wanted)
+            finally:
+                self._reading.set()
             log.info(
                 "tick writer owns partitions",
                 extra={
@@ -318,12 +350,14 @@ class TickWriter:
                     "members": share.members,
                 },
             )
-        await self._leases.release(share.to_release)
+        # Not what a newer heartbeat has given back to this member meanwhile.
+        latest = self._share or share
+        await self._leases.release(share.to_release - latest.owned)
 
     async def stop(self) -> None:
         """Stops reading, writes what was already read, then gives its leases back."""
-        reader, writer, leases, watcher = self._tasks or (None, None, None, None)
-        for task in (watcher, leases):
+        reader, writer, leases, follower, watcher = self._tasks or (None,) * 5
+        for task in (watcher, leases, follower):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -470,12 +504,32 @@ class TickWriter:
         self.watch.forget(verdict.stalled | verdict.reset)
 
     async def _read_loop(self) -> None:
+        """Reads until stopped. An unexpected error must not end the reader silently (its
+        partitions would stay leased to a member that writes nothing): it is logged, and
+        reading starts again from the offsets stored with the data."""
+        while True:
+            try:
+                await self._read_batches()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.reader_failures += 1
+                log.exception("tick writer: the reader failed; re-positioning")
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):  # else the watch finds it stalled
+                    await self.resync(self._consumer.assignment())
+
+    async def _read_batches(self) -> None:
         """Fills a batch chunk by chunk and queues it when it is full or the reader has caught
         up. Decoding a chunk takes a few milliseconds and the loop is released after each
         one, so the writer's round trips to PostgreSQL are answered while the next batch is
         being decoded (one decode of a whole batch would hold them up for tens of ms)."""
         pending: Batch | None = None
         while True:
+            if not self._reading.is_set():
+                pending = None  # read again from the positions the handover sets
+                await self._reading.wait()
+                continue
             if self._verdict:
                 verdict, self._verdict = self._verdict, Verdict()
                 pending = None
@@ -586,15 +640,20 @@ class TickWriter:
                         ),
                     )
                     fences.append((partition, expected, cur))
-                candle_rows = await upsert_candles(conn, batch.folder)
             for partition, expected, cur in fences:
                 if await cur.fetchone() is None:
                     raise _Fenced(f"partition {partition}: expected {expected}")
+            folder = batch.folder
             if batch.rows:
                 async with conn.cursor() as copy_cur, copy_cur.copy(STAGED_COPY_SQL) as copy:
                     await copy.write(batch.payload)
                 merged = await conn.execute(MERGE_STAGED_SQL)
                 skipped = batch.rows - max(merged.rowcount, 0)
+                if skipped:
+                    # Quotes stored before (a log read again): candles count each tick once,
+                    # so they fold only the ticks this transaction stored.
+                    folder = await fold_stored_now(conn)
+            candle_rows = await upsert_candles(conn, folder)
         if batch.epoch == self._epoch:  # else the resync's offsets stand (a fence re-checks)
             self._expected.update(batch.next_offsets)
         self.duplicates_skipped += skipped

@@ -81,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"exchange websocket base URL (default: {BACKPACK_URL} or {BINANCE_URL})",
     )
     parser.add_argument(
-        "--market-addr", default="", help="MarketData address (default: $EXNESS_MARKET_ADDR)"
+        "--market-addr",
+        default="",
+        help="MarketData address, or several comma-separated (one per replica: quotes go to any"
+        " healthy one); default: $EXNESS_MARKET_ADDR",
     )
 
 

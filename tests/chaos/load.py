@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
@@ -47,6 +48,8 @@ class Trader:
     # client_order_ids sent without an answer (a failure that may or may not have committed)
     unanswered: set[str] = field(default_factory=set)
     refused: int = 0
+    # Transient failures seen, by code (a drained engine answers instead of cancelling).
+    failures: Counter[str] = field(default_factory=Counter)
 
 
 async def new_trader(auth_address: str, target: str) -> Trader:
@@ -89,6 +92,7 @@ async def place(trader: Trader, key: str, timeout_s: float = 5.0) -> bool:
                 trader.unanswered.discard(key)
                 return True
             if exc.code() in TRANSIENT:
+                trader.failures[exc.code().name] += 1
                 trader.unanswered.add(key)
                 return False
             raise

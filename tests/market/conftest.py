@@ -42,6 +42,7 @@ TEST_INSTRUMENTS: list[tuple[str, str, int, str, str, str]] = [
     ("ZTRST", "crypto", 2, "0", "100", "0.001"),  # broker restart
     ("ZTSTL", "crypto", 2, "0", "100", "0.001"),  # stalled partition
     ("ZTOLD", "crypto", 2, "0", "100", "0.001"),  # stale quotes
+    ("ZTFOV", "crypto", 2, "0", "100", "0.001"),  # poller fail-over between replicas
     ("ZTACT", "forex", 5, "0.00010", "1.1", "0.0001"),  # account types' spreads
     *[(f"ZTS{i}", "crypto", 2, "0", "100", "0.001") for i in range(10)],  # streaming
 ]

@@ -5,6 +5,7 @@ market` itself started as a process."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg_pool import AsyncConnectionPool
 
 from kit.settings import Settings
+from services.market.main import MarketApp, build
 from tests.market.conftest import SERVICE_TOKEN, eventually
 from tests.support.infra import free_port
 
@@ -279,3 +281,52 @@ async def test_market_without_infrastructure_says_so(market_settings: Settings) 
         "exness market: DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS not set "
         "(`exness up` sets them for you)"
     )
+
+
+async def test_the_poller_fails_over_to_another_replica(
+    market_settings: Settings,
+    market_app: MarketApp,
+    market_address: str,
+    db_pool: AsyncConnectionPool,
+) -> None:
+    """Given every MarketData replica, the poller publishes through any healthy one: when the
+    replica it streams to goes away, quotes keep arriving through another (they used to go to
+    replica 0 only)."""
+    settings = dataclasses.replace(
+        market_settings, auth_addr=f"127.0.0.1:{market_settings.auth_port}"
+    )
+    first = build(settings, db_pool, port=0, role="api")
+    await first.start()
+    assert first.servicer is not None
+    assert first.server is not None
+    assert market_app.servicer is not None
+    second_before = market_app.servicer.publish_stats.accepted
+    replicas = f"127.0.0.1:{first.server.bound_port},{market_address}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "cli.main", "poller", "--market-addr", replicas),
+        *("--source", "synthetic", "--symbols", "ZTFOV", "--rate", "50"),
+        env=_env(market_settings),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    stopped = False
+    try:
+        # The first replica listed is tried first.
+        await eventually(lambda: first.servicer.publish_stats.accepted >= 20, 30)  # type: ignore[union-attr]
+        assert market_app.servicer.publish_stats.accepted == second_before
+        await first.stop()  # the replica goes away with the poller's call open
+        stopped = True
+        await eventually(
+            lambda: market_app.servicer.publish_stats.accepted >= second_before + 20,  # type: ignore[union-attr]
+            30,
+        )
+        assert process.returncode is None, "the poller gave up"
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+        if not stopped:
+            await first.stop()
+    assert process.returncode == 0, err.decode()[-3000:]

@@ -128,9 +128,6 @@ async def _stored(pool: AsyncConnectionPool) -> tuple[dict[str, int], dict[str, 
     return {s: int(n) for s, n, _ in rows}, {s: int(d) for s, _, d in rows}
 
 
-@pytest.mark.skip(
-    reason="Not reliable yet (issue 13 item 5): about 3 runs in 10 end with some partitions not written after members restart."
-)
 async def test_members_restart_without_lost_or_doubled_ticks(
     members_broker: EmbeddedBroker,
     database_url: str,

@@ -22,9 +22,6 @@ async def _register(api: httpx.AsyncClient) -> tuple[int, str]:
     return int(body["user"].get("shard", 0)), body["tokens"]["accessToken"]
 
 
-@pytest.mark.skip(
-    reason="Not reliable yet (issue 13): after the replica test above, the edge answered 503 (a MarketData replica was not restarted)."
-)
 async def test_the_readme_rest_scenario_on_every_shard(platform: Platform) -> None:
     async with httpx.AsyncClient(base_url=f"http://{platform.edge}", timeout=15) as api:
         instruments = await api.get("/v1/instruments")

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.scale.conftest import SHARDS, Platform
 from tests.support.infra import free_port
 from tests.support.processes import REPO, start_exness, up_command, up_env
@@ -59,9 +57,6 @@ def test_an_engine_with_another_shard_count_does_not_start(
     assert f"created with {SHARDS} engine shard(s)" in log.read_text()
 
 
-@pytest.mark.skip(
-    reason="Not reliable yet (issue 13): reports the MarketData replica that the replica test killed as NOT_SERVING."
-)
 def test_status_lists_every_shard_and_replica(platform: Platform) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "status"],
