@@ -18,12 +18,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SUBSCRIBERS = 200
 
 
-@pytest.mark.skip(
-    reason="Not reliable yet (issue 13): the surviving replica no longer goes NOT_SERVING (its"
-    " tick writer's reader died in the handover; fixed), but 4 of 5 runs still failed on a"
-    " loaded machine: twice some of the 200 subscribers had no first quote within 30 s, twice"
-    " 50 of them never got quotes again after the kill, with both replicas healthy."
-)
 async def test_streams_spread_over_replicas_and_survive_one_dying(
     platform: Platform, clients: list[ExnessClient]
 ) -> None:
