@@ -22,9 +22,8 @@ from typing import Any
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from exness_client.contracts.exness.trading.v1 import AccountEvent, StreamAccountResponse
-from exness_client.errors import Code, ExnessError
+from exness_client.errors import Code, ExnessError, is_transient
 
-_RETRYABLE = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
 # The login is over: a fresh token cannot be had, and trying would only hide why.
 SESSION_REVOKED = "SESSION_REVOKED"
 
@@ -161,7 +160,7 @@ class AccountFeed:
         if error is not None and error.reason == SESSION_REVOKED:
             raise error
         expired = error is not None and error.code == Code.UNAUTHENTICATED
-        transient = error is None or (error.code in _RETRYABLE and not error.reason)
+        transient = error is None or is_transient(error)
         if not (expired or transient) or self._failures >= self._attempts:
             raise error or ExnessError(Code.UNAVAILABLE, "the stream ended", "")
         if source is self._active:

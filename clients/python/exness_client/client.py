@@ -71,7 +71,7 @@ from exness_client.contracts.exness.trading.v1 import (
     WithdrawRequest,
     WithdrawResponse,
 )
-from exness_client.errors import Code, ExnessError
+from exness_client.errors import Code, ExnessError, is_transient
 from exness_client.session import Session, SessionStore
 from exness_client.wire import open_channel
 
@@ -106,7 +106,6 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # jitter: retries of many clients spread
 
 
-_RETRYABLE = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -120,9 +119,6 @@ def _failure(exc: Exception) -> ExnessError:
 
 # What a call can fail with besides a gRPC status: the connection itself.
 _CALL_FAILURES = (GRPCError, StreamTerminatedError, OSError)
-# A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
-# (RST_STREAM: INTERNAL, no ErrorInfo reason). Read-only streams reconnect on it too.
-_STREAM_RETRYABLE = (*_RETRYABLE, Code.INTERNAL)
 
 
 def _decimal(value: Number | None, name: str) -> str:
@@ -210,12 +206,7 @@ class ExnessClient:
                 refreshed = True
                 await self._refresh_if_current(session)
                 continue
-            if (
-                retry
-                and error.code in _RETRYABLE
-                and not error.reason
-                and attempt + 1 < self.retry.attempts
-            ):
+            if retry and is_transient(error) and attempt + 1 < self.retry.attempts:
                 await asyncio.sleep(self.retry.backoff(attempt))
                 attempt += 1
                 continue
@@ -340,7 +331,7 @@ class ExnessClient:
                 return
             except _CALL_FAILURES as exc:
                 error = _failure(exc)
-                if not reconnect or error.code not in _STREAM_RETRYABLE or error.reason:
+                if not reconnect or not is_transient(error, stream=True):
                     raise error from None
             await asyncio.sleep(self.retry.backoff(min(attempt, 5)))
             attempt += 1

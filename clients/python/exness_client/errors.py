@@ -12,7 +12,7 @@ from grpclib.exceptions import GRPCError
 from exness_client.contracts.exness.common.v1 import ErrorReason
 from exness_client.contracts.google.rpc import BadRequest, ErrorInfo
 
-__all__ = ["Code", "ExnessError"]
+__all__ = ["TRANSIENT_REASONS", "Code", "ExnessError", "is_transient"]
 
 
 @dataclass
@@ -48,3 +48,27 @@ class ExnessError(Exception):
             elif isinstance(detail, BadRequest):
                 found.fields = {v.field: v.description for v in detail.field_violations}
         return found
+
+
+# Reasons that name a passing outage: the edge found no healthy upstream, or a service's
+# database, broker, key source or engine is down or rebuilding. A call that is safe to repeat
+# is retried on them as on a bare UNAVAILABLE; every other reason is an answer.
+TRANSIENT_REASONS = frozenset(
+    {
+        "SERVICE_UNAVAILABLE",
+        "DATABASE_UNAVAILABLE",
+        "BROKER_UNAVAILABLE",
+        "AUTH_UNAVAILABLE",
+        "ENGINE_UNAVAILABLE",
+    }
+)
+_TRANSIENT_CODES = (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED)
+# A server that dies in the middle of a stream reaches a client behind Envoy as a reset stream
+# (RST_STREAM: INTERNAL, no reason): a read-only stream reopens on it too.
+_TRANSIENT_STREAM_CODES = (*_TRANSIENT_CODES, Code.INTERNAL)
+
+
+def is_transient(error: ExnessError, *, stream: bool = False) -> bool:
+    """True when repeating the call (or reopening the stream) may well succeed."""
+    codes = _TRANSIENT_STREAM_CODES if stream else _TRANSIENT_CODES
+    return error.code in codes and (not error.reason or error.reason in TRANSIENT_REASONS)
