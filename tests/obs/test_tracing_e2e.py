@@ -90,8 +90,14 @@ async def test_place_order_is_one_trace_from_the_edge_to_the_topic(
     assert lines, "no log line of the request names its trace"
     assert all(line["request_id"] == request_id for line in lines)
     assert any(line.get("method") == f"/{PLACE_ORDER}" for line in lines)
-    access = (platform.data_dir / "logs" / "edge-access.log").read_text()
-    assert f'"request_id":"{request_id}"' in access.replace(" ", "")
+    # Envoy writes its access log through a buffer it flushes every few seconds: wait for it.
+    access_log = platform.data_dir / "logs" / "edge-access.log"
+    needle = f'"request_id":"{request_id}"'
+    for _ in range(150):
+        if needle in access_log.read_text().replace(" ", ""):
+            break
+        await asyncio.sleep(0.1)
+    assert needle in access_log.read_text().replace(" ", ""), "the access log lacks the request"
 
     # `exness trace ID` shows it as one waterfall (and finds it by the request id too).
     for key in (trace_id, request_id):
