@@ -75,6 +75,7 @@ from services.trading.risk import (
     watch_levels,
 )
 from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
+from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
 from services.trading.triggers import Book, Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
@@ -1170,10 +1171,7 @@ class Engine:
     def _order_trigger(self, account: Account, order: Order) -> int:
         """Indexes the pending order's trigger price (in the published quote's terms)."""
         assert order.price is not None
-        if order.type is OrderType.LIMIT:
-            book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
-        else:
-            book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
+        book = pending_book(order.side, order.type)
         price = self._book_price(account.account_type, order.symbol, book, order.price)
         return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
 
@@ -1193,7 +1191,7 @@ class Engine:
         buy = position.side is Side.BUY
         kind = self.accounts[position.account_id].account_type
         if position.stop_loss is not None:
-            book = Book.BID_FALL if buy else Book.ASK_RISE
+            book = stop_loss_book(position.side)
             position.sl_handle = self.index.add(
                 position.symbol,
                 book,
@@ -1202,7 +1200,7 @@ class Engine:
                 position.position_id,
             )
         if position.take_profit is not None:
-            book = Book.BID_RISE if buy else Book.ASK_FALL
+            book = take_profit_book(position.side)
             position.tp_handle = self.index.add(
                 position.symbol,
                 book,
