@@ -59,13 +59,11 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
-    check_trailing_stop,
     check_type_leverage,
     check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
-    trailed_stop,
 )
 from services.trading.risk import (
     hedged_total,
@@ -75,6 +73,7 @@ from services.trading.risk import (
     watch_levels,
 )
 from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
+from services.trading.trailing import check_trailing_stop, next_trail_step, trailed_stop
 from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
 from services.trading.triggers import Book, Kind, TriggerIndex
 
@@ -1188,7 +1187,7 @@ class Engine:
         order.updated_at = now
 
     def _index_levels(self, position: Position) -> None:
-        buy = position.side is Side.BUY
+        """Indexes the position's stop-loss, take-profit and trailing stop's next step."""
         kind = self.accounts[position.account_id].account_type
         if position.stop_loss is not None:
             book = stop_loss_book(position.side)
@@ -1209,11 +1208,12 @@ class Engine:
                 position.position_id,
             )
         if position.trailing_stop is not None and position.stop_loss is not None:
-            # The next step: the close price one price step past stop-loss + distance, so the
-            # stop-loss moves (and an event is sent) only by whole price steps.
-            step = self.instruments[position.symbol].tick_size + position.trailing_stop
-            book = Book.BID_RISE if buy else Book.ASK_FALL
-            level = position.stop_loss + step if buy else position.stop_loss - step
+            book, level = next_trail_step(
+                position.side,
+                position.stop_loss,
+                position.trailing_stop,
+                self.instruments[position.symbol].tick_size,
+            )
             position.trail_handle = self.index.add(
                 position.symbol,
                 book,

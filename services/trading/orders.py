@@ -253,33 +253,3 @@ def check_levels(
                 f"a SELL take-profit must be below {what} {reference}",
                 "INVALID_PRICE_LEVEL",
             )
-
-
-def check_trailing_stop(
-    inst: Instrument, distance: Decimal | None, side: Side, reference: Decimal
-) -> None:
-    """A trailing-stop distance: positive, on the price grid, and for a BUY less than the price
-    it trails (`reference`, its close price), so the stop-loss it sets is a positive price."""
-    if distance is None:
-        return
-    if distance <= 0:
-        raise invalid_field("trailing_stop", "must be > 0", "INVALID_PRICE_LEVEL")
-    check_tick(inst, "trailing_stop", distance)
-    if side is Side.BUY and distance >= reference:
-        raise invalid_field(
-            "trailing_stop",
-            f"must be less than the price it trails, {reference}",
-            "INVALID_PRICE_LEVEL",
-        )
-
-
-def trailed_stop(
-    side: Side, close_price: Decimal, distance: Decimal, stop_loss: Decimal | None
-) -> Decimal:
-    """The stop-loss a trailing stop gives at `close_price`: `distance` behind it, never worse
-    for the position than `stop_loss` (a trailing stop only ever moves in its favour)."""
-    if side is Side.BUY:
-        level = close_price - distance
-        return level if stop_loss is None else max(level, stop_loss)
-    level = close_price + distance
-    return level if stop_loss is None else min(level, stop_loss)
