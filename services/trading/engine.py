@@ -22,9 +22,9 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.data.sessions import is_open, next_open
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
 from services.trading.ids import ShardIds
+from services.trading.market_hours import check_trading, is_trading
 from services.trading.model import (
     HUNDRED,
     ZERO,
@@ -561,7 +561,7 @@ class Engine:
                 limit=str(self.max_pending_orders),
             )
         if req.type is OrderType.MARKET:  # pending orders may wait for the open
-            self._check_open(inst, now)
+            check_trading(inst, now, self.trading_sessions)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
@@ -676,7 +676,7 @@ class Engine:
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
-        self._check_open(self.instruments[position.symbol], now)
+        check_trading(self.instruments[position.symbol], now, self.trading_sessions)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -755,7 +755,7 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
-        if not self._is_open(self.instruments[symbol], now):
+        if not is_trading(self.instruments[symbol], now, self.trading_sessions):
             # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
             # margin watches stay indexed and are judged on the first quote after the open.
             return
@@ -884,19 +884,6 @@ class Engine:
             self._check_risk(account, now)
 
     # ---------------------------------------------------------------- internals
-
-    def _is_open(self, inst: Instrument, now: datetime) -> bool:
-        return not self.trading_sessions or is_open(inst.sessions, now)
-
-    def _check_open(self, inst: Instrument, now: datetime) -> None:
-        if not self._is_open(inst, now):
-            opens_at = next_open(inst.sessions, now)
-            raise precondition_failed(
-                "MARKET_CLOSED",
-                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
-                symbol=inst.symbol,
-                opens_at=opens_at.isoformat(),
-            )
 
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
@@ -1120,7 +1107,7 @@ class Engine:
             quotes = {
                 s: self._typed_quote(account.account_type, q)
                 for s, q in self.quotes.items()
-                if self._is_open(self.instruments[s], now)
+                if is_trading(self.instruments[s], now, self.trading_sessions)
             }
             worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
