@@ -23,6 +23,7 @@ from typing import TypeVar
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
+from services.trading.idempotency import replayed_order
 from services.trading.ids import ShardIds
 from services.trading.market_hours import check_trading, is_trading
 from services.trading.model import (
@@ -518,29 +519,9 @@ class Engine:
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
         self._roll(now)
         fingerprint = req.fingerprint() if req.client_order_id else ""
-        if req.client_order_id:
-            seen = account.requests.get(req.client_order_id)
-            if seen is not None:
-                order_id, first = seen
-                if first != fingerprint:
-                    raise precondition_failed(
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "client_order_id was already used with different order parameters",
-                        client_order_id=req.client_order_id,
-                    )
-                # Only the id matters: the service answers a retry from what was committed.
-                first_order = Order(
-                    order_id,
-                    account.account_id,
-                    req.symbol,
-                    req.side,
-                    req.type,
-                    ZERO,
-                    0,
-                    now,
-                    client_order_id=req.client_order_id,
-                )
-                return PlaceResult(first_order, None, duplicate=True)
+        first_order = replayed_order(account, req, fingerprint, now)
+        if first_order is not None:
+            return PlaceResult(first_order, None, duplicate=True)
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
