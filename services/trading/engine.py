@@ -67,6 +67,8 @@ from services.trading.orders import (
     order_volume,
 )
 from services.trading.risk import (
+    added_margin,
+    check_margin_cover,
     hedged_total,
     leverage_change_margins,
     next_to_stop_out,
@@ -887,21 +889,8 @@ class Engine:
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
         commission = self._commission(account, order.symbol, order.volume)
-        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
-        exposure = account.exposure.get(order.symbol)
-        extra = (
-            margin
-            if exposure is None
-            else exposure.margin_with(order.side, units, margin) - exposure.margin()
-        )
-        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
-        if free_after < 0:
-            raise precondition_failed(
-                "INSUFFICIENT_MARGIN",
-                "free margin does not cover the margin this order needs",
-                required_margin=str(extra),
-                free_margin=str(money(self._equity(account) - account.margin)),
-            )
+        extra = added_margin(account.exposure.get(order.symbol), order.side, units, margin)
+        check_margin_cover(self._equity(account), account.margin, spread_cost, commission, extra)
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
             self._end_order(account, order, OrderStatus.FILLED, now)
         else:
