@@ -75,7 +75,7 @@ from services.trading.risk import (
     strictest_levels,
     watch_levels,
 )
-from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
+from services.trading.swaps import ONE_DAY, position_swap, rollover_at_or_before, rollovers_due
 from services.trading.trailing import check_trailing_stop, next_trail_step, trailed_stop
 from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
 from services.trading.triggers import Book, Kind, TriggerIndex
@@ -822,10 +822,8 @@ class Engine:
             return
         latest = rollover_at_or_before(now)
         if self._last_rollover is not None:
-            rollover = self._last_rollover + ONE_DAY
-            while rollover <= latest:
+            for rollover in rollovers_due(self._last_rollover, latest):
                 self._charge_swaps(rollover, now)
-                rollover += ONE_DAY
         self.restore_rollover(latest)
         self._outbox.append(RolloverMark(self.shard_id, latest))
 
@@ -836,17 +834,11 @@ class Engine:
             if account.swap_free or not account.positions:
                 continue
             for position in list(account.positions.values()):
-                inst = self.instruments[position.symbol]
-                days = swap_days(inst, rollover)
-                if not days:
-                    continue
                 quote = self.quotes.get(position.symbol)
-                price = (
-                    position.open_price
-                    if quote is None
-                    else position.close_price(self._typed_quote(account.account_type, quote))
-                )
-                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if quote is not None:
+                    quote = self._typed_quote(account.account_type, quote)
+                inst = self.instruments[position.symbol]
+                amount = position_swap(inst, position, quote, rollover)
                 if not amount:
                     continue
                 position.swap += amount
