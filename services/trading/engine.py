@@ -7,8 +7,12 @@ come from counters, so a run is deterministic and unit-testable. Every state cha
 an Event; the persistence layer takes them with `hand_over()` and commits them (group commit)
 before the command's caller is answered. Readers use the query methods, never the dictionaries.
 
-Order checks live in orders.py, the pure risk rules in risk.py. A refused command raises
-Refusal (kit.refusal) and changes nothing.
+The rules themselves live in modules of their own, pure where the rule is: order checks and
+sizing in orders.py, idempotent retries in idempotency.py, margin and stop-out in risk.py,
+per-account-type quotes and commission in pricing.py, market hours in market_hours.py, trailing
+stops in trailing.py, swaps in swaps.py, where each trigger is indexed in trigger_books.py.
+This module applies them to the state. A refused command raises Refusal (kit.refusal) and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from services.trading.orders import (
     order_leverage,
     order_volume,
 )
+from services.trading.pricing import TypePricing
 from services.trading.risk import (
     added_margin,
     check_margin_cover,
@@ -78,7 +83,7 @@ from services.trading.risk import (
 from services.trading.swaps import ONE_DAY, position_swap, rollover_at_or_before, rollovers_due
 from services.trading.trailing import check_trailing_stop, next_trail_step, trailed_stop
 from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
-from services.trading.triggers import Book, Kind, TriggerIndex
+from services.trading.triggers import Kind, TriggerIndex
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
 
@@ -128,15 +133,7 @@ class Engine:
         self.account_types = dict(
             account_types or fallback_types(*strictest_levels(self.instruments.values()))
         )
-        # (type, symbol) -> how far the type's bid sits above (its ask below) the published
-        # quote; only types whose spread differs from the default markup have entries.
-        self._shifts: dict[tuple[str, str], Decimal] = {
-            (t.name, i.symbol): shift
-            for t in self.account_types.values()
-            for i in self.instruments.values()
-            if (shift := t.quote_shift(i))
-        }
-        self._shifted_types = {name for name, _ in self._shifts}
+        self.pricing = TypePricing(self.account_types, self.instruments.values())
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
@@ -231,23 +228,7 @@ class Engine:
     def quote(self, symbol: str, account_type: str = STANDARD) -> Quote | None:
         """The latest quote of `symbol` as accounts of `account_type` trade it."""
         quote = self.quotes.get(symbol)
-        return None if quote is None else self._typed_quote(account_type, quote)
-
-    def _typed_quote(self, account_type: str, quote: Quote) -> Quote:
-        """The published quote with the account type's spread (the same object when the type
-        trades at the default markup)."""
-        shift = self._shifts.get((account_type, quote.symbol))
-        if shift is None:
-            return quote
-        return Quote(quote.symbol, quote.bid + shift, quote.ask - shift, quote.time)
-
-    def _book_price(self, account_type: str, symbol: str, book: Book, price: Decimal) -> Decimal:
-        """A trigger level in the account type's prices, as a level of the published quote
-        the index is fed with: bid' = bid + shift and ask' = ask - shift."""
-        shift = self._shifts.get((account_type, symbol))
-        if shift is None:
-            return price
-        return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+        return None if quote is None else self.pricing.typed_quote(account_type, quote)
 
     @exact
     def follow_markup(self, symbol: str, markup: Decimal) -> None:
@@ -257,18 +238,8 @@ class Engine:
         inst = self.instruments.get(symbol)
         if inst is None or inst.spread_markup == markup:
             return
-        self.instruments[symbol] = replace(inst, spread_markup=markup)
-        moved = set()
-        for account_type in self.account_types.values():
-            key = (account_type.name, symbol)
-            shift = account_type.quote_shift(self.instruments[symbol])
-            if self._shifts.get(key, ZERO) != shift:
-                moved.add(account_type.name)
-            if shift:
-                self._shifts[key] = shift
-            else:
-                self._shifts.pop(key, None)
-        self._shifted_types = {name for name, _ in self._shifts}
+        inst = self.instruments[symbol] = replace(inst, spread_markup=markup)
+        moved = self.pricing.follow(inst)
         if not moved:
             return
         for position in self.positions.values():
@@ -335,8 +306,8 @@ class Engine:
         quotes = self.quotes
         kind = account.account_type
         # Most accounts trade at the published quote: no per-symbol lookup for them.
-        shifted = kind in self._shifted_types
-        typed = self._typed_quote
+        shifted = kind in self.pricing.shifted_types
+        typed = self.pricing.typed_quote
         for symbol, exposure in account.exposure.items():
             quote = quotes.get(symbol)
             if quote is not None:  # no quote yet after a restart: valued at its open price
@@ -549,7 +520,7 @@ class Engine:
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        typed = self._typed_quote(account.account_type, quote)
+        typed = self.pricing.typed_quote(account.account_type, quote)
         entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
         # A market BUY trails the bid it closes at; a pending order the price it fills at.
@@ -637,7 +608,7 @@ class Engine:
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        typed = self._typed_quote(account.account_type, quote)
+        typed = self.pricing.typed_quote(account.account_type, quote)
         current = position.close_price(typed)
         check_levels(position.side, current, stop_loss, take_profit, "the current price")
         check_trailing_stop(inst, trailing_stop, position.side, current)
@@ -803,7 +774,7 @@ class Engine:
         """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
         assert position.trailing_stop is not None
         account = self.accounts[position.account_id]
-        current = position.close_price(self._typed_quote(account.account_type, quote))
+        current = position.close_price(self.pricing.typed_quote(account.account_type, quote))
         self._unindex_levels(position)
         position.stop_loss = trailed_stop(
             position.side, current, position.trailing_stop, position.stop_loss
@@ -836,7 +807,7 @@ class Engine:
             for position in list(account.positions.values()):
                 quote = self.quotes.get(position.symbol)
                 if quote is not None:
-                    quote = self._typed_quote(account.account_type, quote)
+                    quote = self.pricing.typed_quote(account.account_type, quote)
                 inst = self.instruments[position.symbol]
                 amount = position_swap(inst, position, quote, rollover)
                 if not amount:
@@ -875,12 +846,12 @@ class Engine:
         spread the position starts with); raises INSUFFICIENT_MARGIN otherwise. Returns a
         snapshot of the new position."""
         inst = self.instruments[order.symbol]
-        quote = self._typed_quote(account.account_type, quote)
+        quote = self.pricing.typed_quote(account.account_type, quote)
         price = quote.ask if order.side is Side.BUY else quote.bid
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
-        commission = self._commission(account, order.symbol, order.volume)
+        commission = self.pricing.commission(account.account_type, order.symbol, order.volume)
         extra = added_margin(account.exposure.get(order.symbol), order.side, units, margin)
         check_margin_cover(self._equity(account), account.margin, spread_cost, commission, extra)
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
@@ -922,11 +893,6 @@ class Engine:
             )
         return opened
 
-    def _commission(self, account: Account, symbol: str, volume: Decimal) -> Decimal:
-        """One side's commission of `volume` lots, in cents (positive)."""
-        rate = self.account_types[account.account_type].terms_of(symbol).commission_per_lot
-        return money(volume * rate) if rate else ZERO
-
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
@@ -948,7 +914,7 @@ class Engine:
         now: datetime,
         note: str = "",
     ) -> Trade:
-        price = position.close_price(self._typed_quote(account.account_type, quote))
+        price = position.close_price(self.pricing.typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
         pnl = pnl_of(position.side, units, position.open_price, price)
@@ -958,7 +924,7 @@ class Engine:
         open_side = (
             position.commission if whole else money(position.commission * volume / position.volume)
         )
-        close_side = self._commission(account, position.symbol, volume)
+        close_side = self.pricing.commission(account.account_type, position.symbol, volume)
         # Swaps were booked at each rollover; the trade shows the part closed accumulated.
         swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
@@ -1067,7 +1033,7 @@ class Engine:
                 break
             # Positions in a closed market cannot be closed: they wait for the open.
             quotes = {
-                s: self._typed_quote(account.account_type, q)
+                s: self.pricing.typed_quote(account.account_type, q)
                 for s, q in self.quotes.items()
                 if is_trading(self.instruments[s], now, self.trading_sessions)
             }
@@ -1094,16 +1060,17 @@ class Engine:
             return
         kind = account.account_type
         quotes = self.quotes
-        if any((kind, s) in self._shifts for s in account.exposure):
+        pricing = self.pricing
+        if any(pricing.is_shifted(kind, s) for s in account.exposure):
             quotes = {
-                s: self._typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
+                s: pricing.typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
             }
         levels = watch_levels(
             account.exposure, quotes, equity, account.margin, mc, so, account.margin_call
         )
         add = self.index.add
         ref = account.account_id
-        price_of = self._book_price
+        price_of = pricing.book_price
         account.watch.extend(
             add(symbol, book, price_of(kind, symbol, book, price), Kind.WATCH, ref)
             for symbol, book, price in levels
@@ -1120,7 +1087,7 @@ class Engine:
         """Indexes the pending order's trigger price (in the published quote's terms)."""
         assert order.price is not None
         book = pending_book(order.side, order.type)
-        price = self._book_price(account.account_type, order.symbol, book, order.price)
+        price = self.pricing.book_price(account.account_type, order.symbol, book, order.price)
         return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
 
     def _end_order(
@@ -1138,21 +1105,23 @@ class Engine:
     def _index_levels(self, position: Position) -> None:
         """Indexes the position's stop-loss, take-profit and trailing stop's next step."""
         kind = self.accounts[position.account_id].account_type
+        symbol = position.symbol
+        price_of = self.pricing.book_price
         if position.stop_loss is not None:
             book = stop_loss_book(position.side)
             position.sl_handle = self.index.add(
-                position.symbol,
+                symbol,
                 book,
-                self._book_price(kind, position.symbol, book, position.stop_loss),
+                price_of(kind, symbol, book, position.stop_loss),
                 Kind.STOP_LOSS,
                 position.position_id,
             )
         if position.take_profit is not None:
             book = take_profit_book(position.side)
             position.tp_handle = self.index.add(
-                position.symbol,
+                symbol,
                 book,
-                self._book_price(kind, position.symbol, book, position.take_profit),
+                price_of(kind, symbol, book, position.take_profit),
                 Kind.TAKE_PROFIT,
                 position.position_id,
             )
@@ -1161,14 +1130,10 @@ class Engine:
                 position.side,
                 position.stop_loss,
                 position.trailing_stop,
-                self.instruments[position.symbol].tick_size,
+                self.instruments[symbol].tick_size,
             )
             position.trail_handle = self.index.add(
-                position.symbol,
-                book,
-                self._book_price(kind, position.symbol, book, level),
-                Kind.TRAIL,
-                position.position_id,
+                symbol, book, price_of(kind, symbol, book, level), Kind.TRAIL, position.position_id
             )
 
     def _unindex_levels(self, position: Position) -> None:
