@@ -84,6 +84,7 @@ from services.trading.swaps import ONE_DAY, position_swap, rollover_at_or_before
 from services.trading.trailing import check_trailing_stop, next_trail_step, trailed_stop
 from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
 from services.trading.triggers import Kind, TriggerIndex
+from services.trading.valuation import account_view, equity_of
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
 
@@ -302,17 +303,7 @@ class Engine:
         return self._view(account)
 
     def _equity(self, account: Account) -> Decimal:
-        equity = account.balance
-        quotes = self.quotes
-        kind = account.account_type
-        # Most accounts trade at the published quote: no per-symbol lookup for them.
-        shifted = kind in self.pricing.shifted_types
-        typed = self.pricing.typed_quote
-        for symbol, exposure in account.exposure.items():
-            quote = quotes.get(symbol)
-            if quote is not None:  # no quote yet after a restart: valued at its open price
-                equity += exposure.pnl(typed(kind, quote) if shifted else quote)
-        return equity
+        return equity_of(account, self.quotes, self.pricing)
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
         """(margin call, stop-out) levels in percent, of the account's type."""
@@ -320,27 +311,8 @@ class Engine:
         return account_type.margin_call_level, account_type.stop_out_level
 
     def _view(self, account: Account) -> AccountView:
-        equity = self._equity(account)
         mc, so = self.levels(account)
-        return AccountView(
-            account.account_id,
-            account.user_id,
-            account.shard,
-            account.balance,
-            equity,
-            account.margin,
-            equity - account.balance,
-            account.leverage,
-            mc,
-            so,
-            account.margin_call,
-            account.created_at,
-            account.updated_at,
-            account.account_type,
-            account.kind,
-            account.swap_free,
-            account.is_default,
-        )
+        return account_view(account, self._equity(account), mc, so)
 
     # ---------------------------------------------------------------- hand-over to persistence
 
