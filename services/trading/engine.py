@@ -27,6 +27,7 @@ from typing import TypeVar
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
 from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
+from services.trading.arming import arm_order, arm_position, disarm_position
 from services.trading.idempotency import replayed_order
 from services.trading.ids import ShardIds
 from services.trading.market_hours import check_trading, is_trading
@@ -81,8 +82,7 @@ from services.trading.risk import (
     watch_levels,
 )
 from services.trading.swaps import ONE_DAY, position_swap, rollover_at_or_before, rollovers_due
-from services.trading.trailing import check_trailing_stop, next_trail_step, trailed_stop
-from services.trading.trigger_books import pending_book, stop_loss_book, take_profit_book
+from services.trading.trailing import check_trailing_stop, trailed_stop
 from services.trading.triggers import Kind, TriggerIndex
 from services.trading.valuation import account_view, equity_of
 
@@ -1056,11 +1056,7 @@ class Engine:
             heapq.heappush(self._expiries, (order.expire_at, order.order_id))
 
     def _order_trigger(self, account: Account, order: Order) -> int:
-        """Indexes the pending order's trigger price (in the published quote's terms)."""
-        assert order.price is not None
-        book = pending_book(order.side, order.type)
-        price = self.pricing.book_price(account.account_type, order.symbol, book, order.price)
-        return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
+        return arm_order(self.index, self.pricing, account.account_type, order)
 
     def _end_order(
         self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""
@@ -1075,49 +1071,12 @@ class Engine:
         order.updated_at = now
 
     def _index_levels(self, position: Position) -> None:
-        """Indexes the position's stop-loss, take-profit and trailing stop's next step."""
-        kind = self.accounts[position.account_id].account_type
-        symbol = position.symbol
-        price_of = self.pricing.book_price
-        if position.stop_loss is not None:
-            book = stop_loss_book(position.side)
-            position.sl_handle = self.index.add(
-                symbol,
-                book,
-                price_of(kind, symbol, book, position.stop_loss),
-                Kind.STOP_LOSS,
-                position.position_id,
-            )
-        if position.take_profit is not None:
-            book = take_profit_book(position.side)
-            position.tp_handle = self.index.add(
-                symbol,
-                book,
-                price_of(kind, symbol, book, position.take_profit),
-                Kind.TAKE_PROFIT,
-                position.position_id,
-            )
-        if position.trailing_stop is not None and position.stop_loss is not None:
-            book, level = next_trail_step(
-                position.side,
-                position.stop_loss,
-                position.trailing_stop,
-                self.instruments[symbol].tick_size,
-            )
-            position.trail_handle = self.index.add(
-                symbol, book, price_of(kind, symbol, book, level), Kind.TRAIL, position.position_id
-            )
+        account_type = self.accounts[position.account_id].account_type
+        tick_size = self.instruments[position.symbol].tick_size
+        arm_position(self.index, self.pricing, account_type, position, tick_size)
 
     def _unindex_levels(self, position: Position) -> None:
-        if position.sl_handle:
-            self.index.remove(position.sl_handle)
-            position.sl_handle = 0
-        if position.tp_handle:
-            self.index.remove(position.tp_handle)
-            position.tp_handle = 0
-        if position.trail_handle:
-            self.index.remove(position.trail_handle)
-            position.trail_handle = 0
+        disarm_position(self.index, position)
 
     def _emit(
         self,
