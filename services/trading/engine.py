@@ -26,7 +26,8 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
+from kit.refusal import Refusal, not_found, precondition_failed, unavailable
+from services.trading.accounts import account_type_named, check_account_limit, opening_leverage
 from services.trading.arming import arm_order, arm_position, disarm_position
 from services.trading.idempotency import replayed_order
 from services.trading.ids import ShardIds
@@ -370,23 +371,11 @@ class Engine:
         """Opens another account for the user (zero balance); the default one is opened
         first if the user has none yet. `leverage` 0: the platform default, capped by the
         type."""
-        account_type = self.account_types.get(type_name)
-        if account_type is None:
-            raise invalid_field(
-                "account_type",
-                f"no account type {type_name!r}; one of {', '.join(self.account_types)}",
-                "UNKNOWN_ACCOUNT_TYPE",
-            )
-        if leverage == 0:
-            leverage = min(self.default_leverage, account_type.max_leverage)
-        check_type_leverage(account_type, leverage)
+        account_type = account_type_named(self.account_types, type_name)
+        leverage = opening_leverage(leverage, self.default_leverage, account_type)
         owned = self.user_accounts.get(user_id, [])
-        if len(owned) + (0 if user_id in self.by_user else 1) >= self.max_accounts:
-            raise precondition_failed(
-                "ACCOUNT_LIMIT",
-                f"you already hold {self.max_accounts} trading accounts, the most allowed",
-                limit=str(self.max_accounts),
-            )
+        held = len(owned) + (0 if user_id in self.by_user else 1)
+        check_account_limit(held, self.max_accounts)
         self.account_of(user_id, now)
         account = Account(
             self._account_ids(),
