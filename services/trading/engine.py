@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.refusal import Refusal, not_found, precondition_failed, unavailable
+from kit.refusal import Refusal, not_found, unavailable
 from services.trading.accounts import account_type_named, check_account_limit, opening_leverage
 from services.trading.arming import arm_order, arm_position, disarm_position
 from services.trading.idempotency import replayed_order
@@ -71,10 +71,14 @@ from services.trading.orders import (
     entry_price,
     order_leverage,
     order_volume,
+    pending_order_limit,
+    trading_halted,
+    unknown_symbol,
 )
 from services.trading.pricing import TypePricing
 from services.trading.risk import (
     added_margin,
+    check_leverage_change,
     check_margin_cover,
     hedged_total,
     leverage_change_margins,
@@ -421,15 +425,8 @@ class Engine:
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
         required = hedged_total(account.positions.values(), margins)
-        equity = self._equity(account)
-        if margins and required > equity:
-            raise precondition_failed(
-                "LEVERAGE_CHANGE_REFUSED",
-                f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
-                f" than the equity {money(equity)}",
-                required_margin=str(money(required)),
-                equity=str(money(equity)),
-            )
+        if margins:  # no position: any leverage will do
+            check_leverage_change(leverage, required, self._equity(account))
         account.leverage = leverage
         account.updated_at = now
         for position_id, (position_leverage, margin) in margins.items():
@@ -459,22 +456,11 @@ class Engine:
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
-            raise not_found(
-                "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
-            )
+            raise unknown_symbol(req.symbol)
         if req.symbol in self.halted:
-            raise precondition_failed(
-                "TRADING_HALTED",
-                f"trading in {req.symbol} is halted: {self.halted[req.symbol]}",
-                symbol=req.symbol,
-            )
+            raise trading_halted(req.symbol, self.halted[req.symbol])
         if req.type is not OrderType.MARKET and len(account.orders) >= self.max_pending_orders:
-            raise precondition_failed(
-                "PENDING_ORDER_LIMIT",
-                f"the account already has {self.max_pending_orders} pending orders, the most it"
-                " may hold; cancel one first",
-                limit=str(self.max_pending_orders),
-            )
+            raise pending_order_limit(self.max_pending_orders)
         if req.type is OrderType.MARKET:  # pending orders may wait for the open
             check_trading(inst, now, self.trading_sessions)
         leverage = order_leverage(account.leverage, inst, req.leverage)

@@ -9,7 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
-from kit.refusal import invalid_field, precondition_failed
+from kit.refusal import Refusal, invalid_field, not_found, precondition_failed
 from services.trading.model import OrderType, Quote, Side, money
 
 MAX_LEVERAGE = 2000
@@ -53,6 +53,28 @@ class OrderRequest:
         if self.trailing_stop is not None:  # appended only when set: older keys stay valid
             fields.append(d(self.trailing_stop))
         return "|".join(fields)
+
+
+# Refusals of an order before it is looked at (built only when refused: the checks themselves
+# are one lookup each on the command path).
+
+
+def unknown_symbol(symbol: str) -> Refusal:
+    return not_found("UNKNOWN_SYMBOL", f"{symbol} is not a listed instrument", symbol=symbol)
+
+
+def trading_halted(symbol: str, why: str) -> Refusal:
+    return precondition_failed(
+        "TRADING_HALTED", f"trading in {symbol} is halted: {why}", symbol=symbol
+    )
+
+
+def pending_order_limit(limit: int) -> Refusal:
+    return precondition_failed(
+        "PENDING_ORDER_LIMIT",
+        f"the account already has {limit} pending orders, the most it may hold; cancel one first",
+        limit=str(limit),
+    )
 
 
 def check_deposit(amount: Decimal) -> None:

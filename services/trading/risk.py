@@ -139,6 +139,19 @@ def leverage_change_margins(
     return margins
 
 
+def check_leverage_change(leverage: int, required: Decimal, equity: Decimal) -> None:
+    """Refuses (LEVERAGE_CHANGE_REFUSED) a new account leverage at which the open positions
+    would need more margin (`required`) than the equity."""
+    if required > equity:
+        raise precondition_failed(
+            "LEVERAGE_CHANGE_REFUSED",
+            f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
+            f" than the equity {money(equity)}",
+            required_margin=str(money(required)),
+            equity=str(money(equity)),
+        )
+
+
 def hedged_total(
     positions: Iterable[Position], margins: Mapping[int, tuple[int, Decimal]]
 ) -> Decimal:

@@ -1,6 +1,7 @@
 """The margin a fill takes and the check that free margin covers it (services/trading/risk.py),
-without an engine: a hedging leg adds only what its unhedged volume needs, and a fill that
-would leave negative free margin is refused INSUFFICIENT_MARGIN with both figures."""
+without an engine: a hedging leg adds only what its unhedged volume needs, a fill that would
+leave negative free margin is refused INSUFFICIENT_MARGIN with both figures, and so is a
+leverage change the equity cannot margin (LEVERAGE_CHANGE_REFUSED)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from kit.refusal import Refusal, RefusalKind
 from services.trading.model import Exposure, Position, Side
-from services.trading.risk import added_margin, check_margin_cover
+from services.trading.risk import added_margin, check_leverage_change, check_margin_cover
 from tests.trading.support import T0
 
 D = Decimal
@@ -59,3 +60,16 @@ def test_a_cent_short_is_refused_with_both_figures() -> None:
     assert refused.value.kind is RefusalKind.PRECONDITION
     assert refused.value.reason == "INSUFFICIENT_MARGIN"
     assert refused.value.metadata == {"required_margin": "685.01", "free_margin": "700.00"}
+
+
+def test_a_leverage_the_equity_covers_is_allowed() -> None:
+    check_leverage_change(10, D("1000.00"), D("1000.00"))
+
+
+def test_a_leverage_needing_more_margin_than_equity_is_refused_with_both_figures() -> None:
+    with pytest.raises(Refusal) as refused:
+        check_leverage_change(10, D("1000.004"), D("999.996"))
+    assert refused.value.kind is RefusalKind.PRECONDITION
+    assert refused.value.reason == "LEVERAGE_CHANGE_REFUSED"
+    assert refused.value.metadata == {"required_margin": "1000.00", "equity": "1000.00"}
+    assert refused.value.message.startswith("at 1:10 the open positions need 1000.00 USD")
