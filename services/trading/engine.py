@@ -1,5 +1,5 @@
-"""The trading engine: every rule of docs/trading-rules.md (accounts, orders, positions, SL/TP,
-margin call and stop-out), in memory, with no I/O.
+"""The trading engine: applies every rule of docs/trading-rules.md (accounts, orders, positions,
+SL/TP, margin call and stop-out) to a shard's state, in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
@@ -7,11 +7,12 @@ come from counters, so a run is deterministic and unit-testable. Every state cha
 an Event; the persistence layer takes them with `hand_over()` and commits them (group commit)
 before the command's caller is answered. Readers use the query methods, never the dictionaries.
 
-The rules themselves live in modules of their own, pure where the rule is: order checks and
-sizing in orders.py, idempotent retries in idempotency.py, margin and stop-out in risk.py,
-per-account-type quotes and commission in pricing.py, market hours in market_hours.py, trailing
-stops in trailing.py, swaps in swaps.py, where each trigger is indexed in trigger_books.py.
-This module applies them to the state. A refused command raises Refusal (kit.refusal) and
+The rules themselves live in modules of their own, pure where the rule is (docs/architecture.md
+lists them): order checks and sizing in orders.py, idempotent retries in idempotency.py, account
+opening in accounts.py, equity in valuation.py, margin and stop-out in risk.py, per-account-type
+quotes and commission in pricing.py, market hours in market_hours.py, trailing stops in
+trailing.py, swaps in swaps.py, trigger placement in trigger_books.py and arming.py. This module
+holds the state and applies them in order. A refused command raises Refusal (kit.refusal) and
 changes nothing.
 """
 
