@@ -252,8 +252,8 @@ class Engine:
         for position in self.positions.values():
             account = self.accounts[position.account_id]
             if position.symbol == symbol and account.account_type in moved:
-                self._unindex_levels(position)
-                self._index_levels(position)
+                disarm_position(self.index, position)
+                self._index_levels(account, position)
                 self._recheck.add(account.account_id)
         for order in list(self.pending.values()):
             account = self.accounts[order.account_id]
@@ -302,14 +302,11 @@ class Engine:
 
     @exact
     def equity(self, account: Account) -> Decimal:
-        return self._equity(account)
+        return equity_of(account, self.quotes, self.pricing)
 
     @exact
     def view(self, account: Account) -> AccountView:
         return self._view(account)
-
-    def _equity(self, account: Account) -> Decimal:
-        return equity_of(account, self.quotes, self.pricing)
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
         """(margin call, stop-out) levels in percent, of the account's type."""
@@ -318,7 +315,7 @@ class Engine:
 
     def _view(self, account: Account) -> AccountView:
         mc, so = self.levels(account)
-        return account_view(account, self._equity(account), mc, so)
+        return account_view(account, equity_of(account, self.quotes, self.pricing), mc, so)
 
     # ---------------------------------------------------------------- hand-over to persistence
 
@@ -411,7 +408,7 @@ class Engine:
     def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         """Takes demo funds out: at most the free margin (and never below a zero balance)."""
         self._roll(now)
-        free = min(self._equity(account) - account.margin, account.balance)
+        free = min(equity_of(account, self.quotes, self.pricing) - account.margin, account.balance)
         check_withdrawal(amount, free)
         entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
         self._check_risk(account, now)
@@ -427,7 +424,7 @@ class Engine:
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
         required = hedged_total(account.positions.values(), margins)
         if margins:  # no position: any leverage will do
-            check_leverage_change(leverage, required, self._equity(account))
+            check_leverage_change(leverage, required, equity_of(account, self.quotes, self.pricing))
         account.leverage = leverage
         account.updated_at = now
         for position_id, (position_leverage, margin) in margins.items():
@@ -450,10 +447,12 @@ class Engine:
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
         self._roll(now)
-        fingerprint = req.fingerprint() if req.client_order_id else ""
-        first_order = replayed_order(account, req, fingerprint, now)
-        if first_order is not None:
-            return PlaceResult(first_order, None, duplicate=True)
+        fingerprint = ""
+        if req.client_order_id:
+            fingerprint = req.fingerprint()
+            first_order = replayed_order(account, req, fingerprint, now)
+            if first_order is not None:
+                return PlaceResult(first_order, None, duplicate=True)
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
@@ -562,11 +561,11 @@ class Engine:
         check_trailing_stop(inst, trailing_stop, position.side, current)
         if trailing_stop is not None:
             stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
-        self._unindex_levels(position)
+        disarm_position(self.index, position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
         position.trailing_stop = trailing_stop
-        self._index_levels(position)
+        self._index_levels(account, position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
 
@@ -639,7 +638,7 @@ class Engine:
         stale, self._stale = self._stale, {}
         for account in stale.values():
             mc, so = self.levels(account)
-            self._rearm(account, self._equity(account), mc, so)
+            self._rearm(account, equity_of(account, self.quotes, self.pricing), mc, so)
 
     def _on_quote(
         self,
@@ -723,11 +722,11 @@ class Engine:
         assert position.trailing_stop is not None
         account = self.accounts[position.account_id]
         current = position.close_price(self.pricing.typed_quote(account.account_type, quote))
-        self._unindex_levels(position)
+        disarm_position(self.index, position)
         position.stop_loss = trailed_stop(
             position.side, current, position.trailing_stop, position.stop_loss
         )
-        self._index_levels(position)
+        self._index_levels(account, position)
         self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
     # ---------------------------------------------------------------- rollover (swaps)
@@ -801,7 +800,13 @@ class Engine:
         spread_cost = units * (quote.ask - quote.bid)
         commission = self.pricing.commission(account.account_type, order.symbol, order.volume)
         extra = added_margin(account.exposure.get(order.symbol), order.side, units, margin)
-        check_margin_cover(self._equity(account), account.margin, spread_cost, commission, extra)
+        check_margin_cover(
+            equity_of(account, self.quotes, self.pricing),
+            account.margin,
+            spread_cost,
+            commission,
+            extra,
+        )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
             self._end_order(account, order, OrderStatus.FILLED, now)
         else:
@@ -850,7 +855,7 @@ class Engine:
         before = exposure.margin()
         exposure.add(position, 1)
         account.margin += exposure.margin() - before
-        self._index_levels(position)
+        self._index_levels(account, position)
 
     def _close(
         self,
@@ -896,7 +901,7 @@ class Engine:
         before = exposure.margin()
         exposure.add(position, -1)
         if whole:
-            self._unindex_levels(position)
+            disarm_position(self.index, position)
             del self.positions[position.position_id]
             del account.positions[position.position_id]
             position.closed_at = now
@@ -947,11 +952,11 @@ class Engine:
         # there is anything to check: at zero margin the levels are crossed at zero equity.
         if account.positions:
             mc, so = self.levels(account)
-            equity = self._equity(account)
+            equity = equity_of(account, self.quotes, self.pricing)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
-                equity = self._equity(account)
+                equity = equity_of(account, self.quotes, self.pricing)
         if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
@@ -977,7 +982,7 @@ class Engine:
         """Closes positions in stop-out order until the margin level is above the stop-out
         level (negative balance protection follows in _check_risk)."""
         while account.positions:
-            if self._equity(account) * HUNDRED > account.margin * so:
+            if equity_of(account, self.quotes, self.pricing) * HUNDRED > account.margin * so:
                 break
             # Positions in a closed market cannot be closed: they wait for the open.
             quotes = {
@@ -1046,13 +1051,9 @@ class Engine:
         order.reject_reason = reason
         order.updated_at = now
 
-    def _index_levels(self, position: Position) -> None:
-        account_type = self.accounts[position.account_id].account_type
+    def _index_levels(self, account: Account, position: Position) -> None:
         tick_size = self.instruments[position.symbol].tick_size
-        arm_position(self.index, self.pricing, account_type, position, tick_size)
-
-    def _unindex_levels(self, position: Position) -> None:
-        disarm_position(self.index, position)
+        arm_position(self.index, self.pricing, account.account_type, position, tick_size)
 
     def _emit(
         self,

@@ -44,11 +44,6 @@ def published_level(book: Book, price: Decimal, shift: Decimal) -> Decimal:
     return price - shift if book in _BID_BOOKS else price + shift
 
 
-def commission(rate_per_lot: Decimal, volume: Decimal) -> Decimal:
-    """One side's commission of `volume` lots at `rate_per_lot` (positive, in cents)."""
-    return money(volume * rate_per_lot) if rate_per_lot else ZERO
-
-
 class TypePricing:
     """The shifts of every account type on every instrument, kept current as markups change."""
 
@@ -81,8 +76,10 @@ class TypePricing:
         return published_level(book, price, shift)
 
     def commission(self, account_type: str, symbol: str, volume: Decimal) -> Decimal:
-        """One side's commission of `volume` lots on `symbol` for the account type."""
-        return commission(self._types[account_type].terms_of(symbol).commission_per_lot, volume)
+        """One side's commission of `volume` lots on `symbol` for the account type (positive,
+        in cents; no commission for most types, so no rounding either)."""
+        rate = self._types[account_type].terms_of(symbol).commission_per_lot
+        return money(volume * rate) if rate else ZERO
 
     def follow(self, inst: Instrument) -> set[str]:
         """Takes `inst` (with its new default markup) into account; returns the types whose

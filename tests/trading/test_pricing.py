@@ -12,7 +12,6 @@ import pytest
 from services.trading.model import Quote
 from services.trading.pricing import (
     TypePricing,
-    commission,
     published_level,
     quote_shifts,
     shifted_quote,
@@ -72,12 +71,11 @@ def test_a_translated_level_fires_exactly_when_the_types_quote_crosses_it(
 
 
 def test_commission_rounds_to_the_cent_and_none_is_zero() -> None:
-    assert commission(D("3.50"), D("0.01")) == D("0.04")  # 0.035, half up
-    assert commission(D("3.25"), D("2")) == D("6.50")
-    assert commission(D(0), D("100")) == 0
     pricing = TypePricing(TYPES, SPECS.values())
+    assert pricing.commission("raw_spread", "EURUSD", D("0.01")) == D("0.04")  # 0.035, half up
+    assert pricing.commission("zero", "BTCUSD", D("2")) == D("6.50")
     assert pricing.commission("zero", "XAUUSD", D("1")) == D("5.00")
-    assert pricing.commission("standard", "XAUUSD", D("1")) == 0
+    assert pricing.commission("standard", "XAUUSD", D("100")) == 0
 
 
 def test_following_a_new_default_markup_reports_the_types_that_moved() -> None:
