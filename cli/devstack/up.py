@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
 from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
 from kit.obs.tracing import otlp_endpoint, tracing_enabled
+from kit.ports import free_port
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_float, env_int
 
@@ -310,29 +310,28 @@ def _start_infrastructure(
 
     kafka = args.kafka or settings.kafka_bootstrap_servers
     if not kafka:
-        from cli.devstack.broker import EmbeddedBroker
+        from cli.devstack.broker import GatedBroker
+        from kit.data.kafka import TOPIC_PARTITIONS
 
         console.print(f"starting the Kafka-protocol broker on 127.0.0.1:{args.kafka_port} ...")
-        broker = EmbeddedBroker(port=args.kafka_port, log_path=logs / "broker.log")
+        broker = GatedBroker(
+            port=args.kafka_port,
+            private_port=free_port(),
+            topics=TOPIC_PARTITIONS,
+            log_path=logs / "broker.log",
+        )
         try:
             kafka = broker.start()
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
         platform.infra_pids["broker"] = lambda: broker.process.pid if broker.process else None
-        bootstrap = kafka
-
-        def restart_broker() -> None:
-            broker.restart()
-            # It comes back empty: the topics first, before any client re-creates them
-            # by auto-creation with the wrong partition count.
-            asyncio.run(asyncio.wait_for(ensure_topics(bootstrap), 30))
-
         platform.supervisor.add(
             Supervised(
                 "broker",
                 exited=broker.exited,
-                restart=restart_broker,
+                # It comes back empty: its topics are re-created behind the closed gate.
+                restart=broker.restart,
                 log_tail=lambda: log_tail(logs / "broker.log"),
             )
         )
@@ -523,7 +522,7 @@ def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | Non
     a local receiver (none when tracing is off or spans go to a collector)."""
     if not tracing_enabled() or otlp_endpoint():
         return None
-    port = _free_local_port()
+    port = free_port()
     child = Child(
         "Trace sink (OTLP)",
         ["trace-sink", "--port", str(port)],
@@ -539,12 +538,6 @@ def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | Non
     child.wait_healthy(HEALTH_TIMEOUT_S)
     platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
     return Upstream("127.0.0.1", port)
-
-
-def _free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_edge(

@@ -143,6 +143,7 @@ def _pid(platform: Platform, name: str) -> int:
     [
         ("Trading", {"trading"}),
         ("MarketData", {"market"}),
+        ("Auth", {"auth"}),
         ("Envoy", {"edge"}),
         ("broker", {"market"}),
         ("postgres", {"auth", "market", "trading"}),
