@@ -23,6 +23,7 @@ from exness.trading.v1 import trading_pb2, trading_pb2_grpc
 
 from cli.devstack.children import STATE_FILE
 from gateway.local_replies import JWKS_UNAVAILABLE
+from kit.rpc.probes import http_ok
 from tests.edge.conftest import Stack, User, register
 
 # Reconnect at once when the edge is back: the moments right after its restart are the ones
@@ -149,6 +150,11 @@ def auth_pid(stack: Stack) -> int:
     return int(children["Auth"])
 
 
+def edge_healthy(stack: Stack) -> bool:
+    """Envoy's /healthz: every cluster has a healthy host again."""
+    return http_ok(f"{stack.url}/healthz", timeout_s=1)
+
+
 async def until(check: Callable[[], object], timeout_s: float, what: str) -> float:
     started = time.monotonic()
     while not check():
@@ -180,6 +186,7 @@ async def test_a_restarted_edge_never_refuses_a_valid_token(
             "calls answered after the restart",
         )
         await asyncio.sleep(AFTER_RESTART_S)  # and they keep being answered
+    await until(lambda: edge_healthy(stack), RESTART_LIMIT_S, "the edge healthy again")
     counts = out.counts()
     print(f"edge restart: answered again {back_s:.1f}s after the new Envoy; {dict(counts)}")
     assert not out.refused(), f"valid tokens refused around the restart: {dict(counts)}"
@@ -215,6 +222,8 @@ async def test_an_edge_restarted_while_auth_does_not_answer_says_unavailable(
             RESTART_LIMIT_S,
             "calls answered after Auth resumed",
         )
+    # Later tests find the platform as they expect it: Envoy sees Auth healthy again.
+    await until(lambda: edge_healthy(stack), RESTART_LIMIT_S, "the edge healthy again")
     counts = out.counts()
     print(f"edge restart, Auth frozen: answered {back_s:.1f}s after it resumed; {dict(counts)}")
     assert not out.refused(), f"valid tokens refused while Auth was frozen: {dict(counts)}"
