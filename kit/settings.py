@@ -54,6 +54,8 @@ class Settings:
     auth_port: int = 50051
     market_port: int = 50052
     trading_port: int = 50053
+    # Auth's public keys (JWKS) over plain HTTP, for the edge's token checks.
+    auth_jwks_port: int = 50050
     # Prometheus /metrics of each process (0: none); see docs/observability.md.
     auth_metrics_port: int = 9461
     market_metrics_port: int = 9462
@@ -103,6 +105,7 @@ class Settings:
             auth_port=env_int("EXNESS_AUTH_PORT", 50051),
             market_port=env_int("EXNESS_MARKET_PORT", 50052),
             trading_port=env_int("EXNESS_TRADING_PORT", 50053),
+            auth_jwks_port=env_int("EXNESS_AUTH_JWKS_PORT", 50050),
             auth_metrics_port=env_int("EXNESS_AUTH_METRICS_PORT", 9461),
             market_metrics_port=env_int("EXNESS_MARKET_METRICS_PORT", 9462),
             trading_metrics_port=env_int("EXNESS_TRADING_METRICS_PORT", 9463),

@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--admin-port", type=int, default=env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
     add("--auth-port", type=int, default=settings.auth_port)
     add(
+        "--auth-jwks-port",
+        type=int,
+        default=settings.auth_jwks_port,
+        help="HTTP port of Auth's public keys, which Envoy fetches (default 50050)",
+    )
+    add(
         "--market-port",
         type=int,
         default=settings.market_port,
@@ -421,6 +427,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
         platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
+    platform.rows.append(("Auth JWKS (HTTP)", _jwks_url(args), "", ""))
     if args.feed != "none":
         # Every replica: the poller publishes through any one that is healthy.
         replicas = ",".join(_addresses(args, "market"))
@@ -441,6 +448,10 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         else:
             poller.wait_alive(POLLER_SETTLE_S)
         platform.rows.append((poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path)))
+
+
+def _jwks_url(args: argparse.Namespace) -> str:
+    return f"http://{args.host}:{args.auth_jwks_port}/.well-known/jwks.json"
 
 
 def _addresses(args: argparse.Namespace, key: str) -> list[str]:
@@ -537,6 +548,7 @@ def _start_edge(
         config = config.with_(otlp=otlp)
     config = config.with_(
         auth=Upstream(args.host, args.auth_port),
+        auth_jwks_port=args.auth_jwks_port,
         market=Upstream(args.host, args.market_port),
         trading=Upstream(args.host, args.trading_port),
         market_replicas=tuple(map(Upstream.parse, _addresses(args, "market"))),
@@ -618,6 +630,7 @@ def _write_state(
         "edge": f"{config.self_host}:{config.listen_port}",
         "admin": f"{config.admin_host}:{config.admin_port}",
         **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
+        "auth_jwks": _jwks_url(args),
         "shards": args.shards,
         "trading_shards": _addresses(args, "trading"),
         "market_replicas": _addresses(args, "market"),
@@ -662,6 +675,7 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_DATA_DIR": str(data_dir),
             "EXNESS_BIND_HOST": args.host,
             "EXNESS_AUTH_PORT": str(args.auth_port),
+            "EXNESS_AUTH_JWKS_PORT": str(args.auth_jwks_port),
             "EXNESS_MARKET_PORT": str(args.market_port),
             "EXNESS_TRADING_PORT": str(args.trading_port),
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
@@ -688,6 +702,7 @@ def run(args: argparse.Namespace) -> int:
                     (i.name, i.port, flags[i.spec.state_key])
                     for i in instances(_shape(args), _service_ports(args))
                 ),
+                ("Auth JWKS", args.auth_jwks_port, "--auth-jwks-port"),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
                 *(
