@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from services.auth.servicer import SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
 from services.auth.throttle import LoginBackoff, LoginThrottle
 from services.auth.tokens import AccessTokenIssuer
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +71,11 @@ def build(
     port: int | None = None,
     login_backoff: LoginBackoff | None = None,
 ) -> AuthApp:
-    keyring = Keyring.load(keys_path(settings))
+    keyring = Keyring.load(keys_path(settings), publish_delay_s=settings.key_publish_delay_s)
+    log.info(
+        "signing keys loaded",
+        extra={"keys": [key.kid for key in keyring.keys], "signing": keyring.signer.kid},
+    )
     issuer = AccessTokenIssuer(
         keyring, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )
@@ -127,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.new_key:
         path = new_key_file(keys_path(settings))
         print(
-            f"new signing key: {path} (restart Auth to sign with it; keep the old key listed "
-            "until tokens it signed have expired)"
+            f"new signing key: {path} (restart Auth to publish it; it signs from "
+            f"{settings.key_publish_delay_s:g} s after now; keep the old key listed until tokens "
+            "it signed have expired)"
         )
         return 0
     kit_server.run(lambda: serve(settings, args.port, args.jwks_port))
