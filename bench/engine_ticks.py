@@ -17,6 +17,7 @@ from itertools import count
 from kit.data.instruments import Instrument
 from services.trading.engine import Engine
 from services.trading.model import Account, Position, Side, margin_of
+from services.trading.swaps import rollover_at_or_before
 
 PER_ACCOUNT = 100
 TARGET_RATIO = 2.0
@@ -79,6 +80,8 @@ def build(positions: int) -> Engine:
         trade=0,
         ledger=0,
     )
+    # As a restored shard: the last rollover is known (else the first quote records one).
+    engine.restore_rollover(rollover_at_or_before(now))
     engine.on_quote("BTCUSD", bid, ask, now, now)
     assert not engine.has_unsaved(), "building triggered something"
     assert len(engine.positions) == positions
