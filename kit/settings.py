@@ -91,6 +91,8 @@ class Settings:
     # Whether instruments trade only inside their sessions (forex and metals close at the
     # weekend); off, everything trades around the clock (platforms tested at any hour).
     trading_sessions: bool = True
+    # Off: no rollover is ever charged (test platforms, which run on the wall clock).
+    charge_swaps: bool = True
     log_level: str = "INFO"
     log_format: str = "json"
     # Seconds to let in-flight calls finish on SIGTERM.
@@ -127,6 +129,7 @@ class Settings:
             shard_count=env_int("EXNESS_SHARD_COUNT", 1),
             max_quote_age_s=env_float("EXNESS_MAX_QUOTE_AGE", 10.0),
             trading_sessions=env_switch("EXNESS_TRADING_SESSIONS", True),
+            charge_swaps=env_switch("EXNESS_SWAPS", True),
             quote_trace_ratio=env_float("EXNESS_QUOTE_TRACE_RATIO", 0.01),
             log_level=env("EXNESS_LOG_LEVEL", "INFO").upper(),
             log_format=env("EXNESS_LOG_FORMAT", "json"),

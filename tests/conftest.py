@@ -23,6 +23,9 @@ from tests.support import infra
 # environment) trades around the clock. The session rules are tested on the engine's own
 # clock (tests/trading/test_sessions.py).
 os.environ.setdefault("EXNESS_TRADING_SESSIONS", "off")
+# Likewise the daily rollover (22:00 UTC) would charge swaps in the middle of a test that runs
+# across it. Swaps are tested on the engine's own clock (tests/trading/test_swaps.py).
+os.environ.setdefault("EXNESS_SWAPS", "off")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -63,6 +63,7 @@ class TradingApp:
         events_topic: str = EVENTS_TOPIC,
         reporter: HealthReporter | None = None,
         trading_sessions: bool = True,
+        charge_swaps: bool = True,
     ) -> TradingApp:
         """Rebuilds the engine from the database, then starts the background tasks."""
         max_quote_age = timedelta(seconds=max_quote_age_s)
@@ -74,6 +75,7 @@ class TradingApp:
                 max_quote_age=max_quote_age,
                 max_pending_orders=max_pending_orders,
                 trading_sessions=trading_sessions,
+                charge_swaps=charge_swaps,
             )
             loaded.halted.update(await load_halts(pool))
             return loaded

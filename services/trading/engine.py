@@ -129,10 +129,13 @@ class Engine:
         account_types: Mapping[str, AccountType] | None = None,
         max_accounts: int = DEFAULT_MAX_ACCOUNTS,
         trading_sessions: bool = True,
+        charge_swaps: bool = True,
     ) -> None:
         self.instruments = dict(instruments)
         # False: every instrument trades around the clock (platforms tested at any hour).
         self.trading_sessions = trading_sessions
+        # False: no rollover is charged or recorded (platforms tested at any hour).
+        self.charge_swaps = charge_swaps
         self.max_pending_orders = max_pending_orders
         self.max_accounts = max_accounts
         # Without the account_types table (unit tests): one Standard type with the strictest
@@ -736,7 +739,7 @@ class Engine:
         first time the engine has none (a new shard), the latest passed one is recorded as
         charged: swaps start with the next rollover."""
         due_at = self._next_rollover
-        if due_at is not None and now < due_at:
+        if not self.charge_swaps or (due_at is not None and now < due_at):
             return
         latest = rollover_at_or_before(now)
         if self._last_rollover is not None:

@@ -69,6 +69,7 @@ async def main(settings: Settings, port: int) -> None:
         max_pending_orders=settings.max_pending_orders,
         kafka_bootstrap=settings.kafka_bootstrap_servers,
         trading_sessions=settings.trading_sessions,
+        charge_swaps=settings.charge_swaps,
     )
     metrics.register(app.engine, app.relay)
     serve_metrics(settings.bind_host, settings.trading_metrics_port)

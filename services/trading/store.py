@@ -115,6 +115,7 @@ async def load_engine(
     max_quote_age: timedelta,
     max_pending_orders: int = DEFAULT_MAX_PENDING_ORDERS,
     trading_sessions: bool = True,
+    charge_swaps: bool = True,
 ) -> Engine:
     """An engine holding this shard's accounts, pending orders, open positions and
     idempotency keys exactly as last committed."""
@@ -126,6 +127,7 @@ async def load_engine(
         max_quote_age=max_quote_age,
         max_pending_orders=max_pending_orders,
         trading_sessions=trading_sessions,
+        charge_swaps=charge_swaps,
     )
     low, high = shard_range(shard_id)
     async with pool.connection() as conn, conn.cursor() as cur:

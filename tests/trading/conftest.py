@@ -121,6 +121,7 @@ async def start_trading(
         quotes_topic: str | None = None,
         events_topic: str | None = None,
         max_pending_orders: int = 200,
+        charge_swaps: bool = False,  # no rollover in the middle of a test
     ) -> Trading:
         quotes_topic = quotes_topic or f"test.quotes.{uuid.uuid4().hex[:8]}"
         events_topic = events_topic or f"test.events.{uuid.uuid4().hex[:8]}"
@@ -135,6 +136,7 @@ async def start_trading(
             quotes_topic=quotes_topic,
             events_topic=events_topic,
             trading_sessions=False,  # trades XAUUSD at any hour (see tests/conftest.py)
+            charge_swaps=charge_swaps,
         )
         pipeline = request_pipeline(auth.settings)  # as the engine process wires it
         server = GrpcServer(

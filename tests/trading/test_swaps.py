@@ -29,7 +29,7 @@ SWAPS = {
 }
 
 
-def swap_engine() -> Engine:
+def swap_engine(charge_swaps: bool = True) -> Engine:
     specs = instruments()
     for symbol, (kind, long, short, triple) in SWAPS.items():
         specs[symbol] = replace(
@@ -39,7 +39,7 @@ def swap_engine() -> Engine:
             swap_short=D(short),
             triple_swap_weekday=triple,
         )
-    return Engine(specs)
+    return Engine(specs, charge_swaps=charge_swaps)
 
 
 def at(engine: Engine, when: datetime, symbol: str, bid: str, ask: str) -> None:
@@ -174,7 +174,7 @@ SHARD = 8  # its own engine: other modules' engines own shards 0 to 7
 async def test_the_last_rollover_rates_and_sessions_are_committed_and_loaded(
     start_trading: StartTrading, db_pool: AsyncConnectionPool
 ) -> None:
-    trading = await start_trading(SHARD)
+    trading = await start_trading(SHARD, charge_swaps=True)
     await trading.quote("BTCUSD", "65000", "65010")  # the engine records the last rollover
     now = datetime.now(UTC)
     expected = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(hours=22)
@@ -201,3 +201,20 @@ async def test_the_last_rollover_rates_and_sessions_are_committed_and_loaded(
     assert specs["EURUSD"].sessions == SESSIONS["forex"]
     assert specs["XAUUSD"].sessions == SESSIONS["metal"]
     assert specs["BTCUSD"].sessions == ()
+
+
+def test_an_engine_with_swaps_off_charges_no_rollover() -> None:
+    """EXNESS_SWAPS=off (the test platforms, on the wall clock): a rollover passes and
+    nothing is charged, recorded or emitted."""
+    engine = swap_engine(charge_swaps=False)
+    alice = engine.account_of("alice", TUESDAY)
+    engine.deposit(alice, D(10000), TUESDAY)
+    at(engine, TUESDAY, "EURUSD", "1.08500", "1.08510")
+    engine.place_order(alice, market("EURUSD", BUY, "1"), TUESDAY)
+    engine.hand_over()
+    balance = alice.balance
+    at(engine, WEDNESDAY_ROLLOVER + timedelta(minutes=1), "EURUSD", "1.08500", "1.08510")
+    handed = engine.hand_over().items
+    assert not [e for e in handed if isinstance(e, (Event, RolloverMark))], handed
+    assert alice.balance == balance
+    assert engine.last_rollover is None
