@@ -76,11 +76,11 @@ async def write_replies(
     until the garbage collector breaks its reference cycles, seconds to minutes later, and its
     `finally` (a subscriber's removal, a span's end) waits as long. Here the cancel is raised
     in this call, inside every layer that wraps it, and the generator is closed at once."""
-    if not isinstance(replies, AsyncGenerator):
+    if not isinstance(replies, AsyncIterator):
         async with lifetime.bound():
-            await replies  # type: ignore[misc]
+            await replies
         return
-    async with contextlib.aclosing(replies):
+    try:
         while True:
             try:
                 async with lifetime.bound():
@@ -93,3 +93,6 @@ async def write_replies(
                 # The transport refused the write: the client cancelled or went away. That
                 # is a cancel (not a failure of ours to log and answer).
                 raise asyncio.CancelledError("the client went away") from exc
+    finally:
+        if isinstance(replies, AsyncGenerator):
+            await replies.aclose()
