@@ -1,5 +1,5 @@
-"""A StreamQuotes subscriber whose HTTP/2 window is full (it stopped reading, so the server
-is parked in write()) is removed from the hub as soon as it cancels or goes away.
+"""StreamQuotes subscribers whose HTTP/2 window is full (they stopped reading, so the server is
+parked in write()) are removed from the hub as soon as they cancel or go away.
 
 grpc.aio used to raise that cancel outside the handler's generator, whose `finally` (the
 removal) then waited for the garbage collector: seconds to minutes under a large heap."""
@@ -21,7 +21,7 @@ from tests.market.conftest import eventually, publish, quote_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-# Symbols of their own: several per batch, so the server writes faster than the window drains.
+# Eight symbols: each wake-up of a handler writes several quotes, so the window fills fast.
 SYMBOLS = [f"ZTS{i}" for i in range(8)]
 # A client whose receive window does not grow by itself (no BDP probing): once the server has
 # written a window's worth, its next write() waits for a read that never comes.
@@ -41,11 +41,15 @@ def no_cycle_collector() -> Iterator[None]:
             gc.enable()
 
 
-async def _fill_window(
-    stub: market_pb2_grpc.MarketDataServiceStub, subscription: Subscription
+def _parked(subscription: Subscription, delivered_before: int) -> bool:
+    """Quotes wait for the reader while nothing more was written: stuck in write()."""
+    return bool(subscription.pending()) and subscription.delivered == delivered_before
+
+
+async def _fill_windows(
+    stub: market_pb2_grpc.MarketDataServiceStub, subscriptions: list[Subscription]
 ) -> None:
-    """Publishes until the server is parked in write(): quotes stay pending while nothing
-    more is delivered."""
+    """Publishes until the server is parked in write() for every subscription."""
     for round_ in range(30):
         t0 = time.time_ns()
         await publish(
@@ -57,47 +61,35 @@ async def _fill_window(
                 for i in range(4000)
             ],
         )
-        delivered = subscription.delivered
+        before = [s.delivered for s in subscriptions]
         await asyncio.sleep(0.3)
-        if subscription.pending() and subscription.delivered == delivered:
+        if all(_parked(s, n) for s, n in zip(subscriptions, before, strict=True)):
             return
-    raise AssertionError(f"the server never blocked on the window ({subscription.delivered} sent)")
+    sent = [s.delivered for s in subscriptions]
+    raise AssertionError(f"the server never blocked on the windows ({sent} sent)")
 
 
-async def test_a_cancelled_subscriber_with_a_full_window_is_removed(
+async def test_full_window_subscribers_are_removed_when_they_cancel_or_vanish(
+    market_stub: market_pb2_grpc.MarketDataServiceStub,
     market_app: MarketApp,
     market_address: str,
     monkeypatch: pytest.MonkeyPatch,
     no_cycle_collector: None,
 ) -> None:
     hub = market_app.hub
-    monkeypatch.setattr(hub, "max_age_ns", 10**18)
+    monkeypatch.setattr(hub, "max_age_ns", 10**18)  # no stale marks: only the test's quotes
     base = hub.subscriber_count
-    async with grpc.aio.insecure_channel(market_address, options=FIXED_WINDOW) as channel:
-        stub = market_pb2_grpc.MarketDataServiceStub(channel)
-        stalled = stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=SYMBOLS))
-        await eventually(lambda: hub.subscriber_count == base + 1)
-        subscription = next(s for s in hub.subscriptions() if s.symbols == set(SYMBOLS))
-        await _fill_window(stub, subscription)
-        stalled.cancel()
-        await eventually(lambda: hub.subscriber_count == base, 5)
+    request = market_pb2.StreamQuotesRequest(symbols=SYMBOLS)
+    async with grpc.aio.insecure_channel(market_address, options=FIXED_WINDOW) as vanishing:
+        async with grpc.aio.insecure_channel(market_address, options=FIXED_WINDOW) as cancelling:
+            cancelled = market_pb2_grpc.MarketDataServiceStub(cancelling).StreamQuotes(request)
+            vanished = market_pb2_grpc.MarketDataServiceStub(vanishing).StreamQuotes(request)
+            await eventually(lambda: hub.subscriber_count == base + 2)
+            subscriptions = [s for s in hub.subscriptions() if s.symbols == set(SYMBOLS)]
+            await _fill_windows(market_stub, subscriptions)
 
-
-async def test_a_vanished_subscriber_with_a_full_window_is_removed(
-    market_app: MarketApp,
-    market_address: str,
-    no_cycle_collector: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    hub = market_app.hub
-    monkeypatch.setattr(hub, "max_age_ns", 10**18)
-    base = hub.subscriber_count
-    async with grpc.aio.insecure_channel(market_address, options=FIXED_WINDOW) as channel:
-        stub = market_pb2_grpc.MarketDataServiceStub(channel)
-        stalled = stub.StreamQuotes(market_pb2.StreamQuotesRequest(symbols=SYMBOLS))
-        await eventually(lambda: hub.subscriber_count == base + 1)
-        subscription = next(s for s in hub.subscriptions() if s.symbols == set(SYMBOLS))
-        await _fill_window(stub, subscription)
-        del stalled
-    # The channel closed without cancelling the call: the connection went away.
+            cancelled.cancel()
+            await eventually(lambda: hub.subscriber_count == base + 1, 5)
+        # The other one's channel closes without cancelling its call: the connection is gone.
+        del vanished
     await eventually(lambda: hub.subscriber_count == base, 5)
