@@ -53,6 +53,8 @@ class Upstream:
 @dataclass(frozen=True)
 class EdgeConfig:
     auth: Upstream = Upstream("127.0.0.1", 50051)
+    # Auth's public keys over HTTP/1.1 (on Auth's host), fetched before the listener opens.
+    auth_jwks_port: int = 50050
     market: Upstream = Upstream("127.0.0.1", 50052)
     trading: Upstream = Upstream("127.0.0.1", 50053)
     # Engine shards (position = shard id) and MarketData replicas; empty: just `trading` /
@@ -102,6 +104,7 @@ class EdgeConfig:
         origins = tuple(o.strip() for o in env("EXNESS_CORS_ORIGINS", "").split(",") if o.strip())
         return cls(
             auth=Upstream.parse(services.auth_addr),
+            auth_jwks_port=services.auth_jwks_port,
             market=Upstream.parse(services.market_addr),
             trading=Upstream.parse(services.trading_addr),
             trading_shards=_upstreams(env("EXNESS_TRADING_SHARD_ADDRS", "")),
@@ -148,7 +151,7 @@ class EdgeConfig:
 
     @property
     def self_host(self) -> str:
-        """Where Envoy reaches its own listener (for the JWKS fetch)."""
+        """Where this machine reaches the listener."""
         return "127.0.0.1" if self.listen_host in ("0.0.0.0", "::") else self.listen_host
 
     def allowed_origins(self) -> list[str]:
@@ -218,11 +221,11 @@ def render(config: EdgeConfig, template: str | None = None) -> str:
     values = {
         "LISTEN_HOST": config.listen_host,
         "LISTEN_PORT": str(config.listen_port),
-        "SELF_HOST": config.self_host,
         "ADMIN_HOST": config.admin_host,
         "ADMIN_PORT": str(config.admin_port),
         "AUTH_HOST": config.auth.host,
         "AUTH_PORT": str(config.auth.port),
+        "AUTH_JWKS_PORT": str(config.auth_jwks_port),
         "MARKET_HOST": config.market.host,
         "MARKET_PORT": str(config.market.port),
         "TRADING_HOST": config.trading.host,

@@ -176,77 +176,121 @@ def _details_header(status: status_pb2.Status) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A refusal Envoy makes with a misleading status, told apart by its response code
+    details, and the refusal the client gets instead."""
+
+    http_status: int  # what Envoy answers
+    details: str  # a part of its %RESPONSE_CODE_DETAILS%
+    refusal: EdgeRefusal
+
+    def match(self) -> dict[str, Any]:
+        cel = {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": f"response.code_details.contains({json.dumps(self.details)})",
+            },
+        }
+        return {
+            "and_filter": {"filters": [_status_is(self.http_status), {"extension_filter": cel}]}
+        }
+
+
+# jwt_authn says 401 when it has no keys to check a token with (Auth's JWKS could not be
+# fetched yet): the token was never judged, so the answer is UNAVAILABLE (503), which
+# clients retry, not UNAUTHENTICATED, which tells them to log in again.
+JWKS_UNAVAILABLE = EdgeRefusal(
+    503,
+    code_pb2.UNAVAILABLE,
+    errors_pb2.ERROR_REASON_SERVICE_UNAVAILABLE,
+    "access tokens cannot be checked yet (the signing keys are not loaded); retry with backoff",
+)
+REWRITES = (Rewrite(401, "Jwks_remote_fetch_is_failed", JWKS_UNAVAILABLE),)
+
+
+def _refusal_mappers(
+    refusal: EdgeRefusal, match: dict[str, Any], rewrite_status: bool
+) -> list[dict[str, Any]]:
+    """The mappers of one refusal for the replies `match` selects; with `rewrite_status`, the
+    reply also gets the refusal's HTTP status (gRPC clients then see its gRPC code, which
+    Envoy derives from the final status)."""
+    status = {"status_code": refusal.http_status} if rewrite_status else {}
+
+    def both(client: dict[str, Any]) -> dict[str, Any]:
+        return {"and_filter": {"filters": [match, client]}}
+
+    info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": refusal.reason_name,
+        "domain": ERROR_DOMAIN,
+    }
+    return [
+        # Connect unary clients (buf curl, connect-es): a Connect error body, whose details
+        # carry the ErrorInfo as base64 protobuf.
+        {
+            "filter": both(_CONNECT_CLIENT),
+            **status,
+            "body_format_override": {
+                "json_format": {
+                    "code": code_pb2.Code.Name(refusal.grpc_code).lower(),
+                    "message": refusal.message,
+                    "details": [
+                        {
+                            "type": "google.rpc.ErrorInfo",
+                            "value": base64.b64encode(
+                                bytes(refusal.info().SerializeToString())
+                            ).decode(),
+                        }
+                    ],
+                },
+                "content_type": "application/json",
+            },
+        },
+        {
+            "filter": both(_REST_CLIENT),
+            **status,
+            "headers_to_add": [_details_header(refusal.status(refusal.grpc_code))],
+            "body_format_override": {
+                "json_format": {
+                    # Envoy's own words, unless the status is rewritten (they would then
+                    # contradict it).
+                    "code": refusal.grpc_code,
+                    "message": refusal.message if rewrite_status else "%LOCAL_REPLY_BODY%",
+                    "details": [info],
+                },
+                "content_type": "application/json",
+            },
+        },
+        # gRPC clients check that grpc-message and the Status message agree. gRPC-Web clients
+        # read grpc-status and its details only from a 200 response (Envoy keeps the 4xx).
+        {
+            "filter": both(_GRPC_WEB_CLIENT),
+            "status_code": 200,
+            "headers_to_add": _grpc_headers(refusal),
+            "body": {"inline_string": refusal.message},
+        },
+        {
+            "filter": match,
+            **status,
+            "headers_to_add": _grpc_headers(refusal),
+            "body": {"inline_string": refusal.message},
+        },
+    ]
+
+
 def mappers() -> list[dict[str, Any]]:
     """For each refusal: REST clients get a JSON google.rpc.Status body with the ErrorInfo;
     everyone gets grpc-status-details-bin (gRPC clients read it, and the transcoder builds the
     JSON body of a refused transcoded call from it). gRPC clients get the Status message as
-    grpc-message instead of Envoy's own words, since clients require the two to agree."""
+    grpc-message instead of Envoy's own words, since clients require the two to agree.
+    Rewrites come first: the first mapper that matches a reply is the one applied."""
     found: list[dict[str, Any]] = []
+    for rewrite in REWRITES:
+        found += _refusal_mappers(rewrite.refusal, rewrite.match(), rewrite_status=True)
     for refusal in REFUSALS:
-        # Connect unary clients (buf curl, connect-es): a Connect error body, whose details
-        # carry the ErrorInfo as base64 protobuf.
-        found.append(
-            {
-                "filter": {
-                    "and_filter": {"filters": [_status_is(refusal.http_status), _CONNECT_CLIENT]}
-                },
-                "body_format_override": {
-                    "json_format": {
-                        "code": code_pb2.Code.Name(refusal.grpc_code).lower(),
-                        "message": refusal.message,
-                        "details": [
-                            {
-                                "type": "google.rpc.ErrorInfo",
-                                "value": base64.b64encode(
-                                    bytes(refusal.info().SerializeToString())
-                                ).decode(),
-                            }
-                        ],
-                    },
-                    "content_type": "application/json",
-                },
-            }
-        )
-        info = {
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": refusal.reason_name,
-            "domain": ERROR_DOMAIN,
-        }
-        found.append(
-            {
-                "filter": {
-                    "and_filter": {"filters": [_status_is(refusal.http_status), _REST_CLIENT]}
-                },
-                "headers_to_add": [_details_header(refusal.status(refusal.grpc_code))],
-                "body_format_override": {
-                    "json_format": {
-                        "code": refusal.grpc_code,
-                        "message": "%LOCAL_REPLY_BODY%",
-                        "details": [info],
-                    },
-                    "content_type": "application/json",
-                },
-            }
-        )
-        # gRPC clients check that grpc-message and the Status message agree. gRPC-Web clients
-        # read grpc-status and its details only from a 200 response (Envoy keeps the 4xx).
-        found.append(
-            {
-                "filter": {
-                    "and_filter": {"filters": [_status_is(refusal.http_status), _GRPC_WEB_CLIENT]}
-                },
-                "status_code": 200,
-                "headers_to_add": _grpc_headers(refusal),
-                "body": {"inline_string": refusal.message},
-            }
-        )
-        found.append(
-            {
-                "filter": _status_is(refusal.http_status),
-                "headers_to_add": _grpc_headers(refusal),
-                "body": {"inline_string": refusal.message},
-            }
-        )
+        found += _refusal_mappers(refusal, _status_is(refusal.http_status), rewrite_status=False)
     return found
 
 

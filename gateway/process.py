@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,18 +98,36 @@ class EnvoyProcess:
         return f"http://{self.config.admin_host}:{self.config.admin_port}"
 
     def ready(self) -> bool:
-        """Envoy's own readiness: listeners bound and initial fetches (JWKS) done."""
+        """Envoy's own readiness: listeners bound, which also means Auth's keys were fetched,
+        or could not be within the fetch's timeout (see keys_loaded)."""
         try:
             with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=1) as reply:
                 return bool(reply.status == 200)
         except (urllib.error.URLError, OSError):
             return False
 
+    def keys_loaded(self) -> bool:
+        """Whether jwt_authn has fetched Auth's JWKS at least once (its admin stats say so)."""
+        query = urllib.parse.urlencode({"filter": r"jwt_authn\.jwks_fetch_success$"})
+        url = f"{self.admin_url}/stats?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as reply:
+                text = reply.read().decode()
+        except (urllib.error.URLError, OSError):
+            return False
+        counts = [line.rpartition(":")[2].strip() for line in text.splitlines()]
+        return any(count.isdigit() and int(count) > 0 for count in counts)
+
     def wait_ready(self, timeout_s: float = 30.0) -> None:
-        """Raises kit.processes.StartError (Envoy killed) unless it is ready in time."""
+        """Raises kit.processes.StartError (Envoy killed) unless it is ready, with Auth's keys
+        loaded, in time."""
         assert self.process is not None, "start() it first"
         wait_ready(
-            self.process, self.ready, name="Envoy", log_path=self.log_path, timeout_s=timeout_s
+            self.process,
+            lambda: self.ready() and self.keys_loaded(),
+            name="Envoy",
+            log_path=self.log_path,
+            timeout_s=timeout_s,
         )
 
     def log_tail(self, lines: int = 20) -> str:

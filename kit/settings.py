@@ -54,6 +54,8 @@ class Settings:
     auth_port: int = 50051
     market_port: int = 50052
     trading_port: int = 50053
+    # Auth's public keys (JWKS) over plain HTTP, for the edge's token checks.
+    auth_jwks_port: int = 50050
     # Prometheus /metrics of each process (0: none); see docs/observability.md.
     auth_metrics_port: int = 9461
     market_metrics_port: int = 9462
@@ -71,6 +73,8 @@ class Settings:
     # Signing keys: a PEM file or directory of PEM files; empty means data_dir/keys (made on
     # first run).
     signing_keys_path: str = ""
+    # A new signing key signs only once it has been published this long (services/auth/keys.py).
+    key_publish_delay_s: float = 330.0
     # Shared secret of internal callers (the poller); empty means data_dir/service-token.
     service_token: str = ""
     # Operators' credential for the admin services; empty means data_dir/operator-token.
@@ -103,6 +107,7 @@ class Settings:
             auth_port=env_int("EXNESS_AUTH_PORT", 50051),
             market_port=env_int("EXNESS_MARKET_PORT", 50052),
             trading_port=env_int("EXNESS_TRADING_PORT", 50053),
+            auth_jwks_port=env_int("EXNESS_AUTH_JWKS_PORT", 50050),
             auth_metrics_port=env_int("EXNESS_AUTH_METRICS_PORT", 9461),
             market_metrics_port=env_int("EXNESS_MARKET_METRICS_PORT", 9462),
             trading_metrics_port=env_int("EXNESS_TRADING_METRICS_PORT", 9463),
@@ -115,6 +120,7 @@ class Settings:
             access_token_ttl_s=env_int("EXNESS_ACCESS_TOKEN_TTL", 900),
             refresh_token_ttl_s=env_int("EXNESS_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
             signing_keys_path=env("EXNESS_SIGNING_KEYS", ""),
+            key_publish_delay_s=env_float("EXNESS_KEY_PUBLISH_DELAY", 330.0),
             service_token=env("EXNESS_SERVICE_TOKEN", ""),
             operator_token=env("EXNESS_OPERATOR_TOKEN", ""),
             shard_id=env_int("EXNESS_SHARD_ID", 0),

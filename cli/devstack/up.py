@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from gateway.process import EdgeError, EnvoyProcess
 from kit.files import write_atomic
 from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
 from kit.obs.tracing import otlp_endpoint, tracing_enabled
+from kit.ports import free_port
 from kit.rpc.probes import http_ok, port_is_free
 from kit.settings import Settings, env_float, env_int
 
@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--edge-port", type=int, default=env_int("EXNESS_EDGE_PORT", 8080))
     add("--admin-port", type=int, default=env_int("EXNESS_EDGE_ADMIN_PORT", 9901))
     add("--auth-port", type=int, default=settings.auth_port)
+    add(
+        "--auth-jwks-port",
+        type=int,
+        default=settings.auth_jwks_port,
+        help="HTTP port of Auth's public keys, which Envoy fetches (default 50050)",
+    )
     add(
         "--market-port",
         type=int,
@@ -304,29 +310,28 @@ def _start_infrastructure(
 
     kafka = args.kafka or settings.kafka_bootstrap_servers
     if not kafka:
-        from cli.devstack.broker import EmbeddedBroker
+        from cli.devstack.broker import GatedBroker
+        from kit.data.kafka import TOPIC_PARTITIONS
 
         console.print(f"starting the Kafka-protocol broker on 127.0.0.1:{args.kafka_port} ...")
-        broker = EmbeddedBroker(port=args.kafka_port, log_path=logs / "broker.log")
+        broker = GatedBroker(
+            port=args.kafka_port,
+            private_port=free_port(),
+            topics=TOPIC_PARTITIONS,
+            log_path=logs / "broker.log",
+        )
         try:
             kafka = broker.start()
         except RuntimeError as exc:
             raise StartError(f"the broker did not start: {exc}") from None
         platform.stoppers.append(("broker", broker.stop))
         platform.infra_pids["broker"] = lambda: broker.process.pid if broker.process else None
-        bootstrap = kafka
-
-        def restart_broker() -> None:
-            broker.restart()
-            # It comes back empty: the topics first, before any client re-creates them
-            # by auto-creation with the wrong partition count.
-            asyncio.run(asyncio.wait_for(ensure_topics(bootstrap), 30))
-
         platform.supervisor.add(
             Supervised(
                 "broker",
                 exited=broker.exited,
-                restart=restart_broker,
+                # It comes back empty: its topics are re-created behind the closed gate.
+                restart=broker.restart,
                 log_tail=lambda: log_tail(logs / "broker.log"),
             )
         )
@@ -422,6 +427,7 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
     for child in started:  # they start side by side; wait for each in turn
         child.wait_healthy(HEALTH_TIMEOUT_S)
         platform.rows.append((child.name, child.address or "", str(child.pid), str(child.log_path)))
+    platform.rows.append(("Auth JWKS (HTTP)", _jwks_url(args), "", ""))
     if args.feed != "none":
         # Every replica: the poller publishes through any one that is healthy.
         replicas = ",".join(_addresses(args, "market"))
@@ -442,6 +448,10 @@ def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str,
         else:
             poller.wait_alive(POLLER_SETTLE_S)
         platform.rows.append((poller.name, f"-> {replicas}", str(poller.pid), str(poller.log_path)))
+
+
+def _jwks_url(args: argparse.Namespace) -> str:
+    return f"http://{args.host}:{args.auth_jwks_port}/.well-known/jwks.json"
 
 
 def _addresses(args: argparse.Namespace, key: str) -> list[str]:
@@ -512,7 +522,7 @@ def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | Non
     a local receiver (none when tracing is off or spans go to a collector)."""
     if not tracing_enabled() or otlp_endpoint():
         return None
-    port = _free_local_port()
+    port = free_port()
     child = Child(
         "Trace sink (OTLP)",
         ["trace-sink", "--port", str(port)],
@@ -530,12 +540,6 @@ def _start_trace_sink(platform: Platform, env: dict[str, str]) -> Upstream | Non
     return Upstream("127.0.0.1", port)
 
 
-def _free_local_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_edge(
     platform: Platform, args: argparse.Namespace, settings: Settings, otlp: Upstream | None
 ) -> EdgeConfig:
@@ -544,6 +548,7 @@ def _start_edge(
         config = config.with_(otlp=otlp)
     config = config.with_(
         auth=Upstream(args.host, args.auth_port),
+        auth_jwks_port=args.auth_jwks_port,
         market=Upstream(args.host, args.market_port),
         trading=Upstream(args.host, args.trading_port),
         market_replicas=tuple(map(Upstream.parse, _addresses(args, "market"))),
@@ -625,6 +630,7 @@ def _write_state(
         "edge": f"{config.self_host}:{config.listen_port}",
         "admin": f"{config.admin_host}:{config.admin_port}",
         **{key: f"{args.host}:{port}" for key, port in _service_ports(args).items()},
+        "auth_jwks": _jwks_url(args),
         "shards": args.shards,
         "trading_shards": _addresses(args, "trading"),
         "market_replicas": _addresses(args, "market"),
@@ -669,6 +675,7 @@ def run(args: argparse.Namespace) -> int:
             "EXNESS_DATA_DIR": str(data_dir),
             "EXNESS_BIND_HOST": args.host,
             "EXNESS_AUTH_PORT": str(args.auth_port),
+            "EXNESS_AUTH_JWKS_PORT": str(args.auth_jwks_port),
             "EXNESS_MARKET_PORT": str(args.market_port),
             "EXNESS_TRADING_PORT": str(args.trading_port),
             "EXNESS_AUTH_ADDR": f"{args.host}:{args.auth_port}",
@@ -695,6 +702,7 @@ def run(args: argparse.Namespace) -> int:
                     (i.name, i.port, flags[i.spec.state_key])
                     for i in instances(_shape(args), _service_ports(args))
                 ),
+                ("Auth JWKS", args.auth_jwks_port, "--auth-jwks-port"),
                 ("Envoy edge", args.edge_port, "--edge-port"),
                 ("Envoy admin", args.admin_port, "--admin-port"),
                 *(

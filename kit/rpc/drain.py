@@ -5,8 +5,11 @@ yet a handler are ended CANCELLED (grpc/grpc#41785: clients take it for their ow
 not retry), and it returns before handlers that aborted have finished (grpc/grpc#37239). So a
 stopping server first keeps running with this gate closed: calls that start now are refused with
 UNAVAILABLE (no ErrorInfo: safe to retry, e.g. on another replica), unary calls already running
-finish, and only then is the server itself stopped. Streams are not waited for: they end with the
-server, and their clients reconnect.
+finish, and only then is the server itself stopped. A client stream in progress (PublishQuotes)
+ends as if its client had finished sending: its handler answers what it received, and the client
+opens a new call (on another replica, or on this service once restarted) instead of holding the
+stop for the whole grace period. Server streams are not waited for: they end with the server, and
+their clients reconnect.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self._closed = False
+        self._closing = asyncio.Event()  # set with _closed: wakes client streams waiting to read
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -40,6 +44,7 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Closes the gate and waits (at most `timeout_s`) until no unary call is in progress
         and no call has arrived for QUIET_S. True if drained in time."""
         self._closed = True
+        self._closing.set()
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -72,7 +77,7 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_stream_rpc_method_handler(self._gated(handler.unary_stream), **kwargs)
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._counted(handler.stream_unary), **kwargs
+                self._counted(self._ending_at_drain(handler.stream_unary)), **kwargs
             )
         return grpc.stream_stream_rpc_method_handler(self._gated(handler.stream_stream), **kwargs)
 
@@ -93,6 +98,31 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     self._idle.set()
 
         return behaviour
+
+    def _ending_at_drain(
+        self, inner: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def behaviour(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            return await inner(self._until_closed(requests), context)
+
+        return behaviour
+
+    async def _until_closed(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The client's messages until the gate closes, then the end of the stream."""
+        iterator = aiter(requests)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            while not self._closed:
+                message = asyncio.ensure_future(anext(iterator))
+                await asyncio.wait((message, closing), return_when=asyncio.FIRST_COMPLETED)
+                if not message.done():  # closing while waiting for the client
+                    message.cancel()
+                    return
+                if isinstance(message.exception(), StopAsyncIteration):
+                    return
+                yield message.result()
+        finally:
+            closing.cancel()
 
     def _gated(self, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:

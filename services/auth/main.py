@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +22,24 @@ from kit.rpc.interceptors import RequestPipeline
 from kit.rpc.revocations import RevokedSessions
 from kit.rpc.server import GrpcServer, ServiceSpec
 from kit.settings import Settings, require
+from services.auth.jwks_http import JwksHttpServer
 from services.auth.keys import Keyring, new_key_file
 from services.auth.servicer import SERVICE_NAME, AuthServicer
 from services.auth.store import AuthStore
 from services.auth.throttle import LoginBackoff, LoginThrottle
 from services.auth.tokens import AccessTokenIssuer
 
+log = logging.getLogger(__name__)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="gRPC port (default: $EXNESS_AUTH_PORT or 50051)")
+    parser.add_argument(
+        "--jwks-port",
+        type=int,
+        help="HTTP port of the public keys, GET /.well-known/jwks.json "
+        "(default: $EXNESS_AUTH_JWKS_PORT or 50050)",
+    )
     parser.add_argument(
         "--new-key",
         action="store_true",
@@ -60,7 +71,11 @@ def build(
     port: int | None = None,
     login_backoff: LoginBackoff | None = None,
 ) -> AuthApp:
-    keyring = Keyring.load(keys_path(settings))
+    keyring = Keyring.load(keys_path(settings), publish_delay_s=settings.key_publish_delay_s)
+    log.info(
+        "signing keys loaded",
+        extra={"keys": [key.kid for key in keyring.keys], "signing": keyring.signer.kid},
+    )
     issuer = AccessTokenIssuer(
         keyring, settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_s
     )
@@ -91,12 +106,19 @@ def build(
     return AuthApp(server, keyring, revocations)
 
 
-async def serve(settings: Settings, port: int | None) -> None:
+async def serve(settings: Settings, port: int | None, jwks_port: int | None = None) -> None:
     setup_logging("auth", settings.log_level, settings.log_format)
     setup_tracing("auth", settings.data_dir)
     require(settings, "auth", "database_url")
     pool = await open_pool(settings.database_url, name="auth")
     app = build(settings, pool, port)
+    # Before the gRPC server: the edge fetches these keys before it takes any traffic.
+    jwks = JwksHttpServer(
+        app.keyring.jwks_json(),
+        settings.bind_host,
+        settings.auth_jwks_port if jwks_port is None else jwks_port,
+    ).start()
+    app.server.on_stop.append(lambda: asyncio.to_thread(jwks.stop))
     serve_metrics(settings.bind_host, settings.auth_metrics_port)
     app.server.on_stop.append(pool.close)
     await app.revocations.start()
@@ -112,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
     if args.new_key:
         path = new_key_file(keys_path(settings))
         print(
-            f"new signing key: {path} (restart Auth to sign with it; keep the old key listed "
-            "until tokens it signed have expired)"
+            f"new signing key: {path} (restart Auth to publish it; it signs from "
+            f"{settings.key_publish_delay_s:g} s after now; keep the old key listed until tokens "
+            "it signed have expired)"
         )
         return 0
-    kit_server.run(lambda: serve(settings, args.port))
+    kit_server.run(lambda: serve(settings, args.port, args.jwks_port))
     return 0

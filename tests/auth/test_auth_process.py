@@ -24,6 +24,7 @@ def auth_process(
     env = {
         "DATABASE_URL": database_url,
         "EXNESS_AUTH_PORT": str(port),
+        "EXNESS_AUTH_JWKS_PORT": str(free_port()),
         "EXNESS_DATA_DIR": str(session_dir / "auth-process"),
     }
     log = session_dir / "auth-process.log"
@@ -115,7 +116,13 @@ def test_sigterm_stops_gracefully(
 def test_missing_database_url_is_a_clear_error(session_dir: Path) -> None:
     log = session_dir / "auth-nodb.log"
     process = start_exness(
-        ["auth"], {"DATABASE_URL": "", "EXNESS_AUTH_PORT": str(free_port())}, log
+        ["auth"],
+        {
+            "DATABASE_URL": "",
+            "EXNESS_AUTH_PORT": str(free_port()),
+            "EXNESS_AUTH_JWKS_PORT": str(free_port()),
+        },
+        log,
     )
     assert process.wait(timeout=30) != 0
     assert "DATABASE_URL" in log.read_text()

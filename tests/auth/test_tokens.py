@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from exness.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from kit.rpc.identity import StaticKeySource, TokenVerifier, parse_jwks
 from kit.settings import Settings
-from services.auth.keys import Keyring, new_key_file
+from services.auth.keys import KEY_PUBLISH_DELAY_S, Keyring, new_key_file
 from tests.auth.helpers import bearer, register
 from tests.support.grpc_errors import failure_of
 
@@ -200,7 +201,9 @@ async def test_key_rotation_keeps_old_tokens_valid(tmp_path: Any, auth_settings:
     ).issue("user-1", 0)
     await asyncio.sleep(1.1)  # key files are ordered by their creation time in the name
     new_key_file(keys_dir)
-    rotated = Keyring.load(keys_dir)
+    # Once the new key has been published for the delay, it signs.
+    later = time.time() + KEY_PUBLISH_DELAY_S + 1
+    rotated = Keyring.load(keys_dir, clock=lambda: later)
     assert len(rotated.keys) == 2
     assert rotated.signer.kid != old_ring.signer.kid
     new_token = AccessTokenIssuer(
@@ -214,6 +217,31 @@ async def test_key_rotation_keeps_old_tokens_valid(tmp_path: Any, auth_settings:
     )
     assert (await verifier.verify(old_token)).user_id == "user-1"
     assert (await verifier.verify(new_token)).user_id == "user-2"
+
+
+def test_a_new_key_signs_only_once_published_for_the_delay(tmp_path: Any) -> None:
+    """A verifier that fetched the JWKS just before a key was added (Envoy keeps it 300 s and
+    does not refetch on an unknown kid) never meets a token signed by that key: it is listed
+    at once, and signs only after the publish delay. A first key signs at once."""
+    keys_dir = tmp_path / "keys"
+    now = time.time()
+    first = Keyring.load(keys_dir, clock=lambda: now)
+    assert first.signer.kid == first.keys[0].kid  # nothing can have cached a JWKS without it
+    os.utime(first_file := next(keys_dir.glob("*.pem")), (now - 3600, now - 3600))
+    time.sleep(1.1)  # file names order keys by creation time
+    new_file = new_key_file(keys_dir)
+    new_kid = Keyring.load(new_file).keys[0].kid
+
+    def ring_at(when: float) -> Keyring:
+        return Keyring.load(keys_dir, publish_delay_s=330, clock=lambda: when)
+
+    added = new_file.stat().st_mtime
+    just_added = ring_at(added + 1)
+    assert [k.kid for k in just_added.keys][-1] == new_kid  # published at once
+    assert new_kid in just_added.jwks_json().decode()
+    assert just_added.signer.kid == Keyring.load(first_file).keys[0].kid
+    assert ring_at(added + 329).signer.kid != new_kid
+    assert ring_at(added + 331).signer.kid == new_kid
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(

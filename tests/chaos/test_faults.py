@@ -143,6 +143,7 @@ def _pid(platform: Platform, name: str) -> int:
     [
         ("Trading", {"trading"}),
         ("MarketData", {"market"}),
+        ("Auth", {"auth"}),
         ("Envoy", {"edge"}),
         ("broker", {"market"}),
         ("postgres", {"auth", "market", "trading"}),
@@ -167,15 +168,16 @@ async def test_kill_9(
 GRACEFUL = {"postgres": signal.SIGINT}
 
 
-# Not the embedded broker (it keeps its log in memory: its graceful stop is test_kill_9's case),
-# nor Envoy, which exits at once on SIGTERM (test_kill_9's case again; a restarted Envoy also
-# refused valid tokens UNAUTHENTICATED until it had fetched the JWKS, an open edge defect).
+# Not the embedded broker (it keeps its log in memory: its graceful stop is test_kill_9's case).
+# Envoy exits at once on SIGTERM; its restart opens the listener only once Auth's keys are
+# loaded, so the traders going through it see no UNAUTHENTICATED (place() raises on one).
 @pytest.mark.parametrize(
     ("component", "goes_down"),
     [
         ("Trading", {"trading"}),
         ("MarketData", {"market"}),
         ("Auth", {"auth"}),
+        ("Envoy", {"edge"}),
         ("postgres", {"auth", "market", "trading"}),
     ],
 )

@@ -135,7 +135,7 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
     ):
         port = int(services[name]["environment"][variable])
         listens[name] = port
-        assert services[name]["expose"] == [str(port)]
+        assert services[name]["expose"][0] == str(port)
         assert f"127.0.0.1:{port}" in services[name]["healthcheck"]["test"]
     for name, service in _ours(compose).items():
         for variable, value in service.get("environment", {}).items():
@@ -145,6 +145,10 @@ def test_addresses_name_services_and_their_ports(compose: dict[str, Any]) -> Non
                     assert host in services, (name, variable, value)
                     assert listens[host] == int(at), (name, variable, value)
     env = services["edge-config"]["environment"]
+    # Envoy fetches Auth's public keys from Auth's own HTTP port.
+    jwks_port = int(services["auth"]["environment"]["EXNESS_AUTH_JWKS_PORT"])
+    assert services["auth"]["expose"] == [str(listens["auth"]), str(jwks_port)]
+    assert int(env["EXNESS_AUTH_JWKS_PORT"]) == jwks_port
     published = services["envoy"]["ports"][0]
     assert _interpolate(published).split(":")[-1] == str(env["EXNESS_EDGE_PORT"])
     kafka = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]

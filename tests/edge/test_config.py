@@ -229,3 +229,20 @@ def test_up_serves_a_placeholder_when_the_web_bundle_is_missing(
     config = EdgeConfig(web_dir=web)
     checked = validate(write_bundle(config, tmp_path / "edge"))
     assert checked.ok, checked.output
+
+
+def test_keys_come_straight_from_auth_before_the_listener_opens(tmp_path: Path) -> None:
+    """jwt_authn fetches Auth's JWKS from Auth's own HTTP port (never through this listener,
+    which would have to be open first), and the listener waits for the keys."""
+    config = _rendered(tmp_path, auth=Upstream("auth", 50051), auth_jwks_port=50050)
+    filters = {f["name"]: f["typed_config"] for f in _hcm(config)["http_filters"]}
+    remote = filters["envoy.filters.http.jwt_authn"]["providers"]["exness"]["remote_jwks"]
+    assert remote["http_uri"]["uri"] == "http://auth:50050/.well-known/jwks.json"
+    assert remote["async_fetch"]["fast_listener"] is False
+    assert remote["retry_policy"]["num_retries"] > 0
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    jwks = clusters[remote["http_uri"]["cluster"]]
+    endpoint = jwks["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "auth", "port_value": 50050}
+    assert "typed_extension_protocol_options" not in jwks  # HTTP/1.1
+    assert "health_checks" not in jwks  # tried at once, not after a first health check

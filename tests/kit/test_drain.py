@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -75,3 +77,42 @@ async def test_a_call_longer_than_the_grace_period_is_cut_then() -> None:
             raise AssertionError("a 30 s call was answered within a 0.5 s grace period")
     assert code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
     assert stopped_after < 5
+
+
+PUBLISH = "/test.Slow/Publish"
+
+
+async def test_a_client_stream_ends_at_the_stop_with_what_it_received() -> None:
+    """A client stream that never ends by itself (the poller's PublishQuotes) is answered, OK,
+    with what the handler received, as soon as the stop begins: it does not hold the stop for
+    the grace period, and it is not CANCELLED."""
+
+    async def publish(requests: Any, context: grpc.aio.ServicerContext) -> bytes:
+        return str(len([r async for r in requests])).encode()
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Slow", {"Publish": grpc.stream_unary_rpc_method_handler(publish)}
+    )
+    server = GrpcServer(
+        services=[ServiceSpec("test.Slow", lambda s: s.add_generic_rpc_handlers((handler,)))],
+        grace_s=10,
+    )
+    port = await server.start()
+    sent = asyncio.Event()
+
+    async def messages() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"quote"
+        sent.set()
+        await asyncio.Event().wait()  # a feed that has nothing more to say for now
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = asyncio.ensure_future(channel.stream_unary(PUBLISH)(messages(), timeout=30))
+        await asyncio.wait_for(sent.wait(), 10)
+        await asyncio.sleep(0.2)  # the server has read them
+        started = time.monotonic()
+        await server.stop()
+        stopped_after = time.monotonic() - started
+        answer = await asyncio.wait_for(call, 5)
+    assert answer == b"3"
+    assert stopped_after < 5, f"the stop waited {stopped_after:.1f}s for the client stream"

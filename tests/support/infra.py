@@ -3,36 +3,15 @@ Kafka-protocol broker, each started once per session on free ports."""
 
 from __future__ import annotations
 
-import random
-import socket
 import tempfile
 from pathlib import Path
 
 from cli.devstack.broker import EmbeddedBroker
 from cli.devstack.postgres import EmbeddedPostgres
 from kit.data.migrations import migrate
+from kit.ports import free_port
 
-# Below the kernel's ephemeral range (32768-60999 by default). A port the kernel hands out from
-# that range can be taken as the source port of any outgoing connection before the server that
-# was given it binds it ("port already taken" at start-up); ports below it are never used so.
-_PORTS = range(20000, 32768)
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on now and that this session has not handed out before."""
-    for _ in range(1000):
-        port = random.choice(_PORTS)
-        if port in _handed_out:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
+__all__ = ["free_port", "fresh_database", "session_root", "start_broker", "start_postgres"]
 
 
 def start_postgres(root: Path) -> EmbeddedPostgres:

@@ -61,6 +61,7 @@ UP_PORT_FLAGS = (
     "--edge-port",
     "--admin-port",
     "--auth-port",
+    "--auth-jwks-port",
     "--market-port",
     "--trading-port",
     "--postgres-port",

@@ -167,10 +167,13 @@ class Platform:
                 f"web/dist is older than {newer[0]}: run `npm run build:web` (make test does)"
             )
         self.ports = {name: free_port() for name in SERVICES}
+        # Auth's JWKS (EXNESS_AUTH_JWKS_PORT), which Envoy fetches.
+        self.ports["auth_jwks"] = free_port()
         for name in SERVICES:
             self.start_service(name)
         edge = EdgeConfig(
             auth=Upstream("127.0.0.1", self.ports["auth"]),
+            auth_jwks_port=self.ports["auth_jwks"],
             market=Upstream("127.0.0.1", self.ports["market"]),
             trading=Upstream("127.0.0.1", self.ports["trading"]),
             listen_port=free_port(),
