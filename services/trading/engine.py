@@ -1,5 +1,5 @@
-"""The trading engine: every rule of docs/trading-rules.md (accounts, orders, positions, SL/TP,
-margin call and stop-out), in memory, with no I/O.
+"""The trading engine: applies every rule of docs/trading-rules.md (accounts, orders, positions,
+SL/TP, margin call and stop-out) to a shard's state, in memory, with no I/O.
 
 One Engine owns the accounts of one shard. Commands and ticks are plain synchronous calls applied
 in order (the caller runs them on one event loop); `now` is always passed in, ids and sequences
@@ -7,8 +7,13 @@ come from counters, so a run is deterministic and unit-testable. Every state cha
 an Event; the persistence layer takes them with `hand_over()` and commits them (group commit)
 before the command's caller is answered. Readers use the query methods, never the dictionaries.
 
-Order checks live in orders.py, the pure risk rules in risk.py. A refused command raises
-Refusal (kit.refusal) and changes nothing.
+The rules themselves live in modules of their own, pure where the rule is (docs/architecture.md
+lists them): order checks and sizing in orders.py, idempotent retries in idempotency.py, account
+opening in accounts.py, equity in valuation.py, margin and stop-out in risk.py, per-account-type
+quotes and commission in pricing.py, market hours in market_hours.py, trailing stops in
+trailing.py, swaps in swaps.py, trigger placement in trigger_books.py and arming.py. This module
+holds the state and applies them in order. A refused command raises Refusal (kit.refusal) and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from typing import TypeVar
 
 from kit.data.account_types import STANDARD, AccountType, fallback_types
 from kit.data.instruments import Instrument
-from kit.data.sessions import is_open, next_open
-from kit.refusal import Refusal, invalid_field, not_found, precondition_failed, unavailable
+from kit.refusal import Refusal, not_found, unavailable
+from services.trading.accounts import account_type_named, check_account_limit, opening_leverage
+from services.trading.arming import arm_order, arm_position, disarm_position
+from services.trading.idempotency import replayed_order
 from services.trading.ids import ShardIds
+from services.trading.market_hours import check_trading, is_trading
 from services.trading.model import (
     HUNDRED,
     ZERO,
@@ -59,23 +67,30 @@ from services.trading.orders import (
     check_fresh,
     check_levels,
     check_tick,
-    check_trailing_stop,
     check_type_leverage,
     check_withdrawal,
     entry_price,
     order_leverage,
     order_volume,
-    trailed_stop,
+    pending_order_limit,
+    trading_halted,
+    unknown_symbol,
 )
+from services.trading.pricing import TypePricing
 from services.trading.risk import (
+    added_margin,
+    check_leverage_change,
+    check_margin_cover,
     hedged_total,
     leverage_change_margins,
     next_to_stop_out,
     strictest_levels,
     watch_levels,
 )
-from services.trading.swaps import ONE_DAY, rollover_at_or_before, swap_amount, swap_days
-from services.trading.triggers import Book, Kind, TriggerIndex
+from services.trading.swaps import ONE_DAY, position_swap, rollover_at_or_before, rollovers_due
+from services.trading.trailing import check_trailing_stop, trailed_stop
+from services.trading.triggers import Kind, TriggerIndex
+from services.trading.valuation import account_view, equity_of
 
 __all__ = ["CloseResult", "Engine", "OrderRequest", "PlaceResult"]
 
@@ -125,15 +140,7 @@ class Engine:
         self.account_types = dict(
             account_types or fallback_types(*strictest_levels(self.instruments.values()))
         )
-        # (type, symbol) -> how far the type's bid sits above (its ask below) the published
-        # quote; only types whose spread differs from the default markup have entries.
-        self._shifts: dict[tuple[str, str], Decimal] = {
-            (t.name, i.symbol): shift
-            for t in self.account_types.values()
-            for i in self.instruments.values()
-            if (shift := t.quote_shift(i))
-        }
-        self._shifted_types = {name for name, _ in self._shifts}
+        self.pricing = TypePricing(self.account_types, self.instruments.values())
         self.shard_id = shard_id
         self.default_leverage = default_leverage
         self.max_quote_age = max_quote_age
@@ -228,23 +235,7 @@ class Engine:
     def quote(self, symbol: str, account_type: str = STANDARD) -> Quote | None:
         """The latest quote of `symbol` as accounts of `account_type` trade it."""
         quote = self.quotes.get(symbol)
-        return None if quote is None else self._typed_quote(account_type, quote)
-
-    def _typed_quote(self, account_type: str, quote: Quote) -> Quote:
-        """The published quote with the account type's spread (the same object when the type
-        trades at the default markup)."""
-        shift = self._shifts.get((account_type, quote.symbol))
-        if shift is None:
-            return quote
-        return Quote(quote.symbol, quote.bid + shift, quote.ask - shift, quote.time)
-
-    def _book_price(self, account_type: str, symbol: str, book: Book, price: Decimal) -> Decimal:
-        """A trigger level in the account type's prices, as a level of the published quote
-        the index is fed with: bid' = bid + shift and ask' = ask - shift."""
-        shift = self._shifts.get((account_type, symbol))
-        if shift is None:
-            return price
-        return price - shift if book in (Book.BID_FALL, Book.BID_RISE) else price + shift
+        return None if quote is None else self.pricing.typed_quote(account_type, quote)
 
     @exact
     def follow_markup(self, symbol: str, markup: Decimal) -> None:
@@ -254,25 +245,15 @@ class Engine:
         inst = self.instruments.get(symbol)
         if inst is None or inst.spread_markup == markup:
             return
-        self.instruments[symbol] = replace(inst, spread_markup=markup)
-        moved = set()
-        for account_type in self.account_types.values():
-            key = (account_type.name, symbol)
-            shift = account_type.quote_shift(self.instruments[symbol])
-            if self._shifts.get(key, ZERO) != shift:
-                moved.add(account_type.name)
-            if shift:
-                self._shifts[key] = shift
-            else:
-                self._shifts.pop(key, None)
-        self._shifted_types = {name for name, _ in self._shifts}
+        inst = self.instruments[symbol] = replace(inst, spread_markup=markup)
+        moved = self.pricing.follow(inst)
         if not moved:
             return
         for position in self.positions.values():
             account = self.accounts[position.account_id]
             if position.symbol == symbol and account.account_type in moved:
-                self._unindex_levels(position)
-                self._index_levels(position)
+                disarm_position(self.index, position)
+                self._index_levels(account, position)
                 self._recheck.add(account.account_id)
         for order in list(self.pending.values()):
             account = self.accounts[order.account_id]
@@ -321,24 +302,11 @@ class Engine:
 
     @exact
     def equity(self, account: Account) -> Decimal:
-        return self._equity(account)
+        return equity_of(account, self.quotes, self.pricing)
 
     @exact
     def view(self, account: Account) -> AccountView:
         return self._view(account)
-
-    def _equity(self, account: Account) -> Decimal:
-        equity = account.balance
-        quotes = self.quotes
-        kind = account.account_type
-        # Most accounts trade at the published quote: no per-symbol lookup for them.
-        shifted = kind in self._shifted_types
-        typed = self._typed_quote
-        for symbol, exposure in account.exposure.items():
-            quote = quotes.get(symbol)
-            if quote is not None:  # no quote yet after a restart: valued at its open price
-                equity += exposure.pnl(typed(kind, quote) if shifted else quote)
-        return equity
 
     def levels(self, account: Account) -> tuple[Decimal, Decimal]:
         """(margin call, stop-out) levels in percent, of the account's type."""
@@ -346,27 +314,8 @@ class Engine:
         return account_type.margin_call_level, account_type.stop_out_level
 
     def _view(self, account: Account) -> AccountView:
-        equity = self._equity(account)
         mc, so = self.levels(account)
-        return AccountView(
-            account.account_id,
-            account.user_id,
-            account.shard,
-            account.balance,
-            equity,
-            account.margin,
-            equity - account.balance,
-            account.leverage,
-            mc,
-            so,
-            account.margin_call,
-            account.created_at,
-            account.updated_at,
-            account.account_type,
-            account.kind,
-            account.swap_free,
-            account.is_default,
-        )
+        return account_view(account, equity_of(account, self.quotes, self.pricing), mc, so)
 
     # ---------------------------------------------------------------- hand-over to persistence
 
@@ -424,23 +373,11 @@ class Engine:
         """Opens another account for the user (zero balance); the default one is opened
         first if the user has none yet. `leverage` 0: the platform default, capped by the
         type."""
-        account_type = self.account_types.get(type_name)
-        if account_type is None:
-            raise invalid_field(
-                "account_type",
-                f"no account type {type_name!r}; one of {', '.join(self.account_types)}",
-                "UNKNOWN_ACCOUNT_TYPE",
-            )
-        if leverage == 0:
-            leverage = min(self.default_leverage, account_type.max_leverage)
-        check_type_leverage(account_type, leverage)
+        account_type = account_type_named(self.account_types, type_name)
+        leverage = opening_leverage(leverage, self.default_leverage, account_type)
         owned = self.user_accounts.get(user_id, [])
-        if len(owned) + (0 if user_id in self.by_user else 1) >= self.max_accounts:
-            raise precondition_failed(
-                "ACCOUNT_LIMIT",
-                f"you already hold {self.max_accounts} trading accounts, the most allowed",
-                limit=str(self.max_accounts),
-            )
+        held = len(owned) + (0 if user_id in self.by_user else 1)
+        check_account_limit(held, self.max_accounts)
         self.account_of(user_id, now)
         account = Account(
             self._account_ids(),
@@ -471,7 +408,7 @@ class Engine:
     def withdraw(self, account: Account, amount: Decimal, now: datetime) -> LedgerEntry:
         """Takes demo funds out: at most the free margin (and never below a zero balance)."""
         self._roll(now)
-        free = min(self._equity(account) - account.margin, account.balance)
+        free = min(equity_of(account, self.quotes, self.pricing) - account.margin, account.balance)
         check_withdrawal(amount, free)
         entry = self._change_balance(account, LedgerKind.WITHDRAWAL, -amount, "", now)
         self._check_risk(account, now)
@@ -486,15 +423,8 @@ class Engine:
         check_type_leverage(self.account_type(account), leverage)
         margins = leverage_change_margins(account.positions.values(), self.instruments, leverage)
         required = hedged_total(account.positions.values(), margins)
-        equity = self._equity(account)
-        if margins and required > equity:
-            raise precondition_failed(
-                "LEVERAGE_CHANGE_REFUSED",
-                f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
-                f" than the equity {money(equity)}",
-                required_margin=str(money(required)),
-                equity=str(money(equity)),
-            )
+        if margins:  # no position: any leverage will do
+            check_leverage_change(leverage, required, equity_of(account, self.quotes, self.pricing))
         account.leverage = leverage
         account.updated_at = now
         for position_id, (position_leverage, margin) in margins.items():
@@ -517,56 +447,27 @@ class Engine:
     @exact
     def place_order(self, account: Account, req: OrderRequest, now: datetime) -> PlaceResult:
         self._roll(now)
-        fingerprint = req.fingerprint() if req.client_order_id else ""
+        fingerprint = ""
         if req.client_order_id:
-            seen = account.requests.get(req.client_order_id)
-            if seen is not None:
-                order_id, first = seen
-                if first != fingerprint:
-                    raise precondition_failed(
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "client_order_id was already used with different order parameters",
-                        client_order_id=req.client_order_id,
-                    )
-                # Only the id matters: the service answers a retry from what was committed.
-                first_order = Order(
-                    order_id,
-                    account.account_id,
-                    req.symbol,
-                    req.side,
-                    req.type,
-                    ZERO,
-                    0,
-                    now,
-                    client_order_id=req.client_order_id,
-                )
+            fingerprint = req.fingerprint()
+            first_order = replayed_order(account, req, fingerprint, now)
+            if first_order is not None:
                 return PlaceResult(first_order, None, duplicate=True)
 
         inst = self.instruments.get(req.symbol)
         if inst is None:
-            raise not_found(
-                "UNKNOWN_SYMBOL", f"{req.symbol} is not a listed instrument", symbol=req.symbol
-            )
+            raise unknown_symbol(req.symbol)
         if req.symbol in self.halted:
-            raise precondition_failed(
-                "TRADING_HALTED",
-                f"trading in {req.symbol} is halted: {self.halted[req.symbol]}",
-                symbol=req.symbol,
-            )
+            raise trading_halted(req.symbol, self.halted[req.symbol])
         if req.type is not OrderType.MARKET and len(account.orders) >= self.max_pending_orders:
-            raise precondition_failed(
-                "PENDING_ORDER_LIMIT",
-                f"the account already has {self.max_pending_orders} pending orders, the most it"
-                " may hold; cancel one first",
-                limit=str(self.max_pending_orders),
-            )
+            raise pending_order_limit(self.max_pending_orders)
         if req.type is OrderType.MARKET:  # pending orders may wait for the open
-            self._check_open(inst, now)
+            check_trading(inst, now, self.trading_sessions)
         leverage = order_leverage(account.leverage, inst, req.leverage)
         quote = self.quotes.get(req.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {req.symbol} yet", symbol=req.symbol)
-        typed = self._typed_quote(account.account_type, quote)
+        typed = self.pricing.typed_quote(account.account_type, quote)
         entry = entry_price(inst, req, typed, now, self.max_quote_age)
         volume = order_volume(inst, req, leverage, entry)
         # A market BUY trails the bid it closes at; a pending order the price it fills at.
@@ -654,17 +555,17 @@ class Engine:
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
-        typed = self._typed_quote(account.account_type, quote)
+        typed = self.pricing.typed_quote(account.account_type, quote)
         current = position.close_price(typed)
         check_levels(position.side, current, stop_loss, take_profit, "the current price")
         check_trailing_stop(inst, trailing_stop, position.side, current)
         if trailing_stop is not None:
             stop_loss = trailed_stop(position.side, current, trailing_stop, stop_loss)
-        self._unindex_levels(position)
+        disarm_position(self.index, position)
         position.stop_loss = stop_loss
         position.take_profit = take_profit
         position.trailing_stop = trailing_stop
-        self._index_levels(position)
+        self._index_levels(account, position)
         self._emit(account, EventType.POSITION_MODIFIED, now, position=position.snapshot())
         return position.snapshot()
 
@@ -676,7 +577,7 @@ class Engine:
         position = self._position_of(account, position_id)
         if volume is not None:
             check_close_volume(self.instruments[position.symbol], position.volume, volume)
-        self._check_open(self.instruments[position.symbol], now)
+        check_trading(self.instruments[position.symbol], now, self.trading_sessions)
         quote = self.quotes.get(position.symbol)
         if quote is None:
             raise unavailable("NO_QUOTE", f"no quote for {position.symbol} yet")
@@ -737,7 +638,7 @@ class Engine:
         stale, self._stale = self._stale, {}
         for account in stale.values():
             mc, so = self.levels(account)
-            self._rearm(account, self._equity(account), mc, so)
+            self._rearm(account, equity_of(account, self.quotes, self.pricing), mc, so)
 
     def _on_quote(
         self,
@@ -755,7 +656,7 @@ class Engine:
         for account_id in sorted(recheck):
             self._check_risk(self.accounts[account_id], now)
         self._expire(now)
-        if not self._is_open(self.instruments[symbol], now):
+        if not is_trading(self.instruments[symbol], now, self.trading_sessions):
             # A closed market's quotes fire nothing: pending orders, SL/TP, trailing stops and
             # margin watches stay indexed and are judged on the first quote after the open.
             return
@@ -820,12 +721,12 @@ class Engine:
         """Moves a trailing stop's stop-loss to its distance from the price of `quote`."""
         assert position.trailing_stop is not None
         account = self.accounts[position.account_id]
-        current = position.close_price(self._typed_quote(account.account_type, quote))
-        self._unindex_levels(position)
+        current = position.close_price(self.pricing.typed_quote(account.account_type, quote))
+        disarm_position(self.index, position)
         position.stop_loss = trailed_stop(
             position.side, current, position.trailing_stop, position.stop_loss
         )
-        self._index_levels(position)
+        self._index_levels(account, position)
         self._emit(account, EventType.TRAILING_STOP_MOVED, now, position=position.snapshot())
 
     # ---------------------------------------------------------------- rollover (swaps)
@@ -839,10 +740,8 @@ class Engine:
             return
         latest = rollover_at_or_before(now)
         if self._last_rollover is not None:
-            rollover = self._last_rollover + ONE_DAY
-            while rollover <= latest:
+            for rollover in rollovers_due(self._last_rollover, latest):
                 self._charge_swaps(rollover, now)
-                rollover += ONE_DAY
         self.restore_rollover(latest)
         self._outbox.append(RolloverMark(self.shard_id, latest))
 
@@ -853,17 +752,11 @@ class Engine:
             if account.swap_free or not account.positions:
                 continue
             for position in list(account.positions.values()):
-                inst = self.instruments[position.symbol]
-                days = swap_days(inst, rollover)
-                if not days:
-                    continue
                 quote = self.quotes.get(position.symbol)
-                price = (
-                    position.open_price
-                    if quote is None
-                    else position.close_price(self._typed_quote(account.account_type, quote))
-                )
-                amount = swap_amount(inst, position.side, position.volume, price, days)
+                if quote is not None:
+                    quote = self.pricing.typed_quote(account.account_type, quote)
+                inst = self.instruments[position.symbol]
+                amount = position_swap(inst, position, quote, rollover)
                 if not amount:
                     continue
                 position.swap += amount
@@ -885,19 +778,6 @@ class Engine:
 
     # ---------------------------------------------------------------- internals
 
-    def _is_open(self, inst: Instrument, now: datetime) -> bool:
-        return not self.trading_sessions or is_open(inst.sessions, now)
-
-    def _check_open(self, inst: Instrument, now: datetime) -> None:
-        if not self._is_open(inst, now):
-            opens_at = next_open(inst.sessions, now)
-            raise precondition_failed(
-                "MARKET_CLOSED",
-                f"{inst.symbol} is outside its trading session; it opens at {opens_at.isoformat()}",
-                symbol=inst.symbol,
-                opens_at=opens_at.isoformat(),
-            )
-
     def _position_of(self, account: Account, position_id: int) -> Position:
         position = account.positions.get(position_id)
         if position is None:
@@ -913,27 +793,20 @@ class Engine:
         spread the position starts with); raises INSUFFICIENT_MARGIN otherwise. Returns a
         snapshot of the new position."""
         inst = self.instruments[order.symbol]
-        quote = self._typed_quote(account.account_type, quote)
+        quote = self.pricing.typed_quote(account.account_type, quote)
         price = quote.ask if order.side is Side.BUY else quote.bid
         margin = margin_of(order.volume, inst.contract_size, price, order.leverage)
         units = order.volume * inst.contract_size
         spread_cost = units * (quote.ask - quote.bid)
-        commission = self._commission(account, order.symbol, order.volume)
-        # A hedging leg may need no extra margin at all: only the symbol's unhedged volume counts.
-        exposure = account.exposure.get(order.symbol)
-        extra = (
-            margin
-            if exposure is None
-            else exposure.margin_with(order.side, units, margin) - exposure.margin()
+        commission = self.pricing.commission(account.account_type, order.symbol, order.volume)
+        extra = added_margin(account.exposure.get(order.symbol), order.side, units, margin)
+        check_margin_cover(
+            equity_of(account, self.quotes, self.pricing),
+            account.margin,
+            spread_cost,
+            commission,
+            extra,
         )
-        free_after = self._equity(account) - spread_cost - commission - account.margin - extra
-        if free_after < 0:
-            raise precondition_failed(
-                "INSUFFICIENT_MARGIN",
-                "free margin does not cover the margin this order needs",
-                required_margin=str(extra),
-                free_margin=str(money(self._equity(account) - account.margin)),
-            )
         if order.status is OrderStatus.PENDING and order.order_id in self.pending:
             self._end_order(account, order, OrderStatus.FILLED, now)
         else:
@@ -973,11 +846,6 @@ class Engine:
             )
         return opened
 
-    def _commission(self, account: Account, symbol: str, volume: Decimal) -> Decimal:
-        """One side's commission of `volume` lots, in cents (positive)."""
-        rate = self.account_types[account.account_type].terms_of(symbol).commission_per_lot
-        return money(volume * rate) if rate else ZERO
-
     def _add_position(self, account: Account, position: Position) -> None:
         self.positions[position.position_id] = position
         account.positions[position.position_id] = position
@@ -987,7 +855,7 @@ class Engine:
         before = exposure.margin()
         exposure.add(position, 1)
         account.margin += exposure.margin() - before
-        self._index_levels(position)
+        self._index_levels(account, position)
 
     def _close(
         self,
@@ -999,7 +867,7 @@ class Engine:
         now: datetime,
         note: str = "",
     ) -> Trade:
-        price = position.close_price(self._typed_quote(account.account_type, quote))
+        price = position.close_price(self.pricing.typed_quote(account.account_type, quote))
         inst = self.instruments[position.symbol]
         units = volume * inst.contract_size
         pnl = pnl_of(position.side, units, position.open_price, price)
@@ -1009,7 +877,7 @@ class Engine:
         open_side = (
             position.commission if whole else money(position.commission * volume / position.volume)
         )
-        close_side = self._commission(account, position.symbol, volume)
+        close_side = self.pricing.commission(account.account_type, position.symbol, volume)
         # Swaps were booked at each rollover; the trade shows the part closed accumulated.
         swap = position.swap if whole else money(position.swap * volume / position.volume)
         trade = Trade(
@@ -1033,7 +901,7 @@ class Engine:
         before = exposure.margin()
         exposure.add(position, -1)
         if whole:
-            self._unindex_levels(position)
+            disarm_position(self.index, position)
             del self.positions[position.position_id]
             del account.positions[position.position_id]
             position.closed_at = now
@@ -1084,11 +952,11 @@ class Engine:
         # there is anything to check: at zero margin the levels are crossed at zero equity.
         if account.positions:
             mc, so = self.levels(account)
-            equity = self._equity(account)
+            equity = equity_of(account, self.quotes, self.pricing)
             if equity * HUNDRED <= account.margin * so:
                 self._stop_out(account, so, now)
                 mc, so = self.levels(account)
-                equity = self._equity(account)
+                equity = equity_of(account, self.quotes, self.pricing)
         if not account.positions:  # no position left (or none to begin with)
             account.margin_call = False
             self._disarm(account)
@@ -1114,13 +982,13 @@ class Engine:
         """Closes positions in stop-out order until the margin level is above the stop-out
         level (negative balance protection follows in _check_risk)."""
         while account.positions:
-            if self._equity(account) * HUNDRED > account.margin * so:
+            if equity_of(account, self.quotes, self.pricing) * HUNDRED > account.margin * so:
                 break
             # Positions in a closed market cannot be closed: they wait for the open.
             quotes = {
-                s: self._typed_quote(account.account_type, q)
+                s: self.pricing.typed_quote(account.account_type, q)
                 for s, q in self.quotes.items()
-                if self._is_open(self.instruments[s], now)
+                if is_trading(self.instruments[s], now, self.trading_sessions)
             }
             worst = next_to_stop_out(account.positions.values(), quotes)
             if worst is None:
@@ -1145,16 +1013,17 @@ class Engine:
             return
         kind = account.account_type
         quotes = self.quotes
-        if any((kind, s) in self._shifts for s in account.exposure):
+        pricing = self.pricing
+        if any(pricing.is_shifted(kind, s) for s in account.exposure):
             quotes = {
-                s: self._typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
+                s: pricing.typed_quote(kind, quotes[s]) for s in account.exposure if s in quotes
             }
         levels = watch_levels(
             account.exposure, quotes, equity, account.margin, mc, so, account.margin_call
         )
         add = self.index.add
         ref = account.account_id
-        price_of = self._book_price
+        price_of = pricing.book_price
         account.watch.extend(
             add(symbol, book, price_of(kind, symbol, book, price), Kind.WATCH, ref)
             for symbol, book, price in levels
@@ -1168,14 +1037,7 @@ class Engine:
             heapq.heappush(self._expiries, (order.expire_at, order.order_id))
 
     def _order_trigger(self, account: Account, order: Order) -> int:
-        """Indexes the pending order's trigger price (in the published quote's terms)."""
-        assert order.price is not None
-        if order.type is OrderType.LIMIT:
-            book = Book.ASK_FALL if order.side is Side.BUY else Book.BID_RISE
-        else:
-            book = Book.ASK_RISE if order.side is Side.BUY else Book.BID_FALL
-        price = self._book_price(account.account_type, order.symbol, book, order.price)
-        return self.index.add(order.symbol, book, price, Kind.ORDER, order.order_id)
+        return arm_order(self.index, self.pricing, account.account_type, order)
 
     def _end_order(
         self, account: Account, order: Order, status: OrderStatus, now: datetime, reason: str = ""
@@ -1189,51 +1051,9 @@ class Engine:
         order.reject_reason = reason
         order.updated_at = now
 
-    def _index_levels(self, position: Position) -> None:
-        buy = position.side is Side.BUY
-        kind = self.accounts[position.account_id].account_type
-        if position.stop_loss is not None:
-            book = Book.BID_FALL if buy else Book.ASK_RISE
-            position.sl_handle = self.index.add(
-                position.symbol,
-                book,
-                self._book_price(kind, position.symbol, book, position.stop_loss),
-                Kind.STOP_LOSS,
-                position.position_id,
-            )
-        if position.take_profit is not None:
-            book = Book.BID_RISE if buy else Book.ASK_FALL
-            position.tp_handle = self.index.add(
-                position.symbol,
-                book,
-                self._book_price(kind, position.symbol, book, position.take_profit),
-                Kind.TAKE_PROFIT,
-                position.position_id,
-            )
-        if position.trailing_stop is not None and position.stop_loss is not None:
-            # The next step: the close price one price step past stop-loss + distance, so the
-            # stop-loss moves (and an event is sent) only by whole price steps.
-            step = self.instruments[position.symbol].tick_size + position.trailing_stop
-            book = Book.BID_RISE if buy else Book.ASK_FALL
-            level = position.stop_loss + step if buy else position.stop_loss - step
-            position.trail_handle = self.index.add(
-                position.symbol,
-                book,
-                self._book_price(kind, position.symbol, book, level),
-                Kind.TRAIL,
-                position.position_id,
-            )
-
-    def _unindex_levels(self, position: Position) -> None:
-        if position.sl_handle:
-            self.index.remove(position.sl_handle)
-            position.sl_handle = 0
-        if position.tp_handle:
-            self.index.remove(position.tp_handle)
-            position.tp_handle = 0
-        if position.trail_handle:
-            self.index.remove(position.trail_handle)
-            position.trail_handle = 0
+    def _index_levels(self, account: Account, position: Position) -> None:
+        tick_size = self.instruments[position.symbol].tick_size
+        arm_position(self.index, self.pricing, account.account_type, position, tick_size)
 
     def _emit(
         self,

@@ -9,7 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from kit.data.account_types import AccountType
 from kit.data.instruments import Instrument
-from kit.refusal import invalid_field, precondition_failed
+from kit.refusal import Refusal, invalid_field, not_found, precondition_failed
 from services.trading.model import OrderType, Quote, Side, money
 
 MAX_LEVERAGE = 2000
@@ -53,6 +53,28 @@ class OrderRequest:
         if self.trailing_stop is not None:  # appended only when set: older keys stay valid
             fields.append(d(self.trailing_stop))
         return "|".join(fields)
+
+
+# Refusals of an order before it is looked at (built only when refused: the checks themselves
+# are one lookup each on the command path).
+
+
+def unknown_symbol(symbol: str) -> Refusal:
+    return not_found("UNKNOWN_SYMBOL", f"{symbol} is not a listed instrument", symbol=symbol)
+
+
+def trading_halted(symbol: str, why: str) -> Refusal:
+    return precondition_failed(
+        "TRADING_HALTED", f"trading in {symbol} is halted: {why}", symbol=symbol
+    )
+
+
+def pending_order_limit(limit: int) -> Refusal:
+    return precondition_failed(
+        "PENDING_ORDER_LIMIT",
+        f"the account already has {limit} pending orders, the most it may hold; cancel one first",
+        limit=str(limit),
+    )
 
 
 def check_deposit(amount: Decimal) -> None:
@@ -253,33 +275,3 @@ def check_levels(
                 f"a SELL take-profit must be below {what} {reference}",
                 "INVALID_PRICE_LEVEL",
             )
-
-
-def check_trailing_stop(
-    inst: Instrument, distance: Decimal | None, side: Side, reference: Decimal
-) -> None:
-    """A trailing-stop distance: positive, on the price grid, and for a BUY less than the price
-    it trails (`reference`, its close price), so the stop-loss it sets is a positive price."""
-    if distance is None:
-        return
-    if distance <= 0:
-        raise invalid_field("trailing_stop", "must be > 0", "INVALID_PRICE_LEVEL")
-    check_tick(inst, "trailing_stop", distance)
-    if side is Side.BUY and distance >= reference:
-        raise invalid_field(
-            "trailing_stop",
-            f"must be less than the price it trails, {reference}",
-            "INVALID_PRICE_LEVEL",
-        )
-
-
-def trailed_stop(
-    side: Side, close_price: Decimal, distance: Decimal, stop_loss: Decimal | None
-) -> Decimal:
-    """The stop-loss a trailing stop gives at `close_price`: `distance` behind it, never worse
-    for the position than `stop_loss` (a trailing stop only ever moves in its favour)."""
-    if side is Side.BUY:
-        level = close_price - distance
-        return level if stop_loss is None else max(level, stop_loss)
-    level = close_price + distance
-    return level if stop_loss is None else min(level, stop_loss)

@@ -1,5 +1,6 @@
-"""Pure risk functions: margin-call and stop-out levels, which position a stop-out closes next,
-and the prices at which an account must be looked at again. No state, no side effects."""
+"""Pure risk functions: the margin a new position adds (hedged), whether free margin covers it,
+margin-call and stop-out levels, which position a stop-out closes next, and the prices at which
+an account must be looked at again. No state, no side effects."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from kit.data.instruments import Instrument
+from kit.refusal import precondition_failed
 from services.trading.model import (
     HUNDRED,
     ZERO,
@@ -16,10 +18,34 @@ from services.trading.model import (
     Side,
     hedged_margin,
     margin_of,
+    money,
 )
 from services.trading.triggers import Book
 
 DEFAULT_MARGIN_CALL_LEVEL = Decimal(60)
+
+
+def added_margin(exposure: Exposure | None, side: Side, units: Decimal, margin: Decimal) -> Decimal:
+    """The account margin a new position (`units` of `side` needing `margin` alone) adds to the
+    symbol's `exposure`: only the unhedged volume needs margin, so a hedging leg may add none."""
+    if exposure is None:
+        return margin
+    return exposure.margin_with(side, units, margin) - exposure.margin()
+
+
+def check_margin_cover(
+    equity: Decimal, margin: Decimal, spread_cost: Decimal, commission: Decimal, extra: Decimal
+) -> None:
+    """Refuses (INSUFFICIENT_MARGIN) a fill whose free margin after it, spread and commission
+    paid and `extra` margin taken on top of the account's `margin`, would be negative."""
+    free_after = equity - spread_cost - commission - margin - extra
+    if free_after < 0:
+        raise precondition_failed(
+            "INSUFFICIENT_MARGIN",
+            "free margin does not cover the margin this order needs",
+            required_margin=str(extra),
+            free_margin=str(money(equity - margin)),
+        )
 
 
 def strictest_levels(instruments: Iterable[Instrument]) -> tuple[Decimal, Decimal]:
@@ -111,6 +137,19 @@ def leverage_change_margins(
             margin_of(p.volume, inst.contract_size, p.open_price, position_leverage),
         )
     return margins
+
+
+def check_leverage_change(leverage: int, required: Decimal, equity: Decimal) -> None:
+    """Refuses (LEVERAGE_CHANGE_REFUSED) a new account leverage at which the open positions
+    would need more margin (`required`) than the equity."""
+    if required > equity:
+        raise precondition_failed(
+            "LEVERAGE_CHANGE_REFUSED",
+            f"at 1:{leverage} the open positions need {money(required)} USD of margin, more"
+            f" than the equity {money(equity)}",
+            required_margin=str(money(required)),
+            equity=str(money(equity)),
+        )
 
 
 def hedged_total(

@@ -7,11 +7,12 @@ Wednesday's covers the weekend); one without sessions (crypto, trading 24/7) eve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from kit.data.instruments import Instrument, SwapType
-from services.trading.model import ZERO, Side, money
+from services.trading.model import ZERO, Position, Quote, Side, money
 
 ROLLOVER_TIME = time(22, 0)
 ONE_DAY = timedelta(days=1)
@@ -22,6 +23,15 @@ def rollover_at_or_before(now: datetime) -> datetime:
     """The latest rollover instant at or before `now` (UTC)."""
     today = datetime.combine(now.date(), ROLLOVER_TIME, tzinfo=now.tzinfo)
     return today if now >= today else today - ONE_DAY
+
+
+def rollovers_due(last_charged: datetime, latest: datetime) -> Iterator[datetime]:
+    """The rollovers after `last_charged` up to and including `latest`, oldest first: each one
+    passed since the last charged, so none is charged twice or skipped."""
+    rollover = last_charged + ONE_DAY
+    while rollover <= latest:
+        yield rollover
+        rollover += ONE_DAY
 
 
 def swap_days(inst: Instrument, rollover: datetime) -> int:
@@ -46,3 +56,16 @@ def swap_amount(
     if inst.swap_type == SwapType.POINTS:
         return money(units * rate * inst.tick_size * days)
     return money(units * price * rate / 100 / DAYS_PER_YEAR * days)
+
+
+def position_swap(
+    inst: Instrument, position: Position, quote: Quote | None, rollover: datetime
+) -> Decimal:
+    """What the rollover at `rollover` charges `position` (negative) or pays it. `quote` is the
+    account's quote of the symbol (its type's spread); with none yet after a restart, the
+    position is valued at its open price."""
+    days = swap_days(inst, rollover)
+    if not days:
+        return ZERO
+    price = position.open_price if quote is None else position.close_price(quote)
+    return swap_amount(inst, position.side, position.volume, price, days)
