@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -50,7 +49,7 @@ from kit.rpc.identity import (
     set_current_caller,
 )
 from kit.rpc.revocations import RevokedSessions
-from kit.rpc.stream_lifetime import StreamLifetime, until_ended, write_until_ended
+from kit.rpc.stream_lifetime import StreamLifetime, write_replies
 
 log = logging.getLogger("exness.rpc")
 tracer = trace.get_tracer("exness.rpc")
@@ -240,8 +239,8 @@ class _Guard:
             if self._unwatch is not None:
                 self._unwatch()
             if token is not None:
-                # A stream the client cancelled is closed by the event loop's generator
-                # finaliser, in another Context: there is nothing of ours to reset there.
+                # Should a stream's handler ever be closed by the event loop's generator
+                # finaliser, that runs in another Context: nothing of ours to reset there.
                 with contextlib.suppress(ValueError):
                     reset_current_caller(token)
             if log.isEnabledFor(logging.DEBUG):
@@ -259,12 +258,9 @@ class _Guard:
     def unary_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._scope(context, request, streaming=True):
-                result = inner(request, context)
-                if inspect.isasyncgen(result):
-                    async for item in until_ended(result, self.lifetime):
-                        yield item
-                else:  # a handler that writes with context.write()
-                    await write_until_ended(result, self.lifetime)
+                await write_replies(inner(request, context), context, self.lifetime)
+            return
+            yield  # an async generator to the layers above, which yields nothing: see write_replies
 
         return behaviour
 
@@ -280,8 +276,8 @@ class _Guard:
     def stream_stream(self, inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._scope(context, None, streaming=True):
-                replies = inner(checked(requests), context)
-                async for item in until_ended(replies, self.lifetime):
-                    yield item
+                await write_replies(inner(checked(requests), context), context, self.lifetime)
+            return
+            yield  # an async generator to the layers above, which yields nothing: see write_replies
 
         return behaviour

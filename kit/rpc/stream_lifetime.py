@@ -2,15 +2,21 @@
 expiry it ends with UNAUTHENTICATED (TOKEN_EXPIRED), and the client reconnects with a fresh
 token; when the token's session is revoked (the user logged out) it ends at once with
 UNAUTHENTICATED (SESSION_REVOKED). Without this a stream checked its token once and could run
-for days after expiry, or after the user's access was withdrawn."""
+for days after expiry, or after the user's access was withdrawn.
+
+The platform's interceptors run every server-streaming handler through write_replies, which
+also ends the handler (its `finally` included) as soon as the call is cancelled or its client
+goes away, even while a write waits on a client that stopped reading."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any
+
+import grpc
 
 from kit.rpc.errors import session_revoked, token_expired
 
@@ -55,19 +61,38 @@ class StreamLifetime:
             raise (session_revoked() if self.revoked else token_expired()) from None
 
 
-async def until_ended(items: AsyncIterator[Any], lifetime: StreamLifetime) -> AsyncIterator[Any]:
-    """`items` while the stream may live."""
-    while True:
-        try:
-            # Only the wait for the next item is bounded (not the yield), and in this task.
-            async with lifetime.bound():
-                item = await anext(items)
-        except StopAsyncIteration:
-            return
-        yield item
+async def write_replies(
+    replies: AsyncIterator[Any] | Awaitable[Any],
+    context: grpc.aio.ServicerContext,
+    lifetime: StreamLifetime,
+) -> None:
+    """Runs a server-streaming handler to its end: a generator's replies are written here,
+    with context.write(), while the stream may live (only the wait for the next reply is
+    bounded); a handler that writes with context.write() itself is bounded as a whole.
 
-
-async def write_until_ended(writing: Awaitable[Any], lifetime: StreamLifetime) -> None:
-    """For a handler that writes with context.write(): the same limit around the whole call."""
-    async with lifetime.bound():
-        await writing
+    Left to grpc.aio, a generator's replies are written by grpc between the generator's yields,
+    so a cancel that lands during a write (always, once a client that stopped reading has
+    filled its HTTP/2 window) is raised outside the generator. The generator then stays open
+    until the garbage collector breaks its reference cycles, seconds to minutes later, and its
+    `finally` (a subscriber's removal, a span's end) waits as long. Here the cancel is raised
+    in this call, inside every layer that wraps it, and the generator is closed at once."""
+    if not isinstance(replies, AsyncIterator):
+        async with lifetime.bound():
+            await replies
+        return
+    try:
+        while True:
+            try:
+                async with lifetime.bound():
+                    reply = await anext(replies)
+            except StopAsyncIteration:
+                return
+            try:
+                await context.write(reply)
+            except grpc.aio.InternalError as exc:
+                # The transport refused the write: the client cancelled or went away. That
+                # is a cancel (not a failure of ours to log and answer).
+                raise asyncio.CancelledError("the client went away") from exc
+    finally:
+        if isinstance(replies, AsyncGenerator):
+            await replies.aclose()

@@ -77,6 +77,11 @@ class QuotePublisher:
         self._in_flight.append(future)
         self.published += 1
 
+    @property
+    def unsettled(self) -> int:
+        """Sends whose delivery has neither succeeded nor failed yet."""
+        return sum(not future.done() for future in self._in_flight)
+
     async def flush(self) -> None:
         """Waits until everything sent so far is acknowledged by the broker."""
         while self._in_flight:

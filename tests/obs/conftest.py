@@ -51,7 +51,9 @@ class Stack:
         return (self.data_dir / "service-token").read_text().strip()
 
 
-@pytest.fixture(scope="session")
+# Stopped after the last test of this directory: a whole platform left running until the
+# session ends takes CPU from every test after it.
+@pytest.fixture(scope="package")
 def stack(session_dir: Path) -> Iterator[Stack]:
     if shutil.which("prometheus") is None:
         pytest.fail("prometheus is not installed (scripts/test.sh installs it with apt-get)")

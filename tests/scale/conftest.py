@@ -90,7 +90,9 @@ class Platform:
         raise AssertionError(f"no user landed on shard {shard} in 64 registrations")
 
 
-@pytest.fixture(scope="session")
+# Stopped after the last test of this directory: a whole platform left running until the
+# session ends takes CPU from every test after it.
+@pytest.fixture(scope="package")
 def platform(session_dir: Path) -> Iterator[Platform]:
     data_dir = session_dir / "scale-platform"
     data_dir.mkdir()
