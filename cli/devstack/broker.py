@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cli.devstack.broker_gate import BrokerGate
 from kit.processes import StartError, kill_group, spawn, wait_ready
-from kit.rpc.probes import is_listening
+from kit.rpc.probes import is_listening, kafka_answers
 
 TOPIC_CREATE_TIMEOUT_S = 10.0
 
@@ -165,6 +165,10 @@ class GatedBroker:
 
     def exited(self) -> int | None:
         return self.broker.exited()
+
+    def answers(self) -> bool:
+        """Whether the broker itself answers a request (a frozen one still accepts)."""
+        return kafka_answers(self.broker.host, self.broker.port)
 
     def kill(self) -> None:
         self.gate.close()

@@ -1,7 +1,10 @@
 """The supervisor loop of `exness up`: every component it started is one `Supervised` entry.
 
 A component that exits is restarted; one whose health probe keeps failing past its limit
-(a service stuck NOT_SERVING) is killed and restarted too. Restarts share one budget per
+(a service stuck NOT_SERVING, a frozen PostgreSQL or broker that no longer answers) is killed
+and restarted too. While an infrastructure component fails its probe, no service is replaced
+for being unhealthy: they are NOT_SERVING because of it, and replacing them would only spend
+their restart budget. Restarts share one budget per
 component: one that keeps failing (RESTART_LIMIT times within RESTART_WINDOW_S) takes the
 platform down with a clear message instead of flapping forever. A new component is one entry.
 """
@@ -43,6 +46,8 @@ class Supervised:
     healthy: Callable[[], bool] | None = None
     unhealthy_limit_s: float = UNHEALTHY_LIMIT_S
     log_tail: Callable[[], str] = lambda: ""
+    # PostgreSQL or the broker: what the services depend on (see the module docstring).
+    infrastructure: bool = False
     # Probe state: the health limit only runs once the component was healthy after a start
     # (start-up itself is bounded by `exness up`'s own wait).
     _healthy_seen: bool = field(default=False, repr=False)
@@ -51,6 +56,10 @@ class Supervised:
 
     def restarted(self) -> None:
         self._healthy_seen = False
+        self._unhealthy_since = None
+
+    def pause(self) -> None:
+        """Forgets how long it has been unhealthy (it waits for something else)."""
         self._unhealthy_since = None
 
     def stuck_for(self, now: float) -> float | None:
@@ -86,13 +95,23 @@ class Supervisor:
 
     def check_once(self) -> None:
         """One round over every component; raises GiveUp when one is out of restarts."""
-        for entry in self.entries:
+        now = time.monotonic()
+        infrastructure_down = False
+        for entry in sorted(self.entries, key=lambda e: not e.infrastructure):
             code = entry.exited()
             if code is not None:
+                infrastructure_down |= entry.infrastructure
                 self._restart(entry, f"exited (code {code})")
                 continue
-            stuck = entry.stuck_for(time.monotonic())
-            if stuck is not None and stuck > entry.unhealthy_limit_s:
+            stuck = entry.stuck_for(now)
+            if stuck is None:
+                continue
+            if entry.infrastructure:
+                infrastructure_down = True
+            elif infrastructure_down:
+                entry.pause()  # its clock starts again once what it needs is back
+                continue
+            if stuck > entry.unhealthy_limit_s:
                 self._restart(entry, f"was not healthy for {stuck:.0f}s")
 
     def _restart(self, entry: Supervised, why: str) -> None:

@@ -38,7 +38,7 @@ from kit.files import write_atomic
 from kit.obs.trace_sink import SERVICE_NAME as TRACE_SINK_SERVICE
 from kit.obs.tracing import otlp_endpoint, tracing_enabled
 from kit.ports import free_port
-from kit.rpc.probes import http_ok, port_is_free
+from kit.rpc.probes import http_ok, port_is_free, postgres_answers
 from kit.settings import Settings, env_float, env_int
 
 console = Console(highlight=False)
@@ -271,6 +271,8 @@ def _start_infrastructure(
     data_dir = platform.data_dir
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    # How long PostgreSQL or the broker may fail to answer before it is replaced.
+    unhealthy_limit_s = _unhealthy_limit_s()
     database_url = args.database_url or settings.database_url
     if not database_url:
         from cli.devstack.postgres import EmbeddedPostgres
@@ -288,7 +290,10 @@ def _start_infrastructure(
                 "PostgreSQL",
                 exited=postgres.exited,
                 restart=postgres.restart,
+                healthy=lambda: postgres_answers(postgres.url),
+                unhealthy_limit_s=unhealthy_limit_s,
                 log_tail=lambda: log_tail(postgres.log_path),
+                infrastructure=True,
             )
         )
         platform.rows.append(
@@ -332,7 +337,10 @@ def _start_infrastructure(
                 exited=broker.exited,
                 # It comes back empty: its topics are re-created behind the closed gate.
                 restart=broker.restart,
+                healthy=broker.answers,
+                unhealthy_limit_s=unhealthy_limit_s,
                 log_tail=lambda: log_tail(logs / "broker.log"),
+                infrastructure=True,
             )
         )
         platform.rows.append(
@@ -401,9 +409,13 @@ def _supervised(child: Child, unhealthy_limit_s: float) -> Supervised:
     )
 
 
+def _unhealthy_limit_s() -> float:
+    return env_float("EXNESS_UNHEALTHY_LIMIT_S", UNHEALTHY_LIMIT_S)
+
+
 def _start_services(platform: Platform, args: argparse.Namespace, env: dict[str, str]) -> None:
     # How long a service may stay NOT_SERVING before it is replaced.
-    unhealthy_limit_s = env_float("EXNESS_UNHEALTHY_LIMIT_S", UNHEALTHY_LIMIT_S)
+    unhealthy_limit_s = _unhealthy_limit_s()
     logs = platform.data_dir / "logs"
     host = args.host
     # Made here, once: replicas starting side by side would each create a different one.

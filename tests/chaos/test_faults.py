@@ -162,6 +162,34 @@ async def test_kill_9(
     assert f"{'PostgreSQL' if component == 'postgres' else component}" in platform.output_text()
 
 
+@pytest.mark.parametrize(
+    ("component", "goes_down"),
+    [("broker", {"market"}), ("postgres", {"auth", "market", "trading"})],
+)
+async def test_frozen(
+    platform: Platform, traders: list[Trader], component: str, goes_down: set[str]
+) -> None:
+    """SIGSTOP: the process is there and the kernel still accepts its connections, but it
+    answers nothing. `exness up` replaces it after its limit, and does not replace the services
+    that are NOT_SERVING because of it meanwhile."""
+    before = len(platform.output_text().splitlines())
+    await survive(
+        platform,
+        traders,
+        f"SIGSTOP {component}",
+        lambda: os.kill(_pid(platform, component), signal.SIGSTOP),
+        goes_down,
+    )
+    name = "PostgreSQL" if component == "postgres" else component
+    restarts = [
+        line
+        for line in platform.output_text().splitlines()[before:]
+        if line.strip().endswith("restarting it")
+    ]
+    assert restarts, "it was not replaced"
+    assert all(line.strip().startswith(f"{name} was not healthy") for line in restarts), restarts
+
+
 # What an operator's graceful stop sends: SIGTERM, except to PostgreSQL, whose SIGTERM is a
 # "smart" shutdown that waits for every client session to end (pooled ones never do); its
 # graceful stop is pg_ctl's default "fast" mode, SIGINT.
