@@ -76,10 +76,24 @@ def signal_group(process: Child, sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
+# How long kill_group waits for the rest of a group to be gone.
+GROUP_GONE_S = 5.0
+
+
 def kill_group(process: Child) -> None:
-    """SIGKILL to the child and everything in its group, and reap it."""
+    """SIGKILL to the child and everything in its group, and reap it; then waits (a few
+    seconds at most) until nothing of the group is left. A killed PostgreSQL's backends outlive
+    their postmaster for a moment, and a new server started meanwhile finds its shared memory
+    still in use and exits."""
     signal_group(process, signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + GROUP_GONE_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def wait_ready(

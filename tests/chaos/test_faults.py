@@ -22,6 +22,7 @@ from exness.trading.v1 import trading_pb2_grpc
 
 from tests.chaos.conftest import STALL_AFTER_S, STALLED_SYMBOL, Platform, partition_of
 from tests.chaos.load import (
+    REFUSED,
     HealthRecorder,
     Load,
     Trader,
@@ -186,8 +187,9 @@ async def test_frozen(
         for line in platform.output_text().splitlines()[before:]
         if line.strip().endswith("restarting it")
     ]
-    assert restarts, "it was not replaced"
-    assert all(line.strip().startswith(f"{name} was not healthy") for line in restarts), restarts
+    assert any(line.strip().startswith(f"{name} was not healthy") for line in restarts), restarts
+    # Only it (a restart may take two tries); no service was replaced for its outage.
+    assert all(line.strip().startswith(f"{name} ") for line in restarts), restarts
 
 
 # What an operator's graceful stop sends: SIGTERM, except to PostgreSQL, whose SIGTERM is a
@@ -253,11 +255,13 @@ async def test_a_burst_of_tiny_deadlines_harms_nobody(
             return grpc.StatusCode.OK
 
         codes = await asyncio.gather(*(hasty(i) for i in range(120)))
+        # A refusal by the rules (a quote gone stale in the fault before) is an answer too.
         assert set(codes) <= {
             grpc.StatusCode.OK,
             grpc.StatusCode.DEADLINE_EXCEEDED,
             grpc.StatusCode.CANCELLED,
             grpc.StatusCode.UNAVAILABLE,
+            *REFUSED,
         }, codes
     started = time.monotonic()
     for t in traders:
