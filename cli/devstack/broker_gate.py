@@ -33,16 +33,11 @@ class BrokerGate:
         self.host = host
         self.port = port
         self.upstream_port = upstream_port
-        self.connections = 0  # accepted since start (for tests and logs)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="broker-gate")
         self._thread.daemon = True
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
-
-    @property
-    def is_open(self) -> bool:
-        return self._server is not None
 
     def start(self) -> None:
         """Starts the gate's thread, closed."""
@@ -81,7 +76,6 @@ class BrokerGate:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         task = asyncio.current_task()
         assert task is not None
         if self._server is None:  # accepted just before the gate closed

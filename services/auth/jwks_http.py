@@ -56,7 +56,7 @@ def _handler(body: bytes) -> type[BaseHTTPRequestHandler]:
                 "content-type": CONTENT_TYPE,
                 "cache-control": f"public, max-age={MAX_AGE_S}",
             }
-            self._send(HTTPStatus.OK, body, headers, length=len(body), with_body=with_body)
+            self._send(HTTPStatus.OK, body, headers, with_body=with_body)
 
         def _send(
             self,
@@ -64,13 +64,12 @@ def _handler(body: bytes) -> type[BaseHTTPRequestHandler]:
             payload: bytes,
             headers: dict[str, str] | None = None,
             *,
-            length: int | None = None,
             with_body: bool = True,
         ) -> None:
             self.send_response(status)
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.send_header("content-length", str(len(payload) if length is None else length))
+            self.send_header("content-length", str(len(payload)))
             self.end_headers()
             if with_body:
                 self.wfile.write(payload)
