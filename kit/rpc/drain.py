@@ -34,7 +34,10 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self._closed = False
-        self._closing = asyncio.Event()  # set with _closed: wakes client streams waiting to read
+        # Handlers of client streams parked waiting for the client's next message, and those
+        # the drain woke from that wait (see _until_closed).
+        self._reading: set[asyncio.Task[Any]] = set()
+        self._cut: set[asyncio.Task[Any]] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -44,7 +47,9 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Closes the gate and waits (at most `timeout_s`) until no unary call is in progress
         and no call has arrived for QUIET_S. True if drained in time."""
         self._closed = True
-        self._closing.set()
+        for task in self._reading:
+            self._cut.add(task)
+            task.cancel()
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -108,21 +113,27 @@ class DrainGate(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return behaviour
 
     async def _until_closed(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """The client's messages until the gate closes, then the end of the stream."""
+        """The client's messages until the gate closes, then the end of the stream. Nothing
+        per message but a set update: a handler is woken only if the drain finds it parked
+        in the read, and that cancel, landing in the read, ends the stream instead."""
+        task = asyncio.current_task()
+        assert task is not None
         iterator = aiter(requests)
-        closing = asyncio.ensure_future(self._closing.wait())
-        try:
-            while not self._closed:
-                message = asyncio.ensure_future(anext(iterator))
-                await asyncio.wait((message, closing), return_when=asyncio.FIRST_COMPLETED)
-                if not message.done():  # closing while waiting for the client
-                    message.cancel()
-                    return
-                if isinstance(message.exception(), StopAsyncIteration):
-                    return
-                yield message.result()
-        finally:
-            closing.cancel()
+        while not self._closed:
+            self._reading.add(task)
+            try:
+                message = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if task not in self._cut:
+                    raise
+                task.uncancel()
+                return
+            finally:
+                self._reading.discard(task)
+                self._cut.discard(task)
+            yield message
 
     def _gated(self, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
