@@ -170,10 +170,6 @@ class GatedBroker:
         """Whether the broker itself answers a request (a frozen one still accepts)."""
         return kafka_answers(self.broker.host, self.broker.port)
 
-    def kill(self) -> None:
-        self.gate.close()
-        self.broker.kill()
-
     def stop(self) -> None:
         self.gate.stop()
         self.broker.stop()
